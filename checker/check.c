@@ -1,0 +1,192 @@
+/*
+ * check.c - runs the passes in order over one image and holds the helpers
+ * all passes share: ownership claims with overlap detection, the EOF rule,
+ * bounded metadata reads and the verdict (exit code).
+ *
+ * Relies on each pass honouring the trust flags in struct qc_image: a pass
+ * whose input is unusable skips its work, so one damaged structure costs
+ * only the checks that depend on it.
+ */
+#include "check.h"
+#include "../core/reader.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void qc_abort(struct qc_image *img, const char *fmt, ...)
+{
+	if (img->aborted)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(img->abort_reason, sizeof(img->abort_reason), fmt, ap);
+	va_end(ap);
+	img->aborted = true;
+}
+
+bool qc_past_eof(const struct qc_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+	if (!qc_add(off, len, &end))
+		return true;
+	if (end <= img->file_size)
+		return false;
+	return end - img->file_size >= img->cluster_size;
+}
+
+static bool is_data(enum qc_owner o)
+{
+	return o == QC_OWN_DATA || o == QC_OWN_VMSTATE || o == QC_OWN_COMPRESSED;
+}
+
+static bool is_l2(enum qc_owner o)
+{
+	return o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE;
+}
+
+/* May a cluster owned by `a` also be claimed by `b`? */
+static bool compatible(enum qc_owner a, enum qc_owner b)
+{
+	if (a == QC_OWN_FREE)
+		return true;
+	if (is_l2(a) && is_l2(b))
+		return true;
+	if ((a == QC_OWN_DATA || a == QC_OWN_VMSTATE) && (b == QC_OWN_DATA || b == QC_OWN_VMSTATE))
+		return true;
+	if (a == QC_OWN_COMPRESSED && b == QC_OWN_COMPRESSED)
+		return true;
+	if (a == QC_OWN_BITMAP_DATA && b == QC_OWN_BITMAP_DATA)
+		return true;
+	return false;
+}
+
+static void report_overlap(struct qc_image *img, uint64_t cluster, enum qc_owner prev,
+			   enum qc_owner o, struct qc_loc loc)
+{
+	enum qc_code code;
+	if (is_data(prev) && is_data(o))
+		code = QC_P_OVERLAP_DATA_COMPRESSED;
+	else if (is_data(prev) || is_data(o))
+		code = QC_P_OVERLAP_DATA_METADATA;
+	else
+		code = QC_P_OVERLAP_METADATA;
+	loc.other = qc_owner_name(prev);
+	uint64_t host = cluster << img->cluster_bits;
+	if (loc.guest_offset != QC_NO_OFFSET)
+		qc_report(&img->problems, code, loc, 1,
+			  "%s at host offset 0x%llx (guest 0x%llx) overlaps %s", qc_owner_name(o),
+			  (unsigned long long)host, (unsigned long long)loc.guest_offset,
+			  qc_owner_name(prev));
+	else
+		qc_report(&img->problems, code, loc, 1,
+			  "%s at host offset 0x%llx overlaps %s", qc_owner_name(o),
+			  (unsigned long long)host, qc_owner_name(prev));
+}
+
+bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o, uint64_t nref,
+	      struct qc_loc loc)
+{
+	if (len == 0 || !img->geometry_ok)
+		return true;
+	uint64_t first = off >> img->cluster_bits;
+	uint64_t end;
+	if (!qc_add(off, len - 1, &end))
+		return true;
+	uint64_t last = end >> img->cluster_bits;
+	for (uint64_t c = first; c <= last && c < img->cmap.nclusters; c++) {
+		enum qc_owner prev;
+		if (!qc_cm_add(&img->cmap, c, o, nref, &prev)) {
+			qc_abort(img, "memory cap reached while mapping host clusters");
+			return false;
+		}
+		if (!compatible(prev, o))
+			report_overlap(img, c, prev, o, loc);
+	}
+	return true;
+}
+
+void *qc_read_meta(struct qc_image *img, uint64_t off, size_t len, int *err)
+{
+	if (img->opt.mem_cap && len > img->opt.mem_cap) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	void *buf = malloc(len ? len : 1);
+	if (!buf) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	int r = qc_io_read_full(img->io, buf, len, off);
+	if (r < 0) {
+		free(buf);
+		*err = r;
+		return NULL;
+	}
+	*err = 0;
+	return buf;
+}
+
+int qc_check_exit_code(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->unsupported)
+		return 63;
+	if (img->aborted || ps->oom)
+		return 1;
+	if (ps->corruptions)
+		return 2;
+	if (ps->leaks)
+		return 3;
+	return 0;
+}
+
+static void run_passes(struct qc_image *img)
+{
+	static void (*const passes[])(struct qc_image *) = {
+		qc_pass_header,   qc_pass_extensions, qc_pass_snapshot_table,
+		qc_pass_reftable, qc_pass_luks,       qc_pass_bitmaps,
+		qc_pass_tables,   qc_pass_vmstate,    qc_pass_refcounts,
+		qc_pass_copied,   qc_pass_deep,       qc_pass_stats,
+	};
+	for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]); i++) {
+		passes[i](img);
+		if (img->aborted || img->problems.unsupported || !img->is_qcow2)
+			break;
+	}
+}
+
+int qc_check_run(struct qc_io *io, const struct qc_options *opt, struct qc_image **out)
+{
+	struct qc_image *img = calloc(1, sizeof(*img));
+	if (!img)
+		return -ENOMEM;
+	img->io = io;
+	if (opt)
+		img->opt = *opt;
+	img->file_size = io->size;
+	qc_problems_init(&img->problems);
+	run_passes(img);
+	*out = img;
+	return 0;
+}
+
+void qc_image_free(struct qc_image *img)
+{
+	if (!img)
+		return;
+	qc_problems_free(&img->problems);
+	qc_cm_free(&img->cmap);
+	free(img->header_cluster);
+	free(img->ext.features);
+	free(img->l1);
+	free(img->reftable);
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		free(img->snapshots[i].id);
+		free(img->snapshots[i].name);
+	}
+	free(img->snapshots);
+	free(img);
+}

@@ -1,0 +1,66 @@
+/*
+ * check.h - running a check, and the helpers every pass uses.
+ *
+ * qc_check_open() builds the model of an image (checker/image.h) by running
+ * the passes in order (check.c).  Passes record findings with qc_report()
+ * and ownership with qc_claim(); they never print and never write.
+ */
+#ifndef QC_CHECK_H
+#define QC_CHECK_H
+
+#include "image.h"
+
+/*
+ * Check the image behind io.  Returns 0 and *out when the model was built
+ * (even if the image is garbage: see img->problems, img->aborted), or
+ * -ENOMEM when not even the model could be allocated.  io stays owned by
+ * the caller.
+ */
+int qc_check_run(struct qc_io *io, const struct qc_options *opt, struct qc_image **out);
+void qc_image_free(struct qc_image *img);
+
+/* Exit code of a finished check: 0, 1, 2, 3 or 63 (DESIGN.md). */
+int qc_check_exit_code(const struct qc_image *img);
+
+/* Mark the check as not completable (exit 1) with a reason. */
+void qc_abort(struct qc_image *img, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * True when [off, off+len) reaches past the end of the file by a whole
+ * cluster or more (QEMU's rule: up to one cluster of overhang is tolerated,
+ * because the last compressed cluster may end past EOF).
+ */
+bool qc_past_eof(const struct qc_image *img, uint64_t off, uint64_t len);
+
+/*
+ * Claim [off, off+len) for owner `o`, adding nref references to every
+ * cluster it touches.  Reports an overlap (naming both owners) when a
+ * cluster already belongs to an owner it may not be shared with; `loc`
+ * says where the claim comes from (offset of the pointer, guest range,
+ * snapshot).  The caller has checked qc_past_eof() and reported its own
+ * problem if so; clusters past the map are ignored.
+ * Returns false only when memory ran out (the check is then aborted).
+ */
+bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o, uint64_t nref,
+	      struct qc_loc loc);
+
+/* Read len bytes of metadata at off into a new buffer (all inside the file
+ * or NULL with *err = -EIO, or other -errno).  len is checked against the
+ * memory cap. */
+void *qc_read_meta(struct qc_image *img, uint64_t off, size_t len, int *err);
+
+/* Passes, in the order check.c runs them. Each documents its contract. */
+void qc_pass_header(struct qc_image *img);      /* header.c */
+void qc_pass_extensions(struct qc_image *img);  /* extensions.c */
+void qc_pass_snapshot_table(struct qc_image *img); /* snapshots.c */
+void qc_pass_reftable(struct qc_image *img);    /* refcounts.c: reftable + refblock claims */
+void qc_pass_luks(struct qc_image *img);        /* luks.c */
+void qc_pass_bitmaps(struct qc_image *img);     /* bitmaps.c */
+void qc_pass_tables(struct qc_image *img);      /* tables.c: active + snapshot L1/L2 walk */
+void qc_pass_vmstate(struct qc_image *img);     /* vmstate.c */
+void qc_pass_refcounts(struct qc_image *img);   /* refcounts.c: stored vs computed */
+void qc_pass_copied(struct qc_image *img);      /* copied.c: OFLAG_COPIED */
+void qc_pass_deep(struct qc_image *img);        /* deep.c: decompression (--deep) */
+void qc_pass_stats(struct qc_image *img);       /* stats.c */
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * image.h - the model one check builds: header, geometry, extensions,
+ * snapshot entries, the in-memory tables, the ownership map and the
+ * problems found.  Passes (the files in checker/) fill it in order; the report
+ * writers and the repair planner read it.
+ *
+ * Trust flags say which parts later passes may rely on: a pass whose
+ * input was found unusable skips its work instead of guessing.
+ */
+#ifndef QC_IMAGE_H
+#define QC_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/clustermap.h"
+#include "../core/io.h"
+#include "../core/problems.h"
+
+struct qc_header {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t backing_file_offset;
+	uint32_t backing_file_size;
+	uint32_t cluster_bits;
+	uint64_t size;
+	uint32_t crypt_method;
+	uint32_t l1_size;
+	uint64_t l1_table_offset;
+	uint64_t refcount_table_offset;
+	uint32_t refcount_table_clusters;
+	uint32_t nb_snapshots;
+	uint64_t snapshots_offset;
+	uint64_t incompatible_features;
+	uint64_t compatible_features;
+	uint64_t autoclear_features;
+	uint32_t refcount_order;
+	uint32_t header_length;
+	uint8_t compression_type;
+};
+
+struct qc_feature_name {
+	uint8_t type; /* 0 incompatible, 1 compatible, 2 autoclear */
+	uint8_t bit;
+	char name[47];
+};
+
+struct qc_extensions {
+	uint64_t area_start, area_end; /* [header_length, backing offset or cluster) */
+	bool has_backing_format;
+	char backing_format[17];
+	bool has_feature_table;
+	struct qc_feature_name *features;
+	size_t nfeatures;
+	bool has_bitmaps, bitmaps_valid;
+	uint32_t nb_bitmaps;
+	uint64_t bitmap_dir_size, bitmap_dir_offset;
+	bool has_crypto, crypto_valid;
+	uint64_t crypto_offset, crypto_length;
+	bool has_data_file;
+	char data_file[1024];
+	unsigned nunknown; /* unknown extension types seen */
+};
+
+/* One snapshot table entry as parsed (fields are raw unless noted). */
+struct qc_snapshot {
+	uint64_t entry_offset; /* host offset of the entry */
+	uint64_t entry_size;   /* bytes, including padding */
+	uint64_t l1_table_offset;
+	uint32_t l1_size;
+	uint16_t id_size, name_size;
+	char *id, *name;       /* NUL-terminated copies (may contain odd bytes) */
+	uint32_t date_sec, date_nsec;
+	uint64_t vm_clock_nsec;
+	uint32_t vm_state_size32;
+	uint32_t extra_data_size;
+	bool has_vm_state_size_large, has_disk_size, has_icount;
+	uint64_t vm_state_size_large, disk_size_raw, icount;
+	/* Derived */
+	uint64_t vm_state_size; /* effective (large when present) */
+	uint64_t disk_size;     /* effective (header size when absent) */
+	bool parsed;            /* the entry could be read at all */
+	bool l1_usable;         /* its L1 may be walked */
+	/* Filled by the table walk for the vm_state pass */
+	uint64_t vm_first_l1_index;    /* first L1 index holding vm_state */
+	uint64_t vm_clusters_mapped;   /* clusters mapped inside [0, vm_state_size) */
+	uint64_t vm_clusters_expected; /* ceil(vm_state_size / cluster) */
+	uint64_t vm_clusters_past_end; /* clusters mapped past the vm_state end */
+	uint64_t vm_first_hole;        /* vm_state-relative offset of the first hole, or QC_NO_OFFSET */
+	uint64_t vm_first_past_end;    /* guest offset of the first cluster past the end, or QC_NO_OFFSET */
+};
+
+struct qc_stats {
+	uint64_t total_clusters;
+	uint64_t allocated_clusters;
+	uint64_t fragmented_clusters;
+	uint64_t compressed_clusters;
+	uint64_t image_end_offset;
+};
+
+struct qc_options {
+	bool deep;            /* decompress every compressed cluster */
+	size_t mem_cap;       /* bytes; 0 = no cap */
+};
+
+struct qc_image {
+	struct qc_io *io;
+	struct qc_options opt;
+	uint64_t file_size;
+	struct qc_problems problems;
+
+	/* Header and geometry (valid when geometry_ok). */
+	struct qc_header h;
+	bool is_qcow2;       /* magic matched and version supported */
+	bool geometry_ok;    /* cluster_bits, refcount_order and sizes usable */
+	bool l1_ok;          /* active L1 offset/size usable */
+	bool reftable_ok;    /* reftable offset/size usable */
+	bool snapshot_table_ok;
+	unsigned cluster_bits;
+	uint64_t cluster_size;
+	bool extended_l2;
+	bool data_file;      /* external data file (incompat bit 2) */
+	unsigned l2_entry_size;  /* 8 or 16 */
+	unsigned l2_bits;        /* log2(entries per L2) */
+	uint64_t l2_entries;
+	unsigned refcount_bits;
+	uint64_t refcount_max;
+	unsigned refblock_bits;  /* log2(entries per refblock) */
+	uint64_t l1_vm_state_index; /* size_to_l1(size) */
+	uint8_t *header_cluster; /* first cluster (or less at EOF) */
+	size_t header_cluster_len;
+	char backing_file[1024];
+	bool has_backing_file;
+
+	struct qc_extensions ext;
+
+	/* In-memory tables (NULL when unusable). */
+	uint64_t *l1;            /* active L1, host-endian */
+	uint64_t *reftable;      /* host-endian */
+	uint64_t reftable_entries;
+
+	struct qc_snapshot *snapshots;
+	uint32_t nsnapshots;     /* entries parsed (<= nb_snapshots) */
+	uint64_t snapshot_table_size; /* bytes spanned by the parsed entries */
+
+	struct qc_clustermap cmap;
+	struct qc_stats stats;
+	bool aborted;            /* check could not complete: exit 1 */
+	char abort_reason[256];
+};
+
+/* Size of one L1 entry's guest span, log2. */
+static inline unsigned qc_l1_shift(const struct qc_image *img)
+{
+	return img->cluster_bits + img->l2_bits;
+}
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * cmd_check.c - `qcow2fsck check`: open the image read-only, run the
+ * check, print the report, exit with qemu-img check's codes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../checker/check.h"
+#include "cli.h"
+#include "report.h"
+
+int qc_cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "deep", no_argument, NULL, 'd' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "max-mem", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum qc_output out = QC_OUT_HUMAN;
+	bool quiet = false;
+	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o.deep = true;
+			break;
+		case 'o':
+			if (!qc_parse_output(optarg, &out))
+				return qc_usage_error("--output must be human or json, not '%s'", optarg);
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'm':
+			if (!qc_parse_size(optarg, &o.mem_cap) || o.mem_cap == 0)
+				return qc_usage_error("invalid --max-mem '%s'", optarg);
+			break;
+		default:
+			return qc_usage_error("check: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return qc_usage_error("check: expected exactly one IMAGE");
+	const char *path = argv[optind];
+	struct qc_io *io;
+	int r = qc_io_open_file(path, false, &io);
+	if (r < 0) {
+		fprintf(stderr, "qcow2fsck: cannot open '%s': %s\n", path, strerror(-r));
+		return 1;
+	}
+	struct qc_image *img;
+	if (qc_check_run(io, &o, &img) < 0) {
+		fprintf(stderr, "qcow2fsck: out of memory\n");
+		qc_io_close(io);
+		return 1;
+	}
+	int code = qc_check_exit_code(img);
+	if (!quiet) {
+		if (out == QC_OUT_JSON)
+			qc_print_json(img, path, NULL, stdout);
+		else
+			qc_print_human(img, path, NULL, stdout);
+	}
+	if (img->aborted)
+		fprintf(stderr, "qcow2fsck: check failed: %s\n", img->abort_reason);
+	qc_image_free(img);
+	qc_io_close(io);
+	return code;
+}

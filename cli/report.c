@@ -1,0 +1,177 @@
+/*
+ * report.c - the check report for people and for machines (DESIGN.md
+ * "JSON"): qemu-img check's counters under their QEMU names, plus schema,
+ * problems and snapshots.
+ */
+#include "report.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "../checker/check.h"
+
+/* Human output folds a code after this many lines. */
+#define HUMAN_PER_CODE 5
+
+static uint64_t count_checks_errors(const struct qc_image *img)
+{
+	return (img->aborted || img->problems.oom) ? 1 : 0;
+}
+
+static void json_problem(struct qc_json *j, const struct qc_problem *p)
+{
+	const struct qc_problem_info *pi = &qc_problem_table[p->code];
+	qc_json_obj_begin(j, NULL);
+	qc_json_str(j, "code", pi->code);
+	qc_json_str(j, "severity", qc_severity_name(pi->severity));
+	qc_json_str(j, "structure", pi->structure);
+	if (p->loc.offset != QC_NO_OFFSET)
+		qc_json_u64(j, "offset", p->loc.offset);
+	else
+		qc_json_null(j, "offset");
+	qc_json_str(j, "message", p->message);
+	if (p->loc.guest_offset != QC_NO_OFFSET)
+		qc_json_u64(j, "guest-offset", p->loc.guest_offset);
+	if (p->loc.guest_length)
+		qc_json_u64(j, "guest-length", p->loc.guest_length);
+	if (p->loc.snapshot >= 0)
+		qc_json_i64(j, "snapshot", p->loc.snapshot);
+	if (p->loc.other)
+		qc_json_str(j, "other-structure", p->loc.other);
+	if (p->weight > 1)
+		qc_json_u64(j, "count", p->weight);
+	qc_json_obj_end(j);
+}
+
+void qc_json_snapshots(struct qc_json *j, const struct qc_image *img)
+{
+	qc_json_arr_begin(j, "snapshots");
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		qc_json_obj_begin(j, NULL);
+		qc_json_u64(j, "index", i);
+		qc_json_str(j, "id", s->id ? s->id : "");
+		qc_json_str(j, "name", s->name ? s->name : "");
+		qc_json_u64(j, "entry-offset", s->entry_offset);
+		qc_json_u64(j, "l1-table-offset", s->l1_table_offset);
+		qc_json_u64(j, "l1-size", s->l1_size);
+		qc_json_u64(j, "disk-size", s->disk_size);
+		qc_json_u64(j, "vm-state-size", s->vm_state_size);
+		qc_json_u64(j, "date-sec", s->date_sec);
+		qc_json_u64(j, "date-nsec", s->date_nsec);
+		qc_json_u64(j, "vm-clock-nsec", s->vm_clock_nsec);
+		if (s->has_icount)
+			qc_json_u64(j, "icount", s->icount);
+		qc_json_arr_begin(j, "problems");
+		const struct qc_problems *ps = &img->problems;
+		for (size_t k = 0; k < ps->n; k++) {
+			if (ps->v[k].loc.snapshot != (int32_t)i)
+				continue;
+			bool dup = false;
+			for (size_t m = 0; m < k && !dup; m++)
+				dup = ps->v[m].loc.snapshot == (int32_t)i && ps->v[m].code == ps->v[k].code;
+			if (!dup)
+				qc_json_str(j, NULL, qc_problem_table[ps->v[k].code].code);
+		}
+		qc_json_arr_end(j);
+		qc_json_obj_end(j);
+	}
+	qc_json_arr_end(j);
+}
+
+void qc_print_json(const struct qc_image *img, const char *filename,
+		   const struct qc_report_extra *x, FILE *f)
+{
+	struct qc_json j;
+	const struct qc_problems *ps = &img->problems;
+	qc_json_init(&j, f);
+	qc_json_obj_begin(&j, NULL);
+	qc_json_u64(&j, "schema", 1);
+	qc_json_str(&j, "filename", filename);
+	qc_json_str(&j, "format", "qcow2");
+	qc_json_u64(&j, "check-errors", count_checks_errors(img));
+	qc_json_u64(&j, "corruptions", ps->corruptions);
+	qc_json_u64(&j, "leaks", ps->leaks);
+	qc_json_u64(&j, "warnings", ps->warnings);
+	qc_json_u64(&j, "corruptions-fixed", x ? x->corruptions_fixed : 0);
+	qc_json_u64(&j, "leaks-fixed", x ? x->leaks_fixed : 0);
+	qc_json_u64(&j, "image-end-offset", img->stats.image_end_offset);
+	qc_json_u64(&j, "total-clusters", img->stats.total_clusters);
+	qc_json_u64(&j, "allocated-clusters", img->stats.allocated_clusters);
+	qc_json_u64(&j, "fragmented-clusters", img->stats.fragmented_clusters);
+	qc_json_u64(&j, "compressed-clusters", img->stats.compressed_clusters);
+	qc_json_i64(&j, "exit-code", qc_check_exit_code(img));
+	if (img->aborted)
+		qc_json_str(&j, "check-error", img->abort_reason);
+	qc_json_arr_begin(&j, "problems");
+	for (size_t i = 0; i < ps->n; i++)
+		json_problem(&j, &ps->v[i]);
+	qc_json_arr_end(&j);
+	qc_json_u64(&j, "problems-omitted", ps->omitted);
+	qc_json_snapshots(&j, img);
+	if (x && x->json)
+		x->json(&j, x->ctx);
+	qc_json_obj_end(&j);
+	qc_json_end(&j);
+}
+
+void qc_print_problems_human(const struct qc_image *img, FILE *f)
+{
+	const struct qc_problems *ps = &img->problems;
+	uint64_t shown[QC_P_COUNT] = { 0 };
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct qc_problem *p = &ps->v[i];
+		const struct qc_problem_info *pi = &qc_problem_table[p->code];
+		if (shown[p->code]++ >= HUMAN_PER_CODE)
+			continue;
+		fprintf(f, "%-10s %s: %s", qc_severity_name(pi->severity), pi->code, p->message);
+		if (p->loc.snapshot >= 0 && p->loc.snapshot < (int32_t)img->nsnapshots &&
+		    img->snapshots[p->loc.snapshot].id)
+			fprintf(f, " [snapshot %d, id '%s']", p->loc.snapshot,
+				img->snapshots[p->loc.snapshot].id);
+		fputc('\n', f);
+	}
+	for (int c = 0; c < QC_P_COUNT; c++)
+		if (ps->per_code[c] > HUMAN_PER_CODE)
+			fprintf(f, "%-10s %s: ... and %" PRIu64 " more\n",
+				qc_severity_name(qc_problem_table[c].severity), qc_problem_table[c].code,
+				ps->per_code[c] - HUMAN_PER_CODE);
+}
+
+void qc_print_human(const struct qc_image *img, const char *filename,
+		    const struct qc_report_extra *x, FILE *f)
+{
+	const struct qc_problems *ps = &img->problems;
+	const struct qc_stats *st = &img->stats;
+	(void)filename;
+	qc_print_problems_human(img, f);
+	if (ps->n)
+		fputc('\n', f);
+	if (x && (x->corruptions_fixed || x->leaks_fixed))
+		fprintf(f, "Repaired: %" PRIu64 " corruptions, %" PRIu64 " leaked clusters.\n",
+			x->corruptions_fixed, x->leaks_fixed);
+	if (ps->unsupported)
+		fprintf(f, "This is not a qcow2 image qcow2fsck can check.\n");
+	else if (!ps->corruptions && !ps->leaks && !img->aborted)
+		fprintf(f, "No errors were found on the image.\n");
+	if (ps->corruptions && !ps->unsupported)
+		fprintf(f, "%" PRIu64 " errors were found on the image.\n"
+			   "Data may be corrupted, or further writes to the image may corrupt it.\n",
+			ps->corruptions);
+	if (ps->leaks)
+		fprintf(f, "%" PRIu64 " leaked clusters were found on the image.\n"
+			   "This means waste of disk space, but no harm to data.\n",
+			ps->leaks);
+	if (ps->warnings)
+		fprintf(f, "%" PRIu64 " warnings.\n", ps->warnings);
+	if (img->aborted)
+		fprintf(f, "The check could not complete: %s\n", img->abort_reason);
+	if (st->total_clusters && st->allocated_clusters)
+		fprintf(f, "%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% compressed clusters\n",
+			st->allocated_clusters, st->total_clusters,
+			st->allocated_clusters * 100.0 / st->total_clusters,
+			st->fragmented_clusters * 100.0 / st->allocated_clusters,
+			st->compressed_clusters * 100.0 / st->allocated_clusters);
+	if (st->image_end_offset)
+		fprintf(f, "Image end offset: %" PRIu64 "\n", st->image_end_offset);
+}

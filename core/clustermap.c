@@ -1,0 +1,286 @@
+/*
+ * clustermap.c - paged 16-bit-per-cluster ownership and reference map.
+ *
+ * Entry layout: bits 0-3 owner, bit 4 active-COPIED, bit 5 active-not-COPIED,
+ * bits 6-15 reference count (0..1022 inline; 1023 means "see the overflow
+ * hash", which holds the exact count).
+ */
+#include "clustermap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE_BITS 16
+#define PAGE_SIZE_E (1u << PAGE_BITS)
+#define CNT_SHIFT 6
+#define CNT_INLINE_MAX 1022u
+#define CNT_OVERFLOW 1023u
+
+struct qc_cm_page {
+	uint16_t e[PAGE_SIZE_E];
+};
+
+static const char *const owner_names[QC_OWN_COUNT] = {
+	[QC_OWN_FREE] = "free",
+	[QC_OWN_HEADER] = "header",
+	[QC_OWN_L1] = "active L1 table",
+	[QC_OWN_L2] = "active L2 table",
+	[QC_OWN_L2_INACTIVE] = "inactive L2 table",
+	[QC_OWN_REFTABLE] = "refcount table",
+	[QC_OWN_REFBLOCK] = "refcount block",
+	[QC_OWN_SNAPSHOT_TABLE] = "snapshot table",
+	[QC_OWN_SNAPSHOT_L1] = "snapshot L1 table",
+	[QC_OWN_BITMAP_DIR] = "bitmap directory",
+	[QC_OWN_BITMAP_TABLE] = "bitmap table",
+	[QC_OWN_BITMAP_DATA] = "bitmap data",
+	[QC_OWN_LUKS] = "LUKS header",
+	[QC_OWN_DATA] = "guest data",
+	[QC_OWN_COMPRESSED] = "compressed data",
+	[QC_OWN_VMSTATE] = "vm_state",
+};
+
+const char *qc_owner_name(enum qc_owner o)
+{
+	return (unsigned)o < QC_OWN_COUNT ? owner_names[o] : "?";
+}
+
+bool qc_owner_shareable(enum qc_owner o)
+{
+	switch (o) {
+	case QC_OWN_L2:
+	case QC_OWN_L2_INACTIVE:
+	case QC_OWN_DATA:
+	case QC_OWN_COMPRESSED:
+	case QC_OWN_VMSTATE:
+	case QC_OWN_BITMAP_DATA:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int qc_cm_init(struct qc_clustermap *m, uint64_t nclusters, size_t cap_bytes)
+{
+	memset(m, 0, sizeof(*m));
+	m->nclusters = nclusters;
+	m->cap_bytes = cap_bytes;
+	m->npages = (nclusters + PAGE_SIZE_E - 1) >> PAGE_BITS;
+	if (m->npages > SIZE_MAX / sizeof(*m->pages))
+		return -EFBIG;
+	size_t dir = (size_t)m->npages * sizeof(*m->pages);
+	if (cap_bytes && dir > cap_bytes) {
+		m->over_cap = true;
+		return -ENOMEM;
+	}
+	if (m->npages) {
+		m->pages = calloc((size_t)m->npages, sizeof(*m->pages));
+		if (!m->pages)
+			return -ENOMEM;
+	}
+	m->bytes = dir;
+	return 0;
+}
+
+void qc_cm_free(struct qc_clustermap *m)
+{
+	for (uint64_t i = 0; i < m->npages; i++)
+		free(m->pages[i]);
+	free(m->pages);
+	free(m->ov_keys);
+	free(m->ov_vals);
+	memset(m, 0, sizeof(*m));
+}
+
+static uint16_t *slot(const struct qc_clustermap *m, uint64_t c)
+{
+	if (c >= m->nclusters)
+		return NULL;
+	struct qc_cm_page *p = m->pages[c >> PAGE_BITS];
+	return p ? &p->e[c & (PAGE_SIZE_E - 1)] : NULL;
+}
+
+static bool charge(struct qc_clustermap *m, size_t n)
+{
+	if (m->cap_bytes && m->bytes + n > m->cap_bytes) {
+		m->over_cap = true;
+		return false;
+	}
+	m->bytes += n;
+	return true;
+}
+
+static uint16_t *slot_alloc(struct qc_clustermap *m, uint64_t c)
+{
+	if (c >= m->nclusters)
+		return NULL;
+	struct qc_cm_page **pp = &m->pages[c >> PAGE_BITS];
+	if (!*pp) {
+		if (!charge(m, sizeof(struct qc_cm_page)))
+			return NULL;
+		*pp = calloc(1, sizeof(struct qc_cm_page));
+		if (!*pp) {
+			m->over_cap = true;
+			return NULL;
+		}
+	}
+	return &(*pp)->e[c & (PAGE_SIZE_E - 1)];
+}
+
+static size_t ov_find(const struct qc_clustermap *m, uint64_t c)
+{
+	size_t mask = m->ov_cap - 1;
+	size_t i = (size_t)((c * UINT64_C(0x9e3779b97f4a7c15)) >> 20) & mask;
+	while (m->ov_keys[i] != UINT64_MAX && m->ov_keys[i] != c)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static bool ov_grow(struct qc_clustermap *m)
+{
+	size_t ncap = m->ov_cap ? m->ov_cap * 2 : 256;
+	if (!charge(m, ncap * 16))
+		return false;
+	uint64_t *k = malloc(ncap * sizeof(*k)), *v = malloc(ncap * sizeof(*v));
+	if (!k || !v) {
+		free(k);
+		free(v);
+		m->over_cap = true;
+		return false;
+	}
+	memset(k, 0xff, ncap * sizeof(*k));
+	uint64_t *ok = m->ov_keys, *ovv = m->ov_vals;
+	size_t ocap = m->ov_cap;
+	m->ov_keys = k;
+	m->ov_vals = v;
+	m->ov_cap = ncap;
+	for (size_t i = 0; i < ocap; i++) {
+		if (ok[i] == UINT64_MAX)
+			continue;
+		size_t j = ov_find(m, ok[i]);
+		m->ov_keys[j] = ok[i];
+		m->ov_vals[j] = ovv[i];
+	}
+	if (ocap)
+		m->bytes -= ocap * 16;
+	free(ok);
+	free(ovv);
+	return true;
+}
+
+static uint64_t ov_get(const struct qc_clustermap *m, uint64_t c)
+{
+	if (!m->ov_cap)
+		return CNT_OVERFLOW;
+	size_t i = ov_find(m, c);
+	return m->ov_keys[i] == c ? m->ov_vals[i] : CNT_OVERFLOW;
+}
+
+static bool ov_set(struct qc_clustermap *m, uint64_t c, uint64_t v)
+{
+	if ((m->ov_used + 1) * 2 > m->ov_cap && !ov_grow(m))
+		return false;
+	size_t i = ov_find(m, c);
+	if (m->ov_keys[i] != c) {
+		m->ov_keys[i] = c;
+		m->ov_used++;
+	}
+	m->ov_vals[i] = v;
+	return true;
+}
+
+enum qc_owner qc_cm_owner(const struct qc_clustermap *m, uint64_t c)
+{
+	uint16_t *s = slot(m, c);
+	return s ? (enum qc_owner)(*s & 0xf) : QC_OWN_FREE;
+}
+
+uint64_t qc_cm_count(const struct qc_clustermap *m, uint64_t c)
+{
+	uint16_t *s = slot(m, c);
+	if (!s)
+		return 0;
+	unsigned n = *s >> CNT_SHIFT;
+	return n == CNT_OVERFLOW ? ov_get(m, c) : n;
+}
+
+unsigned qc_cm_flags(const struct qc_clustermap *m, uint64_t c)
+{
+	uint16_t *s = slot(m, c);
+	return s ? (*s & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED)) : 0;
+}
+
+bool qc_cm_add(struct qc_clustermap *m, uint64_t c, enum qc_owner o, uint64_t nref,
+	       enum qc_owner *prev)
+{
+	uint16_t *s = slot_alloc(m, c);
+	if (!s) {
+		if (prev)
+			*prev = QC_OWN_FREE;
+		return false;
+	}
+	enum qc_owner p = (enum qc_owner)(*s & 0xf);
+	if (prev)
+		*prev = p;
+	unsigned lo = *s & 0x3f;
+	if (p == QC_OWN_FREE || (p == QC_OWN_L2_INACTIVE && o == QC_OWN_L2))
+		lo = (lo & ~0xfu) | (unsigned)o;
+	unsigned n = *s >> CNT_SHIFT;
+	uint64_t cur = n == CNT_OVERFLOW ? ov_get(m, c) : n;
+	uint64_t next = cur + nref < cur ? UINT64_MAX : cur + nref;
+	if (next > CNT_INLINE_MAX) {
+		if (!ov_set(m, c, next))
+			return false;
+		n = CNT_OVERFLOW;
+	} else {
+		n = (unsigned)next;
+	}
+	*s = (uint16_t)((n << CNT_SHIFT) | lo);
+	return true;
+}
+
+bool qc_cm_set_flags(struct qc_clustermap *m, uint64_t c, unsigned flags)
+{
+	uint16_t *s = slot_alloc(m, c);
+	if (!s)
+		return false;
+	*s |= (uint16_t)(flags & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED));
+	return true;
+}
+
+void qc_cm_retype(struct qc_clustermap *m, uint64_t c, enum qc_owner o)
+{
+	uint16_t *s = slot(m, c);
+	if (s)
+		*s = (uint16_t)((*s & ~0xfu) | (unsigned)o);
+}
+
+void qc_cm_foreach(const struct qc_clustermap *m, qc_cm_visit_fn fn, void *ctx)
+{
+	for (uint64_t pi = 0; pi < m->npages; pi++) {
+		const struct qc_cm_page *p = m->pages[pi];
+		if (!p)
+			continue;
+		for (unsigned i = 0; i < PAGE_SIZE_E; i++) {
+			uint16_t e = p->e[i];
+			if (!e)
+				continue;
+			uint64_t c = (pi << PAGE_BITS) | i;
+			fn(ctx, c, (enum qc_owner)(e & 0xf), qc_cm_count(m, c),
+			   e & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED));
+		}
+	}
+}
+
+uint64_t qc_cm_end(const struct qc_clustermap *m)
+{
+	for (uint64_t pi = m->npages; pi-- > 0;) {
+		const struct qc_cm_page *p = m->pages[pi];
+		if (!p)
+			continue;
+		for (unsigned i = PAGE_SIZE_E; i-- > 0;)
+			if (p->e[i])
+				return ((pi << PAGE_BITS) | i) + 1;
+	}
+	return 0;
+}

@@ -1,0 +1,91 @@
+/*
+ * clustermap.h - the typed ownership map: for every host cluster, who owns
+ * it (enum qc_owner), how many references the walk counted, and whether an
+ * active L2 entry referenced it with or without OFLAG_COPIED.
+ *
+ * Memory: 2 bytes per cluster, allocated in pages of 64 Ki clusters only
+ * where a cluster is claimed, plus 16 bytes per cluster referenced more than
+ * 1022 times.  So the cost is proportional to the host clusters actually
+ * referenced, whatever the file's apparent size.  A byte cap turns further
+ * growth into a failure the caller reports (exit 1).
+ */
+#ifndef QC_CLUSTERMAP_H
+#define QC_CLUSTERMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum qc_owner {
+	QC_OWN_FREE = 0,
+	QC_OWN_HEADER,
+	QC_OWN_L1,          /* active L1 table */
+	QC_OWN_L2,          /* L2 referenced by the active L1 (maybe by snapshots too) */
+	QC_OWN_L2_INACTIVE, /* L2 referenced only by snapshot L1 tables */
+	QC_OWN_REFTABLE,
+	QC_OWN_REFBLOCK,
+	QC_OWN_SNAPSHOT_TABLE,
+	QC_OWN_SNAPSHOT_L1,
+	QC_OWN_BITMAP_DIR,
+	QC_OWN_BITMAP_TABLE,
+	QC_OWN_BITMAP_DATA,
+	QC_OWN_LUKS,
+	QC_OWN_DATA,
+	QC_OWN_COMPRESSED,
+	QC_OWN_VMSTATE,
+	QC_OWN_COUNT
+};
+
+/* Human/JSON name of an owner type ("active L2 table", ...). */
+const char *qc_owner_name(enum qc_owner o);
+/* True for types that several references may share (guest data, L2 tables). */
+bool qc_owner_shareable(enum qc_owner o);
+
+#define QC_CM_ACTIVE_COPIED 0x10u
+#define QC_CM_ACTIVE_NOCOPIED 0x20u
+
+struct qc_cm_page;
+
+struct qc_clustermap {
+	uint64_t nclusters;        /* index space: clusters [0, nclusters) */
+	struct qc_cm_page **pages; /* nclusters / 65536 page pointers, lazily filled */
+	uint64_t npages;
+	/* exact counts for clusters past the inline limit */
+	uint64_t *ov_keys, *ov_vals;
+	size_t ov_cap, ov_used;
+	size_t bytes;              /* memory in use */
+	size_t cap_bytes;          /* 0 = no cap */
+	bool over_cap;             /* set once an allocation was refused */
+};
+
+/* 0 or -ENOMEM / -EFBIG (the page directory itself is over the cap). */
+int qc_cm_init(struct qc_clustermap *m, uint64_t nclusters, size_t cap_bytes);
+void qc_cm_free(struct qc_clustermap *m);
+
+/* Owner of a cluster (FREE when never claimed or out of range). */
+enum qc_owner qc_cm_owner(const struct qc_clustermap *m, uint64_t cluster);
+/* Reference count the walk computed. */
+uint64_t qc_cm_count(const struct qc_clustermap *m, uint64_t cluster);
+/* Flags (QC_CM_ACTIVE_*) of a cluster. */
+unsigned qc_cm_flags(const struct qc_clustermap *m, uint64_t cluster);
+
+/*
+ * Add nref references of type `o` to a cluster.  *prev receives the owner
+ * it had before (FREE if none).  The stored owner becomes `o` when the
+ * cluster was free, and L2_INACTIVE is upgraded to L2; otherwise the first
+ * owner stays.  Returns false when memory could not be had (over_cap set).
+ */
+bool qc_cm_add(struct qc_clustermap *m, uint64_t cluster, enum qc_owner o, uint64_t nref,
+	       enum qc_owner *prev);
+bool qc_cm_set_flags(struct qc_clustermap *m, uint64_t cluster, unsigned flags);
+/* Replace the owner type of an already claimed cluster. */
+void qc_cm_retype(struct qc_clustermap *m, uint64_t cluster, enum qc_owner o);
+
+/* Iterate allocated pages: calls fn for every cluster with count > 0 or an owner. */
+typedef void (*qc_cm_visit_fn)(void *ctx, uint64_t cluster, enum qc_owner o, uint64_t count,
+			       unsigned flags);
+void qc_cm_foreach(const struct qc_clustermap *m, qc_cm_visit_fn fn, void *ctx);
+/* Highest claimed cluster + 1 (0 if none). */
+uint64_t qc_cm_end(const struct qc_clustermap *m);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * io.c - file and memory backends behind struct qc_io (see io.h).
+ *
+ * The file backend uses pread/pwrite on one descriptor; check opens it
+ * O_RDONLY so that the checker cannot modify an image even by mistake.
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct file_io {
+	struct qc_io io;
+	int fd;
+};
+
+static long long file_pread(struct qc_io *io, void *buf, size_t len, uint64_t off)
+{
+	struct file_io *f = (struct file_io *)io;
+	size_t done = 0;
+	if (off > (uint64_t)INT64_MAX)
+		return 0;
+	while (done < len) {
+		ssize_t n = pread(f->fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (long long)done;
+}
+
+static int file_pwrite(struct qc_io *io, const void *buf, size_t len, uint64_t off)
+{
+	struct file_io *f = (struct file_io *)io;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(f->fd, (const char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	if (off + len > io->size)
+		io->size = off + len;
+	return 0;
+}
+
+static int file_truncate(struct qc_io *io, uint64_t len)
+{
+	struct file_io *f = (struct file_io *)io;
+	if (ftruncate(f->fd, (off_t)len) < 0)
+		return -errno;
+	io->size = len;
+	return 0;
+}
+
+static int file_sync(struct qc_io *io)
+{
+	struct file_io *f = (struct file_io *)io;
+	return fsync(f->fd) < 0 ? -errno : 0;
+}
+
+static void file_close(struct qc_io *io)
+{
+	struct file_io *f = (struct file_io *)io;
+	close(f->fd);
+	free(f);
+}
+
+static const struct qc_io_ops file_ops = {
+	file_pread, file_pwrite, file_truncate, file_sync, file_close,
+};
+
+int qc_io_open_file(const char *path, bool writable, struct qc_io **out)
+{
+	struct stat st;
+	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		return -EISDIR;
+	}
+	struct file_io *f = calloc(1, sizeof(*f));
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	f->fd = fd;
+	f->io.ops = &file_ops;
+	f->io.writable = writable;
+	if (S_ISBLK(st.st_mode)) {
+		off_t end = lseek(fd, 0, SEEK_END);
+		f->io.size = end > 0 ? (uint64_t)end : 0;
+	} else {
+		f->io.size = (uint64_t)st.st_size;
+	}
+	*out = &f->io;
+	return 0;
+}
+
+struct mem_io {
+	struct qc_io io;
+	uint8_t *buf;
+	size_t cap;
+};
+
+/* Memory images are for tests and fuzzing: refuse to grow past 1 GiB. */
+#define MEM_IO_MAX (UINT64_C(1) << 30)
+
+static long long mem_pread(struct qc_io *io, void *buf, size_t len, uint64_t off)
+{
+	struct mem_io *m = (struct mem_io *)io;
+	if (off >= io->size)
+		return 0;
+	size_t n = len;
+	if (n > io->size - off)
+		n = (size_t)(io->size - off);
+	memcpy(buf, m->buf + off, n);
+	return (long long)n;
+}
+
+static int mem_reserve(struct mem_io *m, uint64_t need)
+{
+	if (need > MEM_IO_MAX)
+		return -EFBIG;
+	if (need <= m->cap)
+		return 0;
+	size_t ncap = m->cap ? m->cap : 4096;
+	while (ncap < need)
+		ncap *= 2;
+	uint8_t *nb = realloc(m->buf, ncap);
+	if (!nb)
+		return -ENOMEM;
+	memset(nb + m->cap, 0, ncap - m->cap);
+	m->buf = nb;
+	m->cap = ncap;
+	return 0;
+}
+
+static int mem_pwrite(struct qc_io *io, const void *buf, size_t len, uint64_t off)
+{
+	struct mem_io *m = (struct mem_io *)io;
+	uint64_t end = off + len;
+	if (end < off)
+		return -EFBIG;
+	int r = mem_reserve(m, end);
+	if (r < 0)
+		return r;
+	memcpy(m->buf + off, buf, len);
+	if (end > io->size)
+		io->size = end;
+	return 0;
+}
+
+static int mem_truncate(struct qc_io *io, uint64_t len)
+{
+	struct mem_io *m = (struct mem_io *)io;
+	int r = mem_reserve(m, len);
+	if (r < 0)
+		return r;
+	if (len < io->size)
+		memset(m->buf + len, 0, io->size - len);
+	io->size = len;
+	return 0;
+}
+
+static int mem_sync(struct qc_io *io)
+{
+	(void)io;
+	return 0;
+}
+
+static void mem_close(struct qc_io *io)
+{
+	struct mem_io *m = (struct mem_io *)io;
+	free(m->buf);
+	free(m);
+}
+
+static const struct qc_io_ops mem_ops = {
+	mem_pread, mem_pwrite, mem_truncate, mem_sync, mem_close,
+};
+
+struct qc_io *qc_io_open_memory(const void *data, size_t len, bool writable)
+{
+	struct mem_io *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->io.ops = &mem_ops;
+	m->io.writable = writable;
+	if (mem_reserve(m, len ? len : 1) < 0) {
+		free(m);
+		return NULL;
+	}
+	if (len)
+		memcpy(m->buf, data, len);
+	m->io.size = len;
+	return &m->io;
+}
+
+const uint8_t *qc_io_memory_bytes(struct qc_io *io, size_t *len)
+{
+	if (io->ops != &mem_ops)
+		return NULL;
+	*len = (size_t)io->size;
+	return ((struct mem_io *)io)->buf;
+}
+
+long long qc_io_read(struct qc_io *io, void *buf, size_t len, uint64_t off)
+{
+	long long n = io->ops->pread(io, buf, len, off);
+	if (n < 0)
+		return n;
+	if ((size_t)n < len)
+		memset((char *)buf + n, 0, len - (size_t)n);
+	return n;
+}
+
+int qc_io_read_full(struct qc_io *io, void *buf, size_t len, uint64_t off)
+{
+	long long n = qc_io_read(io, buf, len, off);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static int inject(struct qc_io *io)
+{
+	if (io->fail_after_writes && io->writes_done >= io->fail_after_writes)
+		return -EIO;
+	io->writes_done++;
+	return 0;
+}
+
+int qc_io_write(struct qc_io *io, const void *buf, size_t len, uint64_t off)
+{
+	if (!io->writable)
+		return -EROFS;
+	int r = inject(io);
+	return r ? r : io->ops->pwrite(io, buf, len, off);
+}
+
+int qc_io_truncate(struct qc_io *io, uint64_t len)
+{
+	if (!io->writable)
+		return -EROFS;
+	int r = inject(io);
+	return r ? r : io->ops->truncate(io, len);
+}
+
+int qc_io_sync(struct qc_io *io)
+{
+	return io->ops->sync(io);
+}
+
+void qc_io_close(struct qc_io *io)
+{
+	if (io)
+		io->ops->close(io);
+}
