@@ -1,0 +1,46 @@
+# factory.sh - makes real test images with qemu-img, qemu-io and
+# qemu-system-x86_64 (sourced by image tests, after lib.sh).
+#
+#   mk IMG SIZE [qemu-img create -o options]   new qcow2 image
+#   fill IMG                                   a data pattern in a few places
+#   snap IMG NAME                              qemu-img snapshot -c NAME
+#   savevm IMG NAME... [--machine M -m MEM]    snapshots with VM state (savevm)
+#   raw IMG OUT [SNAPSHOT]                     guest content as raw (active or a snapshot)
+
+mk() {
+	_img=$1 _size=$2; shift 2
+	if [ $# -gt 0 ]; then
+		qemu-img create -q -f qcow2 -o "$1" "$_img" "$_size"
+	else
+		qemu-img create -q -f qcow2 "$_img" "$_size"
+	fi
+}
+
+fill() {
+	qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 192k' \
+		-c 'write -P 0x33 5M 4k' -c 'write -c -P 0x44 8M 64k' "$1" >/dev/null 2>&1 ||
+	qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 192k' \
+		-c 'write -P 0x33 5M 4k' "$1" >/dev/null
+}
+
+snap() { qemu-img snapshot -c "$2" "$1"; }
+
+# savevm IMG NAME...: one savevm per NAME in a paused VM (-S), so the
+# snapshots carry real vm_state.  MACHINE/MEM env vars pick the machine.
+savevm() {
+	_img=$1; shift
+	_cmds=""
+	for n in "$@"; do _cmds="${_cmds}savevm $n
+"; done
+	printf '%squit\n' "$_cmds" | timeout 120 qemu-system-x86_64 -M "${MACHINE:-none}" \
+		${MEM:+-m "$MEM"} -S -display none -monitor stdio -serial none -nodefaults \
+		-drive file="$_img",if=none,format=qcow2 >/dev/null 2>&1
+}
+
+raw() {
+	if [ -n "${3:-}" ]; then
+		qemu-img convert -f qcow2 -O raw -l "snapshot.name=$3" "$1" "$2"
+	else
+		qemu-img convert -f qcow2 -O raw "$1" "$2"
+	fi
+}
