@@ -188,5 +188,6 @@ void qc_image_free(struct qc_image *img)
 		free(img->snapshots[i].name);
 	}
 	free(img->snapshots);
+	free(img->compressed);
 	free(img);
 }

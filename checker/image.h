@@ -91,6 +91,15 @@ struct qc_snapshot {
 	uint64_t vm_first_past_end;    /* guest offset of the first cluster past the end, or QC_NO_OFFSET */
 };
 
+/* One compressed cluster descriptor, kept only for --deep (tables.c fills,
+ * deep.c decompresses).  Duplicates (shared L2 tables) appear once. */
+struct qc_compressed_ref {
+	uint64_t host_offset; /* first byte of the compressed stream */
+	uint64_t length;      /* bytes the descriptor covers (nb_csectors*512 - offset%512) */
+	uint64_t guest_offset;
+	int32_t snapshot;     /* -1 when reached from the active L1 */
+};
+
 struct qc_stats {
 	uint64_t total_clusters;
 	uint64_t allocated_clusters;
@@ -143,6 +152,9 @@ struct qc_image {
 	struct qc_snapshot *snapshots;
 	uint32_t nsnapshots;     /* entries parsed (<= nb_snapshots) */
 	uint64_t snapshot_table_size; /* bytes spanned by the parsed entries */
+
+	struct qc_compressed_ref *compressed; /* only with opt.deep */
+	size_t ncompressed, compressed_cap;
 
 	struct qc_clustermap cmap;
 	struct qc_stats stats;
