@@ -8,7 +8,6 @@
 #include "check.h"
 #include "../cli/cli.h"
 
-void qc_pass_extensions(struct qc_image *img) { (void)img; }
 void qc_pass_snapshot_table(struct qc_image *img) { (void)img; }
 void qc_pass_reftable(struct qc_image *img) { (void)img; }
 void qc_pass_luks(struct qc_image *img) { (void)img; }
