@@ -10,7 +10,6 @@
 
 void qc_pass_snapshot_table(struct qc_image *img) { (void)img; }
 void qc_pass_reftable(struct qc_image *img) { (void)img; }
-void qc_pass_luks(struct qc_image *img) { (void)img; }
 void qc_pass_bitmaps(struct qc_image *img) { (void)img; }
 void qc_pass_tables(struct qc_image *img) { (void)img; }
 void qc_pass_vmstate(struct qc_image *img) { (void)img; }
