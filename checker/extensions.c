@@ -289,8 +289,8 @@ void qc_ext_walk(struct qc_image *img, bool report)
 		qc_get_be32(w.v, off + 4, &len);
 		uint64_t ext_off = off;
 		off += 8;
-		if (type == QC_EXT_END)
-			break;
+		/* QEMU checks the length before it looks at the type, so even
+		 * an end marker with a length past the area stops the open. */
 		if (len > end - off) {
 			REPORT(&w, QC_P_EXT_TOO_LARGE, ext_off,
 			       "%s extension (0x%08x) at 0x%llx: %u bytes run past the end of the extension area (0x%llx)",
@@ -298,6 +298,8 @@ void qc_ext_walk(struct qc_image *img, bool report)
 			       (unsigned long long)end);
 			break;
 		}
+		if (type == QC_EXT_END)
+			break;
 		e->ntotal++;
 		if (e->nlist < QC_EXT_LIST_MAX) {
 			e->list[e->nlist].type = type;

@@ -470,6 +470,13 @@ static void ext_area_bounds(void **state)
 	expect_not(&m, QC_P_EXT_HEADER_TRUNCATED);
 	m.p[113] = 7;
 	expect(&m, QC_P_EXT_HEADER_TRUNCATED, 2);
+	/* an end marker whose length runs past the area: QEMU checks the length first */
+	qc_put_be64(m.p + 8, 0);
+	memset(m.p + 112, 0, 16);
+	qc_put_be32(m.p + 116, (uint32_t)(m.cs - 120));
+	expect_not(&m, QC_P_EXT_TOO_LARGE);
+	qc_put_be32(m.p + 116, (uint32_t)(m.cs - 119));
+	expect(&m, QC_P_EXT_TOO_LARGE, 2);
 	done(&m);
 }
 
