@@ -160,6 +160,10 @@ struct qc_image {
 	size_t ncompressed, compressed_cap;
 
 	struct qc_clustermap cmap;
+	/* refcounts.c: clusters whose active-COPIED flags (tables.c) disagree
+	 * with their computed count; copied.c's prefilter, valid if scanned */
+	uint64_t copied_suspects;
+	bool copied_scanned;
 	struct qc_stats stats;
 	bool aborted;            /* check could not complete: exit 1 */
 	char abort_reason[256];
