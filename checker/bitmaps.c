@@ -266,7 +266,8 @@ static void walk_dir(struct qc_image *img, const uint8_t *dir, uint64_t size)
 		qc_report(&img->problems, QC_P_BITMAP_DIR_BROKEN, QC_LOC(base + pos), 1,
 			  "bitmap directory entry %zu at 0x%llx does not fit the %llu-byte directory",
 			  n, (unsigned long long)(base + pos), (unsigned long long)size);
-	if (n != img->ext.nb_bitmaps)
+	/* a broken directory may hide entries: only "too many" is certain then */
+	if (broken ? n > img->ext.nb_bitmaps : n != img->ext.nb_bitmaps)
 		qc_report(&img->problems, QC_P_BITMAP_DIR_COUNT_MISMATCH, QC_LOC(base), 1,
 			  "the bitmap directory holds %s%zu entries, the header extension says %u",
 			  broken ? "at least " : "", n, img->ext.nb_bitmaps);
