@@ -298,6 +298,10 @@ void qc_pass_bitmaps(struct qc_image *img)
 	}
 	if (!qc_claim(img, off, size, QC_OWN_BITMAP_DIR, 1, QC_LOC(off)))
 		return;
+	if (img->opt.mem_cap && size > img->opt.mem_cap) {
+		qc_abort(img, "the bitmap directory exceeds the memory cap");
+		return;
+	}
 	uint8_t *dir = calloc(1, (size_t)size);
 	if (!dir) {
 		qc_abort(img, "out of memory reading the bitmap directory");

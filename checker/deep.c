@@ -101,8 +101,10 @@ static void run_window(struct qc_image *img, struct qc_dc *dc, struct qc_compres
 
 void qc_pass_deep(struct qc_image *img)
 {
+	/* with an external data file compressed clusters are invalid (the walk
+	 * reports them) and their bytes are not in this file */
 	if (!img->opt.deep || !img->geometry_ok || img->ncompressed == 0 ||
-	    img->h.compression_type > 1)
+	    img->h.compression_type > 1 || img->data_file)
 		return;
 	size_t n = img->ncompressed;
 	struct qc_compressed_ref **refs = calloc(n, sizeof(*refs));
