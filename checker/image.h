@@ -161,6 +161,9 @@ struct qc_image {
 	uint64_t *l1;            /* active L1, host-endian */
 	uint64_t *reftable;      /* host-endian */
 	uint64_t reftable_entries;
+	/* Per reftable entry: 1 when its refblock may be read (aligned, no
+	 * reserved bits, inside the file); refcounts.c fills it. */
+	uint8_t *refblock_usable;
 
 	struct qc_snapshot *snapshots;
 	uint32_t nsnapshots;     /* entries parsed (<= nb_snapshots) */
@@ -170,6 +173,10 @@ struct qc_image {
 	size_t ncompressed, compressed_cap;
 
 	struct qc_clustermap cmap;
+	/* refcounts.c: clusters whose active-COPIED flags (tables.c) disagree
+	 * with their computed count; copied.c's prefilter, valid if scanned */
+	uint64_t copied_suspects;
+	bool copied_scanned;
 	struct qc_stats stats;
 	bool aborted;            /* check could not complete: exit 1 */
 	char abort_reason[256];
