@@ -38,6 +38,7 @@ struct tbuf {
 	uint64_t limit;     /* bytes that may be read: min(eof + 1 cluster, 64 MiB);
 			     * past eof they read as zeros, as QEMU reads them */
 	bool limit_is_eof;  /* the limit comes from the end of the file (else 64 MiB) */
+	uint64_t dead_lo, dead_hi; /* a range known to hold no plausible entry */
 };
 
 /* Make [base, base+end) available; false if end is past the limit or on error. */
@@ -201,18 +202,33 @@ static bool plausible(struct tbuf *t, uint64_t pos)
 	return all_zero(t->p + pos + used, (size_t)(size - used));
 }
 
-/* Next plausible entry in [from, to), 8-byte steps, skipping `skip`. */
+/*
+ * Next plausible entry in [from, to), 8-byte steps, skipping `skip`.  A
+ * range that a failed scan covered is remembered and not scanned again,
+ * so a table of garbage costs linear time.
+ */
 static bool resync(struct tbuf *t, uint64_t from, uint64_t to, uint64_t skip, uint64_t *out)
 {
 	if (to > t->limit)
 		to = t->limit;
-	for (uint64_t q = (from + 7) & ~UINT64_C(7); q + FIXED <= to; q += 8) {
+	uint64_t q = (from + 7) & ~UINT64_C(7);
+	uint64_t start = q;
+	if (q >= t->dead_lo && q < t->dead_hi)
+		q = t->dead_hi;
+	for (; q + FIXED <= to; q += 8) {
 		if (t->img->aborted)
 			return false;
 		if (q != skip && plausible(t, q)) {
 			*out = q;
 			return true;
 		}
+	}
+	if (start >= t->dead_lo && start <= t->dead_hi) {
+		if (q > t->dead_hi)
+			t->dead_hi = q;
+	} else {
+		t->dead_lo = start;
+		t->dead_hi = q;
 	}
 	return false;
 }
