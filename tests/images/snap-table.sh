@@ -91,6 +91,16 @@ qemu_says() {
 		t_fail "exit $qrc: $(printf '%s' "$out" | head -3 | tr '\n' '|')"; fi
 }
 
+# info lists every snapshot for people, with its date and its own problem codes.
+damage infodup "snapshot[$S].id" "str:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["snapshots"][3]["id"])' "$T/clean.json")"
+"$QC" info "$D" >"$T/info.txt" 2>&1
+t_name "info lists all $N snapshots with dates"
+[ "$(grep -c '^  [0-9]\+ \+[0-9]\{4\}-[0-9][0-9]-[0-9][0-9] ' "$T/info.txt")" = "$N" ] && t_ok || t_fail "$(head -c 300 "$T/info.txt")"
+t_name "info shows the damaged snapshot's code under it"
+grep -A1 "^  $S " "$T/info.txt" | grep -q 'problems: snapshot-id-duplicate' && t_ok || t_fail "no code under entry $S"
+t_name "info shows no codes for the others"
+[ "$(grep -c 'problems:' "$T/info.txt")" = 1 ] && t_ok || t_fail "$(grep -c 'problems:' "$T/info.txt") problem lines"
+
 # --- the snapshot's L1 table -------------------------------------------------
 # Unaligned (§2.7 G): QEMU reports it too and turns the snapshot's clusters
 # into leaks; both say corruption.
