@@ -59,7 +59,9 @@ unit: $(UNIT_BINS) $(SAN_UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS) $(SAN_UNIT_BINS); do echo "== $$t"; $$t; done
 
 # Image tests run the sanitizer build, so every test is also an ASan/UBSan run.
-image-tests: build/qcow2fsck build/san/qcow2fsck
+# The fuzz replay mains are built first: tests/images/fuzz-replay.sh replays
+# corpus/ and tests/crashers/ through them and through the CLI.
+image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins
 	@QC=$(CURDIR)/build/san/qcow2fsck QC_FAST=$(CURDIR)/build/qcow2fsck sh tests/run-image-tests.sh
 
 doc-check: build/qcow2fsck
