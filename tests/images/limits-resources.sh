@@ -7,7 +7,8 @@
 #  - huge sizes and counts in a tiny file (1 PiB / 2^64-512 virtual size,
 #    l1_size 2^31-1, refcount_table_clusters 2^32-1, nb_snapshots 2^32-1,
 #    snapshot l1_size 2^31-1) are reported in well under 5 s and with a
-#    small peak RSS: nothing loops or allocates by an unvalidated field.
+#    small peak RSS: nothing loops or allocates by an unvalidated field;
+#  - zlib and zstd compression bombs under --deep stay bounded the same way.
 # Peak RSS is measured on the non-sanitizer build ($QC_FAST) when given.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
@@ -78,4 +79,31 @@ cp "$T/a.qcow2" "$T/sl1.qcow2"; $POKE "$T/sl1.qcow2" 'snapshot[0].l1_size' 0x7ff
 bounded "snapshot l1_size 2^31-1" "$T/sl1.qcow2" "2"
 cp "$T/a.qcow2" "$T/cb.qcow2"; $POKE "$T/cb.qcow2" header.cluster_bits 63 >/dev/null
 bounded "cluster_bits 63" "$T/cb.qcow2" "2 63"
+
+# Compression bombs (T9): a compressed cluster whose stream would inflate to
+# 64 MiB, appended to the file and pointed at by the first L2 entry with the
+# largest descriptor (16 sectors for 4 KiB clusters).  --deep inflates at
+# most one cluster of it: bounded time and memory whatever the stream says.
+bomb() { # bomb NAME COMPRESSION STREAM-FILE
+	mk "$T/$1.qcow2" 1M "cluster_size=4096,compression_type=$2"
+	qemu-io -f qcow2 -c 'write -c -P 0x44 0 4k' "$T/$1.qcow2" >/dev/null
+	python3 - "$T/$1.qcow2" "$3" <<'PY'
+import os, sys
+img, stream = sys.argv[1], open(sys.argv[2], "rb").read()[:8192]
+end = (os.path.getsize(img) + 511) & ~511
+with open(img, "r+b") as f:
+    f.seek(end); f.write(stream.ljust(8192, b"\0"))
+PY
+	off=$(( ($(stat -c %s "$T/$1.qcow2") - 8192) ))
+	# 4 KiB clusters: descriptor = bit 62 | (sectors-1) << 58 | offset
+	$POKE "$T/$1.qcow2" 'l2[0][0]' $(( (1 << 62) | (15 << 58) | off )) >/dev/null
+}
+python3 -c 'import sys, zlib; c = zlib.compressobj(9, zlib.DEFLATED, -15); sys.stdout.buffer.write(c.compress(bytes(64 << 20)) + c.flush())' >"$T/zlib.bomb"
+bomb zbomb zlib "$T/zlib.bomb"
+bounded "zlib bomb (64 MiB in 8 KiB)" "$T/zbomb.qcow2" "0 2 3"
+if command -v zstd >/dev/null; then
+	head -c 67108864 /dev/zero | zstd -q -19 -c >"$T/zstd.bomb"
+	bomb sbomb zstd "$T/zstd.bomb"
+	bounded "zstd bomb (64 MiB frame)" "$T/sbomb.qcow2" "0 2 3"
+fi
 t_done
