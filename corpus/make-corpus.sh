@@ -105,15 +105,22 @@ printf 'json:{"file":{}}' | dd of=t8-backing-json.qcow2 bs=1 seek=$((off)) conv=
 $poke t8-backing-json.qcow2 header.backing_file_size 16 >/dev/null
 : "$len"
 
-# Keep them small: drop trailing zero bytes past the last used cluster is not
-# safe in general (refcounts cover them), so only check the total size.
 rm -f "$out"/*.qcow2
 mkdir -p "$out"
+# afl-cmin refuses to run in /tmp: minimise under build/.
 if [ "${MINIMISE:-1}" = 1 ] && command -v afl-cmin >/dev/null && [ -x "$top/build/afl/fuzz-check" ]; then
-	mkdir in
-	mv ./*.qcow2 in/
-	AFL_QUIET=1 AFL_SKIP_CPUFREQ=1 afl-cmin -i in -o min -t 5000 -m none -- "$top/build/afl/fuzz-check" >/dev/null 2>&1 &&
-		cp min/* "$out"/ || cp in/*.qcow2 "$out"/
+	cm=$top/build/corpus-cmin
+	rm -rf "$cm"
+	mkdir -p "$cm/in"
+	mv ./*.qcow2 "$cm/in/"
+	if AFL_QUIET=1 AFL_SKIP_CPUFREQ=1 nice -n 10 afl-cmin -i "$cm/in" -o "$cm/min" -t 5000 -m none \
+		-- "$top/build/afl/fuzz-check" >"$cm/log" 2>&1; then
+		cp "$cm/min"/* "$out"/
+	else
+		echo "make-corpus: afl-cmin failed (see $cm/log), keeping every seed" >&2
+		cp "$cm/in"/*.qcow2 "$out"/
+	fi
+	rm -rf "$cm"
 else
 	cp ./*.qcow2 "$out"/
 fi
