@@ -19,5 +19,3 @@ void qc_pass_refcounts(struct qc_image *img) { (void)img; }
 void qc_pass_copied(struct qc_image *img) { (void)img; }
 void qc_pass_deep(struct qc_image *img) { (void)img; }
 void qc_pass_stats(struct qc_image *img) { (void)img; }
-int qc_cmd_repair(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "qcow2fsck: repair: not implemented yet\n"); return 1; }
-int qc_cmd_undo(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "qcow2fsck: undo: not implemented yet\n"); return 1; }

@@ -338,9 +338,10 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		memcpy(chain + ((size_t)i + 1) * SHA_LEN, rec + reclen, SHA_LEN);
 		at += reclen + SHA_LEN;
 	}
-	uint32_t tn;
+	uint32_t tn, pad;
 	bool ok = qc_view_has(v, at, TRAILER_LEN) && at + TRAILER_LEN == j->rawlen &&
 		  memcmp(j->raw + at, END_MAGIC, 8) == 0 && qc_get_be32(v, at + 8, &tn) && tn == j->n &&
+		  qc_get_be32(v, at + 12, &pad) && pad == 0 &&
 		  sha256(chain, ((size_t)j->n + 1) * SHA_LEN, sha) &&
 		  memcmp(sha, j->raw + at + 16, SHA_LEN) == 0;
 	free(chain);
