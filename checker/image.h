@@ -148,6 +148,9 @@ struct qc_image {
 	uint64_t *l1;            /* active L1, host-endian */
 	uint64_t *reftable;      /* host-endian */
 	uint64_t reftable_entries;
+	/* Per reftable entry: 1 when its refblock may be read (aligned, no
+	 * reserved bits, inside the file); refcounts.c fills it. */
+	uint8_t *refblock_usable;
 
 	struct qc_snapshot *snapshots;
 	uint32_t nsnapshots;     /* entries parsed (<= nb_snapshots) */
