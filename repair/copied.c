@@ -23,20 +23,6 @@
 #include "../core/layout.h"
 #include "../core/reader.h"
 
-static const char *pick(const struct qc_image *img, const char *const *cands)
-{
-	for (size_t i = 0; cands[i]; i++) {
-		enum qc_code c = qc_code_by_name(cands[i]);
-		if (c != QC_P_COUNT && img->problems.per_code[c])
-			return cands[i];
-	}
-	return cands[0];
-}
-
-static const char *const l1_codes[] = { "l1-copied-mismatch", "l1-copied", "l1-copied-wrong", NULL };
-static const char *const l2_codes[] = { "l2-copied-mismatch", "l2-copied", "l2-copied-wrong", NULL };
-static const char *const l2_zero_codes[] = { "l2-copied-offset-zero", "l2-copied-zero", "l2-copied-unallocated", NULL };
-
 struct cp {
 	struct qc_image *img;
 	struct qc_plan *p;
@@ -46,12 +32,16 @@ struct cp {
 };
 
 /* Plan one entry's bit 63.  want: should COPIED be set? */
-static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, const char *code,
+static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, bool l1,
 		     uint64_t goff, uint64_t glen, const char *what)
 {
 	bool has = (e & QC_OFLAG_COPIED) != 0;
 	if (has == want)
 		return 0;
+	const char *code = want ? (l1 ? "l1-copied-missing" : "l2-copied-missing")
+				: (l1 ? "l1-copied-spurious" : "l2-copied-spurious");
+	if (!(e & ~QC_OFLAG_COPIED))
+		code = "l2-copied-no-offset";
 	if (want && !c->complete) {
 		if (!c->noted_set_left)
 			qc_plan_leave(c->p, code, at,
@@ -99,7 +89,7 @@ static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
 		uint64_t off;
 		if ((e & ~QC_OFLAG_COPIED) == 0) {
 			if (e && !img->data_file) {
-				r = fix_entry(c, at, e, false, pick(img, l2_zero_codes), goff,
+				r = fix_entry(c, at, e, false, false, goff,
 					      img->cluster_size, "L2 entry with offset 0");
 				if (r < 0)
 					return r;
@@ -118,7 +108,7 @@ static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
 				continue;
 			want = qc_cm_count(&img->cmap, cl) == 1;
 		}
-		r = fix_entry(c, at, e, want, pick(img, l2_codes), goff, img->cluster_size, "L2 entry");
+		r = fix_entry(c, at, e, want, false, goff, img->cluster_size, "L2 entry");
 		if (r < 0)
 			return r;
 	}
@@ -147,7 +137,7 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			continue;
 		uint64_t span = (uint64_t)1 << qc_l1_shift(img);
 		r = fix_entry(&c, img->h.l1_table_offset + i * 8, e, qc_cm_count(&img->cmap, cl) == 1,
-			      pick(img, l1_codes), i * span, span, "L1 entry");
+			      true, i * span, span, "L1 entry");
 		bool dup = false;
 		bool shared = qc_cm_count(&img->cmap, cl) > 1;
 		for (size_t k = 0; shared && k < nseen && !dup; k++)

@@ -63,22 +63,6 @@ void qc_refblock_set(uint8_t *blk, unsigned order, uint64_t idx, uint64_t v)
 	}
 }
 
-/* The first of the candidate codes the check reported, else the first. */
-static const char *pick_code(const struct qc_image *img, const char *const *cands)
-{
-	for (size_t i = 0; cands[i]; i++) {
-		enum qc_code c = qc_code_by_name(cands[i]);
-		if (c != QC_P_COUNT && img->problems.per_code[c])
-			return cands[i];
-	}
-	return cands[0];
-}
-
-static const char *const leak_codes[] = { "refcount-leak", "refcount-leaked", NULL };
-static const char *const low_codes[] = { "refcount-too-low", "refcount-zero", "refcount-lower", NULL };
-static const char *const eof_codes[] = { "refcount-past-eof", "refcount-beyond-eof", NULL };
-static const char *const overflow_codes[] = { "refcount-overflow", NULL };
-
 /* The first reported code that makes a rebuild necessary. */
 static const char *rebuild_code(const struct qc_image *img)
 {
@@ -86,19 +70,16 @@ static const char *rebuild_code(const struct qc_image *img)
 	for (size_t i = 0; i < ps->n; i++) {
 		const char *c = qc_problem_table[ps->v[i].code].code;
 		if (!strncmp(c, "reftable-", 9) || !strncmp(c, "refblock-", 9) ||
-		    !strncmp(c, "header-reftable-", 16))
+		    !strncmp(c, "header-reftable-", 16) || !strcmp(c, "overlap-metadata"))
 			return c;
 	}
-	return pick_code(img, low_codes);
+	return "refcount-no-refblock";
 }
 
-/* Did the walk claim the refblock this reftable entry points to? */
-static bool entry_claimed(const struct qc_image *img, uint64_t e)
+/* Did the walk claim the refblock of reftable entry i (checker/refcounts.c)? */
+static bool entry_claimed(const struct qc_image *img, uint64_t i)
 {
-	uint64_t off = e & QC_REFT_OFFSET_MASK;
-	if (!off || (e & QC_REFT_RESERVED_MASK) || (off & (img->cluster_size - 1)))
-		return false;
-	return !qc_past_eof(img, off, img->cluster_size);
+	return img->refblock_usable && img->refblock_usable[i];
 }
 
 struct ctx {
@@ -152,7 +133,7 @@ static bool sane_entry(struct ctx *c, uint64_t i)
 		want_rebuild(c, at, "reftable entry %" PRIu64 " is not cluster aligned (0x%" PRIx64 ")", i, e);
 		return false;
 	}
-	if (qc_past_eof(img, off, img->cluster_size)) {
+	if (!entry_claimed(img, i)) {
 		want_rebuild(c, at, "reftable entry %" PRIu64 " points past the end of the file (0x%" PRIx64 ")", i, off);
 		return false;
 	}
@@ -207,7 +188,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 			continue;
 		if (t > img->refcount_max) {
 			if (emit)
-				qc_plan_leave(c->p, pick_code(img, overflow_codes), cl << img->cluster_bits,
+				qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
 					      "cluster has %" PRIu64 " references but %u-bit refcounts hold at most %" PRIu64 "; widen them first (qemu-img amend -o refcount_bits=%u)",
 					      t, img->refcount_bits, img->refcount_max,
 					      img->refcount_bits < 64 ? img->refcount_bits * 2 : 64);
@@ -217,7 +198,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 		if (s > t) {
 			if (!c->complete) {
 				if (emit && !c->left_lower_noted)
-					qc_plan_leave(c->p, pick_code(img, leak_codes), QC_NO_OFFSET,
+					qc_plan_leave(c->p, "refcount-leak", QC_NO_OFFSET,
 						      "refcounts are not lowered: the walk did not see every reference (%s)",
 						      c->why_incomplete);
 				c->left_lower_noted = true;
@@ -228,7 +209,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 				qc_plan_freed(c->p, cl);
 		} else if (c->o->leaks_only) {
 			if (emit && !c->left_raise_noted)
-				qc_plan_leave(c->p, pick_code(img, low_codes), QC_NO_OFFSET,
+				qc_plan_leave(c->p, "refcount-too-low", QC_NO_OFFSET,
 					      "refcounts lower than their references are not raised with --leaks-only");
 			c->left_raise_noted = true;
 			c->left = true;
@@ -253,9 +234,9 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 			k0++, kn--;
 		uint64_t cl = i * c->rb_entries + k0;
 		uint64_t s = qc_refblock_get(old, c->order, k0), t = qc_refblock_get(neu, c->order, k0);
-		const char *code = s > t ? (cl >= c->file_clusters ? pick_code(img, eof_codes)
-								  : pick_code(img, leak_codes))
-					 : pick_code(img, low_codes);
+		const char *code = s > t ? (cl >= c->file_clusters ? "refcount-leak-past-eof"
+								  : "refcount-leak")
+				   : s == 0 ? "refcount-zero" : "refcount-too-low";
 		struct qc_write *w = qc_plan_add(c->p, QC_PH_INPLACE, off + b, neu + b, e - b, code,
 			"refcount of cluster %" PRIu64 " (0x%" PRIx64 "): %" PRIu64 " -> %" PRIu64 "%s",
 			cl, cl << img->cluster_bits, s, t, kn > 1 ? " (and following entries in this run)" : "");
@@ -362,7 +343,7 @@ static int plan_rebuild(struct ctx *c)
 		for (uint64_t k = 0; k < img->h.refcount_table_clusters; k++)
 			r.claimed[r.nclaimed++] = first + k;
 		for (uint64_t i = 0; i < img->reftable_entries; i++)
-			if (entry_claimed(img, img->reftable[i]))
+			if (entry_claimed(img, i))
 				r.claimed[r.nclaimed++] = (img->reftable[i] & QC_REFT_OFFSET_MASK) >> img->cluster_bits;
 		qsort(r.claimed, r.nclaimed, sizeof(uint64_t), cmp_u64);
 	}
@@ -436,7 +417,7 @@ static int plan_rebuild(struct ctx *c)
 			else
 				t = new_count(&r, cl);
 			if (t > img->refcount_max) {
-				qc_plan_leave(c->p, pick_code(img, overflow_codes), cl << img->cluster_bits,
+				qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
 					      "cluster has %" PRIu64 " references; %u-bit refcounts hold at most %" PRIu64 ": stored as the maximum (widen with qemu-img amend -o refcount_bits=)",
 					      t, img->refcount_bits, img->refcount_max);
 				c->left = true;

@@ -19,8 +19,20 @@
  * reference from the walk: with only these (and leaks and warnings) in
  * the report, every reference was counted.
  */
-static bool harmless_for_counts(const char *code)
+static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
 {
+	const char *code = qc_problem_table[c].code;
+	if (c == QC_P_OVERLAP_METADATA) {
+		/* two reftable entries naming one refblock: a rebuild fixes it;
+		 * any other overlap leaves a doubt about which pointer is wrong */
+		const char *rb = qc_owner_name(QC_OWN_REFBLOCK);
+		const struct qc_problems *ps = &img->problems;
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->v[i].code == c && (!ps->v[i].loc.other || strcmp(ps->v[i].loc.other, rb) ||
+						   strncmp(ps->v[i].message, rb, strlen(rb))))
+				return false;
+		return ps->per_code[c] <= QC_MAX_RECORDS_PER_CODE;
+	}
 	static const char *const prefixes[] = {
 		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
 		"header-dirty", NULL,
@@ -50,7 +62,7 @@ bool qc_repair_walk_complete(const struct qc_image *img, const char **why)
 	const struct qc_problems *ps = &img->problems;
 	for (int c = 0; !w && c < QC_P_COUNT; c++)
 		if (ps->per_code[c] && qc_problem_table[c].severity == QC_SEV_CORRUPTION &&
-		    !harmless_for_counts(qc_problem_table[c].code))
+		    !harmless_for_counts(img, (enum qc_code)c))
 			w = qc_problem_table[c].code;
 	if (why)
 		*why = w;
