@@ -9,8 +9,6 @@
 #include "../cli/cli.h"
 
 void qc_pass_extensions(struct qc_image *img) { (void)img; }
-void qc_pass_snapshot_table(struct qc_image *img) { (void)img; }
 void qc_pass_luks(struct qc_image *img) { (void)img; }
 void qc_pass_bitmaps(struct qc_image *img) { (void)img; }
-void qc_pass_vmstate(struct qc_image *img) { (void)img; }
 void qc_pass_deep(struct qc_image *img) { (void)img; }
