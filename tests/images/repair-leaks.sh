@@ -11,7 +11,7 @@
 # An image with data in the active layer and in a snapshot; 0x66 written
 # after the snapshot lives in a cluster only the active L2 references.
 P=$T/pristine.qcow2
-mk "$P" 64M
+mk "$P" 16M
 fill "$P"
 snap "$P" s1
 qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
