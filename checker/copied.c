@@ -10,8 +10,9 @@
  * COPIED error.
  *
  * Fast path: tables.c left QC_CM_ACTIVE_COPIED / _NOCOPIED on every data
- * cluster an active L2 entry references; one scan of the cluster map finds
- * whether any L2 entry is wrong.  Only then are the active L2 tables read
+ * cluster an active L2 entry references; one scan of the cluster map (done
+ * by refcounts.c during its compare, else here) finds whether any L2 entry
+ * is wrong.  Only then are the active L2 tables read
  * again, to report each wrong entry at its own offset.
  * Relies on: tables.c (img->l1, cluster map flags), header.c (l1_ok).
  */
@@ -51,18 +52,31 @@ static void check_l1(struct qc_image *img)
 	}
 }
 
-struct scan {
-	uint64_t bad;
-};
-
-static void visit(void *ctx, uint64_t c, enum qc_owner o, uint64_t count, unsigned flags)
+/* Number of data clusters whose active COPIED flags disagree with their count. */
+static uint64_t suspects(struct qc_image *img)
 {
-	struct scan *s = ctx;
-	(void)c;
-	(void)o;
-	if (((flags & QC_CM_ACTIVE_COPIED) && count != 1) ||
-	    ((flags & QC_CM_ACTIVE_NOCOPIED) && count == 1))
-		s->bad++;
+	enum { CH = 4096 };
+	if (img->copied_scanned)
+		return img->copied_suspects; /* refcounts.c counted them */
+	uint64_t *cnt = malloc(CH * sizeof(*cnt));
+	uint8_t *fl = malloc(CH);
+	uint64_t bad = 0;
+	if (!cnt || !fl) {
+		free(cnt);
+		free(fl);
+		return 1; /* take the slow path */
+	}
+	uint64_t n = img->cmap.nclusters;
+	for (uint64_t c = 0; c < n; c += CH) {
+		size_t k = n - c < CH ? (size_t)(n - c) : CH;
+		qc_cm_get_run(&img->cmap, c, k, cnt, fl);
+		for (size_t i = 0; i < k; i++)
+			bad += ((fl[i] & QC_CM_ACTIVE_COPIED) && cnt[i] != 1) |
+			       ((fl[i] & QC_CM_ACTIVE_NOCOPIED) && cnt[i] == 1);
+	}
+	free(cnt);
+	free(fl);
+	return bad;
 }
 
 /* Report every active L2 entry whose COPIED flag is wrong. */
@@ -113,8 +127,6 @@ void qc_pass_copied(struct qc_image *img)
 	check_l1(img);
 	if (img->data_file)
 		return; /* tables.c checks COPIED on external data clusters */
-	struct scan s = { 0 };
-	qc_cm_foreach(&img->cmap, visit, &s);
-	if (s.bad)
+	if (suspects(img))
 		report_l2(img);
 }

@@ -8,7 +8,3 @@
 #include "check.h"
 #include "../cli/cli.h"
 
-void qc_pass_extensions(struct qc_image *img) { (void)img; }
-void qc_pass_luks(struct qc_image *img) { (void)img; }
-void qc_pass_bitmaps(struct qc_image *img) { (void)img; }
-void qc_pass_deep(struct qc_image *img) { (void)img; }

@@ -118,6 +118,7 @@ struct cmp {
 	uint64_t limit;         /* clusters qemu-img compares */
 	uint64_t highest;       /* highest cluster < limit in use */
 	const char *stale;      /* message prefix for dirty images */
+	uint64_t suspects;      /* see image.h copied_suspects */
 };
 
 static void mismatch(struct cmp *c, uint64_t cl, uint64_t stored, uint64_t comp, uint64_t rbe_off)
@@ -154,26 +155,59 @@ static void mismatch(struct cmp *c, uint64_t cl, uint64_t stored, uint64_t comp,
 	}
 }
 
-/* Compare one refblock (entry i) against the map. */
-static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb)
+#define CHUNK 4096u /* clusters compared per bulk read of the map (fits L1) */
+
+/*
+ * Compare stored refcounts [j0, j0+cn) of refblock rb (entry i) with the
+ * computed counts cnt[].  `order` is a constant in each caller (see
+ * compare_block), so the compiler builds one tight loop per width.
+ */
+static inline __attribute__((always_inline)) void
+compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t cn,
+	      const uint64_t *cnt, const uint8_t *fl, unsigned order)
 {
 	struct qc_image *img = c->img;
-	const struct qc_clustermap *m = &img->cmap;
-	unsigned order = img->h.refcount_order;
+	const uint64_t max = img->refcount_max;
+	const uint64_t base = i << img->refblock_bits;
+	/* clusters below `limit` count for image_end_offset */
+	size_t lim = base + j0 >= c->limit ? 0
+		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
+	size_t hi = SIZE_MAX;
+	for (size_t k = 0; k < cn; k++) {
+		uint64_t st = rc_get(rb, j0 + k, order);
+		uint64_t cp = cnt[k];
+		if ((st | cp) && k < lim)
+			hi = k;
+		c->suspects += ((fl[k] & QC_CM_ACTIVE_COPIED) && cp != 1) |
+			       ((fl[k] & QC_CM_ACTIVE_NOCOPIED) && cp == 1);
+		if (__builtin_expect(st != cp || cp > max, 0)) {
+			uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
+			mismatch(c, base + j0 + k, st, cp, rb_off + (((j0 + k) << order) >> 3));
+		}
+	}
+	if (hi != SIZE_MAX && base + j0 + hi > c->highest)
+		c->highest = base + j0 + hi;
+}
+
+/* Compare one refblock (entry i) against the map. */
+static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t *cnt,
+			  uint8_t *fl)
+{
+	struct qc_image *img = c->img;
 	uint64_t per = UINT64_C(1) << img->refblock_bits;
 	uint64_t base = i << img->refblock_bits;
-	uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
-	for (uint64_t j = 0; j < per; j++) {
-		uint64_t cl = base + j;
-		uint64_t stored = rc_get(rb, j, order);
-		uint64_t comp = cl < m->nclusters ? qc_cm_count(m, cl) : 0;
-		if ((stored || comp) && cl < c->limit && cl > c->highest)
-			c->highest = cl;
-		if (stored == comp && comp <= img->refcount_max)
-			continue;
-		/* loc: the stored refcount's byte (sub-byte widths: its byte) */
-		uint64_t byte = (j << order) >> 3;
-		mismatch(c, cl, stored, comp, rb_off + byte);
+	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
+		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
+		qc_cm_get_run(&img->cmap, base + j0, cn, cnt, fl);
+		switch (img->h.refcount_order) {
+		case 0: compare_chunk(c, i, rb, j0, cn, cnt, fl, 0); break;
+		case 1: compare_chunk(c, i, rb, j0, cn, cnt, fl, 1); break;
+		case 2: compare_chunk(c, i, rb, j0, cn, cnt, fl, 2); break;
+		case 3: compare_chunk(c, i, rb, j0, cn, cnt, fl, 3); break;
+		case 4: compare_chunk(c, i, rb, j0, cn, cnt, fl, 4); break;
+		case 5: compare_chunk(c, i, rb, j0, cn, cnt, fl, 5); break;
+		default: compare_chunk(c, i, rb, j0, cn, cnt, fl, 6); break;
+		}
 	}
 }
 
@@ -191,6 +225,9 @@ static void uncovered(struct cmp *c, uint64_t i, uint64_t from, uint64_t to)
 						  : QC_NO_OFFSET;
 	for (uint64_t cl = from; cl < to; cl++) {
 		uint64_t comp = qc_cm_count(m, cl);
+		unsigned f = qc_cm_flags(m, cl);
+		c->suspects += ((f & QC_CM_ACTIVE_COPIED) && comp != 1) |
+			       ((f & QC_CM_ACTIVE_NOCOPIED) && comp == 1);
 		if (!comp)
 			continue;
 		if (cl < c->limit && cl > c->highest)
@@ -230,9 +267,13 @@ void qc_pass_refcounts(struct qc_image *img)
 	uint64_t n = img->reftable_entries;
 	uint32_t *idx = malloc((size_t)(n ? n : 1) * sizeof(*idx));
 	uint8_t *buf = malloc(RUN_MAX > img->cluster_size ? RUN_MAX : img->cluster_size);
-	if (!idx || !buf) {
+	uint64_t *cnt = malloc(CHUNK * sizeof(*cnt));
+	uint8_t *fl = malloc(CHUNK);
+	if (!idx || !buf || !cnt || !fl) {
 		free(idx);
 		free(buf);
+		free(cnt);
+		free(fl);
 		qc_abort(img, "out of memory comparing refcounts");
 		return;
 	}
@@ -264,12 +305,14 @@ void qc_pass_refcounts(struct qc_image *img)
 		}
 		for (size_t t = a; t < b; t++) {
 			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
-			compare_block(&c, idx[t], buf + (o - start));
+			compare_block(&c, idx[t], buf + (o - start), cnt, fl);
 		}
 		a = b;
 	}
 	free(idx);
 	free(buf);
+	free(cnt);
+	free(fl);
 
 	/* Clusters the walk referenced where no usable refblock stands. */
 	uint64_t ncl = img->cmap.nclusters;
@@ -280,4 +323,8 @@ void qc_pass_refcounts(struct qc_image *img)
 		uncovered(&c, i, i << img->refblock_bits, (i + 1) << img->refblock_bits);
 	}
 	img->stats.image_end_offset = (c.highest + 1) << img->cluster_bits;
+	if (!img->aborted) {
+		img->copied_suspects = c.suspects;
+		img->copied_scanned = true;
+	}
 }

@@ -50,6 +50,10 @@ struct walk {
 	uint64_t guest0;   /* guest offset of entry 0 through the first reference */
 	int32_t snap;      /* snapshot of the first reference, -1 if active */
 	uint64_t n_data, n_vm, n_act;
+	/* pending run of data clusters (see claim_data) */
+	uint64_t run_start, run_n, run_j;
+	unsigned run_flags;
+	struct qc_loc run_loc;
 };
 
 /* a << s, saturating at UINT64_MAX. */
@@ -204,18 +208,71 @@ static void add_compressed(struct walk *w, uint64_t off, uint64_t len, uint64_t 
 	img->compressed[img->ncompressed++] = (struct qc_compressed_ref){ off, len, guest, w->snap };
 }
 
-/* Claim one data cluster (aligned, inside the file). */
-static void claim_data(struct walk *w, uint64_t off, uint64_t e, struct qc_loc loc)
+/*
+ * Data claims are batched: contiguous clusters with the same COPIED flag
+ * form a run claimed with qc_cm_add_run; a cluster the fast path refuses
+ * (another owner, a large count) goes through qc_claim, which reports the
+ * overlap.
+ */
+static void claim_owner(struct walk *w, enum qc_owner o, uint64_t nref, unsigned flags)
 {
 	struct qc_image *img = w->img;
-	if (w->n_data && !qc_claim(img, off, img->cluster_size, QC_OWN_DATA, w->n_data, loc))
+	struct qc_clustermap *m = &img->cmap;
+	uint64_t first = w->run_start >> img->cluster_bits;
+	uint64_t n = w->run_n, done = 0;
+	while (done < n) {
+		done += qc_cm_add_run(m, first + done, n - done, o, nref, flags);
+		if (done >= n)
+			break;
+		if (m->over_cap) {
+			qc_abort(img, "memory cap reached while mapping host clusters");
+			return;
+		}
+		struct qc_loc loc = w->run_loc;
+		if (loc.guest_offset != QC_NO_OFFSET)
+			loc.guest_offset += done << img->cluster_bits;
+		loc.offset += done * img->l2_entry_size;
+		uint64_t off = (first + done) << img->cluster_bits;
+		if (!qc_claim(img, off, img->cluster_size, o, nref, loc))
+			return;
+		if (flags && !qc_cm_set_flags(m, first + done, flags)) {
+			qc_abort(img, "memory cap reached while mapping host clusters");
+			return;
+		}
+		done++;
+	}
+}
+
+static void flush_run(struct walk *w)
+{
+	if (!w->run_n)
 		return;
-	if (w->n_vm && !qc_claim(img, off, img->cluster_size, QC_OWN_VMSTATE, w->n_vm, loc))
+	unsigned flags = w->n_act ? w->run_flags : 0;
+	if (w->n_data)
+		claim_owner(w, QC_OWN_DATA, w->n_data, flags);
+	if (w->n_vm && !w->img->aborted)
+		claim_owner(w, QC_OWN_VMSTATE, w->n_vm, w->n_data ? 0 : flags);
+	w->run_n = 0;
+}
+
+/* Claim one data cluster (aligned, inside the file) for L2 entry j. */
+static inline void claim_data(struct walk *w, uint64_t off, uint64_t e, uint64_t j)
+{
+	unsigned flags = (e & QC_OFLAG_COPIED) ? QC_CM_ACTIVE_COPIED : QC_CM_ACTIVE_NOCOPIED;
+	if (w->run_n && off == w->run_start + (w->run_n << w->img->cluster_bits) &&
+	    flags == w->run_flags && j == w->run_j + w->run_n) {
+		w->run_n++;
 		return;
-	if (w->n_act &&
-	    !qc_cm_set_flags(&img->cmap, off >> img->cluster_bits,
-			     (e & QC_OFLAG_COPIED) ? QC_CM_ACTIVE_COPIED : QC_CM_ACTIVE_NOCOPIED))
-		qc_abort(img, "memory cap reached while mapping host clusters");
+	}
+	flush_run(w);
+	w->run_start = off;
+	w->run_n = 1;
+	w->run_j = j;
+	w->run_flags = flags;
+	w->run_loc = (struct qc_loc){ w->l2_off + j * w->img->l2_entry_size,
+				      w->guest0 == QC_NO_OFFSET ? QC_NO_OFFSET
+								: w->guest0 + (j << w->img->cluster_bits),
+				      w->img->cluster_size, w->snap, NULL };
 }
 
 /* One compressed entry. */
@@ -270,13 +327,59 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 	const bool ext = img->extended_l2;
 	const bool v2 = img->h.version < 3;
 	uint64_t next_contig = 0, alloc = 0, frag = 0, comp = 0;
+	/* entries the fast path must not take: compressed, reserved, zero flag */
+	const uint64_t fast_mask = QC_OFLAG_COMPRESSED | QC_L2E_STD_RESERVED_MASK | QC_OFLAG_ZERO;
+	/* no data clusters in this file with an external data file */
+	const uint64_t fsize = img->data_file ? 0 : img->file_size;
+	/* the pending run lives in registers: [w->run_start, r_end), entries up to r_jend */
+	uint64_t r_end = 0, r_jend = UINT64_MAX;
+	w->run_n = 0;
+	w->run_start = 0;
+
+	/* the entry that would continue the pending run (fastest path) */
+	uint64_t expect = 0, expect_bm = 0;
+	bool expect_ok = false;
 
 	for (uint64_t j = 0; j < n; j++) {
 		const uint8_t *p = t + j * es;
 		uint64_t e = qc_be64_at(p);
 		uint64_t bm = ext ? qc_be64_at(p + 8) : 0;
+		if (e == expect && bm == expect_bm && expect_ok) {
+			/* next cluster of a contiguous run, same flags: valid */
+			alloc++;
+			r_end += cs;
+			r_jend++;
+			next_contig = r_end;
+			expect += cs;
+			expect_ok = !(expect & fast_mask) && (expect & QC_L2E_OFFSET_MASK) < fsize;
+			continue;
+		}
+		expect_ok = false;
 		if (!e && !bm)
 			continue;
+		uint64_t off = e & QC_L2E_OFFSET_MASK;
+		if (!(e & fast_mask) && off && !(off & (cs - 1)) && off < fsize && !((bm >> 32) & bm)) {
+			expect = e + cs;
+			expect_bm = bm;
+			expect_ok = !(expect & fast_mask) && (expect & QC_L2E_OFFSET_MASK) < fsize;
+			/* the common case: an aligned data cluster inside the file */
+			alloc++;
+			if (next_contig && off != next_contig)
+				frag++;
+			next_contig = off + cs;
+			unsigned fl = (e & QC_OFLAG_COPIED) ? QC_CM_ACTIVE_COPIED : QC_CM_ACTIVE_NOCOPIED;
+			if (off == r_end && j == r_jend && fl == w->run_flags) {
+				r_end += cs; /* extends the pending run */
+				r_jend++;
+				continue;
+			}
+			w->run_n = (r_end - w->run_start) >> img->cluster_bits;
+			claim_data(w, off, e, j);
+			r_end = off + cs;
+			r_jend = j + 1;
+			continue;
+		}
+		w->run_n = (r_end - w->run_start) >> img->cluster_bits;
 		struct qc_loc loc = { w->l2_off + j * es, w->guest0 == UINT64_MAX ? UINT64_MAX
 										: w->guest0 + j * cs,
 				      cs, w->snap, NULL };
@@ -305,7 +408,6 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 					  "L2 entry 0x%llx has the zero flag in a version 2 image",
 					  (unsigned long long)e);
 		}
-		uint64_t off = e & QC_L2E_OFFSET_MASK;
 		bool normal = off != 0 || (img->data_file && (e & QC_OFLAG_COPIED) && !zero);
 		if (!normal) {
 			/* unallocated or zero-plain */
@@ -353,10 +455,14 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 				  (unsigned long long)img->file_size);
 			continue;
 		}
-		claim_data(w, off, e, loc);
+		claim_data(w, off, e, j);
+		r_end = w->run_start + (w->run_n << img->cluster_bits);
+		r_jend = w->run_j + w->run_n;
 		if (img->aborted)
 			return;
 	}
+	w->run_n = (r_end - w->run_start) >> img->cluster_bits;
+	flush_run(w);
 	if (w->n_act) {
 		img->stats.allocated_clusters += alloc * w->n_act;
 		img->stats.fragmented_clusters += frag * w->n_act;
