@@ -8,5 +8,3 @@
 #include "check.h"
 #include "../cli/cli.h"
 
-int qc_cmd_repair(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "qcow2fsck: repair: not implemented yet\n"); return 1; }
-int qc_cmd_undo(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "qcow2fsck: undo: not implemented yet\n"); return 1; }
