@@ -340,13 +340,9 @@ static uint64_t size_to_l1(const struct qc_image *img, uint64_t size)
 	return (size >> shift) + ((size & ((UINT64_C(1) << shift) - 1)) != 0);
 }
 
-/* Derived fields and the checks of one entry on its own. */
-static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
+/* Effective sizes and the vm_state fields the walk starts from. */
+static void derive(struct qc_image *img, struct qc_snapshot *s)
 {
-	struct qc_problems *ps = &img->problems;
-	uint64_t eo = s->entry_offset;
-	const char *id = s->id ? s->id : "?";
-
 	s->vm_state_size = s->has_vm_state_size_large ? s->vm_state_size_large : s->vm_state_size32;
 	s->disk_size = s->has_disk_size ? s->disk_size_raw : img->h.size;
 	s->vm_first_l1_index = size_to_l1(img, s->disk_size);
@@ -354,7 +350,22 @@ static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx
 				  ((s->vm_state_size & (img->cluster_size - 1)) != 0);
 	s->vm_first_hole = s->vm_first_past_end = QC_NO_OFFSET;
 	s->vm_clusters_mapped = s->vm_clusters_past_end = 0;
+}
 
+/* Derived fields and the checks of one entry on its own. */
+static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
+{
+	struct qc_problems *ps = &img->problems;
+	uint64_t eo = s->entry_offset;
+	const char *id = s->id ? s->id : "?";
+
+	derive(img, s);
+	if (eo + FIXED + s->extra_data_size > img->file_size) {
+		/* Cut by the end of the file (reported by the caller): its
+		 * fields past EOF read as zeros and prove nothing. */
+		s->l1_usable = false;
+		return;
+	}
 	if (img->h.version >= 3 && s->extra_data_size < 16)
 		qc_report(ps, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, sloc(eo + 36, idx), 1,
 			  "snapshot %d (id '%s') has %u bytes of extra data (version 3 needs 16): disk_size is missing, assumed %llu",
@@ -610,7 +621,12 @@ void qc_pass_snapshot_table(struct qc_image *img)
 					qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
 						  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
 						  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
-				else if (sh == SHAPE_OVERRUN && t.limit_is_eof)
+				else if (sh == SHAPE_OVERRUN && !t.limit_is_eof)
+					qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(t.base + pos), 1,
+						  "entry %u at 0x%llx (%llu bytes) would end %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
+						  i, (unsigned long long)(t.base + pos), (unsigned long long)size,
+						  (unsigned long long)(pos + size), i, want - 1);
+				else if (sh == SHAPE_OVERRUN)
 					qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, -1), 1,
 						  "entry %u at 0x%llx: %s (end of file); entries %u..%u are lost",
 						  i, (unsigned long long)(t.base + pos),
@@ -688,7 +704,7 @@ void qc_pass_snapshot_table(struct qc_image *img)
 			if (sh != SHAPE_BLANK)
 				check_entry(img, s, idx);
 			else
-				s->l1_usable = false;
+				derive(img, s); /* blank: nothing to walk (l1_size 0) */
 			prev = pos;
 			pos = q;
 			continue;
