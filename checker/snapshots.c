@@ -160,20 +160,17 @@ static enum shape entry_shape(struct tbuf *t, uint64_t pos, struct fixed *f, uin
 
 /*
  * Loose plausibility of an entry whose shape is OK: its strings look like
- * strings and its padding is zero.  Damage to other fields (offsets,
- * sizes, dates) does not change this, so it only tells whether the
- * declared lengths put the strings where they really are.
+ * strings.  Damage to other fields (offsets, sizes, dates) does not change
+ * this, so it only tells whether the declared lengths put the strings
+ * where they really are.  Padding is not looked at: QEMU does not write
+ * it, so it may hold stale bytes of a reused cluster.
  */
-static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct fixed *f,
-			       uint64_t size)
+static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct fixed *f)
 {
 	const uint8_t *e = t->p + pos + FIXED + f->extra;
 	if (f->id_size && !id_bytes_ok(e, f->id_size))
 		return false;
-	if (!name_bytes_ok(e + f->id_size, f->name_size))
-		return false;
-	uint64_t used = (uint64_t)FIXED + f->extra + f->id_size + f->name_size;
-	return all_zero(t->p + pos + used, (size_t)(size - used));
+	return name_bytes_ok(e + f->id_size, f->name_size);
 }
 
 /*
@@ -196,10 +193,7 @@ static bool plausible(struct tbuf *t, uint64_t pos)
 	if (f.id_size > 64 || f.name_size > 4096)
 		return false;
 	const uint8_t *e = t->p + pos + FIXED + f.extra;
-	if (!id_bytes_ok(e, f.id_size) || !name_bytes_ok(e + f.id_size, f.name_size))
-		return false;
-	uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
-	return all_zero(t->p + pos + used, (size_t)(size - used));
+	return id_bytes_ok(e, f.id_size) && name_bytes_ok(e + f.id_size, f.name_size);
 }
 
 /*
@@ -273,11 +267,14 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 {
 	const uint8_t *e = t->p + pos;
 	uint32_t min_extra = img->h.version >= 3 ? 16 : 0;
-	for (unsigned pad = 0; pad < 8 && pad < span; pad++) {
-		if (pad && e[span - pad] != 0)
-			break;
-		if (span - pad < FIXED)
-			break;
+	/* First with zero padding (what a fresh cluster holds), then any. */
+	for (unsigned k8 = 0; k8 < 16; k8++) {
+		unsigned pad = k8 & 7;
+		bool zero_only = k8 < 8;
+		if (pad >= span || span - pad < FIXED)
+			continue;
+		if (zero_only && !all_zero(e + span - pad, pad))
+			continue;
 		uint64_t c = span - pad - FIXED; /* extra + id + name */
 		uint64_t cand[3][3] = {
 			{ c - f->id_size - f->name_size, f->id_size, f->name_size },
@@ -295,7 +292,7 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 			uint64_t x = cand[k][0], ids = cand[k][1], nms = cand[k][2];
 			if (x > QC_MAX_SNAPSHOT_EXTRA || x < min_extra || ids > 65535 || nms > 65535)
 				continue;
-			/* padding must be < 8 and zero */
+			/* the padded layout must end exactly where the next entry starts */
 			if (((FIXED + x + ids + nms + 7) & ~UINT64_C(7)) != span)
 				continue;
 			const uint8_t *str = e + FIXED + x;
@@ -591,14 +588,14 @@ void qc_pass_snapshot_table(struct qc_image *img)
 			break;
 		}
 		bool lost = sh != SHAPE_OK;
-		if (!lost && i + 1 < want && !layout_looks_right(&t, pos, &f, size)) {
+		if (!lost && i + 1 < want && !layout_looks_right(&t, pos, &f)) {
 			/* Odd strings or padding: trust the declared lengths only if
 			 * the next entry is where they say. */
 			struct fixed nf;
 			uint64_t nsize = 0;
 			lost = pos + size >= t.eof ||
 			       entry_shape(&t, pos + size, &nf, &nsize) != SHAPE_OK ||
-			       !layout_looks_right(&t, pos + size, &nf, nsize);
+			       !layout_looks_right(&t, pos + size, &nf);
 			if (img->aborted)
 				break;
 		}
