@@ -256,25 +256,30 @@ static void fill_entry(struct qc_image *img, struct tbuf *t, uint64_t pos, uint3
 		qc_abort(img, "out of memory copying snapshot names");
 }
 
+static bool all_digits(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return n > 0;
+}
+
 /*
  * An entry at pos whose declared lengths are wrong really spans `span`
- * bytes (up to the next plausible entry).  Find the one length (extra,
- * id or name, in that order) that makes the layout fit with printable
- * strings and zero padding.  Returns false if none does.
+ * bytes (up to the next plausible entry).  Try changing one length (extra,
+ * id or name) so that the padded layout ends exactly there with an ID and
+ * a name that look like strings; among those, prefer what QEMU writes (a
+ * numeric ID, 24 bytes of extra data, zero padding).  False if none fits.
  */
 static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, uint64_t span,
 			   const struct fixed *f, uint32_t *extra, uint16_t *id, uint16_t *name)
 {
 	const uint8_t *e = t->p + pos;
 	uint32_t min_extra = img->h.version >= 3 ? 16 : 0;
-	/* First with zero padding (what a fresh cluster holds), then any. */
-	for (unsigned k8 = 0; k8 < 16; k8++) {
-		unsigned pad = k8 & 7;
-		bool zero_only = k8 < 8;
+	int best = -1;
+	for (unsigned pad = 0; pad < 8; pad++) {
 		if (pad >= span || span - pad < FIXED)
-			continue;
-		if (zero_only && !all_zero(e + span - pad, pad))
-			continue;
+			break;
 		uint64_t c = span - pad - FIXED; /* extra + id + name */
 		uint64_t cand[3][3] = {
 			{ c - f->id_size - f->name_size, f->id_size, f->name_size },
@@ -283,8 +288,8 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 		};
 		bool fits[3] = {
 			c >= (uint64_t)f->id_size + f->name_size,
-			c >= (uint64_t)f->extra + f->name_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
-			c >= (uint64_t)f->extra + f->id_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
+			c >= (uint64_t)f->extra + f->name_size,
+			c >= (uint64_t)f->extra + f->id_size,
 		};
 		for (int k = 0; k < 3; k++) {
 			if (!fits[k])
@@ -298,13 +303,17 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 			const uint8_t *str = e + FIXED + x;
 			if (!id_bytes_ok(str, (size_t)ids) || !name_bytes_ok(str + ids, (size_t)nms))
 				continue;
-			*extra = (uint32_t)x;
-			*id = (uint16_t)ids;
-			*name = (uint16_t)nms;
-			return true;
+			int score = 4 * all_digits(str, (size_t)ids) + 2 * (x == 24) +
+				    all_zero(e + span - pad, pad);
+			if (score > best) {
+				best = score;
+				*extra = (uint32_t)x;
+				*id = (uint16_t)ids;
+				*name = (uint16_t)nms;
+			}
 		}
 	}
-	return false;
+	return best >= 0;
 }
 
 static struct qc_loc sloc(uint64_t off, int32_t idx)
@@ -635,27 +644,37 @@ void qc_pass_snapshot_table(struct qc_image *img)
 						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
 				break;
 			}
-			if (q < pos && prev != UINT64_MAX) {
-				/* The previous entry overran into this one: redo it. */
-				struct qc_snapshot *ps_ = &img->snapshots[img->nsnapshots - 1];
+			if (prev != UINT64_MAX && q < pos + FIXED) {
+				/* The next entry starts before this one could end: the
+				 * previous entry's lengths were wrong.  Redo it. */
+				struct qc_snapshot *pe = &img->snapshots[img->nsnapshots - 1];
 				struct fixed pf;
 				read_fixed(&t, prev, &pf);
 				uint32_t x = 0;
 				uint16_t a = 0, b = 0;
-				free(ps_->id);
-				free(ps_->name);
-				ps_->id = ps_->name = NULL;
+				free(pe->id);
+				free(pe->name);
+				pe->id = pe->name = NULL;
 				bool rec = recover_layout(img, &t, prev, q - prev, &pf, &x, &a, &b);
+				if (rec) {
+					fill_entry(img, &t, prev, x, a, b, pe);
+					pe->extra_data_size = x;
+				}
+				pe->entry_size = q - prev;
 				if (rec)
-					fill_entry(img, &t, prev, x, a, b, ps_);
-				ps_->entry_size = q - prev;
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
-					  sloc(t.base + prev, idx - 1), 1,
-					  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx%s",
-					  i - 1, (unsigned long long)(t.base + prev), pf.extra, pf.id_size,
-					  pf.name_size, (unsigned long long)(t.base + q),
-					  rec ? "; lengths recovered from the real extent" : "; id and name lost");
-				check_entry(img, ps_, idx - 1);
+					qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
+						  sloc(t.base + prev, idx - 1), 1,
+						  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes",
+						  i - 1, (unsigned long long)(t.base + prev), pf.extra,
+						  pf.id_size, pf.name_size, (unsigned long long)(t.base + q), x,
+						  a, b);
+				else
+					qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
+						  sloc(t.base + prev, idx - 1), 1,
+						  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; its id and name are lost",
+						  i - 1, (unsigned long long)(t.base + prev), pf.extra,
+						  pf.id_size, pf.name_size, (unsigned long long)(t.base + q));
+				check_entry(img, pe, idx - 1);
 				pos = q;
 				i--; /* the entry at q is entry i */
 				continue;
