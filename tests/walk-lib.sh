@@ -41,3 +41,9 @@ if bad:
     sys.exit(1)
 PY
 }
+
+# has_codes REGEX: some code of the last report matches (grep -e REGEX)
+has_codes() {
+	json_codes >"$T/codes"
+	grep -q -e "$1" "$T/codes"
+}
