@@ -46,8 +46,21 @@ struct qc_feature_name {
 	char name[47];
 };
 
+/* One header extension as found in the area (for info and duplicates). */
+struct qc_ext_entry {
+	uint32_t type;
+	uint32_t length;   /* data bytes, without the 8-byte type/length header */
+	uint64_t offset;   /* host offset of the type field */
+};
+
+#define QC_EXT_LIST_MAX 64 /* entries kept in qc_extensions.list */
+
 struct qc_extensions {
+	bool walked;       /* the area was walked (cluster size and header_length usable) */
 	uint64_t area_start, area_end; /* [header_length, backing offset or cluster) */
+	struct qc_ext_entry list[QC_EXT_LIST_MAX];
+	unsigned nlist;    /* entries kept in list */
+	unsigned ntotal;   /* extensions seen (may exceed nlist) */
 	bool has_backing_format;
 	char backing_format[17];
 	bool has_feature_table;

@@ -1,0 +1,170 @@
+/*
+ * decompress.c - one compressed cluster through zlib or zstd, classified
+ * the way QEMU's reader would treat it (see decompress.h).
+ *
+ * zlib: QEMU inflates with Z_FINISH once and accepts Z_STREAM_END or
+ * Z_BUF_ERROR as long as the output is full, so a stream that goes on past
+ * the cluster (or whose end marker lies past the input) is still readable:
+ * that is QC_DC_INEXACT here, found with a one-byte probe.
+ * zstd: QEMU loops ZSTD_decompressStream until the output is full, fails on
+ * an error or on a call that makes no progress, and fails when the last
+ * call did not return 0 (frame not complete and flushed).
+ */
+#include "decompress.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+struct qc_dc {
+	int type;
+	z_stream z;
+	ZSTD_DCtx *zs;
+};
+
+struct qc_dc *qc_dc_new(int type)
+{
+	if (type != 0 && type != 1)
+		return NULL;
+	struct qc_dc *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->type = type;
+	if (type == 0) {
+		if (inflateInit2(&d->z, -12) != Z_OK) {
+			free(d);
+			return NULL;
+		}
+	} else {
+		d->zs = ZSTD_createDCtx();
+		if (!d->zs) {
+			free(d);
+			return NULL;
+		}
+	}
+	return d;
+}
+
+void qc_dc_free(struct qc_dc *d)
+{
+	if (!d)
+		return;
+	if (d->type == 0)
+		inflateEnd(&d->z);
+	else
+		ZSTD_freeDCtx(d->zs);
+	free(d);
+}
+
+static enum qc_dc_result run_zlib(struct qc_dc *d, const uint8_t *in, size_t inlen, uint8_t *out,
+				  size_t outlen, size_t *produced, const char **why)
+{
+	z_stream *z = &d->z;
+	if (inflateReset2(z, -12) != Z_OK)
+		return QC_DC_NOMEM;
+	if (inlen > UINT32_MAX || outlen > UINT32_MAX) {
+		*why = "sizes beyond zlib's range";
+		return QC_DC_INVALID;
+	}
+	z->next_in = (Bytef *)(uintptr_t)in;
+	z->avail_in = (uInt)inlen;
+	z->next_out = out;
+	z->avail_out = (uInt)outlen;
+	int r = inflate(z, Z_FINISH);
+	*produced = outlen - z->avail_out;
+	if (r == Z_MEM_ERROR)
+		return QC_DC_NOMEM;
+	if (r == Z_STREAM_END) {
+		if (z->avail_out == 0)
+			return QC_DC_OK;
+		*why = "the deflate stream ends early";
+		return QC_DC_SHORT;
+	}
+	if (r != Z_BUF_ERROR && r != Z_OK) {
+		*why = z->msg ? z->msg : "invalid deflate data";
+		return QC_DC_INVALID;
+	}
+	if (z->avail_out != 0) {
+		*why = "the deflate stream needs more input";
+		return QC_DC_TRUNCATED;
+	}
+	/* Cluster full: does the stream end right here? */
+	uint8_t probe;
+	z->next_out = &probe;
+	z->avail_out = 1;
+	r = inflate(z, Z_FINISH);
+	if (r == Z_STREAM_END && z->avail_out == 1)
+		return QC_DC_OK;
+	if (z->avail_out == 0)
+		*why = "the deflate stream continues past the cluster";
+	else if (r == Z_BUF_ERROR)
+		*why = "the deflate stream has no end marker within the descriptor";
+	else
+		*why = z->msg ? z->msg : "invalid deflate data after the cluster";
+	return QC_DC_INEXACT;
+}
+
+static enum qc_dc_result run_zstd(struct qc_dc *d, const uint8_t *in, size_t inlen, uint8_t *out,
+				  size_t outlen, size_t *produced, const char **why)
+{
+	ZSTD_DCtx_reset(d->zs, ZSTD_reset_session_only);
+	ZSTD_inBuffer ib = { in, inlen, 0 };
+	ZSTD_outBuffer ob = { out, outlen, 0 };
+	size_t ret = 1;
+	bool frame_done = false; /* the previous call completed a frame */
+	*produced = 0;
+	while (ob.pos < ob.size) {
+		size_t last = ib.pos + ob.pos;
+		ret = ZSTD_decompressStream(d->zs, &ob, &ib);
+		*produced = ob.pos;
+		if (ZSTD_isError(ret)) {
+			if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation)
+				return QC_DC_NOMEM;
+			if (frame_done) {
+				*why = "the zstd frame ends before the cluster is full";
+				return QC_DC_SHORT;
+			}
+			*why = ZSTD_getErrorName(ret);
+			return QC_DC_INVALID;
+		}
+		if (ib.pos + ob.pos == last) {
+			if (frame_done) {
+				*why = "the zstd frame ends before the cluster is full";
+				return QC_DC_SHORT;
+			}
+			*why = "the zstd frame needs more input";
+			return QC_DC_TRUNCATED;
+		}
+		frame_done = ret == 0;
+	}
+	if (ret == 0)
+		return QC_DC_OK;
+	/* Cluster full but the frame is not complete: QEMU fails.  Why? */
+	uint8_t probe;
+	ZSTD_outBuffer pb = { &probe, 1, 0 };
+	size_t last = ib.pos;
+	size_t r2 = ZSTD_decompressStream(d->zs, &pb, &ib);
+	if (!ZSTD_isError(r2) && pb.pos == 1) {
+		*why = "the zstd frame produces more than one cluster";
+		return QC_DC_LONG;
+	}
+	if (!ZSTD_isError(r2) && ib.pos == last && r2 != 0) {
+		*why = "the zstd frame needs more input";
+		return QC_DC_TRUNCATED;
+	}
+	*why = ZSTD_isError(r2) ? ZSTD_getErrorName(r2) : "the zstd frame is not complete when the cluster is full";
+	return QC_DC_INVALID;
+}
+
+enum qc_dc_result qc_dc_run(struct qc_dc *d, const uint8_t *in, size_t inlen, uint8_t *out,
+			    size_t outlen, size_t *produced, const char **why)
+{
+	*why = "";
+	*produced = 0;
+	if (d->type == 0)
+		return run_zlib(d, in, inlen, out, outlen, produced, why);
+	return run_zstd(d, in, inlen, out, outlen, produced, why);
+}

@@ -1,0 +1,42 @@
+/*
+ * decompress.h - decompression of one qcow2 compressed cluster, with the
+ * exact acceptance rules QEMU applies when it reads one
+ * (block/qcow2-threads.c): zlib is raw deflate with a 4 KiB window
+ * (windowBits -12) that must fill the cluster; zstd is one or more frames
+ * that must end exactly when the cluster is full.
+ *
+ * Input and output are caller-owned buffers of known length; nothing here
+ * trusts a size found in the stream.  One context is reused for many
+ * clusters.
+ */
+#ifndef QC_DECOMPRESS_H
+#define QC_DECOMPRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum qc_dc_result {
+	QC_DC_OK,        /* exactly one cluster: QEMU reads it */
+	QC_DC_INEXACT,   /* zlib: cluster full but the stream goes on or lacks its end; QEMU reads it */
+	QC_DC_INVALID,   /* the decoder rejected the stream: QEMU fails with EIO */
+	QC_DC_SHORT,     /* the stream ended before the cluster was full: EIO */
+	QC_DC_LONG,      /* zstd: the frame produces more than a cluster: EIO */
+	QC_DC_TRUNCATED, /* the input ran out before the cluster was full: EIO */
+	QC_DC_NOMEM,     /* the decoder could not allocate (not the image's fault) */
+};
+
+struct qc_dc;
+
+/* A context for compression type 0 (zlib) or 1 (zstd); NULL if out of memory
+ * or the type is unknown. */
+struct qc_dc *qc_dc_new(int type);
+void qc_dc_free(struct qc_dc *d);
+
+/*
+ * Decompress in[0..inlen) into out[0..outlen).  *produced gets the bytes
+ * written to out; *why a short static description of a failure (or "").
+ */
+enum qc_dc_result qc_dc_run(struct qc_dc *d, const uint8_t *in, size_t inlen, uint8_t *out,
+			    size_t outlen, size_t *produced, const char **why);
+
+#endif
