@@ -172,21 +172,32 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	/* clusters below `limit` count for image_end_offset */
 	size_t lim = base + j0 >= c->limit ? 0
 		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
-	size_t hi = SIZE_MAX;
+	/* pass 1, branch-free: any mismatch? how many COPIED suspects? */
+	uint64_t diff = 0, susp = 0;
 	for (size_t k = 0; k < cn; k++) {
 		uint64_t st = rc_get(rb, j0 + k, order);
 		uint64_t cp = cnt[k];
-		if ((st | cp) && k < lim)
-			hi = k;
-		c->suspects += ((fl[k] & QC_CM_ACTIVE_COPIED) && cp != 1) |
-			       ((fl[k] & QC_CM_ACTIVE_NOCOPIED) && cp == 1);
-		if (__builtin_expect(st != cp || cp > max, 0)) {
-			uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
-			mismatch(c, base + j0 + k, st, cp, rb_off + (((j0 + k) << order) >> 3));
+		uint64_t one = cp == 1;
+		diff |= (st ^ cp) | (uint64_t)(cp > max);
+		susp += (((fl[k] >> 4) & 1) & (one ^ 1)) | (((fl[k] >> 5) & 1) & one);
+	}
+	c->suspects += susp;
+	if (__builtin_expect(diff != 0, 0)) {
+		uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
+		for (size_t k = 0; k < cn; k++) {
+			uint64_t st = rc_get(rb, j0 + k, order);
+			if (st != cnt[k] || cnt[k] > max)
+				mismatch(c, base + j0 + k, st, cnt[k], rb_off + (((j0 + k) << order) >> 3));
 		}
 	}
-	if (hi != SIZE_MAX && base + j0 + hi > c->highest)
-		c->highest = base + j0 + hi;
+	/* highest cluster in use below the limit (image_end_offset) */
+	for (size_t k = lim; k-- > 0;) {
+		if (rc_get(rb, j0 + k, order) | cnt[k]) {
+			if (base + j0 + k > c->highest)
+				c->highest = base + j0 + k;
+			break;
+		}
+	}
 }
 
 /* Compare one refblock (entry i) against the map. */
