@@ -183,6 +183,7 @@ void qc_image_free(struct qc_image *img)
 	free(img->ext.features);
 	free(img->l1);
 	free(img->reftable);
+	free(img->refblock_usable);
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		free(img->snapshots[i].id);
 		free(img->snapshots[i].name);

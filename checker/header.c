@@ -9,9 +9,11 @@
  * that need it are disabled.
  */
 #include "check.h"
+#include "extensions.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,14 +65,51 @@ static void decode(struct qc_image *img, struct qc_view v)
 	}
 }
 
+/*
+ * Append " (bit N \"name\", ...)" style names of the bits in `mask` of
+ * feature `type` to buf: names come from the image's feature-name table.
+ */
+static void name_bits(const struct qc_image *img, unsigned type, uint64_t mask, char *buf,
+		      size_t size)
+{
+	size_t used = 0;
+	buf[0] = 0;
+	for (unsigned bit = 0; bit < 64 && used + 1 < size; bit++) {
+		if (!(mask & (UINT64_C(1) << bit)))
+			continue;
+		const char *name = qc_ext_feature_name(img, type, bit);
+		int n;
+		if (name)
+			n = snprintf(buf + used, size - used, "%sbit %u \"%s\"", used ? ", " : "",
+				     bit, name);
+		else
+			n = snprintf(buf + used, size - used, "%sbit %u", used ? ", " : "", bit);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* Unknown incompatible bits: the image cannot be read safely (exit 63). */
+static bool check_incompat_unknown(struct qc_image *img)
+{
+	uint64_t unknown = img->h.incompatible_features & ~QC_INCOMPAT_KNOWN;
+	if (!unknown)
+		return false;
+	char names[512];
+	name_bits(img, 0, unknown, names, sizeof(names));
+	qc_report(&img->problems, QC_P_HEADER_INCOMPAT_UNKNOWN, LOC0(72), 1,
+		  "unknown incompatible feature bits 0x%llx: %s", (unsigned long long)unknown,
+		  names);
+	return true;
+}
+
 static void check_features(struct qc_image *img)
 {
 	struct qc_header *h = &img->h;
 	struct qc_problems *ps = &img->problems;
-	uint64_t unknown = h->incompatible_features & ~QC_INCOMPAT_KNOWN;
-	if (unknown)
-		qc_report(ps, QC_P_HEADER_INCOMPAT_UNKNOWN, LOC0(72), 1,
-			  "unknown incompatible feature bits 0x%llx", (unsigned long long)unknown);
+	char names[512];
+	uint64_t unknown;
 	if (h->incompatible_features & QC_INCOMPAT_DIRTY)
 		qc_report(ps, QC_P_HEADER_DIRTY, LOC0(72), 1,
 			  "dirty bit set: refcounts may be stale after an unclean shutdown");
@@ -78,13 +117,19 @@ static void check_features(struct qc_image *img)
 		qc_report(ps, QC_P_HEADER_CORRUPT_BIT, LOC0(72), 1,
 			  "corrupt bit set: QEMU will not open the image for writing");
 	unknown = h->compatible_features & ~QC_COMPAT_KNOWN;
-	if (unknown)
+	if (unknown) {
+		name_bits(img, 1, unknown, names, sizeof(names));
 		qc_report(ps, QC_P_HEADER_COMPAT_UNKNOWN, LOC0(80), 1,
-			  "unknown compatible feature bits 0x%llx", (unsigned long long)unknown);
+			  "unknown compatible feature bits 0x%llx: %s", (unsigned long long)unknown,
+			  names);
+	}
 	unknown = h->autoclear_features & ~QC_AUTOCLEAR_KNOWN;
-	if (unknown)
+	if (unknown) {
+		name_bits(img, 2, unknown, names, sizeof(names));
 		qc_report(ps, QC_P_HEADER_AUTOCLEAR_UNKNOWN, LOC0(88), 1,
-			  "unknown autoclear feature bits 0x%llx", (unsigned long long)unknown);
+			  "unknown autoclear feature bits 0x%llx: %s (QEMU clears them on the next write open)",
+			  (unsigned long long)unknown, names);
+	}
 	if ((h->autoclear_features & QC_AUTOCLEAR_DATA_RAW) &&
 	    !(h->incompatible_features & QC_INCOMPAT_DATA_FILE))
 		qc_report(ps, QC_P_HEADER_DATA_RAW_WITHOUT_DATA_FILE, LOC0(88), 1,
@@ -244,21 +289,34 @@ static void check_reftable(struct qc_image *img)
 	img->reftable_ok = ok;
 }
 
+/*
+ * Backing file name: QEMU requires offset <= cluster size and
+ * size <= min(1023, cluster - offset).  It must also not overlap the header
+ * (offset >= header_length).  The name is an untrusted string: copied for
+ * the report, never opened.
+ */
 static void check_backing_name(struct qc_image *img)
 {
 	struct qc_header *h = &img->h;
 	if (h->backing_file_offset == 0)
 		return;
-	uint64_t end = h->backing_file_offset + (uint64_t)h->backing_file_size;
-	uint64_t limit = img->cluster_size ? img->cluster_size : (UINT64_C(1) << QC_MIN_CLUSTER_BITS);
-	if (h->backing_file_offset > limit || h->backing_file_size > QC_MAX_BACKING_NAME ||
-	    end > limit || h->backing_file_offset < h->header_length) {
-		qc_report(&img->problems, QC_P_HEADER_BACKING_NAME_INVALID, LOC0(8), 1,
-			  "backing file name at 0x%llx, %u bytes, is not inside the first cluster after the header",
-			  (unsigned long long)h->backing_file_offset, h->backing_file_size);
+	uint64_t limit = img->cluster_size;
+	uint64_t hlen = h->version >= 3 ? h->header_length : QC_V2_HEADER_LEN;
+	if (h->backing_file_offset > limit || h->backing_file_offset < hlen) {
+		qc_report(&img->problems, QC_P_HEADER_BACKING_OFFSET_INVALID, LOC0(8), 1,
+			  "backing file name offset 0x%llx is not inside the first cluster after the %llu-byte header",
+			  (unsigned long long)h->backing_file_offset, (unsigned long long)hlen);
 		return;
 	}
-	struct qc_view v = qc_view_make(img->header_cluster, img->header_cluster_len);
+	uint64_t room = limit - h->backing_file_offset;
+	if (h->backing_file_size > QC_MAX_BACKING_NAME || h->backing_file_size > room) {
+		qc_report(&img->problems, QC_P_HEADER_BACKING_NAME_INVALID, LOC0(16), 1,
+			  "backing file name of %u bytes at 0x%llx (at most %u and inside the first cluster)",
+			  h->backing_file_size, (unsigned long long)h->backing_file_offset,
+			  QC_MAX_BACKING_NAME);
+		return;
+	}
+	struct qc_view v = qc_view_make(img->header_cluster, (size_t)img->cluster_size);
 	if (qc_get_bytes(v, h->backing_file_offset, img->backing_file, h->backing_file_size)) {
 		img->backing_file[h->backing_file_size] = 0;
 		img->has_backing_file = true;
@@ -295,17 +353,28 @@ void qc_pass_header(struct qc_image *img)
 		return;
 	}
 	decode(img, v);
-	check_features(img);
-	if (ps->unsupported)
-		return;
-	img->geometry_ok = derive_geometry(img);
-	size_t want = img->cluster_size ? (size_t)img->cluster_size : 4096;
-	read_first_cluster(img, want);
+	/* The first cluster (zero filled past EOF, as QEMU reads it) holds the
+	 * extensions and the backing file name; with a bad cluster_bits only
+	 * the fixed header can be judged. */
+	bool cb_ok = img->h.cluster_bits >= QC_MIN_CLUSTER_BITS &&
+		     img->h.cluster_bits <= QC_MAX_CLUSTER_BITS;
+	if (cb_ok) {
+		img->cluster_bits = img->h.cluster_bits;
+		img->cluster_size = UINT64_C(1) << img->cluster_bits;
+	}
+	read_first_cluster(img, cb_ok ? (size_t)img->cluster_size : QC_HEADER_STRUCT_LEN);
 	if (img->aborted)
 		return;
+	/* Silent walk: the feature-name table names unknown feature bits. */
+	qc_ext_walk(img, false);
+	if (img->aborted || check_incompat_unknown(img))
+		return;
+	check_features(img);
+	img->geometry_ok = derive_geometry(img);
 	check_header_length(img);
 	check_crypt(img);
-	check_backing_name(img);
+	if (img->cluster_size)
+		check_backing_name(img);
 	if (!img->geometry_ok)
 		return;
 	uint64_t nclusters = (img->file_size >> img->cluster_bits) + 2;

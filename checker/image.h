@@ -46,8 +46,21 @@ struct qc_feature_name {
 	char name[47];
 };
 
+/* One header extension as found in the area (for info and duplicates). */
+struct qc_ext_entry {
+	uint32_t type;
+	uint32_t length;   /* data bytes, without the 8-byte type/length header */
+	uint64_t offset;   /* host offset of the type field */
+};
+
+#define QC_EXT_LIST_MAX 64 /* entries kept in qc_extensions.list */
+
 struct qc_extensions {
+	bool walked;       /* the area was walked (cluster size and header_length usable) */
 	uint64_t area_start, area_end; /* [header_length, backing offset or cluster) */
+	struct qc_ext_entry list[QC_EXT_LIST_MAX];
+	unsigned nlist;    /* entries kept in list */
+	unsigned ntotal;   /* extensions seen (may exceed nlist) */
 	bool has_backing_format;
 	char backing_format[17];
 	bool has_feature_table;
@@ -148,6 +161,9 @@ struct qc_image {
 	uint64_t *l1;            /* active L1, host-endian */
 	uint64_t *reftable;      /* host-endian */
 	uint64_t reftable_entries;
+	/* Per reftable entry: 1 when its refblock may be read (aligned, no
+	 * reserved bits, inside the file); refcounts.c fills it. */
+	uint8_t *refblock_usable;
 
 	struct qc_snapshot *snapshots;
 	uint32_t nsnapshots;     /* entries parsed (<= nb_snapshots) */
@@ -157,6 +173,10 @@ struct qc_image {
 	size_t ncompressed, compressed_cap;
 
 	struct qc_clustermap cmap;
+	/* refcounts.c: clusters whose active-COPIED flags (tables.c) disagree
+	 * with their computed count; copied.c's prefilter, valid if scanned */
+	uint64_t copied_suspects;
+	bool copied_scanned;
 	struct qc_stats stats;
 	bool aborted;            /* check could not complete: exit 1 */
 	char abort_reason[256];

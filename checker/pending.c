@@ -8,14 +8,5 @@
 #include "check.h"
 #include "../cli/cli.h"
 
-void qc_pass_extensions(struct qc_image *img) { (void)img; }
-void qc_pass_snapshot_table(struct qc_image *img) { (void)img; }
-void qc_pass_reftable(struct qc_image *img) { (void)img; }
-void qc_pass_luks(struct qc_image *img) { (void)img; }
-void qc_pass_tables(struct qc_image *img) { (void)img; }
-void qc_pass_vmstate(struct qc_image *img) { (void)img; }
-void qc_pass_refcounts(struct qc_image *img) { (void)img; }
-void qc_pass_copied(struct qc_image *img) { (void)img; }
-void qc_pass_stats(struct qc_image *img) { (void)img; }
 int qc_cmd_repair(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "qcow2fsck: repair: not implemented yet\n"); return 1; }
 int qc_cmd_undo(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "qcow2fsck: undo: not implemented yet\n"); return 1; }

@@ -9,47 +9,93 @@
 #include <string.h>
 
 #include "../checker/check.h"
+#include "../checker/extensions.h"
 #include "../core/layout.h"
 #include "cli.h"
 #include "report.h"
 
-static const char *const incompat_names[] = {
-	"dirty", "corrupt", "external-data-file", "compression-type", "extended-l2",
+/* Built-in names (QEMU's feature-name table), used when the image has none. */
+static const char *const builtin_names[3][5] = {
+	{ "dirty bit", "corrupt bit", "external data file", "compression type",
+	  "extended L2 entries" },
+	{ "lazy refcounts" },
+	{ "bitmaps", "raw external data" },
 };
-static const char *const compat_names[] = { "lazy-refcounts" };
-static const char *const autoclear_names[] = { "bitmaps", "raw-external-data" };
 
-static void feature_list_json(struct qc_json *j, const char *key, uint64_t bits,
-			      const char *const *names, unsigned nnames)
+/* Name of a feature bit: the image's own table first, then ours. */
+static const char *feature_name(const struct qc_image *img, unsigned type, unsigned bit)
+{
+	const char *n = qc_ext_feature_name(img, type, bit);
+	if (n)
+		return n;
+	if (bit < 5 && builtin_names[type][bit])
+		return builtin_names[type][bit];
+	return NULL;
+}
+
+static void feature_list_json(struct qc_json *j, const struct qc_image *img, const char *key,
+			      unsigned type, uint64_t bits)
 {
 	qc_json_arr_begin(j, key);
 	for (unsigned b = 0; b < 64; b++) {
 		if (!(bits & (UINT64_C(1) << b)))
 			continue;
-		char unk[24];
-		snprintf(unk, sizeof(unk), "unknown-bit-%u", b);
-		qc_json_str(j, NULL, b < nnames ? names[b] : unk);
+		const char *n = feature_name(img, type, b);
+		qc_json_obj_begin(j, NULL);
+		qc_json_u64(j, "bit", b);
+		if (n)
+			qc_json_str(j, "name", n);
+		else
+			qc_json_null(j, "name");
+		qc_json_bool(j, "known", (type == 0 && b < 5) || (type == 1 && b < 1) ||
+					       (type == 2 && b < 2));
+		qc_json_obj_end(j);
 	}
 	qc_json_arr_end(j);
 }
 
-static void feature_list_human(const char *label, uint64_t bits, const char *const *names,
-			       unsigned nnames)
+/* Print untrusted bytes from the image: printable ASCII as is, the rest as \xNN. */
+static void put_escaped(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			putchar(*p);
+		else
+			printf("\\x%02x", *p);
+	}
+}
+
+static void feature_list_human(const struct qc_image *img, const char *label, unsigned type,
+			       uint64_t bits)
 {
 	printf("%-22s0x%016" PRIx64, label, bits);
+	const char *sep = " (";
 	for (unsigned b = 0; b < 64; b++)
 		if (bits & (UINT64_C(1) << b)) {
-			if (b < nnames)
-				printf(" %s", names[b]);
-			else
-				printf(" unknown-bit-%u", b);
+			const char *n = feature_name(img, type, b);
+			printf("%sbit %u", sep, b);
+			if (n) {
+				printf(" ");
+				put_escaped(n);
+			} else {
+				printf(" unknown");
+			}
+			sep = ", ";
 		}
+	if (bits)
+		putchar(')');
 	putchar('\n');
+}
+
+static const char *compression_name(uint8_t t)
+{
+	return t == QC_COMPRESSION_ZSTD ? "zstd" : t == QC_COMPRESSION_ZLIB ? "zlib" : "unknown";
 }
 
 static void info_json(const struct qc_image *img, const char *path)
 {
 	const struct qc_header *h = &img->h;
+	const struct qc_extensions *e = &img->ext;
 	struct qc_json j;
 	qc_json_init(&j, stdout);
 	qc_json_obj_begin(&j, NULL);
@@ -62,29 +108,50 @@ static void info_json(const struct qc_image *img, const char *path)
 	qc_json_u64(&j, "cluster-size", img->cluster_size);
 	qc_json_u64(&j, "cluster-bits", h->cluster_bits);
 	qc_json_u64(&j, "refcount-bits", img->refcount_bits);
+	qc_json_u64(&j, "refcount-order", h->refcount_order);
 	qc_json_u64(&j, "header-length", h->header_length);
 	qc_json_u64(&j, "crypt-method", h->crypt_method);
-	qc_json_str(&j, "compression-type", h->compression_type == 1 ? "zstd" : h->compression_type == 0 ? "zlib" : "unknown");
+	qc_json_str(&j, "compression-type", compression_name(h->compression_type));
 	qc_json_u64(&j, "l1-table-offset", h->l1_table_offset);
 	qc_json_u64(&j, "l1-size", h->l1_size);
 	qc_json_u64(&j, "refcount-table-offset", h->refcount_table_offset);
 	qc_json_u64(&j, "refcount-table-clusters", h->refcount_table_clusters);
 	qc_json_u64(&j, "snapshots-offset", h->snapshots_offset);
 	qc_json_u64(&j, "nb-snapshots", h->nb_snapshots);
-	feature_list_json(&j, "incompatible-features", h->incompatible_features, incompat_names, 5);
-	feature_list_json(&j, "compatible-features", h->compatible_features, compat_names, 1);
-	feature_list_json(&j, "autoclear-features", h->autoclear_features, autoclear_names, 2);
+	qc_json_u64(&j, "incompatible-bits", h->incompatible_features);
+	qc_json_u64(&j, "compatible-bits", h->compatible_features);
+	qc_json_u64(&j, "autoclear-bits", h->autoclear_features);
+	feature_list_json(&j, img, "incompatible-features", 0, h->incompatible_features);
+	feature_list_json(&j, img, "compatible-features", 1, h->compatible_features);
+	feature_list_json(&j, img, "autoclear-features", 2, h->autoclear_features);
+	qc_json_arr_begin(&j, "extensions");
+	for (unsigned i = 0; i < e->nlist; i++) {
+		qc_json_obj_begin(&j, NULL);
+		char type[16];
+		snprintf(type, sizeof(type), "0x%08x", e->list[i].type);
+		qc_json_str(&j, "type", type);
+		qc_json_str(&j, "name", qc_ext_type_name(e->list[i].type));
+		qc_json_u64(&j, "offset", e->list[i].offset);
+		qc_json_u64(&j, "length", e->list[i].length);
+		qc_json_obj_end(&j);
+	}
+	qc_json_arr_end(&j);
+	if (e->ntotal > e->nlist)
+		qc_json_u64(&j, "extensions-omitted", e->ntotal - e->nlist);
 	if (img->has_backing_file)
 		qc_json_str(&j, "backing-file", img->backing_file);
-	if (img->ext.has_backing_format)
-		qc_json_str(&j, "backing-format", img->ext.backing_format);
-	if (img->ext.has_data_file)
-		qc_json_str(&j, "data-file", img->ext.data_file);
-	if (img->ext.has_bitmaps)
-		qc_json_u64(&j, "nb-bitmaps", img->ext.nb_bitmaps);
-	if (img->ext.has_crypto) {
-		qc_json_u64(&j, "crypto-header-offset", img->ext.crypto_offset);
-		qc_json_u64(&j, "crypto-header-length", img->ext.crypto_length);
+	if (e->has_backing_format)
+		qc_json_str(&j, "backing-format", e->backing_format);
+	if (e->has_data_file)
+		qc_json_str(&j, "data-file", e->data_file);
+	if (e->has_bitmaps) {
+		qc_json_u64(&j, "nb-bitmaps", e->nb_bitmaps);
+		qc_json_u64(&j, "bitmap-directory-offset", e->bitmap_dir_offset);
+		qc_json_u64(&j, "bitmap-directory-size", e->bitmap_dir_size);
+	}
+	if (e->has_crypto) {
+		qc_json_u64(&j, "crypto-header-offset", e->crypto_offset);
+		qc_json_u64(&j, "crypto-header-length", e->crypto_length);
 	}
 	qc_json_snapshots(&j, img);
 	qc_json_obj_end(&j);
@@ -94,41 +161,66 @@ static void info_json(const struct qc_image *img, const char *path)
 static void info_human(const struct qc_image *img, const char *path)
 {
 	const struct qc_header *h = &img->h;
+	const struct qc_extensions *e = &img->ext;
 	printf("%-22s%s\n", "image:", path);
 	printf("%-22s%" PRIu64 "\n", "file size:", img->file_size);
 	printf("%-22s%u\n", "version:", h->version);
 	printf("%-22s%" PRIu64 "\n", "virtual size:", h->size);
-	printf("%-22s%" PRIu64 "\n", "cluster size:", img->cluster_size);
-	printf("%-22s%u\n", "refcount bits:", img->refcount_bits);
+	printf("%-22s%" PRIu64 " (cluster_bits %u)\n", "cluster size:", img->cluster_size,
+	       h->cluster_bits);
+	printf("%-22s%u (refcount_order %u)\n", "refcount bits:", img->refcount_bits,
+	       h->refcount_order);
 	printf("%-22s%u\n", "header length:", h->header_length);
-	printf("%-22s%u\n", "crypt method:", h->crypt_method);
-	printf("%-22s%s\n", "compression type:", h->compression_type == 1 ? "zstd" : h->compression_type == 0 ? "zlib" : "unknown");
+	printf("%-22s%u%s\n", "crypt method:", h->crypt_method,
+	       h->crypt_method == 2 ? " (LUKS)" : h->crypt_method == 1 ? " (AES)" : "");
+	printf("%-22s%s\n", "compression type:", compression_name(h->compression_type));
 	printf("%-22s0x%" PRIx64 " (%u entries)\n", "L1 table:", h->l1_table_offset, h->l1_size);
 	printf("%-22s0x%" PRIx64 " (%u clusters)\n", "refcount table:", h->refcount_table_offset,
 	       h->refcount_table_clusters);
 	printf("%-22s0x%" PRIx64 " (%u entries)\n", "snapshot table:", h->snapshots_offset,
 	       h->nb_snapshots);
-	feature_list_human("incompatible:", h->incompatible_features, incompat_names, 5);
-	feature_list_human("compatible:", h->compatible_features, compat_names, 1);
-	feature_list_human("autoclear:", h->autoclear_features, autoclear_names, 2);
-	if (img->has_backing_file)
-		printf("%-22s%s (not opened)\n", "backing file:", img->backing_file);
-	if (img->ext.has_backing_format)
-		printf("%-22s%s\n", "backing format:", img->ext.backing_format);
-	if (img->ext.has_data_file)
-		printf("%-22s%s (not opened)\n", "data file:", img->ext.data_file);
-	if (img->ext.has_bitmaps)
-		printf("%-22s%u\n", "bitmaps:", img->ext.nb_bitmaps);
-	if (img->ext.has_crypto)
-		printf("%-22s0x%" PRIx64 " (%" PRIu64 " bytes)\n", "LUKS header:",
-		       img->ext.crypto_offset, img->ext.crypto_length);
+	feature_list_human(img, "incompatible:", 0, h->incompatible_features);
+	feature_list_human(img, "compatible:", 1, h->compatible_features);
+	feature_list_human(img, "autoclear:", 2, h->autoclear_features);
+	if (img->has_backing_file) {
+		printf("%-22s", "backing file:");
+		put_escaped(img->backing_file);
+		printf(" (not opened)\n");
+	}
+	if (e->has_backing_format) {
+		printf("%-22s", "backing format:");
+		put_escaped(e->backing_format);
+		putchar('\n');
+	}
+	if (e->has_data_file) {
+		printf("%-22s", "data file:");
+		put_escaped(e->data_file);
+		printf(" (not opened)\n");
+	}
+	if (e->has_bitmaps)
+		printf("%-22s%u (directory 0x%" PRIx64 ", %" PRIu64 " bytes)\n", "bitmaps:",
+		       e->nb_bitmaps, e->bitmap_dir_offset, e->bitmap_dir_size);
+	if (e->has_crypto)
+		printf("%-22s0x%" PRIx64 " (%" PRIu64 " bytes)\n", "LUKS header:", e->crypto_offset,
+		       e->crypto_length);
+	if (e->nlist) {
+		printf("Extensions:\n");
+		for (unsigned i = 0; i < e->nlist; i++)
+			printf("  0x%08x  %6u bytes at 0x%-6" PRIx64 "  %s\n", e->list[i].type,
+			       e->list[i].length, e->list[i].offset, qc_ext_type_name(e->list[i].type));
+		if (e->ntotal > e->nlist)
+			printf("  ... and %u more\n", e->ntotal - e->nlist);
+	}
 	if (img->nsnapshots) {
 		printf("Snapshots:\n  %-4s %-12s %-20s %14s %12s  %s\n", "IDX", "ID", "NAME",
 		       "DISK SIZE", "VM STATE", "L1");
 		for (uint32_t i = 0; i < img->nsnapshots; i++) {
 			const struct qc_snapshot *s = &img->snapshots[i];
-			printf("  %-4u %-12s %-20s %14" PRIu64 " %12" PRIu64 "  0x%" PRIx64 " (%u)\n", i,
-			       s->id ? s->id : "", s->name ? s->name : "", s->disk_size,
+			printf("  %-4u ", i);
+			put_escaped(s->id ? s->id : "");
+			printf(" / ");
+			put_escaped(s->name ? s->name : "");
+			printf("  %14" PRIu64 " %12" PRIu64 "  0x%" PRIx64 " (%u)\n", s->disk_size,
 			       s->vm_state_size, s->l1_table_offset, s->l1_size);
 		}
 	}
@@ -169,10 +261,14 @@ int qc_cmd_info(int argc, char **argv)
 	if (!img->is_qcow2) {
 		fprintf(stderr, "qcow2fsck: '%s' is not a qcow2 image qcow2fsck supports\n", path);
 		code = 63;
-	} else if (out == QC_OUT_JSON) {
-		info_json(img, path);
 	} else {
-		info_human(img, path);
+		if (out == QC_OUT_JSON)
+			info_json(img, path);
+		else
+			info_human(img, path);
+		/* An unknown incompatible feature: shown, but not supported. */
+		if (img->problems.unsupported)
+			code = 63;
 	}
 	qc_image_free(img);
 	qc_io_close(io);

@@ -284,3 +284,61 @@ uint64_t qc_cm_end(const struct qc_clustermap *m)
 	}
 	return 0;
 }
+
+uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum qc_owner o,
+		       uint64_t nref, unsigned flags)
+{
+	flags &= QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED;
+	uint64_t done = 0;
+	while (done < n) {
+		uint64_t c = first + done;
+		uint16_t *s = slot_alloc(m, c);
+		if (!s)
+			return done;
+		/* the rest of this page */
+		uint64_t room = PAGE_SIZE_E - (c & (PAGE_SIZE_E - 1));
+		if (room > n - done)
+			room = n - done;
+		for (uint64_t i = 0; i < room; i++, s++) {
+			unsigned e = *s;
+			unsigned own = e & 0xf;
+			unsigned cnt = e >> CNT_SHIFT;
+			if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt + nref > CNT_INLINE_MAX) {
+				/* another owner or a big count: the slow path decides */
+				return done + i;
+			}
+			*s = (uint16_t)(((cnt + nref) << CNT_SHIFT) | (e & 0x30u) | flags | (unsigned)o);
+		}
+		done += room;
+	}
+	return done;
+}
+
+void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint64_t *counts,
+		   uint8_t *flags)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint64_t c = first + i;
+		uint64_t room = PAGE_SIZE_E - (c & (PAGE_SIZE_E - 1));
+		if (room > n - i)
+			room = n - i;
+		const struct qc_cm_page *p = c < m->nclusters ? m->pages[c >> PAGE_BITS] : NULL;
+		if (c + room > m->nclusters && c < m->nclusters)
+			room = m->nclusters - c;
+		if (!p) {
+			memset(counts + i, 0, (size_t)room * sizeof(*counts));
+			if (flags)
+				memset(flags + i, 0, (size_t)room);
+		} else {
+			const uint16_t *e = &p->e[c & (PAGE_SIZE_E - 1)];
+			for (size_t k = 0; k < room; k++) {
+				unsigned cnt = e[k] >> CNT_SHIFT;
+				counts[i + k] = cnt == CNT_OVERFLOW ? ov_get(m, c + k) : cnt;
+				if (flags)
+					flags[i + k] = (uint8_t)(e[k] & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED));
+			}
+		}
+		i += (size_t)room;
+	}
+}

@@ -81,6 +81,21 @@ bool qc_cm_set_flags(struct qc_clustermap *m, uint64_t cluster, unsigned flags);
 /* Replace the owner type of an already claimed cluster. */
 void qc_cm_retype(struct qc_clustermap *m, uint64_t cluster, enum qc_owner o);
 
+/*
+ * Fast paths for the table walk and the refcount compare (tables.c,
+ * refcounts.c, copied.c).  qc_cm_add_run adds nref references of owner `o`
+ * and `flags` to the clusters [first, first+n) for as long as each one is
+ * free or already owned by `o`, and returns how many it did: the caller
+ * hands the cluster that stopped it to qc_claim (overlap report) and goes
+ * on.  A return below n with over_cap set means memory ran out.
+ * qc_cm_get_run copies n counts (and flags, if non-NULL) from `first`;
+ * clusters never claimed or out of range read as 0.
+ */
+uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum qc_owner o,
+		       uint64_t nref, unsigned flags);
+void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint64_t *counts,
+		   uint8_t *flags);
+
 /* Iterate allocated pages: calls fn for every cluster with count > 0 or an owner. */
 typedef void (*qc_cm_visit_fn)(void *ctx, uint64_t cluster, enum qc_owner o, uint64_t count,
 			       unsigned flags);

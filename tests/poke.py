@@ -27,7 +27,8 @@ FIELD is one of:
   snapshot[S].NAME       field of snapshot entry S: l1_table_offset l1_size
                          id_str_size name_size date_sec date_nsec vm_clock_nsec
                          vm_state_size extra_data_size vm_state_size_large
-                         disk_size icount
+                         disk_size icount; .id and .name are the first byte of the
+                         ID / name string (write them with str:TEXT)
   snapl1[S][I]           entry I of snapshot S's L1 table
   snapl2[S][I][J]        entry J of the L2 table that snapshot S's L1 entry I points to
   ext[TYPE].length       length field of the first header extension of TYPE (hex magic)
@@ -152,6 +153,13 @@ def resolve(img, field):
             return rt + idx * (bits // 8), bits // 8, None
         byte = rt + idx * bits // 8
         return byte, 1, ((idx * bits) % 8, bits)
+    m = re.fullmatch(r"snapshot\[(\d+)\]\.(id|name)", field)
+    if m:
+        e = img.snapshot_entry(int(m.group(1)))
+        o = e + 40 + img.get(e + 36, 4)
+        if m.group(2) == "name":
+            o += img.get(e + 12, 2)
+        return o, 1, None
     m = re.fullmatch(r"snapshot\[(\d+)\]\.(\w+)", field)
     if m:
         o, w = SNAP[m.group(2)]

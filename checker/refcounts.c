@@ -1,0 +1,330 @@
+/*
+ * refcounts.c - the refcount structures (docs/interop/qcow2.txt "Host cluster
+ * management"; reference/qemu-img-check.md sections 1.4, 2.2, 2.3, 2.6).
+ *
+ * qc_pass_reftable (after the header and snapshot passes): reads the refcount
+ * table into img->reftable, claims its clusters, validates every entry
+ * (reserved bits, alignment, refblock inside the file) and claims each usable
+ * refblock.  img->refblock_usable[i] says which entries the compare pass and
+ * the repair planner may follow; an unusable refblock is never read.
+ *
+ * qc_pass_refcounts (after every structure has been claimed): compares the
+ * stored refcount of every cluster with the references the walk counted
+ * (qc_cm_count): lower is corruption, higher is a leak (one per cluster),
+ * more references than the width holds is an overflow.  Unlike qemu-img it
+ * also compares the refcounts stored for clusters past the end of the file.
+ * Refblocks are read sorted by offset in large runs, each once.  It also
+ * computes image_end_offset the way qemu-img does.
+ *
+ * Memory: the reftable copy (8 bytes/entry, at most 8 MiB by the header
+ * rule), 5 bytes per entry of bookkeeping, and one read buffer of RUN_MAX.
+ */
+#include "check.h"
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RUN_MAX (4u << 20) /* bytes per refblock read */
+
+void qc_pass_reftable(struct qc_image *img)
+{
+	if (!img->geometry_ok || !img->reftable_ok || !img->refcount_bits)
+		return;
+	uint64_t off = img->h.refcount_table_offset;
+	uint64_t bytes = (uint64_t)img->h.refcount_table_clusters << img->cluster_bits;
+	uint64_t n = bytes / 8;
+	uint8_t *raw = malloc((size_t)bytes);
+	img->reftable = malloc((size_t)n * sizeof(uint64_t));
+	img->refblock_usable = calloc((size_t)n, 1);
+	if (!raw || !img->reftable || !img->refblock_usable) {
+		free(raw);
+		qc_abort(img, "out of memory reading the refcount table");
+		return;
+	}
+	/* Up to one cluster of overhang past EOF is tolerated (header rule);
+	 * the missing bytes read as zero, i.e. "no refblock". */
+	if (qc_io_read(img->io, raw, (size_t)bytes, off) < 0) {
+		free(raw);
+		qc_abort(img, "I/O error reading the refcount table");
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		img->reftable[i] = qc_be64_at(raw + 8 * i);
+	free(raw);
+	img->reftable_entries = n;
+	if (!qc_claim(img, off, bytes, QC_OWN_REFTABLE, 1, QC_LOC(off)))
+		return;
+
+	uint64_t file_clusters = (img->file_size + img->cluster_size - 1) >> img->cluster_bits;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t e = img->reftable[i];
+		if (!e)
+			continue;
+		uint64_t eoff = off + 8 * i;
+		uint64_t rb = e & QC_REFT_OFFSET_MASK;
+		if (e & QC_REFT_RESERVED_MASK) {
+			qc_report(&img->problems, QC_P_REFTABLE_ENTRY_RESERVED, QC_LOC(eoff), 1,
+				  "refcount table entry %llu (0x%llx) has reserved bits set",
+				  (unsigned long long)i, (unsigned long long)e);
+			continue;
+		}
+		if (rb & (img->cluster_size - 1)) {
+			qc_report(&img->problems, QC_P_REFTABLE_ENTRY_UNALIGNED, QC_LOC(eoff), 1,
+				  "refcount block %llu at 0x%llx is not cluster aligned",
+				  (unsigned long long)i, (unsigned long long)rb);
+			continue;
+		}
+		if ((rb >> img->cluster_bits) >= file_clusters) {
+			qc_report(&img->problems, QC_P_REFTABLE_ENTRY_PAST_EOF, QC_LOC(eoff), 1,
+				  "refcount block %llu at 0x%llx is outside the file (%llu bytes)",
+				  (unsigned long long)i, (unsigned long long)rb,
+				  (unsigned long long)img->file_size);
+			continue;
+		}
+		img->refblock_usable[i] = 1;
+		/* A second claim (two entries, or other metadata on it) is
+		 * reported by qc_claim as an overlap naming both owners. */
+		if (!qc_claim(img, rb, img->cluster_size, QC_OWN_REFBLOCK, 1, QC_LOC(eoff)))
+			return;
+	}
+}
+
+/* Stored refcount j of a refblock (sub-byte widths LSB first, see 1.4). */
+static inline uint64_t rc_get(const uint8_t *b, uint64_t j, unsigned order)
+{
+	switch (order) {
+	case 0:
+		return (b[j >> 3] >> (j & 7)) & 1;
+	case 1:
+		return (b[j >> 2] >> (2 * (j & 3))) & 3;
+	case 2:
+		return (b[j >> 1] >> (4 * (j & 1))) & 15;
+	case 3:
+		return b[j];
+	case 4:
+		return qc_be16_at(b + 2 * j);
+	case 5:
+		return qc_be32_at(b + 4 * j);
+	default:
+		return qc_be64_at(b + 8 * j);
+	}
+}
+
+struct cmp {
+	struct qc_image *img;
+	uint64_t file_clusters; /* ceil(file size / cluster) */
+	uint64_t limit;         /* clusters qemu-img compares */
+	uint64_t highest;       /* highest cluster < limit in use */
+	const char *stale;      /* message prefix for dirty images */
+	uint64_t suspects;      /* see image.h copied_suspects */
+};
+
+static void mismatch(struct cmp *c, uint64_t cl, uint64_t stored, uint64_t comp, uint64_t rbe_off)
+{
+	struct qc_image *img = c->img;
+	struct qc_loc loc = QC_LOC(rbe_off);
+	unsigned long long h = (unsigned long long)(cl << img->cluster_bits);
+	if (comp > img->refcount_max) {
+		qc_report(&img->problems, QC_P_REFCOUNT_OVERFLOW, loc, 1,
+			  "%scluster %llu (0x%llx) has %llu references, more than %u-bit refcounts hold",
+			  c->stale, (unsigned long long)cl, h, (unsigned long long)comp,
+			  img->refcount_bits);
+		return;
+	}
+	if (stored > comp) {
+		if (comp == 0 && cl >= c->file_clusters)
+			qc_report(&img->problems, QC_P_REFCOUNT_LEAK_PAST_EOF, loc, 1,
+				  "%scluster %llu (0x%llx), past the end of the file, has refcount=%llu",
+				  c->stale, (unsigned long long)cl, h, (unsigned long long)stored);
+		else
+			qc_report(&img->problems, QC_P_REFCOUNT_LEAK, loc, 1,
+				  "%sleaked cluster %llu (0x%llx) refcount=%llu reference=%llu",
+				  c->stale, (unsigned long long)cl, h, (unsigned long long)stored,
+				  (unsigned long long)comp);
+	} else if (stored == 0) {
+		qc_report(&img->problems, QC_P_REFCOUNT_ZERO, loc, 1,
+			  "%scluster %llu (0x%llx) refcount=0 reference=%llu", c->stale,
+			  (unsigned long long)cl, h, (unsigned long long)comp);
+	} else {
+		qc_report(&img->problems, QC_P_REFCOUNT_TOO_LOW, loc, 1,
+			  "%scluster %llu (0x%llx) refcount=%llu reference=%llu", c->stale,
+			  (unsigned long long)cl, h, (unsigned long long)stored,
+			  (unsigned long long)comp);
+	}
+}
+
+#define CHUNK 4096u /* clusters compared per bulk read of the map (fits L1) */
+
+/*
+ * Compare stored refcounts [j0, j0+cn) of refblock rb (entry i) with the
+ * computed counts cnt[].  `order` is a constant in each caller (see
+ * compare_block), so the compiler builds one tight loop per width.
+ */
+static inline __attribute__((always_inline)) void
+compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t cn,
+	      const uint64_t *cnt, const uint8_t *fl, unsigned order)
+{
+	struct qc_image *img = c->img;
+	const uint64_t max = img->refcount_max;
+	const uint64_t base = i << img->refblock_bits;
+	/* clusters below `limit` count for image_end_offset */
+	size_t lim = base + j0 >= c->limit ? 0
+		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
+	size_t hi = SIZE_MAX;
+	for (size_t k = 0; k < cn; k++) {
+		uint64_t st = rc_get(rb, j0 + k, order);
+		uint64_t cp = cnt[k];
+		if ((st | cp) && k < lim)
+			hi = k;
+		c->suspects += ((fl[k] & QC_CM_ACTIVE_COPIED) && cp != 1) |
+			       ((fl[k] & QC_CM_ACTIVE_NOCOPIED) && cp == 1);
+		if (__builtin_expect(st != cp || cp > max, 0)) {
+			uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
+			mismatch(c, base + j0 + k, st, cp, rb_off + (((j0 + k) << order) >> 3));
+		}
+	}
+	if (hi != SIZE_MAX && base + j0 + hi > c->highest)
+		c->highest = base + j0 + hi;
+}
+
+/* Compare one refblock (entry i) against the map. */
+static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t *cnt,
+			  uint8_t *fl)
+{
+	struct qc_image *img = c->img;
+	uint64_t per = UINT64_C(1) << img->refblock_bits;
+	uint64_t base = i << img->refblock_bits;
+	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
+		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
+		qc_cm_get_run(&img->cmap, base + j0, cn, cnt, fl);
+		switch (img->h.refcount_order) {
+		case 0: compare_chunk(c, i, rb, j0, cn, cnt, fl, 0); break;
+		case 1: compare_chunk(c, i, rb, j0, cn, cnt, fl, 1); break;
+		case 2: compare_chunk(c, i, rb, j0, cn, cnt, fl, 2); break;
+		case 3: compare_chunk(c, i, rb, j0, cn, cnt, fl, 3); break;
+		case 4: compare_chunk(c, i, rb, j0, cn, cnt, fl, 4); break;
+		case 5: compare_chunk(c, i, rb, j0, cn, cnt, fl, 5); break;
+		default: compare_chunk(c, i, rb, j0, cn, cnt, fl, 6); break;
+		}
+	}
+}
+
+/* Referenced clusters in [from, to) that no usable refblock covers. */
+static void uncovered(struct cmp *c, uint64_t i, uint64_t from, uint64_t to)
+{
+	struct qc_image *img = c->img;
+	const struct qc_clustermap *m = &img->cmap;
+	if (to > m->nclusters)
+		to = m->nclusters;
+	const char *why = i >= img->reftable_entries ? "beyond the end of the refcount table"
+			  : img->reftable[i] == 0   ? "refcount table entry is 0"
+						    : "refcount table entry is invalid";
+	uint64_t eoff = i < img->reftable_entries ? img->h.refcount_table_offset + 8 * i
+						  : QC_NO_OFFSET;
+	for (uint64_t cl = from; cl < to; cl++) {
+		uint64_t comp = qc_cm_count(m, cl);
+		unsigned f = qc_cm_flags(m, cl);
+		c->suspects += ((f & QC_CM_ACTIVE_COPIED) && comp != 1) |
+			       ((f & QC_CM_ACTIVE_NOCOPIED) && comp == 1);
+		if (!comp)
+			continue;
+		if (cl < c->limit && cl > c->highest)
+			c->highest = cl;
+		qc_report(&img->problems, QC_P_REFCOUNT_NO_REFBLOCK, QC_LOC(eoff), 1,
+			  "%scluster %llu (0x%llx) has %llu references but no refcount block (%s)",
+			  c->stale, (unsigned long long)cl,
+			  (unsigned long long)(cl << img->cluster_bits), (unsigned long long)comp,
+			  why);
+	}
+}
+
+static const uint64_t *sort_tab;
+static int by_offset(const void *a, const void *b)
+{
+	uint64_t x = sort_tab[*(const uint32_t *)a] & QC_REFT_OFFSET_MASK;
+	uint64_t y = sort_tab[*(const uint32_t *)b] & QC_REFT_OFFSET_MASK;
+	return x < y ? -1 : x > y;
+}
+
+void qc_pass_refcounts(struct qc_image *img)
+{
+	if (!img->geometry_ok)
+		return;
+	struct cmp c = { .img = img };
+	c.file_clusters = (img->file_size + img->cluster_size - 1) >> img->cluster_bits;
+	uint64_t end = qc_cm_end(&img->cmap);
+	c.limit = end > c.file_clusters ? end : c.file_clusters;
+	c.stale = (img->h.incompatible_features & QC_INCOMPAT_DIRTY)
+			  ? "stale refcount (dirty image, lazy refcounts): "
+			  : "";
+	if (!img->reftable || !img->refblock_usable) {
+		/* No refcount table to compare with (the header pass said why). */
+		img->stats.image_end_offset = (end ? end : 1) << img->cluster_bits;
+		return;
+	}
+	uint64_t n = img->reftable_entries;
+	uint32_t *idx = malloc((size_t)(n ? n : 1) * sizeof(*idx));
+	uint8_t *buf = malloc(RUN_MAX > img->cluster_size ? RUN_MAX : img->cluster_size);
+	uint64_t *cnt = malloc(CHUNK * sizeof(*cnt));
+	uint8_t *fl = malloc(CHUNK);
+	if (!idx || !buf || !cnt || !fl) {
+		free(idx);
+		free(buf);
+		free(cnt);
+		free(fl);
+		qc_abort(img, "out of memory comparing refcounts");
+		return;
+	}
+	size_t k = 0;
+	for (uint64_t i = 0; i < n; i++)
+		if (img->refblock_usable[i])
+			idx[k++] = (uint32_t)i;
+	sort_tab = img->reftable;
+	qsort(idx, k, sizeof(*idx), by_offset);
+
+	uint64_t cs = img->cluster_size;
+	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
+	for (size_t a = 0; a < k && !img->aborted;) {
+		uint64_t start = img->reftable[idx[a]] & QC_REFT_OFFSET_MASK;
+		uint64_t last = start;
+		size_t b = a + 1;
+		while (b < k) {
+			uint64_t o = img->reftable[idx[b]] & QC_REFT_OFFSET_MASK;
+			if (o != last && (o != last + cs || o + cs - start > bufmax))
+				break;
+			last = o;
+			b++;
+		}
+		uint64_t len = last + cs - start;
+		if (qc_io_read(img->io, buf, (size_t)len, start) < 0) {
+			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
+				 (unsigned long long)start);
+			break;
+		}
+		for (size_t t = a; t < b; t++) {
+			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
+			compare_block(&c, idx[t], buf + (o - start), cnt, fl);
+		}
+		a = b;
+	}
+	free(idx);
+	free(buf);
+	free(cnt);
+	free(fl);
+
+	/* Clusters the walk referenced where no usable refblock stands. */
+	uint64_t ncl = img->cmap.nclusters;
+	uint64_t nblocks = (ncl + (UINT64_C(1) << img->refblock_bits) - 1) >> img->refblock_bits;
+	for (uint64_t i = 0; i < nblocks; i++) {
+		if (i < n && img->refblock_usable[i])
+			continue;
+		uncovered(&c, i, i << img->refblock_bits, (i + 1) << img->refblock_bits);
+	}
+	img->stats.image_end_offset = (c.highest + 1) << img->cluster_bits;
+	if (!img->aborted) {
+		img->copied_suspects = c.suspects;
+		img->copied_scanned = true;
+	}
+}

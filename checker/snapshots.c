@@ -1,0 +1,725 @@
+/*
+ * snapshots.c - pass 3: the snapshot table (docs/interop/qcow2.txt
+ * "Snapshots"; reference/qemu-img-check.md §1.7).
+ *
+ * Reads the table through the bounded reader in a buffer that grows only
+ * as far as the entries need (never past the file or 64 MiB), parses each
+ * entry into img->snapshots, validates its fields and its L1 table
+ * (offset, size, reach) and claims the table's clusters.  One bad entry
+ * costs only its own verdict: when an entry's lengths cannot be right,
+ * parsing looks for the next plausible entry (8-byte steps, within the
+ * largest possible entry) and carries on from there, and the damaged
+ * entry's id and name are recovered from the space it really spans.
+ *
+ * Relies on: the header pass (geometry_ok, cluster size, l2_bits).
+ * Leaves to tables.c the snapshot L1/L2 walk (for entries with
+ * l1_usable) and to vmstate.c the vm_state verdicts.
+ */
+#include "check.h"
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIXED 40u
+/* Largest entry the format allows: fixed part, extra data, id, name, padding. */
+#define MAX_ENTRY (FIXED + QC_MAX_SNAPSHOT_EXTRA + 2u * 65535u + 7u)
+
+/* The table bytes read so far: [base, base+len) of the file. */
+struct tbuf {
+	struct qc_image *img;
+	uint8_t *p;
+	uint64_t base;
+	uint64_t len;
+	uint64_t eof;       /* table bytes inside the file */
+	uint64_t limit;     /* bytes that may be read: min(eof + 1 cluster, 64 MiB);
+			     * past eof they read as zeros, as QEMU reads them */
+	bool limit_is_eof;  /* the limit comes from the end of the file (else 64 MiB) */
+};
+
+/* Make [base, base+end) available; false if end is past the limit or on error. */
+static bool tb_ensure(struct tbuf *t, uint64_t end)
+{
+	if (end > t->limit)
+		return false;
+	if (end <= t->len)
+		return true;
+	uint64_t want = t->len ? t->len : 4096;
+	while (want < end)
+		want *= 2;
+	if (want > t->limit)
+		want = t->limit;
+	struct qc_image *img = t->img;
+	if (img->opt.mem_cap && want > img->opt.mem_cap) {
+		qc_abort(img, "memory cap reached reading the snapshot table");
+		return false;
+	}
+	uint8_t *np = realloc(t->p, (size_t)want);
+	if (!np) {
+		qc_abort(img, "out of memory reading the snapshot table");
+		return false;
+	}
+	t->p = np;
+	long long r = qc_io_read(img->io, np + t->len, (size_t)(want - t->len), t->base + t->len);
+	if (r < 0) {
+		qc_abort(img, "cannot read the snapshot table at 0x%llx",
+			 (unsigned long long)(t->base + t->len));
+		return false;
+	}
+	t->len = want;
+	return true;
+}
+
+static struct qc_view tb_view(const struct tbuf *t)
+{
+	return qc_view_make(t->p, (size_t)t->len);
+}
+
+/* The fixed part of an entry at table position pos (already ensured). */
+struct fixed {
+	uint64_t l1_off;
+	uint32_t l1_size;
+	uint16_t id_size, name_size;
+	uint32_t date_sec, date_nsec;
+	uint64_t vm_clock;
+	uint32_t vm_state32;
+	uint32_t extra;
+};
+
+static void read_fixed(const struct tbuf *t, uint64_t pos, struct fixed *f)
+{
+	struct qc_view v = tb_view(t);
+	qc_get_be64(v, pos, &f->l1_off);
+	qc_get_be32(v, pos + 8, &f->l1_size);
+	qc_get_be16(v, pos + 12, &f->id_size);
+	qc_get_be16(v, pos + 14, &f->name_size);
+	qc_get_be32(v, pos + 16, &f->date_sec);
+	qc_get_be32(v, pos + 20, &f->date_nsec);
+	qc_get_be64(v, pos + 24, &f->vm_clock);
+	qc_get_be32(v, pos + 32, &f->vm_state32);
+	qc_get_be32(v, pos + 36, &f->extra);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Bytes an id may hold to look like a real one: printable ASCII. */
+static bool id_bytes_ok(const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Name bytes: no control characters (UTF-8 allowed). */
+static bool name_bytes_ok(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+	return true;
+}
+
+enum shape {
+	SHAPE_OK,
+	SHAPE_NO_ROOM,     /* the fixed part does not fit before the limit */
+	SHAPE_BLANK,       /* the fixed part is all zeros */
+	SHAPE_EXTRA_LARGE, /* extra_data_size > 1024 */
+	SHAPE_OVERRUN,     /* extra + id + name run past the limit */
+};
+
+/* What the entry at pos says about its own extent; *size = padded size. */
+static enum shape entry_shape(struct tbuf *t, uint64_t pos, struct fixed *f, uint64_t *size)
+{
+	if (!tb_ensure(t, pos + FIXED))
+		return SHAPE_NO_ROOM;
+	read_fixed(t, pos, f);
+	if (all_zero(t->p + pos, FIXED))
+		return SHAPE_BLANK;
+	if (f->extra > QC_MAX_SNAPSHOT_EXTRA)
+		return SHAPE_EXTRA_LARGE;
+	uint64_t n = (uint64_t)FIXED + f->extra + f->id_size + f->name_size;
+	n = (n + 7) & ~UINT64_C(7);
+	*size = n;
+	if (!tb_ensure(t, pos + n))
+		return SHAPE_OVERRUN;
+	return SHAPE_OK;
+}
+
+/*
+ * Loose plausibility of an entry whose shape is OK: its strings look like
+ * strings and its padding is zero.  Damage to other fields (offsets,
+ * sizes, dates) does not change this, so it only tells whether the
+ * declared lengths put the strings where they really are.
+ */
+static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct fixed *f,
+			       uint64_t size)
+{
+	const uint8_t *e = t->p + pos + FIXED + f->extra;
+	if (f->id_size && !id_bytes_ok(e, f->id_size))
+		return false;
+	if (!name_bytes_ok(e + f->id_size, f->name_size))
+		return false;
+	uint64_t used = (uint64_t)FIXED + f->extra + f->id_size + f->name_size;
+	return all_zero(t->p + pos + used, (size_t)(size - used));
+}
+
+/*
+ * Strict plausibility, for resynchronisation only: would an entry at pos
+ * look exactly like one QEMU writes?
+ */
+static bool plausible(struct tbuf *t, uint64_t pos)
+{
+	struct qc_image *img = t->img;
+	struct fixed f;
+	uint64_t size;
+	if (entry_shape(t, pos, &f, &size) != SHAPE_OK)
+		return false;
+	if (!f.l1_off || (f.l1_off & (img->cluster_size - 1)) || f.l1_off >= img->file_size)
+		return false;
+	if ((uint64_t)f.l1_size * 8 > QC_MAX_L1_SIZE || f.date_nsec >= 1000000000u)
+		return false;
+	if (img->h.version >= 3 && f.extra < 16)
+		return false;
+	if (f.id_size > 64 || f.name_size > 4096)
+		return false;
+	const uint8_t *e = t->p + pos + FIXED + f.extra;
+	if (!id_bytes_ok(e, f.id_size) || !name_bytes_ok(e + f.id_size, f.name_size))
+		return false;
+	uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
+	return all_zero(t->p + pos + used, (size_t)(size - used));
+}
+
+/* Next plausible entry in [from, to), 8-byte steps, skipping `skip`. */
+static bool resync(struct tbuf *t, uint64_t from, uint64_t to, uint64_t skip, uint64_t *out)
+{
+	if (to > t->limit)
+		to = t->limit;
+	for (uint64_t q = (from + 7) & ~UINT64_C(7); q + FIXED <= to; q += 8) {
+		if (t->img->aborted)
+			return false;
+		if (q != skip && plausible(t, q)) {
+			*out = q;
+			return true;
+		}
+	}
+	return false;
+}
+
+static char *copy_str(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+/* Decode the extra data and strings of an entry whose layout is known. */
+static void fill_entry(struct qc_image *img, struct tbuf *t, uint64_t pos, uint32_t extra, uint16_t id_size, uint16_t name_size, struct qc_snapshot *s)
+{
+	struct qc_view ex;
+	s->has_vm_state_size_large = s->has_disk_size = s->has_icount = false;
+	if (qc_view_sub(tb_view(t), pos + FIXED, extra, &ex)) {
+		s->has_vm_state_size_large = qc_get_be64(ex, 0, &s->vm_state_size_large);
+		s->has_disk_size = qc_get_be64(ex, 8, &s->disk_size_raw);
+		s->has_icount = qc_get_be64(ex, 16, &s->icount);
+	}
+	const uint8_t *str = t->p + pos + FIXED + extra;
+	s->id_size = id_size;
+	s->name_size = name_size;
+	s->id = copy_str(str, id_size);
+	s->name = copy_str(str + id_size, name_size);
+	if (!s->id || !s->name)
+		qc_abort(img, "out of memory copying snapshot names");
+}
+
+/*
+ * An entry at pos whose declared lengths are wrong really spans `span`
+ * bytes (up to the next plausible entry).  Find the one length (extra,
+ * id or name, in that order) that makes the layout fit with printable
+ * strings and zero padding.  Returns false if none does.
+ */
+static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, uint64_t span,
+			   const struct fixed *f, uint32_t *extra, uint16_t *id, uint16_t *name)
+{
+	const uint8_t *e = t->p + pos;
+	uint32_t min_extra = img->h.version >= 3 ? 16 : 0;
+	for (unsigned pad = 0; pad < 8 && pad < span; pad++) {
+		if (pad && e[span - pad] != 0)
+			break;
+		if (span - pad < FIXED)
+			break;
+		uint64_t c = span - pad - FIXED; /* extra + id + name */
+		uint64_t cand[3][3] = {
+			{ c - f->id_size - f->name_size, f->id_size, f->name_size },
+			{ f->extra, c - f->extra - f->name_size, f->name_size },
+			{ f->extra, f->id_size, c - f->extra - f->id_size },
+		};
+		bool fits[3] = {
+			c >= (uint64_t)f->id_size + f->name_size,
+			c >= (uint64_t)f->extra + f->name_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
+			c >= (uint64_t)f->extra + f->id_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
+		};
+		for (int k = 0; k < 3; k++) {
+			if (!fits[k])
+				continue;
+			uint64_t x = cand[k][0], ids = cand[k][1], nms = cand[k][2];
+			if (x > QC_MAX_SNAPSHOT_EXTRA || x < min_extra || ids > 65535 || nms > 65535)
+				continue;
+			/* padding must be < 8 and zero */
+			if (((FIXED + x + ids + nms + 7) & ~UINT64_C(7)) != span)
+				continue;
+			const uint8_t *str = e + FIXED + x;
+			if (!id_bytes_ok(str, (size_t)ids) || !name_bytes_ok(str + ids, (size_t)nms))
+				continue;
+			*extra = (uint32_t)x;
+			*id = (uint16_t)ids;
+			*name = (uint16_t)nms;
+			return true;
+		}
+	}
+	return false;
+}
+
+static struct qc_loc sloc(uint64_t off, int32_t idx)
+{
+	struct qc_loc l = QC_LOC(off);
+	l.snapshot = idx;
+	return l;
+}
+
+static struct qc_snapshot *new_entry(struct qc_image *img, uint32_t *cap)
+{
+	if (img->nsnapshots == *cap) {
+		uint32_t ncap = *cap ? *cap * 2 : 16;
+		struct qc_snapshot *n = realloc(img->snapshots, ncap * sizeof(*n));
+		if (!n) {
+			qc_abort(img, "out of memory for snapshot entries");
+			return NULL;
+		}
+		img->snapshots = n;
+		*cap = ncap;
+	}
+	struct qc_snapshot *s = &img->snapshots[img->nsnapshots];
+	memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static uint64_t size_to_l1(const struct qc_image *img, uint64_t size)
+{
+	unsigned shift = qc_l1_shift(img);
+	return (size >> shift) + ((size & ((UINT64_C(1) << shift) - 1)) != 0);
+}
+
+/* Derived fields and the checks of one entry on its own. */
+static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
+{
+	struct qc_problems *ps = &img->problems;
+	uint64_t eo = s->entry_offset;
+	const char *id = s->id ? s->id : "?";
+
+	s->vm_state_size = s->has_vm_state_size_large ? s->vm_state_size_large : s->vm_state_size32;
+	s->disk_size = s->has_disk_size ? s->disk_size_raw : img->h.size;
+	s->vm_first_l1_index = size_to_l1(img, s->disk_size);
+	s->vm_clusters_expected = (s->vm_state_size >> img->cluster_bits) +
+				  ((s->vm_state_size & (img->cluster_size - 1)) != 0);
+	s->vm_first_hole = s->vm_first_past_end = QC_NO_OFFSET;
+	s->vm_clusters_mapped = s->vm_clusters_past_end = 0;
+
+	if (img->h.version >= 3 && s->extra_data_size < 16)
+		qc_report(ps, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, sloc(eo + 36, idx), 1,
+			  "snapshot %d (id '%s') has %u bytes of extra data (version 3 needs 16): disk_size is missing, assumed %llu",
+			  idx, id, s->extra_data_size, (unsigned long long)s->disk_size);
+	if (s->date_nsec >= 1000000000u)
+		qc_report(ps, QC_P_SNAPSHOT_DATE_NSEC_INVALID, sloc(eo + 20, idx), 1,
+			  "snapshot %d (id '%s') date_nsec %u is not below 10^9", idx, id, s->date_nsec);
+	if (s->has_disk_size && (s->disk_size & 511))
+		qc_report(ps, QC_P_SNAPSHOT_DISK_SIZE_UNALIGNED, sloc(eo + 48, idx), 1,
+			  "snapshot %d (id '%s') disk_size %llu is not a multiple of 512", idx, id,
+			  (unsigned long long)s->disk_size);
+
+	/* Its L1 table. */
+	bool ok = true;
+	uint64_t l1_bytes = (uint64_t)s->l1_size * 8;
+	if ((uint64_t)s->l1_size * 8 > QC_MAX_L1_SIZE) {
+		qc_report(ps, QC_P_SNAPSHOT_L1_TOO_LARGE, sloc(eo + 8, idx), 1,
+			  "snapshot %d (id '%s') l1_size %u exceeds the limit of %u entries", idx, id,
+			  s->l1_size, QC_MAX_L1_SIZE / 8);
+		ok = false;
+	} else if (s->l1_size < s->vm_first_l1_index) {
+		qc_report(ps, QC_P_SNAPSHOT_L1_TOO_SMALL, sloc(eo + 8, idx), 1,
+			  "snapshot %d (id '%s') l1_size %u cannot map its disk size %llu (needs %llu entries)",
+			  idx, id, s->l1_size, (unsigned long long)s->disk_size,
+			  (unsigned long long)s->vm_first_l1_index);
+	}
+	if (s->l1_size == 0) {
+		/* Nothing to walk: no L1 table at all. */
+		ok = false;
+	} else if (s->l1_table_offset & (img->cluster_size - 1)) {
+		qc_report(ps, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED, sloc(eo, idx), 1,
+			  "snapshot %d (id '%s') L1 table offset 0x%llx is not cluster aligned", idx, id,
+			  (unsigned long long)s->l1_table_offset);
+		ok = false;
+	} else if (s->l1_table_offset == 0 || s->l1_table_offset > QC_MAX_OFFSET) {
+		qc_report(ps, QC_P_SNAPSHOT_L1_OFFSET_INVALID, sloc(eo, idx), 1,
+			  "snapshot %d (id '%s') L1 table offset 0x%llx is %s", idx, id,
+			  (unsigned long long)s->l1_table_offset,
+			  s->l1_table_offset ? "beyond the largest host offset" : "the header");
+		ok = false;
+	} else if (ok && qc_past_eof(img, s->l1_table_offset, l1_bytes)) {
+		qc_report(ps, QC_P_SNAPSHOT_L1_PAST_EOF, sloc(eo, idx), 1,
+			  "snapshot %d (id '%s') L1 table [0x%llx, +%llu) lies past the end of the file (%llu bytes)",
+			  idx, id, (unsigned long long)s->l1_table_offset, (unsigned long long)l1_bytes,
+			  (unsigned long long)img->file_size);
+		ok = false;
+	}
+	s->l1_usable = ok;
+}
+
+/* IDs unique and non-empty, names unique (warning). */
+struct keyed {
+	const char *key;
+	uint32_t idx;
+};
+
+static int cmp_keyed(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	if (c)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static void check_ids(struct qc_image *img)
+{
+	struct qc_problems *ps = &img->problems;
+	uint32_t n = img->nsnapshots;
+	for (uint32_t i = 0; i < n; i++) {
+		struct qc_snapshot *s = &img->snapshots[i];
+		if (s->parsed && s->id && s->id_size == 0)
+			qc_report(ps, QC_P_SNAPSHOT_ID_EMPTY, sloc(s->entry_offset + 12, (int32_t)i), 1,
+				  "snapshot %u (name '%s') has an empty ID", i, s->name ? s->name : "");
+	}
+	if (n < 2)
+		return;
+	struct keyed *v = malloc(n * sizeof(*v));
+	if (!v) {
+		qc_abort(img, "out of memory checking snapshot IDs");
+		return;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t m = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			const struct qc_snapshot *s = &img->snapshots[i];
+			const char *key = pass ? s->name : s->id;
+			if (s->parsed && key && *key)
+				v[m++] = (struct keyed){ key, i };
+		}
+		qsort(v, m, sizeof(*v), cmp_keyed);
+		for (uint32_t a = 1, first = 0; a < m; a++) {
+			if (strcmp(v[first].key, v[a].key)) {
+				first = a;
+				continue;
+			}
+			const struct qc_snapshot *s = &img->snapshots[v[a].idx];
+			if (pass == 0)
+				qc_report(ps, QC_P_SNAPSHOT_ID_DUPLICATE,
+					  sloc(s->entry_offset + 12, (int32_t)v[a].idx), 1,
+					  "snapshot %u has ID '%s', already used by snapshot %u", v[a].idx,
+					  v[a].key, v[first].idx);
+			else
+				qc_report(ps, QC_P_SNAPSHOT_NAME_DUPLICATE,
+					  sloc(s->entry_offset + 14, (int32_t)v[a].idx), 1,
+					  "snapshot %u has name '%s', already used by snapshot %u", v[a].idx,
+					  v[a].key, v[first].idx);
+		}
+	}
+	free(v);
+}
+
+static const char *shape_reason(enum shape sh, const struct fixed *f, char *buf, size_t n)
+{
+	switch (sh) {
+	case SHAPE_BLANK:
+		snprintf(buf, n, "it is blank (all zeros)");
+		break;
+	case SHAPE_EXTRA_LARGE:
+		snprintf(buf, n, "extra_data_size %u exceeds %u", f->extra, QC_MAX_SNAPSHOT_EXTRA);
+		break;
+	case SHAPE_OVERRUN:
+		snprintf(buf, n, "extra data (%u), id (%u) and name (%u) run past the %s", f->extra,
+			 f->id_size, f->name_size, "readable table");
+		break;
+	case SHAPE_OK:
+		snprintf(buf, n, "its lengths (extra %u, id %u, name %u) do not lead to the next entry",
+			 f->extra, f->id_size, f->name_size);
+		break;
+	default:
+		snprintf(buf, n, "it does not fit");
+	}
+	return buf;
+}
+
+/* Validate the table location; false when it cannot be read at all. */
+static bool check_location(struct qc_image *img)
+{
+	struct qc_problems *ps = &img->problems;
+	struct qc_header *h = &img->h;
+	if (img->data_file)
+		qc_report(ps, QC_P_SNAPSHOT_WITH_DATA_FILE, QC_LOC(60), 1,
+			  "%u snapshots in an image with an external data file", h->nb_snapshots);
+	if (h->nb_snapshots > QC_MAX_SNAPSHOTS)
+		qc_report(ps, QC_P_SNAPSHOT_COUNT_TOO_LARGE, QC_LOC(60), 1,
+			  "nb_snapshots %u exceeds %u; only the entries that parse are kept",
+			  h->nb_snapshots, QC_MAX_SNAPSHOTS);
+	if (h->snapshots_offset & (img->cluster_size - 1)) {
+		qc_report(ps, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED, QC_LOC(64), 1,
+			  "snapshot table offset 0x%llx is not cluster aligned; its %u entries are not read",
+			  (unsigned long long)h->snapshots_offset, h->nb_snapshots);
+		return false;
+	}
+	if (h->snapshots_offset == 0 || h->snapshots_offset > QC_MAX_OFFSET) {
+		qc_report(ps, QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_LOC(64), 1,
+			  "snapshot table offset 0x%llx is %s; its %u entries are not read",
+			  (unsigned long long)h->snapshots_offset,
+			  h->snapshots_offset ? "beyond the largest host offset" : "the header",
+			  h->nb_snapshots);
+		return false;
+	}
+	if (h->snapshots_offset >= img->file_size) {
+		qc_report(ps, QC_P_SNAPSHOT_TABLE_PAST_EOF, QC_LOC(64), 1,
+			  "snapshot table offset 0x%llx is at or past the end of the file (%llu bytes); its %u entries are lost",
+			  (unsigned long long)h->snapshots_offset, (unsigned long long)img->file_size,
+			  h->nb_snapshots);
+		return false;
+	}
+	return true;
+}
+
+void qc_pass_snapshot_table(struct qc_image *img)
+{
+	struct qc_problems *ps = &img->problems;
+	struct qc_header *h = &img->h;
+	if (!img->geometry_ok)
+		return;
+	if (h->nb_snapshots == 0) {
+		img->snapshot_table_ok = true;
+		return;
+	}
+	if (!check_location(img))
+		return;
+
+	struct tbuf t = { .img = img, .base = h->snapshots_offset };
+	t.eof = img->file_size - h->snapshots_offset;
+	uint64_t room = t.eof + img->cluster_size;
+	t.limit = room < QC_MAX_SNAPSHOTS_SIZE ? room : QC_MAX_SNAPSHOTS_SIZE;
+	t.limit_is_eof = room <= QC_MAX_SNAPSHOTS_SIZE;
+
+	uint32_t want = h->nb_snapshots > QC_MAX_SNAPSHOTS ? QC_MAX_SNAPSHOTS : h->nb_snapshots;
+	uint32_t cap = 0;
+	uint64_t pos = 0, prev = UINT64_MAX;
+	bool table_ok = true;
+	char why[160];
+
+	for (uint32_t i = 0; i < want && !img->aborted; i++) {
+		struct fixed f;
+		uint64_t size = 0;
+		int32_t idx = (int32_t)img->nsnapshots;
+		if (pos >= t.eof) {
+			table_ok = false;
+			qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
+				  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
+				  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
+			break;
+		}
+		enum shape sh = entry_shape(&t, pos, &f, &size);
+		if (sh == SHAPE_NO_ROOM) {
+			table_ok = false;
+			if (!t.limit_is_eof)
+				qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(t.base + pos), 1,
+					  "entry %u would start %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
+					  i, (unsigned long long)pos, i, want - 1);
+			else if (t.base + pos >= img->file_size)
+				qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
+					  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
+					  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
+			else
+				qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(t.base + pos), 1,
+					  "entry %u at 0x%llx runs past the end of the file; entries %u..%u are lost",
+					  i, (unsigned long long)(t.base + pos), i, want - 1);
+			break;
+		}
+		bool lost = sh != SHAPE_OK;
+		if (!lost && i + 1 < want && !layout_looks_right(&t, pos, &f, size)) {
+			/* Odd strings or padding: trust the declared lengths only if
+			 * the next entry is where they say. */
+			struct fixed nf;
+			uint64_t nsize = 0;
+			lost = pos + size >= t.eof ||
+			       entry_shape(&t, pos + size, &nf, &nsize) != SHAPE_OK ||
+			       !layout_looks_right(&t, pos + size, &nf, nsize);
+			if (img->aborted)
+				break;
+		}
+		uint64_t q = 0;
+		bool found = false;
+		if (lost) {
+			/* Lost the thread: look for the next plausible entry, from just
+			 * after the previous entry's fixed part (it may have overrun). */
+			uint64_t from = prev != UINT64_MAX ? prev + FIXED : pos + 8;
+			found = resync(&t, from, pos + MAX_ENTRY, pos, &q);
+			if (img->aborted)
+				break;
+			if (!found && sh == SHAPE_OK)
+				lost = false; /* nothing better: take the entry as declared */
+		}
+		if (lost) {
+			if (!found) {
+				table_ok = false;
+				if (sh == SHAPE_BLANK)
+					qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
+						  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
+						  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
+				else if (sh == SHAPE_OVERRUN && t.limit_is_eof)
+					qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, -1), 1,
+						  "entry %u at 0x%llx: %s (end of file); entries %u..%u are lost",
+						  i, (unsigned long long)(t.base + pos),
+						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
+				else
+					qc_report(ps, QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_LOC(t.base + pos), 1,
+						  "entry %u at 0x%llx cannot be parsed (%s) and no plausible entry follows; entries %u..%u are lost",
+						  i, (unsigned long long)(t.base + pos),
+						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
+				break;
+			}
+			if (q < pos && prev != UINT64_MAX) {
+				/* The previous entry overran into this one: redo it. */
+				struct qc_snapshot *ps_ = &img->snapshots[img->nsnapshots - 1];
+				struct fixed pf;
+				read_fixed(&t, prev, &pf);
+				uint32_t x = 0;
+				uint16_t a = 0, b = 0;
+				free(ps_->id);
+				free(ps_->name);
+				ps_->id = ps_->name = NULL;
+				bool rec = recover_layout(img, &t, prev, q - prev, &pf, &x, &a, &b);
+				if (rec)
+					fill_entry(img, &t, prev, x, a, b, ps_);
+				ps_->entry_size = q - prev;
+				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
+					  sloc(t.base + prev, idx - 1), 1,
+					  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx%s",
+					  i - 1, (unsigned long long)(t.base + prev), pf.extra, pf.id_size,
+					  pf.name_size, (unsigned long long)(t.base + q),
+					  rec ? "; lengths recovered from the real extent" : "; id and name lost");
+				check_entry(img, ps_, idx - 1);
+				pos = q;
+				i--; /* the entry at q is entry i */
+				continue;
+			}
+			/* [pos, q) is entry i, damaged; keep its fixed part. */
+			if (sh == SHAPE_EXTRA_LARGE)
+				qc_report(ps, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE, sloc(t.base + pos + 36, idx), 1,
+					  "entry %u at 0x%llx: extra_data_size %u exceeds %u", i,
+					  (unsigned long long)(t.base + pos), f.extra, QC_MAX_SNAPSHOT_EXTRA);
+			struct qc_snapshot *s = new_entry(img, &cap);
+			if (!s)
+				break;
+			s->entry_offset = t.base + pos;
+			s->entry_size = q - pos;
+			s->l1_table_offset = f.l1_off;
+			s->l1_size = f.l1_size;
+			s->date_sec = f.date_sec;
+			s->date_nsec = f.date_nsec;
+			s->vm_clock_nsec = f.vm_clock;
+			s->vm_state_size32 = f.vm_state32;
+			s->extra_data_size = f.extra;
+			uint32_t x = 0;
+			uint16_t a = 0, b = 0;
+			bool rec = sh != SHAPE_BLANK &&
+				   recover_layout(img, &t, pos, q - pos, &f, &x, &a, &b);
+			if (rec) {
+				fill_entry(img, &t, pos, x, a, b, s);
+				s->extra_data_size = x;
+			}
+			s->parsed = true;
+			img->nsnapshots++;
+			if (rec)
+				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(t.base + pos, idx), 1,
+					  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes (declared %u, %u, %u)",
+					  i, (unsigned long long)(t.base + pos),
+					  shape_reason(sh, &f, why, sizeof(why)), (unsigned long long)(t.base + q),
+					  x, a, b, f.extra, f.id_size, f.name_size);
+			else
+				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(t.base + pos, idx), 1,
+					  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; its id and name are lost",
+					  i, (unsigned long long)(t.base + pos),
+					  shape_reason(sh, &f, why, sizeof(why)), (unsigned long long)(t.base + q));
+			if (sh != SHAPE_BLANK)
+				check_entry(img, s, idx);
+			else
+				s->l1_usable = false;
+			prev = pos;
+			pos = q;
+			continue;
+		}
+
+		struct qc_snapshot *s = new_entry(img, &cap);
+		if (!s)
+			break;
+		s->entry_offset = t.base + pos;
+		s->entry_size = size;
+		s->l1_table_offset = f.l1_off;
+		s->l1_size = f.l1_size;
+		s->date_sec = f.date_sec;
+		s->date_nsec = f.date_nsec;
+		s->vm_clock_nsec = f.vm_clock;
+		s->vm_state_size32 = f.vm_state32;
+		s->extra_data_size = f.extra;
+		fill_entry(img, &t, pos, f.extra, f.id_size, f.name_size, s);
+		s->parsed = true;
+		img->nsnapshots++;
+		check_entry(img, s, idx);
+		uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
+		if (pos + used > t.eof) {
+			/* Only the padding may lie past the end of the file. */
+			table_ok = false;
+			qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, idx), 1,
+				  "entry %u at 0x%llx (%llu bytes) runs past the end of the file at 0x%llx%s",
+				  i, (unsigned long long)(t.base + pos), (unsigned long long)used,
+				  (unsigned long long)img->file_size,
+				  i + 1 < want ? "; the entries after it are lost" : "");
+			pos += size;
+			break;
+		}
+		prev = pos;
+		pos += size;
+	}
+
+	img->snapshot_table_size = pos;
+	if (img->nsnapshots) {
+		const struct qc_snapshot *last = &img->snapshots[img->nsnapshots - 1];
+		img->snapshot_table_size = last->entry_offset + last->entry_size - t.base;
+	}
+	free(t.p);
+	if (img->aborted)
+		return;
+	if (img->snapshot_table_size)
+		qc_claim(img, t.base, img->snapshot_table_size, QC_OWN_SNAPSHOT_TABLE, 1, QC_LOC(64));
+	check_ids(img);
+	img->snapshot_table_ok = table_ok;
+}

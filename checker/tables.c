@@ -1,0 +1,615 @@
+/*
+ * tables.c - the guest mapping walk: the active L1 table, every usable
+ * snapshot L1 table, and every L2 table they reference
+ * (reference/qemu-img-check.md sections 1.5, 1.6, 2.3, 2.6).
+ *
+ * 1. Each L1 table is read, claimed and its entries validated (reserved bits,
+ *    alignment, flags with offset 0, L2 past EOF).  An entry that fails is
+ *    never followed: qemu-img parses L2 tables at unaligned offsets and at
+ *    offset 0 (the header), and "repairs" them into guest data (2.7 A, J).
+ * 2. All L2 references of all L1 tables are sorted by L2 offset.  Each L2
+ *    cluster is claimed once with as many references as L1 entries point to
+ *    it, read in large sorted runs, and processed ONCE; every data reference
+ *    it holds is counted with that multiplicity, which is exactly what
+ *    qemu-img's walk of every L1 counts.
+ * 3. Every L2 entry is validated (standard and extended entries), its
+ *    clusters are claimed as guest data, vm_state or compressed data, the
+ *    active entries' OFLAG_COPIED is recorded in the cluster map for
+ *    copied.c, qemu-img's statistics are accumulated (active L1 only), the
+ *    vm_state coverage of each snapshot is measured for vmstate.c, and with
+ *    --deep each compressed descriptor is listed for deep.c.
+ *
+ * Relies on: header.c (geometry, l1_ok), snapshots.c (l1_usable, validated
+ * l1_size/offset, vm_first_l1_index, vm_state_size).
+ * Memory: the active L1 (8 bytes/entry), 24 bytes per non-empty L1 entry of
+ * all tables (snapshot L1s are read one at a time and freed), one read
+ * buffer of RUN_MAX bytes; the cluster map does the rest.
+ */
+#include "check.h"
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RUN_MAX (4u << 20) /* bytes per L2 read */
+
+struct l2ref {
+	uint64_t l2;       /* L2 table offset */
+	uint32_t l1_index;
+	int32_t table;     /* -1 active, else snapshot index */
+};
+
+struct walk {
+	struct qc_image *img;
+	struct l2ref *refs;
+	size_t n, cap;
+	unsigned shift;    /* log2 of one L1 entry's guest span */
+	/* per-L2 state */
+	uint64_t l2_off;
+	uint64_t guest0;   /* guest offset of entry 0 through the first reference */
+	int32_t snap;      /* snapshot of the first reference, -1 if active */
+	uint64_t n_data, n_vm, n_act;
+	/* pending run of data clusters (see claim_data) */
+	uint64_t run_start, run_n, run_j;
+	unsigned run_flags;
+	struct qc_loc run_loc;
+};
+
+/* a << s, saturating at UINT64_MAX. */
+static uint64_t shl_sat(uint64_t a, unsigned s)
+{
+	if (s >= 64)
+		return a ? UINT64_MAX : 0;
+	if (a > (UINT64_MAX >> s))
+		return UINT64_MAX;
+	return a << s;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Read an L1 table (validated offset/size) into host-endian entries. */
+static uint64_t *read_l1(struct qc_image *img, uint64_t off, uint32_t size)
+{
+	size_t bytes = (size_t)size * 8;
+	if (img->opt.mem_cap && bytes > img->opt.mem_cap) {
+		qc_abort(img, "L1 table of %u entries exceeds the memory cap", size);
+		return NULL;
+	}
+	uint64_t *t = malloc(bytes ? bytes : 1);
+	if (!t) {
+		qc_abort(img, "out of memory reading an L1 table");
+		return NULL;
+	}
+	if (qc_io_read(img->io, t, bytes, off) < 0) {
+		free(t);
+		qc_abort(img, "I/O error reading the L1 table at 0x%llx", (unsigned long long)off);
+		return NULL;
+	}
+	uint8_t *p = (uint8_t *)t;
+	for (uint32_t i = 0; i < size; i++)
+		t[i] = qc_be64_at(p + 8 * (size_t)i);
+	return t;
+}
+
+static bool push_ref(struct walk *w, uint64_t l2, uint32_t i, int32_t table)
+{
+	if (w->n == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 1024;
+		if (w->img->opt.mem_cap && ncap * sizeof(struct l2ref) > w->img->opt.mem_cap) {
+			qc_abort(w->img, "too many L2 references for the memory cap");
+			return false;
+		}
+		struct l2ref *r = realloc(w->refs, ncap * sizeof(*r));
+		if (!r) {
+			qc_abort(w->img, "out of memory collecting L2 references");
+			return false;
+		}
+		w->refs = r;
+		w->cap = ncap;
+	}
+	w->refs[w->n++] = (struct l2ref){ l2, i, table };
+	return true;
+}
+
+/* vm_state hole candidate for snapshot s at vm-relative offset v. */
+static void vm_hole(struct qc_snapshot *sn, uint64_t v)
+{
+	if (v < sn->vm_state_size && v < sn->vm_first_hole)
+		sn->vm_first_hole = v;
+}
+
+/* Validate the entries of one L1 table and collect its L2 references. */
+static bool scan_l1(struct walk *w, const uint64_t *l1, uint32_t size, uint64_t l1_off,
+		    int32_t table)
+{
+	struct qc_image *img = w->img;
+	struct qc_problems *ps = &img->problems;
+	struct qc_snapshot *sn = table >= 0 ? &img->snapshots[table] : NULL;
+	uint64_t vm_first = sn ? sn->vm_first_l1_index : UINT64_MAX;
+	for (uint32_t i = 0; i < size; i++) {
+		uint64_t e = l1[i];
+		uint64_t l2 = e & QC_L1E_OFFSET_MASK;
+		struct qc_loc loc = { l1_off + 8 * (uint64_t)i, shl_sat(i, w->shift),
+				      shl_sat(1, w->shift), table, NULL };
+		bool ok = e != 0;
+		if (e & QC_L1E_RESERVED_MASK)
+			qc_report(ps, QC_P_L1_ENTRY_RESERVED, loc, 1,
+				  "L1 entry %u (0x%llx) has reserved bits set", i,
+				  (unsigned long long)e);
+		if (e && !l2) {
+			qc_report(ps, QC_P_L1_ENTRY_NO_OFFSET, loc, 1,
+				  "L1 entry %u (0x%llx) has flags but no L2 offset", i,
+				  (unsigned long long)e);
+			ok = false;
+		} else if (l2 & (img->cluster_size - 1)) {
+			qc_report(ps, QC_P_L1_ENTRY_UNALIGNED, loc, 1,
+				  "L1 entry %u: L2 table offset 0x%llx is not cluster aligned", i,
+				  (unsigned long long)l2);
+			ok = false;
+		} else if (l2 && qc_past_eof(img, l2, img->cluster_size)) {
+			qc_report(ps, QC_P_L1_L2_PAST_EOF, loc, 1,
+				  "L1 entry %u: L2 table at 0x%llx is past the end of the file", i,
+				  (unsigned long long)l2);
+			ok = false;
+		}
+		if (ok) {
+			if (!push_ref(w, l2, i, table))
+				return false;
+		} else if (sn && i >= vm_first) {
+			vm_hole(sn, shl_sat(i - vm_first, w->shift));
+		}
+	}
+	if (sn && sn->vm_state_size) {
+		/* vm_state beyond the L1 table's coverage is a hole too */
+		uint64_t cover = size > vm_first ? shl_sat(size - vm_first, w->shift) : 0;
+		vm_hole(sn, cover);
+	}
+	return true;
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct l2ref *x = a, *y = b;
+	if (x->l2 != y->l2)
+		return x->l2 < y->l2 ? -1 : 1;
+	if (x->table != y->table)
+		return x->table < y->table ? -1 : 1;
+	return x->l1_index < y->l1_index ? -1 : x->l1_index > y->l1_index;
+}
+
+static bool ref_is_vm(const struct qc_image *img, const struct l2ref *r)
+{
+	if (r->table < 0)
+		return r->l1_index >= img->l1_vm_state_index;
+	return r->l1_index >= img->snapshots[r->table].vm_first_l1_index;
+}
+
+static void add_compressed(struct walk *w, uint64_t off, uint64_t len, uint64_t guest)
+{
+	struct qc_image *img = w->img;
+	if (img->ncompressed == img->compressed_cap) {
+		size_t ncap = img->compressed_cap ? img->compressed_cap * 2 : 256;
+		if (img->opt.mem_cap && ncap * sizeof(*img->compressed) > img->opt.mem_cap) {
+			qc_abort(img, "too many compressed clusters for the memory cap");
+			return;
+		}
+		struct qc_compressed_ref *r = realloc(img->compressed, ncap * sizeof(*r));
+		if (!r) {
+			qc_abort(img, "out of memory listing compressed clusters");
+			return;
+		}
+		img->compressed = r;
+		img->compressed_cap = ncap;
+	}
+	img->compressed[img->ncompressed++] = (struct qc_compressed_ref){ off, len, guest, w->snap };
+}
+
+/*
+ * Data claims are batched: contiguous clusters with the same COPIED flag
+ * form a run claimed with qc_cm_add_run; a cluster the fast path refuses
+ * (another owner, a large count) goes through qc_claim, which reports the
+ * overlap.
+ */
+static void claim_owner(struct walk *w, enum qc_owner o, uint64_t nref, unsigned flags)
+{
+	struct qc_image *img = w->img;
+	struct qc_clustermap *m = &img->cmap;
+	uint64_t first = w->run_start >> img->cluster_bits;
+	uint64_t n = w->run_n, done = 0;
+	while (done < n) {
+		done += qc_cm_add_run(m, first + done, n - done, o, nref, flags);
+		if (done >= n)
+			break;
+		if (m->over_cap) {
+			qc_abort(img, "memory cap reached while mapping host clusters");
+			return;
+		}
+		struct qc_loc loc = w->run_loc;
+		if (loc.guest_offset != QC_NO_OFFSET)
+			loc.guest_offset += done << img->cluster_bits;
+		loc.offset += done * img->l2_entry_size;
+		uint64_t off = (first + done) << img->cluster_bits;
+		if (!qc_claim(img, off, img->cluster_size, o, nref, loc))
+			return;
+		if (flags && !qc_cm_set_flags(m, first + done, flags)) {
+			qc_abort(img, "memory cap reached while mapping host clusters");
+			return;
+		}
+		done++;
+	}
+}
+
+static void flush_run(struct walk *w)
+{
+	if (!w->run_n)
+		return;
+	unsigned flags = w->n_act ? w->run_flags : 0;
+	if (w->n_data)
+		claim_owner(w, QC_OWN_DATA, w->n_data, flags);
+	if (w->n_vm && !w->img->aborted)
+		claim_owner(w, QC_OWN_VMSTATE, w->n_vm, w->n_data ? 0 : flags);
+	w->run_n = 0;
+}
+
+/* Claim one data cluster (aligned, inside the file) for L2 entry j. */
+static inline void claim_data(struct walk *w, uint64_t off, uint64_t e, uint64_t j)
+{
+	unsigned flags = (e & QC_OFLAG_COPIED) ? QC_CM_ACTIVE_COPIED : QC_CM_ACTIVE_NOCOPIED;
+	if (w->run_n && off == w->run_start + (w->run_n << w->img->cluster_bits) &&
+	    flags == w->run_flags && j == w->run_j + w->run_n) {
+		w->run_n++;
+		return;
+	}
+	flush_run(w);
+	w->run_start = off;
+	w->run_n = 1;
+	w->run_j = j;
+	w->run_flags = flags;
+	w->run_loc = (struct qc_loc){ w->l2_off + j * w->img->l2_entry_size,
+				      w->guest0 == QC_NO_OFFSET ? QC_NO_OFFSET
+								: w->guest0 + (j << w->img->cluster_bits),
+				      w->img->cluster_size, w->snap, NULL };
+}
+
+/* One compressed entry. */
+static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, struct qc_loc loc)
+{
+	struct qc_image *img = w->img;
+	struct qc_problems *ps = &img->problems;
+	unsigned cb = img->cluster_bits;
+	uint64_t coff = qc_compressed_offset(e, cb);
+	uint64_t nsec = qc_compressed_sectors(e, cb);
+	uint64_t len = nsec * 512 - (coff & 511);
+	if (e & QC_OFLAG_COPIED)
+		qc_report(ps, QC_P_COMPRESSED_COPIED, loc, 1,
+			  "compressed L2 entry 0x%llx (data at 0x%llx) has OFLAG_COPIED set",
+			  (unsigned long long)e, (unsigned long long)coff);
+	if (img->data_file) {
+		qc_report(ps, QC_P_COMPRESSED_WITH_DATA_FILE, loc, 1,
+			  "compressed L2 entry 0x%llx in an image with an external data file",
+			  (unsigned long long)e);
+		return;
+	}
+	if (img->extended_l2 && bm)
+		qc_report(ps, QC_P_COMPRESSED_BITMAP_NONZERO, loc, 1,
+			  "compressed L2 entry 0x%llx has subcluster bitmap 0x%llx",
+			  (unsigned long long)e, (unsigned long long)bm);
+	if (coff > QC_MAX_OFFSET) {
+		qc_report(ps, QC_P_COMPRESSED_OFFSET_TOO_LARGE, loc, 1,
+			  "compressed L2 entry 0x%llx: host offset 0x%llx has bits 56+ set",
+			  (unsigned long long)e, (unsigned long long)coff);
+		return;
+	}
+	if (qc_past_eof(img, coff, len)) {
+		qc_report(ps, QC_P_COMPRESSED_PAST_EOF, loc, 1,
+			  "compressed data [0x%llx, +%llu) lies past the end of the file (%llu bytes)",
+			  (unsigned long long)coff, (unsigned long long)len,
+			  (unsigned long long)img->file_size);
+		return;
+	}
+	qc_claim(img, coff, len, QC_OWN_COMPRESSED, w->n_data + w->n_vm, loc);
+	if (img->opt.deep)
+		add_compressed(w, coff, len, loc.guest_offset);
+}
+
+/* Validate and account the entries of one L2 table (t: its bytes). */
+static void walk_l2(struct walk *w, const uint8_t *t)
+{
+	struct qc_image *img = w->img;
+	struct qc_problems *ps = &img->problems;
+	const uint64_t cs = img->cluster_size;
+	const unsigned es = img->l2_entry_size;
+	const uint64_t n = img->l2_entries;
+	const bool ext = img->extended_l2;
+	const bool v2 = img->h.version < 3;
+	uint64_t next_contig = 0, alloc = 0, frag = 0, comp = 0;
+	/* entries the fast path must not take: compressed, reserved, zero flag */
+	const uint64_t fast_mask = QC_OFLAG_COMPRESSED | QC_L2E_STD_RESERVED_MASK | QC_OFLAG_ZERO;
+	/* no data clusters in this file with an external data file */
+	const uint64_t fsize = img->data_file ? 0 : img->file_size;
+	/* the pending run lives in registers: [w->run_start, r_end), entries up to r_jend */
+	uint64_t r_end = 0, r_jend = UINT64_MAX;
+	w->run_n = 0;
+	w->run_start = 0;
+
+	/* the entry that would continue the pending run (fastest path) */
+	uint64_t expect = 0, expect_bm = 0;
+	bool expect_ok = false;
+
+	for (uint64_t j = 0; j < n; j++) {
+		const uint8_t *p = t + j * es;
+		uint64_t e = qc_be64_at(p);
+		uint64_t bm = ext ? qc_be64_at(p + 8) : 0;
+		if (e == expect && bm == expect_bm && expect_ok) {
+			/* next cluster of a contiguous run, same flags: valid */
+			alloc++;
+			r_end += cs;
+			r_jend++;
+			next_contig = r_end;
+			expect += cs;
+			expect_ok = !(expect & fast_mask) && (expect & QC_L2E_OFFSET_MASK) < fsize;
+			continue;
+		}
+		expect_ok = false;
+		if (!e && !bm)
+			continue;
+		uint64_t off = e & QC_L2E_OFFSET_MASK;
+		if (!(e & fast_mask) && off && !(off & (cs - 1)) && off < fsize && !((bm >> 32) & bm)) {
+			expect = e + cs;
+			expect_bm = bm;
+			expect_ok = !(expect & fast_mask) && (expect & QC_L2E_OFFSET_MASK) < fsize;
+			/* the common case: an aligned data cluster inside the file */
+			alloc++;
+			if (next_contig && off != next_contig)
+				frag++;
+			next_contig = off + cs;
+			unsigned fl = (e & QC_OFLAG_COPIED) ? QC_CM_ACTIVE_COPIED : QC_CM_ACTIVE_NOCOPIED;
+			if (off == r_end && j == r_jend && fl == w->run_flags) {
+				r_end += cs; /* extends the pending run */
+				r_jend++;
+				continue;
+			}
+			w->run_n = (r_end - w->run_start) >> img->cluster_bits;
+			claim_data(w, off, e, j);
+			r_end = off + cs;
+			r_jend = j + 1;
+			continue;
+		}
+		w->run_n = (r_end - w->run_start) >> img->cluster_bits;
+		struct qc_loc loc = { w->l2_off + j * es, w->guest0 == UINT64_MAX ? UINT64_MAX
+										: w->guest0 + j * cs,
+				      cs, w->snap, NULL };
+		if (e & QC_OFLAG_COMPRESSED) {
+			compressed_entry(w, e, bm, loc);
+			if (!img->data_file) {
+				alloc++;
+				comp++;
+				frag++;
+			}
+			continue;
+		}
+		if (e & QC_L2E_STD_RESERVED_MASK)
+			qc_report(ps, QC_P_L2_ENTRY_RESERVED, loc, 1,
+				  "L2 entry 0x%llx has reserved bits set", (unsigned long long)e);
+		bool zero = false;
+		if (ext) {
+			if (e & QC_OFLAG_ZERO)
+				qc_report(ps, QC_P_L2_EXTL2_BIT0, loc, 1,
+					  "extended L2 entry 0x%llx has descriptor bit 0 set",
+					  (unsigned long long)e);
+		} else if (e & QC_OFLAG_ZERO) {
+			zero = true;
+			if (v2)
+				qc_report(ps, QC_P_L2_ZERO_FLAG_V2, loc, 1,
+					  "L2 entry 0x%llx has the zero flag in a version 2 image",
+					  (unsigned long long)e);
+		}
+		bool normal = off != 0 || (img->data_file && (e & QC_OFLAG_COPIED) && !zero);
+		if (!normal) {
+			/* unallocated or zero-plain */
+			if (!zero && (e & QC_OFLAG_COPIED) && !img->data_file)
+				qc_report(ps, QC_P_L2_COPIED_NO_OFFSET, loc, 1,
+					  "L2 entry 0x%llx is OFLAG_COPIED with offset 0 (read as unallocated)",
+					  (unsigned long long)e);
+			if (ext && (bm & QC_L2_BITMAP_ALL_ALLOC))
+				qc_report(ps, QC_P_L2_SUBCLUSTER_ALLOC_UNALLOCATED, loc, 1,
+					  "unallocated extended L2 entry has allocation bitmap 0x%llx",
+					  (unsigned long long)bm);
+			continue;
+		}
+		/* normal or zero-alloc */
+		if (ext && ((bm >> 32) & bm))
+			qc_report(ps, QC_P_L2_SUBCLUSTER_ALLOC_AND_ZERO, loc, 1,
+				  "L2 entry 0x%llx: subcluster bitmap 0x%llx marks subclusters both allocated and zero",
+				  (unsigned long long)e, (unsigned long long)bm);
+		alloc++;
+		if (next_contig && off != next_contig)
+			frag++;
+		next_contig = off + cs;
+		if (off & (cs - 1)) {
+			qc_report(ps, QC_P_L2_ENTRY_UNALIGNED, loc, 1,
+				  "L2 entry 0x%llx: cluster offset 0x%llx is not cluster aligned",
+				  (unsigned long long)e, (unsigned long long)off);
+			continue;
+		}
+		if (img->data_file) {
+			if (loc.guest_offset != UINT64_MAX && off != loc.guest_offset)
+				qc_report(ps, QC_P_L2_DATA_FILE_OFFSET_MISMATCH, loc, 1,
+					  "L2 entry 0x%llx: data file offset 0x%llx differs from guest offset 0x%llx",
+					  (unsigned long long)e, (unsigned long long)off,
+					  (unsigned long long)loc.guest_offset);
+			if (w->n_act && !(e & QC_OFLAG_COPIED))
+				qc_report(ps, QC_P_L2_COPIED_MISSING, loc, 1,
+					  "L2 entry 0x%llx lacks OFLAG_COPIED (external data clusters always have refcount 1)",
+					  (unsigned long long)e);
+			continue;
+		}
+		if (qc_past_eof(img, off, cs)) {
+			qc_report(ps, QC_P_L2_DATA_PAST_EOF, loc, 1,
+				  "L2 entry 0x%llx: data cluster 0x%llx is past the end of the file (%llu bytes)",
+				  (unsigned long long)e, (unsigned long long)off,
+				  (unsigned long long)img->file_size);
+			continue;
+		}
+		claim_data(w, off, e, j);
+		r_end = w->run_start + (w->run_n << img->cluster_bits);
+		r_jend = w->run_j + w->run_n;
+		if (img->aborted)
+			return;
+	}
+	w->run_n = (r_end - w->run_start) >> img->cluster_bits;
+	flush_run(w);
+	if (w->n_act) {
+		img->stats.allocated_clusters += alloc * w->n_act;
+		img->stats.fragmented_clusters += frag * w->n_act;
+		img->stats.compressed_clusters += comp * w->n_act;
+	}
+}
+
+/* vm_state coverage of one snapshot reference into an L2 table. */
+static void vm_account(struct walk *w, const uint8_t *t, const struct l2ref *r)
+{
+	struct qc_image *img = w->img;
+	struct qc_snapshot *sn = &img->snapshots[r->table];
+	const uint64_t cs = img->cluster_size;
+	const unsigned es = img->l2_entry_size;
+	const bool ext = img->extended_l2;
+	uint64_t vbase = shl_sat(r->l1_index - sn->vm_first_l1_index, w->shift);
+	uint64_t gbase = shl_sat(r->l1_index, w->shift);
+	for (uint64_t j = 0; j < img->l2_entries; j++) {
+		const uint8_t *p = t + j * es;
+		uint64_t e = qc_be64_at(p);
+		uint64_t bm = ext ? qc_be64_at(p + 8) : 0;
+		bool mapped = (e & (QC_OFLAG_COMPRESSED | QC_L2E_OFFSET_MASK)) ||
+			      (!ext && (e & QC_OFLAG_ZERO)) || (ext && (bm >> 32)) ||
+			      (img->data_file && (e & QC_OFLAG_COPIED));
+		uint64_t v = vbase + j * cs;
+		if (v < vbase)
+			v = UINT64_MAX;
+		if (v < sn->vm_state_size) {
+			if (mapped)
+				sn->vm_clusters_mapped++;
+			else
+				vm_hole(sn, v);
+		} else if (mapped) {
+			sn->vm_clusters_past_end++;
+			sn->vm_first_past_end = min64(sn->vm_first_past_end, gbase + j * cs);
+		}
+	}
+}
+
+/* Process the references r[0..k) to one L2 table whose bytes are t. */
+static void process_group(struct walk *w, const uint8_t *t, const struct l2ref *r, size_t k)
+{
+	struct qc_image *img = w->img;
+	w->l2_off = r[0].l2;
+	w->n_data = w->n_vm = w->n_act = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (ref_is_vm(img, &r[i]))
+			w->n_vm++;
+		else
+			w->n_data++;
+		if (r[i].table < 0)
+			w->n_act++;
+	}
+	w->snap = r[0].table; /* sorted: the active table comes first */
+	w->guest0 = shl_sat(r[0].l1_index, w->shift);
+	walk_l2(w, t);
+	for (size_t i = 0; i < k; i++)
+		if (r[i].table >= 0 && ref_is_vm(img, &r[i]))
+			vm_account(w, t, &r[i]);
+}
+
+/* Claim every L2 cluster once, then read and walk them in sorted runs. */
+static void walk_all(struct walk *w)
+{
+	struct qc_image *img = w->img;
+	const uint64_t cs = img->cluster_size;
+	struct l2ref *r = w->refs;
+	size_t n = w->n;
+	qsort(r, n, sizeof(*r), ref_cmp);
+	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
+	uint8_t *buf = malloc(bufmax);
+	if (!buf) {
+		qc_abort(img, "out of memory reading L2 tables");
+		return;
+	}
+	for (size_t a = 0; a < n && !img->aborted;) {
+		/* one run: groups of equal offsets, clusters contiguous */
+		uint64_t start = r[a].l2;
+		size_t b = a;
+		uint64_t last = start;
+		while (b < n && (r[b].l2 == last || (r[b].l2 == last + cs && r[b].l2 + cs - start <= bufmax))) {
+			last = r[b].l2;
+			b++;
+		}
+		if (qc_io_read(img->io, buf, (size_t)(last + cs - start), start) < 0) {
+			qc_abort(img, "I/O error reading L2 tables at 0x%llx", (unsigned long long)start);
+			break;
+		}
+		for (size_t g = a; g < b && !img->aborted;) {
+			size_t h = g + 1;
+			while (h < b && r[h].l2 == r[g].l2)
+				h++;
+			bool active = r[g].table < 0;
+			const struct l2ref *f = &r[g];
+			uint64_t l1_off = f->table < 0 ? img->h.l1_table_offset
+						       : img->snapshots[f->table].l1_table_offset;
+			struct qc_loc loc = { l1_off + 8 * (uint64_t)f->l1_index,
+					      shl_sat(f->l1_index, w->shift), shl_sat(1, w->shift),
+					      f->table, NULL };
+			if (!qc_claim(img, f->l2, cs, active ? QC_OWN_L2 : QC_OWN_L2_INACTIVE,
+				      h - g, loc))
+				break;
+			process_group(w, buf + (f->l2 - start), &r[g], h - g);
+			g = h;
+		}
+		a = b;
+	}
+	free(buf);
+}
+
+void qc_pass_tables(struct qc_image *img)
+{
+	if (!img->geometry_ok)
+		return;
+	struct walk w = { .img = img, .shift = qc_l1_shift(img) };
+	if (img->l1_ok && img->h.l1_size) {
+		uint64_t off = img->h.l1_table_offset;
+		img->l1 = read_l1(img, off, img->h.l1_size);
+		if (!img->l1)
+			return;
+		if (!qc_claim(img, off, (uint64_t)img->h.l1_size * 8, QC_OWN_L1, 1, QC_LOC(off)))
+			return;
+		if (!scan_l1(&w, img->l1, img->h.l1_size, off, -1))
+			goto out;
+	}
+	for (uint32_t s = 0; s < img->nsnapshots; s++) {
+		struct qc_snapshot *sn = &img->snapshots[s];
+		if (!sn->l1_usable)
+			continue;
+		sn->vm_clusters_mapped = sn->vm_clusters_past_end = 0;
+		sn->vm_first_hole = sn->vm_first_past_end = QC_NO_OFFSET;
+		if (!sn->l1_size) {
+			vm_hole(sn, 0);
+			continue;
+		}
+		uint64_t *l1 = read_l1(img, sn->l1_table_offset, sn->l1_size);
+		if (!l1)
+			goto out;
+		struct qc_loc loc = { sn->entry_offset, QC_NO_OFFSET, 0, (int32_t)s, NULL };
+		bool ok = qc_claim(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8,
+				   QC_OWN_SNAPSHOT_L1, 1, loc) &&
+			  scan_l1(&w, l1, sn->l1_size, sn->l1_table_offset, (int32_t)s);
+		free(l1);
+		if (!ok)
+			goto out;
+	}
+	walk_all(&w);
+out:
+	free(w.refs);
+}
