@@ -289,13 +289,9 @@ void qc_pass_bitmaps(struct qc_image *img)
 		return; /* QEMU ignores the extension; its clusters are leaks */
 	uint64_t size = x->bitmap_dir_size, off = x->bitmap_dir_offset;
 	if (size == 0 || size > QC_MAX_BITMAP_DIR_SIZE)
-		return; /* the extension pass reports it */
-	if (qc_past_eof(img, off, size) || off >= img->file_size) {
-		qc_report(&img->problems, QC_P_BITMAP_DIR_PAST_EOF, QC_LOC(off), 1,
-			  "bitmap directory at 0x%llx (%llu bytes) lies past the end of the file",
-			  (unsigned long long)off, (unsigned long long)size);
-		return;
-	}
+		return; /* ext-bitmaps-dir-size-invalid (extensions.c) */
+	if (qc_past_eof(img, off, size) || off >= img->file_size)
+		return; /* ext-bitmaps-dir-past-eof (extensions.c) */
 	if (!qc_claim(img, off, size, QC_OWN_BITMAP_DIR, 1, QC_LOC(off)))
 		return;
 	if (img->opt.mem_cap && size > img->opt.mem_cap) {
