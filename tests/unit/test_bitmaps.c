@@ -238,6 +238,21 @@ static void hostile_entries(void **state)
 	done(img);
 }
 
+static void duplicate_names(void **state)
+{
+	(void)state;
+	memset(file, 0, sizeof(file));
+	size_t n = 0;
+	const char *names[] = { "a", "dup", "b", "dup", "dup", "c" };
+	for (int i = 0; i < 6; i++)
+		n += put_entry(file + DIR_OFF + n, TBL_OFF + (uint64_t)(i % 2 ? 3 : 0) * CS, 1, 0,
+			       16, names[i]);
+	struct qc_image *img = setup(6, n);
+	qc_pass_bitmaps(img);
+	assert_int_equal(img->problems.per_code[QC_P_BITMAP_NAME_DUPLICATE], 2);
+	done(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +260,7 @@ int main(void)
 		cmocka_unit_test(ignored_without_autoclear),
 		cmocka_unit_test(hostile_dirs),
 		cmocka_unit_test(hostile_entries),
+		cmocka_unit_test(duplicate_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
