@@ -4,6 +4,8 @@
 # one size bit) and extended L2 entries (16-byte entries, zlib and zstd).
 # Clean images pass; a damaged stream is corruption for --deep while
 # qemu-img check stays blind (reference 2.6) and qemu-img convert fails.
+# Also a file cut inside its last compressed stream (compressed-stream-
+# truncated).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
