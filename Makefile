@@ -173,4 +173,4 @@ fuzz:
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) $(LF_OBJS:.o=.d) $(AFL_OBJS:.o=.d) $(CMPLOG_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) build/obj/cli/main.d build/san/obj/cli/main.d $(LF_OBJS:.o=.d) $(AFL_OBJS:.o=.d) $(CMPLOG_OBJS:.o=.d)

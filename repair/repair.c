@@ -1,0 +1,121 @@
+/*
+ * repair.c - the planner's entry point and the rules shared by the
+ * planners: when the model may be trusted to free anything, and the
+ * header flag bits (dirty, corrupt).
+ *
+ * Relies on the check's trust flags and problem list (checker/image.h).
+ */
+#include "repair.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+/*
+ * Corruption codes the repair itself fixes, or that do not hide a
+ * reference from the walk: with only these (and leaks and warnings) in
+ * the report, every reference was counted.
+ */
+static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
+{
+	const char *code = qc_problem_table[c].code;
+	if (c == QC_P_OVERLAP_METADATA) {
+		/* two reftable entries naming one refblock: a rebuild fixes it;
+		 * any other overlap leaves a doubt about which pointer is wrong */
+		const char *rb = qc_owner_name(QC_OWN_REFBLOCK);
+		const struct qc_problems *ps = &img->problems;
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->v[i].code == c && (!ps->v[i].loc.other || strcmp(ps->v[i].loc.other, rb) ||
+						   strncmp(ps->v[i].message, rb, strlen(rb))))
+				return false;
+		return ps->per_code[c] <= QC_MAX_RECORDS_PER_CODE;
+	}
+	static const char *const prefixes[] = {
+		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
+		"header-dirty", NULL,
+	};
+	for (size_t i = 0; prefixes[i]; i++)
+		if (!strncmp(code, prefixes[i], strlen(prefixes[i])))
+			return !strstr(code, "reference-past-eof");
+	return strstr(code, "copied") != NULL && strncmp(code, "compressed-", 11) != 0;
+}
+
+bool qc_repair_walk_complete(const struct qc_image *img, const char **why)
+{
+	const char *w = NULL;
+	if (!img->is_qcow2 || !img->geometry_ok)
+		w = "the header's geometry is unusable";
+	else if (img->aborted)
+		w = "the check did not complete";
+	else if (!img->l1_ok)
+		w = "the active L1 table is unusable";
+	else if (img->h.nb_snapshots && (!img->snapshot_table_ok || img->nsnapshots < img->h.nb_snapshots))
+		w = "the snapshot table is unusable";
+	else if (img->ext.has_bitmaps && !img->ext.bitmaps_valid)
+		w = "the bitmap directory is unusable";
+	for (uint32_t i = 0; !w && i < img->nsnapshots; i++)
+		if (!img->snapshots[i].l1_usable)
+			w = "a snapshot's L1 table is unusable";
+	const struct qc_problems *ps = &img->problems;
+	for (int c = 0; !w && c < QC_P_COUNT; c++)
+		if (ps->per_code[c] && qc_problem_table[c].severity == QC_SEV_CORRUPTION &&
+		    !harmless_for_counts(img, (enum qc_code)c))
+			w = qc_problem_table[c].code;
+	if (why)
+		*why = w;
+	return w == NULL;
+}
+
+int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
+			bool refcounts_left)
+{
+	if (!img->is_qcow2 || img->h.version < 3 || !img->header_cluster ||
+	    img->header_cluster_len < 80)
+		return 0;
+	uint64_t inc = qc_be64_at(img->header_cluster + 72);
+	uint64_t after = inc;
+	if (inc & QC_INCOMPAT_DIRTY) {
+		if (o->leaks_only || refcounts_left) {
+			qc_plan_leave(p, "header-dirty", 72,
+				      "the dirty bit stays: the refcounts could not all be verified or repaired%s",
+				      o->leaks_only ? " (--leaks-only)" : "");
+		} else {
+			after &= ~QC_INCOMPAT_DIRTY;
+			uint8_t b[8];
+			qc_put_be64(b, after);
+			if (!qc_plan_add(p, QC_PH_HEADER, 72, b, 8, "header-dirty",
+					 "header: clear the dirty bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") once the refcounts are verified",
+					 inc, after))
+				return -ENOMEM;
+		}
+	}
+	if ((inc & QC_INCOMPAT_CORRUPT) && !o->leaks_only) {
+		uint64_t fin = after & ~QC_INCOMPAT_CORRUPT;
+		uint8_t b[8];
+		qc_put_be64(b, fin);
+		if (!qc_plan_add(p, QC_PH_FINAL, 72, b, 8, "header-corrupt-bit",
+				 "header: clear the corrupt bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") if the re-check finds nothing else",
+				 after, fin))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
+		return 0;
+	bool left = false;
+	int r = qc_plan_refcounts(img, o, p, &left);
+	if (r == 0)
+		r = qc_plan_copied(img, o, p);
+	if (r == 0)
+		r = qc_plan_header_bits(img, o, p, left);
+	qc_plan_sort(p);
+	if (r == 0 && p->oom)
+		r = -ENOMEM;
+	return r;
+}
