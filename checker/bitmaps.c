@@ -290,12 +290,8 @@ void qc_pass_bitmaps(struct qc_image *img)
 	uint64_t size = x->bitmap_dir_size, off = x->bitmap_dir_offset;
 	if (size == 0 || size > QC_MAX_BITMAP_DIR_SIZE)
 		return; /* the extension pass reports it */
-	if (qc_past_eof(img, off, size) || off >= img->file_size) {
-		qc_report(&img->problems, QC_P_BITMAP_DIR_PAST_EOF, QC_LOC(off), 1,
-			  "bitmap directory at 0x%llx (%llu bytes) lies past the end of the file",
-			  (unsigned long long)off, (unsigned long long)size);
-		return;
-	}
+	if (qc_past_eof(img, off, size) || off >= img->file_size)
+		return; /* the extension pass reports ext-bitmaps-dir-past-eof */
 	if (!qc_claim(img, off, size, QC_OWN_BITMAP_DIR, 1, QC_LOC(off)))
 		return;
 	if (img->opt.mem_cap && size > img->opt.mem_cap) {

@@ -531,6 +531,8 @@ static void walk_all(struct walk *w)
 	const uint64_t cs = img->cluster_size;
 	struct l2ref *r = w->refs;
 	size_t n = w->n;
+	if (n == 0)
+		return;
 	qsort(r, n, sizeof(*r), ref_cmp);
 	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
 	uint8_t *buf = malloc(bufmax);

@@ -117,7 +117,8 @@ dmg dir-long 'ext[23852875].data+8' +8
 expect_code "$img" bitmap-dir-broken 2 corruption
 expect_qemu "$img" 1 "(cannot open: broken bitmap directory)"
 dmg dir-eof 'ext[23852875].data+16' 0x40000000
-expect_code "$img" bitmap-dir-past-eof 2 corruption
+# the extension pass validates the directory pointer (ext-bitmaps-dir-past-eof)
+expect_code "$img" ext-bitmaps-dir-past-eof 2 corruption
 
 # --- bitmap table entries (check_table_entry) ---
 dmg ent-reserved "u64@$T0" '|2'
