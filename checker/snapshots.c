@@ -399,8 +399,12 @@ static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx
 			  (unsigned long long)s->vm_first_l1_index);
 	}
 	if (s->l1_size == 0) {
-		/* Nothing to walk: no L1 table at all. */
-		ok = false;
+		/* No L1 table: nothing to walk, so the walk is trivially
+		 * complete; QEMU still insists on an aligned offset. */
+		if (s->l1_table_offset & (img->cluster_size - 1))
+			qc_report(ps, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED, sloc(eo, idx), 1,
+				  "snapshot %d (id '%s') L1 table offset 0x%llx is not cluster aligned (l1_size 0)",
+				  idx, id, (unsigned long long)s->l1_table_offset);
 	} else if (s->l1_table_offset & (img->cluster_size - 1)) {
 		qc_report(ps, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED, sloc(eo, idx), 1,
 			  "snapshot %d (id '%s') L1 table offset 0x%llx is not cluster aligned", idx, id,
@@ -719,8 +723,10 @@ void qc_pass_snapshot_table(struct qc_image *img)
 					  shape_reason(sh, &f, why, sizeof(why)), (unsigned long long)(t.base + q));
 			if (sh != SHAPE_BLANK)
 				check_entry(img, s, idx);
-			else
-				derive(img, s); /* blank: nothing to walk (l1_size 0) */
+			else {
+				derive(img, s);
+				s->l1_usable = true; /* blank: l1_size 0, nothing to walk */
+			}
 			prev = pos;
 			pos = q;
 			continue;

@@ -232,7 +232,8 @@ static void test_l1_limits(void **state)
 		{ 64 * CS, 1, "snapshot-l1-past-eof", false },
 		{ 0, 1, "snapshot-l1-offset-invalid", false },
 		{ UINT64_C(1) << 56, 1, "snapshot-l1-offset-invalid", false },
-		{ AUTO_L1, 0, "snapshot-l1-too-small", false },
+		{ AUTO_L1, 0, "snapshot-l1-too-small", true },  /* nothing to walk */
+		{ 5 * CS + 512, 0, "snapshot-l1-offset-unaligned", true },
 		{ AUTO_L1, 1, NULL, true },
 	};
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
