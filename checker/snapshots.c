@@ -227,6 +227,23 @@ static bool resync(struct tbuf *t, uint64_t from, uint64_t to, uint64_t skip, ui
 	return false;
 }
 
+/*
+ * Do the declared lengths of the entries from pos on (a few of them, each
+ * with an OK shape) lead exactly to q?  Then entries with odd strings are
+ * just odd, not out of step.
+ */
+static bool chain_reaches(struct tbuf *t, uint64_t pos, uint64_t q)
+{
+	for (int n = 0; n < 16 && pos < q; n++) {
+		struct fixed f;
+		uint64_t size = 0;
+		if (entry_shape(t, pos, &f, &size) != SHAPE_OK)
+			return false;
+		pos += size;
+	}
+	return pos == q;
+}
+
 static char *copy_str(const uint8_t *p, size_t n)
 {
 	char *s = malloc(n + 1);
@@ -621,8 +638,9 @@ void qc_pass_snapshot_table(struct qc_image *img)
 			found = resync(&t, from, pos + MAX_ENTRY, pos, &q);
 			if (img->aborted)
 				break;
-			if (!found && sh == SHAPE_OK)
-				lost = false; /* nothing better: take the entry as declared */
+			if (sh == SHAPE_OK && (!found || chain_reaches(&t, pos, q)))
+				lost = false; /* nothing better, or the declared lengths
+					       * lead to q after all: take it as declared */
 		}
 		if (lost) {
 			if (!found) {
