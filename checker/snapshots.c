@@ -782,10 +782,16 @@ void qc_pass_snapshot_table(struct qc_image *img)
 		pos += size;
 	}
 
-	img->snapshot_table_size = pos;
+	/* The table ends where the last entry's bytes end (QEMU counts no
+	 * padding after the last entry, and the file may end there). */
+	img->snapshot_table_size = 0;
 	if (img->nsnapshots) {
 		const struct qc_snapshot *last = &img->snapshots[img->nsnapshots - 1];
-		img->snapshot_table_size = last->entry_offset + last->entry_size - t.base;
+		uint64_t used = (uint64_t)FIXED + last->extra_data_size + last->id_size +
+				last->name_size;
+		if (used > last->entry_size)
+			used = last->entry_size;
+		img->snapshot_table_size = last->entry_offset + used - t.base;
 	}
 	free(t.p);
 	if (img->aborted)
