@@ -564,6 +564,152 @@ static bool check_location(struct qc_image *img)
 	return true;
 }
 
+/* A new entry with the fixed part f, at table position pos. */
+static struct qc_snapshot *record(struct qc_image *img, uint32_t *cap, const struct tbuf *t,
+				  uint64_t pos, uint64_t size, const struct fixed *f)
+{
+	struct qc_snapshot *s = new_entry(img, cap);
+	if (!s)
+		return NULL;
+	s->entry_offset = t->base + pos;
+	s->entry_size = size;
+	s->l1_table_offset = f->l1_off;
+	s->l1_size = f->l1_size;
+	s->date_sec = f->date_sec;
+	s->date_nsec = f->date_nsec;
+	s->vm_clock_nsec = f->vm_clock;
+	s->vm_state_size32 = f->vm_state32;
+	s->extra_data_size = f->extra;
+	s->parsed = true;
+	img->nsnapshots++;
+	return s;
+}
+
+/* Entry i at pos could not be parsed and nothing plausible follows. */
+static void report_lost(struct qc_image *img, const struct tbuf *t, uint32_t i, uint32_t want,
+			uint64_t pos, enum shape sh, const struct fixed *f, uint64_t size)
+{
+	struct qc_problems *ps = &img->problems;
+	unsigned long long at = t->base + pos;
+	char why[160];
+	if (sh == SHAPE_BLANK)
+		qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
+			  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
+			  img->h.nb_snapshots, i, at, i);
+	else if (sh == SHAPE_OVERRUN && !t->limit_is_eof)
+		qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(at), 1,
+			  "entry %u at 0x%llx (%llu bytes) would end %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
+			  i, at, (unsigned long long)size, (unsigned long long)(pos + size), i, want - 1);
+	else if (sh == SHAPE_OVERRUN)
+		qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(at), 1,
+			  "entry %u at 0x%llx: %s (end of file); entries %u..%u are lost", i, at,
+			  shape_reason(sh, f, why, sizeof(why)), i, want - 1);
+	else
+		qc_report(ps, QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_LOC(at), 1,
+			  "entry %u at 0x%llx cannot be parsed (%s) and no plausible entry follows; entries %u..%u are lost",
+			  i, at, shape_reason(sh, f, why, sizeof(why)), i, want - 1);
+}
+
+/* The entry before (at prev, index i-1) really ends at q: redo it. */
+static void redo_previous(struct qc_image *img, struct tbuf *t, uint32_t i, uint64_t prev,
+			  uint64_t q)
+{
+	struct qc_snapshot *pe = &img->snapshots[img->nsnapshots - 1];
+	int32_t idx = (int32_t)img->nsnapshots - 1;
+	unsigned long long at = t->base + prev, next = t->base + q;
+	struct fixed pf;
+	read_fixed(t, prev, &pf);
+	uint32_t x = 0;
+	uint16_t a = 0, b = 0;
+	free(pe->id);
+	free(pe->name);
+	pe->id = pe->name = NULL;
+	bool rec = recover_layout(img, t, prev, q - prev, &pf, &x, &a, &b);
+	if (rec) {
+		fill_entry(img, t, prev, x, a, b, pe);
+		pe->extra_data_size = x;
+	}
+	pe->entry_size = q - prev;
+	if (rec)
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes",
+			  i - 1, at, pf.extra, pf.id_size, pf.name_size, next, x, a, b);
+	else
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; its id and name are lost",
+			  i - 1, at, pf.extra, pf.id_size, pf.name_size, next);
+	check_entry(img, pe, idx);
+}
+
+/* Entry i spans [pos, q) but its lengths say otherwise: keep its fixed
+ * part and recover its strings from the real extent.  False on OOM. */
+static bool keep_damaged(struct qc_image *img, uint32_t *cap, struct tbuf *t, uint32_t i,
+			 uint64_t pos, uint64_t q, enum shape sh, const struct fixed *f)
+{
+	int32_t idx = (int32_t)img->nsnapshots;
+	unsigned long long at = t->base + pos, next = t->base + q;
+	char why[160];
+	if (sh == SHAPE_EXTRA_LARGE)
+		qc_report(&img->problems, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE, sloc(at + 36, idx), 1,
+			  "entry %u at 0x%llx: extra_data_size %u exceeds %u", i, at, f->extra,
+			  QC_MAX_SNAPSHOT_EXTRA);
+	struct qc_snapshot *s = record(img, cap, t, pos, q - pos, f);
+	if (!s)
+		return false;
+	uint32_t x = 0;
+	uint16_t a = 0, b = 0;
+	bool rec = sh != SHAPE_BLANK && recover_layout(img, t, pos, q - pos, f, &x, &a, &b);
+	if (rec) {
+		fill_entry(img, t, pos, x, a, b, s);
+		s->extra_data_size = x;
+	}
+	shape_reason(sh, f, why, sizeof(why));
+	if (rec)
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes (declared %u, %u, %u)",
+			  i, at, why, next, x, a, b, f->extra, f->id_size, f->name_size);
+	else
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; its id and name are lost",
+			  i, at, why, next);
+	if (sh != SHAPE_BLANK) {
+		check_entry(img, s, idx);
+	} else {
+		derive(img, s);
+		s->l1_usable = true; /* blank: l1_size 0, nothing to walk */
+	}
+	return true;
+}
+
+/*
+ * Does the entry at pos (shape `sh`) lose the thread?  An entry whose
+ * shape is wrong does; one with odd strings does unless the next entry is
+ * where its lengths say.  When lost, *q is the next plausible entry
+ * (*found false: none).  An entry with an OK shape is kept as declared
+ * when nothing better is found or its lengths lead to *q anyway.
+ */
+static bool lost_thread(struct tbuf *t, uint32_t i, uint32_t want, uint64_t pos, uint64_t prev,
+			enum shape sh, const struct fixed *f, uint64_t size, uint64_t *q, bool *found)
+{
+	*found = false;
+	bool lost = sh != SHAPE_OK;
+	if (!lost && i + 1 < want && !layout_looks_right(t, pos, f)) {
+		struct fixed nf;
+		uint64_t nsize = 0;
+		lost = pos + size >= t->eof || entry_shape(t, pos + size, &nf, &nsize) != SHAPE_OK ||
+		       !layout_looks_right(t, pos + size, &nf);
+	}
+	if (!lost || t->img->aborted)
+		return false;
+	/* Look for the next plausible entry, from just after the previous
+	 * entry's fixed part (that entry may have been the one out of step). */
+	uint64_t from = prev != UINT64_MAX ? prev + FIXED : pos + 8;
+	*found = resync(t, from, pos + MAX_ENTRY, pos, q);
+	if (sh == SHAPE_OK && (!*found || chain_reaches(t, pos, *q)))
+		return false;
+	return true;
+}
+
 void qc_pass_snapshot_table(struct qc_image *img)
 {
 	struct qc_problems *ps = &img->problems;
@@ -587,195 +733,71 @@ void qc_pass_snapshot_table(struct qc_image *img)
 	uint32_t cap = 0;
 	uint64_t pos = 0, prev = UINT64_MAX;
 	bool table_ok = true;
-	char why[160];
 
 	for (uint32_t i = 0; i < want && !img->aborted; i++) {
 		struct fixed f;
-		uint64_t size = 0;
-		int32_t idx = (int32_t)img->nsnapshots;
+		uint64_t size = 0, q = 0;
+		bool found;
+		unsigned long long at = t.base + pos;
 		if (pos >= t.eof) {
 			table_ok = false;
 			qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
 				  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
-				  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
+				  h->nb_snapshots, i, at, i);
 			break;
 		}
 		enum shape sh = entry_shape(&t, pos, &f, &size);
 		if (sh == SHAPE_NO_ROOM) {
 			table_ok = false;
 			if (!t.limit_is_eof)
-				qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(t.base + pos), 1,
+				qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(at), 1,
 					  "entry %u would start %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
 					  i, (unsigned long long)pos, i, want - 1);
-			else if (t.base + pos >= img->file_size)
-				qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
-					  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
-					  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
 			else
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(t.base + pos), 1,
+				qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(at), 1,
 					  "entry %u at 0x%llx runs past the end of the file; entries %u..%u are lost",
-					  i, (unsigned long long)(t.base + pos), i, want - 1);
+					  i, at, i, want - 1);
 			break;
 		}
-		bool lost = sh != SHAPE_OK;
-		if (!lost && i + 1 < want && !layout_looks_right(&t, pos, &f)) {
-			/* Odd strings or padding: trust the declared lengths only if
-			 * the next entry is where they say. */
-			struct fixed nf;
-			uint64_t nsize = 0;
-			lost = pos + size >= t.eof ||
-			       entry_shape(&t, pos + size, &nf, &nsize) != SHAPE_OK ||
-			       !layout_looks_right(&t, pos + size, &nf);
-			if (img->aborted)
-				break;
-		}
-		uint64_t q = 0;
-		bool found = false;
-		if (lost) {
-			/* Lost the thread: look for the next plausible entry, from just
-			 * after the previous entry's fixed part (it may have overrun). */
-			uint64_t from = prev != UINT64_MAX ? prev + FIXED : pos + 8;
-			found = resync(&t, from, pos + MAX_ENTRY, pos, &q);
-			if (img->aborted)
-				break;
-			if (sh == SHAPE_OK && (!found || chain_reaches(&t, pos, q)))
-				lost = false; /* nothing better, or the declared lengths
-					       * lead to q after all: take it as declared */
-		}
+		bool lost = lost_thread(&t, i, want, pos, prev, sh, &f, size, &q, &found);
+		if (img->aborted)
+			break;
 		if (lost) {
 			if (!found) {
 				table_ok = false;
-				if (sh == SHAPE_BLANK)
-					qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
-						  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
-						  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
-				else if (sh == SHAPE_OVERRUN && !t.limit_is_eof)
-					qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(t.base + pos), 1,
-						  "entry %u at 0x%llx (%llu bytes) would end %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
-						  i, (unsigned long long)(t.base + pos), (unsigned long long)size,
-						  (unsigned long long)(pos + size), i, want - 1);
-				else if (sh == SHAPE_OVERRUN)
-					qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, -1), 1,
-						  "entry %u at 0x%llx: %s (end of file); entries %u..%u are lost",
-						  i, (unsigned long long)(t.base + pos),
-						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
-				else
-					qc_report(ps, QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_LOC(t.base + pos), 1,
-						  "entry %u at 0x%llx cannot be parsed (%s) and no plausible entry follows; entries %u..%u are lost",
-						  i, (unsigned long long)(t.base + pos),
-						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
+				report_lost(img, &t, i, want, pos, sh, &f, size);
 				break;
 			}
 			if (prev != UINT64_MAX && q < pos + FIXED) {
 				/* The next entry starts before this one could end: the
-				 * previous entry's lengths were wrong.  Redo it. */
-				struct qc_snapshot *pe = &img->snapshots[img->nsnapshots - 1];
-				struct fixed pf;
-				read_fixed(&t, prev, &pf);
-				uint32_t x = 0;
-				uint16_t a = 0, b = 0;
-				free(pe->id);
-				free(pe->name);
-				pe->id = pe->name = NULL;
-				bool rec = recover_layout(img, &t, prev, q - prev, &pf, &x, &a, &b);
-				if (rec) {
-					fill_entry(img, &t, prev, x, a, b, pe);
-					pe->extra_data_size = x;
-				}
-				pe->entry_size = q - prev;
-				if (rec)
-					qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
-						  sloc(t.base + prev, idx - 1), 1,
-						  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes",
-						  i - 1, (unsigned long long)(t.base + prev), pf.extra,
-						  pf.id_size, pf.name_size, (unsigned long long)(t.base + q), x,
-						  a, b);
-				else
-					qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
-						  sloc(t.base + prev, idx - 1), 1,
-						  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; its id and name are lost",
-						  i - 1, (unsigned long long)(t.base + prev), pf.extra,
-						  pf.id_size, pf.name_size, (unsigned long long)(t.base + q));
-				check_entry(img, pe, idx - 1);
+				 * previous entry's lengths were wrong.  Redo it; the
+				 * entry at q is entry i. */
+				redo_previous(img, &t, i, prev, q);
 				pos = q;
-				i--; /* the entry at q is entry i */
+				i--;
 				continue;
 			}
-			/* [pos, q) is entry i, damaged; keep its fixed part. */
-			if (sh == SHAPE_EXTRA_LARGE)
-				qc_report(ps, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE, sloc(t.base + pos + 36, idx), 1,
-					  "entry %u at 0x%llx: extra_data_size %u exceeds %u", i,
-					  (unsigned long long)(t.base + pos), f.extra, QC_MAX_SNAPSHOT_EXTRA);
-			struct qc_snapshot *s = new_entry(img, &cap);
-			if (!s)
+			if (!keep_damaged(img, &cap, &t, i, pos, q, sh, &f))
 				break;
-			s->entry_offset = t.base + pos;
-			s->entry_size = q - pos;
-			s->l1_table_offset = f.l1_off;
-			s->l1_size = f.l1_size;
-			s->date_sec = f.date_sec;
-			s->date_nsec = f.date_nsec;
-			s->vm_clock_nsec = f.vm_clock;
-			s->vm_state_size32 = f.vm_state32;
-			s->extra_data_size = f.extra;
-			uint32_t x = 0;
-			uint16_t a = 0, b = 0;
-			bool rec = sh != SHAPE_BLANK &&
-				   recover_layout(img, &t, pos, q - pos, &f, &x, &a, &b);
-			if (rec) {
-				fill_entry(img, &t, pos, x, a, b, s);
-				s->extra_data_size = x;
-			}
-			s->parsed = true;
-			img->nsnapshots++;
-			if (rec)
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(t.base + pos, idx), 1,
-					  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes (declared %u, %u, %u)",
-					  i, (unsigned long long)(t.base + pos),
-					  shape_reason(sh, &f, why, sizeof(why)), (unsigned long long)(t.base + q),
-					  x, a, b, f.extra, f.id_size, f.name_size);
-			else
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(t.base + pos, idx), 1,
-					  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; its id and name are lost",
-					  i, (unsigned long long)(t.base + pos),
-					  shape_reason(sh, &f, why, sizeof(why)), (unsigned long long)(t.base + q));
-			if (sh != SHAPE_BLANK)
-				check_entry(img, s, idx);
-			else {
-				derive(img, s);
-				s->l1_usable = true; /* blank: l1_size 0, nothing to walk */
-			}
 			prev = pos;
 			pos = q;
 			continue;
 		}
 
-		struct qc_snapshot *s = new_entry(img, &cap);
+		struct qc_snapshot *s = record(img, &cap, &t, pos, size, &f);
 		if (!s)
 			break;
-		s->entry_offset = t.base + pos;
-		s->entry_size = size;
-		s->l1_table_offset = f.l1_off;
-		s->l1_size = f.l1_size;
-		s->date_sec = f.date_sec;
-		s->date_nsec = f.date_nsec;
-		s->vm_clock_nsec = f.vm_clock;
-		s->vm_state_size32 = f.vm_state32;
-		s->extra_data_size = f.extra;
 		fill_entry(img, &t, pos, f.extra, f.id_size, f.name_size, s);
-		s->parsed = true;
-		img->nsnapshots++;
-		check_entry(img, s, idx);
+		check_entry(img, s, (int32_t)img->nsnapshots - 1);
 		uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
 		if (pos + used > t.eof) {
 			/* Only the padding may lie past the end of the file. */
 			table_ok = false;
-			qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, idx), 1,
+			qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF,
+				  sloc(at, (int32_t)img->nsnapshots - 1), 1,
 				  "entry %u at 0x%llx (%llu bytes) runs past the end of the file at 0x%llx%s",
-				  i, (unsigned long long)(t.base + pos), (unsigned long long)used,
-				  (unsigned long long)img->file_size,
+				  i, at, (unsigned long long)used, (unsigned long long)img->file_size,
 				  i + 1 < want ? "; the entries after it are lost" : "");
-			pos += size;
 			break;
 		}
 		prev = pos;
