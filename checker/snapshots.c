@@ -1,19 +1,26 @@
 /*
  * snapshots.c - pass 3: the snapshot table (docs/interop/qcow2.txt
- * "Snapshots"; reference/qemu-img-check.md §1.7).
+ * "Snapshots"; reference/qemu-img-check.md §1.7, §2.3, §2.6).
  *
  * Reads the table through the bounded reader in a buffer that grows only
- * as far as the entries need (never past the file or 64 MiB), parses each
- * entry into img->snapshots, validates its fields and its L1 table
- * (offset, size, reach) and claims the table's clusters.  One bad entry
- * costs only its own verdict: when an entry's lengths cannot be right,
- * parsing looks for the next plausible entry (8-byte steps, within the
- * largest possible entry) and carries on from there, and the damaged
- * entry's id and name are recovered from the space it really spans.
+ * as far as the entries need (never past the file plus one cluster of
+ * zeros, as QEMU reads, nor past 64 MiB), parses each entry into
+ * img->snapshots, validates its fields and its L1 table (offset, size,
+ * reach of disk_size) and decides l1_usable, checks IDs and names across
+ * entries, and claims the clusters the entries span.
+ *
+ * One bad entry costs only its own verdict: when an entry's lengths
+ * cannot be right (shape impossible, or strings that are not strings and
+ * a next entry that is not where they say), parsing looks for the next
+ * plausible entry (8-byte steps within the largest possible entry; ranges
+ * already scanned are not scanned again) and carries on from there.  The
+ * damaged entry keeps its fixed part and gets its id and name back from
+ * the space it really spans when one length can be changed to fit.
+ * Padding bytes prove nothing: QEMU does not write them.
  *
  * Relies on: the header pass (geometry_ok, cluster size, l2_bits).
- * Leaves to tables.c the snapshot L1/L2 walk (for entries with
- * l1_usable) and to vmstate.c the vm_state verdicts.
+ * Leaves to tables.c the snapshot L1/L2 walk (entries with l1_usable) and
+ * to vmstate.c the vm_state verdicts.
  */
 #include "check.h"
 #include "../core/layout.h"
