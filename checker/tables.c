@@ -21,9 +21,20 @@
  *
  * Relies on: header.c (geometry, l1_ok), snapshots.c (l1_usable, validated
  * l1_size/offset, vm_first_l1_index, vm_state_size).
- * Memory: the active L1 (8 bytes/entry), 24 bytes per non-empty L1 entry of
- * all tables (snapshot L1s are read one at a time and freed), one read
- * buffer of RUN_MAX bytes; the cluster map does the rest.
+ *
+ * Memory of the whole walk (tables.c + refcounts.c + copied.c), in bytes:
+ *   cluster map      131072 per 64 Ki-cluster page holding a referenced
+ *                    cluster (2 per cluster) + 8 per 64 Ki clusters of file
+ *                    + 32 per cluster referenced more than 1022 times
+ *   tables.c         8 x active l1_size + 16..32 x non-empty L1 entries of
+ *                    all L1 tables + 8 x the largest snapshot l1_size (one
+ *                    snapshot L1 at a time) + RUN_MAX (4 MiB) read buffer
+ *                    (+ 32 per compressed cluster with --deep)
+ *   refcounts.c      13 x reftable entries (<= 13 MiB) + RUN_MAX + 36 KiB
+ * i.e. about 2 bytes per referenced host cluster + 24 per L2 reference +
+ * 8 MiB, whatever the virtual size or the file's apparent size.  Every
+ * size comes from a field validated before (header.c, snapshots.c) and
+ * table allocations honour opt.mem_cap.
  */
 #include "check.h"
 #include "../core/layout.h"

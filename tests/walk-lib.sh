@@ -25,10 +25,17 @@ damaged() {
 	expect_qemu "$5" "$4" "${6:-}"
 }
 
+# QEMU_CHECK_ARGS (optional): how qemu-img must open the image (LUKS key),
+# e.g. "--object secret,id=s,data=x --image-opts driver=qcow2,...,file.filename="
 same_counters() {
 	t_name "JSON counters equal qemu-img's: ${2:-${1##*/}}"
 	run_check "$1"
-	qemu-img check -f qcow2 --output=json "$1" >"$T/q.json" 2>/dev/null
+	if [ -n "${QEMU_CHECK_ARGS:-}" ]; then
+		# shellcheck disable=SC2086
+		qemu-img check --output=json $QEMU_CHECK_ARGS"$1" >"$T/q.json" 2>/dev/null
+	else
+		qemu-img check -f qcow2 --output=json "$1" >"$T/q.json" 2>/dev/null
+	fi
 	if python3 - "$JSON" "$T/q.json" <<'PY'; then t_ok; else t_fail "counters differ"; fi
 import json, sys
 a = json.load(open(sys.argv[1]))
