@@ -57,10 +57,16 @@ static void rep(struct qc_image *img, enum qc_code code, uint64_t off, const cha
 	rep(img, code, off, "bitmap '%s': " fmt, (const char *)(e)->name, (e)->name_size, \
 	    (unsigned long long)(v))
 
+/* Bits a bitmap of this granularity has for the virtual disk. */
+static uint64_t disk_bits(const struct qc_image *img, unsigned gran)
+{
+	return (img->h.size >> gran) + ((img->h.size & ((UINT64_C(1) << gran) - 1)) != 0);
+}
+
 /* Table entries needed to cover the virtual disk at this granularity. */
 static uint64_t needed_entries(const struct qc_image *img, unsigned gran)
 {
-	uint64_t bits = (img->h.size >> gran) + ((img->h.size & ((UINT64_C(1) << gran) - 1)) != 0);
+	uint64_t bits = disk_bits(img, gran);
 	uint64_t bits_per_cluster = img->cluster_size * 8;
 	return bits / bits_per_cluster + (bits % bits_per_cluster != 0);
 }
@@ -116,7 +122,7 @@ static void check_entry(struct qc_image *img, struct bm_entry *e)
 	e->table_ok = ok;
 }
 
-/* Counts the bits set at or after bit `from` of a little-endian bitmap. */
+/* True when any bit at or after bit `from` of a little-endian bitmap is set. */
 static bool tail_bits_set(const uint8_t *buf, uint64_t nbytes, uint64_t from)
 {
 	uint64_t byte = from / 8;
@@ -133,8 +139,7 @@ static bool tail_bits_set(const uint8_t *buf, uint64_t nbytes, uint64_t from)
 /* The unused bits past the virtual disk in the last data cluster. */
 static void check_tail(struct qc_image *img, const struct bm_entry *e, uint64_t data_off)
 {
-	uint64_t g = e->granularity;
-	uint64_t bits = (img->h.size >> g) + ((img->h.size & ((UINT64_C(1) << g) - 1)) != 0);
+	uint64_t bits = disk_bits(img, e->granularity);
 	uint64_t per = img->cluster_size * 8;
 	uint64_t used = bits % per;
 	if (used == 0)
