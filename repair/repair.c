@@ -104,6 +104,51 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 	return 0;
 }
 
+static bool planned(const struct qc_plan *p, const char *code)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (!strcmp(p->w[i].code, code))
+			return true;
+	for (size_t i = 0; i < p->nleft; i++)
+		if (!strcmp(p->left[i].code, code))
+			return true;
+	return false;
+}
+
+/* Every reported code no planner wrote or left: say why it stays. */
+static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
+{
+	const struct qc_problems *ps = &img->problems;
+	bool rebuild = false;
+	for (size_t i = 0; i < p->n; i++)
+		rebuild |= p->w[i].phase == QC_PH_SWITCH;
+	for (int c = 0; c < QC_P_COUNT; c++) {
+		const char *code = qc_problem_table[c].code;
+		if (!ps->per_code[c] || planned(p, code))
+			continue;
+		/* a rebuild replaces the whole refcount structure */
+		if (rebuild && (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9) ||
+				!strncmp(code, "header-reftable-", 16) || c == QC_P_OVERLAP_METADATA))
+			continue;
+		/* the COPIED planner fixes these by re-walking the active tables */
+		if (strstr(code, "-copied-") && (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3)))
+			continue;
+		uint64_t off = QC_NO_OFFSET;
+		for (size_t i = 0; i < ps->n && off == QC_NO_OFFSET; i++)
+			if ((int)ps->v[i].code == c)
+				off = ps->v[i].loc.offset;
+		const char *why;
+		if (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3) || !strncmp(code, "overlap-", 8) ||
+		    !strncmp(code, "compressed-", 11))
+			why = "a pointer whose target is doubtful: dropping or redirecting it would be a guess";
+		else if (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9))
+			why = "refcounts cannot be fixed safely while other problems remain (see above)";
+		else
+			why = "not repaired by this version (table and snapshot repairs are not implemented)";
+		qc_plan_leave(p, code, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c], why);
+	}
+}
+
 int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
 {
 	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
@@ -114,6 +159,8 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		r = qc_plan_copied(img, o, p);
 	if (r == 0)
 		r = qc_plan_header_bits(img, o, p, left);
+	if (r == 0)
+		leave_the_rest(img, p);
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
