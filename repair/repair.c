@@ -104,6 +104,42 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 	return 0;
 }
 
+static bool plan_mentions(const struct qc_plan *p, const char *code)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].code && !strcmp(p->w[i].code, code))
+			return true;
+	for (size_t i = 0; i < p->nleft; i++)
+		if (p->left[i].code && !strcmp(p->left[i].code, code))
+			return true;
+	return false;
+}
+
+/*
+ * The plan's contract (repair.h): what it does not fix is listed in "left"
+ * with the reason.  The planners fix refcount, reftable/refblock, COPIED
+ * and header-bit problems; every other corruption the check reported, and
+ * that no planner wrote or left, is listed here, once per code.
+ */
+static void leave_unplanned(const struct qc_image *img, struct qc_plan *p)
+{
+	const struct qc_problems *ps = &img->problems;
+	for (int c = 0; c < QC_P_COUNT; c++) {
+		const struct qc_problem_info *pi = &qc_problem_table[c];
+		if (!ps->per_code[c] || pi->severity != QC_SEV_CORRUPTION ||
+		    harmless_for_counts(img, (enum qc_code)c) || plan_mentions(p, pi->code))
+			continue;
+		uint64_t off = QC_NO_OFFSET;
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->v[i].code == (enum qc_code)c) {
+				off = ps->v[i].loc.offset;
+				break;
+			}
+		qc_plan_leave(p, pi->code, off, "no repair in this version: %" PRIu64 " occurrence(s) stay",
+			      ps->per_code[c]);
+	}
+}
+
 int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
 {
 	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
@@ -114,6 +150,8 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		r = qc_plan_copied(img, o, p);
 	if (r == 0)
 		r = qc_plan_header_bits(img, o, p, left);
+	if (r == 0)
+		leave_unplanned(img, p);
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
