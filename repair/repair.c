@@ -107,10 +107,10 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 static bool planned(const struct qc_plan *p, const char *code)
 {
 	for (size_t i = 0; i < p->n; i++)
-		if (!strcmp(p->w[i].code, code))
+		if (p->w[i].code && !strcmp(p->w[i].code, code))
 			return true;
 	for (size_t i = 0; i < p->nleft; i++)
-		if (!strcmp(p->left[i].code, code))
+		if (p->left[i].code && !strcmp(p->left[i].code, code))
 			return true;
 	return false;
 }
