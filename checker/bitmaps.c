@@ -204,17 +204,42 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 	free(t);
 }
 
-/* Names must be unique (QEMU cannot load two bitmaps with one name). */
+static int cmp_name(const void *a, const void *b)
+{
+	const struct bm_entry *x = *(const struct bm_entry *const *)a;
+	const struct bm_entry *y = *(const struct bm_entry *const *)b;
+	if (x->name_size != y->name_size)
+		return x->name_size < y->name_size ? -1 : 1;
+	int c = memcmp(x->name, y->name, x->name_size);
+	if (c)
+		return c;
+	return x < y ? -1 : x > y; /* directory order within one name */
+}
+
+/* Names must be unique (QEMU cannot load two bitmaps with one name).
+ * Sorted, so 65535 bitmaps cost n log n, not n^2. */
 static void check_names(struct qc_image *img, struct bm_entry *es, size_t n)
 {
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = 0; j < i; j++)
-			if (es[i].name_size == es[j].name_size &&
-			    memcmp(es[i].name, es[j].name, es[i].name_size) == 0) {
-				REP(img, QC_P_BITMAP_NAME_DUPLICATE, es[i].off + 18, &es[i],
-				    "name also used by bitmap %llu", j);
-				break;
-			}
+	if (n < 2)
+		return;
+	struct bm_entry **v = malloc(n * sizeof(*v));
+	if (!v) {
+		qc_abort(img, "out of memory checking bitmap names");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = &es[i];
+	qsort(v, n, sizeof(*v), cmp_name);
+	size_t first = 0;
+	for (size_t i = 1; i < n; i++) {
+		if (v[i]->name_size == v[first]->name_size &&
+		    memcmp(v[i]->name, v[first]->name, v[i]->name_size) == 0)
+			REP(img, QC_P_BITMAP_NAME_DUPLICATE, v[i]->off + 18, v[i],
+			    "name also used by bitmap %llu", (size_t)(v[first] - es));
+		else
+			first = i;
+	}
+	free(v);
 }
 
 /*
@@ -289,9 +314,9 @@ void qc_pass_bitmaps(struct qc_image *img)
 		return; /* QEMU ignores the extension; its clusters are leaks */
 	uint64_t size = x->bitmap_dir_size, off = x->bitmap_dir_offset;
 	if (size == 0 || size > QC_MAX_BITMAP_DIR_SIZE)
-		return; /* the extension pass reports it */
+		return; /* ext-bitmaps-dir-size-invalid (extensions.c) */
 	if (qc_past_eof(img, off, size) || off >= img->file_size)
-		return; /* the extension pass reports ext-bitmaps-dir-past-eof */
+		return; /* ext-bitmaps-dir-past-eof (extensions.c) */
 	if (!qc_claim(img, off, size, QC_OWN_BITMAP_DIR, 1, QC_LOC(off)))
 		return;
 	if (img->opt.mem_cap && size > img->opt.mem_cap) {

@@ -38,6 +38,7 @@ struct tbuf {
 	uint64_t limit;     /* bytes that may be read: min(eof + 1 cluster, 64 MiB);
 			     * past eof they read as zeros, as QEMU reads them */
 	bool limit_is_eof;  /* the limit comes from the end of the file (else 64 MiB) */
+	uint64_t dead_lo, dead_hi; /* a range known to hold no plausible entry */
 };
 
 /* Make [base, base+end) available; false if end is past the limit or on error. */
@@ -159,20 +160,17 @@ static enum shape entry_shape(struct tbuf *t, uint64_t pos, struct fixed *f, uin
 
 /*
  * Loose plausibility of an entry whose shape is OK: its strings look like
- * strings and its padding is zero.  Damage to other fields (offsets,
- * sizes, dates) does not change this, so it only tells whether the
- * declared lengths put the strings where they really are.
+ * strings.  Damage to other fields (offsets, sizes, dates) does not change
+ * this, so it only tells whether the declared lengths put the strings
+ * where they really are.  Padding is not looked at: QEMU does not write
+ * it, so it may hold stale bytes of a reused cluster.
  */
-static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct fixed *f,
-			       uint64_t size)
+static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct fixed *f)
 {
 	const uint8_t *e = t->p + pos + FIXED + f->extra;
 	if (f->id_size && !id_bytes_ok(e, f->id_size))
 		return false;
-	if (!name_bytes_ok(e + f->id_size, f->name_size))
-		return false;
-	uint64_t used = (uint64_t)FIXED + f->extra + f->id_size + f->name_size;
-	return all_zero(t->p + pos + used, (size_t)(size - used));
+	return name_bytes_ok(e + f->id_size, f->name_size);
 }
 
 /*
@@ -195,24 +193,36 @@ static bool plausible(struct tbuf *t, uint64_t pos)
 	if (f.id_size > 64 || f.name_size > 4096)
 		return false;
 	const uint8_t *e = t->p + pos + FIXED + f.extra;
-	if (!id_bytes_ok(e, f.id_size) || !name_bytes_ok(e + f.id_size, f.name_size))
-		return false;
-	uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
-	return all_zero(t->p + pos + used, (size_t)(size - used));
+	return id_bytes_ok(e, f.id_size) && name_bytes_ok(e + f.id_size, f.name_size);
 }
 
-/* Next plausible entry in [from, to), 8-byte steps, skipping `skip`. */
+/*
+ * Next plausible entry in [from, to), 8-byte steps, skipping `skip`.  A
+ * range that a failed scan covered is remembered and not scanned again,
+ * so a table of garbage costs linear time.
+ */
 static bool resync(struct tbuf *t, uint64_t from, uint64_t to, uint64_t skip, uint64_t *out)
 {
 	if (to > t->limit)
 		to = t->limit;
-	for (uint64_t q = (from + 7) & ~UINT64_C(7); q + FIXED <= to; q += 8) {
+	uint64_t q = (from + 7) & ~UINT64_C(7);
+	uint64_t start = q;
+	if (q >= t->dead_lo && q < t->dead_hi)
+		q = t->dead_hi;
+	for (; q + FIXED <= to; q += 8) {
 		if (t->img->aborted)
 			return false;
 		if (q != skip && plausible(t, q)) {
 			*out = q;
 			return true;
 		}
+	}
+	if (start >= t->dead_lo && start <= t->dead_hi) {
+		if (q > t->dead_hi)
+			t->dead_hi = q;
+	} else {
+		t->dead_lo = start;
+		t->dead_hi = q;
 	}
 	return false;
 }
@@ -246,21 +256,29 @@ static void fill_entry(struct qc_image *img, struct tbuf *t, uint64_t pos, uint3
 		qc_abort(img, "out of memory copying snapshot names");
 }
 
+static bool all_digits(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return n > 0;
+}
+
 /*
  * An entry at pos whose declared lengths are wrong really spans `span`
- * bytes (up to the next plausible entry).  Find the one length (extra,
- * id or name, in that order) that makes the layout fit with printable
- * strings and zero padding.  Returns false if none does.
+ * bytes (up to the next plausible entry).  Try changing one length (extra,
+ * id or name) so that the padded layout ends exactly there with an ID and
+ * a name that look like strings; among those, prefer what QEMU writes (a
+ * numeric ID, 24 bytes of extra data, zero padding).  False if none fits.
  */
 static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, uint64_t span,
 			   const struct fixed *f, uint32_t *extra, uint16_t *id, uint16_t *name)
 {
 	const uint8_t *e = t->p + pos;
 	uint32_t min_extra = img->h.version >= 3 ? 16 : 0;
-	for (unsigned pad = 0; pad < 8 && pad < span; pad++) {
-		if (pad && e[span - pad] != 0)
-			break;
-		if (span - pad < FIXED)
+	int best = -1;
+	for (unsigned pad = 0; pad < 8; pad++) {
+		if (pad >= span || span - pad < FIXED)
 			break;
 		uint64_t c = span - pad - FIXED; /* extra + id + name */
 		uint64_t cand[3][3] = {
@@ -270,8 +288,8 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 		};
 		bool fits[3] = {
 			c >= (uint64_t)f->id_size + f->name_size,
-			c >= (uint64_t)f->extra + f->name_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
-			c >= (uint64_t)f->extra + f->id_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
+			c >= (uint64_t)f->extra + f->name_size,
+			c >= (uint64_t)f->extra + f->id_size,
 		};
 		for (int k = 0; k < 3; k++) {
 			if (!fits[k])
@@ -279,19 +297,23 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 			uint64_t x = cand[k][0], ids = cand[k][1], nms = cand[k][2];
 			if (x > QC_MAX_SNAPSHOT_EXTRA || x < min_extra || ids > 65535 || nms > 65535)
 				continue;
-			/* padding must be < 8 and zero */
+			/* the padded layout must end exactly where the next entry starts */
 			if (((FIXED + x + ids + nms + 7) & ~UINT64_C(7)) != span)
 				continue;
 			const uint8_t *str = e + FIXED + x;
 			if (!id_bytes_ok(str, (size_t)ids) || !name_bytes_ok(str + ids, (size_t)nms))
 				continue;
-			*extra = (uint32_t)x;
-			*id = (uint16_t)ids;
-			*name = (uint16_t)nms;
-			return true;
+			int score = 4 * all_digits(str, (size_t)ids) + 2 * (x == 24) +
+				    all_zero(e + span - pad, pad);
+			if (score > best) {
+				best = score;
+				*extra = (uint32_t)x;
+				*id = (uint16_t)ids;
+				*name = (uint16_t)nms;
+			}
 		}
 	}
-	return false;
+	return best >= 0;
 }
 
 static struct qc_loc sloc(uint64_t off, int32_t idx)
@@ -324,13 +346,9 @@ static uint64_t size_to_l1(const struct qc_image *img, uint64_t size)
 	return (size >> shift) + ((size & ((UINT64_C(1) << shift) - 1)) != 0);
 }
 
-/* Derived fields and the checks of one entry on its own. */
-static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
+/* Effective sizes and the vm_state fields the walk starts from. */
+static void derive(struct qc_image *img, struct qc_snapshot *s)
 {
-	struct qc_problems *ps = &img->problems;
-	uint64_t eo = s->entry_offset;
-	const char *id = s->id ? s->id : "?";
-
 	s->vm_state_size = s->has_vm_state_size_large ? s->vm_state_size_large : s->vm_state_size32;
 	s->disk_size = s->has_disk_size ? s->disk_size_raw : img->h.size;
 	s->vm_first_l1_index = size_to_l1(img, s->disk_size);
@@ -338,7 +356,22 @@ static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx
 				  ((s->vm_state_size & (img->cluster_size - 1)) != 0);
 	s->vm_first_hole = s->vm_first_past_end = QC_NO_OFFSET;
 	s->vm_clusters_mapped = s->vm_clusters_past_end = 0;
+}
 
+/* Derived fields and the checks of one entry on its own. */
+static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
+{
+	struct qc_problems *ps = &img->problems;
+	uint64_t eo = s->entry_offset;
+	const char *id = s->id ? s->id : "?";
+
+	derive(img, s);
+	if (eo + FIXED + s->extra_data_size > img->file_size) {
+		/* Cut by the end of the file (reported by the caller): its
+		 * fields past EOF read as zeros and prove nothing. */
+		s->l1_usable = false;
+		return;
+	}
 	if (img->h.version >= 3 && s->extra_data_size < 16)
 		qc_report(ps, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, sloc(eo + 36, idx), 1,
 			  "snapshot %d (id '%s') has %u bytes of extra data (version 3 needs 16): disk_size is missing, assumed %llu",
@@ -564,14 +597,14 @@ void qc_pass_snapshot_table(struct qc_image *img)
 			break;
 		}
 		bool lost = sh != SHAPE_OK;
-		if (!lost && i + 1 < want && !layout_looks_right(&t, pos, &f, size)) {
+		if (!lost && i + 1 < want && !layout_looks_right(&t, pos, &f)) {
 			/* Odd strings or padding: trust the declared lengths only if
 			 * the next entry is where they say. */
 			struct fixed nf;
 			uint64_t nsize = 0;
 			lost = pos + size >= t.eof ||
 			       entry_shape(&t, pos + size, &nf, &nsize) != SHAPE_OK ||
-			       !layout_looks_right(&t, pos + size, &nf, nsize);
+			       !layout_looks_right(&t, pos + size, &nf);
 			if (img->aborted)
 				break;
 		}
@@ -594,7 +627,12 @@ void qc_pass_snapshot_table(struct qc_image *img)
 					qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
 						  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
 						  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
-				else if (sh == SHAPE_OVERRUN && t.limit_is_eof)
+				else if (sh == SHAPE_OVERRUN && !t.limit_is_eof)
+					qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(t.base + pos), 1,
+						  "entry %u at 0x%llx (%llu bytes) would end %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
+						  i, (unsigned long long)(t.base + pos), (unsigned long long)size,
+						  (unsigned long long)(pos + size), i, want - 1);
+				else if (sh == SHAPE_OVERRUN)
 					qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, -1), 1,
 						  "entry %u at 0x%llx: %s (end of file); entries %u..%u are lost",
 						  i, (unsigned long long)(t.base + pos),
@@ -606,27 +644,37 @@ void qc_pass_snapshot_table(struct qc_image *img)
 						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
 				break;
 			}
-			if (q < pos && prev != UINT64_MAX) {
-				/* The previous entry overran into this one: redo it. */
-				struct qc_snapshot *ps_ = &img->snapshots[img->nsnapshots - 1];
+			if (prev != UINT64_MAX && q < pos + FIXED) {
+				/* The next entry starts before this one could end: the
+				 * previous entry's lengths were wrong.  Redo it. */
+				struct qc_snapshot *pe = &img->snapshots[img->nsnapshots - 1];
 				struct fixed pf;
 				read_fixed(&t, prev, &pf);
 				uint32_t x = 0;
 				uint16_t a = 0, b = 0;
-				free(ps_->id);
-				free(ps_->name);
-				ps_->id = ps_->name = NULL;
+				free(pe->id);
+				free(pe->name);
+				pe->id = pe->name = NULL;
 				bool rec = recover_layout(img, &t, prev, q - prev, &pf, &x, &a, &b);
+				if (rec) {
+					fill_entry(img, &t, prev, x, a, b, pe);
+					pe->extra_data_size = x;
+				}
+				pe->entry_size = q - prev;
 				if (rec)
-					fill_entry(img, &t, prev, x, a, b, ps_);
-				ps_->entry_size = q - prev;
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
-					  sloc(t.base + prev, idx - 1), 1,
-					  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx%s",
-					  i - 1, (unsigned long long)(t.base + prev), pf.extra, pf.id_size,
-					  pf.name_size, (unsigned long long)(t.base + q),
-					  rec ? "; lengths recovered from the real extent" : "; id and name lost");
-				check_entry(img, ps_, idx - 1);
+					qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
+						  sloc(t.base + prev, idx - 1), 1,
+						  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes",
+						  i - 1, (unsigned long long)(t.base + prev), pf.extra,
+						  pf.id_size, pf.name_size, (unsigned long long)(t.base + q), x,
+						  a, b);
+				else
+					qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
+						  sloc(t.base + prev, idx - 1), 1,
+						  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; its id and name are lost",
+						  i - 1, (unsigned long long)(t.base + prev), pf.extra,
+						  pf.id_size, pf.name_size, (unsigned long long)(t.base + q));
+				check_entry(img, pe, idx - 1);
 				pos = q;
 				i--; /* the entry at q is entry i */
 				continue;
@@ -672,7 +720,7 @@ void qc_pass_snapshot_table(struct qc_image *img)
 			if (sh != SHAPE_BLANK)
 				check_entry(img, s, idx);
 			else
-				s->l1_usable = false;
+				derive(img, s); /* blank: nothing to walk (l1_size 0) */
 			prev = pos;
 			pos = q;
 			continue;

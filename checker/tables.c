@@ -316,6 +316,30 @@ static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, struct qc_
 		add_compressed(w, coff, len, loc.guest_offset);
 }
 
+/*
+ * How many of the (at most max) standard entries at p equal expect,
+ * expect + cs, expect + 2 cs, ...: the continuation of a run of contiguous
+ * data clusters with the same flags.  Bounded so that every offset it
+ * accepts (starting at off) stays below fsize and below 2^56, so each
+ * accepted entry is valid exactly as the one that started the run.
+ */
+static uint64_t match_run(const uint8_t *p, uint64_t max, uint64_t expect, uint64_t cs,
+			  uint64_t off, uint64_t fsize)
+{
+	uint64_t lim = off < fsize ? (fsize - off + cs - 1) / cs : 0;
+	uint64_t lim56 = off < (UINT64_C(1) << 56) ? ((UINT64_C(1) << 56) - off) / cs : 0;
+	if (max > lim)
+		max = lim;
+	if (max > lim56)
+		max = lim56;
+	uint64_t k = 0;
+	while (k < max && qc_be64_at(p + 8 * k) == expect) {
+		expect += cs;
+		k++;
+	}
+	return k;
+}
+
 /* Validate and account the entries of one L2 table (t: its bytes). */
 static void walk_l2(struct walk *w, const uint8_t *t)
 {
@@ -377,6 +401,17 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 			claim_data(w, off, e, j);
 			r_end = off + cs;
 			r_jend = j + 1;
+			if (!ext) {
+				/* the following entries continuing the run, in one tight loop */
+				uint64_t k = match_run(p + 8, n - j - 1, e + cs, cs, off + cs, fsize);
+				alloc += k;
+				r_end += k * cs;
+				r_jend += k;
+				next_contig = r_end;
+				j += k;
+				expect = e + (k + 1) * cs;
+				expect_ok = false;
+			}
 			continue;
 		}
 		w->run_n = (r_end - w->run_start) >> img->cluster_bits;
@@ -531,7 +566,7 @@ static void walk_all(struct walk *w)
 	const uint64_t cs = img->cluster_size;
 	struct l2ref *r = w->refs;
 	size_t n = w->n;
-	if (n == 0)
+	if (!n)
 		return;
 	qsort(r, n, sizeof(*r), ref_cmp);
 	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
