@@ -5,10 +5,11 @@
  * data cluster is 1 (always set with an external data file).  The target
  * refcount is the walk's computed count, which is what the refcount
  * repairs store.  Only bit 63 of an entry changes; an L2 entry that is
- * exactly COPIED with offset 0 (no data file) becomes 0.  Entries whose
+ * exactly COPIED with offset 0 (no data file) becomes 0, and COPIED is
+ * cleared on compressed entries (the spec forbids it there).  Entries whose
  * pointer is doubtful (reserved bits, unaligned, past EOF, pointing at a
- * cluster owned by another structure) and compressed entries are left to
- * the check's report.  Setting the flag needs a complete walk (a missed
+ * cluster owned by another structure) are left to the check's report.
+ * Only the active tables are visited (snapshot tables are never written).  Setting the flag needs a complete walk (a missed
  * reference would let QEMU overwrite a shared cluster in place);
  * clearing it is always safe (it only costs a copy-on-write).
  */
@@ -42,6 +43,8 @@ static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, bool l1,
 				: (l1 ? "l1-copied-spurious" : "l2-copied-spurious");
 	if (!(e & ~QC_OFLAG_COPIED))
 		code = "l2-copied-no-offset";
+	else if (e & QC_OFLAG_COMPRESSED)
+		code = "compressed-copied";
 	if (want && !c->complete) {
 		if (!c->noted_set_left)
 			qc_plan_leave(c->p, code, at,
@@ -84,8 +87,16 @@ static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
 		uint64_t goff = (l1i << qc_l1_shift(img)) + (j << img->cluster_bits);
 		if (goff >= img->h.size)
 			break;
-		if (e & QC_OFLAG_COMPRESSED)
+		if (e & QC_OFLAG_COMPRESSED) {
+			/* never set on compressed entries (the spec): clearing it is exact */
+			if (e & QC_OFLAG_COPIED) {
+				r = fix_entry(c, at, e, false, false, goff, img->cluster_size,
+					      "compressed L2 entry");
+				if (r < 0)
+					return r;
+			}
 			continue;
+		}
 		uint64_t off;
 		if ((e & ~QC_OFLAG_COPIED) == 0) {
 			if (e && !img->data_file) {

@@ -42,6 +42,17 @@ case_poke l1-spurious "$S" "$T/ref-s" l1-copied-spurious 'l1[0]' "|$C"
 case_poke l2-missing "$P" "$T/ref" l2-copied-missing 'l2[0][48]' "^$C"
 case_poke l2-spurious "$P" "$T/ref" l2-copied-spurious 'l2[0][0]' "|$C"
 
+# COPIED on a compressed entry: qemu-img -r all "fixes" it only in memory
+# and still exits 2 (reference/qemu-img-check.md 2.3); qcow2fsck clears it.
+I=$T/comp.qcow2
+cp "$P" "$I"
+python3 "$HERE/../poke.py" "$I" 'l2[0][128]' '|0x8000000000000000'
+qemu_repair_all "$I" compressed-copied
+qemu_check "$QIMG"
+t_name "compressed+COPIED: qemu-img -r all leaves it (exit 2 afterwards)"
+[ "$QRC" = 2 ] && t_ok || t_fail "qemu-img check after -r all: $QRC"
+repair_case comp "$I" "$T/ref" compressed-copied
+
 # 0 + COPIED in an unallocated L2 entry: a warning; repaired to 0.
 I=$T/zero.qcow2
 cp "$P" "$I"
