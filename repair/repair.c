@@ -35,7 +35,7 @@ static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
 	}
 	static const char *const prefixes[] = {
 		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
-		"header-dirty", NULL,
+		"header-dirty", "l1-entry-no-offset", NULL,
 	};
 	for (size_t i = 0; prefixes[i]; i++)
 		if (!strncmp(code, prefixes[i], strlen(prefixes[i])))

@@ -53,6 +53,23 @@ t_name "compressed+COPIED: qemu-img -r all leaves it (exit 2 afterwards)"
 [ "$QRC" = 2 ] && t_ok || t_fail "qemu-img check after -r all: $QRC"
 repair_case comp "$I" "$T/ref" compressed-copied
 
+# An active L1 entry that is only flags (offset 0): qemu-img parses the
+# header as an L2 table, and -r all then marks the image corrupt (2.7 J).
+# The range is unallocated either way; qcow2fsck sets the entry to 0.
+# (The 16M image has one L1 entry; a 2G one has a spare unused entry.)
+Q=$T/big.qcow2
+mk "$Q" 2G
+fill "$Q"
+guest_save "$Q" "$T/ref-big"
+I=$T/l1zero.qcow2
+cp "$Q" "$I"
+python3 "$HERE/../poke.py" "$I" 'l1[2]' "$C"
+qemu_repair_all "$I" l1-no-offset
+t_name "L1 entry 0+COPIED: qemu-img -r all fails and marks the image corrupt (2.7 J)"
+[ "$QRRC" != 0 ] && [ "$(python3 "$HERE/../poke.py" "$QIMG" header.incompatible_features)" = 0x2 ] &&
+	t_ok || t_fail "qemu exit $QRRC"
+repair_case l1zero "$I" "$T/ref-big" l1-entry-no-offset
+
 # 0 + COPIED in an unallocated L2 entry: a warning; repaired to 0.
 I=$T/zero.qcow2
 cp "$P" "$I"
