@@ -31,14 +31,14 @@ repair_case comp "$I" "$T/ref" compressed-copied
 # An active L1 entry that is only flags (offset 0): qemu-img parses the
 # header as an L2 table, and -r all then marks the image corrupt (2.7 J).
 # The range is unallocated either way; qcow2fsck sets the entry to 0.
-# (The 16M image has one L1 entry; a 2G one has a spare unused entry.)
+# (The 16M image has one L1 entry; a 1G one has a second, unused entry.)
 Q=$T/big.qcow2
-mk "$Q" 2G
+mk "$Q" 1G
 fill "$Q"
 guest_save "$Q" "$T/ref-big"
 I=$T/l1zero.qcow2
 cp "$Q" "$I"
-python3 "$HERE/../poke.py" "$I" 'l1[2]' "$C"
+python3 "$HERE/../poke.py" "$I" 'l1[1]' "$C"
 qemu_repair_all "$I" l1-no-offset
 t_name "L1 entry 0+COPIED: qemu-img -r all fails and marks the image corrupt (2.7 J)"
 [ "$QRRC" != 0 ] && [ "$(python3 "$HERE/../poke.py" "$QIMG" header.incompatible_features)" = 0x2 ] &&
