@@ -228,7 +228,7 @@ int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p
 		     const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < p->n; i++) {
-		if (p->w[i].len > UINT32_MAX) {
+		if (p->w[i].len > QC_JOURNAL_MAX_REGION) {
 			set_err(err, errlen, "a planned write is too large for the journal");
 			return -EFBIG;
 		}
@@ -363,8 +363,10 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		if (!qc_get_be32(v, at, &magic) || magic != REC_MAGIC ||
 		    !qc_get_be32(v, at + 4, &r->flags) || !qc_get_be64(v, at + 8, &r->offset) ||
 		    !qc_get_be32(v, at + 16, &r->len) || !qc_get_be32(v, at + 20, &r->old_len) ||
-		    r->old_len > r->len || !qc_add(REC_FIXED, r->old_len, &reclen) ||
-		    !qc_view_has(v, at, reclen + SHA_LEN) || r->offset > (UINT64_MAX >> 1)) {
+		    r->old_len > r->len || r->len > QC_JOURNAL_MAX_REGION ||
+		    r->offset > (UINT64_MAX >> 1) || r->offset + r->len > (j->new_size > j->old_size ? j->new_size : j->old_size) ||
+		    !qc_add(REC_FIXED, r->old_len, &reclen) ||
+		    !qc_view_has(v, at, reclen + SHA_LEN)) {
 			free(chain);
 			set_err(err, errlen, "damaged undo journal: region %" PRIu32 " is malformed or cut short", i);
 			return -EINVAL;
@@ -451,7 +453,7 @@ static int verify_image(struct journal *j, struct qc_io *io, char *err, size_t e
 		const uint8_t *w = j->wit + (size_t)k * WIT_LEN;
 		uint64_t off = qc_be64_at(w), len = qc_be64_at(w + 8);
 		uint8_t sha[SHA_LEN];
-		if (len > j->old_size || off > j->old_size - len) {
+		if (len > QC_JOURNAL_MAX_WITNESS || len > j->old_size || off > j->old_size - len) {
 			set_err(err, errlen, "damaged undo journal: witness range %" PRIu32 " is outside the image", k);
 			r = -EINVAL;
 			break;

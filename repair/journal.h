@@ -38,6 +38,10 @@
 
 #define QC_JOURNAL_MAGIC "QCFSCKU1"
 #define QC_JOURNAL_MAX_WITNESSES 16
+/* Bounds undo trusts a journal with (a refcount table is at most 8 MiB,
+ * an L1 table 32 MiB): larger regions or witnesses mean a damaged file. */
+#define QC_JOURNAL_MAX_REGION (UINT64_C(16) << 20)
+#define QC_JOURNAL_MAX_WITNESS (UINT64_C(64) << 20)
 
 /* An image range whose pre-repair bytes bind the journal to the image. */
 struct qc_witness {

@@ -35,12 +35,13 @@ static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
 	}
 	static const char *const prefixes[] = {
 		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
-		"header-dirty", NULL,
+		"header-dirty", "l1-entry-no-offset", NULL,
 	};
 	for (size_t i = 0; prefixes[i]; i++)
 		if (!strncmp(code, prefixes[i], strlen(prefixes[i])))
 			return !strstr(code, "reference-past-eof");
-	return strstr(code, "copied") != NULL && strncmp(code, "compressed-", 11) != 0;
+	/* wrong COPIED flags (compressed-copied too: the data is still claimed) */
+	return strstr(code, "copied") != NULL;
 }
 
 bool qc_repair_walk_complete(const struct qc_image *img, const char **why)
@@ -77,7 +78,13 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 		return 0;
 	uint64_t inc = qc_be64_at(img->header_cluster + 72);
 	uint64_t after = inc;
-	if (inc & QC_INCOMPAT_DIRTY) {
+	const char *why = NULL;
+	bool complete = qc_repair_walk_complete(img, &why);
+	if ((inc & QC_INCOMPAT_DIRTY) && !complete) {
+		qc_plan_leave(p, "header-dirty", 72,
+			      "the dirty bit stays: the refcounts cannot be verified while the walk misses references (%s); QEMU will run its own repair when it opens the image for writing",
+			      why);
+	} else if (inc & QC_INCOMPAT_DIRTY) {
 		if (o->leaks_only || refcounts_left) {
 			qc_plan_leave(p, "header-dirty", 72,
 				      "the dirty bit stays: the refcounts could not all be verified or repaired%s",

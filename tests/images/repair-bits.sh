@@ -70,4 +70,17 @@ run_repair "$I" --leaks-only --undo-file="$T/undo.dirty2"
 t_name "dirty bit with --leaks-only: kept and listed as left"
 if [ "$(sha "$I")" = "$d" ] && [ "$(rjson '[l["code"] for l in r["left"]]')" = "['header-dirty']" ]; then
 	t_ok; else t_fail "exit $RRC $(rjson 'r["left"]')"; fi
+# Dirty bit with a doubtful pointer: the refcounts cannot be verified, so
+# the bit stays (qemu-img -r all, and any read/write open by QEMU, would
+# run the destructive implicit repair instead: 2.5).
+I=$T/dirty3.qcow2
+cp "$P" "$I"
+python3 "$HERE/../poke.py" "$I" header.incompatible_features '|1'
+python3 "$HERE/../poke.py" "$I" 'l2[0][48]' '+0x200'
+d=$(sha "$I")
+run_repair "$I" --undo-file="$T/undo.dirty3"
+t_name "dirty bit with an unaligned L2 entry: kept, nothing written, reason given"
+if [ "$RRC" = 1 ] && [ "$(sha "$I")" = "$d" ] &&
+   [ "$(rjson 'any(l["code"]=="header-dirty" and "cannot be verified" in l["reason"] for l in r["left"])')" = True ]; then
+	t_ok; else t_fail "exit $RRC $(rjson 'r["left"]')"; fi
 t_done

@@ -42,23 +42,4 @@ case_poke l1-spurious "$S" "$T/ref-s" l1-copied-spurious 'l1[0]' "|$C"
 case_poke l2-missing "$P" "$T/ref" l2-copied-missing 'l2[0][48]' "^$C"
 case_poke l2-spurious "$P" "$T/ref" l2-copied-spurious 'l2[0][0]' "|$C"
 
-# 0 + COPIED in an unallocated L2 entry: a warning; repaired to 0.
-I=$T/zero.qcow2
-cp "$P" "$I"
-python3 "$HERE/../poke.py" "$I" 'l2[0][100]' "$C"
-expect_code "$I" l2-copied-no-offset 0 warning
-d=$(sha "$I")
-run_repair "$I" --undo-file="$T/undo.zero"
-t_name "0+COPIED: repaired to 0, the plan names the code and the guest range"
-if [ "$RRC" = 0 ] && [ "$(python3 "$HERE/../poke.py" "$I" 'l2[0][100]')" = 0x0 ] &&
-   [ "$(rjson '[(w["code"], w["guest-offset"]) for w in r["plan"]]')" = "[('l2-copied-no-offset', $((100 * 65536)))]" ]; then
-	t_ok; else t_fail "exit $RRC plan $(rjson 'r["plan"]')"; fi
-expect_clean "$I" "0+COPIED after repair"
-run_check "$I"
-t_name "0+COPIED: no warning left"
-[ "$(json_get warnings)" = 0 ] && t_ok || t_fail "warnings $(json_codes)"
-guest_same "$I" "$T/ref" "0+COPIED"
-"$QC" undo "$T/undo.zero" "$I" >/dev/null
-t_name "0+COPIED: undo restores"
-[ "$(sha "$I")" = "$d" ] && t_ok || t_fail "differs"
 t_done
