@@ -17,7 +17,7 @@ SAN_OBJS := $(LIB_SRCS:%.c=build/san/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 SAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/san/tests/%)
 
-.PHONY: all sanitize test unit image-tests demo bench fuzz deps clean doc-check corpus
+.PHONY: all sanitize test unit image-tests demo bench fuzz fuzz-build fuzz-replay fuzz-replay-bins deps clean doc-check corpus
 all: build/qcow2fsck
 
 deps:
@@ -59,7 +59,9 @@ unit: $(UNIT_BINS) $(SAN_UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS) $(SAN_UNIT_BINS); do echo "== $$t"; $$t; done
 
 # Image tests run the sanitizer build, so every test is also an ASan/UBSan run.
-image-tests: build/qcow2fsck build/san/qcow2fsck
+# The fuzz replay mains are built first: tests/images/fuzz-replay.sh replays
+# corpus/ and tests/crashers/ through them and through the CLI.
+image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins
 	@QC=$(CURDIR)/build/san/qcow2fsck QC_FAST=$(CURDIR)/build/qcow2fsck sh tests/run-image-tests.sh
 
 doc-check: build/qcow2fsck
@@ -79,7 +81,96 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/bench.sh build/qcow2fsck
 
+# ---- Fuzzing (fuzz/README.md).  One target source per fuzz/fuzz_<t>.c, built
+# three ways: libFuzzer (clang), AFL++ persistent mode (+ a CMPLOG build), and
+# a replay main with the normal sanitizer flags (used by `make test`).
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 20
+FUZZ_CLANG ?= clang
+AFL_CC ?= afl-clang-fast
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) -O1 -g -fno-omit-frame-pointer
+LF_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+LF_OBJS := $(LIB_SRCS:%.c=build/libfuzzer/obj/%.o)
+AFL_OBJS := $(LIB_SRCS:%.c=build/afl/obj/%.o)
+CMPLOG_OBJS := $(LIB_SRCS:%.c=build/afl-cmplog/obj/%.o)
+
+# The CLI's main() is linked into every fuzz binary as qc_cli_main(), so a
+# target can drive the real command line (fuzz_info.c).
+build/san/fuzz/cli-main.o: cli/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_CFLAGS) $(SAN_FLAGS) -Dmain=qc_cli_main -c $< -o $@
+
+build/san/fuzz/replay-%: fuzz/fuzz_%.c fuzz/replay_main.c fuzz/fuzz.h build/san/fuzz/cli-main.o build/san/libqc.a
+	$(CC) $(FUZZ_CFLAGS) $(SAN_FLAGS) -o $@ fuzz/fuzz_$*.c fuzz/replay_main.c build/san/fuzz/cli-main.o build/san/libqc.a $(PKG_LIBS)
+
+build/libfuzzer/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CLANG) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link $(LF_SAN) -c $< -o $@
+
+build/libfuzzer/cli-main.o: cli/main.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(LF_SAN) -Dmain=qc_cli_main -c $< -o $@
+
+build/libfuzzer/libqc.a: $(LF_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/libfuzzer/fuzz-%: fuzz/fuzz_%.c fuzz/fuzz.h build/libfuzzer/cli-main.o build/libfuzzer/libqc.a
+	$(FUZZ_CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LF_SAN) -o $@ $< build/libfuzzer/cli-main.o build/libfuzzer/libqc.a $(PKG_LIBS)
+
+# AFL++: the main binary carries ASan+UBSan (one sanitizer instance per
+# campaign), the CMPLOG binary (afl-fuzz -c) none.
+AFL_ENV := AFL_QUIET=1 AFL_USE_ASAN=1 AFL_USE_UBSAN=1
+CMPLOG_ENV := AFL_QUIET=1 AFL_LLVM_CMPLOG=1
+
+build/afl/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(AFL_ENV) $(AFL_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+build/afl/cli-main.o: cli/main.c
+	@mkdir -p $(dir $@)
+	$(AFL_ENV) $(AFL_CC) $(FUZZ_CFLAGS) -Dmain=qc_cli_main -c $< -o $@
+
+build/afl/libqc.a: $(AFL_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/afl/fuzz-%: fuzz/fuzz_%.c fuzz/afl_driver.c fuzz/fuzz.h build/afl/cli-main.o build/afl/libqc.a
+	$(AFL_ENV) $(AFL_CC) $(FUZZ_CFLAGS) -o $@ fuzz/fuzz_$*.c fuzz/afl_driver.c build/afl/cli-main.o build/afl/libqc.a $(PKG_LIBS)
+
+build/afl-cmplog/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CMPLOG_ENV) $(AFL_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+build/afl-cmplog/cli-main.o: cli/main.c
+	@mkdir -p $(dir $@)
+	$(CMPLOG_ENV) $(AFL_CC) $(FUZZ_CFLAGS) -Dmain=qc_cli_main -c $< -o $@
+
+build/afl-cmplog/libqc.a: $(CMPLOG_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/afl-cmplog/fuzz-%: fuzz/fuzz_%.c fuzz/afl_driver.c fuzz/fuzz.h build/afl-cmplog/cli-main.o build/afl-cmplog/libqc.a
+	$(CMPLOG_ENV) $(AFL_CC) $(FUZZ_CFLAGS) -o $@ fuzz/fuzz_$*.c fuzz/afl_driver.c build/afl-cmplog/cli-main.o build/afl-cmplog/libqc.a $(PKG_LIBS)
+
+fuzz-replay-bins: $(FUZZ_TARGETS:%=build/san/fuzz/replay-%)
+
+fuzz-build: $(FUZZ_TARGETS:%=build/san/fuzz/replay-%) $(FUZZ_TARGETS:%=build/libfuzzer/fuzz-%) \
+	    $(FUZZ_TARGETS:%=build/afl/fuzz-%) $(FUZZ_TARGETS:%=build/afl-cmplog/fuzz-%)
+
+# Replays corpus/ and tests/crashers/ through every replay main and the CLI
+# (sanitizer build); part of `make test`.
+fuzz-replay: build/san/qcow2fsck fuzz-replay-bins
+	@QC=$(CURDIR)/build/san/qcow2fsck REPLAY_DIR=$(CURDIR)/build/san/fuzz sh tests/images/fuzz-replay.sh
+
+# `make fuzz`: every target for FUZZ_SECONDS with libFuzzer, then the check
+# target for FUZZ_SECONDS with AFL++ (+CMPLOG).  Findings land in build/fuzz-out/.
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh fuzz/run.sh $(FUZZ_TARGETS)
+
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) build/obj/cli/main.d build/san/obj/cli/main.d $(LF_OBJS:.o=.d) $(AFL_OBJS:.o=.d) $(CMPLOG_OBJS:.o=.d)

@@ -32,7 +32,7 @@ run_check() {
 # json_get KEY: a top-level key of the last JSON report.
 json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$JSON" "$1"; }
 # json_codes: the problem codes of the last report, one per line, sorted unique.
-json_codes() { python3 -c 'import json,sys; print("\n".join(sorted({p["code"] for p in json.load(open(sys.argv[1]))["problems"]})))' "$JSON"; }
+json_codes() { python3 -c 'import json,sys; print("\n".join(sorted({p["code"] for p in json.load(open(sys.argv[1]))["problems"]})))' "$JSON" 2>/dev/null; }
 # json_severity CODE: severity of the first problem with that code.
 json_severity() { python3 -c 'import json,sys; print(next((p["severity"] for p in json.load(open(sys.argv[1]))["problems"] if p["code"]==sys.argv[2]),"none"))' "$JSON" "$1"; }
 
@@ -51,8 +51,9 @@ expect_clean() {
 expect_code() {
 	t_name "$2 on ${1##*/}"
 	run_check "$1"
-	if ! json_codes | grep -qx "$2"; then
-		t_fail "code $2 not reported (exit $RC; got: $(json_codes | tr '\n' ' '))"
+	_codes=$(json_codes)
+	if ! printf '%s\n' "$_codes" | grep -qx "$2"; then
+		t_fail "code $2 not reported (exit $RC; got: $(printf '%s' "$_codes" | tr '\n' ' '))"
 		return
 	fi
 	if [ "$RC" != "$3" ]; then

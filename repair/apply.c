@@ -1,0 +1,45 @@
+/*
+ * apply.c - writing a plan's phases in order (see apply.h).  Relies on the
+ * caller having written and fsync'd the journal first (journal.c).
+ */
+#include "apply.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static unsigned long crash_after(void)
+{
+	const char *v = getenv(QC_CRASH_ENV);
+	if (!v || !*v)
+		return 0;
+	char *end;
+	unsigned long k = strtoul(v, &end, 10);
+	return *end ? 0 : k;
+}
+
+int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
+		    enum qc_phase last, size_t *done)
+{
+	static unsigned long total; /* writes in this process, for the crash hook */
+	unsigned long crash = crash_after();
+	int cur = -1;
+	for (size_t i = 0; i < p->n; i++) {
+		struct qc_write *w = &p->w[i];
+		if (w->phase < first || w->phase > last)
+			continue;
+		if (cur >= 0 && (int)w->phase != cur) {
+			int r = qc_io_sync(io);
+			if (r < 0)
+				return r;
+		}
+		cur = (int)w->phase;
+		int r = qc_io_write(io, w->data, w->len, w->offset);
+		if (r < 0)
+			return r;
+		(*done)++;
+		w->applied = true;
+		if (crash && ++total >= crash)
+			_exit(QC_CRASH_EXIT);
+	}
+	return qc_io_sync(io);
+}

@@ -1,0 +1,34 @@
+/*
+ * apply.h - applying a journaled plan to an image, phase by phase, with a
+ * sync after each phase, and rolling it back from the journal.
+ *
+ * Crash safety: the journal is complete and fsync'd before the first
+ * write, so whatever subset of the writes reached the disk, `undo` finds
+ * every region holding its old or its new bytes and restores the rest.
+ * The phase order (plan.h) additionally keeps the image usable on its own:
+ * new refcount structures are written past the end of the file and synced
+ * before the single header write that switches to them.
+ *
+ * Test hook: when the environment variable QCOW2FSCK_TEST_CRASH_AFTER=k
+ * (k >= 1) is set, the process exits with status 99 right after the k-th
+ * write to the image, without syncing, rolling back or cleaning up: a
+ * simulated crash (tests/images/repair-crash.sh).
+ */
+#ifndef QC_APPLY_H
+#define QC_APPLY_H
+
+#include "../core/io.h"
+#include "plan.h"
+
+#define QC_CRASH_ENV "QCOW2FSCK_TEST_CRASH_AFTER"
+#define QC_CRASH_EXIT 99
+
+/*
+ * Write every write of the plan whose phase is in [first, last], in plan
+ * order (call qc_plan_sort first), syncing at every phase change and at
+ * the end.  *done counts successful writes.  Returns 0 or -errno.
+ */
+int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
+		    enum qc_phase last, size_t *done);
+
+#endif

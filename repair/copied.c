@@ -1,0 +1,185 @@
+/*
+ * copied.c - planning OFLAG_COPIED fixes in the active L1 and L2 tables.
+ *
+ * QEMU's rule: COPIED is set exactly when the refcount of the L2 table or
+ * data cluster is 1 (always set with an external data file).  The target
+ * refcount is the walk's computed count, which is what the refcount
+ * repairs store.  Only bit 63 of an entry changes; an L2 entry that is
+ * exactly COPIED with offset 0 (no data file) becomes 0, and COPIED is
+ * cleared on compressed entries (the spec forbids it there); an active L1
+ * entry with flags but offset 0 becomes 0.  Entries whose
+ * pointer is doubtful (reserved bits, unaligned, past EOF, pointing at a
+ * cluster owned by another structure) are left to the check's report.
+ * Only the active tables are visited (snapshot tables are never written).  Setting the flag needs a complete walk (a missed
+ * reference would let QEMU overwrite a shared cluster in place);
+ * clearing it is always safe (it only costs a copy-on-write).
+ */
+#include "repair.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../checker/check.h"
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+struct cp {
+	struct qc_image *img;
+	struct qc_plan *p;
+	bool complete;
+	bool noted_set_left;
+	const char *why;
+};
+
+/* Plan one entry's bit 63.  want: should COPIED be set? */
+static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, bool l1,
+		     uint64_t goff, uint64_t glen, const char *what)
+{
+	bool has = (e & QC_OFLAG_COPIED) != 0;
+	if (has == want)
+		return 0;
+	const char *code = want ? (l1 ? "l1-copied-missing" : "l2-copied-missing")
+				: (l1 ? "l1-copied-spurious" : "l2-copied-spurious");
+	if (!(e & ~QC_OFLAG_COPIED))
+		code = "l2-copied-no-offset";
+	else if (e & QC_OFLAG_COMPRESSED)
+		code = "compressed-copied";
+	if (want && !c->complete) {
+		if (!c->noted_set_left)
+			qc_plan_leave(c->p, code, at,
+				      "OFLAG_COPIED is not set where it is missing: the walk did not see every reference (%s)",
+				      c->why);
+		c->noted_set_left = true;
+		return 0;
+	}
+	uint8_t b[8];
+	qc_put_be64(b, want ? e | QC_OFLAG_COPIED : e & ~QC_OFLAG_COPIED);
+	struct qc_write *w = qc_plan_add(c->p, QC_PH_INPLACE, at, b, 8, code,
+					 "%s 0x%016" PRIx64 " -> 0x%016" PRIx64 " (%s OFLAG_COPIED)", what, e,
+					 qc_be64_at(b), want ? "set" : "clear");
+	if (!w)
+		return -ENOMEM;
+	w->guest_offset = goff;
+	w->guest_length = glen;
+	return 0;
+}
+
+/* A pointer the walk accepted: no reserved bits, aligned, inside the file. */
+static bool plain_pointer(const struct qc_image *img, uint64_t e, uint64_t reserved, uint64_t *off)
+{
+	*off = e & QC_L2E_OFFSET_MASK;
+	if (!*off || (e & reserved) || (*off & (img->cluster_size - 1)))
+		return false;
+	return !qc_past_eof(img, *off, img->cluster_size);
+}
+
+static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
+{
+	struct qc_image *img = c->img;
+	size_t cs = (size_t)img->cluster_size;
+	int r = qc_io_read_full(img->io, buf, cs, l2off);
+	if (r < 0)
+		return r;
+	for (uint64_t j = 0; j < img->l2_entries; j++) {
+		uint64_t at = l2off + j * img->l2_entry_size;
+		uint64_t e = qc_be64_at(buf + j * img->l2_entry_size);
+		uint64_t goff = (l1i << qc_l1_shift(img)) + (j << img->cluster_bits);
+		if (goff >= img->h.size)
+			break;
+		if (e & QC_OFLAG_COMPRESSED) {
+			/* never set on compressed entries (the spec): clearing it is exact */
+			if (e & QC_OFLAG_COPIED) {
+				r = fix_entry(c, at, e, false, false, goff, img->cluster_size,
+					      "compressed L2 entry");
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		uint64_t off;
+		if ((e & ~QC_OFLAG_COPIED) == 0) {
+			if (e && !img->data_file) {
+				r = fix_entry(c, at, e, false, false, goff,
+					      img->cluster_size, "L2 entry with offset 0");
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		if (!plain_pointer(img, e, QC_L2E_STD_RESERVED_MASK, &off))
+			continue;
+		bool want;
+		if (img->data_file) {
+			want = true;
+		} else {
+			uint64_t cl = off >> img->cluster_bits;
+			enum qc_owner o = qc_cm_owner(&img->cmap, cl);
+			if (o != QC_OWN_DATA && o != QC_OWN_VMSTATE)
+				continue;
+			want = qc_cm_count(&img->cmap, cl) == 1;
+		}
+		r = fix_entry(c, at, e, want, false, goff, img->cluster_size, "L2 entry");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	struct cp c = { .img = img, .p = p };
+	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1)
+		return 0;
+	c.complete = qc_repair_walk_complete(img, &c.why);
+	uint8_t *buf = malloc((size_t)img->cluster_size);
+	if (!buf)
+		return -ENOMEM;
+	/* an L2 shared by several L1 entries is visited once */
+	uint64_t *seen = calloc(img->h.l1_size ? img->h.l1_size : 1, sizeof(uint64_t));
+	size_t nseen = 0;
+	int r = seen ? 0 : -ENOMEM;
+	for (uint64_t i = 0; r == 0 && i < img->h.l1_size; i++) {
+		uint64_t e = img->l1[i], off;
+		if (e && !(e & QC_L1E_OFFSET_MASK)) {
+			/* flags but offset 0: no L2 can live at offset 0 (the header)
+			 * and QEMU reads the range as unallocated; 0 is exact */
+			uint8_t z[8] = { 0 };
+			uint64_t span = (uint64_t)1 << qc_l1_shift(img);
+			struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, img->h.l1_table_offset + i * 8,
+							 z, 8, "l1-entry-no-offset",
+							 "L1 entry %" PRIu64 " 0x%016" PRIx64 " -> 0 (flags without an L2 offset)",
+							 i, e);
+			if (!w) {
+				r = -ENOMEM;
+				break;
+			}
+			w->guest_offset = i * span;
+			w->guest_length = span;
+			continue;
+		}
+		if (!plain_pointer(img, e, QC_L1E_RESERVED_MASK, &off))
+			continue;
+		uint64_t cl = off >> img->cluster_bits;
+		if (qc_cm_owner(&img->cmap, cl) != QC_OWN_L2)
+			continue;
+		uint64_t span = (uint64_t)1 << qc_l1_shift(img);
+		r = fix_entry(&c, img->h.l1_table_offset + i * 8, e, qc_cm_count(&img->cmap, cl) == 1,
+			      true, i * span, span, "L1 entry");
+		bool dup = false;
+		bool shared = qc_cm_count(&img->cmap, cl) > 1;
+		for (size_t k = 0; shared && k < nseen && !dup; k++)
+			dup = seen[k] == off;
+		if (r == 0 && !dup) {
+			if (shared)
+				seen[nseen++] = off;
+			r = plan_l2(&c, i, off, buf);
+		}
+	}
+	free(seen);
+	free(buf);
+	if (r == 0 && p->oom)
+		r = -ENOMEM;
+	return r;
+}

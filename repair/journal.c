@@ -1,0 +1,532 @@
+/*
+ * journal.c - writing, verifying and replaying undo journals (format and
+ * binding rules in journal.h).  The journal is read back through the
+ * bounded reader: it is a file like any other and may be damaged.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/reader.h"
+
+#define HDR_FIXED 40
+#define WIT_LEN 48
+#define REC_FIXED 56
+#define SHA_LEN 32
+#define TRAILER_LEN 48
+#define REC_MAGIC 0x51435552u
+#define END_MAGIC "QCUEND01"
+#define JOURNAL_MAX (UINT64_C(1) << 36)
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static bool sha256(const void *data, size_t len, uint8_t out[SHA_LEN])
+{
+	unsigned int n = 0;
+	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == SHA_LEN;
+}
+
+/* A parsed region (pointers into the journal buffer). */
+struct region {
+	uint32_t flags;
+	uint64_t offset;
+	uint32_t len, old_len;
+	const uint8_t *new_sha, *old;
+};
+
+/* A growable byte buffer for building the journal. */
+struct buf {
+	uint8_t *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static uint8_t *buf_grow(struct buf *b, size_t len)
+{
+	if (b->oom)
+		return NULL;
+	if (len > SIZE_MAX - b->n) {
+		b->oom = true;
+		return NULL;
+	}
+	if (b->n + len > b->cap) {
+		size_t ncap = b->cap ? b->cap : 4096;
+		while (ncap < b->n + len)
+			ncap *= 2;
+		uint8_t *np = realloc(b->p, ncap);
+		if (!np) {
+			b->oom = true;
+			return NULL;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	uint8_t *r = b->p + b->n;
+	b->n += len;
+	return r;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int sync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+	free(copy);
+	if (fd < 0)
+		return -errno;
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* SHA-256 of image bytes [off, off+len), with the old bytes of the
+ * journal's regions put back over them when regions is not NULL. */
+static int hash_range(struct qc_io *io, uint64_t off, uint64_t len, const struct region *regions,
+		      uint32_t nregions, uint8_t out[SHA_LEN])
+{
+	enum { CHUNK = 1 << 20 };
+	uint8_t *buf = malloc(CHUNK);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int r = (buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) ? 0 : -ENOMEM;
+	for (uint64_t at = off; r == 0 && at < off + len;) {
+		size_t n = off + len - at < CHUNK ? (size_t)(off + len - at) : CHUNK;
+		long long got = qc_io_read(io, buf, n, at);
+		if (got < 0) {
+			r = (int)got;
+			break;
+		}
+		for (uint32_t i = 0; regions && i < nregions; i++) {
+			const struct region *g = &regions[i];
+			uint64_t s0 = g->offset > at ? g->offset : at;
+			uint64_t e0 = g->offset + g->old_len < at + n ? g->offset + g->old_len : at + n;
+			if (s0 < e0)
+				memcpy(buf + (s0 - at), g->old + (s0 - g->offset), (size_t)(e0 - s0));
+		}
+		if (EVP_DigestUpdate(ctx, buf, n) != 1)
+			r = -EIO;
+		at += n;
+	}
+	unsigned int olen = 0;
+	if (r == 0 && (EVP_DigestFinal_ex(ctx, out, &olen) != 1 || olen != SHA_LEN))
+		r = -EIO;
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return r;
+}
+
+static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
+		  const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
+{
+	size_t hlen = HDR_FIXED + nwit * WIT_LEN;
+	uint8_t *hdr = buf_grow(b, hlen + SHA_LEN);
+	if (!hdr)
+		return false;
+	memset(hdr, 0, hlen + SHA_LEN);
+	memcpy(hdr, QC_JOURNAL_MAGIC, 8);
+	qc_put_be32(hdr + 8, 1);
+	qc_put_be32(hdr + 12, (uint32_t)nwit);
+	qc_put_be64(hdr + 16, io->size);
+	qc_put_be64(hdr + 24, p->end_after > io->size ? p->end_after : io->size);
+	qc_put_be32(hdr + 32, (uint32_t)p->n);
+	for (size_t k = 0; k < nwit; k++) {
+		uint8_t *w = hdr + HDR_FIXED + k * WIT_LEN;
+		uint64_t len = wit[k].length;
+		/* only bytes inside the old file bind */
+		if (wit[k].offset >= io->size)
+			len = 0;
+		else if (len > io->size - wit[k].offset)
+			len = io->size - wit[k].offset;
+		qc_put_be64(w, wit[k].offset);
+		qc_put_be64(w + 8, len);
+		if (hash_range(io, wit[k].offset, len, NULL, 0, w + 16) < 0) {
+			set_err(err, errlen, "cannot read the image at 0x%" PRIx64, wit[k].offset);
+			return false;
+		}
+	}
+	sha256(hdr, hlen, hdr + hlen);
+	/* chain of checksums for the trailer */
+	uint8_t *chain = malloc((p->n + 1) * SHA_LEN);
+	if (!chain) {
+		b->oom = true;
+		return false;
+	}
+	memcpy(chain, b->p + hlen, SHA_LEN);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct qc_write *w = &p->w[i];
+		uint64_t old_len = 0;
+		if (w->offset < io->size)
+			old_len = io->size - w->offset < w->len ? io->size - w->offset : w->len;
+		size_t reclen = REC_FIXED + (size_t)old_len + SHA_LEN;
+		size_t at = b->n;
+		uint8_t *r = buf_grow(b, reclen);
+		if (!r) {
+			free(chain);
+			return false;
+		}
+		qc_put_be32(r, REC_MAGIC);
+		qc_put_be32(r + 4, w->phase == QC_PH_FINAL ? 1 : 0);
+		qc_put_be64(r + 8, w->offset);
+		qc_put_be32(r + 16, (uint32_t)w->len);
+		qc_put_be32(r + 20, (uint32_t)old_len);
+		sha256(w->data, w->len, r + 24);
+		if (old_len && qc_io_read_full(io, r + REC_FIXED, (size_t)old_len, w->offset) < 0) {
+			set_err(err, errlen, "cannot read old bytes at 0x%" PRIx64, w->offset);
+			free(chain);
+			return false;
+		}
+		r = b->p + at; /* buf_grow may not move b->p here, but be safe */
+		sha256(r, REC_FIXED + (size_t)old_len, r + REC_FIXED + old_len);
+		memcpy(chain + (i + 1) * SHA_LEN, r + REC_FIXED + old_len, SHA_LEN);
+	}
+	uint8_t *t = buf_grow(b, TRAILER_LEN);
+	if (!t) {
+		free(chain);
+		return false;
+	}
+	memset(t, 0, TRAILER_LEN);
+	memcpy(t, END_MAGIC, 8);
+	qc_put_be32(t + 8, (uint32_t)p->n);
+	sha256(chain, (p->n + 1) * SHA_LEN, t + 16);
+	free(chain);
+	return true;
+}
+
+int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p,
+		     const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->w[i].len > QC_JOURNAL_MAX_REGION) {
+			set_err(err, errlen, "a planned write is too large for the journal");
+			return -EFBIG;
+		}
+	}
+	if (p->n > UINT32_MAX || nwit > QC_JOURNAL_MAX_WITNESSES) {
+		set_err(err, errlen, "plan too large for the journal");
+		return -EFBIG;
+	}
+	struct buf b = { 0 };
+	if (!build(&b, io, p, wit, nwit, err, errlen)) {
+		if (b.oom)
+			set_err(err, errlen, "out of memory building the undo journal");
+		free(b.p);
+		return b.oom ? -ENOMEM : -EIO;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		set_err(err, errlen, "cannot create undo journal '%s': %s%s", path, strerror(e),
+			e == EEXIST ? " (an existing journal is never overwritten)" : "");
+		free(b.p);
+		return -e;
+	}
+	int r = write_all(fd, b.p, b.n);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	free(b.p);
+	if (r == 0)
+		r = sync_dir_of(path);
+	if (r < 0) {
+		set_err(err, errlen, "cannot write undo journal '%s': %s", path, strerror(-r));
+		unlink(path);
+	}
+	return r;
+}
+
+struct journal {
+	uint8_t *raw;
+	size_t rawlen;
+	uint32_t nwit, n;
+	uint64_t old_size, new_size;
+	const uint8_t *wit;     /* nwit records of WIT_LEN bytes */
+	struct region *r;
+};
+
+static int read_file(const char *path, uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		set_err(err, errlen, "cannot open undo journal '%s': %s", path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > JOURNAL_MAX) {
+		close(fd);
+		set_err(err, errlen, "'%s' is not a plausible undo journal", path);
+		return -EINVAL;
+	}
+	size_t len = (size_t)st.st_size;
+	uint8_t *p = malloc(len ? len : 1);
+	if (!p) {
+		close(fd);
+		set_err(err, errlen, "out of memory reading the journal");
+		return -ENOMEM;
+	}
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = read(fd, p + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	if (done != len) {
+		free(p);
+		set_err(err, errlen, "cannot read undo journal '%s'", path);
+		return -EIO;
+	}
+	*out = p;
+	*outlen = len;
+	return 0;
+}
+
+static int parse(struct journal *j, char *err, size_t errlen)
+{
+	struct qc_view v = qc_view_make(j->raw, j->rawlen);
+	uint8_t sha[SHA_LEN];
+	uint32_t ver;
+	if (!qc_view_has(v, 0, HDR_FIXED) || memcmp(j->raw, QC_JOURNAL_MAGIC, 8) != 0) {
+		set_err(err, errlen, "not a qcow2fsck undo journal (bad magic)");
+		return -EINVAL;
+	}
+	qc_get_be32(v, 12, &j->nwit);
+	uint64_t hlen = HDR_FIXED + (uint64_t)j->nwit * WIT_LEN;
+	if (j->nwit > QC_JOURNAL_MAX_WITNESSES || !qc_view_has(v, 0, hlen + SHA_LEN) ||
+	    !sha256(j->raw, (size_t)hlen, sha) || memcmp(sha, j->raw + hlen, SHA_LEN) != 0) {
+		set_err(err, errlen, "damaged undo journal: header checksum mismatch");
+		return -EINVAL;
+	}
+	qc_get_be32(v, 8, &ver);
+	if (ver != 1) {
+		set_err(err, errlen, "undo journal version %" PRIu32 " is not supported", ver);
+		return -EINVAL;
+	}
+	qc_get_be64(v, 16, &j->old_size);
+	qc_get_be64(v, 24, &j->new_size);
+	qc_get_be32(v, 32, &j->n);
+	j->wit = j->raw + HDR_FIXED;
+	/* each region needs at least REC_FIXED + SHA_LEN bytes: bound n first */
+	if ((uint64_t)j->n > j->rawlen / (REC_FIXED + SHA_LEN)) {
+		set_err(err, errlen, "damaged undo journal: region count %" PRIu32 " too large", j->n);
+		return -EINVAL;
+	}
+	j->r = calloc(j->n ? j->n : 1, sizeof(*j->r));
+	uint8_t *chain = malloc(((size_t)j->n + 1) * SHA_LEN);
+	if (!j->r || !chain) {
+		free(chain);
+		set_err(err, errlen, "out of memory reading the journal");
+		return -ENOMEM;
+	}
+	memcpy(chain, j->raw + hlen, SHA_LEN);
+	uint64_t at = hlen + SHA_LEN;
+	for (uint32_t i = 0; i < j->n; i++) {
+		struct region *r = &j->r[i];
+		uint32_t magic;
+		uint64_t reclen;
+		if (!qc_get_be32(v, at, &magic) || magic != REC_MAGIC ||
+		    !qc_get_be32(v, at + 4, &r->flags) || !qc_get_be64(v, at + 8, &r->offset) ||
+		    !qc_get_be32(v, at + 16, &r->len) || !qc_get_be32(v, at + 20, &r->old_len) ||
+		    r->old_len > r->len || r->len > QC_JOURNAL_MAX_REGION ||
+		    r->offset > (UINT64_MAX >> 1) || r->offset + r->len > (j->new_size > j->old_size ? j->new_size : j->old_size) ||
+		    !qc_add(REC_FIXED, r->old_len, &reclen) ||
+		    !qc_view_has(v, at, reclen + SHA_LEN)) {
+			free(chain);
+			set_err(err, errlen, "damaged undo journal: region %" PRIu32 " is malformed or cut short", i);
+			return -EINVAL;
+		}
+		const uint8_t *rec = j->raw + at;
+		if (!sha256(rec, (size_t)reclen, sha) || memcmp(sha, rec + reclen, SHA_LEN) != 0) {
+			free(chain);
+			set_err(err, errlen, "damaged undo journal: region %" PRIu32 " checksum mismatch", i);
+			return -EINVAL;
+		}
+		r->new_sha = rec + 24;
+		r->old = rec + REC_FIXED;
+		memcpy(chain + ((size_t)i + 1) * SHA_LEN, rec + reclen, SHA_LEN);
+		at += reclen + SHA_LEN;
+	}
+	uint32_t tn, pad;
+	bool ok = qc_view_has(v, at, TRAILER_LEN) && at + TRAILER_LEN == j->rawlen &&
+		  memcmp(j->raw + at, END_MAGIC, 8) == 0 && qc_get_be32(v, at + 8, &tn) && tn == j->n &&
+		  qc_get_be32(v, at + 12, &pad) && pad == 0 &&
+		  sha256(chain, ((size_t)j->n + 1) * SHA_LEN, sha) &&
+		  memcmp(sha, j->raw + at + 16, SHA_LEN) == 0;
+	free(chain);
+	if (!ok) {
+		set_err(err, errlen, "damaged undo journal: missing or bad trailer (incomplete journal?)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Does the image's current content of region r equal its old bytes or the
+ * new bytes of some write to the same range? */
+static int region_state(struct journal *j, struct qc_io *io, const struct region *r, uint8_t *buf,
+			bool *is_old)
+{
+	long long got = qc_io_read(io, buf, r->len, r->offset);
+	if (got < 0)
+		return (int)got;
+	*is_old = memcmp(buf, r->old, r->old_len) == 0;
+	if (*is_old)
+		return 1;
+	uint8_t sha[SHA_LEN];
+	if (!sha256(buf, r->len, sha))
+		return -EIO;
+	for (uint32_t k = 0; k < j->n; k++)
+		if (j->r[k].offset == r->offset && j->r[k].len == r->len &&
+		    memcmp(j->r[k].new_sha, sha, SHA_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+static int verify_image(struct journal *j, struct qc_io *io, char *err, size_t errlen)
+{
+	uint64_t hi = j->new_size > j->old_size ? j->new_size : j->old_size;
+	if (io->size < j->old_size || io->size > hi) {
+		set_err(err, errlen, "the image is %" PRIu64 " bytes; this journal was written for an image of %" PRIu64 " bytes (%" PRIu64 " after the repair)",
+			io->size, j->old_size, j->new_size);
+		return -ESTALE;
+	}
+	uint32_t maxlen = 1;
+	for (uint32_t i = 0; i < j->n; i++)
+		if (j->r[i].len > maxlen)
+			maxlen = j->r[i].len;
+	uint8_t *buf = malloc(maxlen);
+	if (!buf) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int r = 0;
+	for (uint32_t i = 0; i < j->n && r == 0; i++) {
+		bool is_old;
+		int s = region_state(j, io, &j->r[i], buf, &is_old);
+		if (s < 0) {
+			set_err(err, errlen, "cannot read the image: %s", strerror(-s));
+			r = s;
+		} else if (s == 0) {
+			set_err(err, errlen, "the image's bytes at 0x%" PRIx64 " (+%" PRIu32 ") are neither those before nor after this journal's repair: refusing an image the journal was not written for",
+				j->r[i].offset, j->r[i].len);
+			r = -ESTALE;
+		}
+	}
+	free(buf);
+	/* the witness ranges (header cluster, tables), old bytes put back */
+	for (uint32_t k = 0; k < j->nwit && r == 0; k++) {
+		const uint8_t *w = j->wit + (size_t)k * WIT_LEN;
+		uint64_t off = qc_be64_at(w), len = qc_be64_at(w + 8);
+		uint8_t sha[SHA_LEN];
+		if (len > QC_JOURNAL_MAX_WITNESS || len > j->old_size || off > j->old_size - len) {
+			set_err(err, errlen, "damaged undo journal: witness range %" PRIu32 " is outside the image", k);
+			r = -EINVAL;
+			break;
+		}
+		int h = hash_range(io, off, len, j->r, j->n, sha);
+		if (h < 0) {
+			set_err(err, errlen, "cannot read the image: %s", strerror(-h));
+			r = h;
+		} else if (memcmp(sha, w + 16, SHA_LEN) != 0) {
+			set_err(err, errlen, "the image's bytes at 0x%" PRIx64 " (+%" PRIu64 "%s) differ from those of the image this journal belongs to: refusing an image it was not written for",
+				off, len, k == 0 ? ", the header cluster" : "");
+			r = -ESTALE;
+		}
+	}
+	return r;
+}
+
+int qc_journal_undo(const char *path, struct qc_io *io, bool dry_run, FILE *log, char *err,
+		    size_t errlen)
+{
+	struct journal j = { 0 };
+	int r = read_file(path, &j.raw, &j.rawlen, err, errlen);
+	if (r < 0)
+		return r;
+	r = parse(&j, err, errlen);
+	if (r == 0)
+		r = verify_image(&j, io, err, errlen);
+	if (r == 0 && log)
+		fprintf(log, "%s: %" PRIu32 " region(s), image length %" PRIu64 " -> %" PRIu64 "\n",
+			dry_run ? "would restore" : "restoring", j.n, io->size, j.old_size);
+	/* restore in reverse order, so the header goes back last-written-first */
+	for (uint32_t k = j.n; r == 0 && k-- > 0;) {
+		const struct region *g = &j.r[k];
+		if (log)
+			fprintf(log, "  0x%" PRIx64 " +%" PRIu32 " (%" PRIu32 " old bytes)\n", g->offset,
+				g->len, g->old_len);
+		if (!dry_run && g->old_len) {
+			r = qc_io_write(io, g->old, g->old_len, g->offset);
+			if (r < 0)
+				set_err(err, errlen, "write failed at 0x%" PRIx64 ": %s", g->offset,
+					strerror(-r));
+		}
+	}
+	if (r == 0 && !dry_run && io->size != j.old_size) {
+		r = qc_io_truncate(io, j.old_size);
+		if (r < 0)
+			set_err(err, errlen, "cannot restore the file length: %s", strerror(-r));
+	}
+	if (r == 0 && !dry_run) {
+		r = qc_io_sync(io);
+		if (r < 0)
+			set_err(err, errlen, "sync failed: %s", strerror(-r));
+	}
+	free(j.r);
+	free(j.raw);
+	return r;
+}
+
+char *qc_journal_default_path(const char *image)
+{
+	size_t len = strlen(image) + 32;
+	char *p = malloc(len);
+	if (!p)
+		return NULL;
+	for (unsigned i = 0; i < 10000; i++) {
+		if (i == 0)
+			snprintf(p, len, "%s.qcow2fsck-undo", image);
+		else
+			snprintf(p, len, "%s.qcow2fsck-undo.%u", image, i);
+		struct stat st;
+		if (lstat(p, &st) < 0 && errno == ENOENT)
+			return p;
+	}
+	free(p);
+	return NULL;
+}

@@ -1,0 +1,240 @@
+/*
+ * plan.c - building, ordering and printing a repair plan (see plan.h).
+ */
+#include "plan.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const phase_names[QC_PH_COUNT] = {
+	"new-structures", "switch", "in-place", "header", "final",
+};
+
+const char *qc_phase_name(enum qc_phase ph)
+{
+	return ph < QC_PH_COUNT ? phase_names[ph] : "?";
+}
+
+void qc_plan_init(struct qc_plan *p, uint64_t file_size)
+{
+	memset(p, 0, sizeof(*p));
+	p->end_after = file_size;
+}
+
+void qc_plan_free(struct qc_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->w[i].data);
+	free(p->w);
+	free(p->left);
+	free(p->freed);
+	memset(p, 0, sizeof(*p));
+}
+
+static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
+			     size_t len, const char *code, const char *fmt, va_list ap)
+{
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 16;
+		struct qc_write *nw = realloc(p->w, ncap * sizeof(*nw));
+		if (!nw) {
+			p->oom = true;
+			return NULL;
+		}
+		p->w = nw;
+		p->cap = ncap;
+	}
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy) {
+		p->oom = true;
+		return NULL;
+	}
+	memcpy(copy, data, len);
+	struct qc_write *w = &p->w[p->n++];
+	memset(w, 0, sizeof(*w));
+	w->offset = off;
+	w->data = copy;
+	w->len = len;
+	w->phase = ph;
+	w->code = code;
+	w->guest_offset = UINT64_MAX;
+	vsnprintf(w->summary, sizeof(w->summary), fmt, ap);
+	if (off + len > p->end_after)
+		p->end_after = off + len;
+	return w;
+}
+
+struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
+			     size_t len, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	struct qc_write *w = vadd(p, ph, off, data, len, code, fmt, ap);
+	va_end(ap);
+	return w;
+}
+
+#define MERGE_GAP 16
+
+int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_t *old,
+		 const uint8_t *new, size_t len, const char *code, const char *fmt, ...)
+{
+	int added = 0;
+	size_t i = 0;
+	while (i < len) {
+		if (old[i] == new[i]) {
+			i++;
+			continue;
+		}
+		size_t start = i, last = i;
+		for (size_t k = i + 1; k < len && k <= last + MERGE_GAP; k++)
+			if (old[k] != new[k])
+				last = k;
+		va_list ap;
+		va_start(ap, fmt);
+		struct qc_write *w = vadd(p, ph, off + start, new + start, last - start + 1, code, fmt, ap);
+		va_end(ap);
+		if (!w)
+			return -1;
+		added++;
+		i = last + 1;
+	}
+	return added;
+}
+
+void qc_plan_freed(struct qc_plan *p, uint64_t cluster)
+{
+	if (p->nfreed == p->freedcap) {
+		size_t ncap = p->freedcap ? p->freedcap * 2 : 64;
+		uint64_t *nf = realloc(p->freed, ncap * sizeof(*nf));
+		if (!nf) {
+			p->oom = true;
+			return;
+		}
+		p->freed = nf;
+		p->freedcap = ncap;
+	}
+	p->freed[p->nfreed++] = cluster;
+}
+
+void qc_plan_leave(struct qc_plan *p, const char *code, uint64_t off, const char *fmt, ...)
+{
+	if (p->nleft == p->leftcap) {
+		size_t ncap = p->leftcap ? p->leftcap * 2 : 8;
+		struct qc_left *nl = realloc(p->left, ncap * sizeof(*nl));
+		if (!nl) {
+			p->oom = true;
+			return;
+		}
+		p->left = nl;
+		p->leftcap = ncap;
+	}
+	struct qc_left *l = &p->left[p->nleft++];
+	l->code = code;
+	l->offset = off;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(l->reason, sizeof(l->reason), fmt, ap);
+	va_end(ap);
+}
+
+void qc_plan_sort(struct qc_plan *p)
+{
+	/* insertion sort by phase: stable, and plans are small */
+	for (size_t i = 1; i < p->n; i++) {
+		struct qc_write t = p->w[i];
+		size_t k = i;
+		while (k > 0 && p->w[k - 1].phase > t.phase) {
+			p->w[k] = p->w[k - 1];
+			k--;
+		}
+		p->w[k] = t;
+	}
+}
+
+size_t qc_plan_unconditional(const struct qc_plan *p)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].phase != QC_PH_FINAL)
+			n++;
+	return n;
+}
+
+/* Human plans fold runs of writes after this many per code. */
+#define HUMAN_PER_CODE 20
+
+void qc_plan_print_human(const struct qc_plan *p, FILE *f)
+{
+	if (!p->n && !p->nleft) {
+		fprintf(f, "Repair plan: nothing to write.\n");
+		return;
+	}
+	fprintf(f, "Repair plan: %zu write(s)%s\n", p->n, p->n ? ":" : ".");
+	for (size_t i = 0; i < p->n; i++) {
+		const struct qc_write *w = &p->w[i];
+		size_t same = 0;
+		for (size_t k = 0; k < i; k++)
+			same += p->w[k].code == w->code;
+		if (same == HUMAN_PER_CODE) {
+			size_t more = 0;
+			for (size_t k = i; k < p->n; k++)
+				more += p->w[k].code == w->code;
+			fprintf(f, "  ... and %zu more %s write(s)\n", more, w->code);
+		}
+		if (same >= HUMAN_PER_CODE)
+			continue;
+		fprintf(f, "  [%s] write 0x%" PRIx64 " +%zu  %s: %s", qc_phase_name(w->phase),
+			w->offset, w->len, w->code, w->summary);
+		if (w->guest_offset != UINT64_MAX)
+			fprintf(f, " (guest 0x%" PRIx64 "+0x%" PRIx64 ")", w->guest_offset,
+				w->guest_length);
+		if (w->phase == QC_PH_FINAL)
+			fprintf(f, " (only if the re-check is otherwise clean)");
+		fputc('\n', f);
+	}
+	for (size_t i = 0; i < p->nleft; i++) {
+		const struct qc_left *l = &p->left[i];
+		if (l->offset != UINT64_MAX)
+			fprintf(f, "  left: %s at 0x%" PRIx64 ": %s\n", l->code, l->offset, l->reason);
+		else
+			fprintf(f, "  left: %s: %s\n", l->code, l->reason);
+	}
+}
+
+void qc_plan_json(struct qc_json *j, const struct qc_plan *p)
+{
+	qc_json_arr_begin(j, "plan");
+	for (size_t i = 0; i < p->n; i++) {
+		const struct qc_write *w = &p->w[i];
+		qc_json_obj_begin(j, NULL);
+		qc_json_str(j, "phase", qc_phase_name(w->phase));
+		qc_json_u64(j, "offset", w->offset);
+		qc_json_u64(j, "length", w->len);
+		qc_json_str(j, "code", w->code);
+		if (w->guest_offset != UINT64_MAX) {
+			qc_json_u64(j, "guest-offset", w->guest_offset);
+			qc_json_u64(j, "guest-length", w->guest_length);
+		}
+		qc_json_str(j, "summary", w->summary);
+		qc_json_bool(j, "conditional", w->phase == QC_PH_FINAL);
+		qc_json_bool(j, "applied", w->applied);
+		qc_json_obj_end(j);
+	}
+	qc_json_arr_end(j);
+	qc_json_arr_begin(j, "left");
+	for (size_t i = 0; i < p->nleft; i++) {
+		const struct qc_left *l = &p->left[i];
+		qc_json_obj_begin(j, NULL);
+		qc_json_str(j, "code", l->code);
+		if (l->offset != UINT64_MAX)
+			qc_json_u64(j, "offset", l->offset);
+		else
+			qc_json_null(j, "offset");
+		qc_json_str(j, "reason", l->reason);
+		qc_json_obj_end(j);
+	}
+	qc_json_arr_end(j);
+}

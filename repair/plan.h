@@ -1,0 +1,98 @@
+/*
+ * plan.h - a repair plan: the exact list of byte writes a repair will make
+ * (offset, new bytes, the problem each one fixes, the guest range at stake,
+ * a before/after summary), grouped in phases that fix the write order, plus
+ * the problems the planner deliberately leaves alone and why.
+ *
+ * Planners (the other files in repair/) only add to a plan; apply.c journals and writes it.
+ * Nothing here touches the image.
+ */
+#ifndef QC_PLAN_H
+#define QC_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../core/json.h"
+#include "../core/problems.h"
+
+/*
+ * Phases, applied in this order with a sync between them, so that a crash
+ * leaves either the old or the new structures reachable (and the journal
+ * restores both cases):
+ *   NEW      structures written where nothing is stored (past EOF)
+ *   SWITCH   the one header write that makes them live
+ *   INPLACE  edits of live tables (refblock entries, L1/L2 flags)
+ *   HEADER   header flag bits (dirty) once the rest is done
+ *   FINAL    conditional: applied only when the re-check finds nothing
+ *            left but the corrupt bit (the corrupt bit itself)
+ */
+enum qc_phase { QC_PH_NEW, QC_PH_SWITCH, QC_PH_INPLACE, QC_PH_HEADER, QC_PH_FINAL, QC_PH_COUNT };
+
+struct qc_write {
+	uint64_t offset;
+	uint8_t *data;          /* new bytes (owned) */
+	size_t len;
+	enum qc_phase phase;
+	const char *code;       /* problem code this fixes ("refcount-leak", ...) */
+	uint64_t guest_offset;  /* QC_NO_OFFSET when no guest range is at stake */
+	uint64_t guest_length;
+	char summary[160];      /* "refcount of cluster 0x50000: 2 -> 1", ... */
+	bool applied;           /* set by qc_apply_phases once written */
+};
+
+/* A problem the plan does not fix, with the reason. */
+struct qc_left {
+	const char *code;
+	uint64_t offset;
+	char reason[200];
+};
+
+struct qc_plan {
+	struct qc_write *w;
+	size_t n, cap;
+	struct qc_left *left;
+	size_t nleft, leftcap;
+	uint64_t end_after;     /* file length once every write is applied */
+	uint64_t *freed;        /* clusters whose refcount the plan takes to 0 */
+	size_t nfreed, freedcap;
+	bool oom;
+};
+
+void qc_plan_init(struct qc_plan *p, uint64_t file_size);
+void qc_plan_free(struct qc_plan *p);
+
+/* Add one write (data copied).  Returns the new write or NULL on OOM. */
+struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
+			     size_t len, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+
+/*
+ * Add writes for the bytes that differ between old and new (both len bytes
+ * at off): one write per run of changed bytes, runs closer than 16 bytes
+ * merged.  Returns the number of writes added, or -1 on OOM.
+ */
+int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_t *old,
+		 const uint8_t *new, size_t len, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+
+/* Note a cluster the plan frees (for --salvage-leaks). */
+void qc_plan_freed(struct qc_plan *p, uint64_t cluster);
+
+void qc_plan_leave(struct qc_plan *p, const char *code, uint64_t off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Stable sort by phase (planners may add in any order). */
+void qc_plan_sort(struct qc_plan *p);
+/* Number of writes in phases < QC_PH_FINAL. */
+size_t qc_plan_unconditional(const struct qc_plan *p);
+
+void qc_plan_print_human(const struct qc_plan *p, FILE *f);
+/* Members "plan" (array of writes) and "left" (array) of the JSON report. */
+void qc_plan_json(struct qc_json *j, const struct qc_plan *p);
+
+const char *qc_phase_name(enum qc_phase ph);
+
+#endif

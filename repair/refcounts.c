@@ -1,0 +1,521 @@
+/*
+ * refcounts.c - planning refcount repairs from the check's model.
+ *
+ * Stored refcounts are read from the refblocks the reftable points to;
+ * the target of every cluster is the reference count the walk computed
+ * (img->cmap).  When every refblock is sane the differences are fixed IN
+ * PLACE: leaks lowered (content of the cluster untouched), counts too low
+ * raised, counts stored past the end of the file zeroed.  When the
+ * structure itself is broken (a reftable entry with reserved bits,
+ * unaligned, past EOF, shared, or a referenced cluster no refblock covers)
+ * the whole structure is REBUILT past the end of the file and switched in
+ * by one 12-byte header write (refcount_table_offset and _clusters); the
+ * old reftable and refblocks are simply no longer referenced.
+ *
+ * Relies on: the walk claiming the reftable range (one reference per
+ * cluster) and every reftable entry it judged usable (one reference to
+ * the refblock's cluster), as checker/refcounts.c does; rebuilt counts
+ * subtract exactly those claims (old_claims()).
+ */
+#include "repair.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../checker/check.h"
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+uint64_t qc_refblock_get(const uint8_t *blk, unsigned order, uint64_t idx)
+{
+	switch (order) {
+	case 3: return blk[idx];
+	case 4: return qc_be16_at(blk + idx * 2);
+	case 5: return qc_be32_at(blk + idx * 4);
+	case 6: return qc_be64_at(blk + idx * 8);
+	default: {
+		unsigned bits = 1u << order;
+		uint64_t byte = idx >> (3 - order);
+		unsigned shift = (unsigned)(idx & ((8u >> order) - 1)) << order;
+		return (blk[byte] >> shift) & ((1u << bits) - 1);
+	}
+	}
+}
+
+void qc_refblock_set(uint8_t *blk, unsigned order, uint64_t idx, uint64_t v)
+{
+	switch (order) {
+	case 3: blk[idx] = (uint8_t)v; break;
+	case 4: qc_put_be16(blk + idx * 2, (uint16_t)v); break;
+	case 5: qc_put_be32(blk + idx * 4, (uint32_t)v); break;
+	case 6: qc_put_be64(blk + idx * 8, v); break;
+	default: {
+		unsigned bits = 1u << order;
+		uint64_t byte = idx >> (3 - order);
+		unsigned shift = (unsigned)(idx & ((8u >> order) - 1)) << order;
+		uint8_t mask = (uint8_t)(((1u << bits) - 1) << shift);
+		blk[byte] = (uint8_t)((blk[byte] & ~mask) | ((v << shift) & mask));
+	}
+	}
+}
+
+/* The first reported code that makes a rebuild necessary. */
+static const char *rebuild_code(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	for (size_t i = 0; i < ps->n; i++) {
+		const char *c = qc_problem_table[ps->v[i].code].code;
+		if (!strncmp(c, "reftable-", 9) || !strncmp(c, "refblock-", 9) ||
+		    !strncmp(c, "header-reftable-", 16) || !strcmp(c, "overlap-metadata"))
+			return c;
+	}
+	return "refcount-no-refblock";
+}
+
+/* Did the walk claim the refblock of reftable entry i (checker/refcounts.c)? */
+static bool entry_claimed(const struct qc_image *img, uint64_t i)
+{
+	return img->refblock_usable && img->refblock_usable[i];
+}
+
+struct ctx {
+	struct qc_image *img;
+	const struct qc_repair_opts *o;
+	struct qc_plan *p;
+	unsigned order;
+	uint64_t rb_entries;   /* refcount entries per refblock */
+	uint64_t file_clusters;
+	bool complete;
+	const char *why_incomplete;
+	bool need_rebuild;
+	char rebuild_reason[160];
+	uint64_t rebuild_at;
+	bool left;             /* some refcount problem stays */
+	bool left_lower_noted, left_raise_noted;
+	uint64_t *claims;      /* old-structure claims per cluster, rebuild only (sparse) */
+};
+
+static void want_rebuild(struct ctx *c, uint64_t at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void want_rebuild(struct ctx *c, uint64_t at, const char *fmt, ...)
+{
+	if (c->need_rebuild)
+		return;
+	c->need_rebuild = true;
+	c->rebuild_at = at;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->rebuild_reason, sizeof(c->rebuild_reason), fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t computed(const struct ctx *c, uint64_t cl)
+{
+	return cl < c->img->cmap.nclusters ? qc_cm_count(&c->img->cmap, cl) : 0;
+}
+
+/* Is reftable entry i a refblock that can be edited in place? */
+static bool sane_entry(struct ctx *c, uint64_t i)
+{
+	struct qc_image *img = c->img;
+	uint64_t e = img->reftable[i];
+	uint64_t off = e & QC_REFT_OFFSET_MASK;
+	uint64_t at = img->h.refcount_table_offset + i * 8;
+	if (e & QC_REFT_RESERVED_MASK) {
+		want_rebuild(c, at, "reftable entry %" PRIu64 " has reserved bits set (0x%" PRIx64 ")", i, e);
+		return false;
+	}
+	if (off & (img->cluster_size - 1)) {
+		want_rebuild(c, at, "reftable entry %" PRIu64 " is not cluster aligned (0x%" PRIx64 ")", i, e);
+		return false;
+	}
+	if (!entry_claimed(img, i)) {
+		want_rebuild(c, at, "reftable entry %" PRIu64 " points past the end of the file (0x%" PRIx64 ")", i, off);
+		return false;
+	}
+	uint64_t cl = off >> img->cluster_bits;
+	if (computed(c, cl) != 1 || qc_cm_owner(&img->cmap, cl) != QC_OWN_REFBLOCK) {
+		want_rebuild(c, at, "the refblock of reftable entry %" PRIu64 " at 0x%" PRIx64 " is shared with other structures", i, off);
+		return false;
+	}
+	return true;
+}
+
+/* A referenced cluster no sane refblock covers needs a rebuild. */
+static void check_cover(void *vctx, uint64_t cl, enum qc_owner o, uint64_t count, unsigned flags)
+{
+	struct ctx *c = vctx;
+	(void)o;
+	(void)flags;
+	if (!count || c->need_rebuild)
+		return;
+	uint64_t i = cl / c->rb_entries;
+	if (i >= c->img->reftable_entries || c->img->reftable[i] == 0)
+		want_rebuild(c, QC_NO_OFFSET,
+			     "cluster %" PRIu64 " is referenced but no refblock covers it (reftable index %" PRIu64 ")",
+			     cl, i);
+}
+
+/* Plan the in-place edits of one sane refblock. */
+static int plan_block(struct ctx *c, uint64_t i, bool emit)
+{
+	struct qc_image *img = c->img;
+	uint64_t off = img->reftable[i] & QC_REFT_OFFSET_MASK;
+	size_t cs = (size_t)img->cluster_size;
+	uint8_t *old = malloc(cs), *neu = malloc(cs);
+	if (!old || !neu) {
+		free(old);
+		free(neu);
+		return -ENOMEM;
+	}
+	int r = qc_io_read_full(img->io, old, cs, off);
+	if (r < 0) {
+		free(old);
+		free(neu);
+		return r;
+	}
+	memcpy(neu, old, cs);
+	/* per entry: the code of its change, for grouping writes */
+	for (uint64_t k = 0; k < c->rb_entries; k++) {
+		uint64_t cl = i * c->rb_entries + k;
+		uint64_t s = qc_refblock_get(old, c->order, k);
+		uint64_t t = computed(c, cl);
+		if (s == t)
+			continue;
+		if (t > img->refcount_max) {
+			if (emit)
+				qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
+					      "cluster has %" PRIu64 " references but %u-bit refcounts hold at most %" PRIu64 "; widen them first (qemu-img amend -o refcount_bits=%u)",
+					      t, img->refcount_bits, img->refcount_max,
+					      img->refcount_bits < 64 ? img->refcount_bits * 2 : 64);
+			c->left = true;
+			continue;
+		}
+		if (s > t) {
+			if (!c->complete) {
+				if (emit && !c->left_lower_noted)
+					qc_plan_leave(c->p, "refcount-leak", QC_NO_OFFSET,
+						      "refcounts are not lowered: the walk did not see every reference (%s)",
+						      c->why_incomplete);
+				c->left_lower_noted = true;
+				c->left = true;
+				continue;
+			}
+			if (t == 0 && cl < c->file_clusters)
+				qc_plan_freed(c->p, cl);
+		} else if (c->o->leaks_only) {
+			if (emit && !c->left_raise_noted)
+				qc_plan_leave(c->p, "refcount-too-low", QC_NO_OFFSET,
+					      "refcounts lower than their references are not raised with --leaks-only");
+			c->left_raise_noted = true;
+			c->left = true;
+			continue;
+		}
+		qc_refblock_set(neu, c->order, k, t);
+	}
+	/* one write per run of changed bytes; a run is named after its first entry */
+	size_t unit = c->order >= 3 ? (size_t)1 << (c->order - 3) : 1;
+	for (size_t b = 0; emit && b < cs;) {
+		if (!memcmp(old + b, neu + b, unit)) {
+			b += unit;
+			continue;
+		}
+		size_t e = b;
+		while (e < cs && memcmp(old + e, neu + e, unit))
+			e += unit;
+		uint64_t k0 = c->order >= 3 ? b / unit : (uint64_t)b << (3 - c->order);
+		uint64_t kn = c->order >= 3 ? (e - b) / unit : (uint64_t)(e - b) << (3 - c->order);
+		/* first changed entry of the run */
+		while (qc_refblock_get(old, c->order, k0) == qc_refblock_get(neu, c->order, k0))
+			k0++, kn--;
+		uint64_t changed = 0;
+		for (uint64_t k = k0; k < k0 + kn; k++)
+			changed += qc_refblock_get(old, c->order, k) != qc_refblock_get(neu, c->order, k);
+		uint64_t cl = i * c->rb_entries + k0;
+		uint64_t s = qc_refblock_get(old, c->order, k0), t = qc_refblock_get(neu, c->order, k0);
+		const char *code = s > t ? (cl >= c->file_clusters ? "refcount-leak-past-eof"
+								  : "refcount-leak")
+				   : s == 0 ? "refcount-zero" : "refcount-too-low";
+		struct qc_write *w = qc_plan_add(c->p, QC_PH_INPLACE, off + b, neu + b, e - b, code,
+			"refcount of cluster %" PRIu64 " (0x%" PRIx64 "): %" PRIu64 " -> %" PRIu64 " (%" PRIu64 " entr%s changed in this write)",
+			cl, cl << img->cluster_bits, s, t, changed, changed == 1 ? "y" : "ies");
+		if (!w) {
+			free(old);
+			free(neu);
+			return -ENOMEM;
+		}
+		b = e;
+	}
+	free(old);
+	free(neu);
+	return 0;
+}
+
+struct rb_ctx {
+	struct ctx *c;
+	uint64_t *blocks;  /* block indices with nonzero counts (unsorted while collecting) */
+	size_t n, cap;
+	uint64_t *claimed; /* clusters the old structures claim, sorted, with repeats */
+	size_t nclaimed;
+	bool oom;
+};
+
+static void add_block(struct rb_ctx *r, uint64_t b)
+{
+	if (r->n && r->blocks[r->n - 1] == b)
+		return;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 64;
+		uint64_t *nb = realloc(r->blocks, ncap * sizeof(*nb));
+		if (!nb) {
+			r->oom = true;
+			return;
+		}
+		r->blocks = nb;
+		r->cap = ncap;
+	}
+	r->blocks[r->n++] = b;
+}
+
+/* How many references the old reftable and refblocks hold on a cluster. */
+static uint64_t old_claims(const struct rb_ctx *r, uint64_t cl)
+{
+	size_t lo = 0, hi = r->nclaimed;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->claimed[mid] < cl)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint64_t n = 0;
+	while (lo < r->nclaimed && r->claimed[lo] == cl)
+		n++, lo++;
+	return n;
+}
+
+/* New count of an existing cluster once the old structures are gone. */
+static uint64_t new_count(const struct rb_ctx *r, uint64_t cl)
+{
+	uint64_t t = computed(r->c, cl);
+	uint64_t o = t ? old_claims(r, cl) : 0;
+	return t > o ? t - o : 0;
+}
+
+static void collect_blocks(void *vctx, uint64_t cl, enum qc_owner o, uint64_t count, unsigned flags)
+{
+	struct rb_ctx *r = vctx;
+	(void)o;
+	(void)flags;
+	if (count && new_count(r, cl))
+		add_block(r, cl / r->c->rb_entries);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static size_t sort_unique(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(uint64_t), cmp_u64);
+	size_t u = 0;
+	for (size_t k = 0; k < n; k++)
+		if (!u || v[u - 1] != v[k])
+			v[u++] = v[k];
+	return u;
+}
+
+static int plan_rebuild(struct ctx *c)
+{
+	struct qc_image *img = c->img;
+	uint64_t cs = img->cluster_size;
+	struct rb_ctx r = { .c = c };
+	int ret = 0;
+	/* the clusters the old structures hold, as the walk claimed them */
+	if (img->reftable_ok && img->reftable) {
+		r.claimed = malloc((img->h.refcount_table_clusters + img->reftable_entries + 1) * sizeof(uint64_t));
+		if (!r.claimed)
+			return -ENOMEM;
+		uint64_t first = img->h.refcount_table_offset >> img->cluster_bits;
+		for (uint64_t k = 0; k < img->h.refcount_table_clusters; k++)
+			r.claimed[r.nclaimed++] = first + k;
+		for (uint64_t i = 0; i < img->reftable_entries; i++)
+			if (entry_claimed(img, i))
+				r.claimed[r.nclaimed++] = (img->reftable[i] & QC_REFT_OFFSET_MASK) >> img->cluster_bits;
+		qsort(r.claimed, r.nclaimed, sizeof(uint64_t), cmp_u64);
+	}
+	qc_cm_foreach(&img->cmap, collect_blocks, &r);
+	size_t nbase = r.oom ? 0 : sort_unique(r.blocks, r.n);
+	uint64_t *base = NULL;
+	if (!r.oom) {
+		base = malloc((nbase + 1) * sizeof(uint64_t));
+		if (base)
+			memcpy(base, r.blocks, nbase * sizeof(uint64_t));
+	}
+	if (r.oom || !base) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* new structures go past the end of the file and past anything mapped */
+	uint64_t start = (img->file_size + cs - 1) >> img->cluster_bits;
+	if (qc_cm_end(&img->cmap) > start)
+		start = qc_cm_end(&img->cmap);
+	/* fixed point: the refblocks must also cover themselves and the reftable */
+	uint64_t nrb = 0, nrt = 0;
+	for (;;) {
+		r.n = 0;
+		for (size_t k = 0; k < nbase; k++)
+			add_block(&r, base[k]);
+		uint64_t end = start + nrb + nrt;
+		for (uint64_t b = start / c->rb_entries; end > start && b <= (end - 1) / c->rb_entries; b++)
+			add_block(&r, b);
+		if (r.oom) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		r.n = sort_unique(r.blocks, r.n);
+		uint64_t entries = r.n ? r.blocks[r.n - 1] + 1 : 1;
+		uint64_t nrt2 = (entries * 8 + cs - 1) / cs;
+		if (r.n == nrb && nrt2 == nrt)
+			break;
+		nrb = r.n;
+		nrt = nrt2;
+		if (nrt * cs > QC_MAX_REFTABLE_SIZE)
+			break;
+	}
+	if (nrt * cs > QC_MAX_REFTABLE_SIZE) {
+		qc_plan_leave(c->p, rebuild_code(img), c->rebuild_at,
+			      "a rebuilt refcount table would exceed the format's 8 MiB limit: not rebuilt (%s)",
+			      c->rebuild_reason);
+		c->left = true;
+		goto out;
+	}
+	const char *code = rebuild_code(img);
+	uint8_t *blk = malloc(cs);
+	uint8_t *rt = calloc(nrt, cs);
+	if (!blk || !rt) {
+		free(blk);
+		free(rt);
+		ret = -ENOMEM;
+		goto out;
+	}
+	uint64_t rt_off = (start + nrb) << img->cluster_bits;
+	for (size_t k = 0; k < r.n; k++) {
+		uint64_t b = r.blocks[k];
+		uint64_t boff = (start + k) << img->cluster_bits;
+		memset(blk, 0, cs);
+		for (uint64_t e = 0; e < c->rb_entries; e++) {
+			uint64_t cl = b * c->rb_entries + e;
+			uint64_t t;
+			if (cl >= start && cl < start + nrb + nrt)
+				t = 1;
+			else if (cl >= start)
+				t = 0;
+			else
+				t = new_count(&r, cl);
+			if (t > img->refcount_max) {
+				qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
+					      "cluster has %" PRIu64 " references; %u-bit refcounts hold at most %" PRIu64 ": stored as the maximum (widen with qemu-img amend -o refcount_bits=)",
+					      t, img->refcount_bits, img->refcount_max);
+				c->left = true;
+				t = img->refcount_max;
+			}
+			if (t)
+				qc_refblock_set(blk, c->order, e, t);
+		}
+		qc_put_be64(rt + b * 8, boff);
+		if (!qc_plan_add(c->p, QC_PH_NEW, boff, blk, cs, code,
+				 "new refblock %" PRIu64 " (clusters %" PRIu64 "..%" PRIu64 ") past the end of the file",
+				 b, b * c->rb_entries, (b + 1) * c->rb_entries - 1)) {
+			ret = -ENOMEM;
+			break;
+		}
+	}
+	if (!ret && !qc_plan_add(c->p, QC_PH_NEW, rt_off, rt, nrt * cs, code,
+				 "new refcount table, %" PRIu64 " cluster(s), %zu refblock(s)", nrt, r.n))
+		ret = -ENOMEM;
+	uint8_t sw[12];
+	qc_put_be64(sw, rt_off);
+	qc_put_be32(sw + 8, (uint32_t)nrt);
+	if (!ret && !qc_plan_add(c->p, QC_PH_SWITCH, 48, sw, sizeof(sw), code,
+				 "header: refcount_table_offset 0x%" PRIx64 " -> 0x%" PRIx64 ", clusters %" PRIu32 " -> %" PRIu64 " (%s)",
+				 img->h.refcount_table_offset, rt_off, img->h.refcount_table_clusters, nrt,
+				 c->rebuild_reason))
+		ret = -ENOMEM;
+	free(blk);
+	free(rt);
+out:
+	free(base);
+	free(r.blocks);
+	free(r.claimed);
+	return ret;
+}
+
+int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
+		      bool *refcounts_left)
+{
+	struct ctx c = { .img = img, .o = o, .p = p };
+	*refcounts_left = false;
+	if (!img->is_qcow2 || !img->geometry_ok)
+		return 0;
+	c.order = img->h.refcount_order;
+	c.rb_entries = (uint64_t)1 << img->refblock_bits;
+	c.file_clusters = (img->file_size + img->cluster_size - 1) >> img->cluster_bits;
+	c.complete = qc_repair_walk_complete(img, &c.why_incomplete);
+	size_t nw0 = p->n, nleft0 = p->nleft, nfreed0 = p->nfreed;
+	if (!img->reftable_ok || !img->reftable) {
+		want_rebuild(&c, img->h.refcount_table_offset, "the refcount table itself is unusable");
+	} else {
+		bool *sane = calloc(img->reftable_entries ? img->reftable_entries : 1, sizeof(bool));
+		if (!sane)
+			return -ENOMEM;
+		for (uint64_t i = 0; i < img->reftable_entries; i++)
+			if (img->reftable[i])
+				sane[i] = sane_entry(&c, i);
+		qc_cm_foreach(&img->cmap, check_cover, &c);
+		/* in place: emit edits only when no rebuild is coming */
+		for (uint64_t i = 0; i < img->reftable_entries; i++) {
+			if (!sane[i])
+				continue;
+			int r = plan_block(&c, i, !c.need_rebuild);
+			if (r < 0) {
+				free(sane);
+				return r;
+			}
+		}
+		free(sane);
+	}
+	if (c.need_rebuild) {
+		/* discard in-place edits and notes: the rebuild replaces them */
+		for (size_t k = nw0; k < p->n; k++)
+			free(p->w[k].data);
+		p->n = nw0;
+		p->nleft = nleft0;
+		if (!c.complete) {
+			p->nfreed = nfreed0;
+			qc_plan_leave(p, rebuild_code(img), c.rebuild_at,
+				      "the refcount structure needs a rebuild (%s), but the walk did not see every reference (%s): not rebuilt",
+				      c.rebuild_reason, c.why_incomplete);
+			c.left = true;
+		} else if (o->leaks_only) {
+			p->nfreed = nfreed0;
+			qc_plan_leave(p, rebuild_code(img), c.rebuild_at,
+				      "the refcount structure needs a rebuild (%s): not done with --leaks-only",
+				      c.rebuild_reason);
+			c.left = true;
+		} else {
+			c.left = false;
+			int r = plan_rebuild(&c);
+			if (r < 0)
+				return r;
+		}
+	}
+	*refcounts_left = c.left;
+	return p->oom ? -ENOMEM : 0;
+}

@@ -1,0 +1,175 @@
+/*
+ * repair.c - the planner's entry point and the rules shared by the
+ * planners: when the model may be trusted to free anything, and the
+ * header flag bits (dirty, corrupt).
+ *
+ * Relies on the check's trust flags and problem list (checker/image.h).
+ */
+#include "repair.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+/*
+ * Corruption codes the repair itself fixes, or that do not hide a
+ * reference from the walk: with only these (and leaks and warnings) in
+ * the report, every reference was counted.
+ */
+static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
+{
+	const char *code = qc_problem_table[c].code;
+	if (c == QC_P_OVERLAP_METADATA) {
+		/* two reftable entries naming one refblock: a rebuild fixes it;
+		 * any other overlap leaves a doubt about which pointer is wrong */
+		const char *rb = qc_owner_name(QC_OWN_REFBLOCK);
+		const struct qc_problems *ps = &img->problems;
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->v[i].code == c && (!ps->v[i].loc.other || strcmp(ps->v[i].loc.other, rb) ||
+						   strncmp(ps->v[i].message, rb, strlen(rb))))
+				return false;
+		return ps->per_code[c] <= QC_MAX_RECORDS_PER_CODE;
+	}
+	static const char *const prefixes[] = {
+		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
+		"header-dirty", "l1-entry-no-offset", NULL,
+	};
+	for (size_t i = 0; prefixes[i]; i++)
+		if (!strncmp(code, prefixes[i], strlen(prefixes[i])))
+			return !strstr(code, "reference-past-eof");
+	/* wrong COPIED flags (compressed-copied too: the data is still claimed) */
+	return strstr(code, "copied") != NULL;
+}
+
+bool qc_repair_walk_complete(const struct qc_image *img, const char **why)
+{
+	const char *w = NULL;
+	if (!img->is_qcow2 || !img->geometry_ok)
+		w = "the header's geometry is unusable";
+	else if (img->aborted)
+		w = "the check did not complete";
+	else if (!img->l1_ok)
+		w = "the active L1 table is unusable";
+	else if (img->h.nb_snapshots && (!img->snapshot_table_ok || img->nsnapshots < img->h.nb_snapshots))
+		w = "the snapshot table is unusable";
+	else if (img->ext.has_bitmaps && !img->ext.bitmaps_valid)
+		w = "the bitmap directory is unusable";
+	for (uint32_t i = 0; !w && i < img->nsnapshots; i++)
+		if (!img->snapshots[i].l1_usable)
+			w = "a snapshot's L1 table is unusable";
+	const struct qc_problems *ps = &img->problems;
+	for (int c = 0; !w && c < QC_P_COUNT; c++)
+		if (ps->per_code[c] && qc_problem_table[c].severity == QC_SEV_CORRUPTION &&
+		    !harmless_for_counts(img, (enum qc_code)c))
+			w = qc_problem_table[c].code;
+	if (why)
+		*why = w;
+	return w == NULL;
+}
+
+int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
+			bool refcounts_left)
+{
+	if (!img->is_qcow2 || img->h.version < 3 || !img->header_cluster ||
+	    img->header_cluster_len < 80)
+		return 0;
+	uint64_t inc = qc_be64_at(img->header_cluster + 72);
+	uint64_t after = inc;
+	const char *why = NULL;
+	bool complete = qc_repair_walk_complete(img, &why);
+	if ((inc & QC_INCOMPAT_DIRTY) && !complete) {
+		qc_plan_leave(p, "header-dirty", 72,
+			      "the dirty bit stays: the refcounts cannot be verified while the walk misses references (%s); QEMU will run its own repair when it opens the image for writing",
+			      why);
+	} else if (inc & QC_INCOMPAT_DIRTY) {
+		if (o->leaks_only || refcounts_left) {
+			qc_plan_leave(p, "header-dirty", 72,
+				      "the dirty bit stays: the refcounts could not all be verified or repaired%s",
+				      o->leaks_only ? " (--leaks-only)" : "");
+		} else {
+			after &= ~QC_INCOMPAT_DIRTY;
+			uint8_t b[8];
+			qc_put_be64(b, after);
+			if (!qc_plan_add(p, QC_PH_HEADER, 72, b, 8, "header-dirty",
+					 "header: clear the dirty bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") once the refcounts are verified",
+					 inc, after))
+				return -ENOMEM;
+		}
+	}
+	if ((inc & QC_INCOMPAT_CORRUPT) && !o->leaks_only) {
+		uint64_t fin = after & ~QC_INCOMPAT_CORRUPT;
+		uint8_t b[8];
+		qc_put_be64(b, fin);
+		if (!qc_plan_add(p, QC_PH_FINAL, 72, b, 8, "header-corrupt-bit",
+				 "header: clear the corrupt bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") if the re-check finds nothing else",
+				 after, fin))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool planned(const struct qc_plan *p, const char *code)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].code && !strcmp(p->w[i].code, code))
+			return true;
+	for (size_t i = 0; i < p->nleft; i++)
+		if (p->left[i].code && !strcmp(p->left[i].code, code))
+			return true;
+	return false;
+}
+
+/* Every reported code no planner wrote or left: say why it stays. */
+static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
+{
+	const struct qc_problems *ps = &img->problems;
+	bool rebuild = false;
+	for (size_t i = 0; i < p->n; i++)
+		rebuild |= p->w[i].phase == QC_PH_SWITCH;
+	for (int c = 0; c < QC_P_COUNT; c++) {
+		const char *code = qc_problem_table[c].code;
+		if (!ps->per_code[c] || planned(p, code))
+			continue;
+		/* a rebuild replaces the whole refcount structure */
+		if (rebuild && (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9) ||
+				!strncmp(code, "header-reftable-", 16) || c == QC_P_OVERLAP_METADATA))
+			continue;
+		/* the COPIED planner fixes these by re-walking the active tables */
+		if (strstr(code, "-copied-") && (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3)))
+			continue;
+		uint64_t off = QC_NO_OFFSET;
+		for (size_t i = 0; i < ps->n && off == QC_NO_OFFSET; i++)
+			if ((int)ps->v[i].code == c)
+				off = ps->v[i].loc.offset;
+		const char *why;
+		if (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3) || !strncmp(code, "overlap-", 8) ||
+		    !strncmp(code, "compressed-", 11))
+			why = "a pointer whose target is doubtful: dropping or redirecting it would be a guess";
+		else if (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9))
+			why = "refcounts cannot be fixed safely while other problems remain (see above)";
+		else
+			why = "not repaired by this version (table and snapshot repairs are not implemented)";
+		qc_plan_leave(p, code, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c], why);
+	}
+}
+
+int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
+		return 0;
+	bool left = false;
+	int r = qc_plan_refcounts(img, o, p, &left);
+	if (r == 0)
+		r = qc_plan_copied(img, o, p);
+	if (r == 0)
+		r = qc_plan_header_bits(img, o, p, left);
+	if (r == 0)
+		leave_the_rest(img, p);
+	qc_plan_sort(p);
+	if (r == 0 && p->oom)
+		r = -ENOMEM;
+	return r;
+}
