@@ -570,6 +570,29 @@ static void process_group(struct walk *w, const uint8_t *t, const struct l2ref *
 			vm_account(w, t, &r[i]);
 }
 
+/*
+ * Does [off, off+len) touch a cluster another L1 table (active or snapshot)
+ * already owns?  *prev gets that owner.  Bounded by the range's clusters.
+ */
+static bool l1_range_taken(const struct qc_image *img, uint64_t off, uint64_t len,
+			   enum qc_owner *prev)
+{
+	if (!len)
+		return false;
+	uint64_t first = off >> img->cluster_bits, last;
+	if (!qc_add(off, len - 1, &last))
+		return false;
+	last >>= img->cluster_bits;
+	for (uint64_t c = first; c <= last && c < img->cmap.nclusters; c++) {
+		enum qc_owner o = qc_cm_owner(&img->cmap, c);
+		if (o == QC_OWN_L1 || o == QC_OWN_SNAPSHOT_L1) {
+			*prev = o;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Claim every L2 cluster once, then read and walk them in sorted runs. */
 static void walk_all(struct walk *w)
 {
@@ -646,10 +669,23 @@ void qc_pass_tables(struct qc_image *img)
 			vm_hole(sn, 0);
 			continue;
 		}
+		struct qc_loc loc = { sn->entry_offset, QC_NO_OFFSET, 0, (int32_t)s, NULL };
+		/* A snapshot L1 over bytes another L1 table holds is reported and
+		 * not walked again: N entries sharing one 32 MiB table would cost
+		 * N walks of it (SECURITY.md, T9).  Never legitimate: QEMU gives
+		 * every snapshot its own copy. */
+		enum qc_owner prev;
+		if (l1_range_taken(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, &prev)) {
+			loc.other = qc_owner_name(prev);
+			qc_report(&img->problems, QC_P_OVERLAP_METADATA, loc, 1,
+				  "snapshot L1 table at 0x%llx overlaps %s; not walked again",
+				  (unsigned long long)sn->l1_table_offset, qc_owner_name(prev));
+			sn->l1_usable = false;
+			continue;
+		}
 		uint64_t *l1 = read_l1(img, sn->l1_table_offset, sn->l1_size);
 		if (!l1)
 			goto out;
-		struct qc_loc loc = { sn->entry_offset, QC_NO_OFFSET, 0, (int32_t)s, NULL };
 		bool ok = qc_claim(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8,
 				   QC_OWN_SNAPSHOT_L1, 1, loc) &&
 			  scan_l1(&w, l1, sn->l1_size, sn->l1_table_offset, (int32_t)s);

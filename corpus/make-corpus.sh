@@ -107,20 +107,20 @@ $poke t8-backing-json.qcow2 header.backing_file_size 16 >/dev/null
 
 rm -f "$out"/*.qcow2
 mkdir -p "$out"
-# afl-cmin refuses to run in /tmp: minimise under build/.
+# afl-cmin refuses to run in (or on files under) /tmp: minimise under build/.
 if [ "${MINIMISE:-1}" = 1 ] && command -v afl-cmin >/dev/null && [ -x "$top/build/afl/fuzz-check" ]; then
 	cm=$top/build/corpus-cmin
 	rm -rf "$cm"
 	mkdir -p "$cm/in"
 	mv ./*.qcow2 "$cm/in/"
-	if AFL_QUIET=1 AFL_SKIP_CPUFREQ=1 nice -n 10 afl-cmin -i "$cm/in" -o "$cm/min" -t 5000 -m none \
-		-- "$top/build/afl/fuzz-check" >"$cm/log" 2>&1; then
+	if (cd "$top" && AFL_QUIET=1 AFL_SKIP_CPUFREQ=1 nice -n 10 afl-cmin -i "$cm/in" -o "$cm/min" \
+		-t 5000 -m none -- "$top/build/afl/fuzz-check" >"$cm/log" 2>&1); then
 		cp "$cm/min"/* "$out"/
+		rm -rf "$cm"
 	else
 		echo "make-corpus: afl-cmin failed (see $cm/log), keeping every seed" >&2
 		cp "$cm/in"/*.qcow2 "$out"/
 	fi
-	rm -rf "$cm"
 else
 	cp ./*.qcow2 "$out"/
 fi

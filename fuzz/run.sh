@@ -19,7 +19,7 @@ for t in "$@"; do
 		-rss_limit_mb=2048 -timeout=10 -max_len=1048576 -close_fd_mask=2 \
 		-artifact_prefix="$work/artifacts/" "$work/corpus" corpus/seeds corpus \
 		>"$work/log" 2>&1
-	tail -n 2 "$work/log"
+	grep -E "^(Done|SUMMARY)|DONE |ERROR" "$work/log" | tail -n 3
 	if ls "$work/artifacts" | grep -q .; then
 		echo "libFuzzer $t: findings in $work/artifacts" >&2
 		rc=1

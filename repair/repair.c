@@ -35,12 +35,13 @@ static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
 	}
 	static const char *const prefixes[] = {
 		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
-		"header-dirty", NULL,
+		"header-dirty", "l1-entry-no-offset", NULL,
 	};
 	for (size_t i = 0; prefixes[i]; i++)
 		if (!strncmp(code, prefixes[i], strlen(prefixes[i])))
 			return !strstr(code, "reference-past-eof");
-	return strstr(code, "copied") != NULL && strncmp(code, "compressed-", 11) != 0;
+	/* wrong COPIED flags (compressed-copied too: the data is still claimed) */
+	return strstr(code, "copied") != NULL;
 }
 
 bool qc_repair_walk_complete(const struct qc_image *img, const char **why)
@@ -77,7 +78,13 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 		return 0;
 	uint64_t inc = qc_be64_at(img->header_cluster + 72);
 	uint64_t after = inc;
-	if (inc & QC_INCOMPAT_DIRTY) {
+	const char *why = NULL;
+	bool complete = qc_repair_walk_complete(img, &why);
+	if ((inc & QC_INCOMPAT_DIRTY) && !complete) {
+		qc_plan_leave(p, "header-dirty", 72,
+			      "the dirty bit stays: the refcounts cannot be verified while the walk misses references (%s); QEMU will run its own repair when it opens the image for writing",
+			      why);
+	} else if (inc & QC_INCOMPAT_DIRTY) {
 		if (o->leaks_only || refcounts_left) {
 			qc_plan_leave(p, "header-dirty", 72,
 				      "the dirty bit stays: the refcounts could not all be verified or repaired%s",
@@ -104,6 +111,51 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 	return 0;
 }
 
+static bool planned(const struct qc_plan *p, const char *code)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].code && !strcmp(p->w[i].code, code))
+			return true;
+	for (size_t i = 0; i < p->nleft; i++)
+		if (p->left[i].code && !strcmp(p->left[i].code, code))
+			return true;
+	return false;
+}
+
+/* Every reported code no planner wrote or left: say why it stays. */
+static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
+{
+	const struct qc_problems *ps = &img->problems;
+	bool rebuild = false;
+	for (size_t i = 0; i < p->n; i++)
+		rebuild |= p->w[i].phase == QC_PH_SWITCH;
+	for (int c = 0; c < QC_P_COUNT; c++) {
+		const char *code = qc_problem_table[c].code;
+		if (!ps->per_code[c] || planned(p, code))
+			continue;
+		/* a rebuild replaces the whole refcount structure */
+		if (rebuild && (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9) ||
+				!strncmp(code, "header-reftable-", 16) || c == QC_P_OVERLAP_METADATA))
+			continue;
+		/* the COPIED planner fixes these by re-walking the active tables */
+		if (strstr(code, "-copied-") && (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3)))
+			continue;
+		uint64_t off = QC_NO_OFFSET;
+		for (size_t i = 0; i < ps->n && off == QC_NO_OFFSET; i++)
+			if ((int)ps->v[i].code == c)
+				off = ps->v[i].loc.offset;
+		const char *why;
+		if (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3) || !strncmp(code, "overlap-", 8) ||
+		    !strncmp(code, "compressed-", 11))
+			why = "a pointer whose target is doubtful: dropping or redirecting it would be a guess";
+		else if (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9))
+			why = "refcounts cannot be fixed safely while other problems remain (see above)";
+		else
+			why = "not repaired by this version (table and snapshot repairs are not implemented)";
+		qc_plan_leave(p, code, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c], why);
+	}
+}
+
 int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
 {
 	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
@@ -114,6 +166,8 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		r = qc_plan_copied(img, o, p);
 	if (r == 0)
 		r = qc_plan_header_bits(img, o, p, left);
+	if (r == 0)
+		leave_the_rest(img, p);
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
