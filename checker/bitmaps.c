@@ -151,10 +151,33 @@ static void check_tail(struct qc_image *img, const struct bm_entry *e, uint64_t 
 	free(buf);
 }
 
+/* Does [off, off+len) touch a cluster another bitmap's table already owns? */
+static bool table_taken(const struct qc_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t last;
+	if (!len || !qc_add(off, len - 1, &last))
+		return false;
+	last >>= img->cluster_bits;
+	for (uint64_t c = off >> img->cluster_bits; c <= last && c < img->cmap.nclusters; c++)
+		if (qc_cm_owner(&img->cmap, c) == QC_OWN_BITMAP_TABLE)
+			return true;
+	return false;
+}
+
 static void check_table(struct qc_image *img, const struct bm_entry *e)
 {
 	uint64_t len = (uint64_t)e->table_size * 8;
 	struct qc_loc loc = QC_LOC(e->off);
+	/* A table over another bitmap's table is reported and not scanned
+	 * again: 65535 directory entries naming one 8 MiB table would cost
+	 * 65535 scans of it (SECURITY.md, T9). */
+	if (table_taken(img, e->table_offset, len)) {
+		loc.other = qc_owner_name(QC_OWN_BITMAP_TABLE);
+		qc_report(&img->problems, QC_P_OVERLAP_METADATA, loc, 1,
+			  "bitmap table at 0x%llx overlaps another bitmap's table; not scanned again",
+			  (unsigned long long)e->table_offset);
+		return;
+	}
 	if (!qc_claim(img, e->table_offset, len, QC_OWN_BITMAP_TABLE, 1, loc))
 		return;
 	int err;
@@ -205,16 +228,48 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 }
 
 /* Names must be unique (QEMU cannot load two bitmaps with one name). */
+static const struct bm_entry *name_tab;
+static int by_name(const void *a, const void *b)
+{
+	const struct bm_entry *x = &name_tab[*(const uint32_t *)a], *y = &name_tab[*(const uint32_t *)b];
+	if (x->name_size != y->name_size)
+		return x->name_size < y->name_size ? -1 : 1;
+	int r = x->name_size ? memcmp(x->name, y->name, x->name_size) : 0;
+	if (r)
+		return r;
+	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1; /* first use first */
+}
+
+/* Sorted by name, so 65535 entries cost n log n, not n^2 (SECURITY.md T9);
+ * reported in directory order, each naming the first entry with its name. */
 static void check_names(struct qc_image *img, struct bm_entry *es, size_t n)
 {
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = 0; j < i; j++)
-			if (es[i].name_size == es[j].name_size &&
-			    memcmp(es[i].name, es[j].name, es[i].name_size) == 0) {
-				REP(img, QC_P_BITMAP_NAME_DUPLICATE, es[i].off + 18, &es[i],
-				    "name also used by bitmap %llu", j);
-				break;
-			}
+	if (n < 2)
+		return;
+	uint32_t *idx = malloc(n * sizeof(*idx));
+	uint32_t *first = malloc(n * sizeof(*first));
+	if (!idx || !first) {
+		free(idx);
+		free(first);
+		qc_abort(img, "out of memory checking bitmap names");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		idx[i] = first[i] = (uint32_t)i;
+	name_tab = es;
+	qsort(idx, n, sizeof(*idx), by_name);
+	for (size_t a = 1; a < n; a++) {
+		const struct bm_entry *x = &es[idx[a]], *y = &es[idx[a - 1]];
+		if (x->name_size == y->name_size &&
+		    (!x->name_size || !memcmp(x->name, y->name, x->name_size)))
+			first[idx[a]] = first[idx[a - 1]];
+	}
+	for (size_t i = 0; i < n; i++)
+		if (first[i] != i)
+			REP(img, QC_P_BITMAP_NAME_DUPLICATE, es[i].off + 18, &es[i],
+			    "name also used by bitmap %llu", first[i]);
+	free(idx);
+	free(first);
 }
 
 /*
