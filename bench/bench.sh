@@ -31,10 +31,10 @@ if [ ! -f "$B" ]; then
 	mv "$B.tmp" "$B"
 fi
 
-# measure CMD...: prints "seconds maxrss_kb" of one run
+# measure CMD...: prints "wall_s maxrss_kb cpu_s" of one run (cpu = user + sys)
 measure() {
-	$TIME -f '%e %M' -o "$DIR/time.out" "$@" >/dev/null 2>&1 || true
-	tail -n 1 "$DIR/time.out"
+	$TIME -f '%e %M %U %S' -o "$DIR/time.out" "$@" >/dev/null 2>&1 || true
+	tail -n 1 "$DIR/time.out" | awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}'
 }
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
@@ -53,13 +53,19 @@ bench_one() { # label image
 	done
 	qt=$(cut -d' ' -f1 "$DIR/qc.t" | median); qm=$(cut -d' ' -f2 "$DIR/qc.t" | median)
 	it=$(cut -d' ' -f1 "$DIR/qi.t" | median); im=$(cut -d' ' -f2 "$DIR/qi.t" | median)
-	awk -v l="$1" -v qt="$qt" -v qm="$qm" -v it="$it" -v im="$im" -v r1="$r1" -v r2="$r2" 'BEGIN {
+	qc=$(cut -d' ' -f3 "$DIR/qc.t" | median); ic=$(cut -d' ' -f3 "$DIR/qi.t" | median)
+	awk -v l="$1" -v qt="$qt" -v qm="$qm" -v it="$it" -v im="$im" -v qc="$qc" -v ic="$ic" \
+	    -v r1="$r1" -v r2="$r2" 'BEGIN {
 		sp = (qt > 0) ? sprintf("%.1fx", it / qt) : ">" sprintf("%.0fx", it / 0.01);
-		printf "%-28s %9.2f %9.2f %8s %9.1f %9.1f %6.2f   %d/%d\n", l, qt, it, sp, qm/1024, im/1024, qm/im, r1, r2 }'
+		cp = (qc > 0) ? sprintf("%.1fx", ic / qc) : ">" sprintf("%.0fx", ic / 0.01);
+		printf "%-26s %7.2f %7.2f %7s %7.2f %7.2f %7s %7.1f %7.1f %5.2f  %d/%d\n", l, qt, it, sp,
+		       qc, ic, cp, qm/1024, im/1024, qm/im, r1, r2 }'
 }
 
 echo "qcow2fsck check vs qemu-img check: medians of $RUNS runs, warm cache ($(nproc) CPUs)"
-printf '%-28s %9s %9s %8s %9s %9s %6s   %s\n' image "qc s" "qemu s" speedup "qc MiB" "qemu MiB" "RSS" "exit qc/qemu"
+printf '%-26s %7s %7s %7s %7s %7s %7s %7s %7s %5s  %s\n' image "wall qc" "qemu" ratio \
+	"cpu qc" "qemu" ratio "MiB qc" "qemu" "RSS" "exit qc/qemu"
 bench_one "$SIZE prealloc=metadata" "$A"
 bench_one "$SIZE + 4 snapshots" "$B"
-echo "(time resolution of /usr/bin/time is 10 ms; RSS = peak resident set)"
+echo "(wall = elapsed, cpu = user + sys, medians; /usr/bin/time resolution 10 ms; RSS = peak resident"
+echo " set, ratio qc/qemu; the machine's load shows in wall time, cpu time is the steadier measure)"

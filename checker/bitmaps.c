@@ -20,7 +20,6 @@
 #include "../core/layout.h"
 #include "../core/reader.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,10 +57,16 @@ static void rep(struct qc_image *img, enum qc_code code, uint64_t off, const cha
 	rep(img, code, off, "bitmap '%s': " fmt, (const char *)(e)->name, (e)->name_size, \
 	    (unsigned long long)(v))
 
+/* Bits a bitmap of this granularity has for the virtual disk. */
+static uint64_t disk_bits(const struct qc_image *img, unsigned gran)
+{
+	return (img->h.size >> gran) + ((img->h.size & ((UINT64_C(1) << gran) - 1)) != 0);
+}
+
 /* Table entries needed to cover the virtual disk at this granularity. */
 static uint64_t needed_entries(const struct qc_image *img, unsigned gran)
 {
-	uint64_t bits = (img->h.size >> gran) + ((img->h.size & ((UINT64_C(1) << gran) - 1)) != 0);
+	uint64_t bits = disk_bits(img, gran);
 	uint64_t bits_per_cluster = img->cluster_size * 8;
 	return bits / bits_per_cluster + (bits % bits_per_cluster != 0);
 }
@@ -117,7 +122,7 @@ static void check_entry(struct qc_image *img, struct bm_entry *e)
 	e->table_ok = ok;
 }
 
-/* Counts the bits set at or after bit `from` of a little-endian bitmap. */
+/* True when any bit at or after bit `from` of a little-endian bitmap is set. */
 static bool tail_bits_set(const uint8_t *buf, uint64_t nbytes, uint64_t from)
 {
 	uint64_t byte = from / 8;
@@ -134,8 +139,7 @@ static bool tail_bits_set(const uint8_t *buf, uint64_t nbytes, uint64_t from)
 /* The unused bits past the virtual disk in the last data cluster. */
 static void check_tail(struct qc_image *img, const struct bm_entry *e, uint64_t data_off)
 {
-	uint64_t g = e->granularity;
-	uint64_t bits = (img->h.size >> g) + ((img->h.size & ((UINT64_C(1) << g) - 1)) != 0);
+	uint64_t bits = disk_bits(img, e->granularity);
 	uint64_t per = img->cluster_size * 8;
 	uint64_t used = bits % per;
 	if (used == 0)
@@ -180,14 +184,20 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 	}
 	if (!qc_claim(img, e->table_offset, len, QC_OWN_BITMAP_TABLE, 1, loc))
 		return;
-	int err;
-	uint8_t *t = qc_read_meta(img, e->table_offset, (size_t)len, &err);
+	/* len <= 8 MiB (table_size * cluster <= 512 MiB was checked); a table
+	 * ending less than a cluster past EOF reads as zeros, as in QEMU */
+	if (img->opt.mem_cap && len > img->opt.mem_cap) {
+		qc_abort(img, "a bitmap table exceeds the memory cap");
+		return;
+	}
+	uint8_t *t = malloc((size_t)len);
 	if (!t) {
-		if (err == -EIO)
-			REP(img, QC_P_BITMAP_TABLE_PAST_EOF, e->off, e,
-			    "table at 0x%llx is cut short by the end of the file", e->table_offset);
-		else
-			qc_abort(img, "cannot read a bitmap table (error %d)", err);
+		qc_abort(img, "out of memory reading a bitmap table");
+		return;
+	}
+	if (qc_io_read(img->io, t, (size_t)len, e->table_offset) < 0) {
+		qc_abort(img, "cannot read a bitmap table");
+		free(t);
 		return;
 	}
 	uint64_t need = e->granularity >= BME_MIN_GRANULARITY &&
@@ -227,49 +237,42 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 	free(t);
 }
 
-/* Names must be unique (QEMU cannot load two bitmaps with one name). */
-static const struct bm_entry *name_tab;
-static int by_name(const void *a, const void *b)
+static int cmp_name(const void *a, const void *b)
 {
-	const struct bm_entry *x = &name_tab[*(const uint32_t *)a], *y = &name_tab[*(const uint32_t *)b];
+	const struct bm_entry *x = *(const struct bm_entry *const *)a;
+	const struct bm_entry *y = *(const struct bm_entry *const *)b;
 	if (x->name_size != y->name_size)
 		return x->name_size < y->name_size ? -1 : 1;
-	int r = x->name_size ? memcmp(x->name, y->name, x->name_size) : 0;
-	if (r)
-		return r;
-	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1; /* first use first */
+	int c = memcmp(x->name, y->name, x->name_size);
+	if (c)
+		return c;
+	return x < y ? -1 : x > y; /* directory order within one name */
 }
 
-/* Sorted by name, so 65535 entries cost n log n, not n^2 (SECURITY.md T9);
- * reported in directory order, each naming the first entry with its name. */
+/* Names must be unique (QEMU cannot load two bitmaps with one name).
+ * Sorted, so 65535 bitmaps cost n log n, not n^2. */
 static void check_names(struct qc_image *img, struct bm_entry *es, size_t n)
 {
 	if (n < 2)
 		return;
-	uint32_t *idx = malloc(n * sizeof(*idx));
-	uint32_t *first = malloc(n * sizeof(*first));
-	if (!idx || !first) {
-		free(idx);
-		free(first);
+	struct bm_entry **v = malloc(n * sizeof(*v));
+	if (!v) {
 		qc_abort(img, "out of memory checking bitmap names");
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		idx[i] = first[i] = (uint32_t)i;
-	name_tab = es;
-	qsort(idx, n, sizeof(*idx), by_name);
-	for (size_t a = 1; a < n; a++) {
-		const struct bm_entry *x = &es[idx[a]], *y = &es[idx[a - 1]];
-		if (x->name_size == y->name_size &&
-		    (!x->name_size || !memcmp(x->name, y->name, x->name_size)))
-			first[idx[a]] = first[idx[a - 1]];
+		v[i] = &es[i];
+	qsort(v, n, sizeof(*v), cmp_name);
+	size_t first = 0;
+	for (size_t i = 1; i < n; i++) {
+		if (v[i]->name_size == v[first]->name_size &&
+		    memcmp(v[i]->name, v[first]->name, v[i]->name_size) == 0)
+			REP(img, QC_P_BITMAP_NAME_DUPLICATE, v[i]->off + 18, v[i],
+			    "name also used by bitmap %llu", (size_t)(v[first] - es));
+		else
+			first = i;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (first[i] != i)
-			REP(img, QC_P_BITMAP_NAME_DUPLICATE, es[i].off + 18, &es[i],
-			    "name also used by bitmap %llu", first[i]);
-	free(idx);
-	free(first);
+	free(v);
 }
 
 /*
@@ -344,9 +347,9 @@ void qc_pass_bitmaps(struct qc_image *img)
 		return; /* QEMU ignores the extension; its clusters are leaks */
 	uint64_t size = x->bitmap_dir_size, off = x->bitmap_dir_offset;
 	if (size == 0 || size > QC_MAX_BITMAP_DIR_SIZE)
-		return; /* the extension pass reports it */
+		return; /* ext-bitmaps-dir-size-invalid (extensions.c) */
 	if (qc_past_eof(img, off, size) || off >= img->file_size)
-		return; /* the extension pass reports ext-bitmaps-dir-past-eof */
+		return; /* ext-bitmaps-dir-past-eof (extensions.c) */
 	if (!qc_claim(img, off, size, QC_OWN_BITMAP_DIR, 1, QC_LOC(off)))
 		return;
 	if (img->opt.mem_cap && size > img->opt.mem_cap) {

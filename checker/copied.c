@@ -22,6 +22,14 @@
 
 #include <stdlib.h>
 
+/* Guest offset of L1 index i plus delta, or QC_NO_OFFSET on overflow. */
+static uint64_t guest_of(unsigned shift, uint64_t i, uint64_t delta)
+{
+	if (shift >= 64 || i > (UINT64_MAX >> shift) || (i << shift) > UINT64_MAX - delta)
+		return QC_NO_OFFSET;
+	return (i << shift) + delta;
+}
+
 /* Usable active L1 entry -> its L2 offset, else 0 (tables.c's rules). */
 static uint64_t l2_of(const struct qc_image *img, uint64_t e)
 {
@@ -43,8 +51,7 @@ static void check_l1(struct qc_image *img)
 		bool copied = (e & QC_OFLAG_COPIED) != 0;
 		if (copied == (rc == 1))
 			continue;
-		struct qc_loc loc = { img->h.l1_table_offset + 8 * (uint64_t)i,
-				      shift < 64 - 32 ? (uint64_t)i << shift : QC_NO_OFFSET,
+		struct qc_loc loc = { img->h.l1_table_offset + 8 * (uint64_t)i, guest_of(shift, i, 0),
 				      shift < 64 ? UINT64_C(1) << shift : 0, -1, NULL };
 		qc_report(&img->problems, copied ? QC_P_L1_COPIED_SPURIOUS : QC_P_L1_COPIED_MISSING,
 			  loc, 1, "L1 entry %u (0x%llx): L2 table 0x%llx has %llu references", i,
@@ -108,8 +115,7 @@ static void report_l2(struct qc_image *img)
 			bool copied = (e & QC_OFLAG_COPIED) != 0;
 			if (copied == (rc == 1))
 				continue;
-			uint64_t g = shift < 32 ? ((uint64_t)i << shift) + j * cs : QC_NO_OFFSET;
-			struct qc_loc loc = { l2 + j * es, g, cs, -1, NULL };
+			struct qc_loc loc = { l2 + j * es, guest_of(shift, i, j * cs), cs, -1, NULL };
 			qc_report(&img->problems,
 				  copied ? QC_P_L2_COPIED_SPURIOUS : QC_P_L2_COPIED_MISSING, loc, 1,
 				  "L2 entry 0x%llx: data cluster 0x%llx has %llu references",

@@ -343,6 +343,14 @@ void qc_ext_walk(struct qc_image *img, bool report)
 	}
 }
 
+static bool has_type(const struct qc_extensions *e, uint32_t type)
+{
+	for (unsigned i = 0; i < e->nlist; i++)
+		if (e->list[i].type == type)
+			return true;
+	return false;
+}
+
 void qc_pass_extensions(struct qc_image *img)
 {
 	struct qc_header *h = &img->h;
@@ -353,7 +361,7 @@ void qc_pass_extensions(struct qc_image *img)
 	if (h->crypt_method == QC_CRYPT_LUKS && !e->has_crypto)
 		qc_report(&img->problems, QC_P_EXT_CRYPTO_MISSING, QC_LOC(32), 1,
 			  "crypt_method 2 (LUKS) but no full disk encryption header pointer extension");
-	if ((h->incompatible_features & QC_INCOMPAT_DATA_FILE) && !e->has_data_file)
+	if ((h->incompatible_features & QC_INCOMPAT_DATA_FILE) && !has_type(e, QC_EXT_DATA_FILE))
 		qc_report(&img->problems, QC_P_EXT_DATA_FILE_MISSING, QC_LOC(72), 1,
 			  "external data file bit set but no data file name: QEMU needs the data-file option to open it");
 	if (!(h->incompatible_features & QC_INCOMPAT_DATA_FILE) && e->has_data_file)

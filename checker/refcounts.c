@@ -172,21 +172,32 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	/* clusters below `limit` count for image_end_offset */
 	size_t lim = base + j0 >= c->limit ? 0
 		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
-	size_t hi = SIZE_MAX;
+	/* pass 1, branch-free: any mismatch? how many COPIED suspects? */
+	uint64_t diff = 0, susp = 0;
 	for (size_t k = 0; k < cn; k++) {
 		uint64_t st = rc_get(rb, j0 + k, order);
 		uint64_t cp = cnt[k];
-		if ((st | cp) && k < lim)
-			hi = k;
-		c->suspects += ((fl[k] & QC_CM_ACTIVE_COPIED) && cp != 1) |
-			       ((fl[k] & QC_CM_ACTIVE_NOCOPIED) && cp == 1);
-		if (__builtin_expect(st != cp || cp > max, 0)) {
-			uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
-			mismatch(c, base + j0 + k, st, cp, rb_off + (((j0 + k) << order) >> 3));
+		uint64_t one = cp == 1;
+		diff |= (st ^ cp) | (uint64_t)(cp > max);
+		susp += (((fl[k] >> 4) & 1) & (one ^ 1)) | (((fl[k] >> 5) & 1) & one);
+	}
+	c->suspects += susp;
+	if (__builtin_expect(diff != 0, 0)) {
+		uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
+		for (size_t k = 0; k < cn; k++) {
+			uint64_t st = rc_get(rb, j0 + k, order);
+			if (st != cnt[k] || cnt[k] > max)
+				mismatch(c, base + j0 + k, st, cnt[k], rb_off + (((j0 + k) << order) >> 3));
 		}
 	}
-	if (hi != SIZE_MAX && base + j0 + hi > c->highest)
-		c->highest = base + j0 + hi;
+	/* highest cluster in use below the limit (image_end_offset) */
+	for (size_t k = lim; k-- > 0;) {
+		if (rc_get(rb, j0 + k, order) | cnt[k]) {
+			if (base + j0 + k > c->highest)
+				c->highest = base + j0 + k;
+			break;
+		}
+	}
 }
 
 /* Compare one refblock (entry i) against the map. */
@@ -209,6 +220,48 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 		default: compare_chunk(c, i, rb, j0, cn, cnt, fl, 6); break;
 		}
 	}
+}
+
+/*
+ * A refblock whose whole range lies past the end of the file and past every
+ * referenced cluster: any refcount in it is a leak past EOF.  Reported as one
+ * record per reftable entry (weight = clusters), and the scan of a refblock
+ * that several entries share is done once (memo), so a reftable whose
+ * million entries all name one cluster costs one scan, not a million.
+ */
+struct memo {
+	uint64_t off;   /* refblock scanned last */
+	uint64_t count; /* its non-zero refcounts */
+	uint64_t first; /* index of the first one */
+};
+
+static void beyond_end(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t off,
+		       struct memo *memo)
+{
+	struct qc_image *img = c->img;
+	if (memo->off != off) {
+		uint64_t per = UINT64_C(1) << img->refblock_bits;
+		unsigned order = img->h.refcount_order;
+		memo->off = off;
+		memo->count = 0;
+		memo->first = 0;
+		for (uint64_t j = 0; j < per; j++) {
+			if (rc_get(rb, j, order)) {
+				if (!memo->count)
+					memo->first = j;
+				memo->count++;
+			}
+		}
+	}
+	if (!memo->count)
+		return;
+	uint64_t cl = (i << img->refblock_bits) + memo->first;
+	qc_report(&img->problems, QC_P_REFCOUNT_LEAK_PAST_EOF,
+		  QC_LOC(off + ((memo->first << img->h.refcount_order) >> 3)), memo->count,
+		  "%s%llu clusters past the end of the file have refcounts in refcount block %llu, the first cluster %llu (0x%llx) refcount=%llu",
+		  c->stale, (unsigned long long)memo->count, (unsigned long long)i,
+		  (unsigned long long)cl, (unsigned long long)(cl << img->cluster_bits),
+		  (unsigned long long)rc_get(rb, memo->first, img->h.refcount_order));
 }
 
 /* Referenced clusters in [from, to) that no usable refblock covers. */
@@ -277,6 +330,7 @@ void qc_pass_refcounts(struct qc_image *img)
 		qc_abort(img, "out of memory comparing refcounts");
 		return;
 	}
+	struct memo memo = { QC_NO_OFFSET, 0, 0 };
 	size_t k = 0;
 	for (uint64_t i = 0; i < n; i++)
 		if (img->refblock_usable[i])
@@ -286,7 +340,6 @@ void qc_pass_refcounts(struct qc_image *img)
 
 	uint64_t cs = img->cluster_size;
 	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
-	uint64_t prev = UINT64_MAX; /* offset of the last refblock compared */
 	for (size_t a = 0; a < k && !img->aborted;) {
 		uint64_t start = img->reftable[idx[a]] & QC_REFT_OFFSET_MASK;
 		uint64_t last = start;
@@ -306,14 +359,10 @@ void qc_pass_refcounts(struct qc_image *img)
 		}
 		for (size_t t = a; t < b; t++) {
 			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
-			/* A refblock several entries name (an overlap the reftable
-			 * pass reported) is compared once for ranges wholly past
-			 * every cluster in use: 2^20 entries naming one refblock
-			 * would otherwise cost 2^20 full compares (SECURITY.md T9). */
-			if (o == prev && ((uint64_t)idx[t] << img->refblock_bits) >= c.limit)
-				continue;
-			compare_block(&c, idx[t], buf + (o - start), cnt, fl);
-			prev = o;
+			if (((uint64_t)idx[t] << img->refblock_bits) >= c.limit)
+				beyond_end(&c, idx[t], buf + (o - start), o, &memo);
+			else
+				compare_block(&c, idx[t], buf + (o - start), cnt, fl);
 		}
 		a = b;
 	}

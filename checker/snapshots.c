@@ -1,19 +1,26 @@
 /*
  * snapshots.c - pass 3: the snapshot table (docs/interop/qcow2.txt
- * "Snapshots"; reference/qemu-img-check.md §1.7).
+ * "Snapshots"; reference/qemu-img-check.md §1.7, §2.3, §2.6).
  *
  * Reads the table through the bounded reader in a buffer that grows only
- * as far as the entries need (never past the file or 64 MiB), parses each
- * entry into img->snapshots, validates its fields and its L1 table
- * (offset, size, reach) and claims the table's clusters.  One bad entry
- * costs only its own verdict: when an entry's lengths cannot be right,
- * parsing looks for the next plausible entry (8-byte steps, within the
- * largest possible entry) and carries on from there, and the damaged
- * entry's id and name are recovered from the space it really spans.
+ * as far as the entries need (never past the file plus one cluster of
+ * zeros, as QEMU reads, nor past 64 MiB), parses each entry into
+ * img->snapshots, validates its fields and its L1 table (offset, size,
+ * reach of disk_size) and decides l1_usable, checks IDs and names across
+ * entries, and claims the clusters the entries span.
+ *
+ * One bad entry costs only its own verdict: when an entry's lengths
+ * cannot be right (shape impossible, or strings that are not strings and
+ * a next entry that is not where they say), parsing looks for the next
+ * plausible entry (8-byte steps within the largest possible entry; ranges
+ * already scanned are not scanned again) and carries on from there.  The
+ * damaged entry keeps its fixed part and gets its id and name back from
+ * the space it really spans when one length can be changed to fit.
+ * Padding bytes prove nothing: QEMU does not write them.
  *
  * Relies on: the header pass (geometry_ok, cluster size, l2_bits).
- * Leaves to tables.c the snapshot L1/L2 walk (for entries with
- * l1_usable) and to vmstate.c the vm_state verdicts.
+ * Leaves to tables.c the snapshot L1/L2 walk (entries with l1_usable) and
+ * to vmstate.c the vm_state verdicts.
  */
 #include "check.h"
 #include "../core/layout.h"
@@ -38,6 +45,7 @@ struct tbuf {
 	uint64_t limit;     /* bytes that may be read: min(eof + 1 cluster, 64 MiB);
 			     * past eof they read as zeros, as QEMU reads them */
 	bool limit_is_eof;  /* the limit comes from the end of the file (else 64 MiB) */
+	uint64_t dead_lo, dead_hi; /* a range known to hold no plausible entry */
 };
 
 /* Make [base, base+end) available; false if end is past the limit or on error. */
@@ -159,20 +167,17 @@ static enum shape entry_shape(struct tbuf *t, uint64_t pos, struct fixed *f, uin
 
 /*
  * Loose plausibility of an entry whose shape is OK: its strings look like
- * strings and its padding is zero.  Damage to other fields (offsets,
- * sizes, dates) does not change this, so it only tells whether the
- * declared lengths put the strings where they really are.
+ * strings.  Damage to other fields (offsets, sizes, dates) does not change
+ * this, so it only tells whether the declared lengths put the strings
+ * where they really are.  Padding is not looked at: QEMU does not write
+ * it, so it may hold stale bytes of a reused cluster.
  */
-static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct fixed *f,
-			       uint64_t size)
+static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct fixed *f)
 {
 	const uint8_t *e = t->p + pos + FIXED + f->extra;
 	if (f->id_size && !id_bytes_ok(e, f->id_size))
 		return false;
-	if (!name_bytes_ok(e + f->id_size, f->name_size))
-		return false;
-	uint64_t used = (uint64_t)FIXED + f->extra + f->id_size + f->name_size;
-	return all_zero(t->p + pos + used, (size_t)(size - used));
+	return name_bytes_ok(e + f->id_size, f->name_size);
 }
 
 /*
@@ -195,18 +200,23 @@ static bool plausible(struct tbuf *t, uint64_t pos)
 	if (f.id_size > 64 || f.name_size > 4096)
 		return false;
 	const uint8_t *e = t->p + pos + FIXED + f.extra;
-	if (!id_bytes_ok(e, f.id_size) || !name_bytes_ok(e + f.id_size, f.name_size))
-		return false;
-	uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
-	return all_zero(t->p + pos + used, (size_t)(size - used));
+	return id_bytes_ok(e, f.id_size) && name_bytes_ok(e + f.id_size, f.name_size);
 }
 
-/* Next plausible entry in [from, to), 8-byte steps, skipping `skip`. */
+/*
+ * Next plausible entry in [from, to), 8-byte steps, skipping `skip`.  A
+ * range that a failed scan covered is remembered and not scanned again,
+ * so a table of garbage costs linear time.
+ */
 static bool resync(struct tbuf *t, uint64_t from, uint64_t to, uint64_t skip, uint64_t *out)
 {
 	if (to > t->limit)
 		to = t->limit;
-	for (uint64_t q = (from + 7) & ~UINT64_C(7); q + FIXED <= to; q += 8) {
+	uint64_t q = (from + 7) & ~UINT64_C(7);
+	uint64_t start = q;
+	if (q >= t->dead_lo && q < t->dead_hi)
+		q = t->dead_hi;
+	for (; q + FIXED <= to; q += 8) {
 		if (t->img->aborted)
 			return false;
 		if (q != skip && plausible(t, q)) {
@@ -214,7 +224,31 @@ static bool resync(struct tbuf *t, uint64_t from, uint64_t to, uint64_t skip, ui
 			return true;
 		}
 	}
+	if (start >= t->dead_lo && start <= t->dead_hi) {
+		if (q > t->dead_hi)
+			t->dead_hi = q;
+	} else {
+		t->dead_lo = start;
+		t->dead_hi = q;
+	}
 	return false;
+}
+
+/*
+ * Do the declared lengths of the entries from pos on (a few of them, each
+ * with an OK shape) lead exactly to q?  Then entries with odd strings are
+ * just odd, not out of step.
+ */
+static bool chain_reaches(struct tbuf *t, uint64_t pos, uint64_t q)
+{
+	for (int n = 0; n < 16 && pos < q; n++) {
+		struct fixed f;
+		uint64_t size = 0;
+		if (entry_shape(t, pos, &f, &size) != SHAPE_OK)
+			return false;
+		pos += size;
+	}
+	return pos == q;
 }
 
 static char *copy_str(const uint8_t *p, size_t n)
@@ -246,21 +280,29 @@ static void fill_entry(struct qc_image *img, struct tbuf *t, uint64_t pos, uint3
 		qc_abort(img, "out of memory copying snapshot names");
 }
 
+static bool all_digits(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return n > 0;
+}
+
 /*
  * An entry at pos whose declared lengths are wrong really spans `span`
- * bytes (up to the next plausible entry).  Find the one length (extra,
- * id or name, in that order) that makes the layout fit with printable
- * strings and zero padding.  Returns false if none does.
+ * bytes (up to the next plausible entry).  Try changing one length (extra,
+ * id or name) so that the padded layout ends exactly there with an ID and
+ * a name that look like strings; among those, prefer what QEMU writes (a
+ * numeric ID, 24 bytes of extra data, zero padding).  False if none fits.
  */
 static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, uint64_t span,
 			   const struct fixed *f, uint32_t *extra, uint16_t *id, uint16_t *name)
 {
 	const uint8_t *e = t->p + pos;
 	uint32_t min_extra = img->h.version >= 3 ? 16 : 0;
-	for (unsigned pad = 0; pad < 8 && pad < span; pad++) {
-		if (pad && e[span - pad] != 0)
-			break;
-		if (span - pad < FIXED)
+	int best = -1;
+	for (unsigned pad = 0; pad < 8; pad++) {
+		if (pad >= span || span - pad < FIXED)
 			break;
 		uint64_t c = span - pad - FIXED; /* extra + id + name */
 		uint64_t cand[3][3] = {
@@ -270,8 +312,8 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 		};
 		bool fits[3] = {
 			c >= (uint64_t)f->id_size + f->name_size,
-			c >= (uint64_t)f->extra + f->name_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
-			c >= (uint64_t)f->extra + f->id_size && f->extra <= QC_MAX_SNAPSHOT_EXTRA,
+			c >= (uint64_t)f->extra + f->name_size,
+			c >= (uint64_t)f->extra + f->id_size,
 		};
 		for (int k = 0; k < 3; k++) {
 			if (!fits[k])
@@ -279,19 +321,23 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 			uint64_t x = cand[k][0], ids = cand[k][1], nms = cand[k][2];
 			if (x > QC_MAX_SNAPSHOT_EXTRA || x < min_extra || ids > 65535 || nms > 65535)
 				continue;
-			/* padding must be < 8 and zero */
+			/* the padded layout must end exactly where the next entry starts */
 			if (((FIXED + x + ids + nms + 7) & ~UINT64_C(7)) != span)
 				continue;
 			const uint8_t *str = e + FIXED + x;
 			if (!id_bytes_ok(str, (size_t)ids) || !name_bytes_ok(str + ids, (size_t)nms))
 				continue;
-			*extra = (uint32_t)x;
-			*id = (uint16_t)ids;
-			*name = (uint16_t)nms;
-			return true;
+			int score = 4 * all_digits(str, (size_t)ids) + 2 * (x == 24) +
+				    all_zero(e + span - pad, pad);
+			if (score > best) {
+				best = score;
+				*extra = (uint32_t)x;
+				*id = (uint16_t)ids;
+				*name = (uint16_t)nms;
+			}
 		}
 	}
-	return false;
+	return best >= 0;
 }
 
 static struct qc_loc sloc(uint64_t off, int32_t idx)
@@ -324,13 +370,9 @@ static uint64_t size_to_l1(const struct qc_image *img, uint64_t size)
 	return (size >> shift) + ((size & ((UINT64_C(1) << shift) - 1)) != 0);
 }
 
-/* Derived fields and the checks of one entry on its own. */
-static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
+/* Effective sizes and the vm_state fields the walk starts from. */
+static void derive(struct qc_image *img, struct qc_snapshot *s)
 {
-	struct qc_problems *ps = &img->problems;
-	uint64_t eo = s->entry_offset;
-	const char *id = s->id ? s->id : "?";
-
 	s->vm_state_size = s->has_vm_state_size_large ? s->vm_state_size_large : s->vm_state_size32;
 	s->disk_size = s->has_disk_size ? s->disk_size_raw : img->h.size;
 	s->vm_first_l1_index = size_to_l1(img, s->disk_size);
@@ -338,7 +380,22 @@ static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx
 				  ((s->vm_state_size & (img->cluster_size - 1)) != 0);
 	s->vm_first_hole = s->vm_first_past_end = QC_NO_OFFSET;
 	s->vm_clusters_mapped = s->vm_clusters_past_end = 0;
+}
 
+/* Derived fields and the checks of one entry on its own. */
+static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
+{
+	struct qc_problems *ps = &img->problems;
+	uint64_t eo = s->entry_offset;
+	const char *id = s->id ? s->id : "?";
+
+	derive(img, s);
+	if (eo + FIXED + s->extra_data_size > img->file_size) {
+		/* Cut by the end of the file (reported by the caller): its
+		 * fields past EOF read as zeros and prove nothing. */
+		s->l1_usable = false;
+		return;
+	}
 	if (img->h.version >= 3 && s->extra_data_size < 16)
 		qc_report(ps, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, sloc(eo + 36, idx), 1,
 			  "snapshot %d (id '%s') has %u bytes of extra data (version 3 needs 16): disk_size is missing, assumed %llu",
@@ -366,8 +423,12 @@ static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx
 			  (unsigned long long)s->vm_first_l1_index);
 	}
 	if (s->l1_size == 0) {
-		/* Nothing to walk: no L1 table at all. */
-		ok = false;
+		/* No L1 table: nothing to walk, so the walk is trivially
+		 * complete; QEMU still insists on an aligned offset. */
+		if (s->l1_table_offset & (img->cluster_size - 1))
+			qc_report(ps, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED, sloc(eo, idx), 1,
+				  "snapshot %d (id '%s') L1 table offset 0x%llx is not cluster aligned (l1_size 0)",
+				  idx, id, (unsigned long long)s->l1_table_offset);
 	} else if (s->l1_table_offset & (img->cluster_size - 1)) {
 		qc_report(ps, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED, sloc(eo, idx), 1,
 			  "snapshot %d (id '%s') L1 table offset 0x%llx is not cluster aligned", idx, id,
@@ -510,6 +571,152 @@ static bool check_location(struct qc_image *img)
 	return true;
 }
 
+/* A new entry with the fixed part f, at table position pos. */
+static struct qc_snapshot *record(struct qc_image *img, uint32_t *cap, const struct tbuf *t,
+				  uint64_t pos, uint64_t size, const struct fixed *f)
+{
+	struct qc_snapshot *s = new_entry(img, cap);
+	if (!s)
+		return NULL;
+	s->entry_offset = t->base + pos;
+	s->entry_size = size;
+	s->l1_table_offset = f->l1_off;
+	s->l1_size = f->l1_size;
+	s->date_sec = f->date_sec;
+	s->date_nsec = f->date_nsec;
+	s->vm_clock_nsec = f->vm_clock;
+	s->vm_state_size32 = f->vm_state32;
+	s->extra_data_size = f->extra;
+	s->parsed = true;
+	img->nsnapshots++;
+	return s;
+}
+
+/* Entry i at pos could not be parsed and nothing plausible follows. */
+static void report_lost(struct qc_image *img, const struct tbuf *t, uint32_t i, uint32_t want,
+			uint64_t pos, enum shape sh, const struct fixed *f, uint64_t size)
+{
+	struct qc_problems *ps = &img->problems;
+	unsigned long long at = t->base + pos;
+	char why[160];
+	if (sh == SHAPE_BLANK)
+		qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
+			  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
+			  img->h.nb_snapshots, i, at, i);
+	else if (sh == SHAPE_OVERRUN && !t->limit_is_eof)
+		qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(at), 1,
+			  "entry %u at 0x%llx (%llu bytes) would end %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
+			  i, at, (unsigned long long)size, (unsigned long long)(pos + size), i, want - 1);
+	else if (sh == SHAPE_OVERRUN)
+		qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(at), 1,
+			  "entry %u at 0x%llx: %s (end of file); entries %u..%u are lost", i, at,
+			  shape_reason(sh, f, why, sizeof(why)), i, want - 1);
+	else
+		qc_report(ps, QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_LOC(at), 1,
+			  "entry %u at 0x%llx cannot be parsed (%s) and no plausible entry follows; entries %u..%u are lost",
+			  i, at, shape_reason(sh, f, why, sizeof(why)), i, want - 1);
+}
+
+/* The entry before (at prev, index i-1) really ends at q: redo it. */
+static void redo_previous(struct qc_image *img, struct tbuf *t, uint32_t i, uint64_t prev,
+			  uint64_t q)
+{
+	struct qc_snapshot *pe = &img->snapshots[img->nsnapshots - 1];
+	int32_t idx = (int32_t)img->nsnapshots - 1;
+	unsigned long long at = t->base + prev, next = t->base + q;
+	struct fixed pf;
+	read_fixed(t, prev, &pf);
+	uint32_t x = 0;
+	uint16_t a = 0, b = 0;
+	free(pe->id);
+	free(pe->name);
+	pe->id = pe->name = NULL;
+	bool rec = recover_layout(img, t, prev, q - prev, &pf, &x, &a, &b);
+	if (rec) {
+		fill_entry(img, t, prev, x, a, b, pe);
+		pe->extra_data_size = x;
+	}
+	pe->entry_size = q - prev;
+	if (rec)
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes",
+			  i - 1, at, pf.extra, pf.id_size, pf.name_size, next, x, a, b);
+	else
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx; its id and name are lost",
+			  i - 1, at, pf.extra, pf.id_size, pf.name_size, next);
+	check_entry(img, pe, idx);
+}
+
+/* Entry i spans [pos, q) but its lengths say otherwise: keep its fixed
+ * part and recover its strings from the real extent.  False on OOM. */
+static bool keep_damaged(struct qc_image *img, uint32_t *cap, struct tbuf *t, uint32_t i,
+			 uint64_t pos, uint64_t q, enum shape sh, const struct fixed *f)
+{
+	int32_t idx = (int32_t)img->nsnapshots;
+	unsigned long long at = t->base + pos, next = t->base + q;
+	char why[160];
+	if (sh == SHAPE_EXTRA_LARGE)
+		qc_report(&img->problems, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE, sloc(at + 36, idx), 1,
+			  "entry %u at 0x%llx: extra_data_size %u exceeds %u", i, at, f->extra,
+			  QC_MAX_SNAPSHOT_EXTRA);
+	struct qc_snapshot *s = record(img, cap, t, pos, q - pos, f);
+	if (!s)
+		return false;
+	uint32_t x = 0;
+	uint16_t a = 0, b = 0;
+	bool rec = sh != SHAPE_BLANK && recover_layout(img, t, pos, q - pos, f, &x, &a, &b);
+	if (rec) {
+		fill_entry(img, t, pos, x, a, b, s);
+		s->extra_data_size = x;
+	}
+	shape_reason(sh, f, why, sizeof(why));
+	if (rec)
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes (declared %u, %u, %u)",
+			  i, at, why, next, x, a, b, f->extra, f->id_size, f->name_size);
+	else
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+			  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; its id and name are lost",
+			  i, at, why, next);
+	if (sh != SHAPE_BLANK) {
+		check_entry(img, s, idx);
+	} else {
+		derive(img, s);
+		s->l1_usable = true; /* blank: l1_size 0, nothing to walk */
+	}
+	return true;
+}
+
+/*
+ * Does the entry at pos (shape `sh`) lose the thread?  An entry whose
+ * shape is wrong does; one with odd strings does unless the next entry is
+ * where its lengths say.  When lost, *q is the next plausible entry
+ * (*found false: none).  An entry with an OK shape is kept as declared
+ * when nothing better is found or its lengths lead to *q anyway.
+ */
+static bool lost_thread(struct tbuf *t, uint32_t i, uint32_t want, uint64_t pos, uint64_t prev,
+			enum shape sh, const struct fixed *f, uint64_t size, uint64_t *q, bool *found)
+{
+	*found = false;
+	bool lost = sh != SHAPE_OK;
+	if (!lost && i + 1 < want && !layout_looks_right(t, pos, f)) {
+		struct fixed nf;
+		uint64_t nsize = 0;
+		lost = pos + size >= t->eof || entry_shape(t, pos + size, &nf, &nsize) != SHAPE_OK ||
+		       !layout_looks_right(t, pos + size, &nf);
+	}
+	if (!lost || t->img->aborted)
+		return false;
+	/* Look for the next plausible entry, from just after the previous
+	 * entry's fixed part (that entry may have been the one out of step). */
+	uint64_t from = prev != UINT64_MAX ? prev + FIXED : pos + 8;
+	*found = resync(t, from, pos + MAX_ENTRY, pos, q);
+	if (sh == SHAPE_OK && (!*found || chain_reaches(t, pos, *q)))
+		return false;
+	return true;
+}
+
 void qc_pass_snapshot_table(struct qc_image *img)
 {
 	struct qc_problems *ps = &img->problems;
@@ -533,187 +740,87 @@ void qc_pass_snapshot_table(struct qc_image *img)
 	uint32_t cap = 0;
 	uint64_t pos = 0, prev = UINT64_MAX;
 	bool table_ok = true;
-	char why[160];
 
 	for (uint32_t i = 0; i < want && !img->aborted; i++) {
 		struct fixed f;
-		uint64_t size = 0;
-		int32_t idx = (int32_t)img->nsnapshots;
+		uint64_t size = 0, q = 0;
+		bool found;
+		unsigned long long at = t.base + pos;
 		if (pos >= t.eof) {
 			table_ok = false;
 			qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
 				  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
-				  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
+				  h->nb_snapshots, i, at, i);
 			break;
 		}
 		enum shape sh = entry_shape(&t, pos, &f, &size);
 		if (sh == SHAPE_NO_ROOM) {
 			table_ok = false;
 			if (!t.limit_is_eof)
-				qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(t.base + pos), 1,
+				qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(at), 1,
 					  "entry %u would start %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
 					  i, (unsigned long long)pos, i, want - 1);
-			else if (t.base + pos >= img->file_size)
-				qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
-					  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
-					  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
 			else
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(t.base + pos), 1,
+				qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(at), 1,
 					  "entry %u at 0x%llx runs past the end of the file; entries %u..%u are lost",
-					  i, (unsigned long long)(t.base + pos), i, want - 1);
+					  i, at, i, want - 1);
 			break;
 		}
-		bool lost = sh != SHAPE_OK;
-		if (!lost && i + 1 < want && !layout_looks_right(&t, pos, &f, size)) {
-			/* Odd strings or padding: trust the declared lengths only if
-			 * the next entry is where they say. */
-			struct fixed nf;
-			uint64_t nsize = 0;
-			lost = pos + size >= t.eof ||
-			       entry_shape(&t, pos + size, &nf, &nsize) != SHAPE_OK ||
-			       !layout_looks_right(&t, pos + size, &nf, nsize);
-			if (img->aborted)
-				break;
-		}
-		uint64_t q = 0;
-		bool found = false;
-		if (lost) {
-			/* Lost the thread: look for the next plausible entry, from just
-			 * after the previous entry's fixed part (it may have overrun). */
-			uint64_t from = prev != UINT64_MAX ? prev + FIXED : pos + 8;
-			found = resync(&t, from, pos + MAX_ENTRY, pos, &q);
-			if (img->aborted)
-				break;
-			if (!found && sh == SHAPE_OK)
-				lost = false; /* nothing better: take the entry as declared */
-		}
+		bool lost = lost_thread(&t, i, want, pos, prev, sh, &f, size, &q, &found);
+		if (img->aborted)
+			break;
 		if (lost) {
 			if (!found) {
 				table_ok = false;
-				if (sh == SHAPE_BLANK)
-					qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
-						  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
-						  h->nb_snapshots, i, (unsigned long long)(t.base + pos), i);
-				else if (sh == SHAPE_OVERRUN && t.limit_is_eof)
-					qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, -1), 1,
-						  "entry %u at 0x%llx: %s (end of file); entries %u..%u are lost",
-						  i, (unsigned long long)(t.base + pos),
-						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
-				else
-					qc_report(ps, QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_LOC(t.base + pos), 1,
-						  "entry %u at 0x%llx cannot be parsed (%s) and no plausible entry follows; entries %u..%u are lost",
-						  i, (unsigned long long)(t.base + pos),
-						  shape_reason(sh, &f, why, sizeof(why)), i, want - 1);
+				report_lost(img, &t, i, want, pos, sh, &f, size);
 				break;
 			}
-			if (q < pos && prev != UINT64_MAX) {
-				/* The previous entry overran into this one: redo it. */
-				struct qc_snapshot *ps_ = &img->snapshots[img->nsnapshots - 1];
-				struct fixed pf;
-				read_fixed(&t, prev, &pf);
-				uint32_t x = 0;
-				uint16_t a = 0, b = 0;
-				free(ps_->id);
-				free(ps_->name);
-				ps_->id = ps_->name = NULL;
-				bool rec = recover_layout(img, &t, prev, q - prev, &pf, &x, &a, &b);
-				if (rec)
-					fill_entry(img, &t, prev, x, a, b, ps_);
-				ps_->entry_size = q - prev;
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
-					  sloc(t.base + prev, idx - 1), 1,
-					  "entry %u at 0x%llx declares extra %u, id %u, name %u bytes, but the next entry starts at 0x%llx%s",
-					  i - 1, (unsigned long long)(t.base + prev), pf.extra, pf.id_size,
-					  pf.name_size, (unsigned long long)(t.base + q),
-					  rec ? "; lengths recovered from the real extent" : "; id and name lost");
-				check_entry(img, ps_, idx - 1);
+			if (prev != UINT64_MAX && q < pos + FIXED) {
+				/* The next entry starts before this one could end: the
+				 * previous entry's lengths were wrong.  Redo it; the
+				 * entry at q is entry i. */
+				redo_previous(img, &t, i, prev, q);
 				pos = q;
-				i--; /* the entry at q is entry i */
+				i--;
 				continue;
 			}
-			/* [pos, q) is entry i, damaged; keep its fixed part. */
-			if (sh == SHAPE_EXTRA_LARGE)
-				qc_report(ps, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE, sloc(t.base + pos + 36, idx), 1,
-					  "entry %u at 0x%llx: extra_data_size %u exceeds %u", i,
-					  (unsigned long long)(t.base + pos), f.extra, QC_MAX_SNAPSHOT_EXTRA);
-			struct qc_snapshot *s = new_entry(img, &cap);
-			if (!s)
+			if (!keep_damaged(img, &cap, &t, i, pos, q, sh, &f))
 				break;
-			s->entry_offset = t.base + pos;
-			s->entry_size = q - pos;
-			s->l1_table_offset = f.l1_off;
-			s->l1_size = f.l1_size;
-			s->date_sec = f.date_sec;
-			s->date_nsec = f.date_nsec;
-			s->vm_clock_nsec = f.vm_clock;
-			s->vm_state_size32 = f.vm_state32;
-			s->extra_data_size = f.extra;
-			uint32_t x = 0;
-			uint16_t a = 0, b = 0;
-			bool rec = sh != SHAPE_BLANK &&
-				   recover_layout(img, &t, pos, q - pos, &f, &x, &a, &b);
-			if (rec) {
-				fill_entry(img, &t, pos, x, a, b, s);
-				s->extra_data_size = x;
-			}
-			s->parsed = true;
-			img->nsnapshots++;
-			if (rec)
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(t.base + pos, idx), 1,
-					  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; the entry's extent implies extra %u, id %u, name %u bytes (declared %u, %u, %u)",
-					  i, (unsigned long long)(t.base + pos),
-					  shape_reason(sh, &f, why, sizeof(why)), (unsigned long long)(t.base + q),
-					  x, a, b, f.extra, f.id_size, f.name_size);
-			else
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(t.base + pos, idx), 1,
-					  "entry %u at 0x%llx: %s; parsing resynchronised at the next entry, 0x%llx; its id and name are lost",
-					  i, (unsigned long long)(t.base + pos),
-					  shape_reason(sh, &f, why, sizeof(why)), (unsigned long long)(t.base + q));
-			if (sh != SHAPE_BLANK)
-				check_entry(img, s, idx);
-			else
-				s->l1_usable = false;
 			prev = pos;
 			pos = q;
 			continue;
 		}
 
-		struct qc_snapshot *s = new_entry(img, &cap);
+		struct qc_snapshot *s = record(img, &cap, &t, pos, size, &f);
 		if (!s)
 			break;
-		s->entry_offset = t.base + pos;
-		s->entry_size = size;
-		s->l1_table_offset = f.l1_off;
-		s->l1_size = f.l1_size;
-		s->date_sec = f.date_sec;
-		s->date_nsec = f.date_nsec;
-		s->vm_clock_nsec = f.vm_clock;
-		s->vm_state_size32 = f.vm_state32;
-		s->extra_data_size = f.extra;
 		fill_entry(img, &t, pos, f.extra, f.id_size, f.name_size, s);
-		s->parsed = true;
-		img->nsnapshots++;
-		check_entry(img, s, idx);
+		check_entry(img, s, (int32_t)img->nsnapshots - 1);
 		uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
 		if (pos + used > t.eof) {
 			/* Only the padding may lie past the end of the file. */
 			table_ok = false;
-			qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t.base + pos, idx), 1,
+			qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF,
+				  sloc(at, (int32_t)img->nsnapshots - 1), 1,
 				  "entry %u at 0x%llx (%llu bytes) runs past the end of the file at 0x%llx%s",
-				  i, (unsigned long long)(t.base + pos), (unsigned long long)used,
-				  (unsigned long long)img->file_size,
+				  i, at, (unsigned long long)used, (unsigned long long)img->file_size,
 				  i + 1 < want ? "; the entries after it are lost" : "");
-			pos += size;
 			break;
 		}
 		prev = pos;
 		pos += size;
 	}
 
-	img->snapshot_table_size = pos;
+	/* The table ends where the last entry's bytes end (QEMU counts no
+	 * padding after the last entry, and the file may end there). */
+	img->snapshot_table_size = 0;
 	if (img->nsnapshots) {
 		const struct qc_snapshot *last = &img->snapshots[img->nsnapshots - 1];
-		img->snapshot_table_size = last->entry_offset + last->entry_size - t.base;
+		uint64_t used = (uint64_t)FIXED + last->extra_data_size + last->id_size +
+				last->name_size;
+		if (used > last->entry_size)
+			used = last->entry_size;
+		img->snapshot_table_size = last->entry_offset + used - t.base;
 	}
 	free(t.p);
 	if (img->aborted)

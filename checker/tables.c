@@ -21,9 +21,20 @@
  *
  * Relies on: header.c (geometry, l1_ok), snapshots.c (l1_usable, validated
  * l1_size/offset, vm_first_l1_index, vm_state_size).
- * Memory: the active L1 (8 bytes/entry), 24 bytes per non-empty L1 entry of
- * all tables (snapshot L1s are read one at a time and freed), one read
- * buffer of RUN_MAX bytes; the cluster map does the rest.
+ *
+ * Memory of the whole walk (tables.c + refcounts.c + copied.c), in bytes:
+ *   cluster map      131072 per 64 Ki-cluster page holding a referenced
+ *                    cluster (2 per cluster) + 8 per 64 Ki clusters of file
+ *                    + 32 per cluster referenced more than 1022 times
+ *   tables.c         8 x active l1_size + 16..32 x non-empty L1 entries of
+ *                    all L1 tables + 8 x the largest snapshot l1_size (one
+ *                    snapshot L1 at a time) + RUN_MAX (4 MiB) read buffer
+ *                    (+ 32 per compressed cluster with --deep)
+ *   refcounts.c      13 x reftable entries (<= 13 MiB) + RUN_MAX + 36 KiB
+ * i.e. about 2 bytes per referenced host cluster + 24 per L2 reference +
+ * 8 MiB, whatever the virtual size or the file's apparent size.  Every
+ * size comes from a field validated before (header.c, snapshots.c) and
+ * table allocations honour opt.mem_cap.
  */
 #include "check.h"
 #include "../core/layout.h"
@@ -316,6 +327,30 @@ static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, struct qc_
 		add_compressed(w, coff, len, loc.guest_offset);
 }
 
+/*
+ * How many of the (at most max) standard entries at p equal expect,
+ * expect + cs, expect + 2 cs, ...: the continuation of a run of contiguous
+ * data clusters with the same flags.  Bounded so that every offset it
+ * accepts (starting at off) stays below fsize and below 2^56, so each
+ * accepted entry is valid exactly as the one that started the run.
+ */
+static uint64_t match_run(const uint8_t *p, uint64_t max, uint64_t expect, uint64_t cs,
+			  uint64_t off, uint64_t fsize)
+{
+	uint64_t lim = off < fsize ? (fsize - off + cs - 1) / cs : 0;
+	uint64_t lim56 = off < (UINT64_C(1) << 56) ? ((UINT64_C(1) << 56) - off) / cs : 0;
+	if (max > lim)
+		max = lim;
+	if (max > lim56)
+		max = lim56;
+	uint64_t k = 0;
+	while (k < max && qc_be64_at(p + 8 * k) == expect) {
+		expect += cs;
+		k++;
+	}
+	return k;
+}
+
 /* Validate and account the entries of one L2 table (t: its bytes). */
 static void walk_l2(struct walk *w, const uint8_t *t)
 {
@@ -377,6 +412,17 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 			claim_data(w, off, e, j);
 			r_end = off + cs;
 			r_jend = j + 1;
+			if (!ext) {
+				/* the following entries continuing the run, in one tight loop */
+				uint64_t k = match_run(p + 8, n - j - 1, e + cs, cs, off + cs, fsize);
+				alloc += k;
+				r_end += k * cs;
+				r_jend += k;
+				next_contig = r_end;
+				j += k;
+				expect = e + (k + 1) * cs;
+				expect_ok = false;
+			}
 			continue;
 		}
 		w->run_n = (r_end - w->run_start) >> img->cluster_bits;
@@ -554,7 +600,7 @@ static void walk_all(struct walk *w)
 	const uint64_t cs = img->cluster_size;
 	struct l2ref *r = w->refs;
 	size_t n = w->n;
-	if (n == 0)
+	if (!n)
 		return;
 	qsort(r, n, sizeof(*r), ref_cmp);
 	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;

@@ -53,7 +53,8 @@ static void check_one(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
 		uint64_t n = s->l1_size - s->vm_first_l1_index;
 		covered = n > (UINT64_MAX >> shift) ? UINT64_MAX : n << shift;
 	}
-	if (need < s->vm_first_l1_index || s->l1_size < need)
+	bool beyond = need < s->vm_first_l1_index || s->l1_size < need;
+	if (beyond)
 		qc_report(ps, QC_P_VMSTATE_BEYOND_L1, vloc(s, 8, idx, vm_start == QC_NO_OFFSET ? QC_NO_OFFSET : vm_start + covered,
 			       s->vm_state_size - covered), 1,
 			  "snapshot %d (id '%s'): vm_state of %llu bytes starts at L1 index %llu and needs %llu entries, but l1_size is %u (%llu bytes of it cannot be mapped)",
@@ -63,13 +64,15 @@ static void check_one(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
 
 	if (!s->l1_usable)
 		return;
-	if (s->vm_first_hole != QC_NO_OFFSET && s->vm_first_hole < covered &&
+	/* When the size is beyond the L1, the size is the suspect: the state
+	 * it would need is not there, and a hole report would only repeat it. */
+	if (!beyond && s->vm_first_hole != QC_NO_OFFSET && s->vm_first_hole < covered &&
 	    s->vm_first_hole < s->vm_state_size) {
 		uint64_t reach = covered < s->vm_state_size ? covered : s->vm_state_size;
 		uint64_t can = (reach >> img->cluster_bits) + ((reach & (img->cluster_size - 1)) != 0);
 		uint64_t missing = can > s->vm_clusters_mapped ? can - s->vm_clusters_mapped : 1;
 		qc_report(ps, QC_P_VMSTATE_HOLE, vloc(s, 0, idx, vm_start == QC_NO_OFFSET ? QC_NO_OFFSET : vm_start + s->vm_first_hole, 0),
-			  missing,
+			  1,
 			  "snapshot %d (id '%s'): %llu of the %llu clusters of its vm_state are not mapped, the first at vm_state offset 0x%llx (guest 0x%llx); loading it would read zeros there",
 			  idx, id, (unsigned long long)missing,
 			  (unsigned long long)s->vm_clusters_expected,
@@ -78,7 +81,7 @@ static void check_one(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
 	}
 	if (s->vm_clusters_past_end)
 		qc_report(ps, QC_P_VMSTATE_PAST_END,
-			  vloc(s, 0, idx, s->vm_first_past_end, 0), s->vm_clusters_past_end,
+			  vloc(s, 0, idx, s->vm_first_past_end, 0), 1,
 			  "snapshot %d (id '%s'): %llu clusters are mapped past the end of its %llu-byte vm_state, the first at guest offset 0x%llx",
 			  idx, id, (unsigned long long)s->vm_clusters_past_end,
 			  (unsigned long long)s->vm_state_size,

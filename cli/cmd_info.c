@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "../checker/check.h"
 #include "../checker/extensions.h"
@@ -158,6 +159,8 @@ static void info_json(const struct qc_image *img, const char *path)
 	qc_json_end(&j);
 }
 
+static void snapshots_human(const struct qc_image *img);
+
 static void info_human(const struct qc_image *img, const char *path)
 {
 	const struct qc_header *h = &img->h;
@@ -211,18 +214,50 @@ static void info_human(const struct qc_image *img, const char *path)
 		if (e->ntotal > e->nlist)
 			printf("  ... and %u more\n", e->ntotal - e->nlist);
 	}
-	if (img->nsnapshots) {
-		printf("Snapshots:\n  %-4s %-12s %-20s %14s %12s  %s\n", "IDX", "ID", "NAME",
-		       "DISK SIZE", "VM STATE", "L1");
-		for (uint32_t i = 0; i < img->nsnapshots; i++) {
-			const struct qc_snapshot *s = &img->snapshots[i];
-			printf("  %-4u ", i);
-			put_escaped(s->id ? s->id : "");
-			printf(" / ");
-			put_escaped(s->name ? s->name : "");
-			printf("  %14" PRIu64 " %12" PRIu64 "  0x%" PRIx64 " (%u)\n", s->disk_size,
-			       s->vm_state_size, s->l1_table_offset, s->l1_size);
-		}
+	if (img->nsnapshots)
+		snapshots_human(img);
+}
+
+/* The distinct problem codes recorded against snapshot i, comma separated. */
+static void snapshot_codes_human(const struct qc_image *img, uint32_t i)
+{
+	const struct qc_problems *ps = &img->problems;
+	bool any = false;
+	for (size_t k = 0; k < ps->n; k++) {
+		if (ps->v[k].loc.snapshot != (int32_t)i)
+			continue;
+		bool dup = false;
+		for (size_t m = 0; m < k && !dup; m++)
+			dup = ps->v[m].loc.snapshot == (int32_t)i && ps->v[m].code == ps->v[k].code;
+		if (dup)
+			continue;
+		printf("%s%s", any ? ", " : "       problems: ", qc_problem_table[ps->v[k].code].code);
+		any = true;
+	}
+	if (any)
+		putchar('\n');
+}
+
+static void snapshots_human(const struct qc_image *img)
+{
+	printf("Snapshots:\n  %-4s %-19s %14s %12s  %-22s %s\n", "IDX", "DATE (UTC)", "DISK SIZE",
+	       "VM STATE", "L1 (entries)", "ID / NAME");
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		char date[32] = "?";
+		time_t t = (time_t)s->date_sec;
+		struct tm tm;
+		if (gmtime_r(&t, &tm))
+			strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+		char l1[40];
+		snprintf(l1, sizeof(l1), "0x%" PRIx64 " (%u)", s->l1_table_offset, s->l1_size);
+		printf("  %-4u %-19s %14" PRIu64 " %12" PRIu64 "  %-22s ", i, date, s->disk_size,
+		       s->vm_state_size, l1);
+		put_escaped(s->id ? s->id : "");
+		printf(" / ");
+		put_escaped(s->name ? s->name : "");
+		putchar('\n');
+		snapshot_codes_human(img, i);
 	}
 }
 

@@ -166,8 +166,15 @@ int qc_cmd_repair(int argc, char **argv)
 		code = 1;
 		goto done;
 	}
-	size_t hashed = (size_t)(img->cluster_size < io->size ? img->cluster_size : io->size);
-	r = qc_journal_write(journal, io, &plan, hashed, err, sizeof(err));
+	/* what identifies the image: its header cluster, reftable and active L1 */
+	struct qc_witness wit[3] = { { 0, img->cluster_size } };
+	size_t nwit = 1;
+	if (img->reftable_ok)
+		wit[nwit++] = (struct qc_witness){ img->h.refcount_table_offset,
+						   (uint64_t)img->h.refcount_table_clusters << img->cluster_bits };
+	if (img->l1_ok)
+		wit[nwit++] = (struct qc_witness){ img->h.l1_table_offset, (uint64_t)img->h.l1_size * 8 };
+	r = qc_journal_write(journal, io, &plan, wit, nwit, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "qcow2fsck: repair: nothing changed: %s\n", err);
 		free(journal);

@@ -57,6 +57,7 @@ void qc_json_snapshots(struct qc_json *j, const struct qc_image *img)
 		qc_json_u64(j, "l1-size", s->l1_size);
 		qc_json_u64(j, "disk-size", s->disk_size);
 		qc_json_u64(j, "vm-state-size", s->vm_state_size);
+		qc_json_u64(j, "extra-data-size", s->extra_data_size);
 		qc_json_u64(j, "date-sec", s->date_sec);
 		qc_json_u64(j, "date-nsec", s->date_nsec);
 		qc_json_u64(j, "vm-clock-nsec", s->vm_clock_nsec);

@@ -299,16 +299,26 @@ uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum
 		uint64_t room = PAGE_SIZE_E - (c & (PAGE_SIZE_E - 1));
 		if (room > n - done)
 			room = n - done;
-		for (uint64_t i = 0; i < room; i++, s++) {
-			unsigned e = *s;
-			unsigned own = e & 0xf;
-			unsigned cnt = e >> CNT_SHIFT;
-			if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt + nref > CNT_INLINE_MAX) {
-				/* another owner or a big count: the slow path decides */
-				return done + i;
-			}
-			*s = (uint16_t)(((cnt + nref) << CNT_SHIFT) | (e & 0x30u) | flags | (unsigned)o);
+		/* check the whole segment first (vectorizable), then write it */
+		unsigned bad = 0;
+		for (uint64_t i = 0; i < room; i++) {
+			unsigned e = s[i], own = e & 0xf;
+			bad |= (unsigned)(own != QC_OWN_FREE && own != (unsigned)o) |
+			       (unsigned)((e >> CNT_SHIFT) + nref > CNT_INLINE_MAX);
 		}
+		if (bad) {
+			/* another owner or a big count: the slow path decides */
+			for (uint64_t i = 0; i < room; i++, s++) {
+				unsigned e = *s, own = e & 0xf, cnt = e >> CNT_SHIFT;
+				if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt + nref > CNT_INLINE_MAX)
+					return done + i;
+				*s = (uint16_t)(((cnt + nref) << CNT_SHIFT) | (e & 0x30u) | flags | (unsigned)o);
+			}
+		}
+		uint16_t add = (uint16_t)(nref << CNT_SHIFT);
+		uint16_t set = (uint16_t)(flags | (unsigned)o);
+		for (uint64_t i = 0; i < room; i++)
+			s[i] = (uint16_t)((s[i] + add) | set);
 		done += room;
 	}
 	return done;
@@ -332,12 +342,19 @@ void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint
 				memset(flags + i, 0, (size_t)room);
 		} else {
 			const uint16_t *e = &p->e[c & (PAGE_SIZE_E - 1)];
+			unsigned ov = 0;
 			for (size_t k = 0; k < room; k++) {
 				unsigned cnt = e[k] >> CNT_SHIFT;
-				counts[i + k] = cnt == CNT_OVERFLOW ? ov_get(m, c + k) : cnt;
-				if (flags)
-					flags[i + k] = (uint8_t)(e[k] & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED));
+				counts[i + k] = cnt;
+				ov |= cnt == CNT_OVERFLOW;
 			}
+			if (ov)
+				for (size_t k = 0; k < room; k++)
+					if (counts[i + k] == CNT_OVERFLOW)
+						counts[i + k] = ov_get(m, c + k);
+			if (flags)
+				for (size_t k = 0; k < room; k++)
+					flags[i + k] = (uint8_t)(e[k] & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED));
 		}
 		i += (size_t)room;
 	}

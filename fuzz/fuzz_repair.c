@@ -75,7 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	unlink(journal);
 	size_t hashed = (size_t)(img->cluster_size < io->size ? img->cluster_size : io->size);
-	if (qc_journal_write(journal, io, &p, hashed, err, sizeof(err)) < 0)
+	struct qc_witness wit = { 0, hashed };
+	if (qc_journal_write(journal, io, &p, &wit, 1, err, sizeof(err)) < 0)
 		goto out;
 	size_t done = 0;
 	if (qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_HEADER, &done) < 0)

@@ -17,14 +17,14 @@ static unsigned long crash_after(void)
 	return *end ? 0 : k;
 }
 
-int qc_apply_phases(struct qc_io *io, const struct qc_plan *p, enum qc_phase first,
+int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 		    enum qc_phase last, size_t *done)
 {
 	static unsigned long total; /* writes in this process, for the crash hook */
 	unsigned long crash = crash_after();
 	int cur = -1;
 	for (size_t i = 0; i < p->n; i++) {
-		const struct qc_write *w = &p->w[i];
+		struct qc_write *w = &p->w[i];
 		if (w->phase < first || w->phase > last)
 			continue;
 		if (cur >= 0 && (int)w->phase != cur) {
@@ -37,6 +37,7 @@ int qc_apply_phases(struct qc_io *io, const struct qc_plan *p, enum qc_phase fir
 		if (r < 0)
 			return r;
 		(*done)++;
+		w->applied = true;
 		if (crash && ++total >= crash)
 			_exit(QC_CRASH_EXIT);
 	}

@@ -28,7 +28,7 @@
  * order (call qc_plan_sort first), syncing at every phase change and at
  * the end.  *done counts successful writes.  Returns 0 or -errno.
  */
-int qc_apply_phases(struct qc_io *io, const struct qc_plan *p, enum qc_phase first,
+int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 		    enum qc_phase last, size_t *done);
 
 #endif

@@ -5,10 +5,12 @@
  * data cluster is 1 (always set with an external data file).  The target
  * refcount is the walk's computed count, which is what the refcount
  * repairs store.  Only bit 63 of an entry changes; an L2 entry that is
- * exactly COPIED with offset 0 (no data file) becomes 0.  Entries whose
+ * exactly COPIED with offset 0 (no data file) becomes 0, and COPIED is
+ * cleared on compressed entries (the spec forbids it there); an active L1
+ * entry with flags but offset 0 becomes 0.  Entries whose
  * pointer is doubtful (reserved bits, unaligned, past EOF, pointing at a
- * cluster owned by another structure) and compressed entries are left to
- * the check's report.  Setting the flag needs a complete walk (a missed
+ * cluster owned by another structure) are left to the check's report.
+ * Only the active tables are visited (snapshot tables are never written).  Setting the flag needs a complete walk (a missed
  * reference would let QEMU overwrite a shared cluster in place);
  * clearing it is always safe (it only costs a copy-on-write).
  */
@@ -42,6 +44,8 @@ static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, bool l1,
 				: (l1 ? "l1-copied-spurious" : "l2-copied-spurious");
 	if (!(e & ~QC_OFLAG_COPIED))
 		code = "l2-copied-no-offset";
+	else if (e & QC_OFLAG_COMPRESSED)
+		code = "compressed-copied";
 	if (want && !c->complete) {
 		if (!c->noted_set_left)
 			qc_plan_leave(c->p, code, at,
@@ -84,8 +88,16 @@ static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
 		uint64_t goff = (l1i << qc_l1_shift(img)) + (j << img->cluster_bits);
 		if (goff >= img->h.size)
 			break;
-		if (e & QC_OFLAG_COMPRESSED)
+		if (e & QC_OFLAG_COMPRESSED) {
+			/* never set on compressed entries (the spec): clearing it is exact */
+			if (e & QC_OFLAG_COPIED) {
+				r = fix_entry(c, at, e, false, false, goff, img->cluster_size,
+					      "compressed L2 entry");
+				if (r < 0)
+					return r;
+			}
 			continue;
+		}
 		uint64_t off;
 		if ((e & ~QC_OFLAG_COPIED) == 0) {
 			if (e && !img->data_file) {
@@ -130,6 +142,23 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	int r = seen ? 0 : -ENOMEM;
 	for (uint64_t i = 0; r == 0 && i < img->h.l1_size; i++) {
 		uint64_t e = img->l1[i], off;
+		if (e && !(e & QC_L1E_OFFSET_MASK)) {
+			/* flags but offset 0: no L2 can live at offset 0 (the header)
+			 * and QEMU reads the range as unallocated; 0 is exact */
+			uint8_t z[8] = { 0 };
+			uint64_t span = (uint64_t)1 << qc_l1_shift(img);
+			struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, img->h.l1_table_offset + i * 8,
+							 z, 8, "l1-entry-no-offset",
+							 "L1 entry %" PRIu64 " 0x%016" PRIx64 " -> 0 (flags without an L2 offset)",
+							 i, e);
+			if (!w) {
+				r = -ENOMEM;
+				break;
+			}
+			w->guest_offset = i * span;
+			w->guest_length = span;
+			continue;
+		}
 		if (!plain_pointer(img, e, QC_L1E_RESERVED_MASK, &off))
 			continue;
 		uint64_t cl = off >> img->cluster_bits;

@@ -18,7 +18,8 @@
 
 #include "../core/reader.h"
 
-#define HDR_LEN 104
+#define HDR_FIXED 40
+#define WIT_LEN 48
 #define REC_FIXED 56
 #define SHA_LEN 32
 #define TRAILER_LEN 48
@@ -41,6 +42,14 @@ static bool sha256(const void *data, size_t len, uint8_t out[SHA_LEN])
 	unsigned int n = 0;
 	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == SHA_LEN;
 }
+
+/* A parsed region (pointers into the journal buffer). */
+struct region {
+	uint32_t flags;
+	uint64_t offset;
+	uint32_t len, old_len;
+	const uint8_t *new_sha, *old;
+};
 
 /* A growable byte buffer for building the journal. */
 struct buf {
@@ -103,39 +112,78 @@ static int sync_dir_of(const char *path)
 	return r;
 }
 
-static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p, size_t hashed_len,
-		  char *err, size_t errlen)
+/* SHA-256 of image bytes [off, off+len), with the old bytes of the
+ * journal's regions put back over them when regions is not NULL. */
+static int hash_range(struct qc_io *io, uint64_t off, uint64_t len, const struct region *regions,
+		      uint32_t nregions, uint8_t out[SHA_LEN])
 {
-	uint8_t *hdr = buf_grow(b, HDR_LEN);
+	enum { CHUNK = 1 << 20 };
+	uint8_t *buf = malloc(CHUNK);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int r = (buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) ? 0 : -ENOMEM;
+	for (uint64_t at = off; r == 0 && at < off + len;) {
+		size_t n = off + len - at < CHUNK ? (size_t)(off + len - at) : CHUNK;
+		long long got = qc_io_read(io, buf, n, at);
+		if (got < 0) {
+			r = (int)got;
+			break;
+		}
+		for (uint32_t i = 0; regions && i < nregions; i++) {
+			const struct region *g = &regions[i];
+			uint64_t s0 = g->offset > at ? g->offset : at;
+			uint64_t e0 = g->offset + g->old_len < at + n ? g->offset + g->old_len : at + n;
+			if (s0 < e0)
+				memcpy(buf + (s0 - at), g->old + (s0 - g->offset), (size_t)(e0 - s0));
+		}
+		if (EVP_DigestUpdate(ctx, buf, n) != 1)
+			r = -EIO;
+		at += n;
+	}
+	unsigned int olen = 0;
+	if (r == 0 && (EVP_DigestFinal_ex(ctx, out, &olen) != 1 || olen != SHA_LEN))
+		r = -EIO;
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return r;
+}
+
+static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
+		  const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
+{
+	size_t hlen = HDR_FIXED + nwit * WIT_LEN;
+	uint8_t *hdr = buf_grow(b, hlen + SHA_LEN);
 	if (!hdr)
 		return false;
-	memset(hdr, 0, HDR_LEN);
+	memset(hdr, 0, hlen + SHA_LEN);
 	memcpy(hdr, QC_JOURNAL_MAGIC, 8);
 	qc_put_be32(hdr + 8, 1);
-	qc_put_be32(hdr + 12, (uint32_t)hashed_len);
+	qc_put_be32(hdr + 12, (uint32_t)nwit);
 	qc_put_be64(hdr + 16, io->size);
 	qc_put_be64(hdr + 24, p->end_after > io->size ? p->end_after : io->size);
 	qc_put_be32(hdr + 32, (uint32_t)p->n);
-	uint8_t *hc = malloc(hashed_len ? hashed_len : 1);
-	if (!hc) {
-		b->oom = true;
-		return false;
+	for (size_t k = 0; k < nwit; k++) {
+		uint8_t *w = hdr + HDR_FIXED + k * WIT_LEN;
+		uint64_t len = wit[k].length;
+		/* only bytes inside the old file bind */
+		if (wit[k].offset >= io->size)
+			len = 0;
+		else if (len > io->size - wit[k].offset)
+			len = io->size - wit[k].offset;
+		qc_put_be64(w, wit[k].offset);
+		qc_put_be64(w + 8, len);
+		if (hash_range(io, wit[k].offset, len, NULL, 0, w + 16) < 0) {
+			set_err(err, errlen, "cannot read the image at 0x%" PRIx64, wit[k].offset);
+			return false;
+		}
 	}
-	long long got = qc_io_read(io, hc, hashed_len, 0);
-	bool ok = got >= 0 && sha256(hc, hashed_len, hdr + 40);
-	free(hc);
-	if (!ok) {
-		set_err(err, errlen, "cannot read the image header");
-		return false;
-	}
-	sha256(hdr, 72, hdr + 72);
+	sha256(hdr, hlen, hdr + hlen);
 	/* chain of checksums for the trailer */
 	uint8_t *chain = malloc((p->n + 1) * SHA_LEN);
 	if (!chain) {
 		b->oom = true;
 		return false;
 	}
-	memcpy(chain, hdr + 72, SHA_LEN);
+	memcpy(chain, b->p + hlen, SHA_LEN);
 	for (size_t i = 0; i < p->n; i++) {
 		const struct qc_write *w = &p->w[i];
 		uint64_t old_len = 0;
@@ -177,20 +225,20 @@ static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p, size
 }
 
 int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p,
-		     size_t hashed_len, char *err, size_t errlen)
+		     const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < p->n; i++) {
-		if (p->w[i].len > UINT32_MAX) {
+		if (p->w[i].len > QC_JOURNAL_MAX_REGION) {
 			set_err(err, errlen, "a planned write is too large for the journal");
 			return -EFBIG;
 		}
 	}
-	if (p->n > UINT32_MAX || hashed_len > UINT32_MAX) {
+	if (p->n > UINT32_MAX || nwit > QC_JOURNAL_MAX_WITNESSES) {
 		set_err(err, errlen, "plan too large for the journal");
 		return -EFBIG;
 	}
 	struct buf b = { 0 };
-	if (!build(&b, io, p, hashed_len, err, errlen)) {
+	if (!build(&b, io, p, wit, nwit, err, errlen)) {
 		if (b.oom)
 			set_err(err, errlen, "out of memory building the undo journal");
 		free(b.p);
@@ -219,20 +267,12 @@ int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p
 	return r;
 }
 
-/* A parsed region (pointers into the journal buffer). */
-struct region {
-	uint32_t flags;
-	uint64_t offset;
-	uint32_t len, old_len;
-	const uint8_t *new_sha, *old;
-};
-
 struct journal {
 	uint8_t *raw;
 	size_t rawlen;
-	uint32_t hashed_len, n;
+	uint32_t nwit, n;
 	uint64_t old_size, new_size;
-	const uint8_t *hdr_sha;
+	const uint8_t *wit;     /* nwit records of WIT_LEN bytes */
 	struct region *r;
 };
 
@@ -282,11 +322,14 @@ static int parse(struct journal *j, char *err, size_t errlen)
 	struct qc_view v = qc_view_make(j->raw, j->rawlen);
 	uint8_t sha[SHA_LEN];
 	uint32_t ver;
-	if (!qc_view_has(v, 0, HDR_LEN) || memcmp(j->raw, QC_JOURNAL_MAGIC, 8) != 0) {
+	if (!qc_view_has(v, 0, HDR_FIXED) || memcmp(j->raw, QC_JOURNAL_MAGIC, 8) != 0) {
 		set_err(err, errlen, "not a qcow2fsck undo journal (bad magic)");
 		return -EINVAL;
 	}
-	if (!sha256(j->raw, 72, sha) || memcmp(sha, j->raw + 72, SHA_LEN) != 0) {
+	qc_get_be32(v, 12, &j->nwit);
+	uint64_t hlen = HDR_FIXED + (uint64_t)j->nwit * WIT_LEN;
+	if (j->nwit > QC_JOURNAL_MAX_WITNESSES || !qc_view_has(v, 0, hlen + SHA_LEN) ||
+	    !sha256(j->raw, (size_t)hlen, sha) || memcmp(sha, j->raw + hlen, SHA_LEN) != 0) {
 		set_err(err, errlen, "damaged undo journal: header checksum mismatch");
 		return -EINVAL;
 	}
@@ -295,11 +338,10 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		set_err(err, errlen, "undo journal version %" PRIu32 " is not supported", ver);
 		return -EINVAL;
 	}
-	qc_get_be32(v, 12, &j->hashed_len);
 	qc_get_be64(v, 16, &j->old_size);
 	qc_get_be64(v, 24, &j->new_size);
 	qc_get_be32(v, 32, &j->n);
-	j->hdr_sha = j->raw + 40;
+	j->wit = j->raw + HDR_FIXED;
 	/* each region needs at least REC_FIXED + SHA_LEN bytes: bound n first */
 	if ((uint64_t)j->n > j->rawlen / (REC_FIXED + SHA_LEN)) {
 		set_err(err, errlen, "damaged undo journal: region count %" PRIu32 " too large", j->n);
@@ -312,8 +354,8 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		set_err(err, errlen, "out of memory reading the journal");
 		return -ENOMEM;
 	}
-	memcpy(chain, j->raw + 72, SHA_LEN);
-	uint64_t at = HDR_LEN;
+	memcpy(chain, j->raw + hlen, SHA_LEN);
+	uint64_t at = hlen + SHA_LEN;
 	for (uint32_t i = 0; i < j->n; i++) {
 		struct region *r = &j->r[i];
 		uint32_t magic;
@@ -321,8 +363,10 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		if (!qc_get_be32(v, at, &magic) || magic != REC_MAGIC ||
 		    !qc_get_be32(v, at + 4, &r->flags) || !qc_get_be64(v, at + 8, &r->offset) ||
 		    !qc_get_be32(v, at + 16, &r->len) || !qc_get_be32(v, at + 20, &r->old_len) ||
-		    r->old_len > r->len || !qc_add(REC_FIXED, r->old_len, &reclen) ||
-		    !qc_view_has(v, at, reclen + SHA_LEN) || r->offset > (UINT64_MAX >> 1)) {
+		    r->old_len > r->len || r->len > QC_JOURNAL_MAX_REGION ||
+		    r->offset > (UINT64_MAX >> 1) || r->offset + r->len > (j->new_size > j->old_size ? j->new_size : j->old_size) ||
+		    !qc_add(REC_FIXED, r->old_len, &reclen) ||
+		    !qc_view_has(v, at, reclen + SHA_LEN)) {
 			free(chain);
 			set_err(err, errlen, "damaged undo journal: region %" PRIu32 " is malformed or cut short", i);
 			return -EINVAL;
@@ -381,15 +425,12 @@ static int verify_image(struct journal *j, struct qc_io *io, char *err, size_t e
 			io->size, j->old_size, j->new_size);
 		return -ESTALE;
 	}
-	uint32_t maxlen = j->hashed_len;
+	uint32_t maxlen = 1;
 	for (uint32_t i = 0; i < j->n; i++)
 		if (j->r[i].len > maxlen)
 			maxlen = j->r[i].len;
-	uint8_t *buf = malloc(maxlen ? maxlen : 1);
-	uint8_t *hc = malloc(j->hashed_len ? j->hashed_len : 1);
-	if (!buf || !hc) {
-		free(buf);
-		free(hc);
+	uint8_t *buf = malloc(maxlen);
+	if (!buf) {
 		set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -406,32 +447,27 @@ static int verify_image(struct journal *j, struct qc_io *io, char *err, size_t e
 			r = -ESTALE;
 		}
 	}
-	if (r == 0) {
-		long long got = qc_io_read(io, hc, j->hashed_len, 0);
-		if (got < 0) {
-			r = (int)got;
-			set_err(err, errlen, "cannot read the image header");
-		}
-	}
-	if (r == 0) {
-		/* put the old bytes back over the header cluster, then compare */
-		for (uint32_t i = 0; i < j->n; i++) {
-			const struct region *g = &j->r[i];
-			if (g->offset >= j->hashed_len)
-				continue;
-			uint64_t n = g->old_len;
-			if (n > j->hashed_len - g->offset)
-				n = j->hashed_len - g->offset;
-			memcpy(hc + g->offset, g->old, (size_t)n);
-		}
+	free(buf);
+	/* the witness ranges (header cluster, tables), old bytes put back */
+	for (uint32_t k = 0; k < j->nwit && r == 0; k++) {
+		const uint8_t *w = j->wit + (size_t)k * WIT_LEN;
+		uint64_t off = qc_be64_at(w), len = qc_be64_at(w + 8);
 		uint8_t sha[SHA_LEN];
-		if (!sha256(hc, j->hashed_len, sha) || memcmp(sha, j->hdr_sha, SHA_LEN) != 0) {
-			set_err(err, errlen, "the image header does not match the one this journal was written for: refusing");
+		if (len > QC_JOURNAL_MAX_WITNESS || len > j->old_size || off > j->old_size - len) {
+			set_err(err, errlen, "damaged undo journal: witness range %" PRIu32 " is outside the image", k);
+			r = -EINVAL;
+			break;
+		}
+		int h = hash_range(io, off, len, j->r, j->n, sha);
+		if (h < 0) {
+			set_err(err, errlen, "cannot read the image: %s", strerror(-h));
+			r = h;
+		} else if (memcmp(sha, w + 16, SHA_LEN) != 0) {
+			set_err(err, errlen, "the image's bytes at 0x%" PRIx64 " (+%" PRIu64 "%s) differ from those of the image this journal belongs to: refusing an image it was not written for",
+				off, len, k == 0 ? ", the header cluster" : "");
 			r = -ESTALE;
 		}
 	}
-	free(buf);
-	free(hc);
 	return r;
 }
 

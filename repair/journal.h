@@ -5,10 +5,12 @@
  * `qcow2fsck undo` replays it to restore the image byte for byte.
  *
  * Format (all integers big-endian; SHA-256 through libcrypto EVP):
- *   header   "QCFSCKU1", u32 version=1, u32 hashed_len, u64 old_size,
- *            u64 new_size, u32 nregions, u32 0,
- *            sha256(image bytes [0, hashed_len) before the repair),
- *            sha256(the 72 bytes before)                       = 104 bytes
+ *   header   "QCFSCKU1", u32 version=1, u32 nwitness, u64 old_size,
+ *            u64 new_size, u32 nregions, u32 0                 = 40 bytes
+ *            nwitness x { u64 offset, u64 length, sha256(those image
+ *            bytes before the repair) }   (the header cluster, the old
+ *            reftable, the active L1: what identifies the image)
+ *            sha256(everything above)
  *   region   u32 "QCUR", u32 flags (1 = conditional write), u64 offset,
  *            u32 length, u32 old_length (bytes that lay inside the old
  *            file), sha256(new bytes), old bytes[old_length],
@@ -19,8 +21,8 @@
  * Binding: undo accepts an image only when (1) its length lies between the
  * old length and the length after the repair, (2) every region holds
  * either its old bytes or the new bytes of a write to that same range
- * (so an image stopped after any write k is recognised), and (3) its
- * header cluster, with the old bytes of the regions put back, hashes to
+ * (so an image stopped after any write k is recognised), and (3) every
+ * witness range, with the old bytes of the regions put back, hashes to
  * the recorded pre-repair hash.  A journal with any bad checksum, a short
  * tail or an unknown version is refused as damaged.
  */
@@ -35,15 +37,25 @@
 #include "plan.h"
 
 #define QC_JOURNAL_MAGIC "QCFSCKU1"
+#define QC_JOURNAL_MAX_WITNESSES 16
+/* Bounds undo trusts a journal with (a refcount table is at most 8 MiB,
+ * an L1 table 32 MiB): larger regions or witnesses mean a damaged file. */
+#define QC_JOURNAL_MAX_REGION (UINT64_C(16) << 20)
+#define QC_JOURNAL_MAX_WITNESS (UINT64_C(64) << 20)
+
+/* An image range whose pre-repair bytes bind the journal to the image. */
+struct qc_witness {
+	uint64_t offset, length;
+};
 
 /*
  * Write the journal of plan p for the image behind io (its current bytes
- * are the "old" bytes) to path, which must not exist yet.  hashed_len:
- * bytes of the header cluster that bind the journal to the image.
+ * are the "old" bytes) to path, which must not exist yet.  wit: ranges
+ * whose bytes bind the journal to the image (clipped to the file).
  * Returns 0, or -errno with a message in err.
  */
 int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p,
-		     size_t hashed_len, char *err, size_t errlen);
+		     const struct qc_witness *wit, size_t nwit, char *err, size_t errlen);
 
 /*
  * Verify the journal at path against the image behind io and, unless

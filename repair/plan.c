@@ -220,6 +220,7 @@ void qc_plan_json(struct qc_json *j, const struct qc_plan *p)
 		}
 		qc_json_str(j, "summary", w->summary);
 		qc_json_bool(j, "conditional", w->phase == QC_PH_FINAL);
+		qc_json_bool(j, "applied", w->applied);
 		qc_json_obj_end(j);
 	}
 	qc_json_arr_end(j);

@@ -40,6 +40,7 @@ struct qc_write {
 	uint64_t guest_offset;  /* QC_NO_OFFSET when no guest range is at stake */
 	uint64_t guest_length;
 	char summary[160];      /* "refcount of cluster 0x50000: 2 -> 1", ... */
+	bool applied;           /* set by qc_apply_phases once written */
 };
 
 /* A problem the plan does not fix, with the reason. */

@@ -232,14 +232,17 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 		/* first changed entry of the run */
 		while (qc_refblock_get(old, c->order, k0) == qc_refblock_get(neu, c->order, k0))
 			k0++, kn--;
+		uint64_t changed = 0;
+		for (uint64_t k = k0; k < k0 + kn; k++)
+			changed += qc_refblock_get(old, c->order, k) != qc_refblock_get(neu, c->order, k);
 		uint64_t cl = i * c->rb_entries + k0;
 		uint64_t s = qc_refblock_get(old, c->order, k0), t = qc_refblock_get(neu, c->order, k0);
 		const char *code = s > t ? (cl >= c->file_clusters ? "refcount-leak-past-eof"
 								  : "refcount-leak")
 				   : s == 0 ? "refcount-zero" : "refcount-too-low";
 		struct qc_write *w = qc_plan_add(c->p, QC_PH_INPLACE, off + b, neu + b, e - b, code,
-			"refcount of cluster %" PRIu64 " (0x%" PRIx64 "): %" PRIu64 " -> %" PRIu64 "%s",
-			cl, cl << img->cluster_bits, s, t, kn > 1 ? " (and following entries in this run)" : "");
+			"refcount of cluster %" PRIu64 " (0x%" PRIx64 "): %" PRIu64 " -> %" PRIu64 " (%" PRIu64 " entr%s changed in this write)",
+			cl, cl << img->cluster_bits, s, t, changed, changed == 1 ? "y" : "ies");
 		if (!w) {
 			free(old);
 			free(neu);

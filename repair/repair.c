@@ -35,12 +35,13 @@ static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
 	}
 	static const char *const prefixes[] = {
 		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
-		"header-dirty", NULL,
+		"header-dirty", "l1-entry-no-offset", NULL,
 	};
 	for (size_t i = 0; prefixes[i]; i++)
 		if (!strncmp(code, prefixes[i], strlen(prefixes[i])))
 			return !strstr(code, "reference-past-eof");
-	return strstr(code, "copied") != NULL && strncmp(code, "compressed-", 11) != 0;
+	/* wrong COPIED flags (compressed-copied too: the data is still claimed) */
+	return strstr(code, "copied") != NULL;
 }
 
 bool qc_repair_walk_complete(const struct qc_image *img, const char **why)
@@ -77,7 +78,13 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 		return 0;
 	uint64_t inc = qc_be64_at(img->header_cluster + 72);
 	uint64_t after = inc;
-	if (inc & QC_INCOMPAT_DIRTY) {
+	const char *why = NULL;
+	bool complete = qc_repair_walk_complete(img, &why);
+	if ((inc & QC_INCOMPAT_DIRTY) && !complete) {
+		qc_plan_leave(p, "header-dirty", 72,
+			      "the dirty bit stays: the refcounts cannot be verified while the walk misses references (%s); QEMU will run its own repair when it opens the image for writing",
+			      why);
+	} else if (inc & QC_INCOMPAT_DIRTY) {
 		if (o->leaks_only || refcounts_left) {
 			qc_plan_leave(p, "header-dirty", 72,
 				      "the dirty bit stays: the refcounts could not all be verified or repaired%s",
@@ -104,7 +111,7 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 	return 0;
 }
 
-static bool plan_mentions(const struct qc_plan *p, const char *code)
+static bool planned(const struct qc_plan *p, const char *code)
 {
 	for (size_t i = 0; i < p->n; i++)
 		if (p->w[i].code && !strcmp(p->w[i].code, code))
@@ -115,28 +122,37 @@ static bool plan_mentions(const struct qc_plan *p, const char *code)
 	return false;
 }
 
-/*
- * The plan's contract (repair.h): what it does not fix is listed in "left"
- * with the reason.  The planners fix refcount, reftable/refblock, COPIED
- * and header-bit problems; every other corruption the check reported, and
- * that no planner wrote or left, is listed here, once per code.
- */
-static void leave_unplanned(const struct qc_image *img, struct qc_plan *p)
+/* Every reported code no planner wrote or left: say why it stays. */
+static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 {
 	const struct qc_problems *ps = &img->problems;
+	bool rebuild = false;
+	for (size_t i = 0; i < p->n; i++)
+		rebuild |= p->w[i].phase == QC_PH_SWITCH;
 	for (int c = 0; c < QC_P_COUNT; c++) {
-		const struct qc_problem_info *pi = &qc_problem_table[c];
-		if (!ps->per_code[c] || pi->severity != QC_SEV_CORRUPTION ||
-		    harmless_for_counts(img, (enum qc_code)c) || plan_mentions(p, pi->code))
+		const char *code = qc_problem_table[c].code;
+		if (!ps->per_code[c] || planned(p, code))
+			continue;
+		/* a rebuild replaces the whole refcount structure */
+		if (rebuild && (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9) ||
+				!strncmp(code, "header-reftable-", 16) || c == QC_P_OVERLAP_METADATA))
+			continue;
+		/* the COPIED planner fixes these by re-walking the active tables */
+		if (strstr(code, "-copied-") && (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3)))
 			continue;
 		uint64_t off = QC_NO_OFFSET;
-		for (size_t i = 0; i < ps->n; i++)
-			if (ps->v[i].code == (enum qc_code)c) {
+		for (size_t i = 0; i < ps->n && off == QC_NO_OFFSET; i++)
+			if ((int)ps->v[i].code == c)
 				off = ps->v[i].loc.offset;
-				break;
-			}
-		qc_plan_leave(p, pi->code, off, "no repair in this version: %" PRIu64 " occurrence(s) stay",
-			      ps->per_code[c]);
+		const char *why;
+		if (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3) || !strncmp(code, "overlap-", 8) ||
+		    !strncmp(code, "compressed-", 11))
+			why = "a pointer whose target is doubtful: dropping or redirecting it would be a guess";
+		else if (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9))
+			why = "refcounts cannot be fixed safely while other problems remain (see above)";
+		else
+			why = "not repaired by this version (table and snapshot repairs are not implemented)";
+		qc_plan_leave(p, code, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c], why);
 	}
 }
 
@@ -151,7 +167,7 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	if (r == 0)
 		r = qc_plan_header_bits(img, o, p, left);
 	if (r == 0)
-		leave_unplanned(img, p);
+		leave_the_rest(img, p);
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;

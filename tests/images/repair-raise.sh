@@ -41,6 +41,9 @@ cp "$P" "$I"
 python3 "$HERE/../poke.py" "$I" header.incompatible_features '|1'
 python3 "$HERE/../poke.py" "$I" "refcount[$d]" +1
 qemu_repair_all "$I" dirty
+t_name "dirty: qemu-img check -r all fixes the refcount and clears the bit too (measured on 7.2)"
+[ "$QRRC" = 0 ] && [ "$(python3 "$HERE/../poke.py" "$QIMG" header.incompatible_features)" = 0x0 ] &&
+	t_ok || t_fail "qemu-img exit $QRRC"
 repair_case dirty "$I" "$T/ref" header-dirty
 run_repair "$I" --undo-file="$T/undo.dirty2"
 t_name "dirty: the bit is clear after repair"

@@ -75,6 +75,22 @@ no_code() {
 	json_codes | grep -qx "$1" && t_fail "$1 reported" || t_ok
 }
 
+# Other geometries: v2, extended L2, 512-byte and 2 MiB clusters; qemu-img
+# snapshots and savevm states (small and large) together must check clean.
+for o in compat=0.10 extended_l2=on cluster_size=512 cluster_size=2M "compat=0.10,cluster_size=4096"; do
+	G="$T/geo.qcow2"
+	rm -f "$G"
+	mk "$G" 64M "$o"
+	fill "$G"
+	snap "$G" q1
+	savevm "$G" s1 s2
+	MACHINE=pc MEM=32 savevm "$G" big
+	t_name "four snapshots in $o"
+	[ "$($POKE "$G" header.nb_snapshots)" = 0x4 ] && t_ok || t_fail "nb_snapshots $($POKE "$G" header.nb_snapshots)"
+	expect_clean "$G" "$o"
+	expect_same_verdict_as_qemu "$G"
+done
+
 # --- sizes (decidable without the walk) -----------------------------------------
 # 1 TiB of vm_state with l1_size 2 (§2.6, reproduced "No errors" in QEMU).
 # The 32-bit field is set to 0 as QEMU writes it for sizes > 4 GiB, so only the reach is wrong.

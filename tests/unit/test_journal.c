@@ -26,6 +26,8 @@
 #define HDR_LEN 4096
 
 static uint8_t orig[IMG_LEN];
+/* the "header cluster" and a "table" the repair does not write */
+static const struct qc_witness wit[2] = { { 0, HDR_LEN }, { 20000, 5000 } };
 static char dir[64];
 static char jpath[128];
 
@@ -91,7 +93,7 @@ static void crash_after_every_write(void **state)
 		struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
 		assert_non_null(io);
 		unlink(jpath);
-		assert_int_equal(qc_journal_write(jpath, io, &p, HDR_LEN, err, sizeof(err)), 0);
+		assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
 		size_t done = 0;
 		io->fail_after_writes = k;
 		int r = qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_FINAL, &done);
@@ -115,7 +117,7 @@ static void crash_after_every_write(void **state)
 	/* partial phases: stop before the conditional write, then undo */
 	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
 	unlink(jpath);
-	assert_int_equal(qc_journal_write(jpath, io, &p, HDR_LEN, err, sizeof(err)), 0);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
 	size_t done = 0;
 	assert_int_equal(qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_HEADER, &done), 0);
 	assert_int_equal(done, qc_plan_unconditional(&p));
@@ -133,7 +135,7 @@ static void dry_run_writes_nothing(void **state)
 	char err[256];
 	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
 	unlink(jpath);
-	assert_int_equal(qc_journal_write(jpath, io, &p, HDR_LEN, err, sizeof(err)), 0);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
 	size_t done = 0;
 	assert_int_equal(qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_FINAL, &done), 0);
 	size_t len;
@@ -158,7 +160,7 @@ static void refuses_foreign_image(void **state)
 	char err[256];
 	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
 	unlink(jpath);
-	assert_int_equal(qc_journal_write(jpath, io, &p, HDR_LEN, err, sizeof(err)), 0);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
 	qc_io_close(io);
 
 	/* header byte outside every region differs */
@@ -169,6 +171,13 @@ static void refuses_foreign_image(void **state)
 	assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -ESTALE);
 	size_t len;
 	assert_memory_equal(qc_io_memory_bytes(io, &len), other, IMG_LEN);
+	qc_io_close(io);
+
+	/* a byte of the second witness range differs */
+	memcpy(other, orig, IMG_LEN);
+	other[24000] ^= 1;
+	io = qc_io_open_memory(other, IMG_LEN, true);
+	assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -ESTALE);
 	qc_io_close(io);
 
 	/* a region holds bytes that are neither old nor new */
@@ -194,7 +203,7 @@ static void refuses_damaged_journal(void **state)
 	char err[256];
 	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
 	unlink(jpath);
-	assert_int_equal(qc_journal_write(jpath, io, &p, HDR_LEN, err, sizeof(err)), 0);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
 	FILE *f = fopen(jpath, "rb");
 	fseek(f, 0, SEEK_END);
 	long jlen = ftell(f);
@@ -231,8 +240,8 @@ static void never_overwrites_journal(void **state)
 	char err[256];
 	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
 	unlink(jpath);
-	assert_int_equal(qc_journal_write(jpath, io, &p, HDR_LEN, err, sizeof(err)), 0);
-	assert_int_equal(qc_journal_write(jpath, io, &p, HDR_LEN, err, sizeof(err)), -EEXIST);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), -EEXIST);
 	/* the default path skips existing journals */
 	char img[128], *d1, *d2;
 	snprintf(img, sizeof(img), "%s/img", dir);

@@ -1,0 +1,105 @@
+#!/bin/sh
+# repair-crash.sh - crash safety of the apply: a repair that touches every
+# phase (new refcount structures past EOF, the header switch, in-place
+# COPIED fixes, the dirty bit, the conditional corrupt-bit write) is
+# stopped right after write k, for every k, by the test hook
+# QCOW2FSCK_TEST_CRASH_AFTER=k (repair/apply.h: exit 99, no sync, no
+# rollback).  Each time, `undo` restores the damaged image byte for byte.
+# A completed repair re-checks clean.  Also: undo refuses a foreign image
+# and a damaged journal, and a failed apply is rolled back.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../factory.sh"
+. "$(dirname "$0")/../repair-lib.sh"
+
+P=$T/pristine.qcow2
+mk "$P" 16M
+fill "$P"
+snap "$P" s1
+qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
+guest_save "$P" "$T/ref"
+D=$T/damaged.qcow2
+cp "$P" "$D"
+python3 "$HERE/../poke.py" "$D" 'reftable[0]' '|1'
+python3 "$HERE/../poke.py" "$D" 'l2[0][48]' '^0x8000000000000000'
+python3 "$HERE/../poke.py" "$D" header.incompatible_features '|3'
+ds=$(sha "$D")
+run_repair "$D" --dry-run
+n=$(rjson 'len(r["plan"])')
+t_name "the plan has writes in every phase"
+[ "$(rjson 'sorted({w["phase"] for w in r["plan"]})')" = "['final', 'header', 'in-place', 'new-structures', 'switch']" ] &&
+	t_ok || t_fail "phases $(rjson '[w["phase"] for w in r["plan"]]')"
+k=1
+while [ "$k" -le "$n" ]; do
+	I=$T/crash.qcow2
+	cp "$D" "$I"
+	rm -f "$T/undo.crash"
+	QCOW2FSCK_TEST_CRASH_AFTER=$k "$QC" repair --undo-file="$T/undo.crash" "$I" >/dev/null 2>&1
+	rc=$?
+	t_name "crash after write $k of $n: exit 99, then undo restores the damaged image"
+	if [ "$rc" = 99 ] && "$QC" undo "$T/undo.crash" "$I" >/dev/null 2>"$T/u.err" && [ "$(sha "$I")" = "$ds" ]; then
+		t_ok
+	else
+		t_fail "exit $rc; undo: $(cat "$T/u.err")"
+	fi
+	k=$((k + 1))
+done
+
+I=$T/full.qcow2
+cp "$D" "$I"
+run_repair "$I" --undo-file="$T/undo.full"
+t_name "the completed repair: exit 0, every write applied"
+[ "$RRC" = 0 ] && [ "$(rjson 'len(r["plan"])')" = "$n" ] && t_ok || t_fail "exit $RRC"
+expect_clean "$I" "completed repair"
+expect_qemu "$I" 0 "(completed repair)"
+guest_same "$I" "$T/ref" "completed repair"
+t_name "both header bits are clear"
+[ "$(python3 "$HERE/../poke.py" "$I" header.incompatible_features)" = 0x0 ] && t_ok || t_fail "bits left"
+
+# undo refuses an image it was not written for (the pristine image, and a
+# repaired image whose header changed since), and leaves it alone.
+cp "$P" "$T/other.qcow2"
+os=$(sha "$T/other.qcow2")
+"$QC" undo "$T/undo.full" "$T/other.qcow2" >/dev/null 2>"$T/u.err"
+rc=$?
+t_name "undo refuses a foreign image (exit 1, clear message, image unchanged)"
+if [ "$rc" = 1 ] && [ "$(sha "$T/other.qcow2")" = "$os" ] && grep -q "not written for" "$T/u.err"; then
+	t_ok; else t_fail "exit $rc: $(cat "$T/u.err")"; fi
+cp "$I" "$T/changed.qcow2"
+python3 "$HERE/../poke.py" "$T/changed.qcow2" header.l1_size +1
+cs=$(sha "$T/changed.qcow2")
+"$QC" undo "$T/undo.full" "$T/changed.qcow2" >/dev/null 2>"$T/u.err"
+rc=$?
+t_name "undo refuses the repaired image once its header changed"
+[ "$rc" = 1 ] && [ "$(sha "$T/changed.qcow2")" = "$cs" ] && t_ok || t_fail "exit $rc"
+
+# undo refuses a damaged journal.
+cp "$T/undo.full" "$T/undo.bad"
+python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2]^=1; open(p,"wb").write(b)' "$T/undo.bad"
+rs=$(sha "$I")
+"$QC" undo "$T/undo.bad" "$I" >/dev/null 2>"$T/u.err"
+rc=$?
+t_name "undo refuses a damaged journal (exit 1, image unchanged)"
+if [ "$rc" = 1 ] && [ "$(sha "$I")" = "$rs" ] && grep -q "damaged undo journal" "$T/u.err"; then
+	t_ok; else t_fail "exit $rc: $(cat "$T/u.err")"; fi
+head -c 200 "$T/undo.full" >"$T/undo.short"
+"$QC" undo "$T/undo.short" "$I" >/dev/null 2>"$T/u.err"
+rc=$?
+t_name "undo refuses a truncated journal"
+[ "$rc" = 1 ] && [ "$(sha "$I")" = "$rs" ] && t_ok || t_fail "$(cat "$T/u.err")"
+
+# undo --dry-run writes nothing; then the real undo.
+"$QC" undo --dry-run "$T/undo.full" "$I" >/dev/null 2>&1
+rc=$?
+t_name "undo --dry-run writes nothing"
+[ "$rc" = 0 ] && [ "$(sha "$I")" = "$rs" ] && t_ok || t_fail "changed"
+"$QC" undo "$T/undo.full" "$I" >/dev/null 2>&1
+t_name "undo of the completed repair restores the damaged image"
+[ "$(sha "$I")" = "$ds" ] && t_ok || t_fail "differs"
+
+# An existing journal is never overwritten: repair refuses to start.
+echo keep >"$T/undo.exists"
+"$QC" repair --undo-file="$T/undo.exists" "$I" >/dev/null 2>"$T/u.err"
+rc=$?
+t_name "repair with an existing --undo-file: exit 1, nothing written, journal kept"
+[ "$rc" = 1 ] && [ "$(sha "$I")" = "$ds" ] && [ "$(cat "$T/undo.exists")" = keep ] && t_ok || t_fail "exit $rc"
+t_done
