@@ -155,10 +155,33 @@ static void check_tail(struct qc_image *img, const struct bm_entry *e, uint64_t 
 	free(buf);
 }
 
+/* Does [off, off+len) touch a cluster another bitmap's table already owns? */
+static bool table_taken(const struct qc_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t last;
+	if (!len || !qc_add(off, len - 1, &last))
+		return false;
+	last >>= img->cluster_bits;
+	for (uint64_t c = off >> img->cluster_bits; c <= last && c < img->cmap.nclusters; c++)
+		if (qc_cm_owner(&img->cmap, c) == QC_OWN_BITMAP_TABLE)
+			return true;
+	return false;
+}
+
 static void check_table(struct qc_image *img, const struct bm_entry *e)
 {
 	uint64_t len = (uint64_t)e->table_size * 8;
 	struct qc_loc loc = QC_LOC(e->off);
+	/* A table over another bitmap's table is reported and not scanned
+	 * again: 65535 directory entries naming one 8 MiB table would cost
+	 * 65535 scans of it (SECURITY.md, T9). */
+	if (table_taken(img, e->table_offset, len)) {
+		loc.other = qc_owner_name(QC_OWN_BITMAP_TABLE);
+		qc_report(&img->problems, QC_P_OVERLAP_METADATA, loc, 1,
+			  "bitmap table at 0x%llx overlaps another bitmap's table; not scanned again",
+			  (unsigned long long)e->table_offset);
+		return;
+	}
 	if (!qc_claim(img, e->table_offset, len, QC_OWN_BITMAP_TABLE, 1, loc))
 		return;
 	/* len <= 8 MiB (table_size * cluster <= 512 MiB was checked); a table

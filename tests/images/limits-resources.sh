@@ -123,6 +123,37 @@ with open(img, "r+b") as f:
 PY
 bounded "2^20 refcount table entries naming one refblock" "$T/rb.qcow2" "2"
 
+# 65535 persistent bitmaps (distinct names) whose directory entries all
+# name one 400 KiB bitmap table: names are checked by sorting, not pairwise
+# (29 s before), and the shared table is scanned once (bitmaps.c).
+qemu-img create -q -f qcow2 -o cluster_size=512 "$T/bm.qcow2" 100G
+qemu-img bitmap --add -g 512 "$T/bm.qcow2" b
+python3 - "$T/bm.qcow2" 65535 <<'PY'
+import os, struct, sys
+img, n = sys.argv[1], int(sys.argv[2])
+with open(img, "r+b") as f:
+    d = f.read(65536)
+    pos = struct.unpack(">I", d[100:104])[0]
+    while True:  # find the bitmaps extension
+        t, l = struct.unpack(">II", d[pos:pos + 8])
+        if t == 0x23852875:
+            ext = pos + 8
+            break
+        pos += 8 + ((l + 7) & ~7)
+    doff = struct.unpack(">Q", d[ext + 16:ext + 24])[0]
+    f.seek(doff); ent = f.read(24)
+    out = bytearray()
+    for i in range(n):
+        e = bytearray(ent); name = b"b%06d" % i
+        struct.pack_into(">HI", e, 18, len(name), 0)
+        e += name + bytes((-(24 + len(name))) % 8)
+        out += e
+    end = (os.path.getsize(img) + 511) & ~511
+    f.seek(end); f.write(out)
+    f.seek(ext); f.write(struct.pack(">IIQQ", n, 0, len(out), end))
+PY
+bounded "65535 bitmaps sharing one table" "$T/bm.qcow2" "2"
+
 # Compression bombs (T9): a compressed cluster whose stream would inflate to
 # 64 MiB, appended to the file and pointed at by the first L2 entry with the
 # largest descriptor (16 sectors for 4 KiB clusters).  --deep inflates at
