@@ -25,6 +25,16 @@ int qc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool qc_parse_output(const char *v, enum qc_output *out);
 /* Parse a size with an optional K/M/G/T suffix; false if invalid. */
 bool qc_parse_size(const char *v, size_t *out);
+struct qc_io;
+struct qc_image;
+struct qc_options;
+/*
+ * Open IMAGE (read-only unless writable) and run the check on it.  On
+ * failure prints one line on stderr and returns 1 (the exit code) with
+ * nothing left open; on success returns 0 with *io and *img set.
+ */
+int qc_cli_open_checked(const char *path, bool writable, const struct qc_options *o,
+			struct qc_io **io, struct qc_image **img);
 /* Default memory cap: half of physical memory. */
 size_t qc_default_mem_cap(void);
 

@@ -50,17 +50,9 @@ int qc_cmd_check(int argc, char **argv)
 		return qc_usage_error("check: expected exactly one IMAGE");
 	const char *path = argv[optind];
 	struct qc_io *io;
-	int r = qc_io_open_file(path, false, &io);
-	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s': %s\n", path, strerror(-r));
-		return 1;
-	}
 	struct qc_image *img;
-	if (qc_check_run(io, &o, &img) < 0) {
-		fprintf(stderr, "qcow2fsck: out of memory\n");
-		qc_io_close(io);
+	if (qc_cli_open_checked(path, false, &o, &io, &img))
 		return 1;
-	}
 	int code = qc_check_exit_code(img);
 	if (!quiet) {
 		if (out == QC_OUT_JSON)

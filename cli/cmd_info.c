@@ -280,18 +280,11 @@ int qc_cmd_info(int argc, char **argv)
 	if (optind != argc - 1)
 		return qc_usage_error("info: expected exactly one IMAGE");
 	const char *path = argv[optind];
-	struct qc_io *io;
-	int r = qc_io_open_file(path, false, &io);
-	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s': %s\n", path, strerror(-r));
-		return 1;
-	}
 	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
+	struct qc_io *io;
 	struct qc_image *img;
-	if (qc_check_run(io, &o, &img) < 0) {
-		qc_io_close(io);
+	if (qc_cli_open_checked(path, false, &o, &io, &img))
 		return 1;
-	}
 	int code = 0;
 	if (!img->is_qcow2) {
 		fprintf(stderr, "qcow2fsck: '%s' is not a qcow2 image qcow2fsck supports\n", path);

@@ -100,24 +100,15 @@ int qc_cmd_repair(int argc, char **argv)
 	FILE *msg = out == QC_OUT_JSON ? stderr : stdout;
 
 	struct qc_io *io;
-	int r = qc_io_open_file(path, !dry_run, &io);
-	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s'%s: %s\n", path,
-			dry_run ? "" : " for writing", strerror(-r));
-		return 1;
-	}
 	struct qc_image *img = NULL, *after = NULL;
+	if (qc_cli_open_checked(path, !dry_run, &o, &io, &img))
+		return 1;
 	struct qc_plan plan;
 	char *journal = NULL;
 	char err[512] = "";
-	int code;
+	int r, code;
 	struct repair_json rj = { .plan = &plan, .dry_run = dry_run, .salvaged = -1 };
 	qc_plan_init(&plan, io->size);
-	if (qc_check_run(io, &o, &img) < 0) {
-		fprintf(stderr, "qcow2fsck: out of memory\n");
-		code = 1;
-		goto done;
-	}
 	rj.initial_code = qc_check_exit_code(img);
 	if (img->aborted || img->problems.unsupported || !img->is_qcow2) {
 		if (out == QC_OUT_JSON)

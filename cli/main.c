@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "../core/problems.h"
+#include "../checker/check.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -83,6 +84,24 @@ bool qc_parse_size(const char *v, size_t *out)
 		return false;
 	*out = (size_t)(n << shift);
 	return true;
+}
+
+int qc_cli_open_checked(const char *path, bool writable, const struct qc_options *o,
+			struct qc_io **io, struct qc_image **img)
+{
+	int r = qc_io_open_file(path, writable, io);
+	if (r < 0) {
+		fprintf(stderr, "qcow2fsck: cannot open '%s'%s: %s\n", path,
+			writable ? " for writing" : "", strerror(-r));
+		return 1;
+	}
+	if (qc_check_run(*io, o, img) < 0) {
+		fprintf(stderr, "qcow2fsck: out of memory\n");
+		qc_io_close(*io);
+		*io = NULL;
+		return 1;
+	}
+	return 0;
 }
 
 size_t qc_default_mem_cap(void)

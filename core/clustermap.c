@@ -299,26 +299,12 @@ uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum
 		uint64_t room = PAGE_SIZE_E - (c & (PAGE_SIZE_E - 1));
 		if (room > n - done)
 			room = n - done;
-		/* check the whole segment first (vectorizable), then write it */
-		unsigned bad = 0;
-		for (uint64_t i = 0; i < room; i++) {
-			unsigned e = s[i], own = e & 0xf;
-			bad |= (unsigned)(own != QC_OWN_FREE && own != (unsigned)o) |
-			       (unsigned)((e >> CNT_SHIFT) + nref > CNT_INLINE_MAX);
+		for (uint64_t i = 0; i < room; i++, s++) {
+			unsigned e = *s, own = e & 0xf, cnt = e >> CNT_SHIFT;
+			if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt + nref > CNT_INLINE_MAX)
+				return done + i; /* another owner or a big count: slow path */
+			*s = (uint16_t)(((cnt + nref) << CNT_SHIFT) | (e & 0x30u) | flags | (unsigned)o);
 		}
-		if (bad) {
-			/* another owner or a big count: the slow path decides */
-			for (uint64_t i = 0; i < room; i++, s++) {
-				unsigned e = *s, own = e & 0xf, cnt = e >> CNT_SHIFT;
-				if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt + nref > CNT_INLINE_MAX)
-					return done + i;
-				*s = (uint16_t)(((cnt + nref) << CNT_SHIFT) | (e & 0x30u) | flags | (unsigned)o);
-			}
-		}
-		uint16_t add = (uint16_t)(nref << CNT_SHIFT);
-		uint16_t set = (uint16_t)(flags | (unsigned)o);
-		for (uint64_t i = 0; i < room; i++)
-			s[i] = (uint16_t)((s[i] + add) | set);
 		done += room;
 	}
 	return done;

@@ -82,6 +82,9 @@ static bool entry_claimed(const struct qc_image *img, uint64_t i)
 	return img->refblock_usable && img->refblock_usable[i];
 }
 
+/* Overflowing clusters listed one by one in the plan; the rest are counted. */
+#define MAX_OVERFLOW_NOTES 20
+
 struct ctx {
 	struct qc_image *img;
 	const struct qc_repair_opts *o;
@@ -96,6 +99,7 @@ struct ctx {
 	uint64_t rebuild_at;
 	bool left;             /* some refcount problem stays */
 	bool left_lower_noted, left_raise_noted;
+	uint64_t overflows;    /* overflowing clusters seen (notes are capped) */
 	uint64_t *claims;      /* old-structure claims per cluster, rebuild only (sparse) */
 };
 
@@ -187,7 +191,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 		if (s == t)
 			continue;
 		if (t > img->refcount_max) {
-			if (emit)
+			if (emit && c->overflows++ < MAX_OVERFLOW_NOTES)
 				qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
 					      "cluster has %" PRIu64 " references but %u-bit refcounts hold at most %" PRIu64 "; widen them first (qemu-img amend -o refcount_bits=%u)",
 					      t, img->refcount_bits, img->refcount_max,
@@ -420,7 +424,8 @@ static int plan_rebuild(struct ctx *c)
 			else
 				t = new_count(&r, cl);
 			if (t > img->refcount_max) {
-				qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
+				if (c->overflows++ < MAX_OVERFLOW_NOTES)
+					qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
 					      "cluster has %" PRIu64 " references; %u-bit refcounts hold at most %" PRIu64 ": stored as the maximum (widen with qemu-img amend -o refcount_bits=)",
 					      t, img->refcount_bits, img->refcount_max);
 				c->left = true;
@@ -516,6 +521,9 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 				return r;
 		}
 	}
+	if (c.overflows > MAX_OVERFLOW_NOTES)
+		qc_plan_leave(p, "refcount-overflow", QC_NO_OFFSET,
+			      "%" PRIu64 " more overflowing cluster(s) not listed", c.overflows - MAX_OVERFLOW_NOTES);
 	*refcounts_left = c.left;
 	return p->oom ? -ENOMEM : 0;
 }

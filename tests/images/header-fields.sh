@@ -39,6 +39,16 @@ grep -q 'bit 5 "dirty bit"' "$T/out" && [ $rc = 63 ] && t_ok || t_fail "exit $rc
 t_name "qemu-img names it too"
 qemu-img check "$T/named.qcow2" 2>&1 | grep -q "dirty bit" && t_ok || t_fail "qemu-img message differs"
 
+# info: the header of an image with an unknown feature is shown (bit named
+# from the table) with exit 63; a file that is not qcow2 gives 63 and no report.
+t_name "info names the unknown bit and exits 63"
+"$QC" info --output=json "$T/named.qcow2" >"$T/info.json" 2>/dev/null; rc=$?
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); f=j["incompatible-features"]; assert any(x["bit"]==5 and x["name"]=="dirty bit" and not x["known"] for x in f), f' "$T/info.json" &&
+	[ $rc = 63 ] && t_ok || t_fail "exit $rc"
+t_name "info on a non-qcow2 file exits 63"
+"$QC" info "$T/magic.qcow2" >/dev/null 2>&1; rc=$?
+[ $rc = 63 ] && t_ok || t_fail "exit $rc"
+
 # Header faults QEMU refuses at open (§1.11): exit 2 here, 1 there.
 case_ cb8 good header.cluster_bits 8 header-cluster-bits-invalid 2 corruption 1
 case_ cb22 good header.cluster_bits 22 header-cluster-bits-invalid 2 corruption 1
