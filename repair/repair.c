@@ -19,9 +19,39 @@
  * reference from the walk: with only these (and leaks and warnings) in
  * the report, every reference was counted.
  */
+/*
+ * Are all l1-entry-reserved findings on active L1 entries that also have
+ * no L2 offset?  Such an entry hides no reference (there is no L2 to
+ * follow) and the COPIED planner zeroes it (l1-entry-no-offset), so it
+ * must not hold back the refcount rebuild: otherwise a second repair
+ * would do what the first one left (found by fuzz/fuzz_repair.c).
+ */
+static bool reserved_only_on_dropped(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->per_code[QC_P_L1_ENTRY_RESERVED] > QC_MAX_RECORDS_PER_CODE ||
+	    ps->per_code[QC_P_L1_ENTRY_NO_OFFSET] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].code != QC_P_L1_ENTRY_RESERVED)
+			continue;
+		if (ps->v[i].loc.snapshot >= 0)
+			return false;
+		bool dropped = false;
+		for (size_t j = 0; j < ps->n && !dropped; j++)
+			dropped = ps->v[j].code == QC_P_L1_ENTRY_NO_OFFSET && ps->v[j].loc.snapshot < 0 &&
+				  ps->v[j].loc.offset == ps->v[i].loc.offset;
+		if (!dropped)
+			return false;
+	}
+	return true;
+}
+
 static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
 {
 	const char *code = qc_problem_table[c].code;
+	if (c == QC_P_L1_ENTRY_RESERVED)
+		return reserved_only_on_dropped(img);
 	if (c == QC_P_OVERLAP_METADATA) {
 		/* two reftable entries naming one refblock: a rebuild fixes it;
 		 * any other overlap leaves a doubt about which pointer is wrong */
@@ -136,6 +166,10 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 		/* a rebuild replaces the whole refcount structure */
 		if (rebuild && (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9) ||
 				!strncmp(code, "header-reftable-", 16) || c == QC_P_OVERLAP_METADATA))
+			continue;
+		/* reserved bits on entries the COPIED planner zeroes */
+		if (c == QC_P_L1_ENTRY_RESERVED && planned(p, "l1-entry-no-offset") &&
+		    reserved_only_on_dropped(img))
 			continue;
 		/* the COPIED planner fixes these by re-walking the active tables */
 		if (strstr(code, "-copied-") && (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3)))
