@@ -105,3 +105,14 @@ entry_off() {
 	python3 -c 'import sys; print(int(sys.argv[1], 16) & 0x00fffffffffffe00)' \
 		"$(python3 "$HERE/../poke.py" "$1" "$2")"
 }
+
+# pristine IMG [-c 'qemu-io command']...: the usual repair fixture: 16 MiB
+# with data (fill), snapshot s1, then 64 KiB at 3 MiB (plus any extra
+# qemu-io commands) written in the active layer only.
+pristine() {
+	_p=$1; shift
+	mk "$_p" 16M
+	fill "$_p"
+	snap "$_p" s1
+	qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$@" "$_p" >/dev/null
+}

@@ -10,10 +10,7 @@
 . "$(dirname "$0")/../repair-lib.sh"
 
 P=$T/pristine.qcow2
-mk "$P" 16M
-fill "$P"
-snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
+pristine "$P"
 guest_save "$P" "$T/ref"
 
 # Corrupt bit alone: cleared.

@@ -10,10 +10,7 @@
 # P: data in the snapshot and in the active layer (written after the
 # snapshot, so the active L2 was copied and its new clusters are exclusive).
 P=$T/pristine.qcow2
-mk "$P" 16M
-fill "$P"
-snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
+pristine "$P"
 guest_save "$P" "$T/ref"
 
 C=0x8000000000000000

@@ -11,10 +11,7 @@
 # An image with data in the active layer and in a snapshot; 0x66 written
 # after the snapshot lives in a cluster only the active L2 references.
 P=$T/pristine.qcow2
-mk "$P" 16M
-fill "$P"
-snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
+pristine "$P"
 
 # A: orphan the 0x66 cluster (active L2 entry 48 of L1 entry 0 -> 0).
 I=$T/orphan.qcow2

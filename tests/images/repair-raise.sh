@@ -11,10 +11,7 @@
 . "$(dirname "$0")/../repair-lib.sh"
 
 P=$T/pristine.qcow2
-mk "$P" 16M
-fill "$P"
-snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' -c 'write -P 0x77 9M 64k' "$P" >/dev/null
+pristine "$P" -c 'write -P 0x77 9M 64k'
 guest_save "$P" "$T/ref"
 
 case_poke() { # LABEL CODE FIELD VALUE
