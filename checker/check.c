@@ -34,6 +34,11 @@ bool qc_past_eof(const struct qc_image *img, uint64_t off, uint64_t len)
 		return true;
 	if (end <= img->file_size)
 		return false;
+	/* A structure none of whose bytes is in the file is not tolerated
+	 * either: a repair appends new metadata right there, and would adopt
+	 * the dangling pointer (found by fuzzing the repair target). */
+	if (off >= img->file_size)
+		return true;
 	return end - img->file_size >= img->cluster_size;
 }
 

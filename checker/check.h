@@ -28,7 +28,8 @@ void qc_abort(struct qc_image *img, const char *fmt, ...) __attribute__((format(
 /*
  * True when [off, off+len) reaches past the end of the file by a whole
  * cluster or more (QEMU's rule: up to one cluster of overhang is tolerated,
- * because the last compressed cluster may end past EOF).
+ * because the last compressed cluster may end past EOF), or starts at or
+ * past the end of the file (stricter than QEMU: nothing of it is stored).
  */
 bool qc_past_eof(const struct qc_image *img, uint64_t off, uint64_t len);
 

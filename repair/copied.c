@@ -86,8 +86,6 @@ static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
 		uint64_t at = l2off + j * img->l2_entry_size;
 		uint64_t e = qc_be64_at(buf + j * img->l2_entry_size);
 		uint64_t goff = (l1i << qc_l1_shift(img)) + (j << img->cluster_bits);
-		if (goff >= img->h.size)
-			break;
 		if (e & QC_OFLAG_COMPRESSED) {
 			/* never set on compressed entries (the spec): clearing it is exact */
 			if (e & QC_OFLAG_COPIED) {
