@@ -72,7 +72,8 @@ static bool plain_pointer(const struct qc_image *img, uint64_t e, uint64_t reser
 	*off = e & QC_L2E_OFFSET_MASK;
 	if (!*off || (e & reserved) || (*off & (img->cluster_size - 1)))
 		return false;
-	return !qc_past_eof(img, *off, img->cluster_size);
+	/* with an external data file the offset is in that file, not this one */
+	return img->data_file || !qc_past_eof(img, *off, img->cluster_size);
 }
 
 static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
