@@ -116,3 +116,14 @@ pristine() {
 	snap "$_p" s1
 	qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$@" "$_p" >/dev/null
 }
+
+# case_poke LABEL CODE FIELD VALUE: copy the fixture $P, poke one field, record
+# what qemu-img check -r all does to a copy, then run the full repair case
+# against the guest content saved in $T/ref.
+case_poke() {
+	I=$T/$1.qcow2
+	cp "$P" "$I"
+	python3 "$HERE/../poke.py" "$I" "$3" "$4"
+	qemu_repair_all "$I" "$1"
+	repair_case "$1" "$I" "$T/ref" "$2"
+}

@@ -14,14 +14,6 @@ P=$T/pristine.qcow2
 pristine "$P" -c 'write -P 0x77 9M 64k'
 guest_save "$P" "$T/ref"
 
-case_poke() { # LABEL CODE FIELD VALUE
-	I=$T/$1.qcow2
-	cp "$P" "$I"
-	python3 "$HERE/../poke.py" "$I" "$3" "$4"
-	qemu_repair_all "$I" "$1"
-	repair_case "$1" "$I" "$T/ref" "$2"
-}
-
 # refcount 0 of a referenced data cluster, and one too low (shared with the
 # snapshot): both raised in place inside the sane refblock, no rebuild.
 d=$(( $(entry_off "$P" 'l2[0][0]') >> 16 ))

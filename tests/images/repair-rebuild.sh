@@ -14,14 +14,6 @@ P=$T/pristine.qcow2
 pristine "$P" -c 'write -P 0x77 9M 64k'
 guest_save "$P" "$T/ref"
 
-case_poke() { # LABEL CODE FIELD VALUE
-	I=$T/$1.qcow2
-	cp "$P" "$I"
-	python3 "$HERE/../poke.py" "$I" "$3" "$4"
-	qemu_repair_all "$I" "$1"
-	repair_case "$1" "$I" "$T/ref" "$2"
-}
-
 case_poke reserved reftable-entry-reserved 'reftable[0]' '|1'
 t_name "reserved: qemu-img -r all fails on it (2.7 B: overlap check, exit 1) - recorded"
 echo "qemu-img -r all on a reftable entry with a reserved bit: exit $QRRC"
