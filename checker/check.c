@@ -68,6 +68,75 @@ static bool compatible(enum qc_owner a, enum qc_owner b)
 	return false;
 }
 
+static void note_contested(struct qc_image *img, uint64_t cluster)
+{
+	if (img->ncontested == img->contested_cap) {
+		size_t ncap = img->contested_cap ? img->contested_cap * 2 : 16;
+		uint64_t *n = ncap <= QC_MAX_CONTESTED ? realloc(img->contested, ncap * sizeof(*n)) : NULL;
+		if (!n) {
+			img->contested_overflow = true;
+			return;
+		}
+		img->contested = n;
+		img->contested_cap = ncap;
+	}
+	img->contested[img->ncontested++] = cluster;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sort and deduplicate the contested clusters (once, after the passes). */
+static void settle_contested(struct qc_image *img)
+{
+	if (img->ncontested < 2)
+		return;
+	qsort(img->contested, img->ncontested, sizeof(uint64_t), cmp_u64);
+	size_t k = 1;
+	for (size_t i = 1; i < img->ncontested; i++)
+		if (img->contested[i] != img->contested[k - 1])
+			img->contested[k++] = img->contested[i];
+	img->ncontested = k;
+}
+
+void qc_note_contested(struct qc_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+	if (!len || !img->geometry_ok || !qc_add(off, len - 1, &end)) {
+		img->contested_overflow |= len && img->geometry_ok;
+		return;
+	}
+	for (uint64_t c = off >> img->cluster_bits; c <= end >> img->cluster_bits; c++) {
+		if (img->contested_overflow)
+			return;
+		note_contested(img, c);
+	}
+}
+
+bool qc_contested(const struct qc_image *img, uint64_t off, uint64_t len)
+{
+	if (!len || !img->geometry_ok)
+		return false;
+	if (img->contested_overflow)
+		return true;
+	uint64_t end;
+	if (!qc_add(off, len - 1, &end))
+		return true;
+	uint64_t first = off >> img->cluster_bits, last = end >> img->cluster_bits;
+	size_t lo = 0, hi = img->ncontested;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (img->contested[mid] < first)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < img->ncontested && img->contested[lo] <= last;
+}
+
 static void report_overlap(struct qc_image *img, uint64_t cluster, enum qc_owner prev,
 			   enum qc_owner o, struct qc_loc loc)
 {
@@ -78,6 +147,7 @@ static void report_overlap(struct qc_image *img, uint64_t cluster, enum qc_owner
 		code = QC_P_OVERLAP_DATA_METADATA;
 	else
 		code = QC_P_OVERLAP_METADATA;
+	note_contested(img, cluster);
 	loc.other = qc_owner_name(prev);
 	uint64_t host = cluster << img->cluster_bits;
 	if (loc.guest_offset != QC_NO_OFFSET)
@@ -174,6 +244,7 @@ int qc_check_run(struct qc_io *io, const struct qc_options *opt, struct qc_image
 	img->file_size = io->size;
 	qc_problems_init(&img->problems);
 	run_passes(img);
+	settle_contested(img);
 	*out = img;
 	return 0;
 }
@@ -184,6 +255,7 @@ void qc_image_free(struct qc_image *img)
 		return;
 	qc_problems_free(&img->problems);
 	qc_cm_free(&img->cmap);
+	free(img->contested);
 	free(img->header_cluster);
 	free(img->ext.features);
 	free(img->l1);

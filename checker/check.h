@@ -45,6 +45,16 @@ bool qc_past_eof(const struct qc_image *img, uint64_t off, uint64_t len);
 bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o, uint64_t nref,
 	      struct qc_loc loc);
 
+/*
+ * Contested clusters: those two structures claim that may not share them.
+ * qc_claim() notes every cluster it reports an overlap on; a pass that
+ * reports an overlap itself notes the range with qc_note_contested().
+ * qc_contested() (valid once the check has ended) says whether any
+ * cluster of [off, off+len) is contested; true when the list overflowed.
+ */
+void qc_note_contested(struct qc_image *img, uint64_t off, uint64_t len);
+bool qc_contested(const struct qc_image *img, uint64_t off, uint64_t len);
+
 /* Read len bytes of metadata at off into a new buffer (all inside the file
  * or NULL with *err = -EIO, or other -errno).  len is checked against the
  * memory cap. */

@@ -173,6 +173,15 @@ struct qc_image {
 	size_t ncompressed, compressed_cap;
 
 	struct qc_clustermap cmap;
+	/* Host clusters claimed by two structures that may not share them
+	 * (every overlap-* finding), sorted and deduplicated once the check
+	 * ends.  Past QC_MAX_CONTESTED the list stops growing and
+	 * contested_overflow says it is incomplete.  The repair never edits a
+	 * table in place inside such a cluster: the write would change the
+	 * other structure too. */
+	uint64_t *contested;
+	size_t ncontested, contested_cap;
+	bool contested_overflow;
 	/* refcounts.c: clusters whose active-COPIED flags (tables.c) disagree
 	 * with their computed count; copied.c's prefilter, valid if scanned */
 	uint64_t copied_suspects;
@@ -181,6 +190,8 @@ struct qc_image {
 	bool aborted;            /* check could not complete: exit 1 */
 	char abort_reason[256];
 };
+
+#define QC_MAX_CONTESTED 65536
 
 /* Size of one L1 entry's guest span, log2. */
 static inline unsigned qc_l1_shift(const struct qc_image *img)

@@ -9,8 +9,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../checker/check.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 
@@ -141,11 +143,18 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 	return 0;
 }
 
-static bool planned(const struct qc_plan *p, const char *code)
+static bool planned_write(const struct qc_plan *p, const char *code)
 {
 	for (size_t i = 0; i < p->n; i++)
 		if (p->w[i].code && !strcmp(p->w[i].code, code))
 			return true;
+	return false;
+}
+
+static bool planned(const struct qc_plan *p, const char *code)
+{
+	if (planned_write(p, code))
+		return true;
 	for (size_t i = 0; i < p->nleft; i++)
 		if (p->left[i].code && !strcmp(p->left[i].code, code))
 			return true;
@@ -168,18 +177,17 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 				!strncmp(code, "header-reftable-", 16) || c == QC_P_OVERLAP_METADATA))
 			continue;
 		/* reserved bits on entries the COPIED planner zeroes */
-		if (c == QC_P_L1_ENTRY_RESERVED && planned(p, "l1-entry-no-offset") &&
+		if (c == QC_P_L1_ENTRY_RESERVED && planned_write(p, "l1-entry-no-offset") &&
 		    reserved_only_on_dropped(img))
-			continue;
-		/* the COPIED planner fixes these by re-walking the active tables */
-		if (strstr(code, "-copied-") && (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3)))
 			continue;
 		uint64_t off = QC_NO_OFFSET;
 		for (size_t i = 0; i < ps->n && off == QC_NO_OFFSET; i++)
 			if ((int)ps->v[i].code == c)
 				off = ps->v[i].loc.offset;
 		const char *why;
-		if (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3) || !strncmp(code, "overlap-", 8) ||
+		if (strstr(code, "copied"))
+			why = "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster";
+		else if (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3) || !strncmp(code, "overlap-", 8) ||
 		    !strncmp(code, "compressed-", 11))
 			why = "a pointer whose target is doubtful: dropping or redirecting it would be a guess";
 		else if (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9))
@@ -188,6 +196,46 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 			why = "not repaired by this version (table and snapshot repairs are not implemented)";
 		qc_plan_leave(p, code, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c], why);
 	}
+}
+
+/*
+ * Drop every in-place edit that lands in a contested cluster (one two
+ * structures claim, see check.h): the bytes belong to both, so the edit
+ * would also change the other structure (found by fuzz/fuzz_repair.c: an
+ * active L1 table at offset 0 had its entry 9 zeroed, which zeroed the
+ * header's incompatible features and turned the external data file off).
+ * Which pointer is wrong is a guess, so the edit is listed as left.
+ */
+static void refuse_contested(const struct qc_image *img, struct qc_plan *p)
+{
+	struct refused { const char *code; uint64_t at, n; } refused[16];
+	size_t nref = 0, k = 0;
+	bool overflow = false;
+	for (size_t i = 0; i < p->n; i++) {
+		struct qc_write *w = &p->w[i];
+		if (w->phase != QC_PH_INPLACE || !qc_contested(img, w->offset, w->len)) {
+			p->w[k++] = *w;
+			continue;
+		}
+		size_t j = 0;
+		while (j < nref && strcmp(refused[j].code, w->code))
+			j++;
+		if (j == nref && nref < sizeof(refused) / sizeof(refused[0]))
+			refused[nref++] = (struct refused){ w->code, w->offset, 0 };
+		if (j < nref)
+			refused[j].n++;
+		else
+			overflow = true;
+		free(w->data);
+	}
+	p->n = k;
+	for (size_t j = 0; j < nref; j++)
+		qc_plan_leave(p, refused[j].code, refused[j].at,
+			      "%" PRIu64 " edit(s) not written: the bytes lie in a cluster two structures claim (see the overlap-* findings), so each edit would change both",
+			      refused[j].n);
+	if (overflow)
+		qc_plan_leave(p, "overlap-metadata", QC_NO_OFFSET,
+			      "more edits not written: they lie in clusters two structures claim");
 }
 
 int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
@@ -200,8 +248,10 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		r = qc_plan_copied(img, o, p);
 	if (r == 0)
 		r = qc_plan_header_bits(img, o, p, left);
-	if (r == 0)
+	if (r == 0) {
+		refuse_contested(img, p);
 		leave_the_rest(img, p);
+	}
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;

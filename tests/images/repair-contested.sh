@@ -1,0 +1,138 @@
+#!/bin/sh
+# repair-contested.sh - a table that shares its cluster with another
+# structure is never edited in place: the bytes belong to both, so any
+# edit would also change the other one (found by fuzz/fuzz_repair.c, run
+# R5: an active L1 table at offset 0 had its entry 9 zeroed, which zeroed
+# the header's incompatible features).  Also: every COPIED problem the
+# planner could not reach is listed in the plan's "left" with a reason.
+#
+# Each case: the check reports the overlap and the problem inside the
+# shared cluster; the repair plans no write into that cluster, lists the
+# problem as left, leaves the shared bytes and the guest content as they
+# were, and undo restores the file byte for byte.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../factory.sh"
+. "$(dirname "$0")/../repair-lib.sh"
+
+C=0x8000000000000000
+
+# bytes IMG OFF LEN: sha256 of a byte range.
+bytes() { python3 -c 'import hashlib,sys; f=open(sys.argv[1],"rb"); f.seek(int(sys.argv[2])); print(hashlib.sha256(f.read(int(sys.argv[3]))).hexdigest())' "$@"; }
+
+# contested_case LABEL IMG CLUSTER_OFF REFDIR CODE OVERLAP: the assertions above.
+# CODE is the problem inside the shared cluster; OVERLAP the overlap code;
+# REFDIR the guest content saved from the damaged image, or - when QEMU
+# cannot read the damaged image (then the file is compared as a whole).
+contested_case() {
+	_l=$1 _i=$2 _off=$3 _ref=$4 _code=$5 _ov=$6
+	run_check "$_i"
+	t_name "$_l: check reports $_ov and $_code (exit 2)"
+	_c=$(json_codes)
+	if [ "$RC" = 2 ] && printf '%s\n' "$_c" | grep -qx "$_ov" && printf '%s\n' "$_c" | grep -qx "$_code"; then
+		t_ok; else t_fail "exit $RC, codes $(printf '%s' "$_c" | tr '\n' ' ')"; fi
+	_d=$(sha "$_i")
+	_b=$(bytes "$_i" "$_off" 65536)
+	qemu_repair_all "$_i" "$_l"
+	run_repair "$_i" --undo-file="$T/undo.$_l"
+	t_name "$_l: no planned write lands in the shared cluster at $_off"
+	_in=$(rjson "[p['offset'] for p in r['plan'] if p['offset'] < $_off + 65536 and p['offset'] + p['length'] > $_off]")
+	[ "$_in" = "[]" ] && t_ok || t_fail "writes at $_in"
+	t_name "$_l: $_code is listed as left, with a reason"
+	[ "$(rjson "any(l['code'] == '$_code' and l['reason'] for l in r['left'])")" = True ] &&
+		t_ok || t_fail "left: $(rjson "[l['code'] for l in r['left']]")"
+	t_name "$_l: repair does not claim success (exit 1 or 2)"
+	[ "$RRC" = 1 ] || [ "$RRC" = 2 ] && t_ok || t_fail "exit $RRC"
+	t_name "$_l: the shared cluster is unchanged"
+	[ "$(bytes "$_i" "$_off" 65536)" = "$_b" ] && t_ok || t_fail "changed"
+	[ "$_ref" = - ] || guest_same "$_i" "$_ref" "$_l"
+	t_name "$_l: undo (when anything was written) restores the damaged image byte for byte"
+	if [ ! -e "$T/undo.$_l" ]; then
+		[ "$(sha "$_i")" = "$_d" ] && t_ok || t_fail "image changed without an undo file"
+	elif "$QC" undo "$T/undo.$_l" "$_i" >/dev/null 2>"$T/undo.err" && [ "$(sha "$_i")" = "$_d" ]; then
+		t_ok
+	else
+		t_fail "undo: $(cat "$T/undo.err")"
+	fi
+	t_name "$_l: a second repair plans the same (nothing new appears)"
+	cp "$_i" "$T/again.qcow2"
+	run_repair "$T/again.qcow2" --dry-run
+	_p1=$(rjson "sorted(p['code'] for p in r['plan'])")
+	"$QC" repair --dry-run --output=json "$_i" >"$T/dry2.json" 2>/dev/null
+	[ "$_p1" = "$(python3 -c 'import json,sys; print(sorted(p["code"] for p in json.load(open(sys.argv[1]))["plan"]))' "$T/dry2.json")" ] &&
+		t_ok || t_fail "plans differ"
+}
+
+# 1. The active L1 table moved onto the header (l1_table_offset 0) of a
+# lazy_refcounts image: L1 entry 10 is the compatible-features field
+# (value 1: flags without an L2 offset).  Zeroing that "entry" would turn
+# lazy refcounts off.  qemu-img check (2.1) reports reserved bits and a
+# reference past EOF, never that the L1 is the header.
+I=$T/l1-on-header.qcow2
+mk "$I" 16G lazy_refcounts=on
+qemu-io -f qcow2 -c 'write -P 0x11 0 1M' "$I" >/dev/null
+$POKE "$I" header.l1_table_offset 0
+# QEMU cannot read this guest (L1 entry 0 is the magic: an L2 past EOF).
+contested_case l1-on-header "$I" 0 - l1-entry-no-offset overlap-metadata
+t_name "l1-on-header: the compatible features field keeps lazy_refcounts"
+[ "$($POKE "$I" header.compatible_features)" = 0x1 ] && t_ok || t_fail "$($POKE "$I" header.compatible_features)"
+t_name "l1-on-header: the plan says the edits were not written because the cluster is shared"
+[ "$(rjson "any(l['code'] == 'l1-entry-no-offset' and 'two structures claim' in l['reason'] for l in r['left'])")" = True ] &&
+	t_ok || t_fail "$(rjson "r['left']")"
+
+# 2. A data pointer in the second active L2 table aimed at the first L2
+# table (which the walk claimed first, as an L2 table): that cluster is now
+# also "guest data" of guest 512M+320K.  An entry of the first table that
+# is COPIED with offset 0 is cleared in a plain image (repair-flags.sh);
+# here clearing bit 63 would also change that guest data.  qemu-img check
+# -r all clears COPIED on the pointer and on the L1 entry and exits 0.
+P=$T/two-l2.qcow2
+mk "$P" 1G
+qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 512M 64k' "$P" >/dev/null
+l2a=$(entry_off "$P" 'l1[0]')
+at=$((l2a + 7 * 8))
+I=$T/plain.qcow2
+cp "$P" "$I"
+$POKE "$I" 'l2[0][7]' "$C"
+run_repair "$I" --dry-run
+t_name "two-l2 control: without the second pointer the entry at $at is cleared"
+[ "$(rjson "[(p['code'], p['offset']) for p in r['plan']]")" = "[('l2-copied-no-offset', $at)]" ] &&
+	t_ok || t_fail "$(rjson "r['plan']")"
+I=$T/data-on-l2.qcow2
+cp "$P" "$I"
+$POKE "$I" 'l2[0][7]' "$C"
+$POKE "$I" 'l2[1][5]' "$l2a"
+$POKE "$I" 'l2[1][5]' "|$C"
+guest_save "$I" "$T/ref-l2"
+contested_case data-on-l2 "$I" "$l2a" "$T/ref-l2" l2-copied-no-offset overlap-data-metadata
+t_name "data-on-l2: the plan says the edit was not written because the cluster is shared"
+[ "$(rjson "any(l['code'] == 'l2-copied-no-offset' and 'two structures claim' in l['reason'] for l in r['left'])")" = True ] &&
+	t_ok || t_fail "$(rjson "r['left']")"
+
+# 3. A refcount table entry naming the active L2 table (refblock and L2
+# share a cluster) while an L2 entry carries a spurious COPIED flag: the
+# COPIED planner does not edit a table another structure owns, and says so.
+P=$T/pristine.qcow2
+pristine "$P"
+I=$T/refblock-on-l2.qcow2
+cp "$P" "$I"
+l2a=$(entry_off "$P" 'l1[0]')
+$POKE "$I" 'l2[0][0]' "|$C"
+$POKE "$I" 'reftable[1]' "$l2a"
+guest_save "$I" "$T/ref-rb"
+contested_case refblock-on-l2 "$I" "$l2a" "$T/ref-rb" l2-copied-spurious overlap-metadata
+
+# 4. The snapshot's L1 table pointer aimed at the active L2 table.
+I=$T/snapl1-on-l2.qcow2
+cp "$P" "$I"
+$POKE "$I" 'l2[0][0]' "|$C"
+$POKE "$I" 'snapshot[0].l1_table_offset' "$l2a"
+raw "$I" "$T/active-only.raw"
+mkdir -p "$T/ref-sn" && mv "$T/active-only.raw" "$T/ref-sn/active.raw"
+run_repair "$I" --dry-run
+t_name "snapl1-on-l2: COPIED problems in the active L2 are listed as left"
+[ "$(rjson "{'l2-copied-spurious', 'l1-copied-spurious'} <= {l['code'] for l in r['left']}")" = True ] &&
+	t_ok || t_fail "$(rjson "[l['code'] for l in r['left']]")"
+t_name "snapl1-on-l2: no planned write lands in the active L2 table"
+[ "$(rjson "[p['offset'] for p in r['plan'] if $l2a <= p['offset'] < $l2a + 65536]")" = "[]" ] && t_ok || t_fail "writes"
+
+t_done
