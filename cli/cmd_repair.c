@@ -121,6 +121,11 @@ int qc_cmd_repair(int argc, char **argv)
 		goto done;
 	}
 	r = qc_repair_plan(img, &ro, &plan);
+	if (r == -ENOTRECOVERABLE) {
+		fprintf(stderr, "qcow2fsck: repair: nothing changed: two planned writes overlap (a bug in qcow2fsck; please report it with the image's metadata)\n");
+		code = 1;
+		goto done;
+	}
 	if (r < 0) {
 		fprintf(stderr, "qcow2fsck: repair: planning failed: %s\n", strerror(-r));
 		code = 1;

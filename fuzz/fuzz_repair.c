@@ -2,6 +2,7 @@
  * fuzz_repair.c - fuzz target "repair": the repair engine (repair/) on a
  * writable in-memory image, asserting its contract (DESIGN.md "Repair"),
  * not only the absence of crashes:
+ *   0. no two planned writes overlap (qc_plan_conflict());
  *   1. a repair that leaves nothing unfixed (no "left" entry) and applies
  *      cleanly must re-check clean (exit 0);
  *   2. a second repair of the repaired image must plan nothing;
@@ -12,6 +13,7 @@
  * $TMPDIR) unique to the process, removed after every input.  A violated
  * invariant calls abort(), which every engine reports as a crash.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +60,13 @@ static bool plan(struct qc_io *io, struct qc_image **imgp, struct qc_plan *p)
 	*imgp = check(io);
 	if (!*imgp || (*imgp)->aborted || (*imgp)->problems.unsupported || !(*imgp)->is_qcow2)
 		return false;
-	return qc_repair_plan(*imgp, &ro, p) == 0 && !p->oom;
+	int r = qc_repair_plan(*imgp, &ro, p);
+	/* 0: planned writes never overlap (one structure's edit landing in another) */
+	if (r == -ENOTRECOVERABLE) {
+		fprintf(stderr, "fuzz_repair: two planned writes overlap\n");
+		abort();
+	}
+	return r == 0 && !p->oom;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -154,6 +154,49 @@ void qc_plan_sort(struct qc_plan *p)
 	}
 }
 
+struct span {
+	uint64_t off, end;
+	enum qc_phase ph;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The header flag writes (dirty, then the conditional corrupt bit) rewrite
+ * the same field on purpose, in two phases; nothing else may overlap. */
+static bool may_overlap(enum qc_phase a, enum qc_phase b)
+{
+	return (a == QC_PH_HEADER || a == QC_PH_FINAL) && (b == QC_PH_HEADER || b == QC_PH_FINAL);
+}
+
+int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
+{
+	if (p->n < 2)
+		return 0;
+	struct span *v = malloc(p->n * sizeof(*v));
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < p->n; i++)
+		v[i] = (struct span){ p->w[i].offset, p->w[i].offset + p->w[i].len, p->w[i].phase };
+	qsort(v, p->n, sizeof(*v), cmp_span);
+	/* the write reaching furthest so far: any later start before its end overlaps */
+	size_t far = 0;
+	int found = 0;
+	for (size_t i = 1; i < p->n && !found; i++) {
+		if (v[i].off < v[far].end && !may_overlap(v[i].ph, v[far].ph)) {
+			*at = v[i].off;
+			found = 1;
+		}
+		if (v[i].end > v[far].end)
+			far = i;
+	}
+	free(v);
+	return found;
+}
+
 size_t qc_plan_unconditional(const struct qc_plan *p)
 {
 	size_t n = 0;

@@ -86,6 +86,14 @@ void qc_plan_leave(struct qc_plan *p, const char *code, uint64_t off, const char
 
 /* Stable sort by phase (planners may add in any order). */
 void qc_plan_sort(struct qc_plan *p);
+/*
+ * 1 when two planned writes overlap (other than the header flag writes of
+ * phases HEADER and FINAL, which rewrite the same field on purpose), with
+ * *at = the later one's offset; 0 when none do; -1 on OOM.  Planners edit
+ * disjoint structures, so an overlap is a planner bug: a write on behalf
+ * of one structure landing in another.
+ */
+int qc_plan_conflict(const struct qc_plan *p, uint64_t *at);
 /* Number of writes in phases < QC_PH_FINAL. */
 size_t qc_plan_unconditional(const struct qc_plan *p);
 

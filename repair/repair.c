@@ -255,5 +255,11 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
+	uint64_t at;
+	int c = r == 0 ? qc_plan_conflict(p, &at) : 0;
+	if (c < 0)
+		r = -ENOMEM;
+	else if (c > 0)
+		r = -ENOTRECOVERABLE;
 	return r;
 }

@@ -6,7 +6,7 @@
  * writes in every phase; for every k, stopping the apply after write k
  * (qc_io fail_after_writes) and undoing restores the damaged bytes; the
  * complete repair re-checks clean and a second plan is empty; a clean
- * image gets an empty plan.  Run from the repository root (make unit).
+ * image gets an empty plan; overlapping planned writes are detected.  Run from the repository root (make unit).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -211,6 +211,36 @@ static int setup(void **state)
 	return 0;
 }
 
+/* qc_plan_conflict(): overlapping writes are a planner bug, except the
+ * header flag field rewritten by the HEADER and FINAL phases. */
+static void plan_conflicts(void **state)
+{
+	(void)state;
+	uint8_t b[16] = { 0 };
+	uint64_t at = 0;
+	struct qc_plan p;
+	qc_plan_init(&p, 1 << 20);
+	assert_int_equal(qc_plan_conflict(&p, &at), 0);
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x10000, b, 8, "t", "a"));
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x10008, b, 8, "t", "adjacent, not overlapping"));
+	assert_non_null(qc_plan_add(&p, QC_PH_HEADER, 72, b, 8, "t", "dirty"));
+	assert_non_null(qc_plan_add(&p, QC_PH_FINAL, 72, b, 8, "t", "corrupt"));
+	assert_int_equal(qc_plan_conflict(&p, &at), 0);
+	/* an L1 "entry" on the header: the in-place write meets the flag writes */
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 72, b, 8, "t", "L1 entry 9 on the header"));
+	assert_int_equal(qc_plan_conflict(&p, &at), 1);
+	assert_int_equal(at, 72);
+	qc_plan_free(&p);
+	/* a long write covering a later short one, found past an unrelated one */
+	qc_plan_init(&p, 1 << 20);
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20000, b, 16, "t", "long"));
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20004, b, 2, "t", "inside"));
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x10000, b, 2, "t", "before"));
+	assert_int_equal(qc_plan_conflict(&p, &at), 1);
+	assert_int_equal(at, 0x20004);
+	qc_plan_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +248,7 @@ int main(void)
 		cmocka_unit_test(complete_repair_rechecks_clean),
 		cmocka_unit_test(leak_lowered_in_place_nothing_else_written),
 		cmocka_unit_test(leaks_only_and_clean),
+		cmocka_unit_test(plan_conflicts),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
