@@ -152,7 +152,7 @@ static void check_tail(struct qc_image *img, const struct bm_entry *e, uint64_t 
 		REP(img, QC_P_BITMAP_TAIL_BITS, data_off, e,
 		    "bits past the end of the disk are set in the last data cluster 0x%llx",
 		    data_off);
-	free(buf);
+	qc_free_meta(img, buf, img->cluster_size);
 }
 
 /* Does [off, off+len) touch a cluster another bitmap's table already owns? */
@@ -187,18 +187,12 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 		return;
 	/* len <= 8 MiB (table_size * cluster <= 512 MiB was checked); a table
 	 * ending less than a cluster past EOF reads as zeros, as in QEMU */
-	if (img->opt.mem_cap && len > img->opt.mem_cap) {
-		qc_abort(img, "a bitmap table exceeds the memory cap");
+	uint8_t *t = qc_budget_alloc(img, len, "a bitmap table");
+	if (!t)
 		return;
-	}
-	uint8_t *t = malloc((size_t)len);
-	if (!t) {
-		qc_abort(img, "out of memory reading a bitmap table");
-		return;
-	}
 	if (qc_io_read(img->io, t, (size_t)len, e->table_offset) < 0) {
 		qc_abort(img, "cannot read a bitmap table");
-		free(t);
+		qc_budget_free(img, t, len);
 		return;
 	}
 	uint64_t need = e->granularity >= BME_MIN_GRANULARITY &&
@@ -235,7 +229,7 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 		if (i + 1 == need)
 			check_tail(img, e, off);
 	}
-	free(t);
+	qc_budget_free(img, t, len);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -256,11 +250,9 @@ static void check_names(struct qc_image *img, struct bm_entry *es, size_t n)
 {
 	if (n < 2)
 		return;
-	struct bm_entry **v = malloc(n * sizeof(*v));
-	if (!v) {
-		qc_abort(img, "out of memory checking bitmap names");
+	struct bm_entry **v = qc_budget_alloc(img, n * sizeof(*v), "the bitmap name index");
+	if (!v)
 		return;
-	}
 	for (size_t i = 0; i < n; i++)
 		v[i] = &es[i];
 	qsort(v, n, sizeof(*v), cmp_name);
@@ -273,7 +265,7 @@ static void check_names(struct qc_image *img, struct bm_entry *es, size_t n)
 		else
 			first = i;
 	}
-	free(v);
+	qc_budget_free(img, v, n * sizeof(*v));
 }
 
 /*
@@ -287,11 +279,9 @@ static void walk_dir(struct qc_image *img, const uint8_t *dir, uint64_t size)
 	struct qc_view v = qc_view_make(dir, (size_t)size);
 	/* at most size / 24 entries fit, and at most nb_bitmaps are wanted */
 	size_t cap = (size_t)(size / DIR_ENTRY_FIXED);
-	struct bm_entry *es = calloc(cap ? cap : 1, sizeof(*es));
-	if (!es) {
-		qc_abort(img, "out of memory reading the bitmap directory");
+	struct bm_entry *es = qc_budget_alloc(img, cap * sizeof(*es), "the bitmap directory entries");
+	if (!es)
 		return;
-	}
 	size_t n = 0;
 	uint64_t pos = 0;
 	bool broken = false;
@@ -336,7 +326,7 @@ static void walk_dir(struct qc_image *img, const uint8_t *dir, uint64_t size)
 	for (size_t i = 0; i < n && !img->aborted; i++)
 		if (es[i].table_ok)
 			check_table(img, &es[i]);
-	free(es);
+	qc_budget_free(img, es, cap * sizeof(*es));
 }
 
 void qc_pass_bitmaps(struct qc_image *img)
@@ -353,21 +343,15 @@ void qc_pass_bitmaps(struct qc_image *img)
 		return; /* ext-bitmaps-dir-past-eof (extensions.c) */
 	if (!qc_claim(img, off, size, QC_OWN_BITMAP_DIR, 1, QC_LOC(off)))
 		return;
-	if (img->opt.mem_cap && size > img->opt.mem_cap) {
-		qc_abort(img, "the bitmap directory exceeds the memory cap");
+	uint8_t *dir = qc_budget_alloc(img, size, "the bitmap directory");
+	if (!dir)
 		return;
-	}
-	uint8_t *dir = calloc(1, (size_t)size);
-	if (!dir) {
-		qc_abort(img, "out of memory reading the bitmap directory");
-		return;
-	}
 	/* A directory that ends inside the last cluster past EOF reads as zeros. */
 	if (qc_io_read(img->io, dir, (size_t)size, off) < 0) {
 		qc_abort(img, "cannot read the bitmap directory");
-		free(dir);
+		qc_budget_free(img, dir, size);
 		return;
 	}
 	walk_dir(img, dir, size);
-	free(dir);
+	qc_budget_free(img, dir, size);
 }

@@ -183,25 +183,88 @@ bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o,
 	return true;
 }
 
+bool qc_mem_reserve(struct qc_image *img, uint64_t n)
+{
+	uint64_t cap = img->opt.mem_cap, used = img->cmap.bytes + img->mem_held;
+	if (cap && (used > cap || n > cap - used))
+		return false;
+	img->mem_held += n;
+	return true;
+}
+
+void qc_mem_release(struct qc_image *img, uint64_t n)
+{
+	img->mem_held -= n < img->mem_held ? n : img->mem_held;
+}
+
+void *qc_budget_alloc(struct qc_image *img, uint64_t n, const char *what)
+{
+	if (n > SIZE_MAX || !qc_mem_reserve(img, n)) {
+		qc_abort(img, "memory cap reached: %s needs %llu bytes more than --max-mem leaves",
+			 what, (unsigned long long)n);
+		return NULL;
+	}
+	void *p = calloc(1, n ? (size_t)n : 1);
+	if (!p) {
+		qc_mem_release(img, n);
+		qc_abort(img, "out of memory: %s (%llu bytes)", what, (unsigned long long)n);
+	}
+	return p;
+}
+
+void *qc_budget_realloc(struct qc_image *img, void *p, uint64_t old, uint64_t n, const char *what)
+{
+	uint64_t more = n > old ? n - old : 0;
+	if (n > SIZE_MAX || !qc_mem_reserve(img, more)) {
+		qc_abort(img, "memory cap reached: %s needs %llu bytes more than --max-mem leaves",
+			 what, (unsigned long long)more);
+		return NULL;
+	}
+	void *np = realloc(p, n ? (size_t)n : 1);
+	if (!np) {
+		qc_mem_release(img, more);
+		qc_abort(img, "out of memory: %s (%llu bytes)", what, (unsigned long long)n);
+		return NULL;
+	}
+	if (n < old)
+		qc_mem_release(img, old - n);
+	return np;
+}
+
+void qc_budget_free(struct qc_image *img, void *p, uint64_t n)
+{
+	if (!p)
+		return;
+	free(p);
+	qc_mem_release(img, n);
+}
+
 void *qc_read_meta(struct qc_image *img, uint64_t off, size_t len, int *err)
 {
-	if (img->opt.mem_cap && len > img->opt.mem_cap) {
+	if (!qc_mem_reserve(img, len)) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 	void *buf = malloc(len ? len : 1);
 	if (!buf) {
+		qc_mem_release(img, len);
 		*err = -ENOMEM;
 		return NULL;
 	}
 	int r = qc_io_read_full(img->io, buf, len, off);
 	if (r < 0) {
-		free(buf);
+		qc_free_meta(img, buf, len);
 		*err = r;
 		return NULL;
 	}
 	*err = 0;
 	return buf;
+}
+
+void qc_free_meta(struct qc_image *img, void *buf, size_t len)
+{
+	free(buf);
+	qc_mem_release(img, len);
 }
 
 int qc_check_exit_code(const struct qc_image *img)

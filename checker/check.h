@@ -55,10 +55,32 @@ bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o,
 void qc_note_contested(struct qc_image *img, uint64_t off, uint64_t len);
 bool qc_contested(const struct qc_image *img, uint64_t off, uint64_t len);
 
+/*
+ * The memory budget (--max-mem, opt.mem_cap): the cluster map and every
+ * allocation whose size comes from the image share it.  qc_mem_reserve()
+ * takes n bytes of it, false when that would pass the cap (the caller then
+ * aborts the check: exit 1); qc_mem_release() gives them back when the
+ * allocation is freed.  Fixed working buffers (a few MiB, whatever the
+ * image) are not counted.
+ */
+bool qc_mem_reserve(struct qc_image *img, uint64_t n);
+void qc_mem_release(struct qc_image *img, uint64_t n);
+/*
+ * Allocate n bytes (zeroed) of the budget, or abort the check naming
+ * `what` ("memory cap reached: ..." or "out of memory: ...") and return
+ * NULL.  qc_budget_realloc() grows a block from old to n bytes the same
+ * way (the old block stays valid on failure).  qc_budget_free() frees a
+ * block and gives its n bytes back.
+ */
+void *qc_budget_alloc(struct qc_image *img, uint64_t n, const char *what);
+void *qc_budget_realloc(struct qc_image *img, void *p, uint64_t old, uint64_t n, const char *what);
+void qc_budget_free(struct qc_image *img, void *p, uint64_t n);
+
 /* Read len bytes of metadata at off into a new buffer (all inside the file
- * or NULL with *err = -EIO, or other -errno).  len is checked against the
- * memory cap. */
+ * or NULL with *err = -EIO, or other -errno).  len is reserved from the
+ * memory budget; free the buffer with qc_free_meta(). */
 void *qc_read_meta(struct qc_image *img, uint64_t off, size_t len, int *err);
+void qc_free_meta(struct qc_image *img, void *buf, size_t len);
 
 /* Passes, in the order check.c runs them. Each documents its contract. */
 void qc_pass_header(struct qc_image *img);      /* header.c */

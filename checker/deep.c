@@ -107,15 +107,21 @@ void qc_pass_deep(struct qc_image *img)
 	    img->h.compression_type > 1 || img->data_file)
 		return;
 	size_t n = img->ncompressed;
-	struct qc_compressed_ref **refs = calloc(n, sizeof(*refs));
 	size_t win = DEEP_WINDOW;
 	if (img->file_size < win)
 		win = (size_t)img->file_size;
+	/* the sorted index, the read window and one cluster of output */
+	uint64_t budget = (uint64_t)n * sizeof(struct qc_compressed_ref *) + win + img->cluster_size;
+	if (!qc_mem_reserve(img, budget)) {
+		qc_abort(img, "memory cap reached: --deep needs %llu bytes more than --max-mem leaves",
+			 (unsigned long long)budget);
+		return;
+	}
+	struct qc_compressed_ref **refs = calloc(n, sizeof(*refs));
 	uint8_t *buf = malloc(win ? win : 1);
 	uint8_t *out = malloc((size_t)img->cluster_size);
 	struct qc_dc *dc = qc_dc_new(img->h.compression_type);
-	if (!refs || !buf || !out || !dc ||
-	    (img->opt.mem_cap && win + img->cluster_size > img->opt.mem_cap)) {
+	if (!refs || !buf || !out || !dc) {
 		qc_abort(img, "out of memory for --deep");
 		goto out;
 	}
@@ -149,4 +155,5 @@ out:
 	free(out);
 	free(buf);
 	free(refs);
+	qc_mem_release(img, budget);
 }

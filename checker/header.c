@@ -384,6 +384,7 @@ void qc_pass_header(struct qc_image *img)
 			 (unsigned long long)nclusters);
 		return;
 	}
+	img->cmap.outside = &img->mem_held; /* one budget for the map and the tables */
 	qc_claim(img, 0, img->cluster_size, QC_OWN_HEADER, 1, QC_LOC(0));
 	check_l1(img);
 	check_reftable(img);

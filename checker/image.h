@@ -173,6 +173,10 @@ struct qc_image {
 	size_t ncompressed, compressed_cap;
 
 	struct qc_clustermap cmap;
+	/* Bytes of the --max-mem budget held outside the cluster map (tables,
+	 * lists, read buffers sized by the image); qc_mem_reserve() in check.c.
+	 * The map and these share opt.mem_cap. */
+	uint64_t mem_held;
 	/* Host clusters claimed by two structures that may not share them
 	 * (every overlap-* finding), sorted and deduplicated once the check
 	 * ends.  Past QC_MAX_CONTESTED the list stops growing and

@@ -35,24 +35,25 @@ void qc_pass_reftable(struct qc_image *img)
 	uint64_t off = img->h.refcount_table_offset;
 	uint64_t bytes = (uint64_t)img->h.refcount_table_clusters << img->cluster_bits;
 	uint64_t n = bytes / 8;
-	uint8_t *raw = malloc((size_t)bytes);
-	img->reftable = malloc((size_t)n * sizeof(uint64_t));
-	img->refblock_usable = calloc((size_t)n, 1);
-	if (!raw || !img->reftable || !img->refblock_usable) {
-		free(raw);
-		qc_abort(img, "out of memory reading the refcount table");
+	uint8_t *raw = qc_budget_alloc(img, bytes, "the refcount table");
+	if (!raw)
+		return;
+	img->reftable = qc_budget_alloc(img, n * sizeof(uint64_t), "the refcount table");
+	img->refblock_usable = img->reftable ? qc_budget_alloc(img, n, "the refcount table") : NULL;
+	if (!img->refblock_usable) {
+		qc_budget_free(img, raw, bytes);
 		return;
 	}
 	/* Up to one cluster of overhang past EOF is tolerated (header rule);
 	 * the missing bytes read as zero, i.e. "no refblock". */
 	if (qc_io_read(img->io, raw, (size_t)bytes, off) < 0) {
-		free(raw);
+		qc_budget_free(img, raw, bytes);
 		qc_abort(img, "I/O error reading the refcount table");
 		return;
 	}
 	for (uint64_t i = 0; i < n; i++)
 		img->reftable[i] = qc_be64_at(raw + 8 * i);
-	free(raw);
+	qc_budget_free(img, raw, bytes);
 	img->reftable_entries = n;
 	if (!qc_claim(img, off, bytes, QC_OWN_REFTABLE, 1, QC_LOC(off)))
 		return;
@@ -318,12 +319,14 @@ void qc_pass_refcounts(struct qc_image *img)
 		return;
 	}
 	uint64_t n = img->reftable_entries;
-	uint32_t *idx = malloc((size_t)(n ? n : 1) * sizeof(*idx));
+	uint32_t *idx = qc_budget_alloc(img, n * sizeof(*idx), "the refblock index");
+	if (!idx)
+		return;
 	uint8_t *buf = malloc(RUN_MAX > img->cluster_size ? RUN_MAX : img->cluster_size);
 	uint64_t *cnt = malloc(CHUNK * sizeof(*cnt));
 	uint8_t *fl = malloc(CHUNK);
-	if (!idx || !buf || !cnt || !fl) {
-		free(idx);
+	if (!buf || !cnt || !fl) {
+		qc_budget_free(img, idx, n * sizeof(*idx));
 		free(buf);
 		free(cnt);
 		free(fl);
@@ -366,7 +369,7 @@ void qc_pass_refcounts(struct qc_image *img)
 		}
 		a = b;
 	}
-	free(idx);
+	qc_budget_free(img, idx, n * sizeof(*idx));
 	free(buf);
 	free(cnt);
 	free(fl);

@@ -39,6 +39,7 @@
 struct tbuf {
 	struct qc_image *img;
 	uint8_t *p;
+	uint64_t alloc;     /* bytes allocated at p (from the memory budget) */
 	uint64_t base;
 	uint64_t len;
 	uint64_t eof;       /* table bytes inside the file */
@@ -61,16 +62,11 @@ static bool tb_ensure(struct tbuf *t, uint64_t end)
 	if (want > t->limit)
 		want = t->limit;
 	struct qc_image *img = t->img;
-	if (img->opt.mem_cap && want > img->opt.mem_cap) {
-		qc_abort(img, "memory cap reached reading the snapshot table");
+	uint8_t *np = qc_budget_realloc(img, t->p, t->alloc, want, "the snapshot table");
+	if (!np)
 		return false;
-	}
-	uint8_t *np = realloc(t->p, (size_t)want);
-	if (!np) {
-		qc_abort(img, "out of memory reading the snapshot table");
-		return false;
-	}
 	t->p = np;
+	t->alloc = want;
 	long long r = qc_io_read(img->io, np + t->len, (size_t)(want - t->len), t->base + t->len);
 	if (r < 0) {
 		qc_abort(img, "cannot read the snapshot table at 0x%llx",
@@ -351,11 +347,10 @@ static struct qc_snapshot *new_entry(struct qc_image *img, uint32_t *cap)
 {
 	if (img->nsnapshots == *cap) {
 		uint32_t ncap = *cap ? *cap * 2 : 16;
-		struct qc_snapshot *n = realloc(img->snapshots, ncap * sizeof(*n));
-		if (!n) {
-			qc_abort(img, "out of memory for snapshot entries");
+		struct qc_snapshot *n = qc_budget_realloc(img, img->snapshots, (uint64_t)*cap * sizeof(*n),
+							  (uint64_t)ncap * sizeof(*n), "the snapshot entries");
+		if (!n)
 			return NULL;
-		}
 		img->snapshots = n;
 		*cap = ncap;
 	}
@@ -477,11 +472,9 @@ static void check_ids(struct qc_image *img)
 	}
 	if (n < 2)
 		return;
-	struct keyed *v = malloc(n * sizeof(*v));
-	if (!v) {
-		qc_abort(img, "out of memory checking snapshot IDs");
+	struct keyed *v = qc_budget_alloc(img, (uint64_t)n * sizeof(*v), "the snapshot ID index");
+	if (!v)
 		return;
-	}
 	for (int pass = 0; pass < 2; pass++) {
 		uint32_t m = 0;
 		for (uint32_t i = 0; i < n; i++) {
@@ -509,7 +502,7 @@ static void check_ids(struct qc_image *img)
 					  v[a].key, v[first].idx);
 		}
 	}
-	free(v);
+	qc_budget_free(img, v, (uint64_t)n * sizeof(*v));
 }
 
 static const char *shape_reason(enum shape sh, const struct fixed *f, char *buf, size_t n)
@@ -822,7 +815,7 @@ void qc_pass_snapshot_table(struct qc_image *img)
 			used = last->entry_size;
 		img->snapshot_table_size = last->entry_offset + used - t.base;
 	}
-	free(t.p);
+	qc_budget_free(img, t.p, t.alloc);
 	if (img->aborted)
 		return;
 	if (img->snapshot_table_size)

@@ -33,8 +33,10 @@
  *   refcounts.c      13 x reftable entries (<= 13 MiB) + RUN_MAX + 36 KiB
  * i.e. about 2 bytes per referenced host cluster + 24 per L2 reference +
  * 8 MiB, whatever the virtual size or the file's apparent size.  Every
- * size comes from a field validated before (header.c, snapshots.c) and
- * table allocations honour opt.mem_cap.
+ * size comes from a field validated before (header.c, snapshots.c).  The
+ * map and every allocation sized by the image (tables, lists, indexes)
+ * draw on one budget, opt.mem_cap (check.c qc_budget_alloc()); only the
+ * fixed buffers (two RUN_MAX, 36 KiB, one cluster) are outside it.
  */
 #include "check.h"
 #include "../core/layout.h"
@@ -86,17 +88,11 @@ static uint64_t min64(uint64_t a, uint64_t b)
 static uint64_t *read_l1(struct qc_image *img, uint64_t off, uint32_t size)
 {
 	size_t bytes = (size_t)size * 8;
-	if (img->opt.mem_cap && bytes > img->opt.mem_cap) {
-		qc_abort(img, "L1 table of %u entries exceeds the memory cap", size);
+	uint64_t *t = qc_budget_alloc(img, bytes, "an L1 table");
+	if (!t)
 		return NULL;
-	}
-	uint64_t *t = malloc(bytes ? bytes : 1);
-	if (!t) {
-		qc_abort(img, "out of memory reading an L1 table");
-		return NULL;
-	}
 	if (qc_io_read(img->io, t, bytes, off) < 0) {
-		free(t);
+		qc_budget_free(img, t, bytes);
 		qc_abort(img, "I/O error reading the L1 table at 0x%llx", (unsigned long long)off);
 		return NULL;
 	}
@@ -110,15 +106,10 @@ static bool push_ref(struct walk *w, uint64_t l2, uint32_t i, int32_t table)
 {
 	if (w->n == w->cap) {
 		size_t ncap = w->cap ? w->cap * 2 : 1024;
-		if (w->img->opt.mem_cap && ncap * sizeof(struct l2ref) > w->img->opt.mem_cap) {
-			qc_abort(w->img, "too many L2 references for the memory cap");
+		struct l2ref *r = qc_budget_realloc(w->img, w->refs, w->cap * sizeof(*r),
+						    ncap * sizeof(*r), "the list of L2 references");
+		if (!r)
 			return false;
-		}
-		struct l2ref *r = realloc(w->refs, ncap * sizeof(*r));
-		if (!r) {
-			qc_abort(w->img, "out of memory collecting L2 references");
-			return false;
-		}
 		w->refs = r;
 		w->cap = ncap;
 	}
@@ -204,15 +195,11 @@ static void add_compressed(struct walk *w, uint64_t off, uint64_t len, uint64_t 
 	struct qc_image *img = w->img;
 	if (img->ncompressed == img->compressed_cap) {
 		size_t ncap = img->compressed_cap ? img->compressed_cap * 2 : 256;
-		if (img->opt.mem_cap && ncap * sizeof(*img->compressed) > img->opt.mem_cap) {
-			qc_abort(img, "too many compressed clusters for the memory cap");
+		struct qc_compressed_ref *r =
+			qc_budget_realloc(img, img->compressed, img->compressed_cap * sizeof(*r),
+					  ncap * sizeof(*r), "the list of compressed clusters");
+		if (!r)
 			return;
-		}
-		struct qc_compressed_ref *r = realloc(img->compressed, ncap * sizeof(*r));
-		if (!r) {
-			qc_abort(img, "out of memory listing compressed clusters");
-			return;
-		}
 		img->compressed = r;
 		img->compressed_cap = ncap;
 	}
@@ -690,11 +677,11 @@ void qc_pass_tables(struct qc_image *img)
 		bool ok = qc_claim(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8,
 				   QC_OWN_SNAPSHOT_L1, 1, loc) &&
 			  scan_l1(&w, l1, sn->l1_size, sn->l1_table_offset, (int32_t)s);
-		free(l1);
+		qc_budget_free(img, l1, (uint64_t)sn->l1_size * 8);
 		if (!ok)
 			goto out;
 	}
 	walk_all(&w);
 out:
-	free(w.refs);
+	qc_budget_free(img, w.refs, w.cap * sizeof(*w.refs));
 }

@@ -102,7 +102,8 @@ static uint16_t *slot(const struct qc_clustermap *m, uint64_t c)
 
 static bool charge(struct qc_clustermap *m, size_t n)
 {
-	if (m->cap_bytes && m->bytes + n > m->cap_bytes) {
+	uint64_t other = m->outside ? *m->outside : 0;
+	if (m->cap_bytes && (other > m->cap_bytes || m->bytes + n > m->cap_bytes - other)) {
 		m->over_cap = true;
 		return false;
 	}

@@ -55,6 +55,7 @@ struct qc_clustermap {
 	size_t ov_cap, ov_used;
 	size_t bytes;              /* memory in use */
 	size_t cap_bytes;          /* 0 = no cap */
+	const uint64_t *outside;   /* bytes held elsewhere under the same cap (or NULL) */
 	bool over_cap;             /* set once an allocation was refused */
 };
 
