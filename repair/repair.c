@@ -205,9 +205,11 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
  * active L1 table at offset 0 had its entry 9 zeroed, which zeroed the
  * header's incompatible features and turned the external data file off).
  * Which pointer is wrong is a guess, so the edit is listed as left.
+ * Returns true when a refcount edit was dropped (the dirty bit must stay).
  */
-static void refuse_contested(const struct qc_image *img, struct qc_plan *p)
+static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 {
+	bool refcounts = false;
 	struct refused { const char *code; uint64_t at, n; } refused[16];
 	size_t nref = 0, k = 0;
 	bool overflow = false;
@@ -217,6 +219,7 @@ static void refuse_contested(const struct qc_image *img, struct qc_plan *p)
 			p->w[k++] = *w;
 			continue;
 		}
+		refcounts |= !strncmp(w->code, "refcount-", 9);
 		size_t j = 0;
 		while (j < nref && strcmp(refused[j].code, w->code))
 			j++;
@@ -236,6 +239,7 @@ static void refuse_contested(const struct qc_image *img, struct qc_plan *p)
 	if (overflow)
 		qc_plan_leave(p, "overlap-metadata", QC_NO_OFFSET,
 			      "more edits not written: they lie in clusters two structures claim");
+	return refcounts;
 }
 
 int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
@@ -246,12 +250,12 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	int r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)
 		r = qc_plan_copied(img, o, p);
+	if (r == 0 && refuse_contested(img, p))
+		left = true;
 	if (r == 0)
 		r = qc_plan_header_bits(img, o, p, left);
-	if (r == 0) {
-		refuse_contested(img, p);
+	if (r == 0)
 		leave_the_rest(img, p);
-	}
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
