@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../checker/check.h"
+#include "../repair/repair.h"
 
 /* Human output folds a code after this many lines. */
 #define HUMAN_PER_CODE 5
@@ -102,6 +103,11 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 	qc_json_u64(&j, "fragmented-clusters", img->stats.fragmented_clusters);
 	qc_json_u64(&j, "compressed-clusters", img->stats.compressed_clusters);
 	qc_json_i64(&j, "exit-code", qc_check_exit_code(img));
+	const char *why = NULL;
+	bool complete = qc_repair_walk_complete(img, &why);
+	qc_json_bool(&j, "walk-complete", complete);
+	if (!complete)
+		qc_json_str(&j, "walk-incomplete-reason", why ? why : "unknown");
 	if (img->aborted)
 		qc_json_str(&j, "check-error", img->abort_reason);
 	qc_json_arr_begin(&j, "problems");
@@ -159,7 +165,12 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 		fprintf(f, "%" PRIu64 " errors were found on the image.\n"
 			   "Data may be corrupted, or further writes to the image may corrupt it.\n",
 			ps->corruptions);
-	if (ps->leaks)
+	const char *why = NULL;
+	if (ps->leaks && !qc_repair_walk_complete(img, &why))
+		fprintf(f, "%" PRIu64 " leaked clusters were found on the image, but the check could not\n"
+			   "follow every reference (%s): some of them may be in use.\n",
+			ps->leaks, why ? why : "unknown");
+	else if (ps->leaks)
 		fprintf(f, "%" PRIu64 " leaked clusters were found on the image.\n"
 			   "This means waste of disk space, but no harm to data.\n",
 			ps->leaks);

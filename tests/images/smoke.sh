@@ -51,4 +51,18 @@ else
 	"$QC" check "$T/a.qcow2" >/dev/null 2>&1; [ $? = 0 ] && t_ok || t_fail "cannot check a read-only file"
 fi
 t_name "check leaves bytes unchanged"; [ "$(sha256sum < "$T/a.qcow2")" = "$sum1" ] && t_ok || t_fail "image changed"
+
+# walk-complete: true on an image whose every table was followed; false,
+# with the reason, when a damaged header hides the active L1 (its clusters
+# then look leaked: the summary says they may be in use).
+run_check "$T/a.qcow2"
+t_name "walk-complete is true on a clean image"
+[ "$(json_get walk-complete)" = True ] && t_ok || t_fail "$(json_get walk-complete)"
+D="$HERE/../../corpus/demo-bad-header.qcow2"
+run_check "$D"
+t_name "walk-complete is false with its reason when the active L1 is unusable"
+[ "$(json_get walk-complete)" = False ] && [ "$(json_get walk-incomplete-reason)" = header-l1-too-small ] &&
+	t_ok || t_fail "$(json_get walk-complete)"
+t_name "the human summary says such leaks may be in use"
+"$QC" check "$D" 2>/dev/null | grep -q "some of them may be in use" && t_ok || t_fail "no note"
 t_done
