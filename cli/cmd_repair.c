@@ -205,7 +205,7 @@ int qc_cmd_repair(int argc, char **argv)
 		fprintf(stderr, "qcow2fsck: repair: write failed after %zu write(s): %s; rolling back\n",
 			done_writes, strerror(-r));
 		io->fail_after_writes = 0;
-		int u = qc_journal_undo(journal, io, false, NULL, err, sizeof(err));
+		int u = qc_journal_undo(journal, io, 0, NULL, err, sizeof(err));
 		if (u < 0)
 			fprintf(stderr, "qcow2fsck: ROLLBACK FAILED: %s; keep %s and run 'qcow2fsck undo %s %s'\n",
 				err, journal, journal, path);
@@ -244,17 +244,23 @@ int qc_cmd_undo(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool dry_run = false;
+	unsigned flags = 0;
 	int c;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (c != 'n')
+		if (c == 'n')
+			flags |= QC_UNDO_DRY_RUN;
+		else if (c == 'f')
+			flags |= QC_UNDO_FORCE;
+		else
 			return qc_usage_error("undo: unknown option '%s'", argv[optind - 1]);
-		dry_run = true;
 	}
+	dry_run = (flags & QC_UNDO_DRY_RUN) != 0;
 	if (optind != argc - 2)
 		return qc_usage_error("undo: expected UNDO-FILE IMAGE");
 	const char *journal = argv[optind], *path = argv[optind + 1];
@@ -265,7 +271,7 @@ int qc_cmd_undo(int argc, char **argv)
 		return 1;
 	}
 	char err[512] = "";
-	r = qc_journal_undo(journal, io, dry_run, stdout, err, sizeof(err));
+	r = qc_journal_undo(journal, io, flags, stdout, err, sizeof(err));
 	qc_io_close(io);
 	if (r < 0) {
 		fprintf(stderr, "qcow2fsck: undo: %s%s\n", err,

@@ -115,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 undo:
 	/* 3: undo restores the input byte for byte */
-	if (qc_journal_undo(journal, io, false, NULL, err, sizeof(err)) < 0) {
+	if (qc_journal_undo(journal, io, 0, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_repair: undo refused: %s\n", err);
 		abort();
 	}

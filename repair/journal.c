@@ -417,7 +417,8 @@ static int region_state(struct journal *j, struct qc_io *io, const struct region
 	return 0;
 }
 
-static int verify_image(struct journal *j, struct qc_io *io, char *err, size_t errlen)
+static int verify_image(struct journal *j, struct qc_io *io, bool force, FILE *log, char *err,
+			size_t errlen)
 {
 	uint64_t hi = j->new_size > j->old_size ? j->new_size : j->old_size;
 	if (io->size < j->old_size || io->size > hi) {
@@ -441,8 +442,12 @@ static int verify_image(struct journal *j, struct qc_io *io, char *err, size_t e
 		if (s < 0) {
 			set_err(err, errlen, "cannot read the image: %s", strerror(-s));
 			r = s;
+		} else if (s == 0 && force) {
+			if (log)
+				fprintf(log, "  torn region 0x%" PRIx64 " +%" PRIu32 ": neither the old nor the new bytes (--force: restored anyway)\n",
+					j->r[i].offset, j->r[i].len);
 		} else if (s == 0) {
-			set_err(err, errlen, "the image's bytes at 0x%" PRIx64 " (+%" PRIu32 ") are neither those before nor after this journal's repair: refusing an image the journal was not written for",
+			set_err(err, errlen, "the image's bytes at 0x%" PRIx64 " (+%" PRIu32 ") are neither those before nor after this journal's repair: refusing an image the journal was not written for (if the repair itself was cut off mid-write, --force restores them)",
 				j->r[i].offset, j->r[i].len);
 			r = -ESTALE;
 		}
@@ -471,16 +476,17 @@ static int verify_image(struct journal *j, struct qc_io *io, char *err, size_t e
 	return r;
 }
 
-int qc_journal_undo(const char *path, struct qc_io *io, bool dry_run, FILE *log, char *err,
+int qc_journal_undo(const char *path, struct qc_io *io, unsigned flags, FILE *log, char *err,
 		    size_t errlen)
 {
+	bool dry_run = (flags & QC_UNDO_DRY_RUN) != 0;
 	struct journal j = { 0 };
 	int r = read_file(path, &j.raw, &j.rawlen, err, errlen);
 	if (r < 0)
 		return r;
 	r = parse(&j, err, errlen);
 	if (r == 0)
-		r = verify_image(&j, io, err, errlen);
+		r = verify_image(&j, io, (flags & QC_UNDO_FORCE) != 0, log, err, errlen);
 	if (r == 0 && log)
 		fprintf(log, "%s: %" PRIu32 " region(s), image length %" PRIu64 " -> %" PRIu64 "\n",
 			dry_run ? "would restore" : "restoring", j.n, io->size, j.old_size);

@@ -57,14 +57,20 @@ struct qc_witness {
 int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p,
 		     const struct qc_witness *wit, size_t nwit, char *err, size_t errlen);
 
+/* Flags of qc_journal_undo(). */
+#define QC_UNDO_DRY_RUN 1u /* verify and list, write nothing */
+#define QC_UNDO_FORCE 2u   /* accept regions torn by a crash mid-write (rule 2 above); the
+			    * length and witness rules (1, 3) still bind the image */
+
 /*
  * Verify the journal at path against the image behind io and, unless
- * dry_run, restore every region's old bytes and the old file length, then
- * sync.  Progress lines go to log (may be NULL).  Returns 0 on success,
- * -EINVAL for a damaged journal, -ESTALE for an image the journal was not
- * written for, other -errno for I/O errors; err says which.
+ * QC_UNDO_DRY_RUN, restore every region's old bytes and the old file
+ * length, then sync.  Progress lines go to log (may be NULL).  Returns 0
+ * on success, -EINVAL for a damaged journal, -ESTALE for an image the
+ * journal was not written for (or a torn region without QC_UNDO_FORCE),
+ * other -errno for I/O errors; err says which.
  */
-int qc_journal_undo(const char *path, struct qc_io *io, bool dry_run, FILE *log, char *err,
+int qc_journal_undo(const char *path, struct qc_io *io, unsigned flags, FILE *log, char *err,
 		    size_t errlen);
 
 /* Pick the default journal path for an image: IMAGE.qcow2fsck-undo, or

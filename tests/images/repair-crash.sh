@@ -5,8 +5,9 @@
 # stopped right after write k, for every k, by the test hook
 # QCOW2FSCK_TEST_CRASH_AFTER=k (repair/apply.h: exit 99, no sync, no
 # rollback).  Each time, `undo` restores the damaged image byte for byte.
-# A completed repair re-checks clean.  Also: undo refuses a foreign image
-# and a damaged journal, and a failed apply is rolled back.
+# A completed repair re-checks clean.  Also: undo refuses a foreign image,
+# a damaged journal and a torn region (which --force restores), and a
+# failed apply is rolled back.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"
@@ -51,6 +52,25 @@ expect_qemu "$I" 0 "(completed repair)"
 guest_same "$I" "$T/ref" "completed repair"
 t_name "both header bits are clear"
 [ "$(python3 "$HERE/../poke.py" "$I" header.incompatible_features)" = 0x0 ] && t_ok || t_fail "bits left"
+
+# A region torn by a crash in the middle of its write (neither its old
+# nor its new bytes: one byte of an in-place edit changed): undo refuses
+# it and says --force; undo --force restores the damaged image exactly,
+# the witness ranges (header cluster, tables) still binding the journal.
+toff=$(rjson '[w["offset"] for w in r["plan"] if w["phase"] == "in-place"][0]')
+cp "$I" "$T/torn.qcow2"
+python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x55]))' "$T/torn.qcow2" "$toff"
+tsum=$(sha "$T/torn.qcow2")
+"$QC" undo "$T/undo.full" "$T/torn.qcow2" >/dev/null 2>"$T/u.err"
+rc=$?
+t_name "undo refuses a torn region (exit 1, image unchanged) and points to --force"
+[ "$rc" = 1 ] && [ "$(sha "$T/torn.qcow2")" = "$tsum" ] && grep -q -- "--force" "$T/u.err" && t_ok ||
+	t_fail "exit $rc: $(cat "$T/u.err")"
+"$QC" undo --force "$T/undo.full" "$T/torn.qcow2" >"$T/u.out" 2>"$T/u.err"
+rc=$?
+t_name "undo --force restores the damaged image byte for byte and names the torn region"
+[ "$rc" = 0 ] && [ "$(sha "$T/torn.qcow2")" = "$ds" ] && grep -q "torn region" "$T/u.out" && t_ok ||
+	t_fail "exit $rc: $(cat "$T/u.err")"
 
 # undo refuses an image it was not written for (the pristine image, and a
 # repaired image whose header changed since), and leaves it alone.

@@ -107,10 +107,10 @@ static void crash_after_every_write(void **state)
 			assert_int_equal(done, k);
 		}
 		io->fail_after_writes = 0;
-		assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), 0);
+		assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), 0);
 		assert_original(io);
 		/* undo is idempotent on the restored image */
-		assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), 0);
+		assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), 0);
 		assert_original(io);
 		qc_io_close(io);
 	}
@@ -121,7 +121,7 @@ static void crash_after_every_write(void **state)
 	size_t done = 0;
 	assert_int_equal(qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_HEADER, &done), 0);
 	assert_int_equal(done, qc_plan_unconditional(&p));
-	assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), 0);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), 0);
 	assert_original(io);
 	qc_io_close(io);
 	qc_plan_free(&p);
@@ -143,7 +143,7 @@ static void dry_run_writes_nothing(void **state)
 	uint8_t *snap = malloc(len);
 	memcpy(snap, b, len);
 	size_t snaplen = len;
-	assert_int_equal(qc_journal_undo(jpath, io, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(qc_journal_undo(jpath, io, QC_UNDO_DRY_RUN, NULL, err, sizeof(err)), 0);
 	b = qc_io_memory_bytes(io, &len);
 	assert_int_equal(len, snaplen);
 	assert_memory_equal(b, snap, len);
@@ -168,7 +168,7 @@ static void refuses_foreign_image(void **state)
 	memcpy(other, orig, IMG_LEN);
 	other[200] ^= 1;
 	io = qc_io_open_memory(other, IMG_LEN, true);
-	assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -ESTALE);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -ESTALE);
 	size_t len;
 	assert_memory_equal(qc_io_memory_bytes(io, &len), other, IMG_LEN);
 	qc_io_close(io);
@@ -177,19 +177,29 @@ static void refuses_foreign_image(void **state)
 	memcpy(other, orig, IMG_LEN);
 	other[24000] ^= 1;
 	io = qc_io_open_memory(other, IMG_LEN, true);
-	assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -ESTALE);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -ESTALE);
 	qc_io_close(io);
 
 	/* a region holds bytes that are neither old nor new */
 	memcpy(other, orig, IMG_LEN);
 	other[8192 + 6] ^= 0x55;
 	io = qc_io_open_memory(other, IMG_LEN, true);
-	assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -ESTALE);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -ESTALE);
+	qc_io_close(io);
+	/* ... which --force (a repair cut off mid-write) restores */
+	io = qc_io_open_memory(other, IMG_LEN, true);
+	assert_int_equal(qc_journal_undo(jpath, io, QC_UNDO_FORCE, NULL, err, sizeof(err)), 0);
+	assert_memory_equal(qc_io_memory_bytes(io, &len), orig, IMG_LEN);
+	qc_io_close(io);
+	/* --force still refuses an image whose witness bytes differ */
+	other[200] ^= 1;
+	io = qc_io_open_memory(other, IMG_LEN, true);
+	assert_int_equal(qc_journal_undo(jpath, io, QC_UNDO_FORCE, NULL, err, sizeof(err)), -ESTALE);
 	qc_io_close(io);
 
 	/* wrong length (shorter than the image the journal was written for) */
 	io = qc_io_open_memory(orig, IMG_LEN - 200, true);
-	assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -ESTALE);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -ESTALE);
 	qc_io_close(io);
 	free(other);
 	qc_plan_free(&p);
@@ -217,14 +227,14 @@ static void refuses_damaged_journal(void **state)
 		f = fopen(jpath, "wb");
 		fwrite(j, 1, (size_t)jlen, f);
 		fclose(f);
-		assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -EINVAL);
+		assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -EINVAL);
 		j[pos] ^= 0x10;
 	}
 	for (long cut = 1; cut < jlen; cut += jlen / 7) {
 		f = fopen(jpath, "wb");
 		fwrite(j, 1, (size_t)(jlen - cut), f);
 		fclose(f);
-		assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), -EINVAL);
+		assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -EINVAL);
 	}
 	assert_original(io);
 	free(j);

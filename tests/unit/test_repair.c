@@ -96,7 +96,7 @@ static void crash_at_every_write_then_undo(void **state)
 		assert_int_equal(qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_FINAL, &done), -EIO);
 		assert_int_equal(done, k);
 		io->fail_after_writes = 0;
-		assert_int_equal(qc_journal_undo(jpath, io, false, NULL, err, sizeof(err)), 0);
+		assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), 0);
 		size_t n;
 		const uint8_t *b = qc_io_memory_bytes(io, &n);
 		assert_int_equal(n, len);
