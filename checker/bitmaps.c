@@ -176,11 +176,11 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 	 * again: 65535 directory entries naming one 8 MiB table would cost
 	 * 65535 scans of it (SECURITY.md, T9). */
 	if (table_taken(img, e->table_offset, len)) {
-		loc.other = qc_owner_name(QC_OWN_BITMAP_TABLE);
 		qc_note_contested(img, e->table_offset, len);
-		qc_report(&img->problems, QC_P_OVERLAP_METADATA, loc, 1,
-			  "bitmap table at 0x%llx overlaps another bitmap's table; not scanned again",
-			  (unsigned long long)e->table_offset);
+		qc_report_overlap(&img->problems, QC_P_OVERLAP_METADATA, loc, QC_OWN_BITMAP_TABLE,
+				  QC_OWN_BITMAP_TABLE,
+				  "bitmap table at 0x%llx overlaps another bitmap's table; not scanned again",
+				  (unsigned long long)e->table_offset);
 		return;
 	}
 	if (!qc_claim(img, e->table_offset, len, QC_OWN_BITMAP_TABLE, 1, loc))

@@ -148,17 +148,16 @@ static void report_overlap(struct qc_image *img, uint64_t cluster, enum qc_owner
 	else
 		code = QC_P_OVERLAP_METADATA;
 	note_contested(img, cluster);
-	loc.other = qc_owner_name(prev);
 	uint64_t host = cluster << img->cluster_bits;
 	if (loc.guest_offset != QC_NO_OFFSET)
-		qc_report(&img->problems, code, loc, 1,
-			  "%s at host offset 0x%llx (guest 0x%llx) overlaps %s", qc_owner_name(o),
-			  (unsigned long long)host, (unsigned long long)loc.guest_offset,
-			  qc_owner_name(prev));
+		qc_report_overlap(&img->problems, code, loc, o, prev,
+				  "%s at host offset 0x%llx (guest 0x%llx) overlaps %s", qc_owner_name(o),
+				  (unsigned long long)host, (unsigned long long)loc.guest_offset,
+				  qc_owner_name(prev));
 	else
-		qc_report(&img->problems, code, loc, 1,
-			  "%s at host offset 0x%llx overlaps %s", qc_owner_name(o),
-			  (unsigned long long)host, qc_owner_name(prev));
+		qc_report_overlap(&img->problems, code, loc, o, prev,
+				  "%s at host offset 0x%llx overlaps %s", qc_owner_name(o),
+				  (unsigned long long)host, qc_owner_name(prev));
 }
 
 bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o, uint64_t nref,

@@ -663,11 +663,10 @@ void qc_pass_tables(struct qc_image *img)
 		 * every snapshot its own copy. */
 		enum qc_owner prev;
 		if (l1_range_taken(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, &prev)) {
-			loc.other = qc_owner_name(prev);
 			qc_note_contested(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8);
-			qc_report(&img->problems, QC_P_OVERLAP_METADATA, loc, 1,
-				  "snapshot L1 table at 0x%llx overlaps %s; not walked again",
-				  (unsigned long long)sn->l1_table_offset, qc_owner_name(prev));
+			qc_report_overlap(&img->problems, QC_P_OVERLAP_METADATA, loc, QC_OWN_SNAPSHOT_L1,
+					  prev, "snapshot L1 table at 0x%llx overlaps %s; not walked again",
+					  (unsigned long long)sn->l1_table_offset, qc_owner_name(prev));
 			sn->l1_usable = false;
 			continue;
 		}

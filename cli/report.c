@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../checker/check.h"
-#include "../repair/repair.h"
+#include "../checker/trust.h"
 
 /* Human output folds a code after this many lines. */
 #define HUMAN_PER_CODE 5
@@ -104,7 +104,7 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 	qc_json_u64(&j, "compressed-clusters", img->stats.compressed_clusters);
 	qc_json_i64(&j, "exit-code", qc_check_exit_code(img));
 	const char *why = NULL;
-	bool complete = qc_repair_walk_complete(img, &why);
+	bool complete = qc_walk_complete(img, &why);
 	qc_json_bool(&j, "walk-complete", complete);
 	if (!complete)
 		qc_json_str(&j, "walk-incomplete-reason", why ? why : "unknown");
@@ -166,7 +166,7 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 			   "Data may be corrupted, or further writes to the image may corrupt it.\n",
 			ps->corruptions);
 	const char *why = NULL;
-	if (ps->leaks && !qc_repair_walk_complete(img, &why))
+	if (ps->leaks && !qc_walk_complete(img, &why))
 		fprintf(f, "%" PRIu64 " leaked clusters were found on the image, but the check could not\n"
 			   "follow every reference (%s): some of them may be in use.\n",
 			ps->leaks, why ? why : "unknown");

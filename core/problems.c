@@ -40,8 +40,8 @@ void qc_problems_free(struct qc_problems *ps)
 	memset(ps, 0, sizeof(*ps));
 }
 
-void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,
-		const char *fmt, va_list ap)
+static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,
+		   enum qc_owner owner, enum qc_owner other, const char *fmt, va_list ap)
 {
 	const struct qc_problem_info *pi = &qc_problem_table[code];
 	if (weight == 0)
@@ -79,12 +79,30 @@ void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, ui
 	p->code = code;
 	p->loc = loc;
 	p->weight = weight;
+	p->owner = owner;
+	p->other_owner = other;
 	p->message = strdup(buf);
 	if (!p->message) {
 		ps->oom = true;
 		return;
 	}
 	ps->n++;
+}
+
+void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,
+		const char *fmt, va_list ap)
+{
+	record(ps, code, loc, weight, QC_OWN_FREE, QC_OWN_FREE, fmt, ap);
+}
+
+void qc_report_overlap(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
+		       enum qc_owner owner, enum qc_owner other, const char *fmt, ...)
+{
+	loc.other = qc_owner_name(other);
+	va_list ap;
+	va_start(ap, fmt);
+	record(ps, code, loc, 1, owner, other, fmt, ap);
+	va_end(ap);
 }
 
 void qc_report(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,

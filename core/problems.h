@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clustermap.h"
+
 enum qc_severity {
 	QC_SEV_CORRUPTION,
 	QC_SEV_LEAK,
@@ -62,6 +64,9 @@ struct qc_problem {
 	struct qc_loc loc;
 	uint64_t weight; /* clusters or incidents this record stands for */
 	char *message;
+	/* overlap-* records (qc_report_overlap): the structure whose claim
+	 * found the clash and the one already there; QC_OWN_FREE otherwise */
+	enum qc_owner owner, other_owner;
 };
 
 struct qc_problems {
@@ -85,6 +90,15 @@ void qc_report(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uin
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,
 		const char *fmt, va_list ap);
+
+/*
+ * Record an overlap between two structures: like qc_report(), and the
+ * record keeps both owners as data (loc.other is set to other's name), so
+ * later decisions never parse the message.
+ */
+void qc_report_overlap(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
+		       enum qc_owner owner, enum qc_owner other, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
 /* Look a code up by name: QC_P_COUNT if unknown. */
 enum qc_code qc_code_by_name(const char *name);

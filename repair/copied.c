@@ -40,12 +40,12 @@ static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, bool l1,
 	bool has = (e & QC_OFLAG_COPIED) != 0;
 	if (has == want)
 		return 0;
-	const char *code = want ? (l1 ? "l1-copied-missing" : "l2-copied-missing")
-				: (l1 ? "l1-copied-spurious" : "l2-copied-spurious");
+	enum qc_code code = want ? (l1 ? QC_P_L1_COPIED_MISSING : QC_P_L2_COPIED_MISSING)
+				 : (l1 ? QC_P_L1_COPIED_SPURIOUS : QC_P_L2_COPIED_SPURIOUS);
 	if (!(e & ~QC_OFLAG_COPIED))
-		code = "l2-copied-no-offset";
+		code = QC_P_L2_COPIED_NO_OFFSET;
 	else if (e & QC_OFLAG_COMPRESSED)
-		code = "compressed-copied";
+		code = QC_P_COMPRESSED_COPIED;
 	if (want && !c->complete) {
 		if (!c->noted_set_left)
 			qc_plan_leave(c->p, code, at,
@@ -131,7 +131,7 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	struct cp c = { .img = img, .p = p };
 	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1)
 		return 0;
-	c.complete = qc_repair_walk_complete(img, &c.why);
+	c.complete = qc_walk_complete(img, &c.why);
 	uint8_t *buf = malloc((size_t)img->cluster_size);
 	if (!buf)
 		return -ENOMEM;
@@ -147,7 +147,7 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			uint8_t z[8] = { 0 };
 			uint64_t span = (uint64_t)1 << qc_l1_shift(img);
 			struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, img->h.l1_table_offset + i * 8,
-							 z, 8, "l1-entry-no-offset",
+							 z, 8, QC_P_L1_ENTRY_NO_OFFSET,
 							 "L1 entry %" PRIu64 " 0x%016" PRIx64 " -> 0 (flags without an L2 offset)",
 							 i, e);
 			if (!w) {

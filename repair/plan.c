@@ -34,7 +34,7 @@ void qc_plan_free(struct qc_plan *p)
 }
 
 static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
-			     size_t len, const char *code, const char *fmt, va_list ap)
+			     size_t len, enum qc_code code, const char *fmt, va_list ap)
 {
 	if (p->n == p->cap) {
 		size_t ncap = p->cap ? p->cap * 2 : 16;
@@ -67,7 +67,7 @@ static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, 
 }
 
 struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
-			     size_t len, const char *code, const char *fmt, ...)
+			     size_t len, enum qc_code code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -79,7 +79,7 @@ struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, 
 #define MERGE_GAP 16
 
 int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_t *old,
-		 const uint8_t *new, size_t len, const char *code, const char *fmt, ...)
+		 const uint8_t *new, size_t len, enum qc_code code, const char *fmt, ...)
 {
 	int added = 0;
 	size_t i = 0;
@@ -119,7 +119,7 @@ void qc_plan_freed(struct qc_plan *p, uint64_t cluster)
 	p->freed[p->nfreed++] = cluster;
 }
 
-void qc_plan_leave(struct qc_plan *p, const char *code, uint64_t off, const char *fmt, ...)
+void qc_plan_leave(struct qc_plan *p, enum qc_code code, uint64_t off, const char *fmt, ...)
 {
 	if (p->nleft == p->leftcap) {
 		size_t ncap = p->leftcap ? p->leftcap * 2 : 8;
@@ -225,12 +225,13 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 			size_t more = 0;
 			for (size_t k = i; k < p->n; k++)
 				more += p->w[k].code == w->code;
-			fprintf(f, "  ... and %zu more %s write(s)\n", more, w->code);
+			fprintf(f, "  ... and %zu more %s write(s)\n", more,
+				qc_problem_table[w->code].code);
 		}
 		if (same >= HUMAN_PER_CODE)
 			continue;
 		fprintf(f, "  [%s] write 0x%" PRIx64 " +%zu  %s: %s", qc_phase_name(w->phase),
-			w->offset, w->len, w->code, w->summary);
+			w->offset, w->len, qc_problem_table[w->code].code, w->summary);
 		if (w->guest_offset != UINT64_MAX)
 			fprintf(f, " (guest 0x%" PRIx64 "+0x%" PRIx64 ")", w->guest_offset,
 				w->guest_length);
@@ -241,9 +242,10 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 	for (size_t i = 0; i < p->nleft; i++) {
 		const struct qc_left *l = &p->left[i];
 		if (l->offset != UINT64_MAX)
-			fprintf(f, "  left: %s at 0x%" PRIx64 ": %s\n", l->code, l->offset, l->reason);
+			fprintf(f, "  left: %s at 0x%" PRIx64 ": %s\n", qc_problem_table[l->code].code,
+				l->offset, l->reason);
 		else
-			fprintf(f, "  left: %s: %s\n", l->code, l->reason);
+			fprintf(f, "  left: %s: %s\n", qc_problem_table[l->code].code, l->reason);
 	}
 }
 
@@ -256,7 +258,7 @@ void qc_plan_json(struct qc_json *j, const struct qc_plan *p)
 		qc_json_str(j, "phase", qc_phase_name(w->phase));
 		qc_json_u64(j, "offset", w->offset);
 		qc_json_u64(j, "length", w->len);
-		qc_json_str(j, "code", w->code);
+		qc_json_str(j, "code", qc_problem_table[w->code].code);
 		if (w->guest_offset != UINT64_MAX) {
 			qc_json_u64(j, "guest-offset", w->guest_offset);
 			qc_json_u64(j, "guest-length", w->guest_length);
@@ -271,7 +273,7 @@ void qc_plan_json(struct qc_json *j, const struct qc_plan *p)
 	for (size_t i = 0; i < p->nleft; i++) {
 		const struct qc_left *l = &p->left[i];
 		qc_json_obj_begin(j, NULL);
-		qc_json_str(j, "code", l->code);
+		qc_json_str(j, "code", qc_problem_table[l->code].code);
 		if (l->offset != UINT64_MAX)
 			qc_json_u64(j, "offset", l->offset);
 		else

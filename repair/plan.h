@@ -36,7 +36,7 @@ struct qc_write {
 	uint8_t *data;          /* new bytes (owned) */
 	size_t len;
 	enum qc_phase phase;
-	const char *code;       /* problem code this fixes ("refcount-leak", ...) */
+	enum qc_code code;      /* problem this fixes (QC_P_REFCOUNT_LEAK, ...) */
 	uint64_t guest_offset;  /* QC_NO_OFFSET when no guest range is at stake */
 	uint64_t guest_length;
 	char summary[160];      /* "refcount of cluster 0x50000: 2 -> 1", ... */
@@ -45,7 +45,7 @@ struct qc_write {
 
 /* A problem the plan does not fix, with the reason. */
 struct qc_left {
-	const char *code;
+	enum qc_code code;
 	uint64_t offset;
 	char reason[200];
 };
@@ -66,7 +66,7 @@ void qc_plan_free(struct qc_plan *p);
 
 /* Add one write (data copied).  Returns the new write or NULL on OOM. */
 struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
-			     size_t len, const char *code, const char *fmt, ...)
+			     size_t len, enum qc_code code, const char *fmt, ...)
 	__attribute__((format(printf, 7, 8)));
 
 /*
@@ -75,13 +75,13 @@ struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, 
  * merged.  Returns the number of writes added, or -1 on OOM.
  */
 int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_t *old,
-		 const uint8_t *new, size_t len, const char *code, const char *fmt, ...)
+		 const uint8_t *new, size_t len, enum qc_code code, const char *fmt, ...)
 	__attribute__((format(printf, 8, 9)));
 
 /* Note a cluster the plan frees (for --salvage-leaks). */
 void qc_plan_freed(struct qc_plan *p, uint64_t cluster);
 
-void qc_plan_leave(struct qc_plan *p, const char *code, uint64_t off, const char *fmt, ...)
+void qc_plan_leave(struct qc_plan *p, enum qc_code code, uint64_t off, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* Stable sort by phase (planners may add in any order). */

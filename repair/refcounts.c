@@ -28,6 +28,7 @@
 
 #include "../checker/check.h"
 #include "../core/layout.h"
+#include "../core/policy.h"
 #include "../core/reader.h"
 
 uint64_t qc_refblock_get(const uint8_t *blk, unsigned order, uint64_t idx)
@@ -63,17 +64,15 @@ void qc_refblock_set(uint8_t *blk, unsigned order, uint64_t idx, uint64_t v)
 	}
 }
 
-/* The first reported code that makes a rebuild necessary. */
-static const char *rebuild_code(const struct qc_image *img)
+/* The code a rebuild is filed under: the first reported record whose
+ * policy needs a rebuild (policy.def NEEDS_REBUILD). */
+static enum qc_code rebuild_code(const struct qc_image *img)
 {
 	const struct qc_problems *ps = &img->problems;
-	for (size_t i = 0; i < ps->n; i++) {
-		const char *c = qc_problem_table[ps->v[i].code].code;
-		if (!strncmp(c, "reftable-", 9) || !strncmp(c, "refblock-", 9) ||
-		    !strncmp(c, "header-reftable-", 16) || !strcmp(c, "overlap-metadata"))
-			return c;
-	}
-	return "refcount-no-refblock";
+	for (size_t i = 0; i < ps->n; i++)
+		if (qc_policy(ps->v[i].code)->needs_rebuild)
+			return ps->v[i].code;
+	return QC_P_REFCOUNT_NO_REFBLOCK;
 }
 
 /* Did the walk claim the refblock of reftable entry i (checker/refcounts.c)? */
@@ -192,7 +191,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 			continue;
 		if (t > img->refcount_max) {
 			if (emit && c->overflows++ < MAX_OVERFLOW_NOTES)
-				qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
+				qc_plan_leave(c->p, QC_P_REFCOUNT_OVERFLOW, cl << img->cluster_bits,
 					      "cluster has %" PRIu64 " references but %u-bit refcounts hold at most %" PRIu64 "; widen them first (qemu-img amend -o refcount_bits=%u)",
 					      t, img->refcount_bits, img->refcount_max,
 					      img->refcount_bits < 64 ? img->refcount_bits * 2 : 64);
@@ -202,7 +201,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 		if (s > t) {
 			if (!c->complete) {
 				if (emit && !c->left_lower_noted)
-					qc_plan_leave(c->p, "refcount-leak", QC_NO_OFFSET,
+					qc_plan_leave(c->p, QC_P_REFCOUNT_LEAK, QC_NO_OFFSET,
 						      "refcounts are not lowered: the walk did not see every reference (%s)",
 						      c->why_incomplete);
 				c->left_lower_noted = true;
@@ -213,7 +212,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 				qc_plan_freed(c->p, cl);
 		} else if (c->o->leaks_only) {
 			if (emit && !c->left_raise_noted)
-				qc_plan_leave(c->p, "refcount-too-low", QC_NO_OFFSET,
+				qc_plan_leave(c->p, QC_P_REFCOUNT_TOO_LOW, QC_NO_OFFSET,
 					      "refcounts lower than their references are not raised with --leaks-only");
 			c->left_raise_noted = true;
 			c->left = true;
@@ -241,9 +240,9 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 			changed += qc_refblock_get(old, c->order, k) != qc_refblock_get(neu, c->order, k);
 		uint64_t cl = i * c->rb_entries + k0;
 		uint64_t s = qc_refblock_get(old, c->order, k0), t = qc_refblock_get(neu, c->order, k0);
-		const char *code = s > t ? (cl >= c->file_clusters ? "refcount-leak-past-eof"
-								  : "refcount-leak")
-				   : s == 0 ? "refcount-zero" : "refcount-too-low";
+		enum qc_code code = s > t ? (cl >= c->file_clusters ? QC_P_REFCOUNT_LEAK_PAST_EOF
+								   : QC_P_REFCOUNT_LEAK)
+				    : s == 0 ? QC_P_REFCOUNT_ZERO : QC_P_REFCOUNT_TOO_LOW;
 		struct qc_write *w = qc_plan_add(c->p, QC_PH_INPLACE, off + b, neu + b, e - b, code,
 			"refcount of cluster %" PRIu64 " (0x%" PRIx64 "): %" PRIu64 " -> %" PRIu64 " (%" PRIu64 " entr%s changed in this write)",
 			cl, cl << img->cluster_bits, s, t, changed, changed == 1 ? "y" : "ies");
@@ -400,7 +399,7 @@ static int plan_rebuild(struct ctx *c)
 		c->left = true;
 		goto out;
 	}
-	const char *code = rebuild_code(img);
+	enum qc_code code = rebuild_code(img);
 	uint8_t *blk = malloc(cs);
 	uint8_t *rt = calloc(nrt, cs);
 	if (!blk || !rt) {
@@ -425,7 +424,7 @@ static int plan_rebuild(struct ctx *c)
 				t = new_count(&r, cl);
 			if (t > img->refcount_max) {
 				if (c->overflows++ < MAX_OVERFLOW_NOTES)
-					qc_plan_leave(c->p, "refcount-overflow", cl << img->cluster_bits,
+					qc_plan_leave(c->p, QC_P_REFCOUNT_OVERFLOW, cl << img->cluster_bits,
 					      "cluster has %" PRIu64 " references; %u-bit refcounts hold at most %" PRIu64 ": stored as the maximum (widen with qemu-img amend -o refcount_bits=)",
 					      t, img->refcount_bits, img->refcount_max);
 				c->left = true;
@@ -472,7 +471,7 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 	c.order = img->h.refcount_order;
 	c.rb_entries = (uint64_t)1 << img->refblock_bits;
 	c.file_clusters = (img->file_size + img->cluster_size - 1) >> img->cluster_bits;
-	c.complete = qc_repair_walk_complete(img, &c.why_incomplete);
+	c.complete = qc_walk_complete(img, &c.why_incomplete);
 	size_t nw0 = p->n, nleft0 = p->nleft, nfreed0 = p->nfreed;
 	if (!img->reftable_ok || !img->reftable) {
 		want_rebuild(&c, img->h.refcount_table_offset, "the refcount table itself is unusable");
@@ -522,7 +521,7 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 		}
 	}
 	if (c.overflows > MAX_OVERFLOW_NOTES)
-		qc_plan_leave(p, "refcount-overflow", QC_NO_OFFSET,
+		qc_plan_leave(p, QC_P_REFCOUNT_OVERFLOW, QC_NO_OFFSET,
 			      "%" PRIu64 " more overflowing cluster(s) not listed", c.overflows - MAX_OVERFLOW_NOTES);
 	*refcounts_left = c.left;
 	return p->oom ? -ENOMEM : 0;

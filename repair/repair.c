@@ -3,104 +3,20 @@
  * planners: when the model may be trusted to free anything, and the
  * header flag bits (dirty, corrupt).
  *
- * Relies on the check's trust flags and problem list (checker/image.h).
+ * Relies on the check's trust decision (checker/trust.c) and the policy
+ * table (core/problems/policy.def): every decision about a code here is a
+ * lookup in that table.
  */
 #include "repair.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "../checker/check.h"
 #include "../core/layout.h"
+#include "../core/policy.h"
 #include "../core/reader.h"
-
-/*
- * Corruption codes the repair itself fixes, or that do not hide a
- * reference from the walk: with only these (and leaks and warnings) in
- * the report, every reference was counted.
- */
-/*
- * Are all l1-entry-reserved findings on active L1 entries that also have
- * no L2 offset?  Such an entry hides no reference (there is no L2 to
- * follow) and the COPIED planner zeroes it (l1-entry-no-offset), so it
- * must not hold back the refcount rebuild: otherwise a second repair
- * would do what the first one left (found by fuzz/fuzz_repair.c).
- */
-static bool reserved_only_on_dropped(const struct qc_image *img)
-{
-	const struct qc_problems *ps = &img->problems;
-	if (ps->per_code[QC_P_L1_ENTRY_RESERVED] > QC_MAX_RECORDS_PER_CODE ||
-	    ps->per_code[QC_P_L1_ENTRY_NO_OFFSET] > QC_MAX_RECORDS_PER_CODE)
-		return false;
-	for (size_t i = 0; i < ps->n; i++) {
-		if (ps->v[i].code != QC_P_L1_ENTRY_RESERVED)
-			continue;
-		if (ps->v[i].loc.snapshot >= 0)
-			return false;
-		bool dropped = false;
-		for (size_t j = 0; j < ps->n && !dropped; j++)
-			dropped = ps->v[j].code == QC_P_L1_ENTRY_NO_OFFSET && ps->v[j].loc.snapshot < 0 &&
-				  ps->v[j].loc.offset == ps->v[i].loc.offset;
-		if (!dropped)
-			return false;
-	}
-	return true;
-}
-
-static bool harmless_for_counts(const struct qc_image *img, enum qc_code c)
-{
-	const char *code = qc_problem_table[c].code;
-	if (c == QC_P_L1_ENTRY_RESERVED)
-		return reserved_only_on_dropped(img);
-	if (c == QC_P_OVERLAP_METADATA) {
-		/* two reftable entries naming one refblock: a rebuild fixes it;
-		 * any other overlap leaves a doubt about which pointer is wrong */
-		const char *rb = qc_owner_name(QC_OWN_REFBLOCK);
-		const struct qc_problems *ps = &img->problems;
-		for (size_t i = 0; i < ps->n; i++)
-			if (ps->v[i].code == c && (!ps->v[i].loc.other || strcmp(ps->v[i].loc.other, rb) ||
-						   strncmp(ps->v[i].message, rb, strlen(rb))))
-				return false;
-		return ps->per_code[c] <= QC_MAX_RECORDS_PER_CODE;
-	}
-	static const char *const prefixes[] = {
-		"refcount-", "reftable-", "refblock-", "header-reftable-", "header-corrupt-bit",
-		"header-dirty", "l1-entry-no-offset", NULL,
-	};
-	for (size_t i = 0; prefixes[i]; i++)
-		if (!strncmp(code, prefixes[i], strlen(prefixes[i])))
-			return !strstr(code, "reference-past-eof");
-	/* wrong COPIED flags (compressed-copied too: the data is still claimed) */
-	return strstr(code, "copied") != NULL;
-}
-
-bool qc_repair_walk_complete(const struct qc_image *img, const char **why)
-{
-	const char *w = NULL;
-	if (!img->is_qcow2 || !img->geometry_ok)
-		w = "the header's geometry is unusable";
-	else if (img->aborted)
-		w = "the check did not complete";
-	else if (!img->l1_ok)
-		w = "the active L1 table is unusable";
-	else if (img->h.nb_snapshots && (!img->snapshot_table_ok || img->nsnapshots < img->h.nb_snapshots))
-		w = "the snapshot table is unusable";
-	else if (img->ext.has_bitmaps && !img->ext.bitmaps_valid)
-		w = "the bitmap directory is unusable";
-	for (uint32_t i = 0; !w && i < img->nsnapshots; i++)
-		if (!img->snapshots[i].l1_usable)
-			w = "a snapshot's L1 table is unusable";
-	const struct qc_problems *ps = &img->problems;
-	for (int c = 0; !w && c < QC_P_COUNT; c++)
-		if (ps->per_code[c] && qc_problem_table[c].severity == QC_SEV_CORRUPTION &&
-		    !harmless_for_counts(img, (enum qc_code)c))
-			w = qc_problem_table[c].code;
-	if (why)
-		*why = w;
-	return w == NULL;
-}
 
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left)
@@ -111,21 +27,21 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 	uint64_t inc = qc_be64_at(img->header_cluster + 72);
 	uint64_t after = inc;
 	const char *why = NULL;
-	bool complete = qc_repair_walk_complete(img, &why);
+	bool complete = qc_walk_complete(img, &why);
 	if ((inc & QC_INCOMPAT_DIRTY) && !complete) {
-		qc_plan_leave(p, "header-dirty", 72,
+		qc_plan_leave(p, QC_P_HEADER_DIRTY, 72,
 			      "the dirty bit stays: the refcounts cannot be verified while the walk misses references (%s); QEMU will run its own repair when it opens the image for writing",
 			      why);
 	} else if (inc & QC_INCOMPAT_DIRTY) {
 		if (o->leaks_only || refcounts_left) {
-			qc_plan_leave(p, "header-dirty", 72,
+			qc_plan_leave(p, QC_P_HEADER_DIRTY, 72,
 				      "the dirty bit stays: the refcounts could not all be verified or repaired%s",
 				      o->leaks_only ? " (--leaks-only)" : "");
 		} else {
 			after &= ~QC_INCOMPAT_DIRTY;
 			uint8_t b[8];
 			qc_put_be64(b, after);
-			if (!qc_plan_add(p, QC_PH_HEADER, 72, b, 8, "header-dirty",
+			if (!qc_plan_add(p, QC_PH_HEADER, 72, b, 8, QC_P_HEADER_DIRTY,
 					 "header: clear the dirty bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") once the refcounts are verified",
 					 inc, after))
 				return -ENOMEM;
@@ -135,7 +51,7 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 		uint64_t fin = after & ~QC_INCOMPAT_CORRUPT;
 		uint8_t b[8];
 		qc_put_be64(b, fin);
-		if (!qc_plan_add(p, QC_PH_FINAL, 72, b, 8, "header-corrupt-bit",
+		if (!qc_plan_add(p, QC_PH_FINAL, 72, b, 8, QC_P_HEADER_CORRUPT_BIT,
 				 "header: clear the corrupt bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") if the re-check finds nothing else",
 				 after, fin))
 			return -ENOMEM;
@@ -143,58 +59,55 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 	return 0;
 }
 
-static bool planned_write(const struct qc_plan *p, const char *code)
+static bool planned_write(const struct qc_plan *p, enum qc_code code)
 {
 	for (size_t i = 0; i < p->n; i++)
-		if (p->w[i].code && !strcmp(p->w[i].code, code))
+		if (p->w[i].code == code)
 			return true;
 	return false;
 }
 
-static bool planned(const struct qc_plan *p, const char *code)
+static bool planned(const struct qc_plan *p, enum qc_code code)
 {
 	if (planned_write(p, code))
 		return true;
 	for (size_t i = 0; i < p->nleft; i++)
-		if (p->left[i].code && !strcmp(p->left[i].code, code))
+		if (p->left[i].code == code)
 			return true;
 	return false;
 }
 
-/* Every reported code no planner wrote or left: say why it stays. */
+/* Is code c, reported in img, repaired without a write of its own? */
+static bool covered(const struct qc_image *img, const struct qc_plan *p, enum qc_code c,
+		    bool rebuild)
+{
+	const struct qc_policy *pol = qc_policy(c);
+	/* a rebuild replaces the whole refcount structure */
+	if (rebuild && (pol->fixer == QC_FIX_REFCOUNTS || pol->fixer == QC_FIX_REBUILD))
+		return true;
+	/* reserved bits on active L1 entries the COPIED planner zeroes */
+	return pol->hides == QC_HIDES_UNLESS_DROPPED && planned_write(p, QC_P_L1_ENTRY_NO_OFFSET) &&
+	       qc_reserved_only_on_dropped(img);
+}
+
+/* Every reported code no planner wrote or left: say why it stays (the
+ * policy table's LEFT text). */
 static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 {
 	const struct qc_problems *ps = &img->problems;
 	bool rebuild = false;
 	for (size_t i = 0; i < p->n; i++)
 		rebuild |= p->w[i].phase == QC_PH_SWITCH;
-	for (int c = 0; c < QC_P_COUNT; c++) {
-		const char *code = qc_problem_table[c].code;
-		if (!ps->per_code[c] || planned(p, code))
-			continue;
-		/* a rebuild replaces the whole refcount structure */
-		if (rebuild && (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9) ||
-				!strncmp(code, "header-reftable-", 16) || c == QC_P_OVERLAP_METADATA))
-			continue;
-		/* reserved bits on entries the COPIED planner zeroes */
-		if (c == QC_P_L1_ENTRY_RESERVED && planned_write(p, "l1-entry-no-offset") &&
-		    reserved_only_on_dropped(img))
+	for (int i = 0; i < QC_P_COUNT; i++) {
+		enum qc_code c = (enum qc_code)i;
+		if (!ps->per_code[c] || planned(p, c) || covered(img, p, c, rebuild))
 			continue;
 		uint64_t off = QC_NO_OFFSET;
-		for (size_t i = 0; i < ps->n && off == QC_NO_OFFSET; i++)
-			if ((int)ps->v[i].code == c)
-				off = ps->v[i].loc.offset;
-		const char *why;
-		if (strstr(code, "copied"))
-			why = "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster";
-		else if (!strncmp(code, "l1-", 3) || !strncmp(code, "l2-", 3) || !strncmp(code, "overlap-", 8) ||
-		    !strncmp(code, "compressed-", 11))
-			why = "a pointer whose target is doubtful: dropping or redirecting it would be a guess";
-		else if (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9))
-			why = "refcounts cannot be fixed safely while other problems remain (see above)";
-		else
-			why = "not repaired by this version (table and snapshot repairs are not implemented)";
-		qc_plan_leave(p, code, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c], why);
+		for (size_t k = 0; k < ps->n && off == QC_NO_OFFSET; k++)
+			if (ps->v[k].code == c)
+				off = ps->v[k].loc.offset;
+		qc_plan_leave(p, c, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c],
+			      qc_policy(c)->left);
 	}
 }
 
@@ -210,7 +123,7 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 {
 	bool refcounts = false;
-	struct refused { const char *code; uint64_t at, n; } refused[16];
+	struct refused { enum qc_code code; uint64_t at, n; } refused[16];
 	size_t nref = 0, k = 0;
 	bool overflow = false;
 	for (size_t i = 0; i < p->n; i++) {
@@ -219,9 +132,9 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 			p->w[k++] = *w;
 			continue;
 		}
-		refcounts |= !strncmp(w->code, "refcount-", 9);
+		refcounts |= qc_policy(w->code)->fixer == QC_FIX_REFCOUNTS;
 		size_t j = 0;
-		while (j < nref && strcmp(refused[j].code, w->code))
+		while (j < nref && refused[j].code != w->code)
 			j++;
 		if (j == nref && nref < sizeof(refused) / sizeof(refused[0]))
 			refused[nref++] = (struct refused){ w->code, w->offset, 0 };
@@ -237,7 +150,7 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 			      "%" PRIu64 " edit(s) not written: the bytes lie in a cluster two structures claim (see the overlap-* findings), so each edit would change both",
 			      refused[j].n);
 	if (overflow)
-		qc_plan_leave(p, "overlap-metadata", QC_NO_OFFSET,
+		qc_plan_leave(p, QC_P_OVERLAP_METADATA, QC_NO_OFFSET,
 			      "more edits not written: they lie in clusters two structures claim");
 	return refcounts;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "../checker/image.h"
+#include "../checker/trust.h" /* qc_walk_complete(): may the model be trusted to free? */
 #include "plan.h"
 
 struct qc_repair_opts {
@@ -23,12 +24,6 @@ struct qc_repair_opts {
  * -ENOMEM / -EIO (reading the image failed). */
 int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 
-/*
- * True when the walk saw every reference: the model may then be trusted to
- * lower refcounts, rebuild them, or set OFLAG_COPIED.  When false, *why
- * names the first reason (a problem code or a trust flag).
- */
-bool qc_repair_walk_complete(const struct qc_image *img, const char **why);
 
 /* Planners (one file each); each adds writes and "left" entries. */
 int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,

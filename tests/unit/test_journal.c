@@ -60,16 +60,16 @@ static void make_plan(struct qc_plan *p)
 	uint8_t buf[8192];
 	qc_plan_init(p, IMG_LEN);
 	memset(buf, 0xab, sizeof(buf));
-	assert_non_null(qc_plan_add(p, QC_PH_NEW, 72 * 1024, buf, 4096, "refblock-x", "new block"));
-	assert_non_null(qc_plan_add(p, QC_PH_NEW, 76 * 1024, buf, 8192, "refblock-x", "new table"));
+	assert_non_null(qc_plan_add(p, QC_PH_NEW, 72 * 1024, buf, 4096, QC_P_REFTABLE_ENTRY_RESERVED, "new block"));
+	assert_non_null(qc_plan_add(p, QC_PH_NEW, 76 * 1024, buf, 8192, QC_P_REFTABLE_ENTRY_RESERVED, "new table"));
 	uint8_t sw[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
-	assert_non_null(qc_plan_add(p, QC_PH_SWITCH, 48, sw, 12, "reftable-x", "switch"));
-	assert_non_null(qc_plan_add(p, QC_PH_INPLACE, 8192 + 6, buf, 2, "refcount-x", "leak"));
-	assert_non_null(qc_plan_add(p, QC_PH_INPLACE, IMG_LEN - 10, buf, 40, "refcount-x", "straddle"));
+	assert_non_null(qc_plan_add(p, QC_PH_SWITCH, 48, sw, 12, QC_P_REFTABLE_ENTRY_RESERVED, "switch"));
+	assert_non_null(qc_plan_add(p, QC_PH_INPLACE, 8192 + 6, buf, 2, QC_P_REFCOUNT_LEAK, "leak"));
+	assert_non_null(qc_plan_add(p, QC_PH_INPLACE, IMG_LEN - 10, buf, 40, QC_P_REFCOUNT_LEAK, "straddle"));
 	uint8_t h1[8] = { 0 }, h2[8] = { 0 };
 	h1[7] = 2;
-	assert_non_null(qc_plan_add(p, QC_PH_FINAL, 72, h2, 8, "header-corrupt-bit", "corrupt"));
-	assert_non_null(qc_plan_add(p, QC_PH_HEADER, 72, h1, 8, "header-dirty", "dirty"));
+	assert_non_null(qc_plan_add(p, QC_PH_FINAL, 72, h2, 8, QC_P_HEADER_CORRUPT_BIT, "corrupt"));
+	assert_non_null(qc_plan_add(p, QC_PH_HEADER, 72, h1, 8, QC_P_HEADER_DIRTY, "dirty"));
 	qc_plan_sort(p);
 	assert_int_equal(p->w[p->n - 1].phase, QC_PH_FINAL);
 	assert_int_equal(p->w[0].phase, QC_PH_NEW);
@@ -302,13 +302,13 @@ static void plan_diff_runs(void **state)
 	b[100] = 1; /* separate */
 	struct qc_plan p;
 	qc_plan_init(&p, 1000);
-	assert_int_equal(qc_plan_diff(&p, QC_PH_INPLACE, 1000, a, b, sizeof(a), "l2-x", "t"), 2);
+	assert_int_equal(qc_plan_diff(&p, QC_PH_INPLACE, 1000, a, b, sizeof(a), QC_P_L2_COPIED_MISSING, "t"), 2);
 	assert_int_equal(p.w[0].offset, 1003);
 	assert_int_equal(p.w[0].len, 8);
 	assert_int_equal(p.w[1].offset, 1100);
 	assert_int_equal(p.w[1].len, 1);
 	assert_int_equal(p.end_after, 1101);
-	assert_int_equal(qc_plan_diff(&p, QC_PH_INPLACE, 0, a, a, sizeof(a), "l2-x", "t"), 0);
+	assert_int_equal(qc_plan_diff(&p, QC_PH_INPLACE, 0, a, a, sizeof(a), QC_P_L2_COPIED_MISSING, "t"), 0);
 	qc_plan_free(&p);
 }
 

@@ -153,7 +153,7 @@ static void leak_lowered_in_place_nothing_else_written(void **state)
 	plan_of(io, &p, &code);
 	assert_int_equal(code, 3);
 	assert_int_equal(p.n, 1);
-	assert_string_equal(p.w[0].code, "refcount-leak");
+	assert_int_equal(p.w[0].code, QC_P_REFCOUNT_LEAK);
 	assert_int_equal(p.w[0].phase, QC_PH_INPLACE);
 	/* the orphaned entry's cluster is still held by the snapshot: 2 -> 1 */
 	assert_int_equal(p.nfreed, 0);
@@ -221,21 +221,21 @@ static void plan_conflicts(void **state)
 	struct qc_plan p;
 	qc_plan_init(&p, 1 << 20);
 	assert_int_equal(qc_plan_conflict(&p, &at), 0);
-	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x10000, b, 8, "t", "a"));
-	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x10008, b, 8, "t", "adjacent, not overlapping"));
-	assert_non_null(qc_plan_add(&p, QC_PH_HEADER, 72, b, 8, "t", "dirty"));
-	assert_non_null(qc_plan_add(&p, QC_PH_FINAL, 72, b, 8, "t", "corrupt"));
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x10000, b, 8, QC_P_REFCOUNT_LEAK, "a"));
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x10008, b, 8, QC_P_REFCOUNT_LEAK, "adjacent, not overlapping"));
+	assert_non_null(qc_plan_add(&p, QC_PH_HEADER, 72, b, 8, QC_P_REFCOUNT_LEAK, "dirty"));
+	assert_non_null(qc_plan_add(&p, QC_PH_FINAL, 72, b, 8, QC_P_REFCOUNT_LEAK, "corrupt"));
 	assert_int_equal(qc_plan_conflict(&p, &at), 0);
 	/* an L1 "entry" on the header: the in-place write meets the flag writes */
-	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 72, b, 8, "t", "L1 entry 9 on the header"));
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 72, b, 8, QC_P_REFCOUNT_LEAK, "L1 entry 9 on the header"));
 	assert_int_equal(qc_plan_conflict(&p, &at), 1);
 	assert_int_equal(at, 72);
 	qc_plan_free(&p);
 	/* a long write covering a later short one, found past an unrelated one */
 	qc_plan_init(&p, 1 << 20);
-	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20000, b, 16, "t", "long"));
-	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20004, b, 2, "t", "inside"));
-	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x10000, b, 2, "t", "before"));
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20000, b, 16, QC_P_REFCOUNT_LEAK, "long"));
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20004, b, 2, QC_P_REFCOUNT_LEAK, "inside"));
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x10000, b, 2, QC_P_REFCOUNT_LEAK, "before"));
 	assert_int_equal(qc_plan_conflict(&p, &at), 1);
 	assert_int_equal(at, 0x20004);
 	qc_plan_free(&p);

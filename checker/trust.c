@@ -1,0 +1,85 @@
+/*
+ * trust.c - whether the walk saw every reference (see trust.h).  The
+ * per-code decision is the HIDES column of core/problems/policy.def; the
+ * two conditional entries are evaluated here on the problem records
+ * (structured fields only: offsets, snapshot index, overlap owners).
+ */
+#include "trust.h"
+
+#include "../core/policy.h"
+
+bool qc_reserved_only_on_dropped(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->per_code[QC_P_L1_ENTRY_RESERVED] > QC_MAX_RECORDS_PER_CODE ||
+	    ps->per_code[QC_P_L1_ENTRY_NO_OFFSET] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].code != QC_P_L1_ENTRY_RESERVED)
+			continue;
+		if (ps->v[i].loc.snapshot >= 0)
+			return false;
+		bool dropped = false;
+		for (size_t j = 0; j < ps->n && !dropped; j++)
+			dropped = ps->v[j].code == QC_P_L1_ENTRY_NO_OFFSET && ps->v[j].loc.snapshot < 0 &&
+				  ps->v[j].loc.offset == ps->v[i].loc.offset;
+		if (!dropped)
+			return false;
+	}
+	return true;
+}
+
+/* Every record of code c is a refblock claimed by a refblock (two reftable
+ * entries naming one cluster), and no record was dropped by the cap. */
+static bool only_refblock_twins(const struct qc_image *img, enum qc_code c)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].code == c &&
+		    (ps->v[i].owner != QC_OWN_REFBLOCK || ps->v[i].other_owner != QC_OWN_REFBLOCK))
+			return false;
+	return true;
+}
+
+bool qc_code_hides_refs(const struct qc_image *img, enum qc_code c)
+{
+	if (!img->problems.per_code[c])
+		return false;
+	switch (qc_policy(c)->hides) {
+	case QC_HIDES_NO:
+		return false;
+	case QC_HIDES_YES:
+		return true;
+	case QC_HIDES_UNLESS_DROPPED:
+		return !qc_reserved_only_on_dropped(img);
+	case QC_HIDES_UNLESS_REFBLOCK_TWIN:
+		return !only_refblock_twins(img, c);
+	}
+	return true;
+}
+
+bool qc_walk_complete(const struct qc_image *img, const char **why)
+{
+	const char *w = NULL;
+	if (!img->is_qcow2 || !img->geometry_ok)
+		w = "the header's geometry is unusable";
+	else if (img->aborted)
+		w = "the check did not complete";
+	else if (!img->l1_ok)
+		w = "the active L1 table is unusable";
+	else if (img->h.nb_snapshots && (!img->snapshot_table_ok || img->nsnapshots < img->h.nb_snapshots))
+		w = "the snapshot table is unusable";
+	else if (img->ext.has_bitmaps && !img->ext.bitmaps_valid)
+		w = "the bitmap directory is unusable";
+	for (uint32_t i = 0; !w && i < img->nsnapshots; i++)
+		if (!img->snapshots[i].l1_usable)
+			w = "a snapshot's L1 table is unusable";
+	for (int c = 0; !w && c < QC_P_COUNT; c++)
+		if (qc_code_hides_refs(img, (enum qc_code)c))
+			w = qc_problem_table[c].code;
+	if (why)
+		*why = w;
+	return w == NULL;
+}

@@ -1,0 +1,33 @@
+/*
+ * trust.h - what the finished check lets later steps trust: whether the
+ * walk saw every reference (so the computed counts are the truth and a
+ * repair may lower refcounts, rebuild them or set OFLAG_COPIED), and the
+ * conditions under which a finding hides no reference.
+ *
+ * A checker fact, read by the report (walk-complete) and the planners.
+ * Relies on the trust flags of the model (image.h) and the HIDES column of
+ * the policy table (core/problems/policy.def).
+ */
+#ifndef QC_TRUST_H
+#define QC_TRUST_H
+
+#include <stdbool.h>
+
+#include "image.h"
+
+/*
+ * True when the walk saw every reference.  When false, *why (may be NULL)
+ * names the first reason: a trust flag in words, or a problem code.
+ */
+bool qc_walk_complete(const struct qc_image *img, const char **why);
+
+/* Does code c, as reported in img, hide references (policy HIDES column,
+ * with its condition evaluated on the records)?  False when not reported. */
+bool qc_code_hides_refs(const struct qc_image *img, enum qc_code c);
+
+/* Are all l1-entry-reserved records on active L1 entries that also have no
+ * L2 offset (l1-entry-no-offset at the same offset)?  False when records
+ * were dropped by the per-code cap. */
+bool qc_reserved_only_on_dropped(const struct qc_image *img);
+
+#endif

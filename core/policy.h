@@ -1,0 +1,67 @@
+/*
+ * policy.h - the repair policy of each problem code, as data (in the
+ * manner of e2fsck's problem table): whether a finding may hide a
+ * reference from the walk, which planner fixes it, whether it forces a
+ * refcount rebuild, and what the plan says when it is left.
+ *
+ * The table is core/problems/policy.def, keyed by problem ID; every
+ * decision the checker's trust rule (checker/trust.c) and the planners
+ * (repair/) make about a code is a lookup here, never a match on the
+ * code's name or a message.  doc/design.md "Policy table" explains it.
+ */
+#ifndef QC_POLICY_H
+#define QC_POLICY_H
+
+#include <stdbool.h>
+
+#include "problems.h"
+
+/* Does a finding hide references from the walk? */
+enum qc_hides {
+	QC_HIDES_NO,
+	QC_HIDES_YES,
+	/* l1-entry-reserved: hides none when every record is on an active L1
+	 * entry that also has no L2 offset (nothing to follow; the COPIED
+	 * planner zeroes the entry) */
+	QC_HIDES_UNLESS_DROPPED,
+	/* overlap-metadata: hides none when every record is a refblock
+	 * claimed twice (two reftable entries naming one cluster: a rebuild
+	 * fixes that; any other overlap leaves a doubt which pointer is wrong) */
+	QC_HIDES_UNLESS_REFBLOCK_TWIN,
+};
+
+/* The planner that repairs a code. */
+enum qc_fixer {
+	QC_FIX_NONE,        /* not repaired by this version */
+	QC_FIX_REFCOUNTS,   /* repair/refcounts.c: stored counts edited in place (or rebuilt) */
+	QC_FIX_REBUILD,     /* repair/refcounts.c: the refcount structure rebuilt */
+	QC_FIX_COPIED,      /* repair/copied.c: OFLAG_COPIED and flag-only L1 entries */
+	QC_FIX_HEADER_BITS, /* repair/repair.c: the dirty and corrupt bits */
+	QC_FIX_COUNT
+};
+
+/* What the plan says about a code no planner wrote or left itself. */
+#define QC_LEFT_NOT_REPAIRED "not repaired by this version (table and snapshot repairs are not implemented)"
+#define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
+#define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"
+#define QC_LEFT_REFCOUNTS "refcounts cannot be fixed safely while other problems remain (see above)"
+#define QC_LEFT_HEADER_BITS "the header bits change only with a full repair whose refcounts are all verified (not with --leaks-only)"
+
+struct qc_policy {
+	bool listed;        /* the code has a line in policy.def */
+	bool warning_line;  /* ... and it is a QC_POLICY_WARNING line */
+	enum qc_hides hides;
+	enum qc_fixer fixer;
+	bool needs_rebuild;
+	const char *left;
+};
+
+/* The policy of a code: its line; for a warning without one, the default
+ * (hides nothing, no fixer, QC_LEFT_NOT_REPAIRED); for any other code
+ * without one (a table bug the unit test catches), hides references. */
+const struct qc_policy *qc_policy(enum qc_code c);
+
+/* Name of a fixer ("refcounts", "copied", ...), for the design doc and tests. */
+const char *qc_fixer_name(enum qc_fixer f);
+
+#endif
