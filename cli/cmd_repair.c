@@ -182,6 +182,14 @@ int qc_cmd_repair(int argc, char **argv)
 	fprintf(msg, "Undo journal: %s (restore with: qcow2fsck undo %s %s)\n", journal, journal, path);
 	size_t done_writes = 0;
 	r = qc_apply_phases(io, &plan, QC_PH_NEW, QC_PH_HEADER, &done_writes);
+	if (r == -ESTALE && done_writes == 0) {
+		/* compare-and-swap refused before the first write */
+		fprintf(stderr, "qcow2fsck: repair: nothing changed: the image changed since the repair was planned\n");
+		unlink(journal);
+		rj.journal = NULL;
+		code = 1;
+		goto done;
+	}
 	if (r == 0) {
 		if (qc_check_run(io, &o, &after) < 0) {
 			fprintf(stderr, "qcow2fsck: out of memory\n");
@@ -203,7 +211,7 @@ int qc_cmd_repair(int argc, char **argv)
 	}
 	if (r < 0) {
 		fprintf(stderr, "qcow2fsck: repair: write failed after %zu write(s): %s; rolling back\n",
-			done_writes, strerror(-r));
+			done_writes, r == -ESTALE ? "the image changed since the repair was planned" : strerror(-r));
 		io->fail_after_writes = 0;
 		int u = qc_journal_undo(journal, io, 0, NULL, err, sizeof(err));
 		if (u < 0)

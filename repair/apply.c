@@ -1,8 +1,10 @@
 /*
  * apply.c - writing a plan's phases in order (see apply.h).  Relies on the
- * caller having written and fsync'd the journal first (journal.c).
+ * caller having written and fsync'd the journal first (journal.c), and on
+ * every write carrying the bytes it replaces (cas.h).
  */
 #include "apply.h"
+#include "cas.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -23,17 +25,30 @@ int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 	static unsigned long total; /* writes in this process, for the crash hook */
 	unsigned long crash = crash_after();
 	int cur = -1;
+	/* compare first: refuse before the first write if any region changed */
+	for (size_t i = 0; i < p->n; i++) {
+		const struct qc_write *w = &p->w[i];
+		if (w->phase < first || w->phase > last)
+			continue;
+		int r = qc_cas_check(io, p, i, first, last);
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		struct qc_write *w = &p->w[i];
 		if (w->phase < first || w->phase > last)
 			continue;
+		/* and again right before the swap */
+		int r = qc_cas_check(io, p, i, first, last);
+		if (r < 0)
+			return r;
 		if (cur >= 0 && (int)w->phase != cur) {
-			int r = qc_io_sync(io);
+			r = qc_io_sync(io);
 			if (r < 0)
 				return r;
 		}
 		cur = (int)w->phase;
-		int r = qc_io_write(io, w->data, w->len, w->offset);
+		r = qc_io_write(io, w->data, w->len, w->offset);
 		if (r < 0)
 			return r;
 		(*done)++;

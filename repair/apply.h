@@ -26,7 +26,11 @@
 /*
  * Write every write of the plan whose phase is in [first, last], in plan
  * order (call qc_plan_sort first), syncing at every phase change and at
- * the end.  *done counts successful writes.  Returns 0 or -errno.
+ * the end.  *done counts successful writes.  Compare-and-swap (cas.h):
+ * every region of the range is compared with the bytes the plan expects
+ * before the first write, and each again right before it is written; a
+ * region that changed since planning stops the apply with -ESTALE (before
+ * any write when the first comparison finds it).  Returns 0 or -errno.
  */
 int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 		    enum qc_phase last, size_t *done);

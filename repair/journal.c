@@ -56,6 +56,7 @@ struct buf {
 	uint8_t *p;
 	size_t n, cap;
 	bool oom;
+	bool stale;  /* the image no longer holds a write's planned old bytes */
 };
 
 static uint8_t *buf_grow(struct buf *b, size_t len)
@@ -207,6 +208,13 @@ static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
 			free(chain);
 			return false;
 		}
+		/* compare-and-swap (cas.h): the old bytes are the ones planned */
+		if (!w->old || memcmp(r + REC_FIXED, w->old, (size_t)old_len)) {
+			set_err(err, errlen, "the image changed at 0x%" PRIx64 " since the repair was planned", w->offset);
+			b->stale = true;
+			free(chain);
+			return false;
+		}
 		r = b->p + at; /* buf_grow may not move b->p here, but be safe */
 		sha256(r, REC_FIXED + (size_t)old_len, r + REC_FIXED + old_len);
 		memcpy(chain + (i + 1) * SHA_LEN, r + REC_FIXED + old_len, SHA_LEN);
@@ -242,7 +250,7 @@ int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p
 		if (b.oom)
 			set_err(err, errlen, "out of memory building the undo journal");
 		free(b.p);
-		return b.oom ? -ENOMEM : -EIO;
+		return b.oom ? -ENOMEM : b.stale ? -ESTALE : -EIO;
 	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {

@@ -52,6 +52,9 @@ struct qc_witness {
  * Write the journal of plan p for the image behind io (its current bytes
  * are the "old" bytes) to path, which must not exist yet.  wit: ranges
  * whose bytes bind the journal to the image (clipped to the file).
+ * Every write must carry the old bytes the planner saw (qc_write.old,
+ * cas.h): when the image no longer holds them, or none were recorded,
+ * nothing is written and -ESTALE returned.
  * Returns 0, or -errno with a message in err.
  */
 int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p,

@@ -25,8 +25,10 @@ void qc_plan_init(struct qc_plan *p, uint64_t file_size)
 
 void qc_plan_free(struct qc_plan *p)
 {
-	for (size_t i = 0; i < p->n; i++)
+	for (size_t i = 0; i < p->n; i++) {
 		free(p->w[i].data);
+		free(p->w[i].old);
+	}
 	free(p->w);
 	free(p->left);
 	free(p->freed);

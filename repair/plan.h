@@ -35,6 +35,9 @@ struct qc_write {
 	uint64_t offset;
 	uint8_t *data;          /* new bytes (owned) */
 	size_t len;
+	uint8_t *old;           /* len bytes it replaces, as planned (owned; zeros past
+				 * the end of the file): the compare of the
+				 * compare-and-swap (cas.h); NULL until recorded */
 	enum qc_phase phase;
 	enum qc_code code;      /* problem this fixes (QC_P_REFCOUNT_LEAK, ...) */
 	uint64_t guest_offset;  /* QC_NO_OFFSET when no guest range is at stake */

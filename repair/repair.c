@@ -8,6 +8,7 @@
  * lookup in that table.
  */
 #include "repair.h"
+#include "cas.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -172,6 +173,9 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
+	/* the bytes every write replaces, as the planner saw them (cas.h) */
+	if (r == 0)
+		r = qc_plan_record_old(p, img->io);
 	uint64_t at;
 	int c = r == 0 ? qc_plan_conflict(p, &at) : 0;
 	if (c < 0)

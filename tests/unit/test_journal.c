@@ -18,6 +18,7 @@
 
 #include "../../core/io.h"
 #include "../../repair/apply.h"
+#include "../../repair/cas.h"
 #include "../../repair/journal.h"
 #include "../../repair/plan.h"
 #include "../../repair/repair.h"
@@ -71,6 +72,10 @@ static void make_plan(struct qc_plan *p)
 	assert_non_null(qc_plan_add(p, QC_PH_FINAL, 72, h2, 8, QC_P_HEADER_CORRUPT_BIT, "corrupt"));
 	assert_non_null(qc_plan_add(p, QC_PH_HEADER, 72, h1, 8, QC_P_HEADER_DIRTY, "dirty"));
 	qc_plan_sort(p);
+	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, false);
+	assert_non_null(io);
+	assert_int_equal(qc_plan_record_old(p, io), 0);
+	qc_io_close(io);
 	assert_int_equal(p->w[p->n - 1].phase, QC_PH_FINAL);
 	assert_int_equal(p->w[0].phase, QC_PH_NEW);
 }
