@@ -9,6 +9,7 @@
  */
 #include "check.h"
 #include "../core/reader.h"
+#include "../core/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -70,36 +71,23 @@ static bool compatible(enum qc_owner a, enum qc_owner b)
 
 static void note_contested(struct qc_image *img, uint64_t cluster)
 {
-	if (img->ncontested == img->contested_cap) {
-		size_t ncap = img->contested_cap ? img->contested_cap * 2 : 16;
-		uint64_t *n = ncap <= QC_MAX_CONTESTED ? realloc(img->contested, ncap * sizeof(*n)) : NULL;
-		if (!n) {
-			img->contested_overflow = true;
-			return;
-		}
-		img->contested = n;
-		img->contested_cap = ncap;
+	if (img->ncontested >= QC_MAX_CONTESTED) {
+		img->contested_overflow = true;
+		return;
 	}
+	uint64_t *n = qc_grow(img->contested, &img->contested_cap, img->ncontested, sizeof(*n), 16);
+	if (!n) {
+		img->contested_overflow = true;
+		return;
+	}
+	img->contested = n;
 	img->contested[img->ncontested++] = cluster;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* Sort and deduplicate the contested clusters (once, after the passes). */
 static void settle_contested(struct qc_image *img)
 {
-	if (img->ncontested < 2)
-		return;
-	qsort(img->contested, img->ncontested, sizeof(uint64_t), cmp_u64);
-	size_t k = 1;
-	for (size_t i = 1; i < img->ncontested; i++)
-		if (img->contested[i] != img->contested[k - 1])
-			img->contested[k++] = img->contested[i];
-	img->ncontested = k;
+	img->ncontested = qc_sort_unique_u64(img->contested, img->ncontested);
 }
 
 void qc_note_contested(struct qc_image *img, uint64_t off, uint64_t len)
@@ -176,6 +164,7 @@ bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o,
 			qc_abort(img, "memory cap reached while mapping host clusters");
 			return false;
 		}
+		img->claimed_refs[o] += nref;
 		if (!compatible(prev, o))
 			report_overlap(img, c, prev, o, loc);
 	}
@@ -209,6 +198,22 @@ void *qc_budget_alloc(struct qc_image *img, uint64_t n, const char *what)
 		qc_abort(img, "out of memory: %s (%llu bytes)", what, (unsigned long long)n);
 	}
 	return p;
+}
+
+void *qc_budget_grow(struct qc_image *img, void *p, size_t *cap, size_t n, size_t elem,
+		     size_t first, const char *what)
+{
+	if (n < *cap)
+		return p;
+	size_t ncap;
+	if (!qc_grow_cap(*cap, n, elem, first, &ncap)) {
+		qc_abort(img, "memory cap reached: %s", what);
+		return NULL;
+	}
+	void *np = qc_budget_realloc(img, p, (uint64_t)*cap * elem, (uint64_t)ncap * elem, what);
+	if (np)
+		*cap = ncap;
+	return np;
 }
 
 void *qc_budget_realloc(struct qc_image *img, void *p, uint64_t old, uint64_t n, const char *what)

@@ -74,6 +74,11 @@ void qc_mem_release(struct qc_image *img, uint64_t n);
  */
 void *qc_budget_alloc(struct qc_image *img, uint64_t n, const char *what);
 void *qc_budget_realloc(struct qc_image *img, void *p, uint64_t old, uint64_t n, const char *what);
+/* qc_grow() (core/util.h) under the budget: room for element n of an
+ * array of *cap elements of elem bytes, doubling (first elements the first
+ * time); NULL after aborting the check, p still valid. */
+void *qc_budget_grow(struct qc_image *img, void *p, size_t *cap, size_t n, size_t elem,
+		     size_t first, const char *what);
 void qc_budget_free(struct qc_image *img, void *p, uint64_t n);
 
 /* Read len bytes of metadata at off into a new buffer (all inside the file

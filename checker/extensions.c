@@ -17,6 +17,7 @@
 #include "extensions.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
+#include "../core/util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -247,14 +248,12 @@ static bool seen_before(const struct qc_extensions *e, uint32_t type, uint64_t *
 	return false;
 }
 
-static bool all_zero(struct qc_view v, uint64_t off, uint64_t end)
+/* Bytes [off, end) of v are zero (bytes past the view count as zero). */
+static bool view_zero(struct qc_view v, uint64_t off, uint64_t end)
 {
-	for (; off < end; off++) {
-		uint8_t b = 0;
-		if (qc_get_u8(v, off, &b) && b)
-			return false;
-	}
-	return true;
+	if (end > v.len)
+		end = v.len;
+	return off >= end || qc_all_zero(v.p + off, (size_t)(end - off));
 }
 
 void qc_ext_walk(struct qc_image *img, bool report)
@@ -278,7 +277,7 @@ void qc_ext_walk(struct qc_image *img, bool report)
 	uint64_t off = start;
 	while (off < end) {
 		if (end - off < 8) {
-			if (!all_zero(w.v, off, end))
+			if (!view_zero(w.v, off, end))
 				REPORT(&w, QC_P_EXT_HEADER_TRUNCATED, off,
 				       "%llu bytes left in the extension area at 0x%llx: too few for an extension header",
 				       (unsigned long long)(end - off), (unsigned long long)off);

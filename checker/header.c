@@ -38,27 +38,27 @@ static void read_first_cluster(struct qc_image *img, size_t want)
 static void decode(struct qc_image *img, struct qc_view v)
 {
 	struct qc_header *h = &img->h;
-	qc_get_be32(v, 0, &h->magic);
-	qc_get_be32(v, 4, &h->version);
-	qc_get_be64(v, 8, &h->backing_file_offset);
-	qc_get_be32(v, 16, &h->backing_file_size);
-	qc_get_be32(v, 20, &h->cluster_bits);
-	qc_get_be64(v, 24, &h->size);
-	qc_get_be32(v, 32, &h->crypt_method);
-	qc_get_be32(v, 36, &h->l1_size);
-	qc_get_be64(v, 40, &h->l1_table_offset);
-	qc_get_be64(v, 48, &h->refcount_table_offset);
-	qc_get_be32(v, 56, &h->refcount_table_clusters);
-	qc_get_be32(v, 60, &h->nb_snapshots);
-	qc_get_be64(v, 64, &h->snapshots_offset);
+	qc_get_be32(v, QC_HDR_MAGIC, &h->magic);
+	qc_get_be32(v, QC_HDR_VERSION, &h->version);
+	qc_get_be64(v, QC_HDR_BACKING_FILE_OFFSET, &h->backing_file_offset);
+	qc_get_be32(v, QC_HDR_BACKING_FILE_SIZE, &h->backing_file_size);
+	qc_get_be32(v, QC_HDR_CLUSTER_BITS, &h->cluster_bits);
+	qc_get_be64(v, QC_HDR_SIZE, &h->size);
+	qc_get_be32(v, QC_HDR_CRYPT_METHOD, &h->crypt_method);
+	qc_get_be32(v, QC_HDR_L1_SIZE, &h->l1_size);
+	qc_get_be64(v, QC_HDR_L1_TABLE_OFFSET, &h->l1_table_offset);
+	qc_get_be64(v, QC_HDR_REFTABLE_OFFSET, &h->refcount_table_offset);
+	qc_get_be32(v, QC_HDR_REFTABLE_CLUSTERS, &h->refcount_table_clusters);
+	qc_get_be32(v, QC_HDR_NB_SNAPSHOTS, &h->nb_snapshots);
+	qc_get_be64(v, QC_HDR_SNAPSHOTS_OFFSET, &h->snapshots_offset);
 	if (h->version >= 3) {
-		qc_get_be64(v, 72, &h->incompatible_features);
-		qc_get_be64(v, 80, &h->compatible_features);
-		qc_get_be64(v, 88, &h->autoclear_features);
-		qc_get_be32(v, 96, &h->refcount_order);
-		qc_get_be32(v, 100, &h->header_length);
+		qc_get_be64(v, QC_HDR_INCOMPAT, &h->incompatible_features);
+		qc_get_be64(v, QC_HDR_COMPAT, &h->compatible_features);
+		qc_get_be64(v, QC_HDR_AUTOCLEAR, &h->autoclear_features);
+		qc_get_be32(v, QC_HDR_REFCOUNT_ORDER, &h->refcount_order);
+		qc_get_be32(v, QC_HDR_HEADER_LENGTH, &h->header_length);
 		if (h->header_length > 104)
-			qc_get_u8(v, 104, &h->compression_type);
+			qc_get_u8(v, QC_HDR_COMPRESSION_TYPE, &h->compression_type);
 	} else {
 		h->refcount_order = 4;
 		h->header_length = QC_V2_HEADER_LEN;
@@ -334,11 +334,11 @@ void qc_pass_header(struct qc_image *img)
 	}
 	struct qc_view v = qc_view_make(first, (size_t)n);
 	uint32_t magic = 0, version = 0;
-	if (!qc_get_be32(v, 0, &magic) || magic != QC_MAGIC) {
+	if (!qc_get_be32(v, QC_HDR_MAGIC, &magic) || magic != QC_MAGIC) {
 		qc_report(ps, QC_P_IMAGE_NOT_QCOW2, LOC0(0), 1, "no qcow2 magic (found 0x%08x)", magic);
 		return;
 	}
-	qc_get_be32(v, 4, &version);
+	qc_get_be32(v, QC_HDR_VERSION, &version);
 	if (version != 2 && version != 3) {
 		qc_report(ps, QC_P_HEADER_VERSION_UNSUPPORTED, LOC0(4), 1,
 			  "version %u is not supported (2 or 3)", version);

@@ -164,6 +164,22 @@ struct qc_image {
 	/* Per reftable entry: 1 when its refblock may be read (aligned, no
 	 * reserved bits, inside the file); refcounts.c fills it. */
 	uint8_t *refblock_usable;
+	/* What the walk added to the computed counts for the refcount
+	 * structure itself (refcounts.c records it where it claims): a
+	 * rebuild subtracts exactly this from the counts of the old reftable
+	 * and refblocks (repair/refcounts.c, doc/design.md "The model"). */
+	struct qc_self_claims {
+		uint64_t reftable_off, reftable_bytes; /* range claimed; 0 bytes: none */
+		uint64_t reftable_nref;  /* references added to each of its clusters */
+		uint64_t refblock_nref;  /* references added to the cluster of every
+					  * entry with refblock_usable[i] set */
+		uint64_t refblocks;      /* entries claimed that way */
+	} self_claims;
+	/* References qc_claim() added per owner type, over all claims (clusters
+	 * past the map are not added and not counted): what lets a test and the
+	 * rebuild see that self_claims is the whole of the refcount structure's
+	 * claims. */
+	uint64_t claimed_refs[QC_OWN_COUNT];
 
 	struct qc_snapshot *snapshots;
 	uint32_t nsnapshots;     /* entries parsed (<= nb_snapshots) */

@@ -22,6 +22,7 @@
 #include "check.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
+#include "../core/refblock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,14 @@ void qc_pass_reftable(struct qc_image *img)
 		img->reftable[i] = qc_be64_at(raw + 8 * i);
 	qc_budget_free(img, raw, bytes);
 	img->reftable_entries = n;
-	if (!qc_claim(img, off, bytes, QC_OWN_REFTABLE, 1, QC_LOC(off)))
+	/* the claims the walk makes for the refcount structure itself are
+	 * recorded where they are made (image.h self_claims) */
+	struct qc_self_claims *self = &img->self_claims;
+	self->reftable_off = off;
+	self->reftable_bytes = bytes;
+	self->reftable_nref = 1;
+	self->refblock_nref = 1;
+	if (!qc_claim(img, off, bytes, QC_OWN_REFTABLE, self->reftable_nref, QC_LOC(off)))
 		return;
 
 	uint64_t file_clusters = (img->file_size + img->cluster_size - 1) >> img->cluster_bits;
@@ -85,31 +93,12 @@ void qc_pass_reftable(struct qc_image *img)
 			continue;
 		}
 		img->refblock_usable[i] = 1;
+		self->refblocks++;
 		/* A second claim (two entries, or other metadata on it) is
 		 * reported by qc_claim as an overlap naming both owners. */
-		if (!qc_claim(img, rb, img->cluster_size, QC_OWN_REFBLOCK, 1, QC_LOC(eoff)))
+		if (!qc_claim(img, rb, img->cluster_size, QC_OWN_REFBLOCK, self->refblock_nref,
+			      QC_LOC(eoff)))
 			return;
-	}
-}
-
-/* Stored refcount j of a refblock (sub-byte widths LSB first, see 1.4). */
-static inline uint64_t rc_get(const uint8_t *b, uint64_t j, unsigned order)
-{
-	switch (order) {
-	case 0:
-		return (b[j >> 3] >> (j & 7)) & 1;
-	case 1:
-		return (b[j >> 2] >> (2 * (j & 3))) & 3;
-	case 2:
-		return (b[j >> 1] >> (4 * (j & 1))) & 15;
-	case 3:
-		return b[j];
-	case 4:
-		return qc_be16_at(b + 2 * j);
-	case 5:
-		return qc_be32_at(b + 4 * j);
-	default:
-		return qc_be64_at(b + 8 * j);
 	}
 }
 
@@ -176,7 +165,7 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	/* pass 1, branch-free: any mismatch? how many COPIED suspects? */
 	uint64_t diff = 0, susp = 0;
 	for (size_t k = 0; k < cn; k++) {
-		uint64_t st = rc_get(rb, j0 + k, order);
+		uint64_t st = qc_rc_get(rb, order, j0 + k);
 		uint64_t cp = cnt[k];
 		uint64_t one = cp == 1;
 		diff |= (st ^ cp) | (uint64_t)(cp > max);
@@ -186,14 +175,14 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	if (__builtin_expect(diff != 0, 0)) {
 		uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
 		for (size_t k = 0; k < cn; k++) {
-			uint64_t st = rc_get(rb, j0 + k, order);
+			uint64_t st = qc_rc_get(rb, order, j0 + k);
 			if (st != cnt[k] || cnt[k] > max)
 				mismatch(c, base + j0 + k, st, cnt[k], rb_off + (((j0 + k) << order) >> 3));
 		}
 	}
 	/* highest cluster in use below the limit (image_end_offset) */
 	for (size_t k = lim; k-- > 0;) {
-		if (rc_get(rb, j0 + k, order) | cnt[k]) {
+		if (qc_rc_get(rb, order, j0 + k) | cnt[k]) {
 			if (base + j0 + k > c->highest)
 				c->highest = base + j0 + k;
 			break;
@@ -247,7 +236,7 @@ static void beyond_end(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t of
 		memo->count = 0;
 		memo->first = 0;
 		for (uint64_t j = 0; j < per; j++) {
-			if (rc_get(rb, j, order)) {
+			if (qc_rc_get(rb, order, j)) {
 				if (!memo->count)
 					memo->first = j;
 				memo->count++;
@@ -262,7 +251,7 @@ static void beyond_end(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t of
 		  "%s%llu clusters past the end of the file have refcounts in refcount block %llu, the first cluster %llu (0x%llx) refcount=%llu",
 		  c->stale, (unsigned long long)memo->count, (unsigned long long)i,
 		  (unsigned long long)cl, (unsigned long long)(cl << img->cluster_bits),
-		  (unsigned long long)rc_get(rb, memo->first, img->h.refcount_order));
+		  (unsigned long long)qc_rc_get(rb, img->h.refcount_order, memo->first));
 }
 
 /* Referenced clusters in [from, to) that no usable refblock covers. */

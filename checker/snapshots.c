@@ -25,6 +25,7 @@
 #include "check.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
+#include "../core/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -107,14 +108,6 @@ static void read_fixed(const struct tbuf *t, uint64_t pos, struct fixed *f)
 	qc_get_be32(v, pos + 36, &f->extra);
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 /* Bytes an id may hold to look like a real one: printable ASCII. */
 static bool id_bytes_ok(const uint8_t *p, size_t n)
 {
@@ -149,7 +142,7 @@ static enum shape entry_shape(struct tbuf *t, uint64_t pos, struct fixed *f, uin
 	if (!tb_ensure(t, pos + FIXED))
 		return SHAPE_NO_ROOM;
 	read_fixed(t, pos, f);
-	if (all_zero(t->p + pos, FIXED))
+	if (qc_all_zero(t->p + pos, FIXED))
 		return SHAPE_BLANK;
 	if (f->extra > QC_MAX_SNAPSHOT_EXTRA)
 		return SHAPE_EXTRA_LARGE;
@@ -324,7 +317,7 @@ static bool recover_layout(struct qc_image *img, struct tbuf *t, uint64_t pos, u
 			if (!id_bytes_ok(str, (size_t)ids) || !name_bytes_ok(str + ids, (size_t)nms))
 				continue;
 			int score = 4 * all_digits(str, (size_t)ids) + 2 * (x == 24) +
-				    all_zero(e + span - pad, pad);
+				    qc_all_zero(e + span - pad, pad);
 			if (score > best) {
 				best = score;
 				*extra = (uint32_t)x;
@@ -343,17 +336,13 @@ static struct qc_loc sloc(uint64_t off, int32_t idx)
 	return l;
 }
 
-static struct qc_snapshot *new_entry(struct qc_image *img, uint32_t *cap)
+static struct qc_snapshot *new_entry(struct qc_image *img, size_t *cap)
 {
-	if (img->nsnapshots == *cap) {
-		uint32_t ncap = *cap ? *cap * 2 : 16;
-		struct qc_snapshot *n = qc_budget_realloc(img, img->snapshots, (uint64_t)*cap * sizeof(*n),
-							  (uint64_t)ncap * sizeof(*n), "the snapshot entries");
-		if (!n)
-			return NULL;
-		img->snapshots = n;
-		*cap = ncap;
-	}
+	struct qc_snapshot *n = qc_budget_grow(img, img->snapshots, cap, img->nsnapshots, sizeof(*n),
+					       16, "the snapshot entries");
+	if (!n)
+		return NULL;
+	img->snapshots = n;
 	struct qc_snapshot *s = &img->snapshots[img->nsnapshots];
 	memset(s, 0, sizeof(*s));
 	return s;
@@ -565,7 +554,7 @@ static bool check_location(struct qc_image *img)
 }
 
 /* A new entry with the fixed part f, at table position pos. */
-static struct qc_snapshot *record(struct qc_image *img, uint32_t *cap, const struct tbuf *t,
+static struct qc_snapshot *record(struct qc_image *img, size_t *cap, const struct tbuf *t,
 				  uint64_t pos, uint64_t size, const struct fixed *f)
 {
 	struct qc_snapshot *s = new_entry(img, cap);
@@ -643,7 +632,7 @@ static void redo_previous(struct qc_image *img, struct tbuf *t, uint32_t i, uint
 
 /* Entry i spans [pos, q) but its lengths say otherwise: keep its fixed
  * part and recover its strings from the real extent.  False on OOM. */
-static bool keep_damaged(struct qc_image *img, uint32_t *cap, struct tbuf *t, uint32_t i,
+static bool keep_damaged(struct qc_image *img, size_t *cap, struct tbuf *t, uint32_t i,
 			 uint64_t pos, uint64_t q, enum shape sh, const struct fixed *f)
 {
 	int32_t idx = (int32_t)img->nsnapshots;
@@ -730,7 +719,7 @@ void qc_pass_snapshot_table(struct qc_image *img)
 	t.limit_is_eof = room <= QC_MAX_SNAPSHOTS_SIZE;
 
 	uint32_t want = h->nb_snapshots > QC_MAX_SNAPSHOTS ? QC_MAX_SNAPSHOTS : h->nb_snapshots;
-	uint32_t cap = 0;
+	size_t cap = 0;
 	uint64_t pos = 0, prev = UINT64_MAX;
 	bool table_ok = true;
 

@@ -104,15 +104,11 @@ static uint64_t *read_l1(struct qc_image *img, uint64_t off, uint32_t size)
 
 static bool push_ref(struct walk *w, uint64_t l2, uint32_t i, int32_t table)
 {
-	if (w->n == w->cap) {
-		size_t ncap = w->cap ? w->cap * 2 : 1024;
-		struct l2ref *r = qc_budget_realloc(w->img, w->refs, w->cap * sizeof(*r),
-						    ncap * sizeof(*r), "the list of L2 references");
-		if (!r)
-			return false;
-		w->refs = r;
-		w->cap = ncap;
-	}
+	struct l2ref *r = qc_budget_grow(w->img, w->refs, &w->cap, w->n, sizeof(*r), 1024,
+					 "the list of L2 references");
+	if (!r)
+		return false;
+	w->refs = r;
 	w->refs[w->n++] = (struct l2ref){ l2, i, table };
 	return true;
 }
@@ -193,16 +189,12 @@ static bool ref_is_vm(const struct qc_image *img, const struct l2ref *r)
 static void add_compressed(struct walk *w, uint64_t off, uint64_t len, uint64_t guest)
 {
 	struct qc_image *img = w->img;
-	if (img->ncompressed == img->compressed_cap) {
-		size_t ncap = img->compressed_cap ? img->compressed_cap * 2 : 256;
-		struct qc_compressed_ref *r =
-			qc_budget_realloc(img, img->compressed, img->compressed_cap * sizeof(*r),
-					  ncap * sizeof(*r), "the list of compressed clusters");
-		if (!r)
-			return;
-		img->compressed = r;
-		img->compressed_cap = ncap;
-	}
+	struct qc_compressed_ref *r = qc_budget_grow(img, img->compressed, &img->compressed_cap,
+						     img->ncompressed, sizeof(*r), 256,
+						     "the list of compressed clusters");
+	if (!r)
+		return;
+	img->compressed = r;
 	img->compressed[img->ncompressed++] = (struct qc_compressed_ref){ off, len, guest, w->snap };
 }
 

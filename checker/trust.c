@@ -83,3 +83,19 @@ bool qc_walk_complete(const struct qc_image *img, const char **why)
 		*why = w;
 	return w == NULL;
 }
+
+bool qc_self_claims_consistent(const struct qc_image *img)
+{
+	const struct qc_self_claims *s = &img->self_claims;
+	uint64_t rt = 0;
+	if (s->reftable_bytes && img->geometry_ok) {
+		/* qc_claim adds nothing for clusters past the map */
+		uint64_t first = s->reftable_off >> img->cluster_bits;
+		uint64_t last = (s->reftable_off + s->reftable_bytes - 1) >> img->cluster_bits;
+		uint64_t n = img->cmap.nclusters;
+		uint64_t in = first >= n ? 0 : (last < n ? last : n - 1) - first + 1;
+		rt = in * s->reftable_nref;
+	}
+	return img->claimed_refs[QC_OWN_REFTABLE] == rt &&
+	       img->claimed_refs[QC_OWN_REFBLOCK] == s->refblocks * s->refblock_nref;
+}

@@ -30,4 +30,12 @@ bool qc_code_hides_refs(const struct qc_image *img, enum qc_code c);
  * were dropped by the per-code cap. */
 bool qc_reserved_only_on_dropped(const struct qc_image *img);
 
+/*
+ * Does the model's record of the refcount structure's own claims
+ * (img->self_claims) account for every reference qc_claim() added for the
+ * reftable and refblock owners (img->claimed_refs)?  The rebuild subtracts
+ * the record; when this is false it must not rebuild.
+ */
+bool qc_self_claims_consistent(const struct qc_image *img);
+
 #endif

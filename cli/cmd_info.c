@@ -221,20 +221,11 @@ static void info_human(const struct qc_image *img, const char *path)
 /* The distinct problem codes recorded against snapshot i, comma separated. */
 static void snapshot_codes_human(const struct qc_image *img, uint32_t i)
 {
-	const struct qc_problems *ps = &img->problems;
-	bool any = false;
-	for (size_t k = 0; k < ps->n; k++) {
-		if (ps->v[k].loc.snapshot != (int32_t)i)
-			continue;
-		bool dup = false;
-		for (size_t m = 0; m < k && !dup; m++)
-			dup = ps->v[m].loc.snapshot == (int32_t)i && ps->v[m].code == ps->v[k].code;
-		if (dup)
-			continue;
-		printf("%s%s", any ? ", " : "       problems: ", qc_problem_table[ps->v[k].code].code);
-		any = true;
-	}
-	if (any)
+	enum qc_code codes[QC_P_COUNT];
+	size_t nc = qc_snapshot_codes(&img->problems, (int32_t)i, codes);
+	for (size_t k = 0; k < nc; k++)
+		printf("%s%s", k ? ", " : "       problems: ", qc_problem_table[codes[k]].code);
+	if (nc)
 		putchar('\n');
 }
 

@@ -65,16 +65,10 @@ void qc_json_snapshots(struct qc_json *j, const struct qc_image *img)
 		if (s->has_icount)
 			qc_json_u64(j, "icount", s->icount);
 		qc_json_arr_begin(j, "problems");
-		const struct qc_problems *ps = &img->problems;
-		for (size_t k = 0; k < ps->n; k++) {
-			if (ps->v[k].loc.snapshot != (int32_t)i)
-				continue;
-			bool dup = false;
-			for (size_t m = 0; m < k && !dup; m++)
-				dup = ps->v[m].loc.snapshot == (int32_t)i && ps->v[m].code == ps->v[k].code;
-			if (!dup)
-				qc_json_str(j, NULL, qc_problem_table[ps->v[k].code].code);
-		}
+		enum qc_code codes[QC_P_COUNT];
+		size_t nc = qc_snapshot_codes(&img->problems, (int32_t)i, codes);
+		for (size_t k = 0; k < nc; k++)
+			qc_json_str(j, NULL, qc_problem_table[codes[k]].code);
 		qc_json_arr_end(j);
 		qc_json_obj_end(j);
 	}

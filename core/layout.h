@@ -18,6 +18,28 @@
 #define QC_V3_MIN_HEADER_LEN 104
 #define QC_HEADER_STRUCT_LEN 112
 
+/* Header field offsets (bytes from the start of the file). */
+#define QC_HDR_MAGIC 0
+#define QC_HDR_VERSION 4
+#define QC_HDR_BACKING_FILE_OFFSET 8
+#define QC_HDR_BACKING_FILE_SIZE 16
+#define QC_HDR_CLUSTER_BITS 20
+#define QC_HDR_SIZE 24
+#define QC_HDR_CRYPT_METHOD 32
+#define QC_HDR_L1_SIZE 36
+#define QC_HDR_L1_TABLE_OFFSET 40
+#define QC_HDR_REFTABLE_OFFSET 48   /* u64, followed by ... */
+#define QC_HDR_REFTABLE_CLUSTERS 56 /* ... u32: a rebuild switches both in one write */
+#define QC_HDR_NB_SNAPSHOTS 60
+#define QC_HDR_SNAPSHOTS_OFFSET 64
+/* version 3 only (the version 2 header ends at QC_V2_HEADER_LEN) */
+#define QC_HDR_INCOMPAT 72
+#define QC_HDR_COMPAT 80
+#define QC_HDR_AUTOCLEAR 88
+#define QC_HDR_REFCOUNT_ORDER 96
+#define QC_HDR_HEADER_LENGTH 100
+#define QC_HDR_COMPRESSION_TYPE 104
+
 #define QC_MAX_L1_SIZE (32u * 1024 * 1024)       /* bytes */
 #define QC_MAX_REFTABLE_SIZE (8u * 1024 * 1024)  /* bytes */
 #define QC_MAX_SNAPSHOTS 65536u

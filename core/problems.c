@@ -2,6 +2,7 @@
  * problems.c - the problem table and the problem list (see problems.h).
  */
 #include "problems.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,16 +64,12 @@ static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
 		ps->omitted++;
 		return;
 	}
-	if (ps->n == ps->cap) {
-		size_t ncap = ps->cap ? ps->cap * 2 : 64;
-		struct qc_problem *nv = realloc(ps->v, ncap * sizeof(*nv));
-		if (!nv) {
-			ps->oom = true;
-			return;
-		}
-		ps->v = nv;
-		ps->cap = ncap;
+	struct qc_problem *nv = qc_grow(ps->v, &ps->cap, ps->n, sizeof(*nv), 64);
+	if (!nv) {
+		ps->oom = true;
+		return;
 	}
+	ps->v = nv;
 	char buf[512];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	struct qc_problem *p = &ps->v[ps->n];
@@ -112,6 +109,20 @@ void qc_report(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uin
 	va_start(ap, fmt);
 	qc_vreport(ps, code, loc, weight, fmt, ap);
 	va_end(ap);
+}
+
+size_t qc_snapshot_codes(const struct qc_problems *ps, int32_t snap, enum qc_code *out)
+{
+	bool seen[QC_P_COUNT] = { false };
+	size_t n = 0;
+	for (size_t k = 0; k < ps->n; k++) {
+		enum qc_code c = ps->v[k].code;
+		if (ps->v[k].loc.snapshot != snap || seen[c])
+			continue;
+		seen[c] = true;
+		out[n++] = c;
+	}
+	return n;
 }
 
 enum qc_code qc_code_by_name(const char *name)

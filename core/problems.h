@@ -100,6 +100,12 @@ void qc_report_overlap(struct qc_problems *ps, enum qc_code code, struct qc_loc 
 		       enum qc_owner owner, enum qc_owner other, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 
+/*
+ * The distinct codes of the records kept against snapshot snap, in the
+ * order first recorded, into out (room for QC_P_COUNT); returns how many.
+ */
+size_t qc_snapshot_codes(const struct qc_problems *ps, int32_t snap, enum qc_code *out);
+
 /* Look a code up by name: QC_P_COUNT if unknown. */
 enum qc_code qc_code_by_name(const char *name);
 

@@ -3,6 +3,8 @@
  */
 #include "plan.h"
 
+#include "../core/util.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -38,16 +40,12 @@ void qc_plan_free(struct qc_plan *p)
 static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
 			     size_t len, enum qc_code code, const char *fmt, va_list ap)
 {
-	if (p->n == p->cap) {
-		size_t ncap = p->cap ? p->cap * 2 : 16;
-		struct qc_write *nw = realloc(p->w, ncap * sizeof(*nw));
-		if (!nw) {
-			p->oom = true;
-			return NULL;
-		}
-		p->w = nw;
-		p->cap = ncap;
+	struct qc_write *nw = qc_grow(p->w, &p->cap, p->n, sizeof(*nw), 16);
+	if (!nw) {
+		p->oom = true;
+		return NULL;
 	}
+	p->w = nw;
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy) {
 		p->oom = true;
@@ -108,31 +106,23 @@ int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_
 
 void qc_plan_freed(struct qc_plan *p, uint64_t cluster)
 {
-	if (p->nfreed == p->freedcap) {
-		size_t ncap = p->freedcap ? p->freedcap * 2 : 64;
-		uint64_t *nf = realloc(p->freed, ncap * sizeof(*nf));
-		if (!nf) {
-			p->oom = true;
-			return;
-		}
-		p->freed = nf;
-		p->freedcap = ncap;
+	uint64_t *nf = qc_grow(p->freed, &p->freedcap, p->nfreed, sizeof(*nf), 64);
+	if (!nf) {
+		p->oom = true;
+		return;
 	}
+	p->freed = nf;
 	p->freed[p->nfreed++] = cluster;
 }
 
 void qc_plan_leave(struct qc_plan *p, enum qc_code code, uint64_t off, const char *fmt, ...)
 {
-	if (p->nleft == p->leftcap) {
-		size_t ncap = p->leftcap ? p->leftcap * 2 : 8;
-		struct qc_left *nl = realloc(p->left, ncap * sizeof(*nl));
-		if (!nl) {
-			p->oom = true;
-			return;
-		}
-		p->left = nl;
-		p->leftcap = ncap;
+	struct qc_left *nl = qc_grow(p->left, &p->leftcap, p->nleft, sizeof(*nl), 8);
+	if (!nl) {
+		p->oom = true;
+		return;
 	}
+	p->left = nl;
 	struct qc_left *l = &p->left[p->nleft++];
 	l->code = code;
 	l->offset = off;

@@ -12,10 +12,12 @@
  * by one 12-byte header write (refcount_table_offset and _clusters); the
  * old reftable and refblocks are simply no longer referenced.
  *
- * Relies on: the walk claiming the reftable range (one reference per
- * cluster) and every reftable entry it judged usable (one reference to
- * the refblock's cluster), as checker/refcounts.c does; rebuilt counts
- * subtract exactly those claims (old_claims()).
+ * Relies on: the model's record of what the walk counted for the refcount
+ * structure itself (img->self_claims: the reftable range and every usable
+ * entry's refblock, with the references each got); rebuilt counts
+ * subtract exactly that record (old_claims()), and no rebuild is planned
+ * when the record does not account for every such claim
+ * (qc_self_claims_consistent()).
  */
 #include "repair.h"
 
@@ -30,39 +32,8 @@
 #include "../core/layout.h"
 #include "../core/policy.h"
 #include "../core/reader.h"
-
-uint64_t qc_refblock_get(const uint8_t *blk, unsigned order, uint64_t idx)
-{
-	switch (order) {
-	case 3: return blk[idx];
-	case 4: return qc_be16_at(blk + idx * 2);
-	case 5: return qc_be32_at(blk + idx * 4);
-	case 6: return qc_be64_at(blk + idx * 8);
-	default: {
-		unsigned bits = 1u << order;
-		uint64_t byte = idx >> (3 - order);
-		unsigned shift = (unsigned)(idx & ((8u >> order) - 1)) << order;
-		return (blk[byte] >> shift) & ((1u << bits) - 1);
-	}
-	}
-}
-
-void qc_refblock_set(uint8_t *blk, unsigned order, uint64_t idx, uint64_t v)
-{
-	switch (order) {
-	case 3: blk[idx] = (uint8_t)v; break;
-	case 4: qc_put_be16(blk + idx * 2, (uint16_t)v); break;
-	case 5: qc_put_be32(blk + idx * 4, (uint32_t)v); break;
-	case 6: qc_put_be64(blk + idx * 8, v); break;
-	default: {
-		unsigned bits = 1u << order;
-		uint64_t byte = idx >> (3 - order);
-		unsigned shift = (unsigned)(idx & ((8u >> order) - 1)) << order;
-		uint8_t mask = (uint8_t)(((1u << bits) - 1) << shift);
-		blk[byte] = (uint8_t)((blk[byte] & ~mask) | ((v << shift) & mask));
-	}
-	}
-}
+#include "../core/refblock.h"
+#include "../core/util.h"
 
 /* The code a rebuild is filed under: the first reported record whose
  * policy needs a rebuild (policy.def NEEDS_REBUILD). */
@@ -185,7 +156,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 	/* per entry: the code of its change, for grouping writes */
 	for (uint64_t k = 0; k < c->rb_entries; k++) {
 		uint64_t cl = i * c->rb_entries + k;
-		uint64_t s = qc_refblock_get(old, c->order, k);
+		uint64_t s = qc_rc_get(old, c->order, k);
 		uint64_t t = computed(c, cl);
 		if (s == t)
 			continue;
@@ -218,7 +189,7 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 			c->left = true;
 			continue;
 		}
-		qc_refblock_set(neu, c->order, k, t);
+		qc_rc_set(neu, c->order, k, t);
 	}
 	/* one write per run of changed bytes; a run is named after its first entry */
 	size_t unit = c->order >= 3 ? (size_t)1 << (c->order - 3) : 1;
@@ -233,13 +204,13 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 		uint64_t k0 = c->order >= 3 ? b / unit : (uint64_t)b << (3 - c->order);
 		uint64_t kn = c->order >= 3 ? (e - b) / unit : (uint64_t)(e - b) << (3 - c->order);
 		/* first changed entry of the run */
-		while (qc_refblock_get(old, c->order, k0) == qc_refblock_get(neu, c->order, k0))
+		while (qc_rc_get(old, c->order, k0) == qc_rc_get(neu, c->order, k0))
 			k0++, kn--;
 		uint64_t changed = 0;
 		for (uint64_t k = k0; k < k0 + kn; k++)
-			changed += qc_refblock_get(old, c->order, k) != qc_refblock_get(neu, c->order, k);
+			changed += qc_rc_get(old, c->order, k) != qc_rc_get(neu, c->order, k);
 		uint64_t cl = i * c->rb_entries + k0;
-		uint64_t s = qc_refblock_get(old, c->order, k0), t = qc_refblock_get(neu, c->order, k0);
+		uint64_t s = qc_rc_get(old, c->order, k0), t = qc_rc_get(neu, c->order, k0);
 		enum qc_code code = s > t ? (cl >= c->file_clusters ? QC_P_REFCOUNT_LEAK_PAST_EOF
 								   : QC_P_REFCOUNT_LEAK)
 				    : s == 0 ? QC_P_REFCOUNT_ZERO : QC_P_REFCOUNT_TOO_LOW;
@@ -271,16 +242,12 @@ static void add_block(struct rb_ctx *r, uint64_t b)
 {
 	if (r->n && r->blocks[r->n - 1] == b)
 		return;
-	if (r->n == r->cap) {
-		size_t ncap = r->cap ? r->cap * 2 : 64;
-		uint64_t *nb = realloc(r->blocks, ncap * sizeof(*nb));
-		if (!nb) {
-			r->oom = true;
-			return;
-		}
-		r->blocks = nb;
-		r->cap = ncap;
+	uint64_t *nb = qc_grow(r->blocks, &r->cap, r->n, sizeof(*nb), 64);
+	if (!nb) {
+		r->oom = true;
+		return;
 	}
+	r->blocks = nb;
 	r->blocks[r->n++] = b;
 }
 
@@ -318,43 +285,34 @@ static void collect_blocks(void *vctx, uint64_t cl, enum qc_owner o, uint64_t co
 		add_block(r, cl / r->c->rb_entries);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static size_t sort_unique(uint64_t *v, size_t n)
-{
-	qsort(v, n, sizeof(uint64_t), cmp_u64);
-	size_t u = 0;
-	for (size_t k = 0; k < n; k++)
-		if (!u || v[u - 1] != v[k])
-			v[u++] = v[k];
-	return u;
-}
-
 static int plan_rebuild(struct ctx *c)
 {
 	struct qc_image *img = c->img;
 	uint64_t cs = img->cluster_size;
 	struct rb_ctx r = { .c = c };
 	int ret = 0;
-	/* the clusters the old structures hold, as the walk claimed them */
-	if (img->reftable_ok && img->reftable) {
-		r.claimed = malloc((img->h.refcount_table_clusters + img->reftable_entries + 1) * sizeof(uint64_t));
+	/* the references the old structures hold, as the model recorded them
+	 * (one list entry per reference: a cluster claimed n times appears n
+	 * times) */
+	const struct qc_self_claims *self = &img->self_claims;
+	if (self->reftable_bytes) {
+		uint64_t first = self->reftable_off >> img->cluster_bits;
+		uint64_t nrt = ((self->reftable_off + self->reftable_bytes - 1) >> img->cluster_bits) - first + 1;
+		uint64_t nrb = img->reftable ? self->refblocks : 0;
+		r.claimed = malloc((nrt * self->reftable_nref + nrb * self->refblock_nref + 1) * sizeof(uint64_t));
 		if (!r.claimed)
 			return -ENOMEM;
-		uint64_t first = img->h.refcount_table_offset >> img->cluster_bits;
-		for (uint64_t k = 0; k < img->h.refcount_table_clusters; k++)
-			r.claimed[r.nclaimed++] = first + k;
-		for (uint64_t i = 0; i < img->reftable_entries; i++)
+		for (uint64_t k = 0; k < nrt; k++)
+			for (uint64_t m = 0; m < self->reftable_nref; m++)
+				r.claimed[r.nclaimed++] = first + k;
+		for (uint64_t i = 0; nrb && i < img->reftable_entries; i++)
 			if (entry_claimed(img, i))
-				r.claimed[r.nclaimed++] = (img->reftable[i] & QC_REFT_OFFSET_MASK) >> img->cluster_bits;
-		qsort(r.claimed, r.nclaimed, sizeof(uint64_t), cmp_u64);
+				for (uint64_t m = 0; m < self->refblock_nref; m++)
+					r.claimed[r.nclaimed++] = (img->reftable[i] & QC_REFT_OFFSET_MASK) >> img->cluster_bits;
+		qsort(r.claimed, r.nclaimed, sizeof(uint64_t), qc_cmp_u64);
 	}
 	qc_cm_foreach(&img->cmap, collect_blocks, &r);
-	size_t nbase = r.oom ? 0 : sort_unique(r.blocks, r.n);
+	size_t nbase = r.oom ? 0 : qc_sort_unique_u64(r.blocks, r.n);
 	uint64_t *base = NULL;
 	if (!r.oom) {
 		base = malloc((nbase + 1) * sizeof(uint64_t));
@@ -382,7 +340,7 @@ static int plan_rebuild(struct ctx *c)
 			ret = -ENOMEM;
 			goto out;
 		}
-		r.n = sort_unique(r.blocks, r.n);
+		r.n = qc_sort_unique_u64(r.blocks, r.n);
 		uint64_t entries = r.n ? r.blocks[r.n - 1] + 1 : 1;
 		uint64_t nrt2 = (entries * 8 + cs - 1) / cs;
 		if (r.n == nrb && nrt2 == nrt)
@@ -431,7 +389,7 @@ static int plan_rebuild(struct ctx *c)
 				t = img->refcount_max;
 			}
 			if (t)
-				qc_refblock_set(blk, c->order, e, t);
+				qc_rc_set(blk, c->order, e, t);
 		}
 		qc_put_be64(rt + b * 8, boff);
 		if (!qc_plan_add(c->p, QC_PH_NEW, boff, blk, cs, code,
@@ -444,10 +402,11 @@ static int plan_rebuild(struct ctx *c)
 	if (!ret && !qc_plan_add(c->p, QC_PH_NEW, rt_off, rt, nrt * cs, code,
 				 "new refcount table, %" PRIu64 " cluster(s), %zu refblock(s)", nrt, r.n))
 		ret = -ENOMEM;
-	uint8_t sw[12];
+	/* refcount_table_offset and refcount_table_clusters, adjacent */
+	uint8_t sw[QC_HDR_REFTABLE_CLUSTERS + 4 - QC_HDR_REFTABLE_OFFSET];
 	qc_put_be64(sw, rt_off);
-	qc_put_be32(sw + 8, (uint32_t)nrt);
-	if (!ret && !qc_plan_add(c->p, QC_PH_SWITCH, 48, sw, sizeof(sw), code,
+	qc_put_be32(sw + (QC_HDR_REFTABLE_CLUSTERS - QC_HDR_REFTABLE_OFFSET), (uint32_t)nrt);
+	if (!ret && !qc_plan_add(c->p, QC_PH_SWITCH, QC_HDR_REFTABLE_OFFSET, sw, sizeof(sw), code,
 				 "header: refcount_table_offset 0x%" PRIx64 " -> 0x%" PRIx64 ", clusters %" PRIu32 " -> %" PRIu64 " (%s)",
 				 img->h.refcount_table_offset, rt_off, img->h.refcount_table_clusters, nrt,
 				 c->rebuild_reason))
@@ -506,6 +465,12 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 			qc_plan_leave(p, rebuild_code(img), c.rebuild_at,
 				      "the refcount structure needs a rebuild (%s), but the walk did not see every reference (%s): not rebuilt",
 				      c.rebuild_reason, c.why_incomplete);
+			c.left = true;
+		} else if (!qc_self_claims_consistent(img)) {
+			p->nfreed = nfreed0;
+			qc_plan_leave(p, rebuild_code(img), c.rebuild_at,
+				      "the refcount structure needs a rebuild (%s), but the model's record of the old structure's own references does not match what the walk counted (a qcow2fsck bug): not rebuilt",
+				      c.rebuild_reason);
 			c.left = true;
 		} else if (o->leaks_only) {
 			p->nfreed = nfreed0;

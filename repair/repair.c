@@ -23,26 +23,26 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 			bool refcounts_left)
 {
 	if (!img->is_qcow2 || img->h.version < 3 || !img->header_cluster ||
-	    img->header_cluster_len < 80)
+	    img->header_cluster_len < QC_HDR_INCOMPAT + 8)
 		return 0;
-	uint64_t inc = qc_be64_at(img->header_cluster + 72);
+	uint64_t inc = qc_be64_at(img->header_cluster + QC_HDR_INCOMPAT);
 	uint64_t after = inc;
 	const char *why = NULL;
 	bool complete = qc_walk_complete(img, &why);
 	if ((inc & QC_INCOMPAT_DIRTY) && !complete) {
-		qc_plan_leave(p, QC_P_HEADER_DIRTY, 72,
+		qc_plan_leave(p, QC_P_HEADER_DIRTY, QC_HDR_INCOMPAT,
 			      "the dirty bit stays: the refcounts cannot be verified while the walk misses references (%s); QEMU will run its own repair when it opens the image for writing",
 			      why);
 	} else if (inc & QC_INCOMPAT_DIRTY) {
 		if (o->leaks_only || refcounts_left) {
-			qc_plan_leave(p, QC_P_HEADER_DIRTY, 72,
+			qc_plan_leave(p, QC_P_HEADER_DIRTY, QC_HDR_INCOMPAT,
 				      "the dirty bit stays: the refcounts could not all be verified or repaired%s",
 				      o->leaks_only ? " (--leaks-only)" : "");
 		} else {
 			after &= ~QC_INCOMPAT_DIRTY;
 			uint8_t b[8];
 			qc_put_be64(b, after);
-			if (!qc_plan_add(p, QC_PH_HEADER, 72, b, 8, QC_P_HEADER_DIRTY,
+			if (!qc_plan_add(p, QC_PH_HEADER, QC_HDR_INCOMPAT, b, 8, QC_P_HEADER_DIRTY,
 					 "header: clear the dirty bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") once the refcounts are verified",
 					 inc, after))
 				return -ENOMEM;
@@ -52,7 +52,7 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 		uint64_t fin = after & ~QC_INCOMPAT_CORRUPT;
 		uint8_t b[8];
 		qc_put_be64(b, fin);
-		if (!qc_plan_add(p, QC_PH_FINAL, 72, b, 8, QC_P_HEADER_CORRUPT_BIT,
+		if (!qc_plan_add(p, QC_PH_FINAL, QC_HDR_INCOMPAT, b, 8, QC_P_HEADER_CORRUPT_BIT,
 				 "header: clear the corrupt bit (incompatible features 0x%" PRIx64 " -> 0x%" PRIx64 ") if the re-check finds nothing else",
 				 after, fin))
 			return -ENOMEM;

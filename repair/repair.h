@@ -32,10 +32,6 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left);
 
-/* Refcount entry access in a refblock buffer (any width 1..64 bits, as
- * QEMU stores them: sub-byte widths from the least significant bit). */
-uint64_t qc_refblock_get(const uint8_t *blk, unsigned refcount_order, uint64_t idx);
-void qc_refblock_set(uint8_t *blk, unsigned refcount_order, uint64_t idx, uint64_t v);
 
 /* Copy the non-zero leaked clusters into dir (one file per cluster, named
  * by host offset) before anything is written.  Returns clusters saved or

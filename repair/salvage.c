@@ -7,6 +7,8 @@
  */
 #include "repair.h"
 
+#include "../core/util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,14 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static bool all_zero(const uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
 
 long qc_salvage_leaks(struct qc_image *img, const struct qc_plan *p, const char *dir, char *err,
 		      size_t errlen)
@@ -48,7 +42,7 @@ long qc_salvage_leaks(struct qc_image *img, const struct qc_plan *p, const char 
 			snprintf(err, errlen, "cannot read cluster at 0x%" PRIx64 ": %s", off, strerror(-r));
 			break;
 		}
-		if (got == 0 || all_zero(buf, (size_t)got))
+		if (got == 0 || qc_all_zero(buf, (size_t)got))
 			continue;
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/0x%016" PRIx64, dir, off);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "../../core/io.h"
+#include "../../core/refblock.h"
 #include "../../repair/apply.h"
 #include "../../repair/cas.h"
 #include "../../repair/journal.h"
@@ -282,19 +283,19 @@ static void refblock_entries_every_width(void **state)
 		uint64_t n = (uint64_t)sizeof(blk) * 8 >> order;
 		memset(blk, 0, sizeof(blk));
 		for (uint64_t i = 0; i < n; i++)
-			qc_refblock_set(blk, order, i, (i * 2654435761u) & max);
+			qc_rc_set(blk, order, i, (i * 2654435761u) & max);
 		for (uint64_t i = 0; i < n; i++)
-			assert_true(qc_refblock_get(blk, order, i) == ((i * 2654435761u) & max));
+			assert_true(qc_rc_get(blk, order, i) == ((i * 2654435761u) & max));
 	}
 	/* QEMU's layouts: 16-bit big-endian; 1-bit from the least significant bit */
 	memset(blk, 0, sizeof(blk));
-	qc_refblock_set(blk, 4, 1, 0x0102);
+	qc_rc_set(blk, 4, 1, 0x0102);
 	assert_int_equal(blk[2], 1);
 	assert_int_equal(blk[3], 2);
 	memset(blk, 0, sizeof(blk));
-	qc_refblock_set(blk, 0, 1, 1);
+	qc_rc_set(blk, 0, 1, 1);
 	assert_int_equal(blk[0], 2);
-	qc_refblock_set(blk, 2, 1, 0xf);
+	qc_rc_set(blk, 2, 1, 0xf);
 	assert_int_equal(blk[0], 0xf2);
 }
 
