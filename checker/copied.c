@@ -30,13 +30,15 @@ static uint64_t guest_of(unsigned shift, uint64_t i, uint64_t delta)
 	return (i << shift) + delta;
 }
 
-/* Usable active L1 entry -> its L2 offset, else 0 (tables.c's rules). */
+/* Usable active L1 entry -> its L2 offset, else 0 (tables.c's rules:
+ * the classifier's, core/entry.h, and inside the file). */
 static uint64_t l2_of(const struct qc_image *img, uint64_t e)
 {
-	uint64_t l2 = e & QC_L1E_OFFSET_MASK;
-	if (!l2 || (l2 & (img->cluster_size - 1)) || qc_past_eof(img, l2, img->cluster_size))
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	struct qc_entry ce = qc_l1e_classify(e, &g);
+	if (!qc_entry_followable(&ce) || qc_past_eof(img, ce.offset, img->cluster_size))
 		return 0;
-	return l2;
+	return ce.offset;
 }
 
 static void check_l1(struct qc_image *img)
@@ -92,6 +94,7 @@ static void report_l2(struct qc_image *img)
 	const uint64_t cs = img->cluster_size;
 	const unsigned es = img->l2_entry_size;
 	unsigned shift = qc_l1_shift(img);
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
 	uint8_t *t = malloc((size_t)cs);
 	if (!t) {
 		qc_abort(img, "out of memory checking OFLAG_COPIED");
@@ -107,8 +110,10 @@ static void report_l2(struct qc_image *img)
 		}
 		for (uint64_t j = 0; j < img->l2_entries; j++) {
 			uint64_t e = qc_be64_at(t + j * es);
-			uint64_t off = e & QC_L2E_OFFSET_MASK;
-			if ((e & QC_OFLAG_COMPRESSED) || !off || (off & (cs - 1)) ||
+			uint64_t bm = es == 16 ? qc_be64_at(t + j * es + 8) : 0;
+			struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+			uint64_t off = ce.offset;
+			if (ce.kind != QC_ENTRY_NORMAL || !off || !qc_entry_followable(&ce) ||
 			    qc_past_eof(img, off, cs))
 				continue;
 			uint64_t rc = qc_cm_count(&img->cmap, off >> img->cluster_bits);

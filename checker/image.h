@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../core/clustermap.h"
+#include "../core/entry.h"
 #include "../core/io.h"
 #include "../core/problems.h"
 
@@ -212,6 +213,13 @@ struct qc_image {
 };
 
 #define QC_MAX_CONTESTED 65536
+
+/* What the entry classifier (core/entry.h) needs of the image. */
+static inline struct qc_entry_geom qc_entry_geom_of(const struct qc_image *img)
+{
+	return (struct qc_entry_geom){ img->cluster_bits, img->h.version < 3, img->extended_l2,
+				       img->data_file };
+}
 
 /* Size of one L1 entry's guest span, log2. */
 static inline unsigned qc_l1_shift(const struct qc_image *img)

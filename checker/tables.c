@@ -128,27 +128,27 @@ static bool scan_l1(struct walk *w, const uint64_t *l1, uint32_t size, uint64_t 
 	struct qc_problems *ps = &img->problems;
 	struct qc_snapshot *sn = table >= 0 ? &img->snapshots[table] : NULL;
 	uint64_t vm_first = sn ? sn->vm_first_l1_index : UINT64_MAX;
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
 	for (uint32_t i = 0; i < size; i++) {
 		uint64_t e = l1[i];
-		uint64_t l2 = e & QC_L1E_OFFSET_MASK;
+		struct qc_entry ce = qc_l1e_classify(e, &g);
+		uint64_t l2 = ce.offset;
 		struct qc_loc loc = { l1_off + 8 * (uint64_t)i, shl_sat(i, w->shift),
 				      shl_sat(1, w->shift), table, NULL };
-		bool ok = e != 0;
-		if (e & QC_L1E_RESERVED_MASK)
+		bool ok = qc_entry_followable(&ce);
+		if (ce.reasons & QC_ER_RESERVED)
 			qc_report(ps, QC_P_L1_ENTRY_RESERVED, loc, 1,
 				  "L1 entry %u (0x%llx) has reserved bits set", i,
 				  (unsigned long long)e);
-		if (e && !l2) {
+		if (ce.reasons & QC_ER_NO_OFFSET) {
 			qc_report(ps, QC_P_L1_ENTRY_NO_OFFSET, loc, 1,
 				  "L1 entry %u (0x%llx) has flags but no L2 offset", i,
 				  (unsigned long long)e);
-			ok = false;
-		} else if (l2 & (img->cluster_size - 1)) {
+		} else if (ce.reasons & QC_ER_UNALIGNED) {
 			qc_report(ps, QC_P_L1_ENTRY_UNALIGNED, loc, 1,
 				  "L1 entry %u: L2 table offset 0x%llx is not cluster aligned", i,
 				  (unsigned long long)l2);
-			ok = false;
-		} else if (l2 && qc_past_eof(img, l2, img->cluster_size)) {
+		} else if (ok && qc_past_eof(img, l2, img->cluster_size)) {
 			qc_report(ps, QC_P_L1_L2_PAST_EOF, loc, 1,
 				  "L1 entry %u: L2 table at 0x%llx is past the end of the file", i,
 				  (unsigned long long)l2);
@@ -265,30 +265,29 @@ static inline void claim_data(struct walk *w, uint64_t off, uint64_t e, uint64_t
 				      w->img->cluster_size, w->snap, NULL };
 }
 
-/* One compressed entry. */
-static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, struct qc_loc loc)
+/* One compressed entry (ce: its classification). */
+static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, const struct qc_entry *ce,
+			     struct qc_loc loc)
 {
 	struct qc_image *img = w->img;
 	struct qc_problems *ps = &img->problems;
-	unsigned cb = img->cluster_bits;
-	uint64_t coff = qc_compressed_offset(e, cb);
-	uint64_t nsec = qc_compressed_sectors(e, cb);
-	uint64_t len = nsec * 512 - (coff & 511);
-	if (e & QC_OFLAG_COPIED)
+	uint64_t coff = ce->offset;
+	uint64_t len = ce->length;
+	if (ce->reasons & QC_ER_COMPRESSED_COPIED)
 		qc_report(ps, QC_P_COMPRESSED_COPIED, loc, 1,
 			  "compressed L2 entry 0x%llx (data at 0x%llx) has OFLAG_COPIED set",
 			  (unsigned long long)e, (unsigned long long)coff);
-	if (img->data_file) {
+	if (ce->reasons & QC_ER_COMPRESSED_DATA_FILE) {
 		qc_report(ps, QC_P_COMPRESSED_WITH_DATA_FILE, loc, 1,
 			  "compressed L2 entry 0x%llx in an image with an external data file",
 			  (unsigned long long)e);
 		return;
 	}
-	if (img->extended_l2 && bm)
+	if (ce->reasons & QC_ER_COMPRESSED_BITMAP)
 		qc_report(ps, QC_P_COMPRESSED_BITMAP_NONZERO, loc, 1,
 			  "compressed L2 entry 0x%llx has subcluster bitmap 0x%llx",
 			  (unsigned long long)e, (unsigned long long)bm);
-	if (coff > QC_MAX_OFFSET) {
+	if (ce->reasons & QC_ER_COMPRESSED_TOO_LARGE) {
 		qc_report(ps, QC_P_COMPRESSED_OFFSET_TOO_LARGE, loc, 1,
 			  "compressed L2 entry 0x%llx: host offset 0x%llx has bits 56+ set",
 			  (unsigned long long)e, (unsigned long long)coff);
@@ -304,6 +303,38 @@ static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, struct qc_
 	qc_claim(img, coff, len, QC_OWN_COMPRESSED, w->n_data + w->n_vm, loc);
 	if (img->opt.deep)
 		add_compressed(w, coff, len, loc.guest_offset);
+}
+
+/*
+ * Report what the classifier found wrong with a standard or extended L2
+ * entry that is not compressed (the unaligned offset excepted: the caller
+ * reports it with the offset), in the order the reasons are listed.
+ */
+static void report_l2_flags(struct qc_problems *ps, struct qc_loc loc, uint64_t e, uint64_t bm,
+			    unsigned reasons)
+{
+	if (reasons & QC_ER_RESERVED)
+		qc_report(ps, QC_P_L2_ENTRY_RESERVED, loc, 1,
+			  "L2 entry 0x%llx has reserved bits set", (unsigned long long)e);
+	if (reasons & QC_ER_EXTL2_BIT0)
+		qc_report(ps, QC_P_L2_EXTL2_BIT0, loc, 1,
+			  "extended L2 entry 0x%llx has descriptor bit 0 set", (unsigned long long)e);
+	if (reasons & QC_ER_ZERO_V2)
+		qc_report(ps, QC_P_L2_ZERO_FLAG_V2, loc, 1,
+			  "L2 entry 0x%llx has the zero flag in a version 2 image",
+			  (unsigned long long)e);
+	if (reasons & QC_ER_COPIED_NO_OFFSET)
+		qc_report(ps, QC_P_L2_COPIED_NO_OFFSET, loc, 1,
+			  "L2 entry 0x%llx is OFLAG_COPIED with offset 0 (read as unallocated)",
+			  (unsigned long long)e);
+	if (reasons & QC_ER_SUB_ALLOC_UNALLOCATED)
+		qc_report(ps, QC_P_L2_SUBCLUSTER_ALLOC_UNALLOCATED, loc, 1,
+			  "unallocated extended L2 entry has allocation bitmap 0x%llx",
+			  (unsigned long long)bm);
+	if (reasons & QC_ER_SUB_ALLOC_AND_ZERO)
+		qc_report(ps, QC_P_L2_SUBCLUSTER_ALLOC_AND_ZERO, loc, 1,
+			  "L2 entry 0x%llx: subcluster bitmap 0x%llx marks subclusters both allocated and zero",
+			  (unsigned long long)e, (unsigned long long)bm);
 }
 
 /*
@@ -339,7 +370,7 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 	const unsigned es = img->l2_entry_size;
 	const uint64_t n = img->l2_entries;
 	const bool ext = img->extended_l2;
-	const bool v2 = img->h.version < 3;
+	const struct qc_entry_geom geom = qc_entry_geom_of(img);
 	uint64_t next_contig = 0, alloc = 0, frag = 0, comp = 0;
 	/* entries the fast path must not take: compressed, reserved, zero flag */
 	const uint64_t fast_mask = QC_OFLAG_COMPRESSED | QC_L2E_STD_RESERVED_MASK | QC_OFLAG_ZERO;
@@ -408,8 +439,9 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 		struct qc_loc loc = { w->l2_off + j * es, w->guest0 == UINT64_MAX ? UINT64_MAX
 										: w->guest0 + j * cs,
 				      cs, w->snap, NULL };
-		if (e & QC_OFLAG_COMPRESSED) {
-			compressed_entry(w, e, bm, loc);
+		struct qc_entry ce = qc_l2e_classify(e, bm, &geom);
+		if (ce.kind == QC_ENTRY_COMPRESSED) {
+			compressed_entry(w, e, bm, &ce, loc);
 			if (!img->data_file) {
 				alloc++;
 				comp++;
@@ -417,45 +449,15 @@ static void walk_l2(struct walk *w, const uint8_t *t)
 			}
 			continue;
 		}
-		if (e & QC_L2E_STD_RESERVED_MASK)
-			qc_report(ps, QC_P_L2_ENTRY_RESERVED, loc, 1,
-				  "L2 entry 0x%llx has reserved bits set", (unsigned long long)e);
-		bool zero = false;
-		if (ext) {
-			if (e & QC_OFLAG_ZERO)
-				qc_report(ps, QC_P_L2_EXTL2_BIT0, loc, 1,
-					  "extended L2 entry 0x%llx has descriptor bit 0 set",
-					  (unsigned long long)e);
-		} else if (e & QC_OFLAG_ZERO) {
-			zero = true;
-			if (v2)
-				qc_report(ps, QC_P_L2_ZERO_FLAG_V2, loc, 1,
-					  "L2 entry 0x%llx has the zero flag in a version 2 image",
-					  (unsigned long long)e);
-		}
-		bool normal = off != 0 || (img->data_file && (e & QC_OFLAG_COPIED) && !zero);
-		if (!normal) {
-			/* unallocated or zero-plain */
-			if (!zero && (e & QC_OFLAG_COPIED) && !img->data_file)
-				qc_report(ps, QC_P_L2_COPIED_NO_OFFSET, loc, 1,
-					  "L2 entry 0x%llx is OFLAG_COPIED with offset 0 (read as unallocated)",
-					  (unsigned long long)e);
-			if (ext && (bm & QC_L2_BITMAP_ALL_ALLOC))
-				qc_report(ps, QC_P_L2_SUBCLUSTER_ALLOC_UNALLOCATED, loc, 1,
-					  "unallocated extended L2 entry has allocation bitmap 0x%llx",
-					  (unsigned long long)bm);
-			continue;
-		}
+		report_l2_flags(ps, loc, e, bm, ce.reasons);
+		if (ce.kind != QC_ENTRY_NORMAL)
+			continue; /* unallocated or zero-plain */
 		/* normal or zero-alloc */
-		if (ext && ((bm >> 32) & bm))
-			qc_report(ps, QC_P_L2_SUBCLUSTER_ALLOC_AND_ZERO, loc, 1,
-				  "L2 entry 0x%llx: subcluster bitmap 0x%llx marks subclusters both allocated and zero",
-				  (unsigned long long)e, (unsigned long long)bm);
 		alloc++;
 		if (next_contig && off != next_contig)
 			frag++;
 		next_contig = off + cs;
-		if (off & (cs - 1)) {
+		if (ce.reasons & QC_ER_DATA_UNALIGNED) {
 			qc_report(ps, QC_P_L2_ENTRY_UNALIGNED, loc, 1,
 				  "L2 entry 0x%llx: cluster offset 0x%llx is not cluster aligned",
 				  (unsigned long long)e, (unsigned long long)off);

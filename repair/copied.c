@@ -66,11 +66,15 @@ static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, bool l1,
 	return 0;
 }
 
-/* A pointer the walk accepted: no reserved bits, aligned, inside the file. */
-static bool plain_pointer(const struct qc_image *img, uint64_t e, uint64_t reserved, uint64_t *off)
+/* A pointer the walk accepted: no reserved bits, aligned, inside the file
+ * (the entry classifier, core/entry.h, decides the first two). */
+static bool plain_pointer(const struct qc_image *img, uint64_t e, bool l1, uint64_t *off)
 {
-	*off = e & QC_L2E_OFFSET_MASK;
-	if (!*off || (e & reserved) || (*off & (img->cluster_size - 1)))
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	struct qc_entry ce = l1 ? qc_l1e_classify(e, &g) : qc_l2e_classify(e, 0, &g);
+	*off = ce.offset;
+	if (ce.kind != QC_ENTRY_NORMAL || !*off || (ce.reasons & QC_ER_RESERVED) ||
+	    !qc_entry_followable(&ce))
 		return false;
 	/* with an external data file the offset is in that file, not this one */
 	return img->data_file || !qc_past_eof(img, *off, img->cluster_size);
@@ -107,7 +111,7 @@ static int plan_l2(struct cp *c, uint64_t l1i, uint64_t l2off, uint8_t *buf)
 			}
 			continue;
 		}
-		if (!plain_pointer(img, e, QC_L2E_STD_RESERVED_MASK, &off))
+		if (!plain_pointer(img, e, false, &off))
 			continue;
 		bool want;
 		if (img->data_file) {
@@ -158,7 +162,7 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			w->guest_length = span;
 			continue;
 		}
-		if (!plain_pointer(img, e, QC_L1E_RESERVED_MASK, &off))
+		if (!plain_pointer(img, e, true, &off))
 			continue;
 		uint64_t cl = off >> img->cluster_bits;
 		if (qc_cm_owner(&img->cmap, cl) != QC_OWN_L2)
