@@ -28,30 +28,11 @@
 #include "../../repair/cas.h"
 #include "../../repair/journal.h"
 #include "../../repair/repair.h"
-
-static uint8_t *damaged(size_t *len)
-{
-	FILE *f = fopen("corpus/demo-leaks.qcow2", "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *b = malloc(*len);
-	assert_non_null(b);
-	assert_int_equal(fread(b, 1, *len, f), *len);
-	fclose(f);
-	uint64_t rt = qc_be64_at(b + 48), l1 = qc_be64_at(b + 40);
-	b[rt + 7] |= 1; /* reftable[0]: reserved bit 0 -> a rebuild */
-	b[l1] ^= 0x80;  /* active L1[0]: flip OFLAG_COPIED */
-	b[79] |= 3;     /* dirty + corrupt */
-	return b;
-}
+#include "corpus.h"
 
 static void plan_of(struct qc_io *io, struct qc_plan *p)
 {
-	struct qc_options o = { 0 };
-	struct qc_image *img;
-	assert_int_equal(qc_check_run(io, &o, &img), 0);
+	struct qc_image *img = check(io);
 	struct qc_repair_opts ro = { .leaks_only = false };
 	qc_plan_init(p, io->size);
 	assert_int_equal(qc_repair_plan(img, &ro, p), 0);

@@ -25,28 +25,7 @@
 #include "../../core/reader.h"
 #include "../../repair/apply.h"
 #include "../../repair/repair.h"
-
-static uint8_t *load(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *b = malloc(*len);
-	assert_non_null(b);
-	assert_int_equal(fread(b, 1, *len, f), *len);
-	fclose(f);
-	return b;
-}
-
-static struct qc_image *check(struct qc_io *io)
-{
-	struct qc_options o = { 0 };
-	struct qc_image *img;
-	assert_int_equal(qc_check_run(io, &o, &img), 0);
-	return img;
-}
+#include "corpus.h"
 
 /* The record matches the image's reftable and its usable entries. */
 static void assert_record(const struct qc_image *img)

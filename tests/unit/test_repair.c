@@ -24,28 +24,7 @@
 #include "../../repair/apply.h"
 #include "../../repair/journal.h"
 #include "../../repair/repair.h"
-
-static uint8_t *load(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *b = malloc(*len);
-	assert_non_null(b);
-	assert_int_equal(fread(b, 1, *len, f), *len);
-	fclose(f);
-	return b;
-}
-
-static struct qc_image *check(struct qc_io *io)
-{
-	struct qc_options o = { 0 };
-	struct qc_image *img;
-	assert_int_equal(qc_check_run(io, &o, &img), 0);
-	return img;
-}
+#include "corpus.h"
 
 static void plan_of(struct qc_io *io, struct qc_plan *p, int *code)
 {
@@ -55,16 +34,6 @@ static void plan_of(struct qc_io *io, struct qc_plan *p, int *code)
 	qc_plan_init(p, io->size);
 	assert_int_equal(qc_repair_plan(img, &ro, p), 0);
 	qc_image_free(img);
-}
-
-static uint8_t *damaged(size_t *len)
-{
-	uint8_t *b = load("corpus/demo-leaks.qcow2", len);
-	uint64_t rt = qc_be64_at(b + 48), l1 = qc_be64_at(b + 40);
-	b[rt + 7] |= 1;      /* reftable[0]: reserved bit 0 */
-	b[l1] ^= 0x80;       /* active L1[0]: flip OFLAG_COPIED */
-	b[79] |= 3;          /* dirty + corrupt */
-	return b;
 }
 
 static char jpath[64];
