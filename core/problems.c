@@ -23,6 +23,8 @@ const char *qc_severity_name(enum qc_severity s)
 		return "leak";
 	case QC_SEV_WARNING:
 		return "warning";
+	case QC_SEV_NOT_QCOW2:
+		return "not-qcow2";
 	}
 	return "?";
 }
@@ -55,6 +57,8 @@ void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, ui
 		break;
 	case QC_SEV_WARNING:
 		ps->warnings += weight;
+		break;
+	case QC_SEV_NOT_QCOW2:
 		break;
 	}
 	if (pi->flags & QC_PF_UNSUPPORTED)
