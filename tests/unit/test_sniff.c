@@ -1,7 +1,8 @@
 /*
  * test_sniff.c - a file that is not qcow2: what the sniffer says it is
  * (checker/sniff.c, doc/formats.md), and that the check reports it as
- * image-not-qcow2 with severity not-qcow2, no corruption counted, exit 63.
+ * image-not-qcow2 with severity not-qcow2, no corruption counted, exit 63;
+ * and the table of block drivers QEMU accepts as a backing format.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../../checker/check.h"
+#include "../../checker/extensions.h"
 #include "../../core/io.h"
 
 /* Check a memory file of len bytes holding magic at off (and at the last
@@ -65,10 +67,27 @@ static void formats(void **state)
 	assert_string_equal(sniffed(3, 0, "KDM", 3, false), "raw or unknown");
 }
 
+/* The backing-format driver table is sorted (bsearch finds every name). */
+static void backing_drivers(void **state)
+{
+	(void)state;
+	static const char *const known[] = {
+		"blkdebug", "copy-before-write", "file", "host_device", "luks", "nbd", "null-co",
+		"qcow", "qcow2", "qed", "raw", "vdi", "vhdx", "virtio-blk-vhost-vdpa", "vmdk",
+		"vpc", "vvfat",
+	};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		assert_true(qc_backing_driver_known(known[i]));
+	static const char *const unknown[] = { "rax", "QCOW2", "qcow3", "", "vmdk ", "zzz", "aaa" };
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
+		assert_false(qc_backing_driver_known(unknown[i]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(formats),
+		cmocka_unit_test(backing_drivers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
