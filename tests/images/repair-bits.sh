@@ -29,7 +29,7 @@ if [ "$(rjson '[w["conditional"] for w in r["plan"]]')" = "[True]" ] &&
 	t_ok; else t_fail "$(rjson 'r["plan"]')"; fi
 
 # Corrupt bit plus a corruption repair cannot fix (an unaligned L2 entry):
-# the bit stays, nothing is written, exit 1 (nothing changed).
+# the bit stays, nothing is written, exit 2 (the state; nothing changed).
 I=$T/corrupt2.qcow2
 cp "$P" "$I"
 python3 "$HERE/../poke.py" "$I" header.incompatible_features '|2'
