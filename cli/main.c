@@ -188,6 +188,11 @@ static void open_failure(const char *path, int r, const struct qc_open_info *inf
 		snprintf(msg, len, "%s: in use by another process (%s never writes to an image in use; "
 			 "nothing changed)", path, co->command);
 		*code = "image-in-use";
+	} else if (r == -EBUSY && co->lock == QC_LOCK_SHARE) {
+		/* even -U needs consistent reads: QEMU refuses this case too */
+		snprintf(msg, len, "%s: in use by another process that does not let others read "
+			 "it consistently (refused even with -U, as qemu-img refuses it)", path);
+		*code = "image-in-use";
 	} else if (r == -EBUSY) {
 		snprintf(msg, len, "%s: in use by another process (use -U to %s it anyway)", path,
 			 co->command);
