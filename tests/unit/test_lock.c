@@ -67,6 +67,15 @@ static void protocol(void **state)
 	assert_int_equal(take(b, QC_LOCK_WRITE), 0);
 	close(a);
 	close(b);
+	/* a holder that denies consistent reads (byte 200) stops even -U, as
+	 * it stops qemu-img -U */
+	a = openf();
+	b = openf();
+	assert_int_equal(qc_lock_take(a, 0, QC_PERM_ALL & ~QC_PERM_CONSISTENT_READ), 0);
+	assert_int_equal(take(b, QC_LOCK_SHARE), -EBUSY);
+	assert_int_equal(qc_lock_in_use(b), 1);
+	close(a);
+	close(b);
 	unlink(path);
 }
 
