@@ -170,6 +170,30 @@ t_name "repair -q on it: nothing on stdout, exit 2"
 out=$("$QC" repair -q --undo-file="$T/refuse.undo" "$T/refuse.qcow2" 2>/dev/null); rc=$?
 [ $rc = 2 ] && [ -z "$out" ] && [ "$(sha "$T/refuse.qcow2")" = "$s" ] && t_ok || t_fail "exit $rc"
 
+# A check after writing that cannot complete rolls the repair back: exit 1,
+# error recheck-failed, the image byte for byte as before.  The memory cap
+# is counted in requested bytes (deterministic), so the smallest cap the
+# damaged image's check fits in is found by bisection; the repaired image
+# (a new refcount table past the end of the file) needs more.
+cp "$T/a.qcow2" "$T/rb.qcow2"
+$POKE "$T/rb.qcow2" header.refcount_table_offset 0x40000000 >/dev/null
+lo=1 hi=67108864
+while [ $((hi - lo)) -gt 1 ]; do
+	mid=$(((lo + hi) / 2))
+	"${QC_FAST:-$QC}" check -q --max-mem=$mid "$T/rb.qcow2" 2>/dev/null
+	if [ $? = 1 ]; then lo=$mid; else hi=$mid; fi
+done
+s=$(sha "$T/rb.qcow2")
+json_matches "$QC" repair --output=json --max-mem=$hi --undo-file="$T/rb.undo" "$T/rb.qcow2"
+if [ $JRC = 0 ]; then
+	echo "fixture failure: the repaired image fits in --max-mem=$hi too; rollback case skipped" >&2
+else
+	t_name "a re-check that hits the memory cap rolls the repair back: exit 1 = exit-code, image unchanged"
+	[ $JRC = 1 ] && [ "$(jget "$T/o.json" 'j["error"]["code"]')" = recheck-failed ] &&
+		[ "$(sha "$T/rb.qcow2")" = "$s" ] && grep -q "rolled back" "$T/o.err" && t_ok ||
+		t_fail "status $JRC: $(cat "$T/o.err")"
+fi
+
 # --- backing format -----------------------------------------------------
 qemu-img create -q -f raw "$T/base.raw" 64M
 qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/ov.qcow2"
