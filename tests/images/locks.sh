@@ -10,9 +10,10 @@
 # qcow2fsck check, but does keep a writer (qemu-io, qcow2fsck repair) out.
 #
 # Deterministic: the test never sleeps blindly.  It waits for a holder's
-# locks by polling `qemu-img info`, which fails on the lock exactly when
-# the holder has taken it (bounded: 400 polls of 50 ms), and the gdb case
-# runs its probes while the checker is stopped at a breakpoint.
+# locks by polling /proc/locks for its lock on byte 101 (bounded: 1200
+# polls of 50 ms; a holder that fails to start is retried once, then
+# reported as a fixture failure), and the gdb case runs its probes while
+# the checker is stopped at a breakpoint.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
@@ -31,14 +32,17 @@ trap 'exit 1' INT TERM
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-# wait_locked IMG: true once another process holds IMG for writing.
+# wait_locked IMG: true once another process holds IMG for writing: an OFD
+# lock covering byte 101 (write permission) on IMG's inode in /proc/locks.
+# Passive on purpose: probing with qemu-img would itself take locks and
+# could make the holder's own open fail.
 wait_locked() {
+	_ino=$(stat -c %i "$1")
 	_n=0
-	while [ $_n -lt 400 ]; do
+	while [ $_n -lt 1200 ]; do
 		kill -0 "$HOLDER" 2>/dev/null || return 1
-		if ! qemu-img info "$1" >/dev/null 2>"$T/qi.err" && grep -q 'lock' "$T/qi.err"; then
+		awk -v ino="$_ino" '$2 == "OFDLCK" { n = split($6, d, ":"); if (d[n] == ino && $7 <= 101 && ($8 == "EOF" || $8 >= 101)) f = 1 } END { exit !f }' /proc/locks &&
 			return 0
-		fi
 		sleep 0.05
 		_n=$((_n + 1))
 	done
@@ -79,6 +83,7 @@ held_cases() { # KIND
 	# the holder of I; a second holder is not needed for U: undo is tried
 	# on I with U's journal only after I is released, and on U below.
 	hold "$k" "$I"
+	wait_locked "$I" || { kill_holder; hold "$k" "$I"; }
 	if ! wait_locked "$I"; then
 		echo "fixture failure: $k did not take its locks on $I: $(cat "$T/holder.out")" >&2
 		kill_holder
@@ -137,6 +142,7 @@ held_cases() { # KIND
 	kill_holder
 	# undo: hold the repaired copy and try to undo its repair
 	hold "$k" "$U"
+	wait_locked "$U" || { kill_holder; hold "$k" "$U"; }
 	if wait_locked "$U"; then
 		du=$(sha "$U")
 		t_name "$k: undo refuses an image in use: exit 1, bytes unchanged"
