@@ -88,6 +88,9 @@ void *qc_read_meta(struct qc_image *img, uint64_t off, size_t len, int *err);
 void qc_free_meta(struct qc_image *img, void *buf, size_t len);
 
 /* Passes, in the order check.c runs them. Each documents its contract. */
+/* What a file that is not qcow2 is: "empty file", "VMDK", "raw or unknown"... (sniff.c) */
+const char *qc_sniff_format(struct qc_io *io, uint64_t file_size);
+
 void qc_pass_header(struct qc_image *img);      /* header.c */
 void qc_pass_extensions(struct qc_image *img);  /* extensions.c */
 void qc_pass_snapshot_table(struct qc_image *img); /* snapshots.c */

@@ -71,6 +71,30 @@ const char *qc_ext_feature_name(const struct qc_image *img, unsigned type, unsig
 	return found;
 }
 
+/* The block driver names QEMU accepts as a backing format (doc/formats.md,
+ * "Backing formats"): the format_name of every driver QEMU registers,
+ * formats, protocols and filters alike, sorted for bsearch. */
+static const char *const backing_drivers[] = {
+	"blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress",
+	"copy-before-write", "copy-on-read", "dmg", "file", "ftp", "ftps", "gluster",
+	"host_cdrom", "host_device", "http", "https", "io_uring", "iscsi", "iser", "luks", "nbd",
+	"nfs", "null-aio", "null-co", "nvme", "nvme-io_uring", "parallels", "preallocate", "qcow",
+	"qcow2", "qed", "quorum", "raw", "rbd", "replication", "snapshot-access", "ssh",
+	"throttle", "vdi", "vhdx", "virtio-blk-vfio-pci", "virtio-blk-vhost-user",
+	"virtio-blk-vhost-vdpa", "vmdk", "vpc", "vvfat",
+};
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool qc_backing_driver_known(const char *name)
+{
+	return bsearch(&name, backing_drivers, sizeof(backing_drivers) / sizeof(backing_drivers[0]),
+		       sizeof(backing_drivers[0]), cmp_name) != NULL;
+}
+
 static void do_backing_format(struct walk *w, uint64_t data, uint32_t len)
 {
 	struct qc_extensions *e = &w->img->ext;
@@ -83,6 +107,14 @@ static void do_backing_format(struct walk *w, uint64_t data, uint32_t len)
 	memset(e->backing_format, 0, sizeof(e->backing_format));
 	qc_get_bytes(w->v, data, e->backing_format, len);
 	e->has_backing_format = true;
+	/* QEMU passes a non-empty name as the backing file's driver and fails
+	 * the open when no driver has that name (an empty one means "probe");
+	 * without a backing file the name is unused (see the check below). */
+	if (w->img->h.backing_file_offset && e->backing_format[0] &&
+	    !qc_backing_driver_known(e->backing_format))
+		REPORT(w, QC_P_EXT_BACKING_FORMAT_UNKNOWN, data - 8,
+		       "backing format \"%s\" is not a QEMU block driver: QEMU refuses to open the image",
+		       e->backing_format);
 }
 
 static void do_feature_table(struct walk *w, uint64_t data, uint32_t len)

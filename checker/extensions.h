@@ -19,6 +19,9 @@ void qc_ext_walk(struct qc_image *img, bool report);
  * the image's feature-name table, or NULL. */
 const char *qc_ext_feature_name(const struct qc_image *img, unsigned type, unsigned bit);
 
+/* Whether name is a block driver QEMU accepts as a backing format. */
+bool qc_backing_driver_known(const char *name);
+
 /* Human name of an extension type ("backing format", ..., "unknown"). */
 const char *qc_ext_type_name(uint32_t type);
 

@@ -334,11 +334,14 @@ void qc_pass_header(struct qc_image *img)
 	}
 	struct qc_view v = qc_view_make(first, (size_t)n);
 	uint32_t magic = 0, version = 0;
-	if (!qc_get_be32(v, QC_HDR_MAGIC, &magic) || magic != QC_MAGIC) {
-		qc_report(ps, QC_P_IMAGE_NOT_QCOW2, LOC0(0), 1, "no qcow2 magic (found 0x%08x)", magic);
+	qc_get_be32(v, QC_HDR_VERSION, &version);
+	/* version 1 is qcow, another format behind the same magic */
+	if (!qc_get_be32(v, QC_HDR_MAGIC, &magic) || magic != QC_MAGIC || version == 1) {
+		img->not_qcow2 = qc_sniff_format(img->io, img->file_size);
+		qc_report(ps, QC_P_IMAGE_NOT_QCOW2, LOC0(0), 1, "not a qcow2 image: %s (first bytes 0x%08x)",
+			  img->not_qcow2, magic);
 		return;
 	}
-	qc_get_be32(v, QC_HDR_VERSION, &version);
 	if (version != 2 && version != 3) {
 		qc_report(ps, QC_P_HEADER_VERSION_UNSUPPORTED, LOC0(4), 1,
 			  "version %u is not supported (2 or 3)", version);

@@ -136,6 +136,7 @@ struct qc_image {
 	/* Header and geometry (valid when geometry_ok). */
 	struct qc_header h;
 	bool is_qcow2;       /* magic matched and version supported */
+	const char *not_qcow2; /* when the file is not qcow2: what it is (static string) */
 	bool geometry_ok;    /* cluster_bits, refcount_order and sizes usable */
 	bool l1_ok;          /* active L1 offset/size usable */
 	bool reftable_ok;    /* reftable offset/size usable */

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../core/lock.h"
+
 #define QC_VERSION "0.1.0"
 
 /* Exit code for usage errors (EX_USAGE). */
@@ -23,18 +25,46 @@ int qc_cmd_undo(int argc, char **argv);
 int qc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse --output=VALUE; false on an unknown value. */
 bool qc_parse_output(const char *v, enum qc_output *out);
-/* Parse a size with an optional K/M/G/T suffix; false if invalid. */
+/* Parse a size with an optional K/M/G/T suffix (optionally KiB/MiB/GiB/TiB);
+ * false if invalid. */
 bool qc_parse_size(const char *v, size_t *out);
+/* Positional arguments, collected in order wherever they stand among the
+ * options (getopt_long with a leading '-' in optstring). */
+#define QC_MAX_POSITIONAL 2
+struct qc_positional {
+	const char *v[QC_MAX_POSITIONAL];
+	int n;
+	bool extra; /* more than QC_MAX_POSITIONAL were given */
+};
+bool qc_add_positional(struct qc_positional *p, const char *arg);
+/* After getopt_long: the arguments that followed "--". */
+void qc_rest_positional(struct qc_positional *p, int argc, char **argv);
+
 struct qc_io;
 struct qc_image;
 struct qc_options;
+
+/* How a subcommand opens its image, and how it reports a failure. */
+struct qc_cli_open {
+	const char *command;     /* "check", "repair"... for messages */
+	bool writable;
+	enum qc_lock_mode lock;  /* core/lock.h */
+	enum qc_output out;
+	bool quiet;
+};
 /*
- * Open IMAGE (read-only unless writable) and run the check on it.  On
- * failure prints one line on stderr and returns 1 (the exit code) with
- * nothing left open; on success returns 0 with *io and *img set.
+ * Open IMAGE as co says (QEMU's locks taken) and run the check on it.  On
+ * failure prints one line on stderr (and, with --output=json, a JSON object
+ * with "error") and returns 1 (the exit code) with nothing left open; on
+ * success returns 0 with *io and *img set.  An image opened with -U while
+ * another process holds it gets an image-in-use warning.
  */
-int qc_cli_open_checked(const char *path, bool writable, const struct qc_options *o,
+int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const struct qc_options *o,
 			struct qc_io **io, struct qc_image **img);
+/* One line "qcow2fsck: msg" on stderr, and with --output=json (not -q) the
+ * JSON object of a run that produced no report; returns exit_code. */
+int qc_cli_fail(const struct qc_cli_open *co, const char *path, int exit_code, const char *code,
+		const char *msg);
 /* Default memory cap: half of physical memory. */
 size_t qc_default_mem_cap(void);
 

@@ -1,6 +1,7 @@
 /*
- * cmd_check.c - `qcow2fsck check`: open the image read-only, run the
- * check, print the report, exit with qemu-img check's codes.
+ * cmd_check.c - `qcow2fsck check`: open the image read-only with the locks
+ * `qemu-img check` takes (doc/locking.md), run the check, print the
+ * report, exit with qemu-img check's codes.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,25 +19,32 @@ int qc_cmd_check(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "max-mem", required_argument, NULL, 'm' },
+		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	enum qc_output out = QC_OUT_HUMAN;
-	bool quiet = false;
+	struct qc_cli_open co = { .command = "check", .lock = QC_LOCK_READ, .out = QC_OUT_HUMAN };
 	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
+	struct qc_positional pos = { .n = 0 };
 	int c;
-	optind = 1;
+	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "-qU", opts, NULL)) != -1) {
 		switch (c) {
+		case 1:
+			qc_add_positional(&pos, optarg);
+			break;
 		case 'd':
 			o.deep = true;
 			break;
 		case 'o':
-			if (!qc_parse_output(optarg, &out))
+			if (!qc_parse_output(optarg, &co.out))
 				return qc_usage_error("--output must be human or json, not '%s'", optarg);
 			break;
 		case 'q':
-			quiet = true;
+			co.quiet = true;
+			break;
+		case 'U':
+			co.lock = QC_LOCK_SHARE;
 			break;
 		case 'm':
 			if (!qc_parse_size(optarg, &o.mem_cap) || o.mem_cap == 0)
@@ -46,16 +54,18 @@ int qc_cmd_check(int argc, char **argv)
 			return qc_usage_error("check: unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1)
+	qc_rest_positional(&pos, argc, argv);
+	if (pos.n != 1 || pos.extra)
 		return qc_usage_error("check: expected exactly one IMAGE");
-	const char *path = argv[optind];
+	const char *path = pos.v[0];
 	struct qc_io *io;
 	struct qc_image *img;
-	if (qc_cli_open_checked(path, false, &o, &io, &img))
-		return 1;
-	int code = qc_check_exit_code(img);
-	if (!quiet) {
-		if (out == QC_OUT_JSON)
+	int code = qc_cli_open_checked(path, &co, &o, &io, &img);
+	if (code)
+		return code;
+	code = qc_check_exit_code(img);
+	if (!co.quiet) {
+		if (co.out == QC_OUT_JSON)
 			qc_print_json(img, path, NULL, stdout);
 		else
 			qc_print_human(img, path, NULL, stdout);

@@ -93,7 +93,7 @@ static const char *compression_name(uint8_t t)
 	return t == QC_COMPRESSION_ZSTD ? "zstd" : t == QC_COMPRESSION_ZLIB ? "zlib" : "unknown";
 }
 
-static void info_json(const struct qc_image *img, const char *path)
+static void info_json(const struct qc_image *img, const char *path, int exit_code)
 {
 	const struct qc_header *h = &img->h;
 	const struct qc_extensions *e = &img->ext;
@@ -155,6 +155,8 @@ static void info_json(const struct qc_image *img, const char *path)
 		qc_json_u64(&j, "crypto-header-length", e->crypto_length);
 	}
 	qc_json_snapshots(&j, img);
+	qc_json_bool(&j, "in-use", img->problems.per_code[QC_P_IMAGE_IN_USE] != 0);
+	qc_json_i64(&j, "exit-code", exit_code);
 	qc_json_obj_end(&j);
 	qc_json_end(&j);
 }
@@ -256,38 +258,53 @@ int qc_cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	enum qc_output out = QC_OUT_HUMAN;
+	struct qc_cli_open co = { .command = "inspect", .lock = QC_LOCK_READ, .out = QC_OUT_HUMAN };
+	struct qc_positional pos = { .n = 0 };
 	int c;
-	optind = 1;
+	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (c != 'o')
+	while ((c = getopt_long(argc, argv, "-U", opts, NULL)) != -1) {
+		if (c == 1) {
+			qc_add_positional(&pos, optarg);
+		} else if (c == 'U') {
+			co.lock = QC_LOCK_SHARE;
+		} else if (c == 'o') {
+			if (!qc_parse_output(optarg, &co.out))
+				return qc_usage_error("--output must be human or json, not '%s'", optarg);
+		} else {
 			return qc_usage_error("info: unknown option '%s'", argv[optind - 1]);
-		if (!qc_parse_output(optarg, &out))
-			return qc_usage_error("--output must be human or json, not '%s'", optarg);
+		}
 	}
-	if (optind != argc - 1)
+	qc_rest_positional(&pos, argc, argv);
+	if (pos.n != 1 || pos.extra)
 		return qc_usage_error("info: expected exactly one IMAGE");
-	const char *path = argv[optind];
+	const char *path = pos.v[0];
 	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
 	struct qc_io *io;
 	struct qc_image *img;
-	if (qc_cli_open_checked(path, false, &o, &io, &img))
-		return 1;
-	int code = 0;
+	int code = qc_cli_open_checked(path, &co, &o, &io, &img);
+	if (code)
+		return code;
 	if (!img->is_qcow2) {
-		fprintf(stderr, "qcow2fsck: '%s' is not a qcow2 image qcow2fsck supports\n", path);
-		code = 63;
+		char msg[512];
+		snprintf(msg, sizeof(msg), "'%s' is not a qcow2 image qcow2fsck supports%s%s%s", path,
+			 img->not_qcow2 ? " (found: " : "", img->not_qcow2 ? img->not_qcow2 : "",
+			 img->not_qcow2 ? ")" : "");
+		code = qc_cli_fail(&co, path, 63, "not-qcow2", msg);
 	} else {
-		if (out == QC_OUT_JSON)
-			info_json(img, path);
-		else
-			info_human(img, path);
 		/* An unknown incompatible feature: shown, but not supported. */
 		if (img->problems.unsupported)
 			code = 63;
+		if (co.out == QC_OUT_JSON)
+			info_json(img, path, code);
+		else
+			info_human(img, path);
+		if (img->problems.per_code[QC_P_IMAGE_IN_USE])
+			fprintf(stderr, "qcow2fsck: warning: %s is in use by another process: what it "
+				"shows may be changing\n", path);
 	}
 	qc_image_free(img);
 	qc_io_close(io);

@@ -5,12 +5,16 @@
  * leaks (opt-in), write and fsync the undo journal, apply the plan phase
  * by phase, check again, clear the corrupt bit if that re-check finds
  * nothing else (a second journaled write), check again; exit with the
- * final check's code.  Exit 1 when the image had problems and nothing was
- * changed, or when a failed apply was rolled back.
+ * final check's code: the state after the repair (0, 2 or 3; problems it
+ * refuses or cannot fix leave 2 with nothing changed).  Exit 1 only when it
+ * could not run (lock, open, plan, journal, memory) or rolled back (a write
+ * failed, or the check after writing could not complete): nothing changed.
+ * Takes QEMU's write locks (doc/locking.md); a dry run takes check's.
  * undo: verify a journal against an image and restore it byte for byte.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +61,71 @@ static uint64_t minus(uint64_t a, uint64_t b)
 	return a > b ? a - b : 0;
 }
 
+/* Informational lines: on stdout (stderr with JSON), none with -q. */
+static void say(const struct qc_cli_open *co, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void say(const struct qc_cli_open *co, const char *fmt, ...)
+{
+	if (co->quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(co->out == QC_OUT_JSON ? stderr : stdout, fmt, ap);
+	va_end(ap);
+}
+
+/* The report of a run; a non-NULL error makes the status exit_code (the
+ * JSON says so in "exit-code" and "error"). */
+static void report(const struct qc_cli_open *co, const struct qc_image *img, const char *path,
+		   struct qc_report_extra *x, int exit_code, const char *error_code,
+		   const char *error_message)
+{
+	if (error_code) {
+		x->exit_override = true;
+		x->exit_code = exit_code;
+		x->error_code = error_code;
+		x->error_message = error_message;
+	}
+	if (co->quiet)
+		return;
+	if (co->out == QC_OUT_JSON)
+		qc_print_json(img, path, x, stdout);
+	else
+		qc_print_human(img, path, x, stdout);
+}
+
+/* Undo what was applied; 0 when the image is back to its old bytes. */
+static int roll_back(const char *journal, struct qc_io *io, const char *path)
+{
+	char err[512] = "";
+	io->fail_after_writes = 0;
+	int u = qc_journal_undo(journal, io, 0, NULL, err, sizeof(err));
+	if (u < 0)
+		fprintf(stderr, "qcow2fsck: ROLLBACK FAILED: %s; keep %s and run 'qcow2fsck undo %s %s'\n",
+			err, journal, journal, path);
+	else
+		fprintf(stderr, "qcow2fsck: rolled back; the image is unchanged\n");
+	return u;
+}
+
+/* Run the check again after writing; false when it could not complete (the
+ * caller rolls back: a repair whose result cannot be judged is undone). */
+static bool recheck(struct qc_io *io, const struct qc_options *o, struct qc_image **after,
+		    char *why, size_t len)
+{
+	qc_image_free(*after);
+	*after = NULL;
+	if (qc_check_run(io, o, after) < 0) {
+		snprintf(why, len, "out of memory");
+		return false;
+	}
+	if ((*after)->aborted || (*after)->problems.oom) {
+		snprintf(why, len, "%s", (*after)->aborted ? (*after)->abort_reason : "out of memory");
+		return false;
+	}
+	return true;
+}
+
 int qc_cmd_repair(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -65,25 +134,29 @@ int qc_cmd_repair(int argc, char **argv)
 		{ "undo-file", required_argument, NULL, 'u' },
 		{ "salvage-leaks", required_argument, NULL, 's' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "max-mem", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
-	enum qc_output out = QC_OUT_HUMAN;
+	struct qc_cli_open co = { .command = "repair", .out = QC_OUT_HUMAN };
 	bool dry_run = false;
 	struct qc_repair_opts ro = { .leaks_only = false };
 	const char *undo_file = NULL, *salvage = NULL;
 	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
+	struct qc_positional pos = { .n = 0 };
 	int c;
-	optind = 1;
+	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "-q", opts, NULL)) != -1) {
 		switch (c) {
+		case 1: qc_add_positional(&pos, optarg); break;
 		case 'n': dry_run = true; break;
 		case 'l': ro.leaks_only = true; break;
 		case 'u': undo_file = optarg; break;
 		case 's': salvage = optarg; break;
+		case 'q': co.quiet = true; break;
 		case 'o':
-			if (!qc_parse_output(optarg, &out))
+			if (!qc_parse_output(optarg, &co.out))
 				return qc_usage_error("--output must be human or json, not '%s'", optarg);
 			break;
 		case 'm':
@@ -94,71 +167,78 @@ int qc_cmd_repair(int argc, char **argv)
 			return qc_usage_error("repair: unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1)
+	qc_rest_positional(&pos, argc, argv);
+	if (pos.n != 1 || pos.extra)
 		return qc_usage_error("repair: expected exactly one IMAGE");
-	const char *path = argv[optind];
-	FILE *msg = out == QC_OUT_JSON ? stderr : stdout;
+	const char *path = pos.v[0];
+	/* a dry run writes nothing and locks as check does; a repair takes the
+	 * write locks (doc/locking.md) */
+	co.writable = !dry_run;
+	co.lock = dry_run ? QC_LOCK_READ : QC_LOCK_WRITE;
 
 	struct qc_io *io;
 	struct qc_image *img = NULL, *after = NULL;
-	if (qc_cli_open_checked(path, !dry_run, &o, &io, &img))
-		return 1;
+	int code = qc_cli_open_checked(path, &co, &o, &io, &img);
+	if (code)
+		return code;
 	struct qc_plan plan;
 	char *journal = NULL;
-	char err[512] = "";
-	int r, code;
+	char err[512] = "", why[600];
+	int r;
 	struct repair_json rj = { .plan = &plan, .dry_run = dry_run, .salvaged = -1 };
+	struct qc_report_extra x = { .json = repair_json_cb, .ctx = &rj };
 	qc_plan_init(&plan, io->size);
 	rj.initial_code = qc_check_exit_code(img);
 	if (img->aborted || img->problems.unsupported || !img->is_qcow2) {
-		if (out == QC_OUT_JSON)
-			qc_print_json(img, path, NULL, stdout);
-		else
-			qc_print_human(img, path, NULL, stdout);
+		/* could not check (1), or not an image to repair (63): the check's verdict */
+		report(&co, img, path, &x, 0, NULL, NULL);
 		fprintf(stderr, "qcow2fsck: repair: nothing done: %s\n",
 			img->aborted ? img->abort_reason : "not an image qcow2fsck can repair");
 		code = rj.initial_code ? rj.initial_code : 1;
 		goto done;
 	}
 	r = qc_repair_plan(img, &ro, &plan);
-	if (r == -ENOTRECOVERABLE) {
-		fprintf(stderr, "qcow2fsck: repair: nothing changed: two planned writes overlap (a bug in qcow2fsck; please report it with the image's metadata)\n");
-		code = 1;
-		goto done;
-	}
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: repair: planning failed: %s\n", strerror(-r));
+		if (r == -ENOTRECOVERABLE)
+			snprintf(why, sizeof(why), "repair: nothing changed: two planned writes overlap "
+				 "(a bug in qcow2fsck; please report it with the image's metadata)");
+		else
+			snprintf(why, sizeof(why), "repair: planning failed, nothing changed: %s",
+				 strerror(-r));
+		fprintf(stderr, "qcow2fsck: %s\n", why);
+		report(&co, img, path, &x, 1, "plan-failed", why);
 		code = 1;
 		goto done;
 	}
-	if (out == QC_OUT_HUMAN)
+	if (co.out == QC_OUT_HUMAN && !co.quiet)
 		qc_plan_print_human(&plan, stdout);
 	if (dry_run || plan.n == 0) {
-		struct qc_report_extra x = { 0, 0, repair_json_cb, &rj };
-		if (out == QC_OUT_JSON)
-			qc_print_json(img, path, &x, stdout);
-		else
-			qc_print_human(img, path, &x, stdout);
+		/* nothing written: the state after is the state before, so problems
+		 * the plan refuses or cannot fix leave 2 (or 3) */
+		report(&co, img, path, &x, 0, NULL, NULL);
 		code = rj.initial_code;
-		if (!dry_run && code != 0) {
-			fprintf(msg, "Nothing was changed.\n");
-			code = 1;
-		}
+		if (!dry_run && code != 0)
+			say(&co, "Nothing was changed: the repair refuses or cannot fix what was found.\n");
 		goto done;
 	}
 	if (salvage) {
 		long n = qc_salvage_leaks(img, &plan, salvage, err, sizeof(err));
 		if (n < 0) {
-			fprintf(stderr, "qcow2fsck: repair: salvage failed, nothing changed: %s\n", err);
+			snprintf(why, sizeof(why), "repair: salvage failed, nothing changed: %s", err);
+			fprintf(stderr, "qcow2fsck: %s\n", why);
+			report(&co, img, path, &x, 1, "salvage-failed", why);
 			code = 1;
 			goto done;
 		}
 		rj.salvaged = n;
-		fprintf(msg, "Salvaged %ld non-zero leaked cluster(s) into %s\n", n, salvage);
+		say(&co, "Salvaged %ld non-zero leaked cluster(s) into %s\n", n, salvage);
 	}
 	journal = undo_file ? strdup(undo_file) : qc_journal_default_path(path);
 	if (!journal) {
-		fprintf(stderr, "qcow2fsck: repair: no free undo journal name beside '%s'\n", path);
+		snprintf(why, sizeof(why), "repair: no free undo journal name beside '%s', nothing changed",
+			 path);
+		fprintf(stderr, "qcow2fsck: %s\n", why);
+		report(&co, img, path, &x, 1, "journal-failed", why);
 		code = 1;
 		goto done;
 	}
@@ -172,53 +252,57 @@ int qc_cmd_repair(int argc, char **argv)
 		wit[nwit++] = (struct qc_witness){ img->h.l1_table_offset, (uint64_t)img->h.l1_size * 8 };
 	r = qc_journal_write(journal, io, &plan, wit, nwit, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: repair: nothing changed: %s\n", err);
+		snprintf(why, sizeof(why), "repair: nothing changed: %s", err);
+		fprintf(stderr, "qcow2fsck: %s\n", why);
 		free(journal);
 		journal = NULL;
+		report(&co, img, path, &x, 1, "journal-failed", why);
 		code = 1;
 		goto done;
 	}
 	rj.journal = journal;
-	fprintf(msg, "Undo journal: %s (restore with: qcow2fsck undo %s %s)\n", journal, journal, path);
+	say(&co, "Undo journal: %s (restore with: qcow2fsck undo %s %s)\n", journal, journal, path);
 	size_t done_writes = 0;
+	const char *fail_code = NULL;
 	r = qc_apply_phases(io, &plan, QC_PH_NEW, QC_PH_HEADER, &done_writes);
 	if (r == -ESTALE && done_writes == 0) {
 		/* compare-and-swap refused before the first write */
-		fprintf(stderr, "qcow2fsck: repair: nothing changed: the image changed since the repair was planned\n");
+		snprintf(why, sizeof(why), "repair: nothing changed: the image changed since the "
+			 "repair was planned");
+		fprintf(stderr, "qcow2fsck: %s\n", why);
 		unlink(journal);
 		rj.journal = NULL;
+		report(&co, img, path, &x, 1, "image-changed", why);
 		code = 1;
 		goto done;
 	}
-	if (r == 0) {
-		if (qc_check_run(io, &o, &after) < 0) {
-			fprintf(stderr, "qcow2fsck: out of memory\n");
-			code = 1;
-			goto done;
-		}
-		if (qc_plan_unconditional(&plan) < plan.n && only_corrupt_bit_left(after)) {
-			r = qc_apply_phases(io, &plan, QC_PH_FINAL, QC_PH_FINAL, &done_writes);
-			qc_image_free(after);
-			after = NULL;
-			if (r == 0 && qc_check_run(io, &o, &after) < 0) {
-				fprintf(stderr, "qcow2fsck: out of memory\n");
-				code = 1;
-				goto done;
-			}
-		} else if (qc_plan_unconditional(&plan) < plan.n) {
-			fprintf(msg, "The corrupt bit stays set: the re-check still finds problems.\n");
-		}
-	}
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: repair: write failed after %zu write(s): %s; rolling back\n",
-			done_writes, r == -ESTALE ? "the image changed since the repair was planned" : strerror(-r));
-		io->fail_after_writes = 0;
-		int u = qc_journal_undo(journal, io, 0, NULL, err, sizeof(err));
-		if (u < 0)
-			fprintf(stderr, "qcow2fsck: ROLLBACK FAILED: %s; keep %s and run 'qcow2fsck undo %s %s'\n",
-				err, journal, journal, path);
-		else
-			fprintf(stderr, "qcow2fsck: rolled back; the image is unchanged\n");
+		snprintf(why, sizeof(why), "repair: write failed after %zu write(s): %s; rolling back",
+			 done_writes, r == -ESTALE ? "the image changed since the repair was planned" : strerror(-r));
+		fail_code = "write-failed";
+	} else if (!recheck(io, &o, &after, err, sizeof(err))) {
+		snprintf(why, sizeof(why), "repair: the check after writing could not complete (%s); "
+			 "rolling back", err);
+		fail_code = "recheck-failed";
+	} else if (qc_plan_unconditional(&plan) < plan.n && only_corrupt_bit_left(after)) {
+		r = qc_apply_phases(io, &plan, QC_PH_FINAL, QC_PH_FINAL, &done_writes);
+		if (r < 0) {
+			snprintf(why, sizeof(why), "repair: write failed after %zu write(s): %s; rolling back",
+				 done_writes, r == -ESTALE ? "the image changed since the repair was planned" : strerror(-r));
+			fail_code = "write-failed";
+		} else if (!recheck(io, &o, &after, err, sizeof(err))) {
+			snprintf(why, sizeof(why), "repair: the check after writing could not complete "
+				 "(%s); rolling back", err);
+			fail_code = "recheck-failed";
+		}
+	} else if (qc_plan_unconditional(&plan) < plan.n) {
+		say(&co, "The corrupt bit stays set: the re-check still finds problems.\n");
+	}
+	if (fail_code) {
+		fprintf(stderr, "qcow2fsck: %s\n", why);
+		if (roll_back(journal, io, path) < 0)
+			fail_code = "rollback-failed";
+		report(&co, img, path, &x, 1, fail_code, why);
 		code = 1;
 		goto done;
 	}
@@ -226,19 +310,13 @@ int qc_cmd_repair(int argc, char **argv)
 		/* only a conditional write was planned and it did not apply */
 		unlink(journal);
 		rj.journal = NULL;
-		fprintf(msg, "Nothing was changed (undo journal removed).\n");
+		say(&co, "Nothing was changed (undo journal removed).\n");
 	}
-	struct qc_report_extra x = {
-		minus(img->problems.corruptions, after->problems.corruptions),
-		minus(img->problems.leaks, after->problems.leaks), repair_json_cb, &rj,
-	};
-	if (out == QC_OUT_JSON)
-		qc_print_json(after, path, &x, stdout);
-	else
-		qc_print_human(after, path, &x, stdout);
+	x.corruptions_fixed = minus(img->problems.corruptions, after->problems.corruptions);
+	x.leaks_fixed = minus(img->problems.leaks, after->problems.leaks);
+	report(&co, after, path, &x, 0, NULL, NULL);
+	/* the state after the repair: 0, 2 or 3 */
 	code = qc_check_exit_code(after);
-	if (done_writes == 0 && code != 0)
-		code = 1;
 done:
 	qc_plan_free(&plan);
 	qc_image_free(img);
@@ -255,25 +333,42 @@ int qc_cmd_undo(int argc, char **argv)
 		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool dry_run = false;
 	unsigned flags = 0;
+	struct qc_positional pos = { .n = 0 };
 	int c;
-	optind = 1;
+	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (c == 'n')
+	while ((c = getopt_long(argc, argv, "-", opts, NULL)) != -1) {
+		if (c == 1)
+			qc_add_positional(&pos, optarg);
+		else if (c == 'n')
 			flags |= QC_UNDO_DRY_RUN;
 		else if (c == 'f')
 			flags |= QC_UNDO_FORCE;
 		else
 			return qc_usage_error("undo: unknown option '%s'", argv[optind - 1]);
 	}
-	dry_run = (flags & QC_UNDO_DRY_RUN) != 0;
-	if (optind != argc - 2)
+	qc_rest_positional(&pos, argc, argv);
+	bool dry_run = (flags & QC_UNDO_DRY_RUN) != 0;
+	if (pos.n != 2 || pos.extra)
 		return qc_usage_error("undo: expected UNDO-FILE IMAGE");
-	const char *journal = argv[optind], *path = argv[optind + 1];
+	const char *journal = pos.v[0], *path = pos.v[1];
+	/* undo writes: QEMU's write locks, an image in use is refused */
+	struct qc_open_opts oo = { .writable = !dry_run,
+				   .lock = dry_run ? QC_LOCK_READ : QC_LOCK_WRITE };
+	struct qc_open_info info;
 	struct qc_io *io;
-	int r = qc_io_open_file(path, !dry_run, &io);
+	int r = qc_io_open_image(path, &oo, &io, &info);
+	if (r == -EBUSY) {
+		fprintf(stderr, "qcow2fsck: %s: in use by another process (undo never writes to an "
+			"image in use; nothing changed)\n", path);
+		return 1;
+	}
+	if (r == -EINVAL && info.special) {
+		fprintf(stderr, "qcow2fsck: %s: %s, not an image file: refused without opening it\n",
+			path, info.special);
+		return 1;
+	}
 	if (r < 0) {
 		fprintf(stderr, "qcow2fsck: cannot open '%s': %s\n", path, strerror(-r));
 		return 1;

@@ -1,12 +1,18 @@
 /*
- * main.c - qcow2fsck's command line: subcommand dispatch, --help,
- * --version, and the helpers the subcommands share (DESIGN.md "Command line").
+ * main.c - qcow2fsck's command line: subcommand dispatch, --help (global
+ * and per subcommand), --version, and the helpers the subcommands share:
+ * option values, positional arguments, and the open that takes QEMU's
+ * image locks (doc/locking.md) and reports failures (README "Command line").
  */
 #include "cli.h"
+#include "../core/io.h"
 #include "../core/problems.h"
 #include "../checker/check.h"
+#include "report.h"
 
 #include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,34 +20,102 @@
 #include <string.h>
 #include <unistd.h>
 
+#define USAGE_CHECK \
+	"  qcow2fsck check  [--deep] [-U|--force-share] [--output=human|json] [-q]\n" \
+	"                   [--max-mem=SIZE] IMAGE\n"
+#define USAGE_REPAIR \
+	"  qcow2fsck repair [--dry-run] [--leaks-only] [--undo-file=PATH] [--salvage-leaks=DIR]\n" \
+	"                   [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
+#define USAGE_UNDO "  qcow2fsck undo   [--dry-run] [--force] UNDO-FILE IMAGE\n"
+#define USAGE_INFO "  qcow2fsck info   [-U|--force-share] [--output=human|json] IMAGE\n"
+
+#define EXIT_CODES \
+	"Exit codes (as qemu-img check): 0 consistent, 2 corruption, 3 leaks only,\n" \
+	"1 could not run (open failed, image in use, I/O error, memory cap; repair:\n" \
+	"nothing changed), 63 not qcow2/unsupported, 64 usage error.  repair exits\n" \
+	"with the state after the repair; refused or unfixable problems leave 2 (or 3).\n"
+
+#define OPT_OUTPUT "  --output=human|json  report format (default human); JSON is one object, always\n"
+#define OPT_QUIET "  -q, --quiet          print nothing on stdout; the exit code is the verdict\n"
+#define OPT_MAXMEM "  --max-mem=SIZE       memory cap (K/M/G/T or KiB/MiB/GiB/TiB; default half of RAM)\n"
+#define OPT_SHARE \
+	"  -U, --force-share    open an image another process holds (as qemu-img -U); the\n" \
+	"                       report then carries an image-in-use warning\n"
+
 static const char usage_text[] =
-	"Usage:\n"
-	"  qcow2fsck check  [--deep] [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
-	"  qcow2fsck repair [--dry-run] [--leaks-only] [--undo-file=PATH] [--salvage-leaks=DIR]\n"
-	"                   [--output=human|json] [--max-mem=SIZE] IMAGE\n"
-	"  qcow2fsck undo   [--dry-run] [--force] UNDO-FILE IMAGE\n"
-	"  qcow2fsck info   [--output=human|json] IMAGE\n"
+	"Usage:\n" USAGE_CHECK USAGE_REPAIR USAGE_UNDO USAGE_INFO
 	"  qcow2fsck --help | --version | --list-problems\n"
+	"  qcow2fsck COMMAND --help\n"
 	"\n"
 	"check   verify every qcow2 structure, read-only (the image is opened O_RDONLY)\n"
 	"repair  plan, journal and apply fixes, then check again\n"
 	"undo    restore an image byte for byte from a repair's undo journal\n"
 	"info    print the header, features, extensions and snapshots\n"
 	"\n"
-	"Options:\n"
-	"  --output=human|json  report format (default human)\n"
-	"  -q, --quiet          print nothing on stdout; the exit code is the verdict\n"
+	"Options (they may also follow IMAGE):\n"
+	OPT_OUTPUT OPT_QUIET
 	"  --deep               also decompress every compressed cluster\n"
-	"  --max-mem=SIZE       memory cap for the check (K/M/G suffixes; default half of RAM)\n"
+	OPT_SHARE OPT_MAXMEM
 	"  --dry-run            print what would be written, write nothing\n"
 	"  --leaks-only         repair only leaked clusters (and nothing that needs a rebuild)\n"
 	"  --undo-file=PATH     where the undo journal goes (default IMAGE.qcow2fsck-undo)\n"
 	"  --salvage-leaks=DIR  copy non-zero leaked clusters into DIR before freeing them\n"
 	"  --force              undo: also restore regions a crash left half-written\n"
 	"\n"
-	"Exit codes (as qemu-img check): 0 consistent, 2 corruption, 3 leaks only,\n"
-	"1 check could not complete (repair: nothing changed), 63 not qcow2/unsupported,\n"
-	"64 usage error.  Names of backing and data files are reported, never opened.\n";
+	"Images in use: every command takes QEMU's image locks; an image a running QEMU\n"
+	"holds for writing is refused (exit 1).  check and info accept -U; repair and\n"
+	"undo never write to an image in use.\n"
+	"\n" EXIT_CODES
+	"Names of backing and data files are reported, never opened.\n";
+
+static const char check_usage[] =
+	"Usage:\n" USAGE_CHECK
+	"\n"
+	"Verify every qcow2 structure of IMAGE; never writes (the image is opened\n"
+	"O_RDONLY and locked as `qemu-img check` locks it).\n"
+	"\n"
+	"Options (they may also follow IMAGE):\n"
+	"  --deep               also decompress every compressed cluster\n"
+	OPT_SHARE OPT_OUTPUT OPT_QUIET OPT_MAXMEM
+	"\n" EXIT_CODES;
+
+static const char repair_usage[] =
+	"Usage:\n" USAGE_REPAIR
+	"\n"
+	"Check IMAGE, plan the fixes, write an undo journal, apply the plan and check\n"
+	"again.  Takes QEMU's write locks: an image in use is refused, nothing changed.\n"
+	"\n"
+	"Options (they may also follow IMAGE):\n"
+	"  --dry-run            print what would be written, write nothing\n"
+	"  --leaks-only         repair only leaked clusters (and nothing that needs a rebuild)\n"
+	"  --undo-file=PATH     where the undo journal goes (default IMAGE.qcow2fsck-undo)\n"
+	"  --salvage-leaks=DIR  copy non-zero leaked clusters into DIR before freeing them\n"
+	OPT_OUTPUT OPT_QUIET OPT_MAXMEM
+	"\n" EXIT_CODES;
+
+static const char undo_usage[] =
+	"Usage:\n" USAGE_UNDO
+	"\n"
+	"Restore IMAGE byte for byte from the undo journal a repair wrote.  Refuses an\n"
+	"image the journal was not written for, and an image in use (QEMU's locks).\n"
+	"\n"
+	"Options (they may also follow the file names):\n"
+	"  --dry-run            verify the journal and say what would be restored\n"
+	"  --force              also restore regions a crash left half-written\n"
+	"\n"
+	"Exit codes: 0 restored (or would be), 1 refused or failed, 64 usage error.\n";
+
+static const char info_usage[] =
+	"Usage:\n" USAGE_INFO
+	"\n"
+	"Print the header, features, extensions and snapshots of IMAGE (read-only,\n"
+	"locked as `qemu-img info` locks it).\n"
+	"\n"
+	"Options (they may also follow IMAGE):\n"
+	OPT_SHARE OPT_OUTPUT
+	"\n"
+	"Exit codes: 0 shown, 1 could not open (or in use), 63 not a qcow2 image\n"
+	"qcow2fsck supports, 64 usage error.\n";
 
 int qc_usage_error(const char *fmt, ...)
 {
@@ -70,7 +144,7 @@ bool qc_parse_size(const char *v, size_t *out)
 	char *end;
 	errno = 0;
 	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || end == v || v[0] == '-')
+	if (errno || end == v || v[0] == '-' || v[0] == '+' || v[0] == ' ')
 		return false;
 	unsigned shift = 0;
 	switch (*end) {
@@ -81,28 +155,95 @@ bool qc_parse_size(const char *v, size_t *out)
 	case 't': case 'T': shift = 40; end++; break;
 	default: return false;
 	}
+	/* K, KiB: binary units either way */
+	if (shift && strcmp(end, "iB") == 0)
+		end += 2;
 	if (*end || (shift && n > (SIZE_MAX >> shift)))
 		return false;
 	*out = (size_t)(n << shift);
 	return true;
 }
 
-int qc_cli_open_checked(const char *path, bool writable, const struct qc_options *o,
+bool qc_add_positional(struct qc_positional *p, const char *arg)
+{
+	if (p->n >= QC_MAX_POSITIONAL) {
+		p->extra = true;
+		return false;
+	}
+	p->v[p->n++] = arg;
+	return true;
+}
+
+void qc_rest_positional(struct qc_positional *p, int argc, char **argv)
+{
+	while (optind < argc)
+		qc_add_positional(p, argv[optind++]);
+}
+
+/* The one-line message and the JSON "error" code of a failed open. */
+static void open_failure(const char *path, int r, const struct qc_open_info *info,
+			 const struct qc_cli_open *co, char *msg, size_t len, const char **code)
+{
+	if (r == -EBUSY && co->lock == QC_LOCK_WRITE) {
+		snprintf(msg, len, "%s: in use by another process (%s never writes to an image in use; "
+			 "nothing changed)", path, co->command);
+		*code = "image-in-use";
+	} else if (r == -EBUSY && co->lock == QC_LOCK_SHARE) {
+		/* even -U needs consistent reads: QEMU refuses this case too */
+		snprintf(msg, len, "%s: in use by another process that does not let others read "
+			 "it consistently (refused even with -U, as qemu-img refuses it)", path);
+		*code = "image-in-use";
+	} else if (r == -EBUSY) {
+		snprintf(msg, len, "%s: in use by another process (use -U to %s it anyway)", path,
+			 co->command);
+		*code = "image-in-use";
+	} else if (r == -EINVAL && info->special) {
+		snprintf(msg, len, "%s: %s, not an image file: refused without opening it", path,
+			 info->special);
+		*code = "not-a-file";
+	} else {
+		snprintf(msg, len, "cannot open '%s'%s: %s", path, co->writable ? " for writing" : "",
+			 strerror(-r));
+		*code = "open-failed";
+	}
+}
+
+int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const struct qc_options *o,
 			struct qc_io **io, struct qc_image **img)
 {
-	int r = qc_io_open_file(path, writable, io);
+	struct qc_open_opts oo = { .writable = co->writable, .lock = co->lock };
+	struct qc_open_info info;
+	char msg[PATH_MAX + 256];
+	const char *code = NULL;
+	*io = NULL;
+	*img = NULL;
+	int r = qc_io_open_image(path, &oo, io, &info);
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s'%s: %s\n", path,
-			writable ? " for writing" : "", strerror(-r));
-		return 1;
+		open_failure(path, r, &info, co, msg, sizeof(msg), &code);
+		return qc_cli_fail(co, path, 1, code, msg);
 	}
+	if (info.locks_unsupported && co->lock == QC_LOCK_WRITE && !co->quiet)
+		fprintf(stderr, "qcow2fsck: warning: %s: the file system has no OFD locks; "
+			"QEMU's image locks cannot be checked\n", path);
 	if (qc_check_run(*io, o, img) < 0) {
-		fprintf(stderr, "qcow2fsck: out of memory\n");
 		qc_io_close(*io);
 		*io = NULL;
-		return 1;
+		return qc_cli_fail(co, path, 1, "out-of-memory", "out of memory");
 	}
+	if (info.in_use)
+		qc_report(&(*img)->problems, QC_P_IMAGE_IN_USE, QC_LOC(QC_NO_OFFSET), 1,
+			  "another process holds the image (QEMU's locks); opened with -U, so what it "
+			  "writes meanwhile may show as problems that are not on disk");
 	return 0;
+}
+
+int qc_cli_fail(const struct qc_cli_open *co, const char *path, int exit_code, const char *code,
+		const char *msg)
+{
+	fprintf(stderr, "qcow2fsck: %s\n", msg);
+	if (co->out == QC_OUT_JSON && !co->quiet)
+		qc_print_json_failure(path, exit_code, code, msg, stdout);
+	return exit_code;
 }
 
 size_t qc_default_mem_cap(void)
@@ -144,17 +285,18 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
+		const char *usage;
 	} cmds[] = {
-		{ "check", qc_cmd_check },
-		{ "info", qc_cmd_info },
-		{ "repair", qc_cmd_repair },
-		{ "undo", qc_cmd_undo },
+		{ "check", qc_cmd_check, check_usage },
+		{ "info", qc_cmd_info, info_usage },
+		{ "repair", qc_cmd_repair, repair_usage },
+		{ "undo", qc_cmd_undo, undo_usage },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {
-			for (int k = 2; k < argc; k++) {
-				if (strcmp(argv[k], "--help") == 0) {
-					fputs(usage_text, stdout);
+			for (int k = 2; k < argc && strcmp(argv[k], "--") != 0; k++) {
+				if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+					fputs(cmds[i].usage, stdout);
 					return 0;
 				}
 			}

@@ -85,7 +85,7 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 	qc_json_u64(&j, "schema", 1);
 	qc_json_str(&j, "filename", filename);
 	qc_json_str(&j, "format", "qcow2");
-	qc_json_u64(&j, "check-errors", count_checks_errors(img));
+	qc_json_u64(&j, "check-errors", count_checks_errors(img) + (x && x->error_code ? 1 : 0));
 	qc_json_u64(&j, "corruptions", ps->corruptions);
 	qc_json_u64(&j, "leaks", ps->leaks);
 	qc_json_u64(&j, "warnings", ps->warnings);
@@ -96,7 +96,7 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 	qc_json_u64(&j, "allocated-clusters", img->stats.allocated_clusters);
 	qc_json_u64(&j, "fragmented-clusters", img->stats.fragmented_clusters);
 	qc_json_u64(&j, "compressed-clusters", img->stats.compressed_clusters);
-	qc_json_i64(&j, "exit-code", qc_check_exit_code(img));
+	qc_json_i64(&j, "exit-code", x && x->exit_override ? x->exit_code : qc_check_exit_code(img));
 	const char *why = NULL;
 	bool complete = qc_walk_complete(img, &why);
 	qc_json_bool(&j, "walk-complete", complete);
@@ -104,6 +104,10 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 		qc_json_str(&j, "walk-incomplete-reason", why ? why : "unknown");
 	if (img->aborted)
 		qc_json_str(&j, "check-error", img->abort_reason);
+	if (img->not_qcow2)
+		qc_json_str(&j, "not-qcow2", img->not_qcow2);
+	if (x && x->error_code)
+		qc_json_error(&j, x->error_code, x->error_message ? x->error_message : "");
 	qc_json_arr_begin(&j, "problems");
 	for (size_t i = 0; i < ps->n; i++)
 		json_problem(&j, &ps->v[i]);
@@ -151,7 +155,9 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 	if (x && (x->corruptions_fixed || x->leaks_fixed))
 		fprintf(f, "Repaired: %" PRIu64 " corruptions, %" PRIu64 " leaked clusters.\n",
 			x->corruptions_fixed, x->leaks_fixed);
-	if (ps->unsupported)
+	if (img->not_qcow2)
+		fprintf(f, "This is not a qcow2 image (found: %s).\n", img->not_qcow2);
+	else if (ps->unsupported)
 		fprintf(f, "This is not a qcow2 image qcow2fsck can check.\n");
 	else if (!ps->corruptions && !ps->leaks && !img->aborted)
 		fprintf(f, "No errors were found on the image.\n");

@@ -3,8 +3,12 @@
  *
  * The file backend uses pread/pwrite on one descriptor; check opens it
  * O_RDONLY so that the checker cannot modify an image even by mistake.
+ * Opening an image refuses FIFOs, sockets and character devices before
+ * any blocking open, and takes QEMU's image locks (core/lock.h,
+ * doc/locking.md) on the descriptor, which hold until qc_io_close().
  */
 #include "io.h"
+#include "lock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,20 +86,67 @@ static const struct qc_io_ops file_ops = {
 	file_pread, file_pwrite, file_truncate, file_sync, file_close,
 };
 
-int qc_io_open_file(const char *path, bool writable, struct qc_io **out)
+/* The kind of a file that must not be opened as an image, or NULL. */
+static const char *special_kind(mode_t m)
 {
-	struct stat st;
-	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISDIR(m))
+		return "a directory";
+	if (!S_ISREG(m) && !S_ISBLK(m))
+		return "not a regular file or block device";
+	return NULL;
+}
+
+int qc_io_open_image(const char *path, const struct qc_open_opts *opt, struct qc_io **out,
+		     struct qc_open_info *info)
+{
+	struct stat st, st2;
+	memset(info, 0, sizeof(*info));
+	/* stat first: opening a FIFO or a tty would block or have effects */
+	if (stat(path, &st) < 0)
+		return -errno;
+	if ((info->special = special_kind(st.st_mode)))
+		return -EINVAL;
+	/* O_NONBLOCK, then fstat again: the name may have been swapped for a
+	 * FIFO between stat and open */
+	int fd = open(path, (opt->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
+	int e = 0;
+	if (fstat(fd, &st2) < 0)
+		e = -errno;
+	else if ((info->special = special_kind(st2.st_mode)))
+		e = -EINVAL;
+	else {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			e = -errno;
+	}
+	if (e == 0 && opt->lock != QC_LOCK_NONE) {
+		unsigned perm, shared;
+		qc_lock_perms(opt->lock, &perm, &shared);
+		int r = qc_lock_take(fd, perm, shared);
+		if (r == -EOPNOTSUPP) {
+			info->locks_unsupported = true;
+		} else if (r == -EBUSY) {
+			info->in_use = true;
+			e = -EBUSY;
+		} else if (r < 0) {
+			e = r;
+		} else if (opt->lock == QC_LOCK_SHARE) {
+			r = qc_lock_in_use(fd);
+			if (r > 0)
+				info->in_use = true;
+		}
+	}
+	if (e) {
 		close(fd);
 		return e;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
-		return -EISDIR;
 	}
 	struct file_io *f = calloc(1, sizeof(*f));
 	if (!f) {
@@ -104,15 +155,23 @@ int qc_io_open_file(const char *path, bool writable, struct qc_io **out)
 	}
 	f->fd = fd;
 	f->io.ops = &file_ops;
-	f->io.writable = writable;
-	if (S_ISBLK(st.st_mode)) {
+	f->io.writable = opt->writable;
+	if (S_ISBLK(st2.st_mode)) {
 		off_t end = lseek(fd, 0, SEEK_END);
 		f->io.size = end > 0 ? (uint64_t)end : 0;
 	} else {
-		f->io.size = (uint64_t)st.st_size;
+		f->io.size = (uint64_t)st2.st_size;
 	}
 	*out = &f->io;
 	return 0;
+}
+
+int qc_io_open_file(const char *path, bool writable, struct qc_io **out)
+{
+	struct qc_open_opts o = { .writable = writable, .lock = QC_LOCK_NONE };
+	struct qc_open_info info;
+	int r = qc_io_open_image(path, &o, out, &info);
+	return r == -EINVAL && info.special && strcmp(info.special, "a directory") == 0 ? -EISDIR : r;
 }
 
 struct mem_io {

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
+
 struct qc_io;
 
 struct qc_io_ops {
@@ -34,8 +36,29 @@ struct qc_io {
 	unsigned long writes_done;
 };
 
-/* Open a file; returns 0 or -errno.  Read-only unless writable is set. */
+/* Open a file; returns 0 or -errno.  Read-only unless writable is set.
+ * Takes no lock (tools and tests); the command line uses qc_io_open_image. */
 int qc_io_open_file(const char *path, bool writable, struct qc_io **out);
+
+struct qc_open_opts {
+	bool writable;
+	enum qc_lock_mode lock; /* which of QEMU's locks to take (core/lock.h) */
+};
+struct qc_open_info {
+	const char *special; /* set with -EINVAL: the file is "a FIFO", "a socket"... */
+	bool in_use;         /* another process holds the image (with -EBUSY, or
+				with QC_LOCK_SHARE, which opens anyway) */
+	bool locks_unsupported; /* no OFD locks on this file system: none taken */
+};
+/*
+ * Open an image for the command line: refuse anything but a regular file
+ * or a block device before a blocking open (stat, open O_NONBLOCK, fstat),
+ * then take opt->lock.  Returns 0; -EBUSY when another process holds the
+ * image in a conflicting way (nothing left open); -EINVAL with
+ * info->special set; or -errno.
+ */
+int qc_io_open_image(const char *path, const struct qc_open_opts *opt, struct qc_io **out,
+		     struct qc_open_info *info);
 /* A memory image holding a copy of data. */
 struct qc_io *qc_io_open_memory(const void *data, size_t len, bool writable);
 /* The bytes of a memory image (NULL for other backends). */

@@ -24,6 +24,8 @@ const char *qc_severity_name(enum qc_severity s)
 		return "leak";
 	case QC_SEV_WARNING:
 		return "warning";
+	case QC_SEV_NOT_QCOW2:
+		return "not-qcow2";
 	}
 	return "?";
 }
@@ -56,6 +58,8 @@ static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
 		break;
 	case QC_SEV_WARNING:
 		ps->warnings += weight;
+		break;
+	case QC_SEV_NOT_QCOW2:
 		break;
 	}
 	if (pi->flags & QC_PF_UNSUPPORTED)

@@ -22,6 +22,7 @@ enum qc_severity {
 	QC_SEV_CORRUPTION,
 	QC_SEV_LEAK,
 	QC_SEV_WARNING,
+	QC_SEV_NOT_QCOW2, /* the file is another format: counted as none of the three */
 };
 
 /* Problem flags. */

@@ -10,7 +10,9 @@ Generated from the problem table (`core/problems/*.def`) by
 table disagree.  Codes are stable: they are never renamed once released.
 
 Severity: **corruption** (exit 2), **leak** (exit 3 when alone),
-**warning** (exit 0).  Codes marked *unsupported* make the exit status 63.
+**warning** (exit 0), **not-qcow2** (the file is another format: counted
+as none of the three, see doc/formats.md).  Codes marked *unsupported*
+make the exit status 63.
 
 | code | severity | structure | meaning |
 |---|---|---|---|

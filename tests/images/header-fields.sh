@@ -23,9 +23,10 @@ case_() {
 }
 
 # Not qcow2 / unsupported: exit 63.  qemu-img check -f qcow2 cannot open them (§1.11).
-case_ magic good header.magic 0x514649fa image-not-qcow2 63 corruption 1
+case_ magic good header.magic 0x514649fa image-not-qcow2 63 not-qcow2 1
 case_ v4 good header.version 4 header-version-unsupported 63 corruption 1
-case_ v1 good header.version 1 header-version-unsupported 63 corruption 1
+# version 1 is qcow (v1), another format behind the same magic: not-qcow2
+case_ v1 good header.version 1 image-not-qcow2 63 not-qcow2 1
 case_ incompat5 good header.incompatible_features '|0x20' header-incompat-unknown 63 corruption 1
 
 # The unknown bit is named from the image's own feature-name table: QEMU's

@@ -29,7 +29,7 @@ if [ "$(rjson '[w["conditional"] for w in r["plan"]]')" = "[True]" ] &&
 	t_ok; else t_fail "$(rjson 'r["plan"]')"; fi
 
 # Corrupt bit plus a corruption repair cannot fix (an unaligned L2 entry):
-# the bit stays, nothing is written, exit 1 (nothing changed).
+# the bit stays, nothing is written, exit 2 (the state; nothing changed).
 I=$T/corrupt2.qcow2
 cp "$P" "$I"
 python3 "$HERE/../poke.py" "$I" header.incompatible_features '|2'
@@ -39,8 +39,8 @@ qemu_repair_all "$I" "corrupt bit + unaligned L2 entry"
 t_name "corrupt bit + unaligned L2 entry: qemu-img -r all keeps the bit too"
 [ "$(python3 "$HERE/../poke.py" "$QIMG" header.incompatible_features)" = 0x2 ] && t_ok || t_fail "bit cleared"
 run_repair "$I" --undo-file="$T/undo.corrupt3"
-t_name "corrupt bit with a doubtful pointer left: bit kept, image unchanged, exit 1, no journal"
-if [ "$RRC" = 1 ] && [ "$(sha "$I")" = "$d" ] && [ ! -e "$T/undo.corrupt3" ] &&
+t_name "corrupt bit with a doubtful pointer left: bit kept, image unchanged, exit 2 (the state), no journal"
+if [ "$RRC" = 2 ] && [ "$(sha "$I")" = "$d" ] && [ ! -e "$T/undo.corrupt3" ] &&
    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if "l2-entry-unaligned" in {p["code"] for p in r["problems"]} else 1)' "$RJSON"; then
 	t_ok; else t_fail "exit $RRC"; fi
 
@@ -76,8 +76,8 @@ python3 "$HERE/../poke.py" "$I" header.incompatible_features '|1'
 python3 "$HERE/../poke.py" "$I" 'l2[0][48]' '+0x200'
 d=$(sha "$I")
 run_repair "$I" --undo-file="$T/undo.dirty3"
-t_name "dirty bit with an unaligned L2 entry: kept, nothing written, reason given"
-if [ "$RRC" = 1 ] && [ "$(sha "$I")" = "$d" ] &&
+t_name "dirty bit with an unaligned L2 entry: kept, nothing written, exit 2, reason given"
+if [ "$RRC" = 2 ] && [ "$(sha "$I")" = "$d" ] &&
    [ "$(rjson 'any(l["code"]=="header-dirty" and "cannot be verified" in l["reason"] for l in r["left"])')" = True ]; then
 	t_ok; else t_fail "exit $RRC $(rjson 'r["left"]')"; fi
 t_done

@@ -15,7 +15,7 @@ t_name "missing file"; "$QC" check "$T/nope.qcow2" >/dev/null 2>&1; [ $? = 1 ] &
 
 head -c 1048576 /dev/zero > "$T/raw.img"
 t_name "raw file"; "$QC" check "$T/raw.img" >/dev/null 2>&1; [ $? = 63 ] && t_ok || t_fail "exit not 63"
-expect_code "$T/raw.img" image-not-qcow2 63 corruption
+expect_code "$T/raw.img" image-not-qcow2 63 not-qcow2
 t_name "qemu-img on raw"; qemu-img check -f raw "$T/raw.img" >/dev/null 2>&1; [ $? = 63 ] && t_ok || t_fail "qemu-img exit differs"
 
 mk "$T/a.qcow2" 64M

@@ -231,11 +231,14 @@ static void version_and_magic(void **state)
 {
 	(void)state;
 	struct img m = make(16, 4);
-	static const uint32_t bad[] = { 0, 1, 4, 0xffffffff };
+	static const uint32_t bad[] = { 0, 4, 0xffffffff };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		qc_put_be32(m.p + 4, bad[i]);
 		expect(&m, QC_P_HEADER_VERSION_UNSUPPORTED, 63);
 	}
+	/* version 1 is qcow, a different format: not-qcow2, not corruption */
+	qc_put_be32(m.p + 4, 1);
+	expect(&m, QC_P_IMAGE_NOT_QCOW2, 63);
 	qc_put_be32(m.p + 4, 3);
 	m.p[3] ^= 1;
 	expect(&m, QC_P_IMAGE_NOT_QCOW2, 63);
@@ -487,14 +490,20 @@ static void ext_backing_format(void **state)
 	qc_put_be64(m.p + 8, 4096);
 	qc_put_be32(m.p + 16, 4);
 	memcpy(m.p + 4096, "base", 4);
-	add_ext(&m, QC_EXT_BACKING_FORMAT, 15, "qcow2qcow2qcow2");
+	/* the longest driver name QEMU has: 15 bytes, the limit */
+	add_ext(&m, QC_EXT_BACKING_FORMAT, 15, "snapshot-access");
 	expect_clean(&m);
+	/* a name that is no driver: QEMU's open fails ("Unknown driver") */
+	memcpy(m.p + 120, "qcow2qcow2qcow2", 15);
+	expect(&m, QC_P_EXT_BACKING_FORMAT_UNKNOWN, 2);
 	qc_put_be32(m.p + 116, 16);
 	expect(&m, QC_P_EXT_BACKING_FORMAT_TOO_LONG, 2);
 	qc_put_be32(m.p + 116, 5);
 	memset(m.p + 125, 0, 16); /* the rest of the old name would read as an extension */
 	qc_put_be64(m.p + 8, 0);
 	expect(&m, QC_P_EXT_BACKING_FORMAT_WITHOUT_BACKING, 0);
+	/* without a backing file the name is never used: not "unknown" */
+	expect_not(&m, QC_P_EXT_BACKING_FORMAT_UNKNOWN);
 	done(&m);
 }
 
