@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../checker/check.h"
+#include "../core/escape.h"
 #include "../repair/apply.h"
 #include "../repair/journal.h"
 #include "../repair/repair.h"
@@ -115,7 +116,7 @@ int qc_cmd_repair(int argc, char **argv)
 			qc_print_json(img, path, NULL, stdout);
 		else
 			qc_print_human(img, path, NULL, stdout);
-		fprintf(stderr, "qcow2fsck: repair: nothing done: %s\n",
+		qc_esc_line(stderr, "qcow2fsck: repair: nothing done: %s",
 			img->aborted ? img->abort_reason : "not an image qcow2fsck can repair");
 		code = rj.initial_code ? rj.initial_code : 1;
 		goto done;
@@ -127,7 +128,7 @@ int qc_cmd_repair(int argc, char **argv)
 		goto done;
 	}
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: repair: planning failed: %s\n", strerror(-r));
+		qc_esc_line(stderr, "qcow2fsck: repair: planning failed: %s", strerror(-r));
 		code = 1;
 		goto done;
 	}
@@ -149,16 +150,16 @@ int qc_cmd_repair(int argc, char **argv)
 	if (salvage) {
 		long n = qc_salvage_leaks(img, &plan, salvage, err, sizeof(err));
 		if (n < 0) {
-			fprintf(stderr, "qcow2fsck: repair: salvage failed, nothing changed: %s\n", err);
+			qc_esc_line(stderr, "qcow2fsck: repair: salvage failed, nothing changed: %s", err);
 			code = 1;
 			goto done;
 		}
 		rj.salvaged = n;
-		fprintf(msg, "Salvaged %ld non-zero leaked cluster(s) into %s\n", n, salvage);
+		qc_esc_line(msg, "Salvaged %ld non-zero leaked cluster(s) into %s", n, salvage);
 	}
 	journal = undo_file ? strdup(undo_file) : qc_journal_default_path(path);
 	if (!journal) {
-		fprintf(stderr, "qcow2fsck: repair: no free undo journal name beside '%s'\n", path);
+		qc_esc_line(stderr, "qcow2fsck: repair: no free undo journal name beside '%s'", path);
 		code = 1;
 		goto done;
 	}
@@ -172,14 +173,14 @@ int qc_cmd_repair(int argc, char **argv)
 		wit[nwit++] = (struct qc_witness){ img->h.l1_table_offset, (uint64_t)img->h.l1_size * 8 };
 	r = qc_journal_write(journal, io, &plan, wit, nwit, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: repair: nothing changed: %s\n", err);
+		qc_esc_line(stderr, "qcow2fsck: repair: nothing changed: %s", err);
 		free(journal);
 		journal = NULL;
 		code = 1;
 		goto done;
 	}
 	rj.journal = journal;
-	fprintf(msg, "Undo journal: %s (restore with: qcow2fsck undo %s %s)\n", journal, journal, path);
+	qc_esc_line(msg, "Undo journal: %s (restore with: qcow2fsck undo %s %s)", journal, journal, path);
 	size_t done_writes = 0;
 	r = qc_apply_phases(io, &plan, QC_PH_NEW, QC_PH_HEADER, &done_writes);
 	if (r == 0) {
@@ -202,12 +203,12 @@ int qc_cmd_repair(int argc, char **argv)
 		}
 	}
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: repair: write failed after %zu write(s): %s; rolling back\n",
+		qc_esc_line(stderr, "qcow2fsck: repair: write failed after %zu write(s): %s; rolling back",
 			done_writes, strerror(-r));
 		io->fail_after_writes = 0;
 		int u = qc_journal_undo(journal, io, 0, NULL, err, sizeof(err));
 		if (u < 0)
-			fprintf(stderr, "qcow2fsck: ROLLBACK FAILED: %s; keep %s and run 'qcow2fsck undo %s %s'\n",
+			qc_esc_line(stderr, "qcow2fsck: ROLLBACK FAILED: %s; keep %s and run 'qcow2fsck undo %s %s'",
 				err, journal, journal, path);
 		else
 			fprintf(stderr, "qcow2fsck: rolled back; the image is unchanged\n");
@@ -267,14 +268,14 @@ int qc_cmd_undo(int argc, char **argv)
 	struct qc_io *io;
 	int r = qc_io_open_file(path, !dry_run, &io);
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s': %s\n", path, strerror(-r));
+		qc_esc_line(stderr, "qcow2fsck: cannot open '%s': %s", path, strerror(-r));
 		return 1;
 	}
 	char err[512] = "";
 	r = qc_journal_undo(journal, io, flags, stdout, err, sizeof(err));
 	qc_io_close(io);
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: undo: %s%s\n", err,
+		qc_esc_line(stderr, "qcow2fsck: undo: %s%s", err,
 			r == -EINVAL || r == -ESTALE ? "; the image was not changed" : "");
 		return 1;
 	}

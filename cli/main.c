@@ -3,6 +3,7 @@
  * --version, and the helpers the subcommands share (DESIGN.md "Command line").
  */
 #include "cli.h"
+#include "../core/escape.h"
 #include "../core/problems.h"
 #include "../checker/check.h"
 
@@ -46,11 +47,11 @@ static const char usage_text[] =
 int qc_usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("qcow2fsck: ", stderr);
+	char msg[512];
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputs(" (try --help)\n", stderr);
+	qc_esc_line(stderr, "qcow2fsck: %s (try --help)", msg);
 	return QC_EXIT_USAGE;
 }
 
@@ -92,7 +93,7 @@ int qc_cli_open_checked(const char *path, bool writable, const struct qc_options
 {
 	int r = qc_io_open_file(path, writable, io);
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s'%s: %s\n", path,
+		qc_esc_line(stderr, "qcow2fsck: cannot open '%s'%s: %s", path,
 			writable ? " for writing" : "", strerror(-r));
 		return 1;
 	}

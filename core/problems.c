@@ -73,7 +73,7 @@ void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, ui
 		ps->v = nv;
 		ps->cap = ncap;
 	}
-	char buf[512];
+	char buf[1024];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	struct qc_problem *p = &ps->v[ps->n];
 	p->code = code;
