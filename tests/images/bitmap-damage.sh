@@ -13,9 +13,9 @@
 
 base="$T/base.qcow2"
 mk "$base" 64M
-qemu-img bitmap --add "$base" b0
-qemu-img bitmap --add -g 4096 "$base" b1
-qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 10M 1M' "$base" >/dev/null
+fixture qemu-img bitmap --add "$base" b0
+fixture qemu-img bitmap --add -g 4096 "$base" b1
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 10M 1M' "$base" >/dev/null
 T0=$($POKE "$base" 'bitmapdir[0].table_offset')
 T1=$($POKE "$base" 'bitmapdir[1].table_offset')
 D0=$($POKE "$base" "u64@$T0")
@@ -90,8 +90,8 @@ expect_same_verdict_as_qemu "$img"
 # a 1 GiB disk with a 512 B granularity bitmap needs 4 table entries
 big="$T/big.qcow2"
 mk "$big" 1G
-qemu-img bitmap --add -g 512 "$big" small
-qemu-io -f qcow2 -c 'write 0 64k' -c 'write 1000M 64k' "$big" >/dev/null
+fixture qemu-img bitmap --add -g 512 "$big" small
+fixture qemu-io -f qcow2 -c 'write 0 64k' -c 'write 1000M 64k' "$big" >/dev/null
 img="$T/toosmall.qcow2"; cp "$big" "$img"; $POKE "$img" 'bitmapdir[0].table_size' 3
 expect_code "$img" bitmap-table-too-small 2 corruption
 expect_qemu "$img" 1 "(cannot open: constraints)"

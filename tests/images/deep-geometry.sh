@@ -10,7 +10,7 @@
 . "$(dirname "$0")/../factory.sh"
 
 mk "$T/src.qcow2" 16M
-qemu-io -f qcow2 -c 'write -P 0x11 0 256k' -c 'write -P 0x22 4M 64k' "$T/src.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 256k' -c 'write -P 0x22 4M 64k' "$T/src.qcow2" >/dev/null
 
 for opts in cluster_size=512 extended_l2=on,cluster_size=65536 \
 	compression_type=zstd,extended_l2=on,cluster_size=32768; do

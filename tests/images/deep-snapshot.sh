@@ -8,13 +8,13 @@
 . "$(dirname "$0")/../factory.sh"
 
 mk "$T/src.qcow2" 64M
-qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 4M 256k' "$T/src.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 4M 256k' "$T/src.qcow2" >/dev/null
 img="$T/snap.qcow2"
 qemu-img convert -q -c -O qcow2 "$T/src.qcow2" "$img"
 snap "$img" s1
 # the active disk rewrites guest cluster 0: only snapshot s1 keeps the
 # compressed stream
-qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$img" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$img" >/dev/null
 
 t_name "deep clean with a snapshot"
 run_check --deep "$img"

@@ -10,9 +10,9 @@
 
 mk "$T/bm.qcow2" 64M
 fill "$T/bm.qcow2"
-qemu-img bitmap --add "$T/bm.qcow2" b0
+fixture qemu-img bitmap --add "$T/bm.qcow2" b0
 mk "$T/base.qcow2" 64M
-qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
+fixture qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
 mk "$T/df.qcow2" 64M data_file="$T/df.raw"
 
 dmg() { cp "$T/$2.qcow2" "$T/$1.qcow2"; $POKE "$T/$1.qcow2" "$3" "$4" >/dev/null; }

@@ -80,7 +80,7 @@ case_ el2small small header.incompatible_features '|0x10' header-extl2-cluster-t
 
 # Backing file name: offset past the first cluster, or longer than 1023 bytes.
 mk "$T/base.qcow2" 64M
-qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
+fixture qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
 case_ bfoff over header.backing_file_offset 0x10001 header-backing-offset-invalid 2 corruption 1
 case_ bflen over header.backing_file_size 1024 header-backing-name-invalid 2 corruption 1
 # An offset inside the header: QEMU reads the header bytes as the name and

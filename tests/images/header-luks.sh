@@ -9,9 +9,9 @@
 . "$(dirname "$0")/../factory.sh"
 
 SECRET="--object secret,id=sec0,data=abc"
-qemu-img create -q -f qcow2 $SECRET -o encrypt.format=luks,encrypt.key-secret=sec0 \
+fixture qemu-img create -q -f qcow2 $SECRET -o encrypt.format=luks,encrypt.key-secret=sec0 \
 	"$T/luks.qcow2" 64M
-qemu-io $SECRET --image-opts "driver=qcow2,file.filename=$T/luks.qcow2,encrypt.key-secret=sec0" \
+fixture qemu-io $SECRET --image-opts "driver=qcow2,file.filename=$T/luks.qcow2,encrypt.key-secret=sec0" \
 	-c 'write -P 0x5a 0 128k' >/dev/null
 CR=0x0537be77
 base=$($POKE "$T/luks.qcow2" "ext[$CR].data+0")

@@ -14,7 +14,7 @@
 
 I=$T/ovf.qcow2
 mk "$I" 16M refcount_bits=1
-qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 64k 64k' "$I" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 64k 64k' "$I" >/dev/null
 python3 "$HERE/../poke.py" "$I" 'l2[0][1]' "$(python3 "$HERE/../poke.py" "$I" 'l2[0][0]')"
 expect_code "$I" refcount-overflow 2 corruption
 qemu_repair_all "$I" overflow

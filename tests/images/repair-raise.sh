@@ -64,7 +64,7 @@ P=$T/small.qcow2
 mk "$P" 16M cluster_size=4096,refcount_bits=8
 fill "$P"
 snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x55 12M 64k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x55 12M 64k' "$P" >/dev/null
 rm -rf "$T/ref"; guest_save "$P" "$T/ref"
 case_poke small-reserved reftable-entry-reserved 'reftable[1]' '|0x100'
 t_done

@@ -39,7 +39,7 @@ has_codes '^refcount-leak' && t_fail "leak reported" || t_ok
 
 # external data file: compressed clusters are not allowed
 mk "$T/df.qcow2" 64M "data_file=$T/df.raw"
-qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
 poke "$T/df.qcow2" 'l2[0][1]' 0x4000000000010000
 damaged compressed-with-data-file 2 corruption 2 "$T/df.qcow2"
 t_done

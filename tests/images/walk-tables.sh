@@ -75,7 +75,7 @@ expect_clean "$i" "extended L2 all-zero unallocated entry"
 
 # --- external data file
 mk "$T/df.qcow2" 64M "data_file=$T/df.raw"
-qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
 cp "$T/df.qcow2" "$T/df.base"
 i=$(fresh dfm df); poke "$i" 'l2[0][1]' 0x8000000000200000
 damaged l2-data-file-offset-mismatch 2 corruption 0 "$i" "(blind: host == guest offset is a runtime check, 2.6)"
