@@ -1,6 +1,6 @@
 /*
  * bitmaps.c - the persistent dirty bitmaps (docs/interop/qcow2.txt
- * "Bitmaps"; reference/qemu-img-check.md 1.8, 2.3): directory, tables and
+ * "Bitmaps"; doc/format.md §6, §9.3): directory, tables and
  * data clusters.
  *
  * Relies on the extension pass (img->ext: has_bitmaps, bitmaps_valid,

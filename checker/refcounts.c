@@ -1,6 +1,6 @@
 /*
  * refcounts.c - the refcount structures (docs/interop/qcow2.txt "Host cluster
- * management"; reference/qemu-img-check.md sections 1.4, 2.2, 2.3, 2.6).
+ * management"; doc/format.md §3, §9.2, §9.3, §9.4).
  *
  * qc_pass_reftable (after the header and snapshot passes): reads the refcount
  * table into img->reftable, claims its clusters, validates every entry
@@ -92,7 +92,7 @@ void qc_pass_reftable(struct qc_image *img)
 	}
 }
 
-/* Stored refcount j of a refblock (sub-byte widths LSB first, see 1.4). */
+/* Stored refcount j of a refblock (sub-byte widths LSB first, doc/format.md §3). */
 static inline uint64_t rc_get(const uint8_t *b, uint64_t j, unsigned order)
 {
 	switch (order) {

@@ -1,6 +1,6 @@
 /*
  * snapshots.c - pass 3: the snapshot table (docs/interop/qcow2.txt
- * "Snapshots"; reference/qemu-img-check.md §1.7, §2.3, §2.6).
+ * "Snapshots"; doc/format.md §5, §9.3, §9.4).
  *
  * Reads the table through the bounded reader in a buffer that grows only
  * as far as the entries need (never past the file plus one cluster of

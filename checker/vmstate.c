@@ -1,6 +1,6 @@
 /*
- * vmstate.c - pass 8: each snapshot's saved VM state (reference/
- * qemu-img-check.md §1.7).  The state lives in the snapshot's own guest
+ * vmstate.c - pass 8: each snapshot's saved VM state (doc/format.md
+ * §5).  The state lives in the snapshot's own guest
  * address space from L1 index size_to_l1(disk_size) on; the snapshot's
  * l1_size must reach its end, every cluster of it must be mapped and
  * nothing should be mapped past it.  The 32-bit vm_state_size must agree

@@ -1,6 +1,6 @@
 /*
  * main.c - qcow2fsck's command line: subcommand dispatch, --help,
- * --version, and the helpers the subcommands share (DESIGN.md "Command line").
+ * --version, and the helpers the subcommands share (doc/contracts.md §1).
  */
 #include "cli.h"
 #include "../core/escape.h"

@@ -1,6 +1,6 @@
 /*
- * report.c - the check report for people and for machines (DESIGN.md
- * "JSON"): qemu-img check's counters under their QEMU names, plus schema,
+ * report.c - the check report for people and for machines (doc/contracts.md
+ * §4): qemu-img check's counters under their QEMU names, plus schema,
  * problems and snapshots.
  */
 #include "report.h"

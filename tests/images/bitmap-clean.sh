@@ -6,7 +6,7 @@
 # size; the claims of the directory, tables and data clusters are proven
 # by the refcount comparison (a missed claim would be a leak).  Also: the
 # in_use flag is only a warning, and with autoclear bit 0 clear QEMU
-# ignores the bitmaps so their clusters are leaks (reference 2.3): same
+# ignores the bitmaps so their clusters are leaks (doc/format.md §9.3): same
 # verdict here.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"

@@ -4,10 +4,10 @@
 # image (qemu-img bitmap + qemu-io), one field at a time with poke.py.
 # Asserts the code, severity and exit status, and what qemu-img check
 # does: for most directory/table faults QEMU cannot even open the image
-# (reference 1.11: "Bitmap 'b0' doesn't satisfy the constraints", "Could
+# (doc/format.md §9.1: "Bitmap 'b0' doesn't satisfy the constraints", "Could
 # not read bitmap_table ...", "Broken bitmap directory": exit 1), while
 # qcow2fsck reports the exact field.  Where QEMU is blind (tail bits,
-# in_use; reference 2.6) the test says so.
+# in_use; doc/format.md §9.4) the test says so.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
@@ -155,7 +155,7 @@ dmg data-on-l1 "u64@$T0" "$L1"
 expect_code "$img" overlap-metadata 2 corruption
 expect_qemu "$img" 2 "(refcount 1, two references)"
 
-# --- what QEMU never checks (2.6) ---
+# --- what QEMU never checks (§9.4) ---
 dmg tail "u8@$((D0 + 128))" 0x01 # 64 MiB / 64 KiB = 1024 bits = 128 bytes used
 expect_code "$img" bitmap-tail-bits 0 warning
 expect_qemu "$img" 0 "(blind to tail bits)"

@@ -3,8 +3,8 @@
 # (made by qemu-img: feature table, backing format, bitmaps, external data
 # file) and assert the problem code, severity and exit status, next to
 # what qemu-img check says.  Most of these stop QEMU at open ("Could not
-# open", exit 1, reference/qemu-img-check.md §1.11); the others QEMU does
-# not check (§1.3) and the comment says so.
+# open", exit 1, doc/format.md §9.1); the others QEMU does
+# not check (§2.3) and the comment says so.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 

@@ -3,7 +3,7 @@
 # field at a time: the full-disk-encryption extension and the LUKS1 header
 # it points to.  qcow2fsck needs no key (metadata is never encrypted).
 # qemu-img check needs the secret even for a valid image, and with it every
-# one of these faults makes the open fail: exit 1 (reference §1.11), while
+# one of these faults makes the open fail: exit 1 (doc/format.md §9.1), while
 # qcow2fsck reports the code with exit 2.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"

@@ -65,7 +65,7 @@ contested_case() {
 # 1. The active L1 table moved onto the header (l1_table_offset 0) of a
 # lazy_refcounts image: L1 entry 10 is the compatible-features field
 # (value 1: flags without an L2 offset).  Zeroing that "entry" would turn
-# lazy refcounts off.  qemu-img check (2.1) reports reserved bits and a
+# lazy refcounts off.  qemu-img check (doc/format.md §9.3) reports reserved bits and a
 # reference past EOF, never that the L1 is the header.
 I=$T/l1-on-header.qcow2
 mk "$I" 16G lazy_refcounts=on

@@ -7,7 +7,7 @@
 # made, the cluster entry 1 used to point to (now orphaned) is lowered to
 # refcount 0 with its content kept, and the exit code says corruption
 # remains.  qemu-img reports
-# "overflow" and cannot fix it either (reference/qemu-img-check.md 2.2).
+# "overflow" and cannot fix it either (doc/format.md §9.2).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"

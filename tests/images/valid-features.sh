@@ -50,8 +50,8 @@ if fixture_try qemu-img create -q -f qcow2 $SECRET -o encrypt.format=luks,encryp
 	QRC=$?
 	run_check "$T/luks.qcow2"
 	[ "$QRC" = 0 ] && [ "$RC" = 0 ] && t_ok || t_fail "qemu-img $QRC, qcow2fsck $RC"
-	# §1.11: without the secret qemu-img cannot even open the image.
-	expect_qemu "$T/luks.qcow2" 1 "(LUKS without secret, §1.11)"
+	# doc/format.md §9.1: without the secret qemu-img cannot even open the image.
+	expect_qemu "$T/luks.qcow2" 1 "(LUKS without secret, §9.1)"
 	info_has "$T/luks.qcow2" '"crypto-header-length"'
 fi
 
@@ -63,10 +63,10 @@ both "$T/over.qcow2" "backing file"
 info_has "$T/over.qcow2" "\"backing-file\": \"$T/base.qcow2\""
 info_has "$T/over.qcow2" '"backing-format": "qcow2"'
 # The backing file is never opened: a missing one changes nothing for us,
-# while qemu-img cannot open the image (§1.11).
+# while qemu-img cannot open the image (doc/format.md §9.1).
 mv "$T/base.qcow2" "$T/gone.qcow2"
 expect_clean "$T/over.qcow2" "backing file missing"
-expect_qemu "$T/over.qcow2" 1 "(missing backing file, §1.11)"
+expect_qemu "$T/over.qcow2" 1 "(missing backing file, §9.1)"
 
 mk "$T/vm.qcow2" 64M
 fill "$T/vm.qcow2"

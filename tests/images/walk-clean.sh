@@ -55,7 +55,7 @@ if [ "$rc" = 0 ] && [ "$rss" -lt 200000 ]; then t_ok; else t_fail "exit $rc, RSS
 same_counters "$T/huge.qcow2" "1 PiB"
 
 # LUKS: the header clusters are claimed by luks.c; checked without the key.
-# qemu-img needs the key to open it at all (reference 1.11).
+# qemu-img needs the key to open it at all (doc/format.md §9.1).
 # Only these cases are skipped when the LUKS fixture cannot be made.
 if fixture_try qemu-img create -q -f qcow2 --object secret,id=sec0,data=abc \
 	-o encrypt.format=luks,encrypt.key-secret=sec0 "$T/luks.qcow2" 64M &&

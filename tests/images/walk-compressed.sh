@@ -32,7 +32,7 @@ has_codes '^overlap-' && t_fail "$(json_codes | tr '\n' ' ')" || t_ok
 base x 64M extended_l2=on,cluster_size=32k
 case "$($POKE "$T/x.base" 'l2[0][256]')" in 0x40*) ;; *) t_fail "unexpected layout" ;; esac
 i=$(fresh cbm x); poke "$i" 'l2bitmap[0][256]' 1
-# qemu-img also stops counting the cluster (a leak, and -r frees live data, 2.7 F)
+# qemu-img also stops counting the cluster (a leak, and -r frees live data, doc/format.md §9.5 F)
 damaged compressed-bitmap-nonzero 2 corruption 2 "$i"
 t_name "compressed with a bitmap: its data is still accounted (no leak)"
 has_codes '^refcount-leak' && t_fail "leak reported" || t_ok
