@@ -98,7 +98,7 @@ expect_same_verdict_as_qemu() {
 }
 
 # fixture_try CMD...: run a fixture-making command up to 3 times (1 s, then
-# 2 s between tries).  0 when it worked; else prints "FIXTURE-FAIL ...",
+# 2 s between tries; FIXTURE_BACKOFF=0 for no wait).  0 when it worked; else prints "FIXTURE-FAIL ...",
 # counts a fixture failure and returns 1: the caller skips the cases that
 # need the fixture.  The command's stdout passes through.
 fixture_try() {
@@ -111,7 +111,7 @@ fixture_try() {
 			return 0
 		fi
 		[ "$_fx_try" -ge 3 ] && break
-		sleep "$_fx_try"
+		sleep $((_fx_try * ${FIXTURE_BACKOFF:-1}))
 		_fx_try=$((_fx_try + 1))
 	done
 	_fx_why=$(grep -v '^[[:space:]]*$' "$T/fixture.err" | tail -n 1)
