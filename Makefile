@@ -58,11 +58,28 @@ build/san/tests/%: tests/unit/%.c build/san/libqc.a
 unit: $(UNIT_BINS) $(SAN_UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS) $(SAN_UNIT_BINS); do echo "== $$t"; $$t; done
 
+# Test-only binary (sanitizer build) whose I/O layer takes faults from the
+# environment: core/io.c with -DQC_FAULT_INJECTION plus tests/faults/faults.c,
+# linked before libqc.a so they replace its io.o.  Production binaries carry
+# no hook (tests/images/repair-crash.sh checks them with strings).
+FAULTS_BIN := build/test/qcow2fsck-faults
+
+build/test/obj/core/io.o: core/io.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -DQC_FAULT_INJECTION -c $< -o $@
+
+build/test/obj/faults.o: tests/faults/faults.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -DQC_FAULT_INJECTION -c $< -o $@
+
+$(FAULTS_BIN): build/test/obj/core/io.o build/test/obj/faults.o build/san/obj/cli/main.o build/san/libqc.a
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
 # Image tests run the sanitizer build, so every test is also an ASan/UBSan run.
 # The fuzz replay mains are built first: tests/images/fuzz-replay.sh replays
 # corpus/ and tests/crashers/ through them and through the CLI.
-image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins
-	@QC=$(CURDIR)/build/san/qcow2fsck QC_FAST=$(CURDIR)/build/qcow2fsck sh tests/run-image-tests.sh
+image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins $(FAULTS_BIN)
+	@QC=$(CURDIR)/build/san/qcow2fsck QC_FAST=$(CURDIR)/build/qcow2fsck QC_FAULTS=$(CURDIR)/$(FAULTS_BIN) sh tests/run-image-tests.sh
 
 doc-check: build/qcow2fsck
 	@sh tests/doc-check.sh
@@ -173,4 +190,4 @@ fuzz:
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) build/obj/cli/main.d build/san/obj/cli/main.d $(LF_OBJS:.o=.d) $(AFL_OBJS:.o=.d) $(CMPLOG_OBJS:.o=.d)
+-include build/test/obj/core/io.d build/test/obj/faults.d $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) build/obj/cli/main.d build/san/obj/cli/main.d $(LF_OBJS:.o=.d) $(AFL_OBJS:.o=.d) $(CMPLOG_OBJS:.o=.d)

@@ -1,6 +1,6 @@
 /*
  * bitmaps.c - the persistent dirty bitmaps (docs/interop/qcow2.txt
- * "Bitmaps"; reference/qemu-img-check.md 1.8, 2.3): directory, tables and
+ * "Bitmaps"; doc/format.md §6, §9.3): directory, tables and
  * data clusters.
  *
  * Relies on the extension pass (img->ext: has_bitmaps, bitmaps_valid,
@@ -17,6 +17,7 @@
  * (BITMAP_DIR), each table (BITMAP_TABLE), each data cluster (BITMAP_DATA).
  */
 #include "check.h"
+#include "../core/escape.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 
@@ -45,12 +46,9 @@ struct bm_entry {
 static void rep(struct qc_image *img, enum qc_code code, uint64_t off, const char *fmt,
 		const char *name, uint16_t name_size, unsigned long long v)
 {
-	char nm[64];
-	size_t n = name_size < sizeof(nm) - 1 ? name_size : sizeof(nm) - 1;
-	for (size_t i = 0; i < n; i++)
-		nm[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
-	nm[n] = 0;
-	qc_report(&img->problems, code, QC_LOC(off), 1, fmt, nm, v);
+	/* raw bytes, bounded; the report escapes them when it prints */
+	char nm[QC_ESC_BOUND_SIZE];
+	qc_report(&img->problems, code, QC_LOC(off), 1, fmt, qc_esc_bound_n(nm, name, name_size), v);
 }
 
 #define REP(img, code, off, e, fmt, v) \

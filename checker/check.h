@@ -19,7 +19,7 @@
 int qc_check_run(struct qc_io *io, const struct qc_options *opt, struct qc_image **out);
 void qc_image_free(struct qc_image *img);
 
-/* Exit code of a finished check: 0, 1, 2, 3 or 63 (DESIGN.md). */
+/* Exit code of a finished check: 0, 1, 2, 3 or 63 (doc/contracts.md §2). */
 int qc_check_exit_code(const struct qc_image *img);
 
 /* Mark the check as not completable (exit 1) with a reason. */

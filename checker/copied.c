@@ -1,6 +1,6 @@
 /*
  * copied.c - OFLAG_COPIED in the active L1 and L2 tables
- * (reference/qemu-img-check.md section 2.3, check_oflag_copied).
+ * (doc/format.md §9.3, check_oflag_copied).
  *
  * The flag must be set exactly when the refcount of the L2 table / data
  * cluster is 1; compressed entries never carry it (tables.c reports that).

@@ -1,6 +1,6 @@
 /*
  * deep.c - `check --deep`: decompress every compressed cluster and report
- * the streams QEMU could not read (reference/qemu-img-check.md 2.6: its
+ * the streams QEMU could not read (doc/format.md §9.4: its
  * check never decompresses, so a damaged stream passes "No errors" while
  * reads and convert fail with EIO).
  *

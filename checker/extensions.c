@@ -14,6 +14,7 @@
  * pointer, the data-file bit wants a name) run after it.
  */
 #include "check.h"
+#include "../core/escape.h"
 #include "extensions.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
@@ -387,6 +388,7 @@ void qc_pass_extensions(struct qc_image *img)
 	struct qc_header *h = &img->h;
 	qc_ext_walk(img, true);
 	struct qc_extensions *e = &img->ext;
+	char db[QC_ESC_BOUND_SIZE];
 	if (!e->walked)
 		return;
 	if (h->crypt_method == QC_CRYPT_LUKS && !e->has_crypto)
@@ -398,7 +400,7 @@ void qc_pass_extensions(struct qc_image *img)
 	if (!(h->incompatible_features & QC_INCOMPAT_DATA_FILE) && e->has_data_file)
 		qc_report(&img->problems, QC_P_EXT_DATA_FILE_WITHOUT_FEATURE, QC_LOC(72), 1,
 			  "external data file name \"%s\" present but incompatible bit 2 is clear: QEMU ignores it",
-			  e->data_file);
+			  qc_esc_bound(db, e->data_file));
 	if (e->has_backing_format && !h->backing_file_offset)
 		qc_report(&img->problems, QC_P_EXT_BACKING_FORMAT_WITHOUT_BACKING, QC_LOC(8), 1,
 			  "backing format \"%s\" but no backing file", e->backing_format);

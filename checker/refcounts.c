@@ -1,6 +1,6 @@
 /*
  * refcounts.c - the refcount structures (docs/interop/qcow2.txt "Host cluster
- * management"; reference/qemu-img-check.md sections 1.4, 2.2, 2.3, 2.6).
+ * management"; doc/format.md §3, §9.2, §9.3, §9.4).
  *
  * qc_pass_reftable (after the header and snapshot passes): reads the refcount
  * table into img->reftable, claims its clusters, validates every entry

@@ -1,6 +1,6 @@
 /*
  * snapshots.c - pass 3: the snapshot table (docs/interop/qcow2.txt
- * "Snapshots"; reference/qemu-img-check.md §1.7, §2.3, §2.6).
+ * "Snapshots"; doc/format.md §5, §9.3, §9.4).
  *
  * Reads the table through the bounded reader in a buffer that grows only
  * as far as the entries need (never past the file plus one cluster of
@@ -23,6 +23,7 @@
  * to vmstate.c the vm_state verdicts.
  */
 #include "check.h"
+#include "../core/escape.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 #include "../core/util.h"
@@ -371,7 +372,8 @@ static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx
 {
 	struct qc_problems *ps = &img->problems;
 	uint64_t eo = s->entry_offset;
-	const char *id = s->id ? s->id : "?";
+	char idb[QC_ESC_BOUND_SIZE];
+	const char *id = qc_esc_bound(idb, s->id ? s->id : "?");
 
 	derive(img, s);
 	if (eo + FIXED + s->extra_data_size > img->file_size) {
@@ -455,9 +457,11 @@ static void check_ids(struct qc_image *img)
 	uint32_t n = img->nsnapshots;
 	for (uint32_t i = 0; i < n; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
+		char nb[QC_ESC_BOUND_SIZE];
 		if (s->parsed && s->id && s->id_size == 0)
 			qc_report(ps, QC_P_SNAPSHOT_ID_EMPTY, sloc(s->entry_offset + 12, (int32_t)i), 1,
-				  "snapshot %u (name '%s') has an empty ID", i, s->name ? s->name : "");
+				  "snapshot %u (name '%s') has an empty ID", i,
+				  qc_esc_bound(nb, s->name ? s->name : ""));
 	}
 	if (n < 2)
 		return;
@@ -479,16 +483,18 @@ static void check_ids(struct qc_image *img)
 				continue;
 			}
 			const struct qc_snapshot *s = &img->snapshots[v[a].idx];
+			char kb[QC_ESC_BOUND_SIZE];
+			const char *key = qc_esc_bound(kb, v[a].key);
 			if (pass == 0)
 				qc_report(ps, QC_P_SNAPSHOT_ID_DUPLICATE,
 					  sloc(s->entry_offset + 12, (int32_t)v[a].idx), 1,
 					  "snapshot %u has ID '%s', already used by snapshot %u", v[a].idx,
-					  v[a].key, v[first].idx);
+					  key, v[first].idx);
 			else
 				qc_report(ps, QC_P_SNAPSHOT_NAME_DUPLICATE,
 					  sloc(s->entry_offset + 14, (int32_t)v[a].idx), 1,
 					  "snapshot %u has name '%s', already used by snapshot %u", v[a].idx,
-					  v[a].key, v[first].idx);
+					  key, v[first].idx);
 		}
 	}
 	qc_budget_free(img, v, (uint64_t)n * sizeof(*v));

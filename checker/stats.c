@@ -1,6 +1,6 @@
 /*
- * stats.c - the counters qemu-img check prints (reference/qemu-img-check.md
- * sections 2.2 and 4): total clusters of the virtual disk, and the image end
+ * stats.c - the counters qemu-img check prints (doc/format.md
+ * §9.2): total clusters of the virtual disk, and the image end
  * offset when refcounts.c could not compute it.  tables.c accumulates the
  * allocated / fragmented / compressed counts of the active L1 with
  * qemu-img's rules.

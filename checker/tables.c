@@ -1,12 +1,12 @@
 /*
  * tables.c - the guest mapping walk: the active L1 table, every usable
  * snapshot L1 table, and every L2 table they reference
- * (reference/qemu-img-check.md sections 1.5, 1.6, 2.3, 2.6).
+ * (doc/format.md §4, §4.3, §9.3, §9.4).
  *
  * 1. Each L1 table is read, claimed and its entries validated (reserved bits,
  *    alignment, flags with offset 0, L2 past EOF).  An entry that fails is
  *    never followed: qemu-img parses L2 tables at unaligned offsets and at
- *    offset 0 (the header), and "repairs" them into guest data (2.7 A, J).
+ *    offset 0 (the header), and "repairs" them into guest data (§9.5 A, J).
  * 2. All L2 references of all L1 tables are sorted by L2 offset.  Each L2
  *    cluster is claimed once with as many references as L1 entries point to
  *    it, read in large sorted runs, and processed ONCE; every data reference

@@ -1,6 +1,6 @@
 /*
- * vmstate.c - pass 8: each snapshot's saved VM state (reference/
- * qemu-img-check.md §1.7).  The state lives in the snapshot's own guest
+ * vmstate.c - pass 8: each snapshot's saved VM state (doc/format.md
+ * §5).  The state lives in the snapshot's own guest
  * address space from L1 index size_to_l1(disk_size) on; the snapshot's
  * l1_size must reach its end, every cluster of it must be mapped and
  * nothing should be mapped past it.  The 32-bit vm_state_size must agree
@@ -14,6 +14,7 @@
  * overlapping metadata is reported by qc_claim() during the walk.
  */
 #include "check.h"
+#include "../core/escape.h"
 
 static struct qc_loc vloc(const struct qc_snapshot *s, unsigned field, int32_t idx,
 			  uint64_t guest, uint64_t glen)
@@ -28,7 +29,8 @@ static struct qc_loc vloc(const struct qc_snapshot *s, unsigned field, int32_t i
 static void check_one(struct qc_image *img, struct qc_snapshot *s, int32_t idx)
 {
 	struct qc_problems *ps = &img->problems;
-	const char *id = s->id ? s->id : "?";
+	char idb[QC_ESC_BOUND_SIZE];
+	const char *id = qc_esc_bound(idb, s->id ? s->id : "?");
 	unsigned shift = qc_l1_shift(img);
 	uint64_t vm_start = s->vm_first_l1_index > (UINT64_MAX >> shift)
 				    ? QC_NO_OFFSET

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../checker/check.h"
+#include "../core/escape.h"
 #include "cli.h"
 #include "report.h"
 
@@ -71,7 +72,7 @@ int qc_cmd_check(int argc, char **argv)
 			qc_print_human(img, path, NULL, stdout);
 	}
 	if (img->aborted)
-		fprintf(stderr, "qcow2fsck: check failed: %s\n", img->abort_reason);
+		qc_esc_line(stderr, "qcow2fsck: check failed: %s", img->abort_reason);
 	qc_image_free(img);
 	qc_io_close(io);
 	return code;

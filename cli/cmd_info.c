@@ -2,6 +2,7 @@
  * cmd_info.c - `qcow2fsck info`: the header, features (by name),
  * extensions and snapshots of an image, for people or as JSON.  Runs the
  * same passes as check (read-only) and prints the model, not the verdict.
+ * Names from the image and the path are printed through core/escape.h.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 
 #include "../checker/check.h"
 #include "../checker/extensions.h"
+#include "../core/escape.h"
 #include "../core/layout.h"
 #include "cli.h"
 #include "report.h"
@@ -55,17 +57,6 @@ static void feature_list_json(struct qc_json *j, const struct qc_image *img, con
 	qc_json_arr_end(j);
 }
 
-/* Print untrusted bytes from the image: printable ASCII as is, the rest as \xNN. */
-static void put_escaped(const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
-			putchar(*p);
-		else
-			printf("\\x%02x", *p);
-	}
-}
-
 static void feature_list_human(const struct qc_image *img, const char *label, unsigned type,
 			       uint64_t bits)
 {
@@ -77,7 +68,7 @@ static void feature_list_human(const struct qc_image *img, const char *label, un
 			printf("%sbit %u", sep, b);
 			if (n) {
 				printf(" ");
-				put_escaped(n);
+				qc_esc_human_name(stdout, n);
 			} else {
 				printf(" unknown");
 			}
@@ -167,7 +158,7 @@ static void info_human(const struct qc_image *img, const char *path)
 {
 	const struct qc_header *h = &img->h;
 	const struct qc_extensions *e = &img->ext;
-	printf("%-22s%s\n", "image:", path);
+	qc_esc_line(stdout, "%-22s%s", "image:", path);
 	printf("%-22s%" PRIu64 "\n", "file size:", img->file_size);
 	printf("%-22s%u\n", "version:", h->version);
 	printf("%-22s%" PRIu64 "\n", "virtual size:", h->size);
@@ -189,17 +180,17 @@ static void info_human(const struct qc_image *img, const char *path)
 	feature_list_human(img, "autoclear:", 2, h->autoclear_features);
 	if (img->has_backing_file) {
 		printf("%-22s", "backing file:");
-		put_escaped(img->backing_file);
+		qc_esc_human_name(stdout, img->backing_file);
 		printf(" (not opened)\n");
 	}
 	if (e->has_backing_format) {
 		printf("%-22s", "backing format:");
-		put_escaped(e->backing_format);
+		qc_esc_human_name(stdout, e->backing_format);
 		putchar('\n');
 	}
 	if (e->has_data_file) {
 		printf("%-22s", "data file:");
-		put_escaped(e->data_file);
+		qc_esc_human_name(stdout, e->data_file);
 		printf(" (not opened)\n");
 	}
 	if (e->has_bitmaps)
@@ -246,9 +237,9 @@ static void snapshots_human(const struct qc_image *img)
 		snprintf(l1, sizeof(l1), "0x%" PRIx64 " (%u)", s->l1_table_offset, s->l1_size);
 		printf("  %-4u %-19s %14" PRIu64 " %12" PRIu64 "  %-22s ", i, date, s->disk_size,
 		       s->vm_state_size, l1);
-		put_escaped(s->id ? s->id : "");
+		qc_esc_human_name(stdout, s->id ? s->id : "");
 		printf(" / ");
-		put_escaped(s->name ? s->name : "");
+		qc_esc_human_name(stdout, s->name ? s->name : "");
 		putchar('\n');
 		snapshot_codes_human(img, i);
 	}
@@ -303,8 +294,8 @@ int qc_cmd_info(int argc, char **argv)
 		else
 			info_human(img, path);
 		if (img->problems.per_code[QC_P_IMAGE_IN_USE])
-			fprintf(stderr, "qcow2fsck: warning: %s is in use by another process: what it "
-				"shows may be changing\n", path);
+			qc_esc_line(stderr, "qcow2fsck: warning: %s is in use by another process: what it "
+				    "shows may be changing", path);
 	}
 	qc_image_free(img);
 	qc_io_close(io);

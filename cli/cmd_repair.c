@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "../checker/check.h"
+#include "../core/escape.h"
 #include "../repair/apply.h"
 #include "../repair/journal.h"
 #include "../repair/repair.h"
@@ -68,10 +70,15 @@ static void say(const struct qc_cli_open *co, const char *fmt, ...)
 {
 	if (co->quiet)
 		return;
+	char buf[PATH_MAX * 3 + 256];
 	va_list ap;
 	va_start(ap, fmt);
-	vfprintf(co->out == QC_OUT_JSON ? stderr : stdout, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	size_t n = strlen(buf);
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = 0; /* qc_esc_line ends the line itself */
+	qc_esc_line(co->out == QC_OUT_JSON ? stderr : stdout, "%s", buf);
 }
 
 /* The report of a run; a non-NULL error makes the status exit_code (the
@@ -101,8 +108,8 @@ static int roll_back(const char *journal, struct qc_io *io, const char *path)
 	io->fail_after_writes = 0;
 	int u = qc_journal_undo(journal, io, 0, NULL, err, sizeof(err));
 	if (u < 0)
-		fprintf(stderr, "qcow2fsck: ROLLBACK FAILED: %s; keep %s and run 'qcow2fsck undo %s %s'\n",
-			err, journal, journal, path);
+		qc_esc_line(stderr, "qcow2fsck: ROLLBACK FAILED: %s; keep %s and run 'qcow2fsck undo %s %s'",
+			    err, journal, journal, path);
 	else
 		fprintf(stderr, "qcow2fsck: rolled back; the image is unchanged\n");
 	return u;
@@ -192,7 +199,7 @@ int qc_cmd_repair(int argc, char **argv)
 	if (img->aborted || img->problems.unsupported || !img->is_qcow2) {
 		/* could not check (1), or not an image to repair (63): the check's verdict */
 		report(&co, img, path, &x, 0, NULL, NULL);
-		fprintf(stderr, "qcow2fsck: repair: nothing done: %s\n",
+		qc_esc_line(stderr, "qcow2fsck: repair: nothing done: %s",
 			img->aborted ? img->abort_reason : "not an image qcow2fsck can repair");
 		code = rj.initial_code ? rj.initial_code : 1;
 		goto done;
@@ -205,7 +212,7 @@ int qc_cmd_repair(int argc, char **argv)
 		else
 			snprintf(why, sizeof(why), "repair: planning failed, nothing changed: %s",
 				 strerror(-r));
-		fprintf(stderr, "qcow2fsck: %s\n", why);
+		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		report(&co, img, path, &x, 1, "plan-failed", why);
 		code = 1;
 		goto done;
@@ -225,7 +232,7 @@ int qc_cmd_repair(int argc, char **argv)
 		long n = qc_salvage_leaks(img, &plan, salvage, err, sizeof(err));
 		if (n < 0) {
 			snprintf(why, sizeof(why), "repair: salvage failed, nothing changed: %s", err);
-			fprintf(stderr, "qcow2fsck: %s\n", why);
+			qc_esc_line(stderr, "qcow2fsck: %s", why);
 			report(&co, img, path, &x, 1, "salvage-failed", why);
 			code = 1;
 			goto done;
@@ -237,7 +244,7 @@ int qc_cmd_repair(int argc, char **argv)
 	if (!journal) {
 		snprintf(why, sizeof(why), "repair: no free undo journal name beside '%s', nothing changed",
 			 path);
-		fprintf(stderr, "qcow2fsck: %s\n", why);
+		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		report(&co, img, path, &x, 1, "journal-failed", why);
 		code = 1;
 		goto done;
@@ -253,7 +260,7 @@ int qc_cmd_repair(int argc, char **argv)
 	r = qc_journal_write(journal, io, &plan, wit, nwit, err, sizeof(err));
 	if (r < 0) {
 		snprintf(why, sizeof(why), "repair: nothing changed: %s", err);
-		fprintf(stderr, "qcow2fsck: %s\n", why);
+		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		free(journal);
 		journal = NULL;
 		report(&co, img, path, &x, 1, "journal-failed", why);
@@ -269,7 +276,7 @@ int qc_cmd_repair(int argc, char **argv)
 		/* compare-and-swap refused before the first write */
 		snprintf(why, sizeof(why), "repair: nothing changed: the image changed since the "
 			 "repair was planned");
-		fprintf(stderr, "qcow2fsck: %s\n", why);
+		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		unlink(journal);
 		rj.journal = NULL;
 		report(&co, img, path, &x, 1, "image-changed", why);
@@ -299,7 +306,7 @@ int qc_cmd_repair(int argc, char **argv)
 		say(&co, "The corrupt bit stays set: the re-check still finds problems.\n");
 	}
 	if (fail_code) {
-		fprintf(stderr, "qcow2fsck: %s\n", why);
+		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		if (roll_back(journal, io, path) < 0)
 			fail_code = "rollback-failed";
 		report(&co, img, path, &x, 1, fail_code, why);
@@ -360,24 +367,24 @@ int qc_cmd_undo(int argc, char **argv)
 	struct qc_io *io;
 	int r = qc_io_open_image(path, &oo, &io, &info);
 	if (r == -EBUSY) {
-		fprintf(stderr, "qcow2fsck: %s: in use by another process (undo never writes to an "
-			"image in use; nothing changed)\n", path);
+		qc_esc_line(stderr, "qcow2fsck: %s: in use by another process (undo never writes to an "
+			    "image in use; nothing changed)", path);
 		return 1;
 	}
 	if (r == -EINVAL && info.special) {
-		fprintf(stderr, "qcow2fsck: %s: %s, not an image file: refused without opening it\n",
-			path, info.special);
+		qc_esc_line(stderr, "qcow2fsck: %s: %s, not an image file: refused without opening it",
+			    path, info.special);
 		return 1;
 	}
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s': %s\n", path, strerror(-r));
+		qc_esc_line(stderr, "qcow2fsck: cannot open '%s': %s", path, strerror(-r));
 		return 1;
 	}
 	char err[512] = "";
 	r = qc_journal_undo(journal, io, flags, stdout, err, sizeof(err));
 	qc_io_close(io);
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: undo: %s%s\n", err,
+		qc_esc_line(stderr, "qcow2fsck: undo: %s%s", err,
 			r == -EINVAL || r == -ESTALE ? "; the image was not changed" : "");
 		return 1;
 	}

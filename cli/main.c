@@ -2,9 +2,10 @@
  * main.c - qcow2fsck's command line: subcommand dispatch, --help (global
  * and per subcommand), --version, and the helpers the subcommands share:
  * option values, positional arguments, and the open that takes QEMU's
- * image locks (doc/locking.md) and reports failures (README "Command line").
+ * image locks (doc/locking.md) and reports failures (doc/contracts.md §1).
  */
 #include "cli.h"
+#include "../core/escape.h"
 #include "../core/io.h"
 #include "../core/problems.h"
 #include "../checker/check.h"
@@ -120,11 +121,11 @@ static const char info_usage[] =
 int qc_usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("qcow2fsck: ", stderr);
+	char msg[512];
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputs(" (try --help)\n", stderr);
+	qc_esc_line(stderr, "qcow2fsck: %s (try --help)", msg);
 	return QC_EXIT_USAGE;
 }
 
@@ -223,8 +224,8 @@ int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const st
 		return qc_cli_fail(co, path, 1, code, msg);
 	}
 	if (info.locks_unsupported && co->lock == QC_LOCK_WRITE && !co->quiet)
-		fprintf(stderr, "qcow2fsck: warning: %s: the file system has no OFD locks; "
-			"QEMU's image locks cannot be checked\n", path);
+		qc_esc_line(stderr, "qcow2fsck: warning: %s: the file system has no OFD locks; "
+			    "QEMU's image locks cannot be checked", path);
 	if (qc_check_run(*io, o, img) < 0) {
 		qc_io_close(*io);
 		*io = NULL;
@@ -240,7 +241,7 @@ int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const st
 int qc_cli_fail(const struct qc_cli_open *co, const char *path, int exit_code, const char *code,
 		const char *msg)
 {
-	fprintf(stderr, "qcow2fsck: %s\n", msg);
+	qc_esc_line(stderr, "qcow2fsck: %s", msg);
 	if (co->out == QC_OUT_JSON && !co->quiet)
 		qc_print_json_failure(path, exit_code, code, msg, stdout);
 	return exit_code;

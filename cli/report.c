@@ -1,6 +1,6 @@
 /*
- * report.c - the check report for people and for machines (DESIGN.md
- * "JSON"): qemu-img check's counters under their QEMU names, plus schema,
+ * report.c - the check report for people and for machines (doc/contracts.md
+ * §4): qemu-img check's counters under their QEMU names, plus schema,
  * problems and snapshots.
  */
 #include "report.h"
@@ -10,6 +10,7 @@
 
 #include "../checker/check.h"
 #include "../checker/trust.h"
+#include "../core/escape.h"
 
 /* Human output folds a code after this many lines. */
 #define HUMAN_PER_CODE 5
@@ -129,11 +130,14 @@ void qc_print_problems_human(const struct qc_image *img, FILE *f)
 		const struct qc_problem_info *pi = &qc_problem_table[p->code];
 		if (shown[p->code]++ >= HUMAN_PER_CODE)
 			continue;
-		fprintf(f, "%-10s %s: %s", qc_severity_name(pi->severity), pi->code, p->message);
+		fprintf(f, "%-10s %s: ", qc_severity_name(pi->severity), pi->code);
+		qc_esc_human(f, p->message);
 		if (p->loc.snapshot >= 0 && p->loc.snapshot < (int32_t)img->nsnapshots &&
-		    img->snapshots[p->loc.snapshot].id)
-			fprintf(f, " [snapshot %d, id '%s']", p->loc.snapshot,
-				img->snapshots[p->loc.snapshot].id);
+		    img->snapshots[p->loc.snapshot].id) {
+			fprintf(f, " [snapshot %d, id '", p->loc.snapshot);
+			qc_esc_human_name(f, img->snapshots[p->loc.snapshot].id);
+			fputs("']", f);
+		}
 		fputc('\n', f);
 	}
 	for (int c = 0; c < QC_P_COUNT; c++)
@@ -166,10 +170,12 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 			   "Data may be corrupted, or further writes to the image may corrupt it.\n",
 			ps->corruptions);
 	const char *why = NULL;
-	if (ps->leaks && !qc_walk_complete(img, &why))
-		fprintf(f, "%" PRIu64 " leaked clusters were found on the image, but the check could not\n"
-			   "follow every reference (%s): some of them may be in use.\n",
-			ps->leaks, why ? why : "unknown");
+	if (ps->leaks && !qc_walk_complete(img, &why)) {
+		fprintf(f, "%" PRIu64 " leaked clusters were found on the image, but the check could not\n",
+			ps->leaks);
+		qc_esc_line(f, "follow every reference (%s): some of them may be in use.",
+			    why ? why : "unknown");
+	}
 	else if (ps->leaks)
 		fprintf(f, "%" PRIu64 " leaked clusters were found on the image.\n"
 			   "This means waste of disk space, but no harm to data.\n",
@@ -177,7 +183,7 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 	if (ps->warnings)
 		fprintf(f, "%" PRIu64 " warnings.\n", ps->warnings);
 	if (img->aborted)
-		fprintf(f, "The check could not complete: %s\n", img->abort_reason);
+		qc_esc_line(f, "The check could not complete: %s", img->abort_reason);
 	if (st->total_clusters && st->allocated_clusters)
 		fprintf(f, "%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% compressed clusters\n",
 			st->allocated_clusters, st->total_clusters,

@@ -17,6 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef QC_FAULT_INJECTION /* the test-only build (Makefile), never production */
+#include "../tests/faults/faults.h"
+#endif
+
 struct file_io {
 	struct qc_io io;
 	int fd;
@@ -163,6 +167,10 @@ int qc_io_open_image(const char *path, const struct qc_open_opts *opt, struct qc
 		f->io.size = (uint64_t)st2.st_size;
 	}
 	*out = &f->io;
+#ifdef QC_FAULT_INJECTION
+	if (writable)
+		qc_fault_attach(&f->io);
+#endif
 	return 0;
 }
 
@@ -313,7 +321,13 @@ int qc_io_write(struct qc_io *io, const void *buf, size_t len, uint64_t off)
 	if (!io->writable)
 		return -EROFS;
 	int r = inject(io);
-	return r ? r : io->ops->pwrite(io, buf, len, off);
+	if (r == 0)
+		r = io->ops->pwrite(io, buf, len, off);
+#ifdef QC_FAULT_INJECTION
+	if (r == 0)
+		qc_fault_after_write(io);
+#endif
+	return r;
 }
 
 int qc_io_truncate(struct qc_io *io, uint64_t len)

@@ -1,7 +1,10 @@
 /*
  * json.c - streaming JSON writer (see json.h).  key == NULL inside arrays.
+ * Strings go through the one escaper, core/escape.c.
  */
 #include "json.h"
+
+#include "escape.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -22,19 +25,7 @@ static void indent(struct qc_json *j)
 static void put_escaped(FILE *f, const char *s, size_t n)
 {
 	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c == '\t')
-			fputs("\\t", f);
-		else if (c < 0x20 || c >= 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
+	qc_esc_write(f, s, n, QC_ESC_JSON);
 	fputc('"', f);
 }
 

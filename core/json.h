@@ -1,8 +1,9 @@
 /*
  * json.h - a small streaming JSON writer (objects, arrays, escaped strings,
  * unsigned and signed integers, booleans).  Strings from the image are
- * untrusted bytes: anything that is not printable ASCII is escaped, so the
- * output is always valid JSON.
+ * untrusted bytes: they go through core/escape.h (QC_ESC_JSON), so valid
+ * UTF-8 stays UTF-8, controls are escaped, invalid bytes become U+FFFD, and
+ * the output is always valid JSON.
  */
 #ifndef QC_JSON_H
 #define QC_JSON_H

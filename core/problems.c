@@ -74,7 +74,7 @@ static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
 		return;
 	}
 	ps->v = nv;
-	char buf[512];
+	char buf[1024];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	struct qc_problem *p = &ps->v[ps->n];
 	p->code = code;

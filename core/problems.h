@@ -86,7 +86,12 @@ struct qc_problems {
 void qc_problems_init(struct qc_problems *ps);
 void qc_problems_free(struct qc_problems *ps);
 
-/* Record a problem; the message is a printf format. weight >= 1. */
+/*
+ * Record a problem; the message is a printf format. weight >= 1.  The
+ * message is kept raw: pass every untrusted string (a name from the image)
+ * through qc_esc_bound() (core/escape.h); the report writers escape the
+ * whole message for their format when they print it.
+ */
 void qc_report(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,

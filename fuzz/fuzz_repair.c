@@ -1,6 +1,6 @@
 /*
  * fuzz_repair.c - fuzz target "repair": the repair engine (repair/) on a
- * writable in-memory image, asserting its contract (DESIGN.md "Repair"),
+ * writable in-memory image, asserting its contract (doc/contracts.md §6),
  * not only the absence of crashes:
  *   0. no two planned writes overlap (qc_plan_conflict());
  *   1. a repair that leaves nothing unfixed (no "left" entry) and applies

@@ -6,24 +6,9 @@
 #include "apply.h"
 #include "cas.h"
 
-#include <stdlib.h>
-#include <unistd.h>
-
-static unsigned long crash_after(void)
-{
-	const char *v = getenv(QC_CRASH_ENV);
-	if (!v || !*v)
-		return 0;
-	char *end;
-	unsigned long k = strtoul(v, &end, 10);
-	return *end ? 0 : k;
-}
-
 int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 		    enum qc_phase last, size_t *done)
 {
-	static unsigned long total; /* writes in this process, for the crash hook */
-	unsigned long crash = crash_after();
 	int cur = -1;
 	/* compare first: refuse before the first write if any region changed */
 	for (size_t i = 0; i < p->n; i++) {
@@ -53,8 +38,6 @@ int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 			return r;
 		(*done)++;
 		w->applied = true;
-		if (crash && ++total >= crash)
-			_exit(QC_CRASH_EXIT);
 	}
 	return qc_io_sync(io);
 }

@@ -9,19 +9,15 @@
  * new refcount structures are written past the end of the file and synced
  * before the single header write that switches to them.
  *
- * Test hook: when the environment variable QCOW2FSCK_TEST_CRASH_AFTER=k
- * (k >= 1) is set, the process exits with status 99 right after the k-th
- * write to the image, without syncing, rolling back or cleaning up: a
- * simulated crash (tests/images/repair-crash.sh).
+ * Crash tests use the test-only build build/test/qcow2fsck-faults, whose
+ * I/O layer can stop the process after any write (tests/faults/faults.c);
+ * this file has no test hook.
  */
 #ifndef QC_APPLY_H
 #define QC_APPLY_H
 
 #include "../core/io.h"
 #include "plan.h"
-
-#define QC_CRASH_ENV "QCOW2FSCK_TEST_CRASH_AFTER"
-#define QC_CRASH_EXIT 99
 
 /*
  * Write every write of the plan whose phase is in [first, last], in plan

@@ -1,5 +1,7 @@
 /*
  * plan.c - building, ordering and printing a repair plan (see plan.h).
+ * Summaries and reasons may quote names from the image: printed through
+ * core/escape.h.
  */
 #include "plan.h"
 
@@ -9,6 +11,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../core/escape.h"
 
 static const char *const phase_names[QC_PH_COUNT] = {
 	"new-structures", "switch", "in-place", "header", "final",
@@ -222,8 +226,9 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 		}
 		if (same >= HUMAN_PER_CODE)
 			continue;
-		fprintf(f, "  [%s] write 0x%" PRIx64 " +%zu  %s: %s", qc_phase_name(w->phase),
-			w->offset, w->len, qc_problem_table[w->code].code, w->summary);
+		fprintf(f, "  [%s] write 0x%" PRIx64 " +%zu  %s: ", qc_phase_name(w->phase),
+			w->offset, w->len, qc_problem_table[w->code].code);
+		qc_esc_human(f, w->summary);
 		if (w->guest_offset != UINT64_MAX)
 			fprintf(f, " (guest 0x%" PRIx64 "+0x%" PRIx64 ")", w->guest_offset,
 				w->guest_length);
@@ -234,10 +239,10 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 	for (size_t i = 0; i < p->nleft; i++) {
 		const struct qc_left *l = &p->left[i];
 		if (l->offset != UINT64_MAX)
-			fprintf(f, "  left: %s at 0x%" PRIx64 ": %s\n", qc_problem_table[l->code].code,
-				l->offset, l->reason);
+			qc_esc_line(f, "  left: %s at 0x%" PRIx64 ": %s", qc_problem_table[l->code].code,
+				    l->offset, l->reason);
 		else
-			fprintf(f, "  left: %s: %s\n", qc_problem_table[l->code].code, l->reason);
+			qc_esc_line(f, "  left: %s: %s", qc_problem_table[l->code].code, l->reason);
 	}
 }
 

@@ -5,7 +5,7 @@
  * reference counts in img->cmap, the in-memory reftable and L1, the
  * problem list) and the image's bytes; they never write.  They fix only
  * what the model proves; everything else goes to the plan's "left" list
- * with the reason (DESIGN.md "Repair").
+ * with the reason (doc/contracts.md §6).
  */
 #ifndef QC_REPAIR_H
 #define QC_REPAIR_H

@@ -1,6 +1,9 @@
 #!/bin/sh
 # doc-check.sh - the documentation is true to the code: doc/problems.md is
 # what the problem table generates, and --help names every subcommand.
+# And the project stands alone: no tracked file cites the design notes or
+# the reference files that live outside the repository; facts go to doc/
+# (doc/format.md, doc/contracts.md) and code cites those.
 set -u
 cd "$(dirname "$0")/.."
 fail=0
@@ -15,6 +18,25 @@ for c in check repair undo info; do
 	build/qcow2fsck --help | grep -q "qcow2fsck $c" || { echo "FAIL: --help lacks $c"; fail=1; }
 	grep -q "qcow2fsck $c" doc/qcow2fsck.1 || { echo "FAIL: man page lacks $c"; fail=1; }
 	grep -q "qcow2fsck $c" README.md || { echo "FAIL: README lacks $c"; fail=1; }
+done
+# Citations of material outside the repository.  The pattern is built from
+# pieces so that this file does not match itself.
+d=DESIGN; r=reference
+pat="$d\.md|$r/|$r (§|[0-9])|qemu-img-check\.md|\.\./shared"
+if [ -d .git ] || git rev-parse --git-dir >/dev/null 2>&1; then
+	files=$(git ls-files)
+else
+	files=$(find . -path ./build -prune -o -type f -print | sed 's|^\./||')
+fi
+cites=$(printf '%s\n' "$files" | grep -v '\.qcow2$' |
+	while IFS= read -r f; do [ -f "$f" ] && grep -IHnE -- "$pat" "$f"; done)
+if [ -n "$cites" ]; then
+	echo "FAIL: files cite material outside the repository (cite doc/format.md or doc/contracts.md):"
+	printf '%s\n' "$cites" | head -20
+	fail=1
+fi
+for f in doc/format.md doc/contracts.md; do
+	[ -s "$f" ] || { echo "FAIL: $f missing"; fail=1; }
 done
 [ $fail = 0 ] && echo "doc-check: ok"
 exit $fail

@@ -6,35 +6,48 @@
 #   snap IMG NAME                              qemu-img snapshot -c NAME
 #   savevm IMG NAME... [--machine M -m MEM]    snapshots with VM state (savevm)
 #   raw IMG OUT [SNAPSHOT]                     guest content as raw (active or a snapshot)
+#
+# mk, fill, snap and savevm make fixtures: they run through `fixture`
+# (lib.sh), so a qemu tool that fails under load is retried, and one that
+# still fails skips the rest of the test file as a fixture failure.
 
 mk() {
 	_img=$1 _size=$2; shift 2
 	if [ $# -gt 0 ]; then
-		qemu-img create -q -f qcow2 -o "$1" "$_img" "$_size"
+		fixture qemu-img create -q -f qcow2 -o "$1" "$_img" "$_size"
 	else
-		qemu-img create -q -f qcow2 "$_img" "$_size"
+		fixture qemu-img create -q -f qcow2 "$_img" "$_size"
 	fi
 }
 
-fill() {
+fill() { fixture fill_ "$1"; }
+
+fill_() {
 	qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 192k' \
 		-c 'write -P 0x33 5M 4k' -c 'write -c -P 0x44 8M 64k' "$1" >/dev/null 2>&1 ||
 	qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 192k' \
 		-c 'write -P 0x33 5M 4k' "$1" >/dev/null
 }
 
-snap() { qemu-img snapshot -c "$2" "$1"; }
+snap() { fixture qemu-img snapshot -c "$2" "$1"; }
 
 # savevm IMG NAME...: one savevm per NAME in a paused VM (-S), so the
 # snapshots carry real vm_state.  MACHINE/MEM env vars pick the machine.
-savevm() {
+savevm() { fixture savevm_ "$@"; }
+
+savevm_() {
 	_img=$1; shift
 	_cmds=""
 	for n in "$@"; do _cmds="${_cmds}savevm $n
 "; done
 	printf '%squit\n' "$_cmds" | timeout 120 qemu-system-x86_64 -M "${MACHINE:-none}" \
 		${MEM:+-m "$MEM"} -S -display none -monitor stdio -serial none -nodefaults \
-		-drive file="$_img",if=none,format=qcow2 >/dev/null 2>&1
+		-drive file="$_img",if=none,format=qcow2 >/dev/null 2>&1 || return 1
+	# the monitor does not fail the process: look for every snapshot
+	for n in "$@"; do
+		qemu-img snapshot -l "$_img" 2>/dev/null | awk -v n="$n" 'NR > 2 && $2 == n {f=1} END {exit !f}' ||
+			{ echo "savevm $n made no snapshot" >&2; return 1; }
+	done
 }
 
 raw() {

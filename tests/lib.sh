@@ -1,6 +1,14 @@
 # lib.sh - helpers for image tests (sourced).  Each test script calls
 # t_begin/t_ok/t_fail through the assertion helpers below and finishes with
-# t_done, which prints "N passed, N failed" and sets the exit status.
+# t_done, which prints "N passed, N failed" (plus ", N fixture failures"
+# when a fixture could not be made) and sets the exit status.
+#
+# Fixtures: every command that makes a test image (qemu-img create /
+# snapshot / bitmap, qemu-io writes, savevm) runs through `fixture` or
+# `fixture_try`, which retry it: qemu-img can fail under CPU load (LUKS
+# creation: "Unable to get accurate CPU usage").  A fixture that still
+# cannot be made is reported as "FIXTURE-FAIL what: reason" and its cases
+# are skipped, never counted as failed checks.
 #
 # Environment: QC = the qcow2fsck binary under test (sanitizer build in
 # `make test`), T = a scratch directory (created here, removed at exit).
@@ -12,6 +20,7 @@ T=$(mktemp -d /tmp/qc-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 T_PASS=0
 T_FAIL=0
+T_FIX=0
 T_NAME=""
 
 t_ok() { T_PASS=$((T_PASS + 1)); }
@@ -88,7 +97,44 @@ expect_same_verdict_as_qemu() {
 	if [ "$RC" = "$QRC" ]; then t_ok; else t_fail "qcow2fsck $RC, qemu-img $QRC"; fi
 }
 
+# fixture_try CMD...: run a fixture-making command up to 3 times (1 s, then
+# 2 s between tries; FIXTURE_BACKOFF=0 for no wait).  0 when it worked; else prints "FIXTURE-FAIL ...",
+# counts a fixture failure and returns 1: the caller skips the cases that
+# need the fixture.  The command's stdout passes through.
+fixture_try() {
+	_fx_try=1
+	while :; do
+		"$@" 2>"$T/fixture.err"
+		_fx_rc=$?
+		if [ "$_fx_rc" = 0 ]; then
+			cat "$T/fixture.err" >&2
+			return 0
+		fi
+		[ "$_fx_try" -ge 3 ] && break
+		sleep $((_fx_try * ${FIXTURE_BACKOFF:-1}))
+		_fx_try=$((_fx_try + 1))
+	done
+	_fx_why=$(grep -v '^[[:space:]]*$' "$T/fixture.err" | tail -n 1)
+	T_FIX=$((T_FIX + 1))
+	echo "FIXTURE-FAIL $(printf '%s ' "$@" | cut -c 1-100 | sed 's/ *$//'): ${_fx_why:-exit status $_fx_rc} (3 tries)" >&2
+	return 1
+}
+
+# fixture CMD...: like fixture_try, but when the fixture cannot be made the
+# rest of this test file is skipped (its later cases need it): the result
+# line is printed and the script ends with the status of what ran.
+fixture() {
+	fixture_try "$@" && return 0
+	echo "FIXTURE-FAIL: the remaining cases of $(basename "$0") are skipped" >&2
+	t_done
+	exit $?
+}
+
 t_done() {
-	echo "$(basename "$0"): $T_PASS passed, $T_FAIL failed"
+	if [ "$T_FIX" = 0 ]; then
+		echo "$(basename "$0"): $T_PASS passed, $T_FAIL failed"
+	else
+		echo "$(basename "$0"): $T_PASS passed, $T_FAIL failed, $T_FIX fixture failures"
+	fi
 	[ "$T_FAIL" = 0 ]
 }

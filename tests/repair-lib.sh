@@ -114,7 +114,7 @@ pristine() {
 	mk "$_p" 16M
 	fill "$_p"
 	snap "$_p" s1
-	qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$@" "$_p" >/dev/null
+	fixture qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$@" "$_p" >/dev/null
 }
 
 # case_poke LABEL CODE FIELD VALUE: copy the fixture $P, poke one field, record

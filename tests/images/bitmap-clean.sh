@@ -6,7 +6,7 @@
 # size; the claims of the directory, tables and data clusters are proven
 # by the refcount comparison (a missed claim would be a leak).  Also: the
 # in_use flag is only a warning, and with autoclear bit 0 clear QEMU
-# ignores the bitmaps so their clusters are leaks (reference 2.3): same
+# ignores the bitmaps so their clusters are leaks (doc/format.md §9.3): same
 # verdict here.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
@@ -20,12 +20,12 @@ no_bitmap_codes() {
 # mkbm IMG SIZE CLUSTER: three bitmaps (default, 4 KiB / 512 B, disabled) + data
 mkbm() {
 	mk "$1" "$2" "cluster_size=$3"
-	qemu-img bitmap --add "$1" b0
-	qemu-img bitmap --add -g 4096 "$1" fine
-	qemu-img bitmap --add -g 512 "$1" finest
-	qemu-img bitmap --add -g 2M "$1" coarse
-	qemu-img bitmap --add --disable "$1" off
-	qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 3M 1M' \
+	fixture qemu-img bitmap --add "$1" b0
+	fixture qemu-img bitmap --add -g 4096 "$1" fine
+	fixture qemu-img bitmap --add -g 512 "$1" finest
+	fixture qemu-img bitmap --add -g 2M "$1" coarse
+	fixture qemu-img bitmap --add --disable "$1" off
+	fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 3M 1M' \
 		-c "write -P 0x33 $(($4 - 65536)) 64k" "$1" >/dev/null
 }
 
@@ -47,8 +47,8 @@ no_bitmap_codes "$img"
 # a 1 GiB disk whose 512 B bitmap needs several data clusters
 img="$T/multi.qcow2"
 mk "$img" 1G
-qemu-img bitmap --add -g 512 "$img" many
-qemu-io -f qcow2 -c 'write 0 64k' -c 'write 300M 64k' -c 'write 700M 64k' -c 'write 1000M 64k' "$img" >/dev/null
+fixture qemu-img bitmap --add -g 512 "$img" many
+fixture qemu-io -f qcow2 -c 'write 0 64k' -c 'write 300M 64k' -c 'write 700M 64k' -c 'write 1000M 64k' "$img" >/dev/null
 expect_clean "$img" "multi-cluster bitmap"
 expect_same_verdict_as_qemu "$img"
 

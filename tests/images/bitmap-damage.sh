@@ -4,18 +4,18 @@
 # image (qemu-img bitmap + qemu-io), one field at a time with poke.py.
 # Asserts the code, severity and exit status, and what qemu-img check
 # does: for most directory/table faults QEMU cannot even open the image
-# (reference 1.11: "Bitmap 'b0' doesn't satisfy the constraints", "Could
+# (doc/format.md §9.1: "Bitmap 'b0' doesn't satisfy the constraints", "Could
 # not read bitmap_table ...", "Broken bitmap directory": exit 1), while
 # qcow2fsck reports the exact field.  Where QEMU is blind (tail bits,
-# in_use; reference 2.6) the test says so.
+# in_use; doc/format.md §9.4) the test says so.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
 base="$T/base.qcow2"
 mk "$base" 64M
-qemu-img bitmap --add "$base" b0
-qemu-img bitmap --add -g 4096 "$base" b1
-qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 10M 1M' "$base" >/dev/null
+fixture qemu-img bitmap --add "$base" b0
+fixture qemu-img bitmap --add -g 4096 "$base" b1
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 10M 1M' "$base" >/dev/null
 T0=$($POKE "$base" 'bitmapdir[0].table_offset')
 T1=$($POKE "$base" 'bitmapdir[1].table_offset')
 D0=$($POKE "$base" "u64@$T0")
@@ -90,8 +90,8 @@ expect_same_verdict_as_qemu "$img"
 # a 1 GiB disk with a 512 B granularity bitmap needs 4 table entries
 big="$T/big.qcow2"
 mk "$big" 1G
-qemu-img bitmap --add -g 512 "$big" small
-qemu-io -f qcow2 -c 'write 0 64k' -c 'write 1000M 64k' "$big" >/dev/null
+fixture qemu-img bitmap --add -g 512 "$big" small
+fixture qemu-io -f qcow2 -c 'write 0 64k' -c 'write 1000M 64k' "$big" >/dev/null
 img="$T/toosmall.qcow2"; cp "$big" "$img"; $POKE "$img" 'bitmapdir[0].table_size' 3
 expect_code "$img" bitmap-table-too-small 2 corruption
 expect_qemu "$img" 1 "(cannot open: constraints)"
@@ -155,7 +155,7 @@ dmg data-on-l1 "u64@$T0" "$L1"
 expect_code "$img" overlap-metadata 2 corruption
 expect_qemu "$img" 2 "(refcount 1, two references)"
 
-# --- what QEMU never checks (2.6) ---
+# --- what QEMU never checks (§9.4) ---
 dmg tail "u8@$((D0 + 128))" 0x01 # 64 MiB / 64 KiB = 1024 bits = 128 bytes used
 expect_code "$img" bitmap-tail-bits 0 warning
 expect_qemu "$img" 0 "(blind to tail bits)"

@@ -3,14 +3,14 @@
 # other deep test does not use: 512-byte clusters (offset field of 61 bits,
 # one size bit) and extended L2 entries (16-byte entries, zlib and zstd).
 # Clean images pass; a damaged stream is corruption for --deep while
-# qemu-img check stays blind (reference 2.6) and qemu-img convert fails.
+# qemu-img check stays blind (doc/format.md §9.4) and qemu-img convert fails.
 # Also a file cut inside its last compressed stream (compressed-stream-
 # truncated).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
 mk "$T/src.qcow2" 16M
-qemu-io -f qcow2 -c 'write -P 0x11 0 256k' -c 'write -P 0x22 4M 64k' "$T/src.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 256k' -c 'write -P 0x22 4M 64k' "$T/src.qcow2" >/dev/null
 
 for opts in cluster_size=512 extended_l2=on,cluster_size=65536 \
 	compression_type=zstd,extended_l2=on,cluster_size=32768; do
@@ -22,7 +22,7 @@ for opts in cluster_size=512 extended_l2=on,cluster_size=65536 \
 	off=$(python3 -c 'import sys; e=int(sys.argv[1],16); cb=int(sys.argv[2],16); assert e>>62&1; print(e & ((1 << (62-(cb-8)))-1))' \
 		"$($POKE "$img" 'l2[0][0]')" "$($POKE "$img" header.cluster_bits)")
 	printf '\336\255\276\357\336\255\276\357' | dd of="$img" bs=1 seek="$off" conv=notrunc 2>/dev/null
-	expect_qemu "$img" 0 "(blind: never decompresses, 2.6)"
+	expect_qemu "$img" 0 "(blind: never decompresses, §9.4)"
 	t_name "plain check blind ($opts)"
 	run_check "$img"
 	[ "$RC" = 0 ] && t_ok || t_fail "exit $RC"
@@ -53,7 +53,7 @@ print(best)
 PY
 )
 truncate -s $((last + 8)) "$img"
-expect_qemu "$img" 0 "(blind: never decompresses, 2.6)"
+expect_qemu "$img" 0 "(blind: never decompresses, §9.4)"
 t_name "plain check blind (cut file)"
 run_check "$img"
 [ "$RC" = 0 ] && t_ok || t_fail "exit $RC: $(json_codes | tr '\n' ' ')"

@@ -1,20 +1,20 @@
 #!/bin/sh
 # deep-snapshot.sh - `check --deep` reaches compressed clusters that only
 # a snapshot maps, and its record names the snapshot and the guest offset
-# at stake.  qemu-img check never decompresses (reference 2.6): "No
+# at stake.  qemu-img check never decompresses (doc/format.md §9.4): "No
 # errors"; reading the active disk still works, reading the snapshot fails
 # (qemu-img convert -l), which proves the damage is real.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
 mk "$T/src.qcow2" 64M
-qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 4M 256k' "$T/src.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 4M 256k' "$T/src.qcow2" >/dev/null
 img="$T/snap.qcow2"
 qemu-img convert -q -c -O qcow2 "$T/src.qcow2" "$img"
 snap "$img" s1
 # the active disk rewrites guest cluster 0: only snapshot s1 keeps the
 # compressed stream
-qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$img" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$img" >/dev/null
 
 t_name "deep clean with a snapshot"
 run_check --deep "$img"
@@ -27,7 +27,7 @@ printf '\336\255\276\357\336\255\276\357' | dd of="$img" bs=1 seek="$off" conv=n
 t_name "plain check is blind"
 run_check "$img"
 [ "$RC" = 0 ] && t_ok || t_fail "exit $RC"
-expect_qemu "$img" 0 "(blind: never decompresses, 2.6)"
+expect_qemu "$img" 0 "(blind: never decompresses, §9.4)"
 t_name "--deep names snapshot 0, guest offset 0"
 run_check --deep "$img"
 python3 - "$JSON" <<'PY' && [ "$RC" = 2 ] && t_ok || t_fail "exit $RC: $(json_codes | tr '\n' ' ')"

@@ -3,7 +3,7 @@
 # `qemu-img convert -c` (zlib and zstd; 4 KiB, 64 KiB and 2 MiB clusters):
 # clean images pass; then the compressed stream of guest cluster 0 is
 # damaged in place (found through poke.py l2[0][0] and its descriptor).
-# qemu-img check never decompresses (reference/qemu-img-check.md 2.6): it
+# qemu-img check never decompresses (doc/format.md §9.4): it
 # says "No errors" on every damaged image below, and so does a plain check
 # (asserted, to show what --deep adds); `qemu-img convert` proves the
 # damage is real (it fails with EIO where --deep reports corruption, and
@@ -97,7 +97,7 @@ with open(sys.argv[1], "wb") as f:
 		img="$T/garbage-$ct-$cs.qcow2"; cp "$base" "$img"
 		printf '\336\255\276\357\336\255\276\357' | dd of="$img" bs=1 seek="$off" conv=notrunc 2>/dev/null
 		expect_plain_clean "$img" "QEMU never decompresses"
-		expect_qemu "$img" 0 "(blind: 2.6)"
+		expect_qemu "$img" 0 "(blind: §9.4)"
 		expect_deep "$img" compressed-stream-invalid 2
 		expect_convert "$img" 1
 
@@ -114,7 +114,7 @@ with open(sys.argv[1], "wb") as f:
 		if [ "$ct" = zlib ]; then deflate $((cs / 2)) "$T/s.bin"; else zstdz $((cs / 2)) "$T/s.bin"; fi
 		put_stream "$img" "$off" "$len" "$T/s.bin"
 		expect_plain_clean "$img" "QEMU never decompresses"
-		expect_qemu "$img" 0 "(blind: 2.6)"
+		expect_qemu "$img" 0 "(blind: §9.4)"
 		expect_deep "$img" compressed-stream-size 2
 		expect_convert "$img" 1
 
@@ -123,7 +123,7 @@ with open(sys.argv[1], "wb") as f:
 		img="$T/long-$ct-$cs.qcow2"; cp "$base" "$img"
 		if [ "$ct" = zlib ]; then deflate $((cs + 4096)) "$T/l.bin"; else zstdz $((cs + 4096)) "$T/l.bin"; fi
 		put_stream "$img" "$off" "$len" "$T/l.bin"
-		expect_qemu "$img" 0 "(blind: 2.6)"
+		expect_qemu "$img" 0 "(blind: §9.4)"
 		if [ "$ct" = zlib ]; then
 			expect_deep "$img" compressed-stream-inexact 0
 			expect_convert "$img" 0

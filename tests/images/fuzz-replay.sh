@@ -4,7 +4,7 @@
 # (build/san/fuzz/replay-*, ASan+UBSan, see fuzz/README.md) and (2) through
 # the CLI ($QC, the sanitizer build in `make test`): check, check --deep
 # --output=json, info, info --output=json.  Any sanitizer report, crash,
-# hang (30 s) or exit status outside the contract (DESIGN.md: 0 1 2 3 63)
+# hang (30 s) or exit status outside the contract (doc/contracts.md §2: 0 1 2 3 63)
 # fails.  A crasher stays here for good once its bug is fixed.
 . "$(dirname "$0")/../lib.sh"
 top=$(cd "$HERE/../.." && pwd)

@@ -3,16 +3,16 @@
 # (made by qemu-img: feature table, backing format, bitmaps, external data
 # file) and assert the problem code, severity and exit status, next to
 # what qemu-img check says.  Most of these stop QEMU at open ("Could not
-# open", exit 1, reference/qemu-img-check.md §1.11); the others QEMU does
-# not check (§1.3) and the comment says so.
+# open", exit 1, doc/format.md §9.1); the others QEMU does
+# not check (§2.3) and the comment says so.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
 mk "$T/bm.qcow2" 64M
 fill "$T/bm.qcow2"
-qemu-img bitmap --add "$T/bm.qcow2" b0
+fixture qemu-img bitmap --add "$T/bm.qcow2" b0
 mk "$T/base.qcow2" 64M
-qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
+fixture qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
 mk "$T/df.qcow2" 64M data_file="$T/df.raw"
 
 dmg() { cp "$T/$2.qcow2" "$T/$1.qcow2"; $POKE "$T/$1.qcow2" "$3" "$4" >/dev/null; }

@@ -3,7 +3,7 @@
 # assert the problem code, severity and exit status (2, or 63 for
 # not-qcow2, unsupported version and unknown incompatible bits), next to
 # what qemu-img check says.  Where qemu-img can only say "Could not open"
-# (exit 1, reference/qemu-img-check.md §1.11) the test asserts that too:
+# (exit 1, doc/format.md §9.1) the test asserts that too:
 # those are the faults qcow2fsck reports and qemu-img cannot.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
@@ -22,7 +22,7 @@ case_() {
 	expect_qemu "$T/$1.qcow2" "$8" "($3=$4)"
 }
 
-# Not qcow2 / unsupported: exit 63.  qemu-img check -f qcow2 cannot open them (§1.11).
+# Not qcow2 / unsupported: exit 63.  qemu-img check -f qcow2 cannot open them (doc/format.md §9.1).
 case_ magic good header.magic 0x514649fa image-not-qcow2 63 not-qcow2 1
 case_ v4 good header.version 4 header-version-unsupported 63 corruption 1
 # version 1 is qcow (v1), another format behind the same magic: not-qcow2
@@ -50,7 +50,7 @@ t_name "info on a non-qcow2 file exits 63"
 "$QC" info "$T/magic.qcow2" >/dev/null 2>&1; rc=$?
 [ $rc = 63 ] && t_ok || t_fail "exit $rc"
 
-# Header faults QEMU refuses at open (§1.11): exit 2 here, 1 there.
+# Header faults QEMU refuses at open (§9.1): exit 2 here, 1 there.
 case_ cb8 good header.cluster_bits 8 header-cluster-bits-invalid 2 corruption 1
 case_ cb22 good header.cluster_bits 22 header-cluster-bits-invalid 2 corruption 1
 case_ hl96 good header.header_length 96 header-length-invalid 2 corruption 1
@@ -81,15 +81,15 @@ case_ el2small small header.incompatible_features '|0x10' header-extl2-cluster-t
 
 # Backing file name: offset past the first cluster, or longer than 1023 bytes.
 mk "$T/base.qcow2" 64M
-qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
+fixture qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/over.qcow2"
 case_ bfoff over header.backing_file_offset 0x10001 header-backing-offset-invalid 2 corruption 1
 case_ bflen over header.backing_file_size 1024 header-backing-name-invalid 2 corruption 1
 # An offset inside the header: QEMU reads the header bytes as the name and
 # opens whatever that names (here an empty name, so it is blind to the fault).
 case_ bfin over header.backing_file_offset 64 header-backing-offset-invalid 2 corruption 0
 
-# Faults QEMU opens but qcow2fsck reports (QEMU does not check them, §1.1/§2.6).
-# The corrupt bit: QEMU's check counts nothing for it; DESIGN.md makes it corruption.
+# Faults QEMU opens but qcow2fsck reports (QEMU does not check them, §2.1/§9.4).
+# The corrupt bit: QEMU's check counts nothing for it; doc/contracts.md §3 makes it corruption.
 case_ corrupt good header.incompatible_features '|0x2' header-corrupt-bit 2 corruption 0
 # Padding bytes 105-111 must be zero per spec; harmless, a warning.
 case_ pad good u8@110 1 header-padding-nonzero 0 warning 0

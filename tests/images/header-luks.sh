@@ -3,15 +3,15 @@
 # field at a time: the full-disk-encryption extension and the LUKS1 header
 # it points to.  qcow2fsck needs no key (metadata is never encrypted).
 # qemu-img check needs the secret even for a valid image, and with it every
-# one of these faults makes the open fail: exit 1 (reference §1.11), while
+# one of these faults makes the open fail: exit 1 (doc/format.md §9.1), while
 # qcow2fsck reports the code with exit 2.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 
 SECRET="--object secret,id=sec0,data=abc"
-qemu-img create -q -f qcow2 $SECRET -o encrypt.format=luks,encrypt.key-secret=sec0 \
+fixture qemu-img create -q -f qcow2 $SECRET -o encrypt.format=luks,encrypt.key-secret=sec0 \
 	"$T/luks.qcow2" 64M
-qemu-io $SECRET --image-opts "driver=qcow2,file.filename=$T/luks.qcow2,encrypt.key-secret=sec0" \
+fixture qemu-io $SECRET --image-opts "driver=qcow2,file.filename=$T/luks.qcow2,encrypt.key-secret=sec0" \
 	-c 'write -P 0x5a 0 128k' >/dev/null
 CR=0x0537be77
 base=$($POKE "$T/luks.qcow2" "ext[$CR].data+0")

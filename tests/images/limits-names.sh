@@ -12,7 +12,7 @@
 mkfifo "$T/fifo"
 mkfifo "$T/datafifo"
 mkb() { # mkb IMG NAME: image whose backing file name is NAME (not checked by qemu-img: -u)
-	qemu-img create -q -f qcow2 -u -b "$2" -F raw -o cluster_size=4096 "$1" 1M
+	fixture qemu-img create -q -f qcow2 -u -b "$2" -F raw -o cluster_size=4096 "$1" 1M
 }
 mkb "$T/b-fifo.qcow2" "$T/fifo"
 mkb "$T/b-zero.qcow2" /dev/zero
@@ -20,7 +20,7 @@ mkb "$T/b-json.qcow2" 'json:{"file":{"driver":"file","filename":"'"$T"'/fifo"}}'
 mkb "$T/b-nbd.qcow2" 'nbd://127.0.0.1:1/export'
 mkb "$T/b-rel.qcow2" '../../../../../../../../dev/zero'
 # External data file: made as a regular file, then replaced by a FIFO.
-qemu-img create -q -f qcow2 -o cluster_size=4096,data_file="$T/datafifo.tmp" "$T/d-fifo.qcow2" 1M
+fixture qemu-img create -q -f qcow2 -o cluster_size=4096,data_file="$T/datafifo.tmp" "$T/d-fifo.qcow2" 1M
 rm -f "$T/datafifo.tmp"
 ln -s "$T/datafifo" "$T/datafifo.tmp"
 

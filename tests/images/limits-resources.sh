@@ -16,7 +16,7 @@
 FAST=${QC_FAST:-$QC}
 
 mk "$T/a.qcow2" 4M cluster_size=4096
-qemu-io -f qcow2 -c 'write -P 0x11 0 64k' "$T/a.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' "$T/a.qcow2" >/dev/null
 
 t_name "--max-mem=64K: exit 1 with a clear error"
 "$QC" check --max-mem=64K --output=json "$T/a.qcow2" >"$T/out" 2>"$T/err"; rc=$?
@@ -34,7 +34,7 @@ t_name "--max-mem=64M: the same image checks clean"
 
 # A legitimately large table read honours the cap too: 1 TiB with 4 KiB
 # clusters has a 4 MiB L1, which does not fit in 2 MiB.
-qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/bigl1.qcow2" 1T
+fixture qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/bigl1.qcow2" 1T
 t_name "--max-mem=2M: a 4 MiB L1 is not read, exit 1"
 "$QC" check --max-mem=2M "$T/bigl1.qcow2" >/dev/null 2>"$T/err"; rc=$?
 [ "$rc" = 1 ] && grep -q "memory cap" "$T/err" && t_ok || t_fail "exit $rc: $(cat "$T/err")"
@@ -46,7 +46,7 @@ t_name "the same image checks clean with the default cap"
 # two 4 MiB L1 tables.  Each fits in 6 MiB, both together do not (the
 # active L1 stays in the model while the snapshot's is read); 12 MiB holds
 # both, the cluster map and the refcount table.
-qemu-img snapshot -c s1 "$T/bigl1.qcow2"
+fixture qemu-img snapshot -c s1 "$T/bigl1.qcow2"
 t_name "--max-mem=6M: two 4 MiB L1 tables together pass the cap, exit 1"
 "$QC" check --max-mem=6M "$T/bigl1.qcow2" >/dev/null 2>"$T/err"; rc=$?
 [ "$rc" = 1 ] && grep -q "memory cap" "$T/err" && t_ok || t_fail "exit $rc: $(cat "$T/err")"
@@ -70,7 +70,7 @@ bounded() {
 }
 
 # 1 PiB virtual size made by qemu-img (2 MiB clusters: a 2 KiB L1).
-qemu-img create -q -f qcow2 -o cluster_size=2M "$T/pib.qcow2" 1P
+fixture qemu-img create -q -f qcow2 -o cluster_size=2M "$T/pib.qcow2" 1P
 bounded "1 PiB virtual size (qemu-img)" "$T/pib.qcow2" "0"
 # The same size poked into a 4 KiB-cluster image: the L1 cannot map it.
 cp "$T/a.qcow2" "$T/size.qcow2"; $POKE "$T/size.qcow2" header.size 0x4000000000000 >/dev/null
@@ -139,8 +139,8 @@ bounded "2^20 refcount table entries naming one refblock" "$T/rb.qcow2" "2"
 # 65535 persistent bitmaps (distinct names) whose directory entries all
 # name one 400 KiB bitmap table: names are checked by sorting, not pairwise
 # (29 s before), and the shared table is scanned once (bitmaps.c).
-qemu-img create -q -f qcow2 -o cluster_size=512 "$T/bm.qcow2" 100G
-qemu-img bitmap --add -g 512 "$T/bm.qcow2" b
+fixture qemu-img create -q -f qcow2 -o cluster_size=512 "$T/bm.qcow2" 100G
+fixture qemu-img bitmap --add -g 512 "$T/bm.qcow2" b
 python3 - "$T/bm.qcow2" 65535 <<'PY'
 import os, struct, sys
 img, n = sys.argv[1], int(sys.argv[2])
@@ -173,7 +173,7 @@ bounded "65535 bitmaps sharing one table" "$T/bm.qcow2" "2"
 # most one cluster of it: bounded time and memory whatever the stream says.
 bomb() { # bomb NAME COMPRESSION STREAM-FILE
 	mk "$T/$1.qcow2" 1M "cluster_size=4096,compression_type=$2"
-	qemu-io -f qcow2 -c 'write -c -P 0x44 0 4k' "$T/$1.qcow2" >/dev/null
+	fixture qemu-io -f qcow2 -c 'write -c -P 0x44 0 4k' "$T/$1.qcow2" >/dev/null
 	python3 - "$T/$1.qcow2" "$3" <<'PY'
 import os, sys
 img, stream = sys.argv[1], open(sys.argv[2], "rb").read()[:8192]

@@ -2,8 +2,8 @@
 # repair-bits.sh - the dirty and corrupt header bits.  The dirty bit is
 # cleared once the refcounts are verified; the corrupt bit only when the
 # re-check finds nothing else (a second, conditional journaled write).
-# qemu-img check does not report either bit (reference/qemu-img-check.md
-# 2.6); measured here: its -r all clears the corrupt bit when its own
+# qemu-img check does not report either bit (doc/format.md
+# §9.4); measured here: its -r all clears the corrupt bit when its own
 # repair succeeds and leaves it when corruption remains, as qcow2fsck does.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
@@ -69,7 +69,7 @@ if [ "$(sha "$I")" = "$d" ] && [ "$(rjson '[l["code"] for l in r["left"]]')" = "
 	t_ok; else t_fail "exit $RRC $(rjson 'r["left"]')"; fi
 # Dirty bit with a doubtful pointer: the refcounts cannot be verified, so
 # the bit stays (qemu-img -r all, and any read/write open by QEMU, would
-# run the destructive implicit repair instead: 2.5).
+# run the destructive implicit repair instead: doc/format.md §9.5, last line).
 I=$T/dirty3.qcow2
 cp "$P" "$I"
 python3 "$HERE/../poke.py" "$I" header.incompatible_features '|1'

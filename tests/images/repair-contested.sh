@@ -65,11 +65,11 @@ contested_case() {
 # 1. The active L1 table moved onto the header (l1_table_offset 0) of a
 # lazy_refcounts image: L1 entry 10 is the compatible-features field
 # (value 1: flags without an L2 offset).  Zeroing that "entry" would turn
-# lazy refcounts off.  qemu-img check (2.1) reports reserved bits and a
+# lazy refcounts off.  qemu-img check (doc/format.md §9.3) reports reserved bits and a
 # reference past EOF, never that the L1 is the header.
 I=$T/l1-on-header.qcow2
 mk "$I" 16G lazy_refcounts=on
-qemu-io -f qcow2 -c 'write -P 0x11 0 1M' "$I" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 1M' "$I" >/dev/null
 $POKE "$I" header.l1_table_offset 0
 # QEMU cannot read this guest (L1 entry 0 is the magic: an L2 past EOF).
 contested_case l1-on-header "$I" 0 - l1-entry-no-offset overlap-metadata
@@ -87,7 +87,7 @@ t_name "l1-on-header: the plan says the edits were not written because the clust
 # -r all clears COPIED on the pointer and on the L1 entry and exits 0.
 P=$T/two-l2.qcow2
 mk "$P" 1G
-qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 512M 64k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 512M 64k' "$P" >/dev/null
 l2a=$(entry_off "$P" 'l1[0]')
 at=$((l2a + 7 * 8))
 I=$T/plain.qcow2

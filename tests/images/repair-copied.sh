@@ -1,8 +1,8 @@
 #!/bin/sh
 # repair-copied.sh - OFLAG_COPIED in the active L1 and L2 tables, both
 # directions (only bit 63 changes), and L2 entries that are 0 + COPIED
-# (qemu-img treats them as unallocated and never reports them, reference/
-# qemu-img-check.md 2.6).  qemu-img check -r all fixes COPIED too (2.3
+# (qemu-img treats them as unallocated and never reports them, doc/format.md
+# §9.4).  qemu-img check -r all fixes COPIED too (§9.3
 # check_oflag_copied) but rewrites the whole L2 table.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"

@@ -2,15 +2,32 @@
 # repair-crash.sh - crash safety of the apply: a repair that touches every
 # phase (new refcount structures past EOF, the header switch, in-place
 # COPIED fixes, the dirty bit, the conditional corrupt-bit write) is
-# stopped right after write k, for every k, by the test hook
-# QCOW2FSCK_TEST_CRASH_AFTER=k (repair/apply.h: exit 99, no sync, no
+# stopped right after write k, for every k, by the test-only build
+# build/test/qcow2fsck-faults (QC_FAULTS; tests/faults/faults.c:
+# QCOW2FSCK_FAULT_CRASH_AFTER=k exits 99 after the k-th write, no sync, no
 # rollback).  Each time, `undo` restores the damaged image byte for byte.
+# A write failing after write k (QCOW2FSCK_FAULT_FAIL_AFTER=k, the I/O
+# layer's fault injection) is rolled back: exit 1, image unchanged.
 # A completed repair re-checks clean.  Also: undo refuses a foreign image,
-# a damaged journal and a torn region (which --force restores), and a
-# failed apply is rolled back.
+# a damaged journal and a torn region (which --force restores).  And the
+# production binaries carry no fault hook at all.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"
+
+QC_FAULTS=${QC_FAULTS:-$(dirname "$QC")/../test/qcow2fsck-faults}
+for b in "$QC" "${QC_FAST:-$QC}"; do
+	t_name "production binary ${b##*/build/} has no fault hook"
+	if ! command -v strings >/dev/null 2>&1; then
+		# without binutils: the variable names must not be in the file
+		grep -q 'QCOW2FSCK_FAULT\|QCOW2FSCK_TEST' "$b" && t_fail "hook found" || t_ok
+	else
+		[ -z "$(strings "$b" | grep 'QCOW2FSCK_FAULT\|QCOW2FSCK_TEST\|qc_fault_')" ] && t_ok || t_fail "hook found"
+	fi
+done
+t_name "the test-only build has the fault hook"
+if [ -x "$QC_FAULTS" ] && grep -q QCOW2FSCK_FAULT_CRASH_AFTER "$QC_FAULTS"; then t_ok; else
+	t_fail "$QC_FAULTS missing: make build/test/qcow2fsck-faults"; t_done; exit 1; fi
 
 P=$T/pristine.qcow2
 pristine "$P"
@@ -31,7 +48,7 @@ while [ "$k" -le "$n" ]; do
 	I=$T/crash.qcow2
 	cp "$D" "$I"
 	rm -f "$T/undo.crash"
-	QCOW2FSCK_TEST_CRASH_AFTER=$k "$QC" repair --undo-file="$T/undo.crash" "$I" >/dev/null 2>&1
+	QCOW2FSCK_FAULT_CRASH_AFTER=$k "$QC_FAULTS" repair --undo-file="$T/undo.crash" "$I" >/dev/null 2>&1
 	rc=$?
 	t_name "crash after write $k of $n: exit 99, then undo restores the damaged image"
 	if [ "$rc" = 99 ] && "$QC" undo "$T/undo.crash" "$I" >/dev/null 2>"$T/u.err" && [ "$(sha "$I")" = "$ds" ]; then
@@ -40,6 +57,31 @@ while [ "$k" -le "$n" ]; do
 		t_fail "exit $rc; undo: $(cat "$T/u.err")"
 	fi
 	k=$((k + 1))
+done
+# the crash is really after write k: with k = n the repair never returns,
+# with k = n + 1 it completes (exit 0)
+I=$T/crash.qcow2
+cp "$D" "$I"
+rm -f "$T/undo.crash"
+QCOW2FSCK_FAULT_CRASH_AFTER=$((n + 1)) "$QC_FAULTS" repair --undo-file="$T/undo.crash" "$I" >/dev/null 2>&1
+rc=$?
+t_name "no crash when the repair has fewer writes than k: exit 0"
+[ "$rc" = 0 ] && t_ok || t_fail "exit $rc"
+
+# a write that fails after write k: the repair rolls back from its journal
+for k in 1 $((n / 2)) $((n - 1)); do
+	[ "$k" -ge 1 ] || continue
+	I=$T/fail.qcow2
+	cp "$D" "$I"
+	rm -f "$T/undo.fail"
+	QCOW2FSCK_FAULT_FAIL_AFTER=$k "$QC_FAULTS" repair --undo-file="$T/undo.fail" "$I" >/dev/null 2>"$T/f.err"
+	rc=$?
+	t_name "write $((k + 1)) of $n fails: exit 1, rolled back, image unchanged"
+	if [ "$rc" = 1 ] && grep -q "rolled back" "$T/f.err" && [ "$(sha "$I")" = "$ds" ]; then
+		t_ok
+	else
+		t_fail "exit $rc: $(cat "$T/f.err")"
+	fi
 done
 
 I=$T/full.qcow2

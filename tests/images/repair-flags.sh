@@ -2,7 +2,7 @@
 # repair-flags.sh - entry flags qemu-img cannot repair: OFLAG_COPIED on a
 # compressed entry, an active L1 entry that is only flags, and L2 entries
 # that are 0 + COPIED (qemu-img treats them as unallocated and never
-# reports them, reference/qemu-img-check.md 2.6).
+# reports them, doc/format.md §9.4).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"
@@ -15,7 +15,7 @@ guest_save "$P" "$T/ref"
 
 C=0x8000000000000000
 # COPIED on a compressed entry: qemu-img -r all "fixes" it only in memory
-# and still exits 2 (reference/qemu-img-check.md 2.3); qcow2fsck clears it.
+# and still exits 2 (doc/format.md §9.3); qcow2fsck clears it.
 I=$T/comp.qcow2
 cp "$P" "$I"
 python3 "$HERE/../poke.py" "$I" 'l2[0][128]' '|0x8000000000000000'
@@ -26,7 +26,7 @@ t_name "compressed+COPIED: qemu-img -r all leaves it (exit 2 afterwards)"
 repair_case comp "$I" "$T/ref" compressed-copied
 
 # An active L1 entry that is only flags (offset 0): qemu-img parses the
-# header as an L2 table, and -r all then marks the image corrupt (2.7 J).
+# header as an L2 table, and -r all then marks the image corrupt (§9.5 J).
 # The range is unallocated either way; qcow2fsck sets the entry to 0.
 # (The 16M image has one L1 entry; a 1G one has a second, unused entry.)
 Q=$T/big.qcow2
@@ -37,7 +37,7 @@ I=$T/l1zero.qcow2
 cp "$Q" "$I"
 python3 "$HERE/../poke.py" "$I" 'l1[1]' "$C"
 qemu_repair_all "$I" l1-no-offset
-t_name "L1 entry 0+COPIED: qemu-img -r all fails and marks the image corrupt (2.7 J)"
+t_name "L1 entry 0+COPIED: qemu-img -r all fails and marks the image corrupt (§9.5 J)"
 [ "$QRRC" != 0 ] && [ "$(python3 "$HERE/../poke.py" "$QIMG" header.incompatible_features)" = 0x2 ] &&
 	t_ok || t_fail "qemu exit $QRRC"
 repair_case l1zero "$I" "$T/ref-big" l1-entry-no-offset

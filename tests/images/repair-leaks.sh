@@ -1,8 +1,8 @@
 #!/bin/sh
 # repair-leaks.sh - leaked clusters: refcount lowered in place, content of
-# the leaked cluster kept (qemu-img check -r punches a hole: reference/
-# qemu-img-check.md 2.3 compare_refcounts, 2.7 K), --salvage-leaks copies it
-# out, refcounts stored past EOF zeroed (qemu-img never compares them, 2.6),
+# the leaked cluster kept (qemu-img check -r punches a hole: doc/format.md
+# §9.3 compare_refcounts, §9.5 K), --salvage-leaks copies it
+# out, refcounts stored past EOF zeroed (qemu-img never compares them, §9.4),
 # --leaks-only fixes leaks and nothing else.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
@@ -21,7 +21,7 @@ python3 "$HERE/../poke.py" "$I" 'l2[0][48]' 0
 guest_save "$I" "$T/ref-orphan"
 qemu_repair_all "$I" "orphaned data cluster"
 # Stable on QEMU 7.2 (Debian 12): the freed cluster is discarded.
-t_name "qemu-img -r all destroys the orphan's content (2.7 K)"
+t_name "qemu-img -r all destroys the orphan's content (§9.5 K)"
 if python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); o=int(sys.argv[2]); sys.exit(0 if d[o:o+65536].count(0)==65536 else 1)' "$QIMG" "$host"; then
 	echo "qemu-img check -r all: leaked cluster 0x$(printf %x "$host") now reads as zeros (hole punched)"
 	t_ok
@@ -52,12 +52,12 @@ qemu_repair_all "$I" "refcount too high"
 repair_case high "$I" "$T/ref-high" refcount-leak
 
 # C: a refcount stored for a cluster past the end of the file: qemu-img is
-# blind to it (2.6), so it cannot judge; qcow2fsck zeroes it.
+# blind to it (§9.4), so it cannot judge; qcow2fsck zeroes it.
 I=$T/eof.qcow2
 cp "$P" "$I"
 python3 "$HERE/../poke.py" "$I" 'refcount[300]' 1
 guest_save "$I" "$T/ref-eof"
-expect_qemu "$I" 0 "(blind to refcounts past EOF, 2.6)"
+expect_qemu "$I" 0 "(blind to refcounts past EOF, §9.4)"
 qemu_repair_all "$I" "refcount past EOF"
 t_name "qemu-img -r all leaves the refcount past EOF"
 [ "$(python3 "$HERE/../poke.py" "$QIMG" 'refcount[300]')" = 0x1 ] && t_ok || t_fail "changed"

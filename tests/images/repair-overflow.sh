@@ -7,14 +7,14 @@
 # made, the cluster entry 1 used to point to (now orphaned) is lowered to
 # refcount 0 with its content kept, and the exit code says corruption
 # remains.  qemu-img reports
-# "overflow" and cannot fix it either (reference/qemu-img-check.md 2.2).
+# "overflow" and cannot fix it either (doc/format.md §9.2).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"
 
 I=$T/ovf.qcow2
 mk "$I" 16M refcount_bits=1
-qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 64k 64k' "$I" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 64k 64k' "$I" >/dev/null
 python3 "$HERE/../poke.py" "$I" 'l2[0][1]' "$(python3 "$HERE/../poke.py" "$I" 'l2[0][0]')"
 expect_code "$I" refcount-overflow 2 corruption
 qemu_repair_all "$I" overflow

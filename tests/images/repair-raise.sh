@@ -3,9 +3,9 @@
 # a rebuild next to an orphaned cluster, and a rebuild with 4 KiB clusters
 # and 8-bit refcounts.  New refblocks and reftable go past the end
 # of the file and are switched in by one header write; an orphaned data
-# cluster survives (qemu-img's rebuild puts a refblock over it, reference/
-# qemu-img-check.md 2.4 and 2.7 D; a reftable entry past EOF makes qemu-img
-# grow the file, 2.7 C).
+# cluster survives (qemu-img's rebuild puts a refblock over it, doc/format.md
+# §9.5 D; a reftable entry past EOF makes qemu-img
+# grow the file, §9.5 C).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"
@@ -50,7 +50,7 @@ cp "$I" "$T/orphan-q.qcow2"
 python3 "$HERE/../poke.py" "$T/orphan-q.qcow2" "refcount[$d]" 0
 qemu_repair_all "$T/orphan-q.qcow2" "rebuild with an orphan"
 python3 "$HERE/../poke.py" "$I" 'reftable[0]' '|1'
-t_name "orphan: qemu-img's rebuild and leak repair destroy the orphan's content (2.7 D/K)"
+t_name "orphan: qemu-img's rebuild and leak repair destroy the orphan's content (§9.5 D/K)"
 if python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); o=int(sys.argv[2]); sys.exit(0 if d[o:o+65536]!=b"\x66"*65536 else 1)' "$QIMG" "$host"; then
 	t_ok; else t_fail "qemu-img kept it"; fi
 repair_case orphan "$I" "$T/ref-orphan" reftable-entry-reserved
@@ -64,7 +64,7 @@ P=$T/small.qcow2
 mk "$P" 16M cluster_size=4096,refcount_bits=8
 fill "$P"
 snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x55 12M 64k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x55 12M 64k' "$P" >/dev/null
 rm -rf "$T/ref"; guest_save "$P" "$T/ref"
 case_poke small-reserved reftable-entry-reserved 'reftable[1]' '|0x100'
 t_done

@@ -3,9 +3,9 @@
 # pointer whose target is doubtful (unaligned L1 or L2 entry, entry past
 # EOF) makes the model incomplete, so nothing is freed, no refcount is
 # lowered or rebuilt, and the plan says what is left and why.  qemu-img
-# check -r all acts on the same images and destroys data (reference/
-# qemu-img-check.md 2.7 A: writes over guest data; 2.7 E: frees/raises the
-# neighbour; 2.7 K: punches the orphan).
+# check -r all acts on the same images and destroys data (doc/format.md
+# §9.5 A: writes over guest data; §9.5 E: frees/raises the
+# neighbour; §9.5 K: punches the orphan).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"
@@ -31,15 +31,15 @@ refuse_case() { # LABEL FIELD VALUE CODE
 		t_ok; else t_fail "exit $RRC plan $(rjson 'r["plan"]') left $(rjson 'r["left"]')"; fi
 }
 
-# 2.7 E: L2 entry pointing 0x200 into its data cluster; the original
+# §9.5 E: L2 entry pointing 0x200 into its data cluster; the original
 # cluster is now orphaned, but it may be what the entry meant.
 refuse_case l2-unaligned 'l2[0][48]' '+0x200' l2-entry-unaligned
-# 2.7 A: one bit (bit 9) in an L1 entry: the L2 is "at" an unaligned offset.
+# §9.5 A: one bit (bit 9) in an L1 entry: the L2 is "at" an unaligned offset.
 refuse_case l1-unaligned 'l1[0]' '|0x200' l1-entry-unaligned
 # An L2 entry pointing past the end of the file.
 refuse_case l2-past-eof 'l2[0][48]' '0x8000000040000000' l2-data-past-eof
 
-# The orphan of 2.7 E keeps its content and refcount with qcow2fsck.
+# The orphan of §9.5 E keeps its content and refcount with qcow2fsck.
 host=$(entry_off "$P" 'l2[0][48]')
 t_name "l2-unaligned: the cluster the entry used to point to still holds its data"
 python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); o=int(sys.argv[2]); sys.exit(0 if d[o:o+65536]==b"\x66"*65536 else 1)' "$T/l2-unaligned.qcow2" "$host" &&

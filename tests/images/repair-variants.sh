@@ -21,7 +21,7 @@ P=$T/vm.qcow2
 mk "$P" 16M
 fill "$P"
 savevm "$P" vm1
-qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
 t_name "savevm image made with VM state"
 [ "$(qemu-img snapshot -l "$P" | awk 'NR > 2 && $3 != "0" && $3 != "0 B" {n++} END {print n+0}')" -ge 1 ] && t_ok || t_fail "no vm state"
 variant vm-rebuild "$P" reftable-entry-reserved 'reftable[0]' '|1'
@@ -33,16 +33,16 @@ P=$T/ext.qcow2
 mk "$P" 16M extended_l2=on,cluster_size=64k
 fill "$P"
 snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
 variant ext-copied "$P" l2-copied-missing 'l2[0][48]' '^0x8000000000000000'
 variant ext-rebuild "$P" reftable-entry-unaligned 'reftable[0]' '+0x200'
 
 # 512-byte clusters, 64-bit refcounts: many refblocks and a multi-cluster reftable.
 P=$T/tiny.qcow2
 mk "$P" 4M cluster_size=512,refcount_bits=64
-qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 64k' -c 'write -P 0x33 3M 32k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 64k' -c 'write -P 0x33 3M 32k' "$P" >/dev/null
 snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x44 2M 16k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x44 2M 16k' "$P" >/dev/null
 variant tiny-rebuild "$P" reftable-entry-reserved 'reftable[0]' '|1'
 c=$(( $(entry_off "$P" 'l2[0][0]') >> 9 ))
 variant tiny-zero "$P" refcount-zero "refcount[$c]" 0
@@ -52,7 +52,7 @@ P=$T/v2.qcow2
 mk "$P" 16M compat=0.10
 fill "$P"
 snap "$P" s1
-qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null
 variant v2-rebuild "$P" reftable-entry-past-eof 'reftable[0]' 0x40000000
 variant v2-copied "$P" l2-copied-spurious 'l2[0][0]' '|0x8000000000000000'
 t_done

@@ -4,13 +4,13 @@
 # id and name sizes, a blank entry), nb_snapshots and the table offset
 # damaged one at a time.  Parsing must report where it lost the thread,
 # resynchronise, and keep every other entry with its ID and name.  QEMU
-# cannot check several of these at all (exit 1, reference/qemu-img-check.md
-# §2.3 "Snapshots", §2.7 H/I); the tests assert what it does.
+# cannot check several of these at all (exit 1, doc/format.md
+# §9.3 "Snapshots", §9.5 H/I); the tests assert what it does.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/snap-base.inc"
 # --- lengths: one bad entry must not poison the rest ---------------------------
-# extra_data_size 2000 (§2.7 H): QEMU cannot check at all (exit 1, "File too
+# extra_data_size 2000 (§9.5 H): QEMU cannot check at all (exit 1, "File too
 # large"); we report it, resynchronise at the next entry, and recover the
 # damaged entry's real layout, so even its ID and name survive.
 damage extra2000 "snapshot[$S].extra_data_size" 2000
@@ -117,12 +117,12 @@ expect_code "$D" snapshot-entry-lengths-invalid 2 corruption
 snapcheck $S snapshot-entry-lengths-invalid
 
 # --- counts and the table location ---------------------------------------------
-# One too many (§2.7 I, last paragraph): QEMU reads a zero entry, "incomplete".
+# One too many (§9.5 I, last paragraph): QEMU reads a zero entry, "incomplete".
 damage nbplus "header.nb_snapshots" +1
 expect_code "$D" snapshot-count-exceeds-table 2 corruption
 snapcheck -1 none
 expect_same_verdict_as_qemu "$D"
-# 70000 (§2.7 I): QEMU cannot check (exit 1); we keep all N real entries.
+# 70000 (§9.5 I): QEMU cannot check (exit 1); we keep all N real entries.
 damage nb70000 "header.nb_snapshots" 70000
 expect_code "$D" snapshot-count-too-large 2 corruption
 expect_code "$D" snapshot-count-exceeds-table 2 corruption

@@ -5,7 +5,7 @@
 # 64 MiB table is guest data written by qemu-img convert (a raw file of
 # well-formed entries) that the header is pointed at.  QEMU reads zeros past
 # EOF and says "No errors" for a name cut by EOF; it cannot check a table
-# over 64 MiB at all (exit 1, reference/qemu-img-check.md §2.3 "Snapshots").
+# over 64 MiB at all (exit 1, doc/format.md §9.3 "Snapshots").
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 

@@ -6,8 +6,8 @@
 # its code and verdict and cost only the damaged entry: the other entries
 # keep their IDs, names and L1 tables and have no problems of their own.
 # Differential with qemu-img check where QEMU can judge; where it is blind
-# or cannot check at all the comment says so (reference/qemu-img-check.md
-# §2.3 "Snapshots", §2.6, §2.7 G) and its actual behaviour is asserted.
+# or cannot check at all the comment says so (doc/format.md
+# §9.3 "Snapshots", §9.4, §9.5 G) and its actual behaviour is asserted.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/snap-base.inc"
@@ -22,7 +22,7 @@ t_name "info shows no codes for the others"
 [ "$(grep -c 'problems:' "$T/info.txt")" = 1 ] && t_ok || t_fail "$(grep -c 'problems:' "$T/info.txt") problem lines"
 
 # --- the snapshot's L1 table -------------------------------------------------
-# Unaligned (§2.7 G): QEMU reports it too and turns the snapshot's clusters
+# Unaligned (§9.5 G): QEMU reports it too and turns the snapshot's clusters
 # into leaks; both say corruption.
 damage l1unal "snapshot[$S].l1_table_offset" +0x200
 expect_code "$D" snapshot-l1-offset-unaligned 2 corruption
@@ -35,7 +35,7 @@ expect_code "$D" snapshot-l1-past-eof 2 corruption
 snapcheck $S snapshot-l1-past-eof
 qemu_says "$D" 2 "exceeding the end of the file"
 
-# Offset 0: QEMU parses the header as the snapshot's L1 (§0 item 7); we refuse.
+# Offset 0: QEMU parses the header as the snapshot's L1 (§9.4); we refuse.
 damage l1zero "snapshot[$S].l1_table_offset" 0
 expect_code "$D" snapshot-l1-offset-invalid 2 corruption
 snapcheck $S snapshot-l1-offset-invalid
@@ -47,7 +47,7 @@ expect_code "$D" snapshot-l1-too-large 2 corruption
 snapcheck $S snapshot-l1-too-large
 qemu_says "$D" 2 "L1 table is too large"
 
-# l1_size 0 for a 64 MiB disk: QEMU is blind to l1_size vs disk_size (§2.6)
+# l1_size 0 for a 64 MiB disk: QEMU is blind to l1_size vs disk_size (§9.4)
 # and only counts the snapshot's clusters as leaks (exit 3).
 damage l1small "snapshot[$S].l1_size" 0
 expect_code "$D" snapshot-l1-too-small 2 corruption
@@ -55,12 +55,12 @@ snapcheck $S snapshot-l1-too-small
 qemu_says "$D" 3 "Leaked cluster"
 
 # --- disk_size, dates ---------------------------------------------------------
-# disk_size 16 TiB with l1_size 1: QEMU does not check disk_size (§2.6): "No errors".
+# disk_size 16 TiB with l1_size 1: QEMU does not check disk_size (§9.4): "No errors".
 damage disk "snapshot[$S].disk_size" 0x100000000000
 expect_code "$D" snapshot-l1-too-small 2 corruption
 snapcheck $S snapshot-l1-too-small
 qemu_says "$D" 0 "No errors"
-# disk_size 0x123 (§2.6 reproduced): not a multiple of 512, a warning.
+# disk_size 0x123 (§9.4 reproduced): not a multiple of 512, a warning.
 damage disk2 "snapshot[$S].disk_size" 0x123
 expect_code "$D" snapshot-disk-size-unaligned 0 warning
 snapcheck $S snapshot-disk-size-unaligned
@@ -74,7 +74,7 @@ qemu_says "$D" 0 "No errors"
 damage icount "snapshot[$S].icount" 12345
 expect_clean "$D" "icount 12345"
 
-# --- IDs and names (QEMU checks neither, §2.6: "No errors") --------------------
+# --- IDs and names (QEMU checks neither, §9.4: "No errors") --------------------
 sid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["snapshots"][3]["id"])' "$T/clean.json")
 damage dupid "snapshot[$S].id" "str:$sid"
 expect_code "$D" snapshot-id-duplicate 2 corruption

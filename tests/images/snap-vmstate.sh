@@ -2,7 +2,7 @@
 # snap-vmstate.sh - snapshots with real VM state (savevm in a paused
 # qemu-system-x86_64): clean images check clean and agree with qemu-img;
 # then vm_state sizes and the vm_state mapping damaged one at a time.
-# QEMU never validates VM state (reference/qemu-img-check.md §2.6: a 1 TiB
+# QEMU never validates VM state (doc/format.md §9.4: a 1 TiB
 # vm_state_size_large with l1_size 1 gives "No errors"), so for the size
 # cases the comparison asserts QEMU's blindness.  The mapping cases (holes,
 # clusters past the end, vm_state on metadata) need the snapshot L1/L2 walk
@@ -92,7 +92,7 @@ for o in compat=0.10 extended_l2=on cluster_size=512 cluster_size=2M "compat=0.1
 done
 
 # --- sizes (decidable without the walk) -----------------------------------------
-# 1 TiB of vm_state with l1_size 2 (§2.6, reproduced "No errors" in QEMU).
+# 1 TiB of vm_state with l1_size 2 (§9.4, reproduced "No errors" in QEMU).
 # The 32-bit field is set to 0 as QEMU writes it for sizes > 4 GiB, so only the reach is wrong.
 damage big "$A" "snapshot[0].vm_state_size_large" 0x10000000000 "snapshot[0].vm_state_size" 0
 expect_code "$D" vmstate-beyond-l1 2 corruption

@@ -27,7 +27,7 @@ done
 
 for ct in zlib zstd; do
 	mk "$T/$ct.qcow2" 32M compression_type=$ct
-	qemu-io -f qcow2 -c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x55 1M 128k' \
+	fixture qemu-io -f qcow2 -c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x55 1M 128k' \
 		"$T/$ct.qcow2" >/dev/null
 	both "$T/$ct.qcow2" "compression_type=$ct"
 	t_name "compression type $ct shown by info"
@@ -38,7 +38,7 @@ done
 mk "$T/snaps.qcow2" 64M
 fill "$T/snaps.qcow2"
 snap "$T/snaps.qcow2" one
-qemu-io -f qcow2 -c 'write -P 0x66 0 128k' "$T/snaps.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x66 0 128k' "$T/snaps.qcow2" >/dev/null
 snap "$T/snaps.qcow2" two
 both "$T/snaps.qcow2" "two internal snapshots"
 

@@ -32,14 +32,14 @@ has_codes '^overlap-' && t_fail "$(json_codes | tr '\n' ' ')" || t_ok
 base x 64M extended_l2=on,cluster_size=32k
 case "$($POKE "$T/x.base" 'l2[0][256]')" in 0x40*) ;; *) t_fail "unexpected layout" ;; esac
 i=$(fresh cbm x); poke "$i" 'l2bitmap[0][256]' 1
-# qemu-img also stops counting the cluster (a leak, and -r frees live data, 2.7 F)
+# qemu-img also stops counting the cluster (a leak, and -r frees live data, doc/format.md §9.5 F)
 damaged compressed-bitmap-nonzero 2 corruption 2 "$i"
 t_name "compressed with a bitmap: its data is still accounted (no leak)"
 has_codes '^refcount-leak' && t_fail "leak reported" || t_ok
 
 # external data file: compressed clusters are not allowed
 mk "$T/df.qcow2" 64M "data_file=$T/df.raw"
-qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
 poke "$T/df.qcow2" 'l2[0][1]' 0x4000000000010000
 damaged compressed-with-data-file 2 corruption 2 "$T/df.qcow2"
 t_done

@@ -30,7 +30,7 @@ i=$(fresh leak b); truncate -s $((12 * 65536)) "$i"; poke "$i" 'refcount[11]' 1
 damaged refcount-leak 3 leak 3 "$i"
 same_counters "$i" leak
 # a data cluster with refcount 2 but one reference: qemu-img also reports
-# OFLAG_COPIED (it compares the flag with the stored refcount, 2.3); we
+# OFLAG_COPIED (it compares the flag with the stored refcount, §9.3); we
 # compare with the computed one, so it is one leak and nothing else
 i=$(fresh leak2 b); poke "$i" 'refcount[5]' 2
 damaged refcount-leak 3 leak 2 "$i" "(qemu: COPIED vs stored refcount)"
@@ -38,9 +38,9 @@ t_name "leak on a COPIED cluster is only a leak"
 run_check "$i"
 [ "$(json_codes | tr '\n' ' ')" = "refcount-leak " ] && t_ok || t_fail "codes: $(json_codes | tr '\n' ' ')"
 # a refcount for a cluster past the end of the file: qemu-img never
-# compares those (reference 2.6), so it says "no errors"
+# compares those (doc/format.md §9.4), so it says "no errors"
 i=$(fresh leak-eof b); poke "$i" 'refcount[40]' 1
-damaged refcount-leak-past-eof 3 leak 0 "$i" "(blind: refcounts past EOF, 2.6)"
+damaged refcount-leak-past-eof 3 leak 0 "$i" "(blind: refcounts past EOF, §9.4)"
 # stored 0 < references: corruption (qemu: "refcount=0 reference=1")
 i=$(fresh rc0 b); poke "$i" 'refcount[5]' 0
 damaged refcount-zero 2 corruption 2 "$i"

@@ -12,10 +12,10 @@ mk "$T/many.qcow2" 64M cluster_size=4k; fill "$T/many.qcow2"
 n=0
 while [ $n -lt 300 ]; do
 	if [ $((n % 50)) = 0 ]; then
-		qemu-io -f qcow2 -c "write -P $((n / 50 + 1)) $((n * 64))k 64k" -c "write -c -P 7 $((n * 32 + 20000))k 4k" \
+		fixture qemu-io -f qcow2 -c "write -P $((n / 50 + 1)) $((n * 64))k 64k" -c "write -c -P 7 $((n * 32 + 20000))k 4k" \
 			"$T/many.qcow2" >/dev/null
 	fi
-	qemu-img snapshot -c "s$n" "$T/many.qcow2"
+	fixture qemu-img snapshot -c "s$n" "$T/many.qcow2"
 	n=$((n + 1))
 done
 expect_clean "$T/many.qcow2" "300 snapshots"
@@ -26,7 +26,7 @@ s=$(date +%s%N); "$QC" check -q "$T/many.qcow2"; e=$(date +%s%N)
 
 # one snapshot; then the active image diverges (its L2 is copied)
 mk "$T/s.base" 64M; fill "$T/s.base"; snap "$T/s.base" s1
-qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$T/s.base" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$T/s.base" >/dev/null
 expect_clean "$T/s.base" "one snapshot, diverged"
 same_counters "$T/s.base" "one snapshot, diverged"
 [ "$($POKE "$T/s.base" 'snapl1[0][0]')" != "$($POKE "$T/s.base" 'l1[0]')" ] || t_fail "L2 not copied"
@@ -55,7 +55,7 @@ i=$(fresh shc sh); poke "$i" 'l1[0]' '|0x8000000000000000'
 damaged l1-copied-spurious 2 corruption 2 "$i"
 # the shared data clusters: refcount 2, the active entries must not be COPIED
 i=$(fresh shd sh)
-qemu-io -f qcow2 -c 'write -P 0x99 32M 64k' "$i" >/dev/null  # copies the L2
+fixture qemu-io -f qcow2 -c 'write -P 0x99 32M 64k' "$i" >/dev/null  # copies the L2
 poke "$i" 'l2[0][16]' '|0x8000000000000000'
 damaged l2-copied-spurious 2 corruption 2 "$i"
 # a refcount of 1 on a cluster both tables map: too low

@@ -13,13 +13,13 @@ base b 64M
 # --- L1 entries
 i=$(fresh l1res b); poke "$i" 'l1[0]' '|0x0100000000000000'
 damaged l1-entry-reserved 2 corruption 2 "$i"
-# unaligned: never parsed (qemu-img parses it and "repairs" guest data, 2.7 A)
+# unaligned: never parsed (qemu-img parses it and "repairs" guest data, §9.5 A)
 i=$(fresh l1unal b); poke "$i" 'l1[0]' '+0x200'
 damaged l1-entry-unaligned 2 corruption 2 "$i"
 t_name "unaligned L1 entry: its L2 is not parsed (no L2 entry problems)"
 run_check "$i"
 has_codes '^l2-\|^compressed-' && t_fail "L2 parsed: $(json_codes | tr '\n' ' ')" || t_ok
-# flags but offset 0: qemu-img parses the header as an L2 (2.7 J)
+# flags but offset 0: qemu-img parses the header as an L2 (doc/format.md §9.5 J)
 i=$(fresh l1zero b); poke "$i" 'l1[0]' 0x8000000000000000
 expect_code "$i" l1-entry-no-offset 2 corruption
 t_name "L1 entry with offset 0: the header is not parsed as an L2"
@@ -47,16 +47,16 @@ damaged l2-copied-missing 2 corruption 2 "$i"
 t_name "l2-copied-missing points at the entry"
 off=$(python3 -c 'import json,sys; print(next(p["offset"] for p in json.load(open(sys.argv[1]))["problems"] if p["code"]=="l2-copied-missing"))' "$JSON")
 [ "$off" = $((0x40000)) ] && t_ok || t_fail "offset $off"
-# 0 + COPIED without a data file: qemu-img silently reads it as unallocated (2.6)
+# 0 + COPIED without a data file: qemu-img silently reads it as unallocated (doc/format.md §9.4)
 i=$(fresh l2c0 b); poke "$i" 'l2[0][300]' 0x8000000000000000
 damaged l2-copied-no-offset 0 warning 0 "$i"
 # data cluster mapped onto the L1 table
 i=$(fresh l2ov b); poke "$i" 'l2[0][1]' 0x8000000000030000
 damaged overlap-data-metadata 2 corruption 2 "$i"
-# zero flag in a v2 image: qemu-img check is blind (2.6), reads fail with EIO
+# zero flag in a v2 image: qemu-img check is blind (doc/format.md §9.4), reads fail with EIO
 mk "$T/v2.qcow2" 64M compat=0.10; fill "$T/v2.qcow2"
 poke "$T/v2.qcow2" 'l2[0][0]' '|1'
-damaged l2-zero-flag-v2 2 corruption 0 "$T/v2.qcow2" "(blind: v2 zero flag, 2.6)"
+damaged l2-zero-flag-v2 2 corruption 0 "$T/v2.qcow2" "(blind: v2 zero flag, §9.4)"
 t_name "v3 zero flag is fine"
 i=$(fresh z3 b); poke "$i" 'l2[0][0]' '|1'
 expect_clean "$i" "v3 zero-alloc"
@@ -65,7 +65,7 @@ same_counters "$i" "v3 zero-alloc"
 # --- extended L2 (32 KiB clusters: 2048 entries of 16 bytes)
 mk "$T/x.base" 64M extended_l2=on,cluster_size=32k; fill "$T/x.base"
 i=$(fresh xb0 x); poke "$i" 'l2[0][0]' '|1'
-damaged l2-extl2-bit0 2 corruption 0 "$i" "(blind: bit 0 not in the reserved mask, 2.6)"
+damaged l2-extl2-bit0 2 corruption 0 "$i" "(blind: bit 0 not in the reserved mask, §9.4)"
 i=$(fresh xaz x); poke "$i" 'l2bitmap[0][0]' '|0x100000000'
 damaged l2-subcluster-alloc-and-zero 2 corruption 2 "$i"
 i=$(fresh xau x); poke "$i" 'l2bitmap[0][1000]' 1
@@ -75,10 +75,10 @@ expect_clean "$i" "extended L2 all-zero unallocated entry"
 
 # --- external data file
 mk "$T/df.qcow2" 64M "data_file=$T/df.raw"
-qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 128k' "$T/df.qcow2" >/dev/null
 cp "$T/df.qcow2" "$T/df.base"
 i=$(fresh dfm df); poke "$i" 'l2[0][1]' 0x8000000000200000
-damaged l2-data-file-offset-mismatch 2 corruption 0 "$i" "(blind: host == guest offset is a runtime check, 2.6)"
+damaged l2-data-file-offset-mismatch 2 corruption 0 "$i" "(blind: host == guest offset is a runtime check, §9.4)"
 i=$(fresh dfc df); poke "$i" 'l2[0][1]' '&0x7fffffffffffffff'
 expect_code "$i" l2-copied-missing 2 corruption
 t_done
