@@ -168,7 +168,7 @@ int qc_io_open_image(const char *path, const struct qc_open_opts *opt, struct qc
 	}
 	*out = &f->io;
 #ifdef QC_FAULT_INJECTION
-	if (writable)
+	if (opt->writable)
 		qc_fault_attach(&f->io);
 #endif
 	return 0;
