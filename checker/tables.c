@@ -84,21 +84,82 @@ static uint64_t min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* Read an L1 table (validated offset/size) into host-endian entries. */
-static uint64_t *read_l1(struct qc_image *img, uint64_t off, uint32_t size)
+/*
+ * The entries of an L1 table that were read: runs [first, first+n).  Every
+ * other entry lies in a hole of the file (or past its end) and is known to
+ * be zero without being read or scanned, so a snapshot L1 table in a hole
+ * costs its data, not its size (SECURITY.md, "Bounded time").
+ */
+struct l1_runs {
+	struct qc_image *img;
+	uint32_t *first, *n;
+	size_t count, cap;
+	bool oom;
+};
+
+static void note_run(void *vctx, size_t start, size_t n)
+{
+	struct l1_runs *r = vctx;
+	/* byte range -> entries it touches (extents need not be 8-aligned) */
+	uint32_t a = (uint32_t)(start / 8), b = (uint32_t)((start + n + 7) / 8);
+	if (r->count && r->first[r->count - 1] + r->n[r->count - 1] >= a) {
+		uint32_t *ln = &r->n[r->count - 1];
+		if (b > r->first[r->count - 1] + *ln)
+			*ln = b - r->first[r->count - 1];
+		return;
+	}
+	if (r->count == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 16;
+		uint32_t *nf = qc_budget_realloc(r->img, r->first, r->cap * 4, ncap * 4, "an L1 table's extents");
+		if (!nf) {
+			r->oom = true;
+			return;
+		}
+		r->first = nf;
+		uint32_t *nn = qc_budget_realloc(r->img, r->n, r->cap * 4, ncap * 4, "an L1 table's extents");
+		if (!nn) {
+			r->oom = true;
+			return;
+		}
+		r->n = nn;
+		r->cap = ncap;
+	}
+	r->first[r->count] = a;
+	r->n[r->count++] = b - a;
+}
+
+static void free_runs(struct l1_runs *r)
+{
+	qc_budget_free(r->img, r->first, r->cap * 4);
+	qc_budget_free(r->img, r->n, r->cap * 4);
+	r->first = r->n = NULL;
+	r->count = r->cap = 0;
+}
+
+/* Read an L1 table (validated offset/size) into host-endian entries; only
+ * the runs in *runs were read, the rest is zero. */
+static uint64_t *read_l1(struct qc_image *img, uint64_t off, uint32_t size, struct l1_runs *runs)
 {
 	size_t bytes = (size_t)size * 8;
+	memset(runs, 0, sizeof(*runs));
+	runs->img = img;
 	uint64_t *t = qc_budget_alloc(img, bytes, "an L1 table");
 	if (!t)
 		return NULL;
-	if (qc_io_read(img->io, t, bytes, off) < 0) {
+	int r = qc_io_read_data(img->io, t, bytes, off, note_run, runs);
+	if (r < 0 || runs->oom) {
 		qc_budget_free(img, t, bytes);
-		qc_abort(img, "I/O error reading the L1 table at 0x%llx", (unsigned long long)off);
+		free_runs(runs);
+		if (r < 0)
+			qc_abort(img, "I/O error reading the L1 table at 0x%llx", (unsigned long long)off);
 		return NULL;
 	}
 	uint8_t *p = (uint8_t *)t;
-	for (uint32_t i = 0; i < size; i++)
-		t[i] = qc_be64_at(p + 8 * (size_t)i);
+	for (size_t k = 0; k < runs->count; k++) {
+		uint32_t end = runs->first[k] + runs->n[k] < size ? runs->first[k] + runs->n[k] : size;
+		for (uint32_t i = runs->first[k]; i < end; i++)
+			t[i] = qc_be64_at(p + 8 * (size_t)i);
+	}
 	return t;
 }
 
@@ -125,14 +186,14 @@ static void vm_hole(struct qc_snapshot *sn, uint64_t v)
 }
 
 /* Validate the entries of one L1 table and collect its L2 references. */
-static bool scan_l1(struct walk *w, const uint64_t *l1, uint32_t size, uint64_t l1_off,
-		    int32_t table)
+static bool scan_entries(struct walk *w, const uint64_t *l1, uint32_t from, uint32_t to,
+			 uint64_t l1_off, int32_t table)
 {
 	struct qc_image *img = w->img;
 	struct qc_problems *ps = &img->problems;
 	struct qc_snapshot *sn = table >= 0 ? &img->snapshots[table] : NULL;
 	uint64_t vm_first = sn ? sn->vm_first_l1_index : UINT64_MAX;
-	for (uint32_t i = 0; i < size; i++) {
+	for (uint32_t i = from; i < to; i++) {
 		uint64_t e = l1[i];
 		uint64_t l2 = e & QC_L1E_OFFSET_MASK;
 		struct qc_loc loc = { l1_off + 8 * (uint64_t)i, shl_sat(i, w->shift),
@@ -164,6 +225,34 @@ static bool scan_l1(struct walk *w, const uint64_t *l1, uint32_t size, uint64_t 
 		} else if (sn && i >= vm_first) {
 			vm_hole(sn, shl_sat(i - vm_first, w->shift));
 		}
+	}
+	return true;
+}
+
+/*
+ * Validate the entries of one L1 table and collect its L2 references.
+ * Only the runs read are scanned: a zero entry needs no check, and for
+ * the vm_state coverage only the first zero entry of a gap counts.
+ */
+static bool scan_l1(struct walk *w, const uint64_t *l1, uint32_t size, uint64_t l1_off,
+		    int32_t table, const struct l1_runs *runs)
+{
+	struct qc_snapshot *sn = table >= 0 ? &w->img->snapshots[table] : NULL;
+	uint64_t vm_first = sn ? sn->vm_first_l1_index : UINT64_MAX;
+	uint32_t at = 0;
+	for (size_t k = 0; k <= runs->count; k++) {
+		uint32_t a = k < runs->count ? runs->first[k] : size;
+		uint32_t b = k < runs->count ? runs->first[k] + runs->n[k] : size;
+		if (a > size)
+			a = size;
+		if (b > size)
+			b = size;
+		if (a > at && sn && a > vm_first) /* the gap [at, a) is zeros */
+			vm_hole(sn, shl_sat((at > vm_first ? at : vm_first) - vm_first, w->shift));
+		if (b > a && !scan_entries(w, l1, a, b, l1_off, table))
+			return false;
+		if (b > at)
+			at = b;
 	}
 	if (sn && sn->vm_state_size) {
 		/* vm_state beyond the L1 table's coverage is a hole too */
@@ -638,12 +727,14 @@ void qc_pass_tables(struct qc_image *img)
 	struct walk w = { .img = img, .shift = qc_l1_shift(img) };
 	if (img->l1_ok && img->h.l1_size) {
 		uint64_t off = img->h.l1_table_offset;
-		img->l1 = read_l1(img, off, img->h.l1_size);
+		struct l1_runs runs;
+		img->l1 = read_l1(img, off, img->h.l1_size, &runs);
 		if (!img->l1)
 			return;
-		if (!qc_claim(img, off, (uint64_t)img->h.l1_size * 8, QC_OWN_L1, 1, QC_LOC(off)))
-			return;
-		if (!scan_l1(&w, img->l1, img->h.l1_size, off, -1))
+		bool ok = qc_claim(img, off, (uint64_t)img->h.l1_size * 8, QC_OWN_L1, 1, QC_LOC(off)) &&
+			  scan_l1(&w, img->l1, img->h.l1_size, off, -1, &runs);
+		free_runs(&runs);
+		if (!ok)
 			goto out;
 	}
 	for (uint32_t s = 0; s < img->nsnapshots; s++) {
@@ -671,12 +762,14 @@ void qc_pass_tables(struct qc_image *img)
 			sn->l1_usable = false;
 			continue;
 		}
-		uint64_t *l1 = read_l1(img, sn->l1_table_offset, sn->l1_size);
+		struct l1_runs runs;
+		uint64_t *l1 = read_l1(img, sn->l1_table_offset, sn->l1_size, &runs);
 		if (!l1)
 			goto out;
 		bool ok = qc_claim(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8,
 				   QC_OWN_SNAPSHOT_L1, 1, loc) &&
-			  scan_l1(&w, l1, sn->l1_size, sn->l1_table_offset, (int32_t)s);
+			  scan_l1(&w, l1, sn->l1_size, sn->l1_table_offset, (int32_t)s, &runs);
+		free_runs(&runs);
 		qc_budget_free(img, l1, (uint64_t)sn->l1_size * 8);
 		if (!ok)
 			goto out;

@@ -142,16 +142,27 @@ void qc_plan_leave(struct qc_plan *p, const char *code, uint64_t off, const char
 
 void qc_plan_sort(struct qc_plan *p)
 {
-	/* insertion sort by phase: stable, and plans are small */
-	for (size_t i = 1; i < p->n; i++) {
-		struct qc_write t = p->w[i];
-		size_t k = i;
-		while (k > 0 && p->w[k - 1].phase > t.phase) {
-			p->w[k] = p->w[k - 1];
-			k--;
-		}
-		p->w[k] = t;
+	/* stable counting sort by phase: O(n) whatever the order planners
+	 * added writes in (a rebuild adds NEW writes after many INPLACE ones) */
+	size_t count[QC_PH_COUNT + 1] = { 0 };
+	bool sorted = true;
+	for (size_t i = 0; i < p->n; i++) {
+		count[p->w[i].phase + 1]++;
+		sorted &= i == 0 || p->w[i - 1].phase <= p->w[i].phase;
 	}
+	if (sorted)
+		return;
+	struct qc_write *v = malloc(p->n * sizeof(*v));
+	if (!v) {
+		p->oom = true;
+		return;
+	}
+	for (int ph = 1; ph <= QC_PH_COUNT; ph++)
+		count[ph] += count[ph - 1];
+	for (size_t i = 0; i < p->n; i++)
+		v[count[p->w[i].phase]++] = p->w[i];
+	memcpy(p->w, v, p->n * sizeof(*v));
+	free(v);
 }
 
 struct span {
@@ -209,6 +220,23 @@ size_t qc_plan_unconditional(const struct qc_plan *p)
 /* Human plans fold runs of writes after this many per code. */
 #define HUMAN_PER_CODE 20
 
+/* Per-code tallies of the human printer: codes are few (one per problem
+ * code at most), so a short list searched linearly keeps the printer
+ * O(n x distinct codes) = O(n), not O(n^2) as counting earlier writes did. */
+struct tally {
+	const char *code;
+	size_t total, seen;
+};
+
+static struct tally *tally_of(struct tally *t, size_t *nt, const char *code)
+{
+	for (size_t k = 0; k < *nt; k++)
+		if (t[k].code == code || (t[k].code && code && !strcmp(t[k].code, code)))
+			return &t[k];
+	t[*nt] = (struct tally){ code, 0, 0 };
+	return &t[(*nt)++];
+}
+
 void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 {
 	if (!p->n && !p->nleft) {
@@ -216,19 +244,22 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 		return;
 	}
 	fprintf(f, "Repair plan: %zu write(s)%s\n", p->n, p->n ? ":" : ".");
+	/* at most one tally per write: sized by n, but n is small whenever
+	 * the codes are many */
+	struct tally *t = malloc((p->n ? p->n : 1) * sizeof(*t));
+	size_t nt = 0;
+	for (size_t i = 0; t && i < p->n; i++)
+		tally_of(t, &nt, p->w[i].code)->total++;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct qc_write *w = &p->w[i];
-		size_t same = 0;
-		for (size_t k = 0; k < i; k++)
-			same += p->w[k].code == w->code;
-		if (same == HUMAN_PER_CODE) {
-			size_t more = 0;
-			for (size_t k = i; k < p->n; k++)
-				more += p->w[k].code == w->code;
-			fprintf(f, "  ... and %zu more %s write(s)\n", more, w->code);
+		if (t) {
+			struct tally *c = tally_of(t, &nt, w->code);
+			size_t same = c->seen++;
+			if (same == HUMAN_PER_CODE)
+				fprintf(f, "  ... and %zu more %s write(s)\n", c->total - same, w->code);
+			if (same >= HUMAN_PER_CODE)
+				continue;
 		}
-		if (same >= HUMAN_PER_CODE)
-			continue;
 		fprintf(f, "  [%s] write 0x%" PRIx64 " +%zu  %s: %s", qc_phase_name(w->phase),
 			w->offset, w->len, w->code, w->summary);
 		if (w->guest_offset != UINT64_MAX)
@@ -238,6 +269,7 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 			fprintf(f, " (only if the re-check is otherwise clean)");
 		fputc('\n', f);
 	}
+	free(t);
 	for (size_t i = 0; i < p->nleft; i++) {
 		const struct qc_left *l = &p->left[i];
 		if (l->offset != UINT64_MAX)
