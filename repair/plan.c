@@ -104,6 +104,28 @@ int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_
 	return added;
 }
 
+void qc_plan_cover(struct qc_plan *p, const char *code)
+{
+	for (size_t k = 0; k < p->ncovered; k++)
+		if (!strcmp(p->covered[k], code))
+			return;
+	if (p->ncovered < QC_PLAN_MAX_COVERED)
+		p->covered[p->ncovered++] = code;
+	else
+		p->oom = true; /* never: covered codes are the four refcount ones */
+}
+
+bool qc_plan_fixes(const struct qc_plan *p, const char *code)
+{
+	for (size_t k = 0; k < p->ncovered; k++)
+		if (!strcmp(p->covered[k], code))
+			return true;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].code && !strcmp(p->w[i].code, code))
+			return true;
+	return false;
+}
+
 void qc_plan_freed(struct qc_plan *p, uint64_t cluster)
 {
 	if (p->nfreed == p->freedcap) {

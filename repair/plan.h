@@ -50,6 +50,8 @@ struct qc_left {
 	char reason[200];
 };
 
+#define QC_PLAN_MAX_COVERED 16
+
 struct qc_plan {
 	struct qc_write *w;
 	size_t n, cap;
@@ -58,6 +60,10 @@ struct qc_plan {
 	uint64_t end_after;     /* file length once every write is applied */
 	uint64_t *freed;        /* clusters whose refcount the plan takes to 0 */
 	size_t nfreed, freedcap;
+	/* codes a write fixes besides the one it is named after (a refblock
+	 * write fixes leaks and low counts at once): see qc_plan_fixes() */
+	const char *covered[QC_PLAN_MAX_COVERED];
+	size_t ncovered;
 	bool oom;
 };
 
@@ -77,6 +83,12 @@ struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, 
 int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_t *old,
 		 const uint8_t *new, size_t len, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 8, 9)));
+
+/* Note that some write of the plan also fixes findings of `code`. */
+void qc_plan_cover(struct qc_plan *p, const char *code);
+/* Does some write of the plan fix findings of `code` (named after it or
+ * covering it)?  O(n) once per code. */
+bool qc_plan_fixes(const struct qc_plan *p, const char *code);
 
 /* Note a cluster the plan frees (for --salvage-leaks). */
 void qc_plan_freed(struct qc_plan *p, uint64_t cluster);

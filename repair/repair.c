@@ -145,10 +145,7 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 
 static bool planned_write(const struct qc_plan *p, const char *code)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (p->w[i].code && !strcmp(p->w[i].code, code))
-			return true;
-	return false;
+	return qc_plan_fixes(p, code);
 }
 
 static bool planned(const struct qc_plan *p, const char *code)
