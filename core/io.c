@@ -224,11 +224,9 @@ static void mem_close(struct qc_io *io)
 
 static bool mem_block_zero(const struct mem_io *m, uint64_t b)
 {
+	static const uint8_t zero[MEM_HOLE_GRAIN];
 	uint64_t end = b + MEM_HOLE_GRAIN < m->io.size ? b + MEM_HOLE_GRAIN : m->io.size;
-	for (uint64_t k = b; k < end; k++)
-		if (m->buf[k])
-			return false;
-	return true;
+	return memcmp(m->buf + b, zero, (size_t)(end - b)) == 0;
 }
 
 static uint64_t mem_next_data(struct qc_io *io, uint64_t off)
