@@ -127,7 +127,8 @@ int qc_cmd_repair(int argc, char **argv)
 		goto done;
 	}
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: repair: planning failed: %s\n", strerror(-r));
+		fprintf(stderr, "qcow2fsck: repair: planning failed, nothing changed: %s\n",
+			img->aborted ? img->abort_reason : strerror(-r));
 		code = 1;
 		goto done;
 	}
@@ -180,6 +181,14 @@ int qc_cmd_repair(int argc, char **argv)
 	}
 	rj.journal = journal;
 	fprintf(msg, "Undo journal: %s (restore with: qcow2fsck undo %s %s)\n", journal, journal, path);
+	/* The re-check shares --max-mem with the plan it verifies; the first
+	 * check's model is no longer needed, so it goes first. */
+	uint64_t corruptions0 = img->problems.corruptions, leaks0 = img->problems.leaks;
+	qc_plan_set_budget(&plan, NULL, NULL, NULL);
+	qc_image_free(img);
+	img = NULL;
+	if (o.mem_cap)
+		o.mem_cap = plan.bytes < o.mem_cap ? o.mem_cap - (size_t)plan.bytes : 1;
 	size_t done_writes = 0;
 	r = qc_apply_phases(io, &plan, QC_PH_NEW, QC_PH_HEADER, &done_writes);
 	if (r == 0) {
@@ -221,8 +230,8 @@ int qc_cmd_repair(int argc, char **argv)
 		fprintf(msg, "Nothing was changed (undo journal removed).\n");
 	}
 	struct qc_report_extra x = {
-		minus(img->problems.corruptions, after->problems.corruptions),
-		minus(img->problems.leaks, after->problems.leaks), repair_json_cb, &rj,
+		minus(corruptions0, after->problems.corruptions),
+		minus(leaks0, after->problems.leaks), repair_json_cb, &rj,
 	};
 	if (out == QC_OUT_JSON)
 		qc_print_json(after, path, &x, stdout);

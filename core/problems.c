@@ -40,6 +40,17 @@ void qc_problems_free(struct qc_problems *ps)
 	memset(ps, 0, sizeof(*ps));
 }
 
+/* Take n bytes of the budget for the list (always, without one). */
+static bool take(struct qc_problems *ps, uint64_t n)
+{
+	if (ps->reserve && !ps->reserve(ps->budget_ctx, n)) {
+		ps->over_cap = true;
+		return false;
+	}
+	ps->bytes += n;
+	return true;
+}
+
 void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,
 		const char *fmt, va_list ap)
 {
@@ -63,8 +74,12 @@ void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, ui
 		ps->omitted++;
 		return;
 	}
+	if (ps->over_cap)
+		return;
 	if (ps->n == ps->cap) {
 		size_t ncap = ps->cap ? ps->cap * 2 : 64;
+		if (!take(ps, (ncap - ps->cap) * sizeof(struct qc_problem)))
+			return;
 		struct qc_problem *nv = realloc(ps->v, ncap * sizeof(*nv));
 		if (!nv) {
 			ps->oom = true;
@@ -75,6 +90,8 @@ void qc_vreport(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, ui
 	}
 	char buf[512];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (!take(ps, strlen(buf) + 1))
+		return;
 	struct qc_problem *p = &ps->v[ps->n];
 	p->code = code;
 	p->loc = loc;

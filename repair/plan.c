@@ -23,6 +23,45 @@ void qc_plan_init(struct qc_plan *p, uint64_t file_size)
 	p->end_after = file_size;
 }
 
+/* Take n bytes of the plan's budget (always, without one). */
+static bool take(struct qc_plan *p, uint64_t n)
+{
+	if (p->reserve && !p->reserve(p->budget_ctx, n)) {
+		p->over_cap = p->oom = true;
+		return false;
+	}
+	p->bytes += n;
+	return true;
+}
+
+static void give(struct qc_plan *p, uint64_t n)
+{
+	n = n < p->bytes ? n : p->bytes;
+	p->bytes -= n;
+	if (p->release)
+		p->release(p->budget_ctx, n);
+}
+
+bool qc_plan_set_budget(struct qc_plan *p, bool (*reserve)(void *, uint64_t),
+			void (*release)(void *, uint64_t), void *ctx)
+{
+	p->reserve = reserve;
+	p->release = reserve ? release : NULL;
+	p->budget_ctx = ctx;
+	if (reserve && p->bytes && !reserve(ctx, p->bytes)) {
+		p->over_cap = p->oom = true;
+		return false;
+	}
+	return true;
+}
+
+void qc_plan_drop_data(struct qc_plan *p, struct qc_write *w)
+{
+	free(w->data);
+	w->data = NULL;
+	give(p, w->len);
+}
+
 void qc_plan_free(struct qc_plan *p)
 {
 	for (size_t i = 0; i < p->n; i++)
@@ -30,14 +69,19 @@ void qc_plan_free(struct qc_plan *p)
 	free(p->w);
 	free(p->left);
 	free(p->freed);
+	give(p, p->bytes);
 	memset(p, 0, sizeof(*p));
 }
 
 static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
 			     size_t len, const char *code, const char *fmt, va_list ap)
 {
+	if (p->oom)
+		return NULL;
 	if (p->n == p->cap) {
 		size_t ncap = p->cap ? p->cap * 2 : 16;
+		if (!take(p, (ncap - p->cap) * sizeof(struct qc_write)))
+			return NULL;
 		struct qc_write *nw = realloc(p->w, ncap * sizeof(*nw));
 		if (!nw) {
 			p->oom = true;
@@ -46,8 +90,11 @@ static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, 
 		p->w = nw;
 		p->cap = ncap;
 	}
+	if (!take(p, len))
+		return NULL;
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy) {
+		give(p, len);
 		p->oom = true;
 		return NULL;
 	}
@@ -130,6 +177,8 @@ void qc_plan_freed(struct qc_plan *p, uint64_t cluster)
 {
 	if (p->nfreed == p->freedcap) {
 		size_t ncap = p->freedcap ? p->freedcap * 2 : 64;
+		if (!take(p, (ncap - p->freedcap) * sizeof(uint64_t)))
+			return;
 		uint64_t *nf = realloc(p->freed, ncap * sizeof(*nf));
 		if (!nf) {
 			p->oom = true;
@@ -145,6 +194,8 @@ void qc_plan_leave(struct qc_plan *p, const char *code, uint64_t off, const char
 {
 	if (p->nleft == p->leftcap) {
 		size_t ncap = p->leftcap ? p->leftcap * 2 : 8;
+		if (!take(p, (ncap - p->leftcap) * sizeof(struct qc_left)))
+			return;
 		struct qc_left *nl = realloc(p->left, ncap * sizeof(*nl));
 		if (!nl) {
 			p->oom = true;
@@ -174,8 +225,11 @@ void qc_plan_sort(struct qc_plan *p)
 	}
 	if (sorted)
 		return;
+	if (!take(p, p->n * sizeof(struct qc_write)))
+		return;
 	struct qc_write *v = malloc(p->n * sizeof(*v));
 	if (!v) {
+		give(p, p->n * sizeof(struct qc_write));
 		p->oom = true;
 		return;
 	}
@@ -185,6 +239,7 @@ void qc_plan_sort(struct qc_plan *p)
 		v[count[p->w[i].phase]++] = p->w[i];
 	memcpy(p->w, v, p->n * sizeof(*v));
 	free(v);
+	give(p, p->n * sizeof(struct qc_write));
 }
 
 struct span {
@@ -209,9 +264,15 @@ int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
 {
 	if (p->n < 2)
 		return 0;
-	struct span *v = malloc(p->n * sizeof(*v));
-	if (!v)
+	uint64_t need = p->n * sizeof(struct span);
+	if (p->reserve && !p->reserve(p->budget_ctx, need))
 		return -1;
+	struct span *v = malloc(p->n * sizeof(*v));
+	if (!v) {
+		if (p->release)
+			p->release(p->budget_ctx, need);
+		return -1;
+	}
 	for (size_t i = 0; i < p->n; i++)
 		v[i] = (struct span){ p->w[i].offset, p->w[i].offset + p->w[i].len, p->w[i].phase };
 	qsort(v, p->n, sizeof(*v), cmp_span);
@@ -227,6 +288,8 @@ int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
 			far = i;
 	}
 	free(v);
+	if (p->release)
+		p->release(p->budget_ctx, need);
 	return found;
 }
 
@@ -244,19 +307,35 @@ size_t qc_plan_unconditional(const struct qc_plan *p)
 
 /* Per-code tallies of the human printer: codes are few (one per problem
  * code at most), so a short list searched linearly keeps the printer
- * O(n x distinct codes) = O(n), not O(n^2) as counting earlier writes did. */
+ * O(n x distinct codes) = O(n), not O(n^2) as counting earlier writes did.
+ * Fixed size whatever the image (the codes are the program's), so it is
+ * not drawn from the budget. */
 struct tally {
 	const char *code;
 	size_t total, seen;
 };
 
-static struct tally *tally_of(struct tally *t, size_t *nt, const char *code)
+struct tallies {
+	struct tally *v;
+	size_t n, cap;
+};
+
+/* The tally of a code, added when new; NULL when out of memory. */
+static struct tally *tally_of(struct tallies *t, const char *code)
 {
-	for (size_t k = 0; k < *nt; k++)
-		if (t[k].code == code || (t[k].code && code && !strcmp(t[k].code, code)))
-			return &t[k];
-	t[*nt] = (struct tally){ code, 0, 0 };
-	return &t[(*nt)++];
+	for (size_t k = 0; k < t->n; k++)
+		if (t->v[k].code == code || (t->v[k].code && code && !strcmp(t->v[k].code, code)))
+			return &t->v[k];
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		struct tally *nv = realloc(t->v, ncap * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		t->v = nv;
+		t->cap = ncap;
+	}
+	t->v[t->n] = (struct tally){ code, 0, 0 };
+	return &t->v[t->n++];
 }
 
 void qc_plan_print_human(const struct qc_plan *p, FILE *f)
@@ -266,16 +345,18 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 		return;
 	}
 	fprintf(f, "Repair plan: %zu write(s)%s\n", p->n, p->n ? ":" : ".");
-	/* at most one tally per write: sized by n, but n is small whenever
-	 * the codes are many */
-	struct tally *t = malloc((p->n ? p->n : 1) * sizeof(*t));
-	size_t nt = 0;
-	for (size_t i = 0; t && i < p->n; i++)
-		tally_of(t, &nt, p->w[i].code)->total++;
+	struct tallies t = { NULL, 0, 0 };
+	bool ok = true;
+	for (size_t i = 0; ok && i < p->n; i++) {
+		struct tally *c = tally_of(&t, p->w[i].code);
+		if (c)
+			c->total++;
+		ok = c != NULL;
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		const struct qc_write *w = &p->w[i];
-		if (t) {
-			struct tally *c = tally_of(t, &nt, w->code);
+		struct tally *c = ok ? tally_of(&t, w->code) : NULL;
+		if (c) {
 			size_t same = c->seen++;
 			if (same == HUMAN_PER_CODE)
 				fprintf(f, "  ... and %zu more %s write(s)\n", c->total - same, w->code);
@@ -291,7 +372,7 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 			fprintf(f, " (only if the re-check is otherwise clean)");
 		fputc('\n', f);
 	}
-	free(t);
+	free(t.v);
 	for (size_t i = 0; i < p->nleft; i++) {
 		const struct qc_left *l = &p->left[i];
 		if (l->offset != UINT64_MAX)

@@ -65,10 +65,29 @@ struct qc_plan {
 	const char *covered[QC_PLAN_MAX_COVERED];
 	size_t ncovered;
 	bool oom;
+	/* The memory budget (--max-mem) the plan draws on, when set
+	 * (qc_plan_set_budget): every array and every write's bytes are first
+	 * taken with reserve(budget_ctx, n); a refusal sets oom and over_cap.
+	 * bytes is what the plan holds. */
+	bool (*reserve)(void *budget_ctx, uint64_t n);
+	void (*release)(void *budget_ctx, uint64_t n);
+	void *budget_ctx;
+	uint64_t bytes;
+	bool over_cap;
 };
 
 void qc_plan_init(struct qc_plan *p, uint64_t file_size);
 void qc_plan_free(struct qc_plan *p);
+/*
+ * Draw the plan's memory from a budget from now on (what it holds already
+ * is taken first: false when that is refused).  reserve = NULL detaches
+ * it: the plan keeps its bytes but no longer reports them (call this
+ * before the budget's owner goes away).
+ */
+bool qc_plan_set_budget(struct qc_plan *p, bool (*reserve)(void *, uint64_t),
+			void (*release)(void *, uint64_t), void *ctx);
+/* Free one write's bytes (a planner dropping it) and give them back. */
+void qc_plan_drop_data(struct qc_plan *p, struct qc_write *w);
 
 /* Add one write (data copied).  Returns the new write or NULL on OOM. */
 struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,

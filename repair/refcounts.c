@@ -287,7 +287,8 @@ static void add_block(struct rb_ctx *r, uint64_t b)
 		return;
 	if (r->n == r->cap) {
 		size_t ncap = r->cap ? r->cap * 2 : 64;
-		uint64_t *nb = realloc(r->blocks, ncap * sizeof(*nb));
+		uint64_t *nb = qc_budget_realloc(r->c->img, r->blocks, r->cap * sizeof(*nb),
+						 ncap * sizeof(*nb), "the refcount rebuild");
 		if (!nb) {
 			r->oom = true;
 			return;
@@ -354,9 +355,11 @@ static int plan_rebuild(struct ctx *c)
 	uint64_t cs = img->cluster_size;
 	struct rb_ctx r = { .c = c };
 	int ret = 0;
+	uint64_t claimed_bytes = 0, base_bytes = 0;
 	/* the clusters the old structures hold, as the walk claimed them */
 	if (img->reftable_ok && img->reftable) {
-		r.claimed = malloc((img->h.refcount_table_clusters + img->reftable_entries + 1) * sizeof(uint64_t));
+		claimed_bytes = (img->h.refcount_table_clusters + img->reftable_entries + 1) * sizeof(uint64_t);
+		r.claimed = qc_budget_alloc(img, claimed_bytes, "the refcount rebuild");
 		if (!r.claimed)
 			return -ENOMEM;
 		uint64_t first = img->h.refcount_table_offset >> img->cluster_bits;
@@ -371,7 +374,8 @@ static int plan_rebuild(struct ctx *c)
 	size_t nbase = r.oom ? 0 : sort_unique(r.blocks, r.n);
 	uint64_t *base = NULL;
 	if (!r.oom) {
-		base = malloc((nbase + 1) * sizeof(uint64_t));
+		base_bytes = (nbase + 1) * sizeof(uint64_t);
+		base = qc_budget_alloc(img, base_bytes, "the refcount rebuild");
 		if (base)
 			memcpy(base, r.blocks, nbase * sizeof(uint64_t));
 	}
@@ -415,10 +419,10 @@ static int plan_rebuild(struct ctx *c)
 	}
 	const char *code = rebuild_code(img);
 	uint8_t *blk = malloc(cs);
-	uint8_t *rt = calloc(nrt, cs);
+	uint8_t *rt = qc_budget_alloc(img, nrt * cs, "the rebuilt refcount table");
 	if (!blk || !rt) {
 		free(blk);
-		free(rt);
+		qc_budget_free(img, rt, nrt * cs);
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -467,11 +471,11 @@ static int plan_rebuild(struct ctx *c)
 				 c->rebuild_reason))
 		ret = -ENOMEM;
 	free(blk);
-	free(rt);
+	qc_budget_free(img, rt, nrt * cs);
 out:
-	free(base);
-	free(r.blocks);
-	free(r.claimed);
+	qc_budget_free(img, base, base_bytes);
+	qc_budget_free(img, r.blocks, r.cap * sizeof(uint64_t));
+	qc_budget_free(img, r.claimed, claimed_bytes);
 	return ret;
 }
 
@@ -490,7 +494,8 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 	if (!img->reftable_ok || !img->reftable) {
 		want_rebuild(&c, img->h.refcount_table_offset, "the refcount table itself is unusable");
 	} else {
-		bool *sane = calloc(img->reftable_entries ? img->reftable_entries : 1, sizeof(bool));
+		uint64_t sane_bytes = (img->reftable_entries ? img->reftable_entries : 1) * sizeof(bool);
+		bool *sane = qc_budget_alloc(img, sane_bytes, "the refcount planner");
 		if (!sane)
 			return -ENOMEM;
 		for (uint64_t i = 0; i < img->reftable_entries; i++)
@@ -503,16 +508,16 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 				continue;
 			int r = plan_block(&c, i, !c.need_rebuild);
 			if (r < 0) {
-				free(sane);
+				qc_budget_free(img, sane, sane_bytes);
 				return r;
 			}
 		}
-		free(sane);
+		qc_budget_free(img, sane, sane_bytes);
 	}
 	if (c.need_rebuild) {
 		/* discard in-place edits and notes: the rebuild replaces them */
 		for (size_t k = nw0; k < p->n; k++)
-			free(p->w[k].data);
+			qc_plan_drop_data(p, &p->w[k]);
 		p->n = nw0;
 		p->nleft = nleft0;
 		if (!c.complete) {

@@ -226,7 +226,7 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 			refused[j].n++;
 		else
 			overflow = true;
-		free(w->data);
+		qc_plan_drop_data(p, w);
 	}
 	p->n = k;
 	for (size_t j = 0; j < nref; j++)
@@ -243,6 +243,9 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 {
 	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
 		return 0;
+	/* the plan shares --max-mem with the check's model (SECURITY.md) */
+	if (!qc_plan_set_budget(p, qc_budget_hook_plan, qc_budget_hook_release, img))
+		return -ENOMEM;
 	bool left = false;
 	int r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)

@@ -11,6 +11,9 @@
  * guard against a quadratic regression, not a timing assertion: the
  * linear code passes it by three orders of magnitude, even under ASan.
  *
+ * The memory tests check that the problem records and the repair plan draw
+ * on the --max-mem budget of the check (exit 1 when it runs out).
+ *
  * The images are built here byte by byte (512-byte or 64 KiB clusters,
  * 16-bit refcounts, every structure with its correct refcount), as
  * tests/mkslow.py builds the same shapes for the image tests.
@@ -334,6 +337,77 @@ static void memory_holes_exact(void **state)
 	free(b);
 }
 
+/* Bytes of the budget the model holds once the check is over. */
+static uint64_t model_bytes(const struct qc_image *img)
+{
+	return img->cmap.bytes + img->mem_held;
+}
+
+/*
+ * Item: the problem records are under --max-mem.  2000 refblocks past the
+ * end of the file give 1000 kept records (the per-code cap); with a cap
+ * that leaves room for the map and tables but not for half the records,
+ * the check ends with exit 1 and says why.
+ */
+static void problems_under_budget(void **state)
+{
+	(void)state;
+	size_t len;
+	uint8_t *b = leaky(2000, &len);
+	struct qc_io *io = qc_io_open_memory(b, len, false);
+	assert_non_null(io);
+	struct qc_image *img = check(io, 0);
+	assert_int_equal(qc_check_exit_code(img), 3);
+	uint64_t rec = img->problems.bytes, all = model_bytes(img);
+	assert_true(rec > 1000 * sizeof(struct qc_problem));
+	assert_true(all >= rec);
+	qc_image_free(img);
+	img = check(io, (size_t)(all - rec / 2));
+	assert_int_equal(qc_check_exit_code(img), 1);
+	assert_true(img->aborted);
+	assert_non_null(strstr(img->abort_reason, "problem records"));
+	qc_image_free(img);
+	qc_io_close(io);
+	free(b);
+}
+
+/*
+ * Item: the repair plan is under the same --max-mem as the model it is
+ * planned from: with room for the model but not for the plan, planning
+ * fails (the repair then changes nothing: exit 1).
+ */
+static void plan_under_budget(void **state)
+{
+	(void)state;
+	size_t len;
+	uint8_t *b = leaky(2000, &len);
+	struct qc_io *io = qc_io_open_memory(b, len, false);
+	assert_non_null(io);
+	struct qc_repair_opts ro = { .leaks_only = false };
+	struct qc_image *img = check(io, 0);
+	uint64_t all = model_bytes(img);
+	struct qc_plan p;
+	qc_plan_init(&p, io->size);
+	assert_int_equal(qc_repair_plan(img, &ro, &p), 0);
+	uint64_t plan_bytes = p.bytes;
+	assert_true(plan_bytes > 2000 * 510); /* every write's bytes are counted */
+	/* the plan's bytes are part of the model's budget while it lives */
+	assert_int_equal(model_bytes(img), all + plan_bytes);
+	qc_plan_free(&p);
+	assert_int_equal(model_bytes(img), all);
+	qc_image_free(img);
+	img = check(io, (size_t)(all + plan_bytes / 2));
+	assert_int_equal(qc_check_exit_code(img), 3);
+	qc_plan_init(&p, io->size);
+	assert_int_equal(qc_repair_plan(img, &ro, &p), -ENOMEM);
+	assert_true(p.over_cap);
+	assert_non_null(strstr(img->abort_reason, "repair plan"));
+	qc_plan_free(&p);
+	qc_image_free(img);
+	qc_io_close(io);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +417,8 @@ int main(void)
 		cmocka_unit_test(truncated_to_4tib),
 		cmocka_unit_test(snapshot_l1_in_holes),
 		cmocka_unit_test(memory_holes_exact),
+		cmocka_unit_test(problems_under_budget),
+		cmocka_unit_test(plan_under_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
