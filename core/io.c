@@ -299,33 +299,14 @@ int qc_io_read_full(struct qc_io *io, void *buf, size_t len, uint64_t off)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
-int qc_io_read_data(struct qc_io *io, void *buf, size_t len, uint64_t off,
-		    void (*fn)(void *ctx, size_t start, size_t n), void *ctx)
+uint64_t qc_io_next_data(struct qc_io *io, uint64_t off)
 {
-	uint64_t end = off + len < off ? UINT64_MAX : off + len;
-	if (end > io->size)
-		end = io->size; /* past EOF: zeros, already there */
-	uint64_t at = off;
-	while (at < end) {
-		uint64_t d = io->ops->next_data(io, at);
-		if (d >= end)
-			break;
-		if (d < at)
-			d = at;
-		uint64_t h = io->ops->next_hole(io, d);
-		if (h > end || h <= d)
-			h = end;
-		long long n = io->ops->pread(io, (uint8_t *)buf + (d - off), (size_t)(h - d), d);
-		if (n < 0)
-			return (int)n;
-		io->bytes_read += (uint64_t)n;
-		if (fn && n > 0)
-			fn(ctx, (size_t)(d - off), (size_t)n);
-		if ((uint64_t)n < h - d)
-			break; /* the file ended early: the rest reads as zero */
-		at = h;
-	}
-	return 0;
+	return io->ops->next_data(io, off);
+}
+
+uint64_t qc_io_next_hole(struct qc_io *io, uint64_t off)
+{
+	return io->ops->next_hole(io, off);
 }
 
 static int inject(struct qc_io *io)

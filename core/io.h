@@ -8,8 +8,8 @@
  *
  * Holes: next_data / next_hole say where the stored bytes are (SEEK_DATA /
  * SEEK_HOLE for files), so that a structure lying in a hole of a sparse
- * file costs nothing to read: qc_io_read_data() reads only the data
- * extents.  A backend that cannot tell answers "all data".
+ * file costs nothing to read (checker/tables.c reads L1 tables by
+ * extent).  A backend that cannot tell answers "all data".
  */
 #ifndef QC_IO_H
 #define QC_IO_H
@@ -60,14 +60,15 @@ long long qc_io_read(struct qc_io *io, void *buf, size_t len, uint64_t off);
  * short read, or -errno. */
 int qc_io_read_full(struct qc_io *io, void *buf, size_t len, uint64_t off);
 /*
- * Read [off, off+len) into buf, which the caller has zeroed, reading only
- * the data extents (holes and bytes past EOF are left zero).  For every
- * range read, fn(ctx, start, n) is called with start relative to off (fn
- * may be NULL); bytes outside those ranges are known zeros.  The cost
- * follows the data stored in the range, not its length.  0 or -errno.
+ * Where the stored bytes are: qc_io_next_data() is the first offset >= off
+ * that may hold data (every byte of [off, result) reads as zero; the
+ * file's size when only zeros follow), qc_io_next_hole() the first offset
+ * >= off where a hole starts (the size at the latest).  A reader that
+ * skips [off, next_data) costs what the file stores, not the range's
+ * length.  Bounded by the size; never an error ("data here" when unsure).
  */
-int qc_io_read_data(struct qc_io *io, void *buf, size_t len, uint64_t off,
-		    void (*fn)(void *ctx, size_t start, size_t n), void *ctx);
+uint64_t qc_io_next_data(struct qc_io *io, uint64_t off);
+uint64_t qc_io_next_hole(struct qc_io *io, uint64_t off);
 int qc_io_write(struct qc_io *io, const void *buf, size_t len, uint64_t off);
 int qc_io_truncate(struct qc_io *io, uint64_t len);
 int qc_io_sync(struct qc_io *io);
