@@ -184,7 +184,6 @@ int qc_cmd_repair(int argc, char **argv)
 	/* The re-check shares --max-mem with the plan it verifies; the first
 	 * check's model is no longer needed, so it goes first. */
 	uint64_t corruptions0 = img->problems.corruptions, leaks0 = img->problems.leaks;
-	qc_plan_set_budget(&plan, NULL, NULL, NULL);
 	qc_image_free(img);
 	img = NULL;
 	if (o.mem_cap)

@@ -81,8 +81,9 @@ void qc_plan_free(struct qc_plan *p);
 /*
  * Draw the plan's memory from a budget from now on (what it holds already
  * is taken first: false when that is refused).  reserve = NULL detaches
- * it: the plan keeps its bytes but no longer reports them (call this
- * before the budget's owner goes away).
+ * it: the plan keeps its bytes but no longer reports them (qc_repair_plan
+ * detaches the image's budget before it returns: the image may be freed
+ * before the plan).
  */
 bool qc_plan_set_budget(struct qc_plan *p, bool (*reserve)(void *, uint64_t),
 			void (*release)(void *, uint64_t), void *ctx);

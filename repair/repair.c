@@ -265,5 +265,10 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		r = -ENOMEM;
 	else if (c > 0)
 		r = -ENOTRECOVERABLE;
+	/* The plan's bytes stay counted in the image's budget until the image
+	 * is freed; the plan no longer reports to it, as the image may go
+	 * first (the caller passes what the plan holds, p->bytes, on to the
+	 * re-check's cap). */
+	qc_plan_set_budget(p, NULL, NULL, NULL);
 	return r;
 }
