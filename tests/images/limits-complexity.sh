@@ -72,11 +72,19 @@ t_name "4 TiB apparent size, 512-byte clusters: check finishes clean"
 timeout 20 "$QC" check "$T/t4s.qcow2" >"$T/out" 2>"$T/err"; rc=$?
 [ "$rc" = 0 ] && t_ok || t_fail "exit $rc: $(cat "$T/err")"
 
+# The shape is clean by QEMU's judgement (checked on 8 snapshots: qemu-img
+# reads every L1 table whole, 32 GiB for 1000, which takes minutes)
+$MK holes "$T/holes8.qcow2" 8
+t_name "8 snapshot L1 tables in holes: clean for qcow2fsck and qemu-img"
+timeout 20 "$QC" check "$T/holes8.qcow2" >"$T/out" 2>"$T/err"; rc=$?
+qemu_check "$T/holes8.qcow2"
+[ "$rc" = 0 ] && [ "$QRC" = 0 ] && t_ok || t_fail "exit $rc, qemu $QRC: $(cat "$T/err")"
+rm -f "$T/holes8.qcow2"
+
 $MK holes "$T/holes.qcow2" 1000
-t_name "1000 snapshot L1 tables in holes: check finishes clean, as qemu-img"
+t_name "1000 snapshot L1 tables in holes: check finishes clean"
 timeout 20 "$QC" check "$T/holes.qcow2" >"$T/out" 2>"$T/err"; rc=$?
-timeout 120 qemu-img check "$T/holes.qcow2" >/dev/null 2>&1; qrc=$?
-[ "$rc" = 0 ] && [ "$qrc" = 0 ] && t_ok || t_fail "exit $rc, qemu $qrc: $(cat "$T/err")"
+[ "$rc" = 0 ] && t_ok || t_fail "exit $rc: $(cat "$T/err")"
 
 t_name "1000 snapshot L1 tables in holes: qcow2fsck info lists them"
 timeout 20 "$QC" info --output=json "$T/holes.qcow2" >"$T/i.json" 2>"$T/err"; rc=$?
