@@ -11,6 +11,8 @@
 #    writes for every write (332800 writes, over 140 s); now one write per
 #    refblock, printed in linear time;
 #  - the repair itself, its re-check and undo of that image;
+#  - --max-mem counts the repair plan and the problem records (exit 1 with
+#    "memory cap reached", nothing changed);
 #  - images truncated to 4 TiB (64 Mi clusters of 64 KiB, 8 Gi of 512
 #    bytes, of apparent size): the old refcount compare visited every one;
 #  - 1000 snapshots whose 32 MiB L1 tables lie in holes of a sparse file
@@ -43,6 +45,33 @@ t_name "leaky: one refcount write per refblock (JSON plan)"
 timeout 20 "$QC" repair --dry-run --output=json "$T/leaky.qcow2" >"$T/p.json" 2>"$T/err"
 n=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["plan"]; print(len(p), len({w["code"] for w in p}))' "$T/p.json")
 [ "$n" = "2600 1" ] && t_ok || t_fail "writes, codes: $n"
+
+# --max-mem covers the plan: the check of "leaky" fits in 1 MiB, its plan
+# (2600 writes of 510 bytes) does not; 3 MiB holds both
+t_name "leaky: --max-mem=1M: check completes, the repair plan passes the cap (exit 1, nothing changed)"
+cp "$T/leaky.qcow2" "$T/cap.qcow2"
+"$QC" check --max-mem=1M "$T/cap.qcow2" >/dev/null 2>&1; rc1=$?
+"$QC" repair --max-mem=1M "$T/cap.qcow2" >/dev/null 2>"$T/err"; rc2=$?
+[ "$rc1" = 3 ] && [ "$rc2" = 1 ] && grep -q "memory cap reached: the repair plan" "$T/err" &&
+	cmp -s "$T/cap.qcow2" "$T/leaky.orig" && [ ! -e "$T/cap.qcow2.qcow2fsck-undo" ] && t_ok ||
+	t_fail "check $rc1, repair $rc2: $(cat "$T/err")"
+t_name "leaky: --max-mem=3M: the repair fits"
+"$QC" repair --dry-run --max-mem=3M "$T/cap.qcow2" >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" = 3 ] && t_ok || t_fail "exit $rc: $(cat "$T/err")"
+rm -f "$T/cap.qcow2"
+
+# --max-mem covers the problem records: 20000 refblocks past the end give
+# 1000 kept records (the per-code cap), about 200 KiB; 500 KiB holds the
+# tables but not the records as well
+$MK leaky "$T/lk20k.qcow2" 20000
+t_name "20000 leaky refblocks: --max-mem=500K ends the check on the problem records (exit 1)"
+"$QC" check --max-mem=500K "$T/lk20k.qcow2" >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" = 1 ] && grep -q "memory cap reached: the problem records" "$T/err" && t_ok ||
+	t_fail "exit $rc: $(cat "$T/err")"
+t_name "20000 leaky refblocks: --max-mem=1M holds them (exit 3)"
+"$QC" check --max-mem=1M "$T/lk20k.qcow2" >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" = 3 ] && t_ok || t_fail "exit $rc: $(cat "$T/err")"
+rm -f "$T/lk20k.qcow2"
 
 t_name "leaky: repair, re-check clean, qemu-img clean"
 timeout 20 "$QC" repair "$T/leaky.qcow2" >"$T/out" 2>"$T/err"; rc=$?
