@@ -243,6 +243,29 @@ void qc_budget_free(struct qc_image *img, void *p, uint64_t n)
 	qc_mem_release(img, n);
 }
 
+bool qc_budget_hook_problems(void *ctx, uint64_t n)
+{
+	struct qc_image *img = ctx;
+	if (qc_mem_reserve(img, n))
+		return true;
+	qc_abort(img, "memory cap reached: the problem records need more than --max-mem leaves");
+	return false;
+}
+
+bool qc_budget_hook_plan(void *ctx, uint64_t n)
+{
+	struct qc_image *img = ctx;
+	if (qc_mem_reserve(img, n))
+		return true;
+	qc_abort(img, "memory cap reached: the repair plan needs more than --max-mem leaves");
+	return false;
+}
+
+void qc_budget_hook_release(void *ctx, uint64_t n)
+{
+	qc_mem_release(ctx, n);
+}
+
 void *qc_read_meta(struct qc_image *img, uint64_t off, size_t len, int *err)
 {
 	if (!qc_mem_reserve(img, len)) {
@@ -310,6 +333,8 @@ int qc_check_run(struct qc_io *io, const struct qc_options *opt, struct qc_image
 		img->opt = *opt;
 	img->file_size = io->size;
 	qc_problems_init(&img->problems);
+	img->problems.reserve = qc_budget_hook_problems;
+	img->problems.budget_ctx = img;
 	run_passes(img);
 	settle_contested(img);
 	*out = img;

@@ -81,6 +81,16 @@ void *qc_budget_grow(struct qc_image *img, void *p, size_t *cap, size_t n, size_
 		     size_t first, const char *what);
 void qc_budget_free(struct qc_image *img, void *p, uint64_t n);
 
+/*
+ * Budget hooks for what is built beside the passes on the same budget:
+ * the problem list (core/problems.h) and the repair plan (repair/plan.h).
+ * ctx is the image.  A refusal ends the run: the check is aborted with
+ * "memory cap reached: ..." (exit 1).
+ */
+bool qc_budget_hook_problems(void *img, uint64_t n);
+bool qc_budget_hook_plan(void *img, uint64_t n);
+void qc_budget_hook_release(void *img, uint64_t n);
+
 /* Read len bytes of metadata at off into a new buffer (all inside the file
  * or NULL with *err = -EIO, or other -errno).  len is reserved from the
  * memory budget; free the buffer with qc_free_meta(). */

@@ -62,6 +62,9 @@ static void report(struct qc_image *img, const struct qc_compressed_ref *r, enum
 	case QC_DC_TRUNCATED:
 		code = QC_P_COMPRESSED_STREAM_TRUNCATED;
 		break;
+	case QC_DC_WINDOW:
+		code = QC_P_COMPRESSED_STREAM_WINDOW;
+		break;
 	default:
 		code = QC_P_COMPRESSED_STREAM_INVALID;
 		break;
@@ -110,8 +113,10 @@ void qc_pass_deep(struct qc_image *img)
 	size_t win = DEEP_WINDOW;
 	if (img->file_size < win)
 		win = (size_t)img->file_size;
-	/* the sorted index, the read window and one cluster of output */
-	uint64_t budget = (uint64_t)n * sizeof(struct qc_compressed_ref *) + win + img->cluster_size;
+	/* the sorted index, the read window, one cluster of output and the
+	 * decoder (its zstd window is capped: core/decompress.h) */
+	uint64_t budget = (uint64_t)n * sizeof(struct qc_compressed_ref *) + win + img->cluster_size +
+			  qc_dc_mem_bound(img->h.compression_type);
 	if (!qc_mem_reserve(img, budget)) {
 		qc_abort(img, "memory cap reached: --deep needs %llu bytes more than --max-mem leaves",
 			 (unsigned long long)budget);

@@ -208,6 +208,9 @@ struct qc_image {
 	 * with their computed count; copied.c's prefilter, valid if scanned */
 	uint64_t copied_suspects;
 	bool copied_scanned;
+	/* refcounts.c: clusters looked at outside the usable refblocks (the
+	 * allocated pages of the map only; complexity tests count them) */
+	uint64_t refcount_uncovered_scanned;
 	struct qc_stats stats;
 	bool aborted;            /* check could not complete: exit 1 */
 	char abort_reason[256];

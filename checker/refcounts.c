@@ -109,6 +109,7 @@ struct cmp {
 	uint64_t highest;       /* highest cluster < limit in use */
 	const char *stale;      /* message prefix for dirty images */
 	uint64_t suspects;      /* see image.h copied_suspects */
+	uint64_t uncovered_scanned; /* clusters looked at outside usable refblocks */
 };
 
 static void mismatch(struct cmp *c, uint64_t cl, uint64_t stored, uint64_t comp, uint64_t rbe_off)
@@ -363,14 +364,30 @@ void qc_pass_refcounts(struct qc_image *img)
 	free(cnt);
 	free(fl);
 
-	/* Clusters the walk referenced where no usable refblock stands. */
+	/*
+	 * Clusters the walk referenced where no usable refblock stands.  Only
+	 * the allocated pages of the map can hold one: the rest is skipped a
+	 * page at a time, so a file truncated to terabytes (apparent size)
+	 * costs its pages, not its clusters (SECURITY.md, "Bounded time").
+	 */
 	uint64_t ncl = img->cmap.nclusters;
-	uint64_t nblocks = (ncl + (UINT64_C(1) << img->refblock_bits) - 1) >> img->refblock_bits;
-	for (uint64_t i = 0; i < nblocks; i++) {
-		if (i < n && img->refblock_usable[i])
+	unsigned rbits = img->refblock_bits;
+	for (uint64_t cl = qc_cm_next_mapped(&img->cmap, 0); cl < ncl;) {
+		uint64_t i = cl >> rbits;
+		uint64_t blk_end = (i + 1) << rbits;
+		if (i < n && img->refblock_usable[i]) {
+			cl = qc_cm_next_mapped(&img->cmap, blk_end);
 			continue;
-		uncovered(&c, i, i << img->refblock_bits, (i + 1) << img->refblock_bits);
+		}
+		uint64_t page_end = (cl | (QC_CM_PAGE_CLUSTERS - 1)) + 1;
+		uint64_t e = blk_end < page_end ? blk_end : page_end;
+		if (e > ncl)
+			e = ncl;
+		uncovered(&c, i, cl, e);
+		c.uncovered_scanned += e - cl;
+		cl = qc_cm_next_mapped(&img->cmap, e);
 	}
+	img->refcount_uncovered_scanned = c.uncovered_scanned;
 	img->stats.image_end_offset = (c.highest + 1) << img->cluster_bits;
 	if (!img->aborted) {
 		img->copied_suspects = c.suspects;

@@ -27,8 +27,9 @@
  *                    cluster (2 per cluster) + 8 per 64 Ki clusters of file
  *                    + 32 per cluster referenced more than 1022 times
  *   tables.c         8 x active l1_size + 16..32 x non-empty L1 entries of
- *                    all L1 tables + 8 x the largest snapshot l1_size (one
- *                    snapshot L1 at a time) + RUN_MAX (4 MiB) read buffer
+ *                    all L1 tables + RUN_MAX (4 MiB) read buffer + a
+ *                    512 KiB L1 chunk (snapshot L1 tables are read by
+ *                    extent in chunks, holes skipped: walk_l1())
  *                    (+ 32 per compressed cluster with --deep)
  *   refcounts.c      13 x reftable entries (<= 13 MiB) + RUN_MAX + 36 KiB
  * i.e. about 2 bytes per referenced host cluster + 24 per L2 reference +
@@ -36,7 +37,8 @@
  * size comes from a field validated before (header.c, snapshots.c).  The
  * map and every allocation sized by the image (tables, lists, indexes)
  * draw on one budget, opt.mem_cap (check.c qc_budget_alloc()); only the
- * fixed buffers (two RUN_MAX, 36 KiB, one cluster) are outside it.
+ * fixed buffers (two RUN_MAX, 36 KiB, the L1 chunk, one cluster) are
+ * outside it.
  */
 #include "check.h"
 #include "../core/layout.h"
@@ -84,24 +86,6 @@ static uint64_t min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* Read an L1 table (validated offset/size) into host-endian entries. */
-static uint64_t *read_l1(struct qc_image *img, uint64_t off, uint32_t size)
-{
-	size_t bytes = (size_t)size * 8;
-	uint64_t *t = qc_budget_alloc(img, bytes, "an L1 table");
-	if (!t)
-		return NULL;
-	if (qc_io_read(img->io, t, bytes, off) < 0) {
-		qc_budget_free(img, t, bytes);
-		qc_abort(img, "I/O error reading the L1 table at 0x%llx", (unsigned long long)off);
-		return NULL;
-	}
-	uint8_t *p = (uint8_t *)t;
-	for (uint32_t i = 0; i < size; i++)
-		t[i] = qc_be64_at(p + 8 * (size_t)i);
-	return t;
-}
-
 static bool push_ref(struct walk *w, uint64_t l2, uint32_t i, int32_t table)
 {
 	struct l2ref *r = qc_budget_grow(w->img, w->refs, &w->cap, w->n, sizeof(*r), 1024,
@@ -120,17 +104,19 @@ static void vm_hole(struct qc_snapshot *sn, uint64_t v)
 		sn->vm_first_hole = v;
 }
 
-/* Validate the entries of one L1 table and collect its L2 references. */
-static bool scan_l1(struct walk *w, const uint64_t *l1, uint32_t size, uint64_t l1_off,
-		    int32_t table)
+/* Validate entries [first, first+n) of one L1 table (ent[k] is entry
+ * first+k) and collect their L2 references. */
+static bool scan_entries(struct walk *w, const uint64_t *ent, uint32_t first, uint32_t n,
+			 uint64_t l1_off, int32_t table)
 {
 	struct qc_image *img = w->img;
 	struct qc_problems *ps = &img->problems;
 	struct qc_snapshot *sn = table >= 0 ? &img->snapshots[table] : NULL;
 	uint64_t vm_first = sn ? sn->vm_first_l1_index : UINT64_MAX;
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
-	for (uint32_t i = 0; i < size; i++) {
-		uint64_t e = l1[i];
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = first + k;
+		uint64_t e = ent[k];
 		struct qc_entry ce = qc_l1e_classify(e, &g);
 		uint64_t l2 = ce.offset;
 		struct qc_loc loc = { l1_off + 8 * (uint64_t)i, shl_sat(i, w->shift),
@@ -160,6 +146,60 @@ static bool scan_l1(struct walk *w, const uint64_t *l1, uint32_t size, uint64_t 
 		} else if (sn && i >= vm_first) {
 			vm_hole(sn, shl_sat(i - vm_first, w->shift));
 		}
+	}
+	return true;
+}
+
+#define L1_CHUNK_ENTRIES (64u * 1024) /* entries read at once: 512 KiB */
+
+/*
+ * Read and scan one L1 table (at off, size entries, validated) by data
+ * extent of the file (qc_io_next_data/next_hole): entries lying in a hole
+ * or past the end of the file are zeros, which need no check, so they are
+ * neither read nor scanned; for the vm_state coverage only the first zero
+ * entry of a gap counts.  A snapshot L1 table in a hole thus costs nothing
+ * (SECURITY.md, "Bounded time").  keep, when not NULL, is a zeroed array
+ * of size entries that receives the table (the active L1, img->l1).
+ * chunk holds L1_CHUNK_ENTRIES entries.
+ */
+static bool walk_l1(struct walk *w, uint64_t off, uint32_t size, int32_t table, uint64_t *keep,
+		    uint8_t *chunk)
+{
+	struct qc_image *img = w->img;
+	struct qc_snapshot *sn = table >= 0 ? &img->snapshots[table] : NULL;
+	uint64_t vm_first = sn ? sn->vm_first_l1_index : UINT64_MAX;
+	uint64_t end = off + (uint64_t)size * 8;
+	uint64_t *ent = (uint64_t *)(void *)chunk;
+	uint32_t at = 0; /* entries [0, at) are done */
+	while (at < size) {
+		uint64_t d = qc_io_next_data(img->io, off + (uint64_t)at * 8);
+		uint32_t a = d >= end || d >= img->io->size ? size : (uint32_t)((d - off) / 8);
+		if (a < at)
+			a = at;
+		if (a > at && sn && a > vm_first) /* the gap [at, a) is zeros */
+			vm_hole(sn, shl_sat((at > vm_first ? at : vm_first) - vm_first, w->shift));
+		if (a >= size)
+			break;
+		uint64_t h = qc_io_next_hole(img->io, off + (uint64_t)a * 8);
+		uint32_t b = h >= end ? size : (uint32_t)((h - off + 7) / 8);
+		if (b <= a)
+			b = a + 1;
+		for (uint32_t c = a; c < b;) {
+			uint32_t n = b - c < L1_CHUNK_ENTRIES ? b - c : L1_CHUNK_ENTRIES;
+			if (qc_io_read(img->io, chunk, (size_t)n * 8, off + (uint64_t)c * 8) < 0) {
+				qc_abort(img, "I/O error reading the L1 table at 0x%llx",
+					 (unsigned long long)off);
+				return false;
+			}
+			for (uint32_t k = 0; k < n; k++)
+				ent[k] = qc_be64_at(chunk + 8 * (size_t)k);
+			if (keep)
+				memcpy(keep + c, ent, (size_t)n * 8);
+			if (!scan_entries(w, ent, c, n, off, table))
+				return false;
+			c += n;
+		}
+		at = b;
 	}
 	if (sn && sn->vm_state_size) {
 		/* vm_state beyond the L1 table's coverage is a hole too */
@@ -630,14 +670,18 @@ void qc_pass_tables(struct qc_image *img)
 	if (!img->geometry_ok)
 		return;
 	struct walk w = { .img = img, .shift = qc_l1_shift(img) };
+	uint8_t *chunk = malloc((size_t)L1_CHUNK_ENTRIES * 8);
+	if (!chunk) {
+		qc_abort(img, "out of memory reading L1 tables");
+		return;
+	}
 	if (img->l1_ok && img->h.l1_size) {
 		uint64_t off = img->h.l1_table_offset;
-		img->l1 = read_l1(img, off, img->h.l1_size);
+		img->l1 = qc_budget_alloc(img, (uint64_t)img->h.l1_size * 8, "an L1 table");
 		if (!img->l1)
-			return;
-		if (!qc_claim(img, off, (uint64_t)img->h.l1_size * 8, QC_OWN_L1, 1, QC_LOC(off)))
-			return;
-		if (!scan_l1(&w, img->l1, img->h.l1_size, off, -1))
+			goto out;
+		if (!qc_claim(img, off, (uint64_t)img->h.l1_size * 8, QC_OWN_L1, 1, QC_LOC(off)) ||
+		    !walk_l1(&w, off, img->h.l1_size, -1, img->l1, chunk))
 			goto out;
 	}
 	for (uint32_t s = 0; s < img->nsnapshots; s++) {
@@ -664,17 +708,13 @@ void qc_pass_tables(struct qc_image *img)
 			sn->l1_usable = false;
 			continue;
 		}
-		uint64_t *l1 = read_l1(img, sn->l1_table_offset, sn->l1_size);
-		if (!l1)
-			goto out;
-		bool ok = qc_claim(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8,
-				   QC_OWN_SNAPSHOT_L1, 1, loc) &&
-			  scan_l1(&w, l1, sn->l1_size, sn->l1_table_offset, (int32_t)s);
-		qc_budget_free(img, l1, (uint64_t)sn->l1_size * 8);
-		if (!ok)
+		if (!qc_claim(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8,
+			      QC_OWN_SNAPSHOT_L1, 1, loc) ||
+		    !walk_l1(&w, sn->l1_table_offset, sn->l1_size, (int32_t)s, NULL, chunk))
 			goto out;
 	}
 	walk_all(&w);
 out:
+	free(chunk);
 	qc_budget_free(img, w.refs, w.cap * sizeof(*w.refs));
 }

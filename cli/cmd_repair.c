@@ -101,6 +101,16 @@ static void report(const struct qc_cli_open *co, const struct qc_image *img, con
 		qc_print_human(img, path, x, stdout);
 }
 
+/* A failure after the first check's model was freed (to leave --max-mem to
+ * the re-check): the JSON failure object (the stderr line is printed by the
+ * caller). */
+static void fail_report(const struct qc_cli_open *co, const char *path, const char *error_code,
+			const char *why)
+{
+	if (!co->quiet && co->out == QC_OUT_JSON)
+		qc_print_json_failure(path, 1, error_code, why, stdout);
+}
+
 /* Undo what was applied; 0 when the image is back to its old bytes. */
 static int roll_back(const char *journal, struct qc_io *io, const char *path)
 {
@@ -211,7 +221,7 @@ int qc_cmd_repair(int argc, char **argv)
 				 "(a bug in qcow2fsck; please report it with the image's metadata)");
 		else
 			snprintf(why, sizeof(why), "repair: planning failed, nothing changed: %s",
-				 strerror(-r));
+				 img->aborted ? img->abort_reason : strerror(-r));
 		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		report(&co, img, path, &x, 1, "plan-failed", why);
 		code = 1;
@@ -269,6 +279,14 @@ int qc_cmd_repair(int argc, char **argv)
 	}
 	rj.journal = journal;
 	say(&co, "Undo journal: %s (restore with: qcow2fsck undo %s %s)\n", journal, journal, path);
+	/* The re-check shares --max-mem with the plan it verifies; the first
+	 * check's model is no longer needed, so it goes first (a failure from
+	 * here on is reported without it: fail_report). */
+	uint64_t corruptions0 = img->problems.corruptions, leaks0 = img->problems.leaks;
+	qc_image_free(img);
+	img = NULL;
+	if (o.mem_cap)
+		o.mem_cap = plan.bytes < o.mem_cap ? o.mem_cap - (size_t)plan.bytes : 1;
 	size_t done_writes = 0;
 	const char *fail_code = NULL;
 	r = qc_apply_phases(io, &plan, QC_PH_NEW, QC_PH_HEADER, &done_writes);
@@ -279,7 +297,7 @@ int qc_cmd_repair(int argc, char **argv)
 		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		unlink(journal);
 		rj.journal = NULL;
-		report(&co, img, path, &x, 1, "image-changed", why);
+		fail_report(&co, path, "image-changed", why);
 		code = 1;
 		goto done;
 	}
@@ -309,7 +327,7 @@ int qc_cmd_repair(int argc, char **argv)
 		qc_esc_line(stderr, "qcow2fsck: %s", why);
 		if (roll_back(journal, io, path) < 0)
 			fail_code = "rollback-failed";
-		report(&co, img, path, &x, 1, fail_code, why);
+		fail_report(&co, path, fail_code, why);
 		code = 1;
 		goto done;
 	}
@@ -319,8 +337,8 @@ int qc_cmd_repair(int argc, char **argv)
 		rj.journal = NULL;
 		say(&co, "Nothing was changed (undo journal removed).\n");
 	}
-	x.corruptions_fixed = minus(img->problems.corruptions, after->problems.corruptions);
-	x.leaks_fixed = minus(img->problems.leaks, after->problems.leaks);
+	x.corruptions_fixed = minus(corruptions0, after->problems.corruptions);
+	x.leaks_fixed = minus(leaks0, after->problems.leaks);
 	report(&co, after, path, &x, 0, NULL, NULL);
 	/* the state after the repair: 0, 2 or 3 */
 	code = qc_check_exit_code(after);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE_BITS 16
+#define PAGE_BITS 16 /* QC_CM_PAGE_CLUSTERS in clustermap.h */
 #define PAGE_SIZE_E (1u << PAGE_BITS)
 #define CNT_SHIFT 6
 #define CNT_INLINE_MAX 1022u
@@ -271,6 +271,18 @@ void qc_cm_foreach(const struct qc_clustermap *m, qc_cm_visit_fn fn, void *ctx)
 			   e & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED));
 		}
 	}
+}
+
+uint64_t qc_cm_next_mapped(const struct qc_clustermap *m, uint64_t from)
+{
+	for (uint64_t pi = from >> PAGE_BITS; pi < m->npages; pi++) {
+		if (m->pages[pi]) {
+			uint64_t first = pi << PAGE_BITS;
+			uint64_t c = from > first ? from : first;
+			return c < m->nclusters ? c : m->nclusters;
+		}
+	}
+	return m->nclusters;
 }
 
 uint64_t qc_cm_end(const struct qc_clustermap *m)

@@ -101,6 +101,15 @@ void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint
 typedef void (*qc_cm_visit_fn)(void *ctx, uint64_t cluster, enum qc_owner o, uint64_t count,
 			       unsigned flags);
 void qc_cm_foreach(const struct qc_clustermap *m, qc_cm_visit_fn fn, void *ctx);
+/*
+ * The first cluster >= from that lies in an allocated page of the map (so
+ * may have an owner or a count), or nclusters when none does.  Clusters in
+ * between are free with count 0.  A caller walking upwards with it costs
+ * one step per page of the map, plus the mapped clusters it visits.
+ */
+uint64_t qc_cm_next_mapped(const struct qc_clustermap *m, uint64_t from);
+/* Clusters per page of the map (a page is allocated whole). */
+#define QC_CM_PAGE_CLUSTERS (UINT64_C(1) << 16)
 /* Highest claimed cluster + 1 (0 if none). */
 uint64_t qc_cm_end(const struct qc_clustermap *m);
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_estimateDStreamSize */
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -40,12 +41,23 @@ struct qc_dc *qc_dc_new(int type)
 		}
 	} else {
 		d->zs = ZSTD_createDCtx();
-		if (!d->zs) {
+		if (!d->zs || ZSTD_isError(ZSTD_DCtx_setParameter(d->zs, ZSTD_d_windowLogMax,
+								   QC_DC_ZSTD_WINDOW_LOG_MAX))) {
+			ZSTD_freeDCtx(d->zs);
 			free(d);
 			return NULL;
 		}
 	}
 	return d;
+}
+
+size_t qc_dc_mem_bound(int type)
+{
+	/* zlib's inflate: the window (1 << 12 here) plus about 7 KiB of state
+	 * (zconf.h, "memory requirements") */
+	if (type == 0)
+		return sizeof(struct qc_dc) + (1u << 12) + 8192;
+	return sizeof(struct qc_dc) + ZSTD_estimateDStreamSize((size_t)1 << QC_DC_ZSTD_WINDOW_LOG_MAX);
 }
 
 void qc_dc_free(struct qc_dc *d)
@@ -123,6 +135,10 @@ static enum qc_dc_result run_zstd(struct qc_dc *d, const uint8_t *in, size_t inl
 		if (ZSTD_isError(ret)) {
 			if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation)
 				return QC_DC_NOMEM;
+			if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge) {
+				*why = "the zstd frame declares a window larger than a cluster needs";
+				return QC_DC_WINDOW;
+			}
 			if (frame_done) {
 				*why = "the zstd frame ends before the cluster is full";
 				return QC_DC_SHORT;

@@ -23,7 +23,22 @@ enum qc_dc_result {
 	QC_DC_LONG,      /* zstd: the frame produces more than a cluster: EIO */
 	QC_DC_TRUNCATED, /* the input ran out before the cluster was full: EIO */
 	QC_DC_NOMEM,     /* the decoder could not allocate (not the image's fault) */
+	QC_DC_WINDOW,    /* zstd: the frame declares a window over QC_DC_ZSTD_WINDOW_LOG_MAX:
+			  * not decompressed (QEMU, whose limit is 128 MiB, may read it) */
 };
+
+/*
+ * The zstd window the decoder accepts, log2: 2 MiB, the largest cluster.
+ * QEMU compresses one cluster per frame in a single ZSTD_e_end call, so
+ * the frame carries its content size (at most one cluster, 2 MiB) and its
+ * window is at most that (SECURITY.md, "Bounded time").  Without this cap a frame
+ * that omits its content size could make the decoder reserve 128 MiB.
+ */
+#define QC_DC_ZSTD_WINDOW_LOG_MAX 21
+
+/* The most memory a context of this type (0 zlib, 1 zstd) holds, for the
+ * --max-mem budget. */
+size_t qc_dc_mem_bound(int type);
 
 struct qc_dc;
 

@@ -86,8 +86,32 @@ static void file_close(struct qc_io *io)
 	free(f);
 }
 
+/* SEEK_DATA / SEEK_HOLE; a file system without them (EINVAL) or any
+ * other error answers "data here", which is always correct. */
+static uint64_t file_next_data(struct qc_io *io, uint64_t off)
+{
+	struct file_io *f = (struct file_io *)io;
+	if (off >= io->size)
+		return io->size;
+	off_t r = lseek(f->fd, (off_t)off, SEEK_DATA);
+	if (r < 0)
+		return errno == ENXIO ? io->size : off;
+	return (uint64_t)r < off ? off : (uint64_t)r > io->size ? io->size : (uint64_t)r;
+}
+
+static uint64_t file_next_hole(struct qc_io *io, uint64_t off)
+{
+	struct file_io *f = (struct file_io *)io;
+	if (off >= io->size)
+		return io->size;
+	off_t r = lseek(f->fd, (off_t)off, SEEK_HOLE);
+	if (r < 0 || (uint64_t)r <= off)
+		return io->size;
+	return (uint64_t)r > io->size ? io->size : (uint64_t)r;
+}
+
 static const struct qc_io_ops file_ops = {
-	file_pread, file_pwrite, file_truncate, file_sync, file_close,
+	file_pread, file_pwrite, file_truncate, file_sync, file_close, file_next_data, file_next_hole,
 };
 
 /* The kind of a file that must not be opened as an image, or NULL. */
@@ -261,8 +285,41 @@ static void mem_close(struct qc_io *io)
 	free(m);
 }
 
+/* Memory images answer exactly, at MEM_HOLE_GRAIN granularity: a hole is
+ * an aligned block of zeros, data a block holding a non-zero byte. */
+#define MEM_HOLE_GRAIN 512u
+
+static bool mem_block_zero(const struct mem_io *m, uint64_t b)
+{
+	static const uint8_t zero[MEM_HOLE_GRAIN];
+	uint64_t end = b + MEM_HOLE_GRAIN < m->io.size ? b + MEM_HOLE_GRAIN : m->io.size;
+	return memcmp(m->buf + b, zero, (size_t)(end - b)) == 0;
+}
+
+static uint64_t mem_next_data(struct qc_io *io, uint64_t off)
+{
+	struct mem_io *m = (struct mem_io *)io;
+	if (off >= io->size)
+		return io->size;
+	uint64_t b = off - off % MEM_HOLE_GRAIN;
+	while (b < io->size && mem_block_zero(m, b))
+		b += MEM_HOLE_GRAIN;
+	return b < off ? off : b > io->size ? io->size : b;
+}
+
+static uint64_t mem_next_hole(struct qc_io *io, uint64_t off)
+{
+	struct mem_io *m = (struct mem_io *)io;
+	if (off >= io->size)
+		return io->size;
+	uint64_t b = off - off % MEM_HOLE_GRAIN;
+	while (b < io->size && !mem_block_zero(m, b))
+		b += MEM_HOLE_GRAIN;
+	return b <= off ? (b < io->size ? off : io->size) : b > io->size ? io->size : b;
+}
+
 static const struct qc_io_ops mem_ops = {
-	mem_pread, mem_pwrite, mem_truncate, mem_sync, mem_close,
+	mem_pread, mem_pwrite, mem_truncate, mem_sync, mem_close, mem_next_data, mem_next_hole,
 };
 
 struct qc_io *qc_io_open_memory(const void *data, size_t len, bool writable)
@@ -295,6 +352,7 @@ long long qc_io_read(struct qc_io *io, void *buf, size_t len, uint64_t off)
 	long long n = io->ops->pread(io, buf, len, off);
 	if (n < 0)
 		return n;
+	io->bytes_read += (uint64_t)n;
 	if ((size_t)n < len)
 		memset((char *)buf + n, 0, len - (size_t)n);
 	return n;
@@ -306,6 +364,16 @@ int qc_io_read_full(struct qc_io *io, void *buf, size_t len, uint64_t off)
 	if (n < 0)
 		return (int)n;
 	return (size_t)n == len ? 0 : -EIO;
+}
+
+uint64_t qc_io_next_data(struct qc_io *io, uint64_t off)
+{
+	return io->ops->next_data(io, off);
+}
+
+uint64_t qc_io_next_hole(struct qc_io *io, uint64_t off)
+{
+	return io->ops->next_hole(io, off);
 }
 
 static int inject(struct qc_io *io)

@@ -5,6 +5,11 @@
  * Reads never fail because of the file's length: bytes past the end read as
  * zero and the return value says how many bytes really came from the image.
  * Writes on a read-only backend return -EROFS.
+ *
+ * Holes: next_data / next_hole say where the stored bytes are (SEEK_DATA /
+ * SEEK_HOLE for files), so that a structure lying in a hole of a sparse
+ * file costs nothing to read (checker/tables.c reads L1 tables by
+ * extent).  A backend that cannot tell answers "all data".
  */
 #ifndef QC_IO_H
 #define QC_IO_H
@@ -24,6 +29,11 @@ struct qc_io_ops {
 	int (*truncate)(struct qc_io *io, uint64_t len);
 	int (*sync)(struct qc_io *io);
 	void (*close)(struct qc_io *io);
+	/* The first offset >= off that may hold data: every byte of
+	 * [off, result) reads as zero.  size when only zeros follow. */
+	uint64_t (*next_data)(struct qc_io *io, uint64_t off);
+	/* The first offset >= off where a hole starts (size at the latest). */
+	uint64_t (*next_hole)(struct qc_io *io, uint64_t off);
 };
 
 struct qc_io {
@@ -34,6 +44,8 @@ struct qc_io {
 	 * every further write fails with -EIO (0 = never). */
 	unsigned long fail_after_writes;
 	unsigned long writes_done;
+	/* Bytes read through qc_io_read*() (complexity tests count them). */
+	uint64_t bytes_read;
 };
 
 /* Open a file; returns 0 or -errno.  Read-only unless writable is set.
@@ -70,6 +82,16 @@ long long qc_io_read(struct qc_io *io, void *buf, size_t len, uint64_t off);
 /* Read exactly len bytes that must all lie inside the file: 0, -EIO on a
  * short read, or -errno. */
 int qc_io_read_full(struct qc_io *io, void *buf, size_t len, uint64_t off);
+/*
+ * Where the stored bytes are: qc_io_next_data() is the first offset >= off
+ * that may hold data (every byte of [off, result) reads as zero; the
+ * file's size when only zeros follow), qc_io_next_hole() the first offset
+ * >= off where a hole starts (the size at the latest).  A reader that
+ * skips [off, next_data) costs what the file stores, not the range's
+ * length.  Bounded by the size; never an error ("data here" when unsure).
+ */
+uint64_t qc_io_next_data(struct qc_io *io, uint64_t off);
+uint64_t qc_io_next_hole(struct qc_io *io, uint64_t off);
 int qc_io_write(struct qc_io *io, const void *buf, size_t len, uint64_t off);
 int qc_io_truncate(struct qc_io *io, uint64_t len);
 int qc_io_sync(struct qc_io *io);

@@ -43,6 +43,17 @@ void qc_problems_free(struct qc_problems *ps)
 	memset(ps, 0, sizeof(*ps));
 }
 
+/* Take n bytes of the budget for the list (always, without one). */
+static bool take(struct qc_problems *ps, uint64_t n)
+{
+	if (ps->reserve && !ps->reserve(ps->budget_ctx, n)) {
+		ps->over_cap = true;
+		return false;
+	}
+	ps->bytes += n;
+	return true;
+}
+
 static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc, uint64_t weight,
 		   enum qc_owner owner, enum qc_owner other, const char *fmt, va_list ap)
 {
@@ -68,6 +79,17 @@ static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
 		ps->omitted++;
 		return;
 	}
+	if (ps->over_cap)
+		return;
+	if (ps->n == ps->cap) {
+		size_t ncap;
+		if (!qc_grow_cap(ps->cap, ps->n, sizeof(struct qc_problem), 64, &ncap)) {
+			ps->oom = true;
+			return;
+		}
+		if (!take(ps, (ncap - ps->cap) * sizeof(struct qc_problem)))
+			return;
+	}
 	struct qc_problem *nv = qc_grow(ps->v, &ps->cap, ps->n, sizeof(*nv), 64);
 	if (!nv) {
 		ps->oom = true;
@@ -76,6 +98,8 @@ static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
 	ps->v = nv;
 	char buf[1024];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (!take(ps, strlen(buf) + 1))
+		return;
 	struct qc_problem *p = &ps->v[ps->n];
 	p->code = code;
 	p->loc = loc;

@@ -78,6 +78,15 @@ struct qc_problems {
 	uint64_t omitted;              /* records not kept (per-code cap) */
 	bool unsupported;
 	bool oom;
+	/* The memory budget (--max-mem) the records draw on, when set: every
+	 * byte of the list (array and messages) is first taken with
+	 * reserve(budget_ctx, n); a refusal drops the record and sets
+	 * over_cap (the owner then ends the run: exit 1).  bytes is what the
+	 * list holds. */
+	bool (*reserve)(void *budget_ctx, uint64_t n);
+	void *budget_ctx;
+	uint64_t bytes;
+	bool over_cap;
 };
 
 /* Records kept per code; further occurrences are counted only. */

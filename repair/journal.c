@@ -113,10 +113,46 @@ static int sync_dir_of(const char *path)
 	return r;
 }
 
+/*
+ * The old bytes of all regions as disjoint pieces sorted by offset, so
+ * that putting them back over a range costs a binary search plus the
+ * pieces it touches (not every region for every chunk: undo of a journal
+ * of n regions stays O(n log n), SECURITY.md "Bounded time").
+ */
+struct piece {
+	uint64_t off, end;
+	const uint8_t *old; /* bytes for [off, end) */
+};
+
+struct pieces {
+	struct piece *v;
+	size_t n;
+};
+
+/* Bytes of the image at [at, at+n) in buf: put the old bytes back. */
+static void put_back(const struct pieces *ps, uint64_t at, uint8_t *buf, size_t n)
+{
+	size_t lo = 0, hi = ps->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ps->v[mid].end <= at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k < ps->n && ps->v[k].off < at + n; k++) {
+		const struct piece *g = &ps->v[k];
+		uint64_t s0 = g->off > at ? g->off : at;
+		uint64_t e0 = g->end < at + n ? g->end : at + n;
+		if (s0 < e0)
+			memcpy(buf + (s0 - at), g->old + (s0 - g->off), (size_t)(e0 - s0));
+	}
+}
+
 /* SHA-256 of image bytes [off, off+len), with the old bytes of the
- * journal's regions put back over them when regions is not NULL. */
-static int hash_range(struct qc_io *io, uint64_t off, uint64_t len, const struct region *regions,
-		      uint32_t nregions, uint8_t out[SHA_LEN])
+ * journal's regions put back over them when ps is not NULL. */
+static int hash_range(struct qc_io *io, uint64_t off, uint64_t len, const struct pieces *ps,
+		      uint8_t out[SHA_LEN])
 {
 	enum { CHUNK = 1 << 20 };
 	uint8_t *buf = malloc(CHUNK);
@@ -129,13 +165,8 @@ static int hash_range(struct qc_io *io, uint64_t off, uint64_t len, const struct
 			r = (int)got;
 			break;
 		}
-		for (uint32_t i = 0; regions && i < nregions; i++) {
-			const struct region *g = &regions[i];
-			uint64_t s0 = g->offset > at ? g->offset : at;
-			uint64_t e0 = g->offset + g->old_len < at + n ? g->offset + g->old_len : at + n;
-			if (s0 < e0)
-				memcpy(buf + (s0 - at), g->old + (s0 - g->offset), (size_t)(e0 - s0));
-		}
+		if (ps)
+			put_back(ps, at, buf, n);
 		if (EVP_DigestUpdate(ctx, buf, n) != 1)
 			r = -EIO;
 		at += n;
@@ -172,7 +203,7 @@ static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
 			len = io->size - wit[k].offset;
 		qc_put_be64(w, wit[k].offset);
 		qc_put_be64(w + 8, len);
-		if (hash_range(io, wit[k].offset, len, NULL, 0, w + 16) < 0) {
+		if (hash_range(io, wit[k].offset, len, NULL, w + 16) < 0) {
 			set_err(err, errlen, "cannot read the image at 0x%" PRIx64, wit[k].offset);
 			return false;
 		}
@@ -404,10 +435,36 @@ static int parse(struct journal *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* Regions sorted by (offset, length, new-bytes hash): "is there a write
+ * to this same range with these new bytes" is one binary search. */
+static const struct region *sort_regions;
+static int cmp_key(const struct region *x, const struct region *y)
+{
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->new_sha, y->new_sha, SHA_LEN);
+}
+
+static int cmp_idx(const void *a, const void *b)
+{
+	const struct region *x = &sort_regions[*(const uint32_t *)a];
+	const struct region *y = &sort_regions[*(const uint32_t *)b];
+	int c = cmp_key(x, y);
+	if (c)
+		return c;
+	/* ties by index: a stable order for the pieces built from it */
+	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
+/* Region comparisons made by undo's matching, for the complexity test. */
+unsigned long long qc_journal_match_steps;
+
 /* Does the image's current content of region r equal its old bytes or the
  * new bytes of some write to the same range? */
-static int region_state(struct journal *j, struct qc_io *io, const struct region *r, uint8_t *buf,
-			bool *is_old)
+static int region_state(struct journal *j, const uint32_t *idx, struct qc_io *io,
+			const struct region *r, uint8_t *buf, bool *is_old)
 {
 	long long got = qc_io_read(io, buf, r->len, r->offset);
 	if (got < 0)
@@ -415,13 +472,69 @@ static int region_state(struct journal *j, struct qc_io *io, const struct region
 	*is_old = memcmp(buf, r->old, r->old_len) == 0;
 	if (*is_old)
 		return 1;
+	struct region key = *r;
 	uint8_t sha[SHA_LEN];
 	if (!sha256(buf, r->len, sha))
 		return -EIO;
-	for (uint32_t k = 0; k < j->n; k++)
-		if (j->r[k].offset == r->offset && j->r[k].len == r->len &&
-		    memcmp(j->r[k].new_sha, sha, SHA_LEN) == 0)
+	key.new_sha = sha;
+	size_t lo = 0, hi = j->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		qc_journal_match_steps++;
+		int c = cmp_key(&j->r[idx[mid]], &key);
+		if (c == 0)
 			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/*
+ * The pieces of the regions' old bytes (see struct piece), from the index
+ * sorted by offset.  Two regions that overlap must hold the same old bytes
+ * where they do (both were read from the image before the repair): if
+ * not, the journal is damaged.  The bytes compared are at most each
+ * region's own, so this is linear in the journal's size.
+ */
+static int build_pieces(const struct journal *j, const uint32_t *idx, struct pieces *ps)
+{
+	ps->n = 0;
+	ps->v = malloc(((size_t)j->n + 1) * sizeof(*ps->v));
+	if (!ps->v)
+		return -ENOMEM;
+	uint64_t covered = 0; /* end of the pieces so far */
+	for (uint32_t k = 0; k < j->n; k++) {
+		const struct region *g = &j->r[idx[k]];
+		uint64_t end = g->offset + g->old_len;
+		if (g->old_len == 0)
+			continue;
+		uint64_t from = g->offset;
+		if (ps->n && covered > g->offset) {
+			/* the overlap [g->offset, min(end, covered)) lies in the
+			 * last pieces: compare it, walking back from the end */
+			uint64_t ov_end = end < covered ? end : covered;
+			size_t t = ps->n;
+			while (t > 0 && ps->v[t - 1].end > g->offset)
+				t--;
+			for (; t < ps->n && ps->v[t].off < ov_end; t++) {
+				const struct piece *q = &ps->v[t];
+				uint64_t s0 = q->off > g->offset ? q->off : g->offset;
+				uint64_t e0 = q->end < ov_end ? q->end : ov_end;
+				qc_journal_match_steps++;
+				if (s0 < e0 && memcmp(q->old + (s0 - q->off), g->old + (s0 - g->offset),
+						      (size_t)(e0 - s0)) != 0)
+					return -EINVAL;
+			}
+			from = covered;
+		}
+		if (end > from) {
+			ps->v[ps->n++] = (struct piece){ from, end, g->old + (from - g->offset) };
+			covered = end;
+		}
+	}
 	return 0;
 }
 
@@ -439,14 +552,22 @@ static int verify_image(struct journal *j, struct qc_io *io, bool force, FILE *l
 		if (j->r[i].len > maxlen)
 			maxlen = j->r[i].len;
 	uint8_t *buf = malloc(maxlen);
-	if (!buf) {
+	uint32_t *idx = malloc(((size_t)j->n + 1) * sizeof(*idx));
+	struct pieces ps = { NULL, 0 };
+	if (!buf || !idx) {
+		free(buf);
+		free(idx);
 		set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	for (uint32_t i = 0; i < j->n; i++)
+		idx[i] = i;
+	sort_regions = j->r;
+	qsort(idx, j->n, sizeof(*idx), cmp_idx);
 	int r = 0;
 	for (uint32_t i = 0; i < j->n && r == 0; i++) {
 		bool is_old;
-		int s = region_state(j, io, &j->r[i], buf, &is_old);
+		int s = region_state(j, idx, io, &j->r[i], buf, &is_old);
 		if (s < 0) {
 			set_err(err, errlen, "cannot read the image: %s", strerror(-s));
 			r = s;
@@ -461,6 +582,14 @@ static int verify_image(struct journal *j, struct qc_io *io, bool force, FILE *l
 		}
 	}
 	free(buf);
+	if (r == 0) {
+		r = build_pieces(j, idx, &ps);
+		if (r == -EINVAL)
+			set_err(err, errlen, "damaged undo journal: two regions disagree on the old bytes they share");
+		else if (r < 0)
+			set_err(err, errlen, "out of memory");
+	}
+	free(idx);
 	/* the witness ranges (header cluster, tables), old bytes put back */
 	for (uint32_t k = 0; k < j->nwit && r == 0; k++) {
 		const uint8_t *w = j->wit + (size_t)k * WIT_LEN;
@@ -471,7 +600,7 @@ static int verify_image(struct journal *j, struct qc_io *io, bool force, FILE *l
 			r = -EINVAL;
 			break;
 		}
-		int h = hash_range(io, off, len, j->r, j->n, sha);
+		int h = hash_range(io, off, len, &ps, sha);
 		if (h < 0) {
 			set_err(err, errlen, "cannot read the image: %s", strerror(-h));
 			r = h;
@@ -481,6 +610,7 @@ static int verify_image(struct journal *j, struct qc_io *io, bool force, FILE *l
 			r = -ESTALE;
 		}
 	}
+	free(ps.v);
 	return r;
 }
 

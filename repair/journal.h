@@ -76,6 +76,10 @@ int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p
 int qc_journal_undo(const char *path, struct qc_io *io, unsigned flags, FILE *log, char *err,
 		    size_t errlen);
 
+/* Comparisons undo's region matching has made in this process (binary
+ * search steps and overlap checks): complexity tests bound it. */
+extern unsigned long long qc_journal_match_steps;
+
 /* Pick the default journal path for an image: IMAGE.qcow2fsck-undo, or
  * IMAGE.qcow2fsck-undo.N for the first N that does not exist.  Returns a
  * malloc'd string or NULL. */

@@ -29,6 +29,64 @@ void qc_plan_init(struct qc_plan *p, uint64_t file_size)
 	p->end_after = file_size;
 }
 
+/* Take n bytes of the plan's budget (always, without one). */
+static bool take(struct qc_plan *p, uint64_t n)
+{
+	if (p->reserve && !p->reserve(p->budget_ctx, n)) {
+		p->over_cap = p->oom = true;
+		return false;
+	}
+	p->bytes += n;
+	return true;
+}
+
+/* qc_grow with the budget taken for the new capacity first; NULL (and
+ * p->oom) when either fails. */
+static void *grow_taken(struct qc_plan *p, void *v, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return v;
+	size_t ncap;
+	if (!qc_grow_cap(*cap, n, elem, first, &ncap)) {
+		p->oom = true;
+		return NULL;
+	}
+	if (!take(p, (uint64_t)(ncap - *cap) * elem))
+		return NULL;
+	void *nv = qc_grow(v, cap, n, elem, first);
+	if (!nv)
+		p->oom = true;
+	return nv;
+}
+
+static void give(struct qc_plan *p, uint64_t n)
+{
+	n = n < p->bytes ? n : p->bytes;
+	p->bytes -= n;
+	if (p->release)
+		p->release(p->budget_ctx, n);
+}
+
+bool qc_plan_set_budget(struct qc_plan *p, bool (*reserve)(void *, uint64_t),
+			void (*release)(void *, uint64_t), void *ctx)
+{
+	p->reserve = reserve;
+	p->release = reserve ? release : NULL;
+	p->budget_ctx = ctx;
+	if (reserve && p->bytes && !reserve(ctx, p->bytes)) {
+		p->over_cap = p->oom = true;
+		return false;
+	}
+	return true;
+}
+
+void qc_plan_drop_data(struct qc_plan *p, struct qc_write *w)
+{
+	free(w->data);
+	w->data = NULL;
+	give(p, w->len);
+}
+
 void qc_plan_free(struct qc_plan *p)
 {
 	for (size_t i = 0; i < p->n; i++) {
@@ -38,20 +96,24 @@ void qc_plan_free(struct qc_plan *p)
 	free(p->w);
 	free(p->left);
 	free(p->freed);
+	give(p, p->bytes);
 	memset(p, 0, sizeof(*p));
 }
 
 static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
 			     size_t len, enum qc_code code, const char *fmt, va_list ap)
 {
-	struct qc_write *nw = qc_grow(p->w, &p->cap, p->n, sizeof(*nw), 16);
-	if (!nw) {
-		p->oom = true;
+	if (p->oom)
 		return NULL;
-	}
+	struct qc_write *nw = grow_taken(p, p->w, &p->cap, p->n, sizeof(*nw), 16);
+	if (!nw)
+		return NULL;
 	p->w = nw;
+	if (!take(p, len))
+		return NULL;
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy) {
+		give(p, len);
 		p->oom = true;
 		return NULL;
 	}
@@ -108,24 +170,42 @@ int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_
 	return added;
 }
 
+void qc_plan_cover(struct qc_plan *p, enum qc_code code)
+{
+	for (size_t k = 0; k < p->ncovered; k++)
+		if (p->covered[k] == code)
+			return;
+	if (p->ncovered < QC_PLAN_MAX_COVERED)
+		p->covered[p->ncovered++] = code;
+	else
+		p->oom = true; /* never: covered codes are the four refcount ones */
+}
+
+bool qc_plan_fixes(const struct qc_plan *p, enum qc_code code)
+{
+	for (size_t k = 0; k < p->ncovered; k++)
+		if (p->covered[k] == code)
+			return true;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].code == code)
+			return true;
+	return false;
+}
+
 void qc_plan_freed(struct qc_plan *p, uint64_t cluster)
 {
-	uint64_t *nf = qc_grow(p->freed, &p->freedcap, p->nfreed, sizeof(*nf), 64);
-	if (!nf) {
-		p->oom = true;
+	uint64_t *nf = grow_taken(p, p->freed, &p->freedcap, p->nfreed, sizeof(*nf), 64);
+	if (!nf)
 		return;
-	}
 	p->freed = nf;
 	p->freed[p->nfreed++] = cluster;
 }
 
 void qc_plan_leave(struct qc_plan *p, enum qc_code code, uint64_t off, const char *fmt, ...)
 {
-	struct qc_left *nl = qc_grow(p->left, &p->leftcap, p->nleft, sizeof(*nl), 8);
-	if (!nl) {
-		p->oom = true;
+	struct qc_left *nl = grow_taken(p, p->left, &p->leftcap, p->nleft, sizeof(*nl), 8);
+	if (!nl)
 		return;
-	}
 	p->left = nl;
 	struct qc_left *l = &p->left[p->nleft++];
 	l->code = code;
@@ -138,16 +218,31 @@ void qc_plan_leave(struct qc_plan *p, enum qc_code code, uint64_t off, const cha
 
 void qc_plan_sort(struct qc_plan *p)
 {
-	/* insertion sort by phase: stable, and plans are small */
-	for (size_t i = 1; i < p->n; i++) {
-		struct qc_write t = p->w[i];
-		size_t k = i;
-		while (k > 0 && p->w[k - 1].phase > t.phase) {
-			p->w[k] = p->w[k - 1];
-			k--;
-		}
-		p->w[k] = t;
+	/* stable counting sort by phase: O(n) whatever the order planners
+	 * added writes in (a rebuild adds NEW writes after many INPLACE ones) */
+	size_t count[QC_PH_COUNT + 1] = { 0 };
+	bool sorted = true;
+	for (size_t i = 0; i < p->n; i++) {
+		count[p->w[i].phase + 1]++;
+		sorted &= i == 0 || p->w[i - 1].phase <= p->w[i].phase;
 	}
+	if (sorted)
+		return;
+	if (!take(p, p->n * sizeof(struct qc_write)))
+		return;
+	struct qc_write *v = malloc(p->n * sizeof(*v));
+	if (!v) {
+		give(p, p->n * sizeof(struct qc_write));
+		p->oom = true;
+		return;
+	}
+	for (int ph = 1; ph <= QC_PH_COUNT; ph++)
+		count[ph] += count[ph - 1];
+	for (size_t i = 0; i < p->n; i++)
+		v[count[p->w[i].phase]++] = p->w[i];
+	memcpy(p->w, v, p->n * sizeof(*v));
+	free(v);
+	give(p, p->n * sizeof(struct qc_write));
 }
 
 struct span {
@@ -172,9 +267,15 @@ int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
 {
 	if (p->n < 2)
 		return 0;
-	struct span *v = malloc(p->n * sizeof(*v));
-	if (!v)
+	uint64_t need = p->n * sizeof(struct span);
+	if (p->reserve && !p->reserve(p->budget_ctx, need))
 		return -1;
+	struct span *v = malloc(p->n * sizeof(*v));
+	if (!v) {
+		if (p->release)
+			p->release(p->budget_ctx, need);
+		return -1;
+	}
 	for (size_t i = 0; i < p->n; i++)
 		v[i] = (struct span){ p->w[i].offset, p->w[i].offset + p->w[i].len, p->w[i].phase };
 	qsort(v, p->n, sizeof(*v), cmp_span);
@@ -190,6 +291,8 @@ int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
 			far = i;
 	}
 	free(v);
+	if (p->release)
+		p->release(p->budget_ctx, need);
 	return found;
 }
 
@@ -205,6 +308,11 @@ size_t qc_plan_unconditional(const struct qc_plan *p)
 /* Human plans fold runs of writes after this many per code. */
 #define HUMAN_PER_CODE 20
 
+/* Per-code tallies of the human printer: codes are few (one per problem
+ * code at most), so a short list searched linearly keeps the printer
+ * O(n x distinct codes) = O(n), not O(n^2) as counting earlier writes did.
+ * Fixed size whatever the image (the codes are the program's), so it is
+ * not drawn from the budget. */
 void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 {
 	if (!p->n && !p->nleft) {
@@ -212,19 +320,16 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 		return;
 	}
 	fprintf(f, "Repair plan: %zu write(s)%s\n", p->n, p->n ? ":" : ".");
+	/* writes per code, and those printed so far: one pass each */
+	size_t total[QC_P_COUNT] = { 0 }, seen[QC_P_COUNT] = { 0 };
+	for (size_t i = 0; i < p->n; i++)
+		total[p->w[i].code]++;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct qc_write *w = &p->w[i];
-		size_t same = 0;
-		for (size_t k = 0; k < i; k++)
-			same += p->w[k].code == w->code;
-		if (same == HUMAN_PER_CODE) {
-			size_t more = 0;
-			for (size_t k = i; k < p->n; k++)
-				more += p->w[k].code == w->code;
-			fprintf(f, "  ... and %zu more %s write(s)\n", more,
+		if (seen[w->code]++ == HUMAN_PER_CODE)
+			fprintf(f, "  ... and %zu more %s write(s)\n", total[w->code] - HUMAN_PER_CODE,
 				qc_problem_table[w->code].code);
-		}
-		if (same >= HUMAN_PER_CODE)
+		if (seen[w->code] > HUMAN_PER_CODE)
 			continue;
 		fprintf(f, "  [%s] write 0x%" PRIx64 " +%zu  %s: ", qc_phase_name(w->phase),
 			w->offset, w->len, qc_problem_table[w->code].code);

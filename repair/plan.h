@@ -53,6 +53,8 @@ struct qc_left {
 	char reason[200];
 };
 
+#define QC_PLAN_MAX_COVERED 16
+
 struct qc_plan {
 	struct qc_write *w;
 	size_t n, cap;
@@ -61,11 +63,35 @@ struct qc_plan {
 	uint64_t end_after;     /* file length once every write is applied */
 	uint64_t *freed;        /* clusters whose refcount the plan takes to 0 */
 	size_t nfreed, freedcap;
+	/* codes a write fixes besides the one it is named after (a refblock
+	 * write fixes leaks and low counts at once): see qc_plan_fixes() */
+	enum qc_code covered[QC_PLAN_MAX_COVERED];
+	size_t ncovered;
 	bool oom;
+	/* The memory budget (--max-mem) the plan draws on, when set
+	 * (qc_plan_set_budget): every array and every write's bytes are first
+	 * taken with reserve(budget_ctx, n); a refusal sets oom and over_cap.
+	 * bytes is what the plan holds. */
+	bool (*reserve)(void *budget_ctx, uint64_t n);
+	void (*release)(void *budget_ctx, uint64_t n);
+	void *budget_ctx;
+	uint64_t bytes;
+	bool over_cap;
 };
 
 void qc_plan_init(struct qc_plan *p, uint64_t file_size);
 void qc_plan_free(struct qc_plan *p);
+/*
+ * Draw the plan's memory from a budget from now on (what it holds already
+ * is taken first: false when that is refused).  reserve = NULL detaches
+ * it: the plan keeps its bytes but no longer reports them (qc_repair_plan
+ * detaches the image's budget before it returns: the image may be freed
+ * before the plan).
+ */
+bool qc_plan_set_budget(struct qc_plan *p, bool (*reserve)(void *, uint64_t),
+			void (*release)(void *, uint64_t), void *ctx);
+/* Free one write's bytes (a planner dropping it) and give them back. */
+void qc_plan_drop_data(struct qc_plan *p, struct qc_write *w);
 
 /* Add one write (data copied).  Returns the new write or NULL on OOM. */
 struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, const void *data,
@@ -80,6 +106,12 @@ struct qc_write *qc_plan_add(struct qc_plan *p, enum qc_phase ph, uint64_t off, 
 int qc_plan_diff(struct qc_plan *p, enum qc_phase ph, uint64_t off, const uint8_t *old,
 		 const uint8_t *new, size_t len, enum qc_code code, const char *fmt, ...)
 	__attribute__((format(printf, 8, 9)));
+
+/* Note that some write of the plan also fixes findings of `code`. */
+void qc_plan_cover(struct qc_plan *p, enum qc_code code);
+/* Does some write of the plan fix findings of `code` (named after it or
+ * covering it)?  O(n) once per code. */
+bool qc_plan_fixes(const struct qc_plan *p, enum qc_code code);
 
 /* Note a cluster the plan frees (for --salvage-leaks). */
 void qc_plan_freed(struct qc_plan *p, uint64_t cluster);

@@ -191,38 +191,51 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 		}
 		qc_rc_set(neu, c->order, k, t);
 	}
-	/* one write per run of changed bytes; a run is named after its first entry */
+	/*
+	 * One write per refblock, from its first to its last changed byte
+	 * (the entries in between are rewritten with their own bytes), so a
+	 * refblock of alternating leaks costs one write and one journal
+	 * region, not one per run (SECURITY.md, "Bounded time").  The write
+	 * is named after its first changed entry; the codes of the others are
+	 * noted as covered by the plan.
+	 */
 	size_t unit = c->order >= 3 ? (size_t)1 << (c->order - 3) : 1;
-	for (size_t b = 0; emit && b < cs;) {
-		if (!memcmp(old + b, neu + b, unit)) {
-			b += unit;
-			continue;
-		}
-		size_t e = b;
-		while (e < cs && memcmp(old + e, neu + e, unit))
-			e += unit;
+	size_t b = 0, e = cs;
+	while (b < cs && !memcmp(old + b, neu + b, unit))
+		b += unit;
+	while (e > b && !memcmp(old + e - unit, neu + e - unit, unit))
+		e -= unit;
+	if (emit && b < e) {
 		uint64_t k0 = c->order >= 3 ? b / unit : (uint64_t)b << (3 - c->order);
-		uint64_t kn = c->order >= 3 ? (e - b) / unit : (uint64_t)(e - b) << (3 - c->order);
-		/* first changed entry of the run */
-		while (qc_rc_get(old, c->order, k0) == qc_rc_get(neu, c->order, k0))
-			k0++, kn--;
+		uint64_t kend = c->order >= 3 ? e / unit : (uint64_t)e << (3 - c->order);
 		uint64_t changed = 0;
-		for (uint64_t k = k0; k < k0 + kn; k++)
-			changed += qc_rc_get(old, c->order, k) != qc_rc_get(neu, c->order, k);
+		enum qc_code first = QC_P_COUNT;
+		for (uint64_t k = k0; k < kend; k++) {
+			uint64_t s = qc_rc_get(old, c->order, k), t = qc_rc_get(neu, c->order, k);
+			if (s == t)
+				continue;
+			uint64_t cl = i * c->rb_entries + k;
+			enum qc_code code = s > t ? (cl >= c->file_clusters ? QC_P_REFCOUNT_LEAK_PAST_EOF
+									    : QC_P_REFCOUNT_LEAK)
+					    : s == 0 ? QC_P_REFCOUNT_ZERO : QC_P_REFCOUNT_TOO_LOW;
+			if (first == QC_P_COUNT) {
+				first = code;
+				k0 = k;
+			} else if (code != first) {
+				qc_plan_cover(c->p, code);
+			}
+			changed++;
+		}
 		uint64_t cl = i * c->rb_entries + k0;
 		uint64_t s = qc_rc_get(old, c->order, k0), t = qc_rc_get(neu, c->order, k0);
-		enum qc_code code = s > t ? (cl >= c->file_clusters ? QC_P_REFCOUNT_LEAK_PAST_EOF
-								   : QC_P_REFCOUNT_LEAK)
-				    : s == 0 ? QC_P_REFCOUNT_ZERO : QC_P_REFCOUNT_TOO_LOW;
-		struct qc_write *w = qc_plan_add(c->p, QC_PH_INPLACE, off + b, neu + b, e - b, code,
-			"refcount of cluster %" PRIu64 " (0x%" PRIx64 "): %" PRIu64 " -> %" PRIu64 " (%" PRIu64 " entr%s changed in this write)",
-			cl, cl << img->cluster_bits, s, t, changed, changed == 1 ? "y" : "ies");
+		struct qc_write *w = qc_plan_add(c->p, QC_PH_INPLACE, off + b, neu + b, e - b, first,
+			"refcount of cluster %" PRIu64 " (0x%" PRIx64 "): %" PRIu64 " -> %" PRIu64 " (%" PRIu64 " entr%s of refblock %" PRIu64 " changed in this write)",
+			cl, cl << img->cluster_bits, s, t, changed, changed == 1 ? "y" : "ies", i);
 		if (!w) {
 			free(old);
 			free(neu);
 			return -ENOMEM;
 		}
-		b = e;
 	}
 	free(old);
 	free(neu);
@@ -242,12 +255,17 @@ static void add_block(struct rb_ctx *r, uint64_t b)
 {
 	if (r->n && r->blocks[r->n - 1] == b)
 		return;
-	uint64_t *nb = qc_grow(r->blocks, &r->cap, r->n, sizeof(*nb), 64);
-	if (!nb) {
-		r->oom = true;
-		return;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 64;
+		uint64_t *nb = qc_budget_realloc(r->c->img, r->blocks, r->cap * sizeof(*nb),
+						 ncap * sizeof(*nb), "the refcount rebuild");
+		if (!nb) {
+			r->oom = true;
+			return;
+		}
+		r->blocks = nb;
+		r->cap = ncap;
 	}
-	r->blocks = nb;
 	r->blocks[r->n++] = b;
 }
 
@@ -291,6 +309,7 @@ static int plan_rebuild(struct ctx *c)
 	uint64_t cs = img->cluster_size;
 	struct rb_ctx r = { .c = c };
 	int ret = 0;
+	uint64_t claimed_bytes = 0, base_bytes = 0;
 	/* the references the old structures hold, as the model recorded them
 	 * (one list entry per reference: a cluster claimed n times appears n
 	 * times) */
@@ -299,7 +318,8 @@ static int plan_rebuild(struct ctx *c)
 		uint64_t first = self->reftable_off >> img->cluster_bits;
 		uint64_t nrt = ((self->reftable_off + self->reftable_bytes - 1) >> img->cluster_bits) - first + 1;
 		uint64_t nrb = img->reftable ? self->refblocks : 0;
-		r.claimed = malloc((nrt * self->reftable_nref + nrb * self->refblock_nref + 1) * sizeof(uint64_t));
+		claimed_bytes = (nrt * self->reftable_nref + nrb * self->refblock_nref + 1) * sizeof(uint64_t);
+		r.claimed = qc_budget_alloc(img, claimed_bytes, "the refcount rebuild");
 		if (!r.claimed)
 			return -ENOMEM;
 		for (uint64_t k = 0; k < nrt; k++)
@@ -315,7 +335,8 @@ static int plan_rebuild(struct ctx *c)
 	size_t nbase = r.oom ? 0 : qc_sort_unique_u64(r.blocks, r.n);
 	uint64_t *base = NULL;
 	if (!r.oom) {
-		base = malloc((nbase + 1) * sizeof(uint64_t));
+		base_bytes = (nbase + 1) * sizeof(uint64_t);
+		base = qc_budget_alloc(img, base_bytes, "the refcount rebuild");
 		if (base)
 			memcpy(base, r.blocks, nbase * sizeof(uint64_t));
 	}
@@ -359,10 +380,10 @@ static int plan_rebuild(struct ctx *c)
 	}
 	enum qc_code code = rebuild_code(img);
 	uint8_t *blk = malloc(cs);
-	uint8_t *rt = calloc(nrt, cs);
+	uint8_t *rt = qc_budget_alloc(img, nrt * cs, "the rebuilt refcount table");
 	if (!blk || !rt) {
 		free(blk);
-		free(rt);
+		qc_budget_free(img, rt, nrt * cs);
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -412,11 +433,11 @@ static int plan_rebuild(struct ctx *c)
 				 c->rebuild_reason))
 		ret = -ENOMEM;
 	free(blk);
-	free(rt);
+	qc_budget_free(img, rt, nrt * cs);
 out:
-	free(base);
-	free(r.blocks);
-	free(r.claimed);
+	qc_budget_free(img, base, base_bytes);
+	qc_budget_free(img, r.blocks, r.cap * sizeof(uint64_t));
+	qc_budget_free(img, r.claimed, claimed_bytes);
 	return ret;
 }
 
@@ -435,7 +456,8 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 	if (!img->reftable_ok || !img->reftable) {
 		want_rebuild(&c, img->h.refcount_table_offset, "the refcount table itself is unusable");
 	} else {
-		bool *sane = calloc(img->reftable_entries ? img->reftable_entries : 1, sizeof(bool));
+		uint64_t sane_bytes = (img->reftable_entries ? img->reftable_entries : 1) * sizeof(bool);
+		bool *sane = qc_budget_alloc(img, sane_bytes, "the refcount planner");
 		if (!sane)
 			return -ENOMEM;
 		for (uint64_t i = 0; i < img->reftable_entries; i++)
@@ -448,16 +470,16 @@ int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, stru
 				continue;
 			int r = plan_block(&c, i, !c.need_rebuild);
 			if (r < 0) {
-				free(sane);
+				qc_budget_free(img, sane, sane_bytes);
 				return r;
 			}
 		}
-		free(sane);
+		qc_budget_free(img, sane, sane_bytes);
 	}
 	if (c.need_rebuild) {
 		/* discard in-place edits and notes: the rebuild replaces them */
 		for (size_t k = nw0; k < p->n; k++)
-			free(p->w[k].data);
+			qc_plan_drop_data(p, &p->w[k]);
 		p->n = nw0;
 		p->nleft = nleft0;
 		if (!c.complete) {

@@ -62,10 +62,7 @@ int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, st
 
 static bool planned_write(const struct qc_plan *p, enum qc_code code)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (p->w[i].code == code)
-			return true;
-	return false;
+	return qc_plan_fixes(p, code);
 }
 
 static bool planned(const struct qc_plan *p, enum qc_code code)
@@ -143,7 +140,7 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 			refused[j].n++;
 		else
 			overflow = true;
-		free(w->data);
+		qc_plan_drop_data(p, w);
 	}
 	p->n = k;
 	for (size_t j = 0; j < nref; j++)
@@ -160,6 +157,9 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 {
 	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
 		return 0;
+	/* the plan shares --max-mem with the check's model (SECURITY.md) */
+	if (!qc_plan_set_budget(p, qc_budget_hook_plan, qc_budget_hook_release, img))
+		return -ENOMEM;
 	bool left = false;
 	int r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)
@@ -182,5 +182,10 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		r = -ENOMEM;
 	else if (c > 0)
 		r = -ENOTRECOVERABLE;
+	/* The plan's bytes stay counted in the image's budget until the image
+	 * is freed; the plan no longer reports to it, as the image may go
+	 * first (the caller passes what the plan holds, p->bytes, on to the
+	 * re-check's cap). */
+	qc_plan_set_budget(p, NULL, NULL, NULL);
 	return r;
 }

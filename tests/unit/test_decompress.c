@@ -1,7 +1,7 @@
 /*
  * test_decompress.c - core/decompress.c against streams made here with
  * zlib and zstd: exact clusters, sector padding, short, long, truncated,
- * damaged and wrong-window streams, multi-frame zstd.
+ * damaged and wrong-window streams, multi-frame zstd, the zstd window cap.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,6 +146,55 @@ static void zstd_cases(void **state)
 	assert_int_equal(run(1, cbuf, n), QC_DC_INVALID);
 }
 
+/*
+ * The zstd window cap (core/decompress.h): a frame written the way QEMU
+ * writes one (one ZSTD_e_end call: content size in the header) of the
+ * largest cluster, 2 MiB, decodes; a frame without its content size that
+ * declares a 128 MiB window is not decompressed (QC_DC_WINDOW), so the
+ * decoder never reserves more than qc_dc_mem_bound(), a few MiB.
+ */
+static void zstd_window_cap(void **state)
+{
+	(void)state;
+	enum { BIG = 2 << 20 };
+	uint8_t *big = malloc(BIG), *dst = malloc(BIG + 4096), *res = malloc(BIG);
+	assert_non_null(big);
+	assert_non_null(dst);
+	assert_non_null(res);
+	for (size_t i = 0; i < BIG; i++)
+		big[i] = (uint8_t)((i * 2654435761u) >> 13);
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	assert_non_null(c);
+	ZSTD_outBuffer ob = { dst, BIG + 4096, 0 };
+	ZSTD_inBuffer ib = { big, BIG, 0 };
+	assert_int_equal(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end), 0);
+	struct qc_dc *d = qc_dc_new(1);
+	assert_non_null(d);
+	size_t produced;
+	const char *why;
+	assert_int_equal(qc_dc_run(d, dst, ob.pos, res, BIG, &produced, &why), QC_DC_OK);
+	assert_memory_equal(res, big, BIG);
+	/* the same data, content size omitted, window 2^27 */
+	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 27)));
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)));
+	ob.pos = 0;
+	ib.pos = 0;
+	ib.size = CL;
+	size_t r = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue);
+	assert_false(ZSTD_isError(r));
+	while ((r = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end)) != 0)
+		assert_false(ZSTD_isError(r));
+	assert_int_equal(qc_dc_run(d, dst, ob.pos, res, CL, &produced, &why), QC_DC_WINDOW);
+	assert_true(qc_dc_mem_bound(1) < (4u << 20));
+	assert_true(qc_dc_mem_bound(0) < (64u << 10));
+	qc_dc_free(d);
+	ZSTD_freeCCtx(c);
+	free(big);
+	free(dst);
+	free(res);
+}
+
 static void bad_type(void **state)
 {
 	(void)state;
@@ -159,6 +208,7 @@ int main(void)
 		cmocka_unit_test(zlib_exact),        cmocka_unit_test(zlib_short_long_truncated),
 		cmocka_unit_test(zlib_damaged),      cmocka_unit_test(zlib_wide_window),
 		cmocka_unit_test(zstd_cases),        cmocka_unit_test(bad_type),
+		cmocka_unit_test(zstd_window_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
