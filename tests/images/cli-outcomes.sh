@@ -173,14 +173,15 @@ out=$("$QC" repair -q --undo-file="$T/refuse.undo" "$T/refuse.qcow2" 2>/dev/null
 # A check after writing that cannot complete rolls the repair back: exit 1,
 # error recheck-failed, the image byte for byte as before.  The memory cap
 # is counted in requested bytes (deterministic), so the smallest cap the
-# damaged image's check fits in is found by bisection; the repaired image
-# (a new refcount table past the end of the file) needs more.
+# damaged image's check and repair plan fit in is found by bisection (a dry
+# run plans under the same cap); the re-check then gets that cap minus what
+# the plan holds, which the repaired image's check does not fit in.
 cp "$T/a.qcow2" "$T/rb.qcow2"
 $POKE "$T/rb.qcow2" header.refcount_table_offset 0x40000000 >/dev/null
 lo=1 hi=67108864
 while [ $((hi - lo)) -gt 1 ]; do
 	mid=$(((lo + hi) / 2))
-	"${QC_FAST:-$QC}" check -q --max-mem=$mid "$T/rb.qcow2" 2>/dev/null
+	"${QC_FAST:-$QC}" repair --dry-run -q --max-mem=$mid "$T/rb.qcow2" 2>/dev/null
 	if [ $? = 1 ]; then lo=$mid; else hi=$mid; fi
 done
 s=$(sha "$T/rb.qcow2")

@@ -33,6 +33,7 @@
 #include "../../checker/check.h"
 #include "../../core/reader.h"
 #include "../../repair/apply.h"
+#include "../../repair/cas.h"
 #include "../../repair/journal.h"
 #include "../../repair/repair.h"
 
@@ -115,7 +116,7 @@ static void refcount_writes_per_refblock(void **state)
 	/* the old planner made 128 writes per refblock (5120 here) */
 	assert_int_equal(p.n, nfake);
 	for (size_t i = 0; i < p.n; i++)
-		assert_string_equal(p.w[i].code, "refcount-leak-past-eof");
+		assert_int_equal(p.w[i].code, QC_P_REFCOUNT_LEAK_PAST_EOF);
 	/* apply, re-check clean, undo restores every byte */
 	char dir[] = "/tmp/qc-bounded.XXXXXX", jpath[64];
 	assert_non_null(mkdtemp(dir));
@@ -153,7 +154,7 @@ static void plan_printer_linear(void **state)
 	alarm(20); /* guard, not a timing assertion: see the top of the file */
 	for (size_t i = 0; i < N; i++)
 		assert_non_null(qc_plan_add(&p, i % 2 ? QC_PH_INPLACE : QC_PH_NEW, 2 * i, &byte, 1,
-					    i % 3 ? "refcount-leak" : "refcount-zero", "w %zu", i));
+					    i % 3 ? QC_P_REFCOUNT_LEAK : QC_P_REFCOUNT_ZERO, "w %zu", i));
 	/* the old insertion sort moved N/2 NEW writes past N/2 INPLACE ones */
 	qc_plan_sort(&p);
 	assert_false(p.oom);
@@ -199,16 +200,17 @@ static void undo_matching_n_log_n(void **state)
 	uint8_t nb[8];
 	for (size_t i = 0; i < N; i++) {
 		memset(nb, (int)(i & 0xff) ^ 0x5a, sizeof(nb));
-		assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 16 * i, nb, 8, "refcount-leak", "w"));
+		assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 16 * i, nb, 8, QC_P_REFCOUNT_LEAK, "w"));
 	}
 	/* a header write and the conditional one share 8 bytes on purpose */
 	memset(nb, 0, sizeof(nb));
-	assert_non_null(qc_plan_add(&p, QC_PH_HEADER, 8, nb, 8, "header-dirty", "h"));
-	assert_non_null(qc_plan_add(&p, QC_PH_FINAL, 8, nb, 8, "header-corrupt-bit", "c"));
+	assert_non_null(qc_plan_add(&p, QC_PH_HEADER, 8, nb, 8, QC_P_HEADER_DIRTY, "h"));
+	assert_non_null(qc_plan_add(&p, QC_PH_FINAL, 8, nb, 8, QC_P_HEADER_CORRUPT_BIT, "c"));
 	char dir[] = "/tmp/qc-bounded.XXXXXX", jpath[64], err[256];
 	assert_non_null(mkdtemp(dir));
 	snprintf(jpath, sizeof(jpath), "%s/undo", dir);
 	struct qc_witness wit = { 0, LEN };
+	assert_int_equal(qc_plan_record_old(&p, io), 0); /* compare-and-swap: the bytes replaced */
 	assert_int_equal(qc_journal_write(jpath, io, &p, &wit, 1, err, sizeof(err)), 0);
 	size_t done = 0;
 	assert_int_equal(qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_FINAL, &done), 0);
