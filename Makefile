@@ -8,7 +8,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-LIB_SRCS := $(wildcard core/*.c checker/*.c repair/*.c) $(filter-out cli/main.c,$(wildcard cli/*.c))
+LIB_SRCS := $(wildcard core/*.c checker/*.c repair/*.c scan/*.c) $(filter-out cli/main.c,$(wildcard cli/*.c))
 MAIN_SRC := cli/main.c
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 

@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../checker/check.h"
 #include "cli.h"
 #include "report.h"
+#include "../scan/policy.h"
 
 int qc_cmd_check(int argc, char **argv)
 {
@@ -18,12 +20,17 @@ int qc_cmd_check(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "max-mem", required_argument, NULL, 'm' },
+		{ "fail-on", required_argument, NULL, 'F' },
+		{ "allow", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum qc_output out = QC_OUT_HUMAN;
 	bool quiet = false;
 	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
+	struct qc_policy policy;
+	char *bad;
 	int c;
+	qc_policy_init(&policy);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
@@ -42,6 +49,19 @@ int qc_cmd_check(int argc, char **argv)
 			if (!qc_parse_size(optarg, &o.mem_cap) || o.mem_cap == 0)
 				return qc_usage_error("invalid --max-mem '%s'", optarg);
 			break;
+		case 'F':
+			if (!qc_policy_parse_fail_on(optarg, &policy.fail_on))
+				return qc_usage_error("--fail-on must be corruption, leak or warning, not '%s'",
+						      optarg);
+			break;
+		case 'A':
+			if (!qc_policy_allow_list(&policy, optarg, &bad)) {
+				int r = qc_usage_error("--allow: unknown problem code '%s' (see --list-problems)",
+						       bad ? bad : optarg);
+				free(bad);
+				return r;
+			}
+			break;
 		default:
 			return qc_usage_error("check: unknown option '%s'", argv[optind - 1]);
 		}
@@ -53,12 +73,17 @@ int qc_cmd_check(int argc, char **argv)
 	struct qc_image *img;
 	if (qc_cli_open_checked(path, false, &o, &io, &img))
 		return 1;
-	int code = qc_check_exit_code(img);
+	struct qc_verdict verdict;
+	qc_policy_judge(&policy, img, path, &verdict);
+	struct qc_report_extra x = { .verdict = &verdict };
+	int code = verdict.exit_code;
 	if (!quiet) {
-		if (out == QC_OUT_JSON)
-			qc_print_json(img, path, NULL, stdout);
-		else
-			qc_print_human(img, path, NULL, stdout);
+		if (out == QC_OUT_JSON) {
+			qc_print_json(img, path, &x, stdout);
+		} else {
+			qc_print_human(img, path, &x, stdout);
+			qc_print_policy_human(img, &verdict, stdout);
+		}
 	}
 	if (img->aborted)
 		fprintf(stderr, "qcow2fsck: check failed: %s\n", img->abort_reason);

@@ -134,7 +134,7 @@ int qc_cmd_repair(int argc, char **argv)
 	if (out == QC_OUT_HUMAN)
 		qc_plan_print_human(&plan, stdout);
 	if (dry_run || plan.n == 0) {
-		struct qc_report_extra x = { 0, 0, repair_json_cb, &rj };
+		struct qc_report_extra x = { 0, 0, repair_json_cb, &rj, NULL, false };
 		if (out == QC_OUT_JSON)
 			qc_print_json(img, path, &x, stdout);
 		else
@@ -222,7 +222,7 @@ int qc_cmd_repair(int argc, char **argv)
 	}
 	struct qc_report_extra x = {
 		minus(img->problems.corruptions, after->problems.corruptions),
-		minus(img->problems.leaks, after->problems.leaks), repair_json_cb, &rj,
+		minus(img->problems.leaks, after->problems.leaks), repair_json_cb, &rj, NULL, false,
 	};
 	if (out == QC_OUT_JSON)
 		qc_print_json(after, path, &x, stdout);

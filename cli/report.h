@@ -9,12 +9,18 @@
 
 #include "../checker/image.h"
 #include "../core/json.h"
+#include "../scan/policy.h"
 
 struct qc_report_extra {
 	uint64_t corruptions_fixed, leaks_fixed;
 	/* Extra members for the JSON object (the repair plan), or NULL. */
 	void (*json)(struct qc_json *j, void *ctx);
 	void *ctx;
+	/* The verdict under --fail-on/--allow/--baseline (scan/policy.h), or
+	 * NULL: then exit-code is the plain check's. */
+	const struct qc_verdict *verdict;
+	/* One line, no spaces (scan's JSON Lines). */
+	bool compact;
 };
 
 void qc_print_json(const struct qc_image *img, const char *filename,
@@ -25,5 +31,13 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 void qc_json_snapshots(struct qc_json *j, const struct qc_image *img);
 /* Problems, one line each, repeated codes folded after a few. */
 void qc_print_problems_human(const struct qc_image *img, FILE *f);
+/* The JSON members every check report carries besides the counters:
+ * tool-version, deep, backing-file (the name, never opened). */
+void qc_json_tool_fields(struct qc_json *j, const struct qc_image *img);
+/* The policy's members: fail-on and allowed (codes found and accepted). */
+void qc_json_policy_fields(struct qc_json *j, const struct qc_verdict *v);
+/* Human line(s) saying what the policy accepted or made fail; nothing
+ * when the policy changed nothing. */
+void qc_print_policy_human(const struct qc_image *img, const struct qc_verdict *v, FILE *f);
 
 #endif

@@ -12,8 +12,16 @@ void qc_json_init(struct qc_json *j, FILE *f)
 	j->f = f;
 }
 
+void qc_json_init_compact(struct qc_json *j, FILE *f)
+{
+	qc_json_init(j, f);
+	j->compact = true;
+}
+
 static void indent(struct qc_json *j)
 {
+	if (j->compact)
+		return;
 	fputc('\n', j->f);
 	for (int i = 0; i < j->depth; i++)
 		fputs("  ", j->f);
@@ -48,7 +56,7 @@ static void prefix(struct qc_json *j, const char *key)
 	j->need_comma[j->depth] = true;
 	if (key) {
 		put_escaped(j->f, key, strlen(key));
-		fputs(": ", j->f);
+		fputs(j->compact ? ":" : ": ", j->f);
 	}
 }
 

@@ -15,9 +15,12 @@ struct qc_json {
 	FILE *f;
 	int depth;
 	bool need_comma[64];
+	bool compact; /* one line, no spaces (JSON Lines) */
 };
 
 void qc_json_init(struct qc_json *j, FILE *f);
+/* The same writer, compact: the whole document on one line. */
+void qc_json_init_compact(struct qc_json *j, FILE *f);
 void qc_json_obj_begin(struct qc_json *j, const char *key);
 void qc_json_obj_end(struct qc_json *j);
 void qc_json_arr_begin(struct qc_json *j, const char *key);
