@@ -18,6 +18,7 @@ int qc_cmd_check(int argc, char **argv);
 int qc_cmd_info(int argc, char **argv);
 int qc_cmd_repair(int argc, char **argv);
 int qc_cmd_undo(int argc, char **argv);
+int qc_cmd_scan(int argc, char **argv);
 
 /* Print "qcow2fsck: <msg>" on stderr and return QC_EXIT_USAGE. */
 int qc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -35,6 +36,9 @@ struct qc_options;
  */
 int qc_cli_open_checked(const char *path, bool writable, const struct qc_options *o,
 			struct qc_io **io, struct qc_image **img);
+/* The same, thread-safe and silent: the one-line reason goes into why. */
+int qc_cli_open_checked_err(const char *path, bool writable, const struct qc_options *o,
+			    struct qc_io **io, struct qc_image **img, char *why, size_t whylen);
 /* Default memory cap: half of physical memory. */
 size_t qc_default_mem_cap(void);
 

@@ -87,22 +87,33 @@ bool qc_parse_size(const char *v, size_t *out)
 	return true;
 }
 
-int qc_cli_open_checked(const char *path, bool writable, const struct qc_options *o,
-			struct qc_io **io, struct qc_image **img)
+int qc_cli_open_checked_err(const char *path, bool writable, const struct qc_options *o,
+			    struct qc_io **io, struct qc_image **img, char *why, size_t whylen)
 {
+	char buf[160];
 	int r = qc_io_open_file(path, writable, io);
 	if (r < 0) {
-		fprintf(stderr, "qcow2fsck: cannot open '%s'%s: %s\n", path,
-			writable ? " for writing" : "", strerror(-r));
+		snprintf(why, whylen, "cannot open '%s'%s: %s", path, writable ? " for writing" : "",
+			 strerror_r(-r, buf, sizeof(buf)));
 		return 1;
 	}
 	if (qc_check_run(*io, o, img) < 0) {
-		fprintf(stderr, "qcow2fsck: out of memory\n");
+		snprintf(why, whylen, "out of memory");
 		qc_io_close(*io);
 		*io = NULL;
 		return 1;
 	}
 	return 0;
+}
+
+int qc_cli_open_checked(const char *path, bool writable, const struct qc_options *o,
+			struct qc_io **io, struct qc_image **img)
+{
+	char why[1200];
+	int r = qc_cli_open_checked_err(path, writable, o, io, img, why, sizeof(why));
+	if (r)
+		fprintf(stderr, "qcow2fsck: %s\n", why);
+	return r;
 }
 
 size_t qc_default_mem_cap(void)

@@ -119,6 +119,14 @@ void qc_json_null(struct qc_json *j, const char *key)
 	fputs("null", j->f);
 }
 
+void qc_json_fixed(struct qc_json *j, const char *key, double v, int decimals)
+{
+	prefix(j, key);
+	if (!(v == v) || v > 1e300 || v < -1e300)
+		v = 0; /* JSON has no NaN or infinity */
+	fprintf(j->f, "%.*f", decimals < 0 ? 0 : decimals > 9 ? 9 : decimals, v);
+}
+
 void qc_json_end(struct qc_json *j)
 {
 	fputc('\n', j->f);

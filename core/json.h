@@ -31,6 +31,8 @@ void qc_json_u64(struct qc_json *j, const char *key, uint64_t v);
 void qc_json_i64(struct qc_json *j, const char *key, int64_t v);
 void qc_json_bool(struct qc_json *j, const char *key, bool v);
 void qc_json_null(struct qc_json *j, const char *key);
+/* A number with a fixed count of decimals (0..9), e.g. seconds. */
+void qc_json_fixed(struct qc_json *j, const char *key, double v, int decimals);
 /* Finish the document with a newline. */
 void qc_json_end(struct qc_json *j);
 
