@@ -160,6 +160,7 @@ int main(int argc, char **argv)
 		{ "info", qc_cmd_info },
 		{ "repair", qc_cmd_repair },
 		{ "undo", qc_cmd_undo },
+		{ "scan", qc_cmd_scan },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {
