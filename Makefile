@@ -17,7 +17,7 @@ SAN_OBJS := $(LIB_SRCS:%.c=build/san/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 SAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/san/tests/%)
 
-.PHONY: all sanitize test unit image-tests demo bench fuzz fuzz-build fuzz-replay fuzz-replay-bins deps clean doc-check corpus
+.PHONY: all sanitize test unit image-tests demo bench fuzz fuzz-build fuzz-replay fuzz-replay-bins deps clean doc-check corpus install uninstall
 all: build/qcow2fsck
 
 deps:
@@ -172,5 +172,25 @@ fuzz:
 
 clean:
 	rm -rf build
+
+# `make install PREFIX=/usr/local DESTDIR=`: the stripped binary, the man
+# page, and the problem list and repair notes under share/doc/qcow2fsck.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+DOCDIR = $(DESTDIR)$(PREFIX)/share/doc/qcow2fsck
+INSTALL_DOCS := doc/problems.md doc/repair.md doc/scan.md
+
+install: build/qcow2fsck
+	install -d $(BINDIR) $(MANDIR) $(DOCDIR)
+	install -m 755 -s build/qcow2fsck $(BINDIR)/qcow2fsck
+	install -m 644 doc/qcow2fsck.1 $(MANDIR)/qcow2fsck.1
+	install -m 644 $(INSTALL_DOCS) $(DOCDIR)/
+
+uninstall:
+	rm -f $(BINDIR)/qcow2fsck $(MANDIR)/qcow2fsck.1
+	rm -f $(addprefix $(DOCDIR)/,$(notdir $(INSTALL_DOCS)))
+	-rmdir $(DOCDIR) 2>/dev/null
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) build/obj/cli/main.d build/san/obj/cli/main.d $(LF_OBJS:.o=.d) $(AFL_OBJS:.o=.d) $(CMPLOG_OBJS:.o=.d)
