@@ -2,7 +2,7 @@
  * pool.h - run n jobs on a pool of threads and hand their results back in
  * index order.  Workers take the lowest index not yet started, but never
  * one more than `window` ahead of the next result to emit, so at most
- * `window` results are held at once whatever n is.
+ * window + 1 results (the +1 being emitted) exist at once, whatever n is.
  */
 #ifndef QC_POOL_H
 #define QC_POOL_H
