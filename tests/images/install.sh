@@ -3,7 +3,7 @@
 # checks an image, `man -l` renders the installed man page (scan included),
 # the docs land in share/doc/qcow2fsck, and `make uninstall` removes it all.
 . "$(dirname "$0")/../lib.sh"
-ROOT=$(cd "$HERE/.." && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 D=$T/root
 make -s -C "$ROOT" install DESTDIR="$D" PREFIX=/usr >"$T/make.out" 2>&1
 t_name "make install"; [ $? = 0 ] && t_ok || t_fail "$(tail -5 "$T/make.out")"
