@@ -241,7 +241,7 @@ static bool parse_value(struct parser *ps, struct qc_jv *v, int depth)
 	if (c == '-' || (c >= '0' && c <= '9')) {
 		char buf[64];
 		size_t n = 0;
-		while (ps->p < ps->end && n < sizeof(buf) - 1 && strchr("+-0123456789.eE", *ps->p))
+		while (ps->p < ps->end && n < sizeof(buf) - 1 && *ps->p && strchr("+-0123456789.eE", *ps->p))
 			buf[n++] = *ps->p++;
 		buf[n] = 0;
 		char *e;

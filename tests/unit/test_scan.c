@@ -239,6 +239,57 @@ static void json_reader(void **state)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(qc_jv_parse(bad[i], strlen(bad[i]), &v, err, sizeof(err)), -1);
+	/* A NUL byte is never part of a number. */
+	assert_int_equal(qc_jv_parse("1\0\0", 3, &v, err, sizeof(err)), -1);
+}
+
+/* Damaged reports (--baseline, --summarize read files people hand in):
+ * every strict prefix of a record is refused, and random byte damage never
+ * reads out of bounds (the sanitizer build runs this too). */
+static void json_reader_damaged_input(void **state)
+{
+	(void)state;
+	const char *rec = "{\"schema\":1,\"filename\":\"d/\\u00ffa b\",\"exit-code\":2,\"verdict\":\"corruption\","
+			  "\"size\":65536,\"problems\":[{\"code\":\"refcount-zero\",\"offset\":null,"
+			  "\"message\":\"x \\\"y\\\" \\n\"}],\"allowed\":[\"refcount-leak\"],\"deep\":false}";
+	size_t n = strlen(rec);
+	struct qc_jv *v;
+	struct qc_scan_item it;
+	char err[100];
+	assert_int_equal(qc_jv_parse(rec, n, &v, err, sizeof(err)), 0);
+	qc_jv_free(v);
+	assert_int_equal(qc_scan_item_from_json(&it, rec, n, err, sizeof(err)), 0);
+	assert_string_equal(it.path, "d/\xff" "a b");
+	assert_int_equal(it.cls, QC_CLASS_CORRUPTION);
+	qc_scan_item_free(&it);
+	for (size_t k = 0; k < n; k++) {
+		char *cut = malloc(k ? k : 1); /* exact size: ASan sees any overread */
+		memcpy(cut, rec, k);
+		assert_int_equal(qc_jv_parse(cut, k, &v, err, sizeof(err)), -1);
+		free(cut);
+	}
+	uint64_t x = 12345;
+	unsigned ok = 0;
+	for (int round = 0; round < 20000; round++) {
+		char *m = malloc(n);
+		memcpy(m, rec, n);
+		for (int e = 0; e < 1 + round % 4; e++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			m[(x >> 33) % n] = (char)(x >> 17);
+		}
+		int r = qc_jv_parse(m, n, &v, err, sizeof(err));
+		assert_true(r == 0 || r == -1);
+		if (r == 0) {
+			ok++;
+			qc_jv_free(v);
+		}
+		r = qc_scan_item_from_json(&it, m, n, err, sizeof(err));
+		assert_true(r == 0 || r == -1);
+		if (r == 0)
+			qc_scan_item_free(&it);
+		free(m);
+	}
+	assert_true(ok < 20000); /* the damage did reach the parser */
 }
 
 static void items_and_aggregate(void **state)
@@ -340,6 +391,7 @@ int main(void)
 		cmocka_unit_test(judge_with_allow_and_baseline),
 		cmocka_unit_test(baseline_file),
 		cmocka_unit_test(json_reader),
+		cmocka_unit_test(json_reader_damaged_input),
 		cmocka_unit_test(items_and_aggregate),
 		cmocka_unit_test(pool_in_order_bounded),
 	};
