@@ -65,6 +65,16 @@ PY
 t_name "symlinks are not followed, and that is said on stderr"
 grep -q "not followed: 3 symlinks" "$T/err" && t_ok || t_fail "$(cat "$T/err")"
 
+t_name "scan is read-only"
+if command -v strace >/dev/null; then
+	strace -f -e trace=open,openat,openat2,creat -o "$T/strace" "$QCF" scan -q --jobs=2 "$A" >/dev/null 2>&1
+	if grep "$A" "$T/strace" | grep -q 'O_RDWR\|O_WRONLY\|O_CREAT\|creat('; then t_fail "opened for writing: $(grep "$A" "$T/strace" | grep 'O_RDWR\|O_WRONLY\|O_CREAT' | head -2)"
+	elif ! grep -q "$A/corrupt.qcow2" "$T/strace"; then t_fail "strace saw no open of the images"
+	else t_ok; fi
+else
+	t_ok; echo "note: strace missing: read-only open not traced"
+fi
+
 # ---- policies
 scan "$A/leak.qcow2" "$A/clean1.qcow2" "$A/other"
 expect_rc "leaks only: 3 (as qemu-img); not-qcow2 files do not count" 3
