@@ -133,6 +133,12 @@ void qc_json_tool_fields(struct qc_json *j, const struct qc_image *img)
 {
 	qc_json_str(j, "tool-version", QC_VERSION);
 	qc_json_bool(j, "deep", img->opt.deep);
+	if (img->opt.deep) {
+		/* streams decompressed, under the image's one algorithm */
+		qc_json_obj_begin(j, "deep-verified");
+		qc_json_u64(j, img->h.compression_type == 1 ? "zstd" : "zlib", img->deep_streams);
+		qc_json_obj_end(j);
+	}
 	if (img->has_backing_file)
 		qc_json_strn(j, "backing-file", img->backing_file, img->h.backing_file_size);
 	else

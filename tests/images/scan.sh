@@ -183,11 +183,16 @@ def load(p):
     return out
 assert load(sys.argv[1]) == load(sys.argv[2])
 PY
-scan --deep --output=jsonl "$A/clean1.qcow2"
-t_name "jsonl: deep is true with --deep"
-py "$T/out" <<'PY' && t_ok || t_fail "deep flag"
+qemu-img convert -c -f qcow2 -O qcow2 "$T/base.qcow2" "$T/comp.qcow2" 2>/dev/null ||
+	qemu-img convert -c -f qcow2 -O qcow2 "$T/base.qcow2" "$T/comp.qcow2"
+scan --deep --output=jsonl "$A/clean1.qcow2" "$T/comp.qcow2"
+t_name "jsonl: with --deep, deep is true and deep-verified counts the streams"
+py "$T/out" <<'PY' && t_ok || t_fail "deep flag: $(cut -c1-300 "$T/out")"
 import json, sys
-assert json.loads(open(sys.argv[1]).read())["deep"] is True
+r = [json.loads(l) for l in open(sys.argv[1])]
+assert all(x["deep"] is True for x in r)
+comp = [x for x in r if x["filename"].endswith("comp.qcow2")][0]
+assert comp["compressed-clusters"] > 0 and comp["deep-verified"] == {"zlib": comp["compressed-clusters"]}, comp
 PY
 scan --output=jsonl "$A/nope.qcow2"
 t_name "jsonl: an open failure is a record with check-errors and a reason"
