@@ -351,6 +351,14 @@ else
 	echo "note: /usr/bin/time missing: memory bound not measured"
 fi
 
+# ---- the fuzz corpus and every past crasher, all in one threaded scan
+TOP=$(cd "$HERE/../.." && pwd)
+scan --jobs=3 --deep --output=jsonl "$TOP/corpus" "$TOP/tests/crashers"
+t_name "scan --deep over corpus/ and tests/crashers/: a record per file, no sanitizer report"
+nfiles=$(find "$TOP/corpus" "$TOP/tests/crashers" -type f | wc -l)
+case $RC in 0|1|2|3|63) ok=1 ;; *) ok=0 ;; esac
+if [ "$ok" = 1 ] && [ "$(wc -l <"$T/out")" = "$nfiles" ] && san; then t_ok; else t_fail "exit $RC, $(wc -l <"$T/out") records for $nfiles files"; fi
+
 # ---- check --fail-on / --allow and the new JSON fields
 "$QC" check --fail-on=leak "$A/leak.qcow2" >/dev/null 2>&1; c=$?; t_name "check --fail-on=leak: 2"; [ $c = 2 ] && t_ok || t_fail "exit $c"
 "$QC" check --allow=refcount-leak "$A/leak.qcow2" >/dev/null 2>&1; c=$?; t_name "check --allow=refcount-leak: 0"; [ $c = 0 ] && t_ok || t_fail "exit $c"
