@@ -2,13 +2,13 @@
 CC ?= cc
 PKGS := zlib libzstd libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lcrypto)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lcrypto) -pthread
 WARN := -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wno-format-nonliteral
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-LIB_SRCS := $(wildcard core/*.c checker/*.c repair/*.c) $(filter-out cli/main.c,$(wildcard cli/*.c))
+LIB_SRCS := $(wildcard core/*.c checker/*.c repair/*.c scan/*.c) $(filter-out cli/main.c,$(wildcard cli/*.c))
 MAIN_SRC := cli/main.c
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
@@ -17,7 +17,7 @@ SAN_OBJS := $(LIB_SRCS:%.c=build/san/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 SAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/san/tests/%)
 
-.PHONY: all sanitize test unit image-tests demo bench fuzz fuzz-build fuzz-replay fuzz-replay-bins deps clean doc-check corpus
+.PHONY: all sanitize test unit image-tests demo bench fuzz fuzz-build fuzz-replay fuzz-replay-bins deps clean doc-check corpus install uninstall
 all: build/qcow2fsck
 
 deps:
@@ -189,5 +189,25 @@ fuzz:
 
 clean:
 	rm -rf build
+
+# `make install PREFIX=/usr/local DESTDIR=`: the stripped binary, the man
+# page, and the problem list and repair notes under share/doc/qcow2fsck.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+DOCDIR = $(DESTDIR)$(PREFIX)/share/doc/qcow2fsck
+INSTALL_DOCS := doc/problems.md doc/repair.md doc/scan.md
+
+install: build/qcow2fsck
+	install -d $(BINDIR) $(MANDIR) $(DOCDIR)
+	install -m 755 -s build/qcow2fsck $(BINDIR)/qcow2fsck
+	install -m 644 doc/qcow2fsck.1 $(MANDIR)/qcow2fsck.1
+	install -m 644 $(INSTALL_DOCS) $(DOCDIR)/
+
+uninstall:
+	rm -f $(BINDIR)/qcow2fsck $(MANDIR)/qcow2fsck.1
+	rm -f $(addprefix $(DOCDIR)/,$(notdir $(INSTALL_DOCS)))
+	-rmdir $(DOCDIR) 2>/dev/null
 
 -include build/test/obj/core/io.d build/test/obj/faults.d $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) build/obj/cli/main.d build/san/obj/cli/main.d $(LF_OBJS:.o=.d) $(AFL_OBJS:.o=.d) $(CMPLOG_OBJS:.o=.d)

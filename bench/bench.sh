@@ -1,12 +1,13 @@
 #!/bin/sh
 # bench.sh - qcow2fsck check against qemu-img check, side by side.
 #
-# Usage: sh bench/bench.sh PATH/TO/qcow2fsck
+# Usage: sh bench/bench.sh PATH/TO/qcow2fsck   (BENCH_ONLY=scan: only bench/scan.sh)
 # Builds in $BENCH_DIR (default /tmp/qc-bench): (a) a 1 TiB image made with
 # `qemu-img create -o preallocation=metadata` (16 M clusters, 128 MiB of L2
 # tables) and (b) a copy with 4 internal snapshots.  Runs each checker
 # $BENCH_RUNS times (default 5) per image, warm page cache, and prints the
 # medians of wall time and peak RSS (/usr/bin/time) with the ratios.
+# Then bench/scan.sh: scan of 500 small images against shell loops.
 set -eu
 QC=${1:?usage: bench.sh QCOW2FSCK}
 QC=$(cd "$(dirname "$QC")" && pwd)/$(basename "$QC")
@@ -16,6 +17,9 @@ SIZE=${BENCH_SIZE:-1T}
 TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "bench: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 mkdir -p "$DIR"
+if [ "${BENCH_ONLY:-}" = scan ]; then
+	exec sh "$(dirname "$0")/scan.sh" "$QC"
+fi
 
 A=$DIR/prealloc-$SIZE.qcow2
 B=$DIR/prealloc-$SIZE-4snap.qcow2
@@ -69,3 +73,4 @@ bench_one "$SIZE prealloc=metadata" "$A"
 bench_one "$SIZE + 4 snapshots" "$B"
 echo "(wall = elapsed, cpu = user + sys, medians; /usr/bin/time resolution 10 ms; RSS = peak resident"
 echo " set, ratio qc/qemu; the machine's load shows in wall time, cpu time is the steadier measure)"
+sh "$(dirname "$0")/scan.sh" "$QC"

@@ -155,6 +155,7 @@ void qc_pass_deep(struct qc_image *img)
 		run_window(img, dc, refs, i, j, buf, base, out);
 		i = j;
 	}
+	img->deep_streams = i;
 out:
 	qc_dc_free(dc);
 	free(out);

@@ -189,6 +189,7 @@ struct qc_image {
 
 	struct qc_compressed_ref *compressed; /* only with opt.deep */
 	size_t ncompressed, compressed_cap;
+	uint64_t deep_streams;   /* compressed streams deep.c decompressed (checked) */
 
 	struct qc_clustermap cmap;
 	/* Bytes of the --max-mem budget held outside the cluster map (tables,

@@ -284,12 +284,18 @@ static void uncovered(struct cmp *c, uint64_t i, uint64_t from, uint64_t to)
 	}
 }
 
-static const uint64_t *sort_tab;
-static int by_offset(const void *a, const void *b)
+/* Reftable indices by refblock offset (ties by index).  The table comes
+ * through qsort_r's argument, not a static, so checks may run in several
+ * threads at once (`scan`, doc/scan.md). */
+static int by_offset(const void *a, const void *b, void *tab)
 {
-	uint64_t x = sort_tab[*(const uint32_t *)a] & QC_REFT_OFFSET_MASK;
-	uint64_t y = sort_tab[*(const uint32_t *)b] & QC_REFT_OFFSET_MASK;
-	return x < y ? -1 : x > y;
+	const uint64_t *t = tab;
+	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+	uint64_t x = t[i] & QC_REFT_OFFSET_MASK;
+	uint64_t y = t[j] & QC_REFT_OFFSET_MASK;
+	if (x != y)
+		return x < y ? -1 : 1;
+	return (i > j) - (i < j);
 }
 
 void qc_pass_refcounts(struct qc_image *img)
@@ -328,8 +334,7 @@ void qc_pass_refcounts(struct qc_image *img)
 	for (uint64_t i = 0; i < n; i++)
 		if (img->refblock_usable[i])
 			idx[k++] = (uint32_t)i;
-	sort_tab = img->reftable;
-	qsort(idx, k, sizeof(*idx), by_offset);
+	qsort_r(idx, k, sizeof(*idx), by_offset, img->reftable);
 
 	uint64_t cs = img->cluster_size;
 	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;

@@ -20,6 +20,7 @@ int qc_cmd_check(int argc, char **argv);
 int qc_cmd_info(int argc, char **argv);
 int qc_cmd_repair(int argc, char **argv);
 int qc_cmd_undo(int argc, char **argv);
+int qc_cmd_scan(int argc, char **argv);
 
 /* Print "qcow2fsck: <msg>" on stderr and return QC_EXIT_USAGE. */
 int qc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -65,6 +66,12 @@ int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const st
  * JSON object of a run that produced no report; returns exit_code. */
 int qc_cli_fail(const struct qc_cli_open *co, const char *path, int exit_code, const char *code,
 		const char *msg);
+/* The open and check of qc_cli_open_checked, silent and thread-safe (scan):
+ * on failure returns 1 with the one-line reason in why and the JSON error
+ * code in *code. */
+int qc_cli_open_checked_err(const char *path, const struct qc_cli_open *co,
+			    const struct qc_options *o, struct qc_io **io, struct qc_image **img,
+			    char *why, size_t whylen, const char **code);
 /* Default memory cap: half of physical memory. */
 size_t qc_default_mem_cap(void);
 

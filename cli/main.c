@@ -22,13 +22,18 @@
 #include <unistd.h>
 
 #define USAGE_CHECK \
-	"  qcow2fsck check  [--deep] [-U|--force-share] [--output=human|json] [-q]\n" \
-	"                   [--max-mem=SIZE] IMAGE\n"
+	"  qcow2fsck check  [--deep] [-U|--force-share] [--fail-on=CLASS] [--allow=CODE,...]\n" \
+	"                   [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
 #define USAGE_REPAIR \
 	"  qcow2fsck repair [--dry-run] [--leaks-only] [--undo-file=PATH] [--salvage-leaks=DIR]\n" \
 	"                   [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
 #define USAGE_UNDO "  qcow2fsck undo   [--dry-run] [--force] UNDO-FILE IMAGE\n"
 #define USAGE_INFO "  qcow2fsck info   [-U|--force-share] [--output=human|json] IMAGE\n"
+#define USAGE_SCAN \
+	"  qcow2fsck scan   [--jobs=N] [--output=human|jsonl|junit] [--report=FILE] [--fail-on=CLASS]\n" \
+	"                   [--allow=CODE,...] [--baseline=FILE] [--shard=I/N] [--files-from=FILE|-]\n" \
+	"                   [--deep] [--max-mem=SIZE] [--progress] [-q] PATH...\n" \
+	"  qcow2fsck scan   --summarize FILE.jsonl...\n"
 
 #define EXIT_CODES \
 	"Exit codes (as qemu-img check): 0 consistent, 2 corruption, 3 leaks only,\n" \
@@ -39,12 +44,16 @@
 #define OPT_OUTPUT "  --output=human|json  report format (default human); JSON is one object, always\n"
 #define OPT_QUIET "  -q, --quiet          print nothing on stdout; the exit code is the verdict\n"
 #define OPT_MAXMEM "  --max-mem=SIZE       memory cap (K/M/G/T or KiB/MiB/GiB/TiB; default half of RAM)\n"
+#define OPT_POLICY \
+	"  --fail-on=CLASS      lowest class that fails: corruption (default; leaks exit 3),\n" \
+	"                       leak (leaks exit 2) or warning (leaks and warnings exit 2)\n" \
+	"  --allow=CODE,...     accept these problem codes (reported, not counted)\n"
 #define OPT_SHARE \
 	"  -U, --force-share    open an image another process holds (as qemu-img -U); the\n" \
 	"                       report then carries an image-in-use warning\n"
 
 static const char usage_text[] =
-	"Usage:\n" USAGE_CHECK USAGE_REPAIR USAGE_UNDO USAGE_INFO
+	"Usage:\n" USAGE_CHECK USAGE_REPAIR USAGE_UNDO USAGE_INFO USAGE_SCAN
 	"  qcow2fsck --help | --version | --list-problems\n"
 	"  qcow2fsck COMMAND --help\n"
 	"\n"
@@ -52,9 +61,11 @@ static const char usage_text[] =
 	"repair  plan, journal and apply fixes, then check again\n"
 	"undo    restore an image byte for byte from a repair's undo journal\n"
 	"info    print the header, features, extensions and snapshots\n"
+	"scan    check every image under PATHs in parallel; summary, JSON Lines or JUnit\n"
 	"\n"
 	"Options (they may also follow IMAGE):\n"
-	OPT_OUTPUT OPT_QUIET
+	"  --output=FORMAT      human or json (scan: human, jsonl or junit); default human\n"
+	OPT_QUIET
 	"  --deep               also decompress every compressed cluster\n"
 	OPT_SHARE OPT_MAXMEM
 	"  --dry-run            print what would be written, write nothing\n"
@@ -62,11 +73,22 @@ static const char usage_text[] =
 	"  --undo-file=PATH     where the undo journal goes (default IMAGE.qcow2fsck-undo)\n"
 	"  --salvage-leaks=DIR  copy non-zero leaked clusters into DIR before freeing them\n"
 	"  --force              undo: also restore regions a crash left half-written\n"
+	"  --fail-on=CLASS      lowest class that fails: corruption (default; leaks exit 3),\n"
+	"                       leak (leaks exit 2) or warning (leaks and warnings exit 2)\n"
+	"  --allow=CODE,...     accept these problem codes (reported, not counted)\n"
+	"  --jobs=N             scan: images checked at once (default: CPUs)\n"
+	"  --report=FILE        scan: machine format to FILE, human summary on stdout\n"
+	"  --baseline=FILE      scan: accept \"PATH CODE\" / \"* CODE\" lines or an old jsonl\n"
+	"  --shard=I/N          scan: only part I of N, balanced by size, same on every runner\n"
+	"  --files-from=FILE|-  scan: also the names listed in FILE, one per line\n"
+	"  --progress           scan: progress on stderr even without a terminal\n"
+	"  --summarize          scan: summary and exit status of JSON Lines reports\n"
 	"\n"
 	"Images in use: every command takes QEMU's image locks; an image a running QEMU\n"
 	"holds for writing is refused (exit 1).  check and info accept -U; repair and\n"
 	"undo never write to an image in use.\n"
 	"\n" EXIT_CODES
+	"scan exits with the worst (2, 1, 63, 3, 0); non-qcow2 files do not count.\n"
 	"Names of backing and data files are reported, never opened.\n";
 
 static const char check_usage[] =
@@ -77,7 +99,7 @@ static const char check_usage[] =
 	"\n"
 	"Options (they may also follow IMAGE):\n"
 	"  --deep               also decompress every compressed cluster\n"
-	OPT_SHARE OPT_OUTPUT OPT_QUIET OPT_MAXMEM
+	OPT_SHARE OPT_POLICY OPT_OUTPUT OPT_QUIET OPT_MAXMEM
 	"\n" EXIT_CODES;
 
 static const char repair_usage[] =
@@ -117,6 +139,29 @@ static const char info_usage[] =
 	"\n"
 	"Exit codes: 0 shown, 1 could not open (or in use), 63 not a qcow2 image\n"
 	"qcow2fsck supports, 64 usage error.\n";
+
+static const char scan_usage[] =
+	"Usage:\n" USAGE_SCAN
+	"\n"
+	"Check every qcow2 image under PATHs (directories are searched recursively;\n"
+	"symlinks inside them are not followed) in parallel, in one process; never\n"
+	"writes.  Files that are not qcow2 are listed and counted, not failed.\n"
+	"\n"
+	"Options (they may also follow the PATHs):\n"
+	"  --jobs=N             images checked at once (default: CPUs)\n"
+	"  --output=FORMAT      human (default), jsonl (one record per image) or junit\n"
+	"  --report=FILE        machine format to FILE, human summary on stdout\n"
+	OPT_POLICY
+	"  --baseline=FILE      accept \"PATH CODE\" / \"* CODE\" lines or an old jsonl\n"
+	"  --shard=I/N          only part I of N, balanced by size, same on every runner\n"
+	"  --files-from=FILE|-  also the names listed in FILE, one per line\n"
+	"  --deep               also decompress every compressed cluster\n"
+	"  --progress           progress on stderr even without a terminal\n"
+	"  --summarize          summary and exit status of JSON Lines reports\n"
+	OPT_QUIET OPT_MAXMEM
+	"\n"
+	"Exit code: the worst verdict over all images under the policy (2, 1, 63, 3, 0),\n"
+	"in check's codes; 64 usage error.\n";
 
 int qc_usage_error(const char *fmt, ...)
 {
@@ -185,6 +230,7 @@ void qc_rest_positional(struct qc_positional *p, int argc, char **argv)
 static void open_failure(const char *path, int r, const struct qc_open_info *info,
 			 const struct qc_cli_open *co, char *msg, size_t len, const char **code)
 {
+	char err[160];
 	if (r == -EBUSY && co->lock == QC_LOCK_WRITE) {
 		snprintf(msg, len, "%s: in use by another process (%s never writes to an image in use; "
 			 "nothing changed)", path, co->command);
@@ -204,24 +250,24 @@ static void open_failure(const char *path, int r, const struct qc_open_info *inf
 		*code = "not-a-file";
 	} else {
 		snprintf(msg, len, "cannot open '%s'%s: %s", path, co->writable ? " for writing" : "",
-			 strerror(-r));
+			 strerror_r(-r, err, sizeof(err)));
 		*code = "open-failed";
 	}
 }
 
-int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const struct qc_options *o,
-			struct qc_io **io, struct qc_image **img)
+int qc_cli_open_checked_err(const char *path, const struct qc_cli_open *co,
+			    const struct qc_options *o, struct qc_io **io, struct qc_image **img,
+			    char *why, size_t whylen, const char **code)
 {
 	struct qc_open_opts oo = { .writable = co->writable, .lock = co->lock };
 	struct qc_open_info info;
-	char msg[PATH_MAX + 256];
-	const char *code = NULL;
 	*io = NULL;
 	*img = NULL;
+	*code = NULL;
 	int r = qc_io_open_image(path, &oo, io, &info);
 	if (r < 0) {
-		open_failure(path, r, &info, co, msg, sizeof(msg), &code);
-		return qc_cli_fail(co, path, 1, code, msg);
+		open_failure(path, r, &info, co, why, whylen, code);
+		return 1;
 	}
 	if (info.locks_unsupported && co->lock == QC_LOCK_WRITE && !co->quiet)
 		qc_esc_line(stderr, "qcow2fsck: warning: %s: the file system has no OFD locks; "
@@ -229,13 +275,24 @@ int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const st
 	if (qc_check_run(*io, o, img) < 0) {
 		qc_io_close(*io);
 		*io = NULL;
-		return qc_cli_fail(co, path, 1, "out-of-memory", "out of memory");
+		snprintf(why, whylen, "out of memory");
+		*code = "out-of-memory";
+		return 1;
 	}
 	if (info.in_use)
 		qc_report(&(*img)->problems, QC_P_IMAGE_IN_USE, QC_LOC(QC_NO_OFFSET), 1,
 			  "another process holds the image (QEMU's locks); opened with -U, so what it "
 			  "writes meanwhile may show as problems that are not on disk");
 	return 0;
+}
+
+int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const struct qc_options *o,
+			struct qc_io **io, struct qc_image **img)
+{
+	char why[PATH_MAX + 256];
+	const char *code = NULL;
+	int r = qc_cli_open_checked_err(path, co, o, io, img, why, sizeof(why), &code);
+	return r ? qc_cli_fail(co, path, 1, code, why) : 0;
 }
 
 int qc_cli_fail(const struct qc_cli_open *co, const char *path, int exit_code, const char *code,
@@ -292,6 +349,7 @@ int main(int argc, char **argv)
 		{ "info", qc_cmd_info, info_usage },
 		{ "repair", qc_cmd_repair, repair_usage },
 		{ "undo", qc_cmd_undo, undo_usage },
+		{ "scan", qc_cmd_scan, scan_usage },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

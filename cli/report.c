@@ -11,6 +11,7 @@
 #include "../checker/check.h"
 #include "../checker/trust.h"
 #include "../core/escape.h"
+#include "cli.h"
 
 /* Human output folds a code after this many lines. */
 #define HUMAN_PER_CODE 5
@@ -81,7 +82,10 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 {
 	struct qc_json j;
 	const struct qc_problems *ps = &img->problems;
-	qc_json_init(&j, f);
+	if (x && x->compact)
+		qc_json_init_compact(&j, f);
+	else
+		qc_json_init(&j, f);
 	qc_json_obj_begin(&j, NULL);
 	qc_json_u64(&j, "schema", 1);
 	qc_json_str(&j, "filename", filename);
@@ -97,7 +101,11 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 	qc_json_u64(&j, "allocated-clusters", img->stats.allocated_clusters);
 	qc_json_u64(&j, "fragmented-clusters", img->stats.fragmented_clusters);
 	qc_json_u64(&j, "compressed-clusters", img->stats.compressed_clusters);
-	qc_json_i64(&j, "exit-code", x && x->exit_override ? x->exit_code : qc_check_exit_code(img));
+	qc_json_i64(&j, "exit-code", x && x->exit_override ? x->exit_code
+				     : x && x->verdict ? x->verdict->exit_code : qc_check_exit_code(img));
+	qc_json_tool_fields(&j, img);
+	if (x && x->verdict)
+		qc_json_policy_fields(&j, x->verdict);
 	const char *why = NULL;
 	bool complete = qc_walk_complete(img, &why);
 	qc_json_bool(&j, "walk-complete", complete);
@@ -119,6 +127,46 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 		x->json(&j, x->ctx);
 	qc_json_obj_end(&j);
 	qc_json_end(&j);
+}
+
+void qc_json_tool_fields(struct qc_json *j, const struct qc_image *img)
+{
+	qc_json_str(j, "tool-version", QC_VERSION);
+	qc_json_bool(j, "deep", img->opt.deep);
+	if (img->opt.deep) {
+		/* streams decompressed, under the image's one algorithm */
+		qc_json_obj_begin(j, "deep-verified");
+		qc_json_u64(j, img->h.compression_type == 1 ? "zstd" : "zlib", img->deep_streams);
+		qc_json_obj_end(j);
+	}
+	if (img->has_backing_file)
+		qc_json_strn(j, "backing-file", img->backing_file, img->h.backing_file_size);
+	else
+		qc_json_null(j, "backing-file");
+}
+
+void qc_json_policy_fields(struct qc_json *j, const struct qc_verdict *v)
+{
+	qc_json_str(j, "fail-on", qc_fail_on_name(v->fail_on));
+	qc_json_arr_begin(j, "allowed");
+	for (int c = 0; c < QC_P_COUNT; c++)
+		if (v->allowed[c])
+			qc_json_str(j, NULL, qc_problem_table[c].code);
+	qc_json_arr_end(j);
+}
+
+void qc_print_policy_human(const struct qc_image *img, const struct qc_verdict *v, FILE *f)
+{
+	if (v->nallowed) {
+		fputs("Accepted by policy (not counted in the verdict):", f);
+		for (int c = 0; c < QC_P_COUNT; c++)
+			if (v->allowed[c])
+				fprintf(f, " %s", qc_problem_table[c].code);
+		fputc('\n', f);
+	}
+	if (v->exit_code != qc_check_exit_code(img))
+		fprintf(f, "Verdict under --fail-on=%s: %s, exit %d.\n", qc_fail_on_name(v->fail_on),
+			qc_class_name(v->cls), v->exit_code);
 }
 
 void qc_print_problems_human(const struct qc_image *img, FILE *f)

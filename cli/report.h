@@ -9,6 +9,7 @@
 
 #include "../checker/image.h"
 #include "../core/json.h"
+#include "../scan/policy.h"
 
 struct qc_report_extra {
 	uint64_t corruptions_fixed, leaks_fixed;
@@ -21,6 +22,11 @@ struct qc_report_extra {
 	bool exit_override;
 	int exit_code;
 	const char *error_code, *error_message;
+	/* The verdict under --fail-on/--allow/--baseline (scan/policy.h), or
+	 * NULL: then exit-code is the plain check's. */
+	const struct qc_verdict *verdict;
+	/* One line, no spaces (scan's JSON Lines). */
+	bool compact;
 };
 
 void qc_print_json(const struct qc_image *img, const char *filename,
@@ -36,5 +42,13 @@ void qc_json_error(struct qc_json *j, const char *code, const char *message);
 void qc_json_snapshots(struct qc_json *j, const struct qc_image *img);
 /* Problems, one line each, repeated codes folded after a few. */
 void qc_print_problems_human(const struct qc_image *img, FILE *f);
+/* The JSON members every check report carries besides the counters:
+ * tool-version, deep, backing-file (the name, never opened). */
+void qc_json_tool_fields(struct qc_json *j, const struct qc_image *img);
+/* The policy's members: fail-on and allowed (codes found and accepted). */
+void qc_json_policy_fields(struct qc_json *j, const struct qc_verdict *v);
+/* Human line(s) saying what the policy accepted or made fail; nothing
+ * when the policy changed nothing. */
+void qc_print_policy_human(const struct qc_image *img, const struct qc_verdict *v, FILE *f);
 
 #endif

@@ -15,8 +15,16 @@ void qc_json_init(struct qc_json *j, FILE *f)
 	j->f = f;
 }
 
+void qc_json_init_compact(struct qc_json *j, FILE *f)
+{
+	qc_json_init(j, f);
+	j->compact = true;
+}
+
 static void indent(struct qc_json *j)
 {
+	if (j->compact)
+		return;
 	fputc('\n', j->f);
 	for (int i = 0; i < j->depth; i++)
 		fputs("  ", j->f);
@@ -39,7 +47,7 @@ static void prefix(struct qc_json *j, const char *key)
 	j->need_comma[j->depth] = true;
 	if (key) {
 		put_escaped(j->f, key, strlen(key));
-		fputs(": ", j->f);
+		fputs(j->compact ? ":" : ": ", j->f);
 	}
 }
 
@@ -100,6 +108,14 @@ void qc_json_null(struct qc_json *j, const char *key)
 {
 	prefix(j, key);
 	fputs("null", j->f);
+}
+
+void qc_json_fixed(struct qc_json *j, const char *key, double v, int decimals)
+{
+	prefix(j, key);
+	if (!(v == v) || v > 1e300 || v < -1e300)
+		v = 0; /* JSON has no NaN or infinity */
+	fprintf(j->f, "%.*f", decimals < 0 ? 0 : decimals > 9 ? 9 : decimals, v);
 }
 
 void qc_json_end(struct qc_json *j)

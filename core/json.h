@@ -16,9 +16,12 @@ struct qc_json {
 	FILE *f;
 	int depth;
 	bool need_comma[64];
+	bool compact; /* one line, no spaces (JSON Lines) */
 };
 
 void qc_json_init(struct qc_json *j, FILE *f);
+/* The same writer, compact: the whole document on one line. */
+void qc_json_init_compact(struct qc_json *j, FILE *f);
 void qc_json_obj_begin(struct qc_json *j, const char *key);
 void qc_json_obj_end(struct qc_json *j);
 void qc_json_arr_begin(struct qc_json *j, const char *key);
@@ -29,6 +32,8 @@ void qc_json_u64(struct qc_json *j, const char *key, uint64_t v);
 void qc_json_i64(struct qc_json *j, const char *key, int64_t v);
 void qc_json_bool(struct qc_json *j, const char *key, bool v);
 void qc_json_null(struct qc_json *j, const char *key);
+/* A number with a fixed count of decimals (0..9), e.g. seconds. */
+void qc_json_fixed(struct qc_json *j, const char *key, double v, int decimals);
 /* Finish the document with a newline. */
 void qc_json_end(struct qc_json *j);
 
