@@ -55,6 +55,13 @@ build/san/tests/%: tests/unit/%.c build/san/libqc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< build/san/libqc.a $(PKG_LIBS) -lcmocka
 
+# The LD_PRELOAD shim of the crash-state tests (tests/crashshim.c,
+# doc/crash-states.md): kills QEMU's tools before their Nth image write or
+# logs their writes and flushes.
+build/tests/crashshim.so: tests/crashshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
+
 unit: $(UNIT_BINS) $(SAN_UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS) $(SAN_UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -78,7 +85,7 @@ $(FAULTS_BIN): build/test/obj/core/io.o build/test/obj/faults.o build/san/obj/cl
 # Image tests run the sanitizer build, so every test is also an ASan/UBSan run.
 # The fuzz replay mains are built first: tests/images/fuzz-replay.sh replays
 # corpus/ and tests/crashers/ through them and through the CLI.
-image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins $(FAULTS_BIN)
+image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins $(FAULTS_BIN) build/tests/crashshim.so
 	@QC=$(CURDIR)/build/san/qcow2fsck QC_FAST=$(CURDIR)/build/qcow2fsck QC_FAULTS=$(CURDIR)/$(FAULTS_BIN) sh tests/run-image-tests.sh
 
 doc-check: build/qcow2fsck

@@ -1,20 +1,30 @@
 /*
- * copied.c - OFLAG_COPIED in the active L1 and L2 tables
- * (doc/format.md §9.3, check_oflag_copied).
+ * copied.c - OFLAG_COPIED in the active L1 and L2 tables (doc/copied.md;
+ * what qemu-img's check_oflag_copied does: doc/format.md §9.3).
  *
- * The flag must be set exactly when the refcount of the L2 table / data
- * cluster is 1; compressed entries never carry it (tables.c reports that).
- * We compare with the COMPUTED reference counts (the truth the walk found),
- * not with the stored refcounts as qemu-img does: a cluster whose stored
- * refcount is too high is then reported once, as a leak, and not also as a
- * COPIED error.
+ * The verdict on one flag uses the references the walk found (the
+ * computed count) and whether the stored refcount is over-counted:
+ *   set,   more than 1 reference                -> *-copied-spurious
+ *                                                  (a write in place would
+ *                                                  change a snapshot)
+ *   set or clear, 1 reference, stored above 1   -> nothing here: the
+ *                                                  refcount compare reports
+ *                                                  the leak, and the leak
+ *                                                  repair sets the flag
+ *   clear, 1 reference, stored 1 (or unknown)   -> *-copied-missing
+ * This is the class `qemu-img check` gives the states QEMU leaves when it
+ * is killed mid-operation: an over-counted cluster is a leak there too.
+ * Compressed entries never carry the flag (tables.c reports that).
  *
  * Fast path: tables.c left QC_CM_ACTIVE_COPIED / _NOCOPIED on every data
- * cluster an active L2 entry references; one scan of the cluster map (done
- * by refcounts.c during its compare, else here) finds whether any L2 entry
- * is wrong.  Only then are the active L2 tables read
- * again, to report each wrong entry at its own offset.
- * Relies on: tables.c (img->l1, cluster map flags), header.c (l1_ok).
+ * cluster an active L2 entry references, and refcounts.c marked
+ * over-counted clusters (QC_CM_OVERCOUNTED) while counting the suspects;
+ * without a refcount table this file counts them itself.  Only when a
+ * suspect exists are the active L2 tables read again, each distinct table
+ * once (an L2 table several L1 entries share is read once), to report
+ * each wrong entry at its own offset.
+ * Relies on: tables.c (img->l1, cluster map flags), refcounts.c
+ * (QC_CM_OVERCOUNTED, copied_suspects), header.c (l1_ok).
  */
 #include "check.h"
 #include "../core/layout.h"
@@ -41,6 +51,22 @@ static uint64_t l2_of(const struct qc_image *img, uint64_t e)
 	return ce.offset;
 }
 
+/*
+ * The verdict on one flag (see the top of the file): QC_P_COUNT when it is
+ * right or part of a leak, else the spurious or missing code.  *rc gets
+ * the references found.
+ */
+static enum qc_code verdict(const struct qc_image *img, uint64_t cluster, bool copied,
+			    enum qc_code spurious, enum qc_code missing, uint64_t *rc)
+{
+	*rc = qc_cm_count(&img->cmap, cluster);
+	if (copied && *rc > 1)
+		return spurious;
+	if (!copied && *rc == 1 && !qc_cm_overcounted(&img->cmap, cluster))
+		return missing;
+	return QC_P_COUNT;
+}
+
 static void check_l1(struct qc_image *img)
 {
 	unsigned shift = qc_l1_shift(img);
@@ -49,19 +75,21 @@ static void check_l1(struct qc_image *img)
 		uint64_t l2 = l2_of(img, e);
 		if (!l2)
 			continue;
-		uint64_t rc = qc_cm_count(&img->cmap, l2 >> img->cluster_bits);
-		bool copied = (e & QC_OFLAG_COPIED) != 0;
-		if (copied == (rc == 1))
+		uint64_t rc;
+		enum qc_code code = verdict(img, l2 >> img->cluster_bits, (e & QC_OFLAG_COPIED) != 0,
+					    QC_P_L1_COPIED_SPURIOUS, QC_P_L1_COPIED_MISSING, &rc);
+		if (code == QC_P_COUNT)
 			continue;
 		struct qc_loc loc = { img->h.l1_table_offset + 8 * (uint64_t)i, guest_of(shift, i, 0),
 				      shift < 64 ? UINT64_C(1) << shift : 0, -1, NULL };
-		qc_report(&img->problems, copied ? QC_P_L1_COPIED_SPURIOUS : QC_P_L1_COPIED_MISSING,
-			  loc, 1, "L1 entry %u (0x%llx): L2 table 0x%llx has %llu references", i,
+		qc_report(&img->problems, code, loc, 1,
+			  "L1 entry %u (0x%llx): L2 table 0x%llx has %llu references", i,
 			  (unsigned long long)e, (unsigned long long)l2, (unsigned long long)rc);
 	}
 }
 
-/* Number of data clusters whose active COPIED flags disagree with their count. */
+/* Number of data clusters whose active COPIED flags look wrong (no
+ * refcount table was compared, so no cluster is known over-counted). */
 static uint64_t suspects(struct qc_image *img)
 {
 	enum { CH = 4096 };
@@ -80,55 +108,93 @@ static uint64_t suspects(struct qc_image *img)
 		size_t k = n - c < CH ? (size_t)(n - c) : CH;
 		qc_cm_get_run(&img->cmap, c, k, cnt, fl);
 		for (size_t i = 0; i < k; i++)
-			bad += ((fl[i] & QC_CM_ACTIVE_COPIED) && cnt[i] != 1) |
-			       ((fl[i] & QC_CM_ACTIVE_NOCOPIED) && cnt[i] == 1);
+			bad += ((fl[i] & QC_CM_ACTIVE_COPIED) && cnt[i] > 1) |
+			       ((fl[i] & QC_CM_OVERCOUNTED) == QC_CM_ACTIVE_NOCOPIED && cnt[i] == 1);
 	}
 	free(cnt);
 	free(fl);
 	return bad;
 }
 
-/* Report every active L2 entry whose COPIED flag is wrong. */
-static void report_l2(struct qc_image *img)
+struct l2use {
+	uint64_t l2;
+	uint32_t l1_index;
+};
+
+static int use_cmp(const void *a, const void *b)
+{
+	const struct l2use *x = a, *y = b;
+	if (x->l2 != y->l2)
+		return x->l2 < y->l2 ? -1 : 1;
+	return x->l1_index < y->l1_index ? -1 : x->l1_index > y->l1_index;
+}
+
+/* Report the wrong entries of the L2 table at l2, reached first through
+ * L1 entry i (its guest offsets are given through that entry). */
+static bool report_one(struct qc_image *img, uint8_t *t, uint64_t l2, uint32_t i)
 {
 	const uint64_t cs = img->cluster_size;
 	const unsigned es = img->l2_entry_size;
 	unsigned shift = qc_l1_shift(img);
+	if (qc_io_read(img->io, t, (size_t)cs, l2) < 0) {
+		qc_abort(img, "I/O error reading L2 table 0x%llx", (unsigned long long)l2);
+		return false;
+	}
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
-	uint8_t *t = malloc((size_t)cs);
+	for (uint64_t j = 0; j < img->l2_entries; j++) {
+		uint64_t e = qc_be64_at(t + j * es);
+		uint64_t bm = es == 16 ? qc_be64_at(t + j * es + 8) : 0;
+		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+		uint64_t off = ce.offset;
+		if (ce.kind != QC_ENTRY_NORMAL || !off || !qc_entry_followable(&ce) ||
+		    qc_past_eof(img, off, cs))
+			continue;
+		uint64_t rc;
+		enum qc_code code = verdict(img, off >> img->cluster_bits, (e & QC_OFLAG_COPIED) != 0,
+					    QC_P_L2_COPIED_SPURIOUS, QC_P_L2_COPIED_MISSING, &rc);
+		if (code == QC_P_COUNT)
+			continue;
+		struct qc_loc loc = { l2 + j * es, guest_of(shift, i, j * cs), cs, -1, NULL };
+		qc_report(&img->problems, code, loc, 1,
+			  "L2 entry 0x%llx: data cluster 0x%llx has %llu references",
+			  (unsigned long long)e, (unsigned long long)off, (unsigned long long)rc);
+	}
+	return true;
+}
+
+/* Report every active L2 entry whose COPIED flag is wrong, reading each
+ * distinct L2 table once (sorted by offset). */
+static void report_l2(struct qc_image *img)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < img->h.l1_size; i++)
+		n += l2_of(img, img->l1[i]) != 0;
+	if (!n)
+		return;
+	struct l2use *u = qc_budget_alloc(img, n * sizeof(*u), "the list of active L2 tables");
+	uint8_t *t = u ? malloc((size_t)img->cluster_size) : NULL;
 	if (!t) {
-		qc_abort(img, "out of memory checking OFLAG_COPIED");
+		if (u)
+			qc_budget_free(img, u, n * sizeof(*u));
+		if (!img->aborted)
+			qc_abort(img, "out of memory checking OFLAG_COPIED");
 		return;
 	}
+	size_t k = 0;
 	for (uint32_t i = 0; i < img->h.l1_size; i++) {
 		uint64_t l2 = l2_of(img, img->l1[i]);
-		if (!l2)
-			continue;
-		if (qc_io_read(img->io, t, (size_t)cs, l2) < 0) {
-			qc_abort(img, "I/O error reading L2 table 0x%llx", (unsigned long long)l2);
+		if (l2)
+			u[k++] = (struct l2use){ l2, i };
+	}
+	qsort(u, k, sizeof(*u), use_cmp);
+	for (size_t a = 0; a < k; a++) {
+		if (a && u[a].l2 == u[a - 1].l2)
+			continue; /* the same table through another L1 entry */
+		if (!report_one(img, t, u[a].l2, u[a].l1_index))
 			break;
-		}
-		for (uint64_t j = 0; j < img->l2_entries; j++) {
-			uint64_t e = qc_be64_at(t + j * es);
-			uint64_t bm = es == 16 ? qc_be64_at(t + j * es + 8) : 0;
-			struct qc_entry ce = qc_l2e_classify(e, bm, &g);
-			uint64_t off = ce.offset;
-			if (ce.kind != QC_ENTRY_NORMAL || !off || !qc_entry_followable(&ce) ||
-			    qc_past_eof(img, off, cs))
-				continue;
-			uint64_t rc = qc_cm_count(&img->cmap, off >> img->cluster_bits);
-			bool copied = (e & QC_OFLAG_COPIED) != 0;
-			if (copied == (rc == 1))
-				continue;
-			struct qc_loc loc = { l2 + j * es, guest_of(shift, i, j * cs), cs, -1, NULL };
-			qc_report(&img->problems,
-				  copied ? QC_P_L2_COPIED_SPURIOUS : QC_P_L2_COPIED_MISSING, loc, 1,
-				  "L2 entry 0x%llx: data cluster 0x%llx has %llu references",
-				  (unsigned long long)e, (unsigned long long)off,
-				  (unsigned long long)rc);
-		}
 	}
 	free(t);
+	qc_budget_free(img, u, n * sizeof(*u));
 }
 
 void qc_pass_copied(struct qc_image *img)

@@ -11,7 +11,9 @@
  * qc_pass_refcounts (after every structure has been claimed): compares the
  * stored refcount of every cluster with the references the walk counted
  * (qc_cm_count): lower is corruption, higher is a leak (one per cluster),
- * more references than the width holds is an overflow.  Unlike qemu-img it
+ * more references than the width holds is an overflow.  A cluster with one
+ * reference and a stored refcount above 1 is marked QC_CM_OVERCOUNTED for
+ * copied.c (its COPIED flag is then part of the leak).  Unlike qemu-img it
  * also compares the refcounts stored for clusters past the end of the file.
  * Refblocks are read sorted by offset in large runs, each once.  It also
  * computes image_end_offset the way qemu-img does.
@@ -168,9 +170,12 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	for (size_t k = 0; k < cn; k++) {
 		uint64_t st = qc_rc_get(rb, order, j0 + k);
 		uint64_t cp = cnt[k];
-		uint64_t one = cp == 1;
+		uint64_t one = cp == 1, notover = st <= 1;
 		diff |= (st ^ cp) | (uint64_t)(cp > max);
-		susp += (((fl[k] >> 4) & 1) & (one ^ 1)) | (((fl[k] >> 5) & 1) & one);
+		/* COPIED with several references; no COPIED on the only
+		 * reference of a cluster whose stored refcount is not above 1
+		 * (doc/copied.md: over-counted clusters are leaks) */
+		susp += (((fl[k] >> 4) & 1) & (one ^ 1)) | (((fl[k] >> 5) & 1) & one & notover);
 	}
 	c->suspects += susp;
 	if (__builtin_expect(diff != 0, 0)) {
@@ -179,6 +184,10 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 			uint64_t st = qc_rc_get(rb, order, j0 + k);
 			if (st != cnt[k] || cnt[k] > max)
 				mismatch(c, base + j0 + k, st, cnt[k], rb_off + (((j0 + k) << order) >> 3));
+			/* one reference, stored above 1: mark it for copied.c */
+			if (cnt[k] == 1 && st > 1 &&
+			    !qc_cm_set_flags(&img->cmap, base + j0 + k, QC_CM_OVERCOUNTED))
+				qc_abort(img, "memory cap reached while mapping host clusters");
 		}
 	}
 	/* highest cluster in use below the limit (image_end_offset) */

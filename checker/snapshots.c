@@ -143,7 +143,10 @@ static enum shape entry_shape(struct tbuf *t, uint64_t pos, struct fixed *f, uin
 	if (!tb_ensure(t, pos + FIXED))
 		return SHAPE_NO_ROOM;
 	read_fixed(t, pos, f);
-	if (qc_all_zero(t->p + pos, FIXED))
+	/* A version 2 entry of 40 zero bytes is a valid entry (no ID, no
+	 * name, no L1 table; QEMU accepts it and its own repair writes such
+	 * entries, doc/snapshots.md); version 3 needs 16 bytes of extra data. */
+	if (qc_all_zero(t->p + pos, FIXED) && t->img->h.version >= 3)
 		return SHAPE_BLANK;
 	if (f->extra > QC_MAX_SNAPSHOT_EXTRA)
 		return SHAPE_EXTRA_LARGE;
@@ -402,7 +405,10 @@ static void check_entry(struct qc_image *img, struct qc_snapshot *s, int32_t idx
 			  "snapshot %d (id '%s') l1_size %u exceeds the limit of %u entries", idx, id,
 			  s->l1_size, QC_MAX_L1_SIZE / 8);
 		ok = false;
-	} else if (s->l1_size < s->vm_first_l1_index) {
+	} else if ((s->l1_size || s->l1_table_offset) && s->l1_size < s->vm_first_l1_index) {
+		/* no L1 table at all (size and offset 0) is an empty snapshot
+		 * that reads as zeros: the 40-byte all-zero v2 entry QEMU
+		 * writes (doc/snapshots.md); a table cut to size 0 is not */
 		qc_report(ps, QC_P_SNAPSHOT_L1_TOO_SMALL, sloc(eo + 8, idx), 1,
 			  "snapshot %d (id '%s') l1_size %u cannot map its disk size %llu (needs %llu entries)",
 			  idx, id, s->l1_size, (unsigned long long)s->disk_size,
@@ -521,6 +527,25 @@ static const char *shape_reason(enum shape sh, const struct fixed *f, char *buf,
 		snprintf(buf, n, "it does not fit");
 	}
 	return buf;
+}
+
+/*
+ * An empty table's offset: QEMU validates it like any table's
+ * (qcow2_validate_table: cluster aligned, offset + size within 2^63 - 1)
+ * and refuses to open the image otherwise ("Snapshot table offset
+ * invalid", doc/snapshots.md).  The repair sets it to 0.
+ */
+static void empty_table_offset(struct qc_image *img)
+{
+	uint64_t off = img->h.snapshots_offset;
+	if (off & (img->cluster_size - 1))
+		qc_report(&img->problems, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED, QC_LOC(64), 1,
+			  "snapshot table offset 0x%llx is not cluster aligned (no snapshots; QEMU refuses to open the image)",
+			  (unsigned long long)off);
+	else if (off > (uint64_t)INT64_MAX)
+		qc_report(&img->problems, QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_LOC(64), 1,
+			  "snapshot table offset 0x%llx is beyond 2^63 - 1 (no snapshots; QEMU refuses to open the image)",
+			  (unsigned long long)off);
 }
 
 /* Validate the table location; false when it cannot be read at all. */
@@ -713,6 +738,7 @@ void qc_pass_snapshot_table(struct qc_image *img)
 		return;
 	if (h->nb_snapshots == 0) {
 		img->snapshot_table_ok = true;
+		empty_table_offset(img);
 		return;
 	}
 	if (!check_location(img))

@@ -56,6 +56,8 @@ bool qc_code_hides_refs(const struct qc_image *img, enum qc_code c)
 		return !qc_reserved_only_on_dropped(img);
 	case QC_HIDES_UNLESS_REFBLOCK_TWIN:
 		return !only_refblock_twins(img, c);
+	case QC_HIDES_UNLESS_EMPTY:
+		return img->h.nb_snapshots != 0;
 	}
 	return true;
 }

@@ -211,6 +211,11 @@ unsigned qc_cm_flags(const struct qc_clustermap *m, uint64_t c)
 	return s ? (*s & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED)) : 0;
 }
 
+bool qc_cm_overcounted(const struct qc_clustermap *m, uint64_t c)
+{
+	return qc_cm_flags(m, c) == QC_CM_OVERCOUNTED && qc_cm_count(m, c) == 1;
+}
+
 bool qc_cm_add(struct qc_clustermap *m, uint64_t c, enum qc_owner o, uint64_t nref,
 	       enum qc_owner *prev)
 {

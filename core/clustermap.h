@@ -43,6 +43,14 @@ bool qc_owner_shareable(enum qc_owner o);
 
 #define QC_CM_ACTIVE_COPIED 0x10u
 #define QC_CM_ACTIVE_NOCOPIED 0x20u
+/*
+ * Both flags on a cluster with exactly one reference: the walk alone can
+ * never leave that (one reference sets one flag), so checker/refcounts.c
+ * uses it to record "the stored refcount is above 1" (an over-count, a
+ * leak).  COPIED on such a cluster is part of the leak, not a separate
+ * corruption (doc/copied.md); qc_cm_overcounted() reads the mark.
+ */
+#define QC_CM_OVERCOUNTED (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED)
 
 struct qc_cm_page;
 
@@ -69,6 +77,8 @@ enum qc_owner qc_cm_owner(const struct qc_clustermap *m, uint64_t cluster);
 uint64_t qc_cm_count(const struct qc_clustermap *m, uint64_t cluster);
 /* Flags (QC_CM_ACTIVE_*) of a cluster. */
 unsigned qc_cm_flags(const struct qc_clustermap *m, uint64_t cluster);
+/* One reference found, stored refcount above 1 (QC_CM_OVERCOUNTED). */
+bool qc_cm_overcounted(const struct qc_clustermap *m, uint64_t cluster);
 
 /*
  * Add nref references of type `o` to a cluster.  *prev receives the owner

@@ -28,6 +28,9 @@ enum qc_hides {
 	 * claimed twice (two reftable entries naming one cluster: a rebuild
 	 * fixes that; any other overlap leaves a doubt which pointer is wrong) */
 	QC_HIDES_UNLESS_REFBLOCK_TWIN,
+	/* snapshot-table-offset-*: hides none when nb_snapshots is 0 (an
+	 * empty table has nothing to walk, whatever its offset) */
+	QC_HIDES_UNLESS_EMPTY,
 };
 
 /* The planner that repairs a code. */
@@ -37,6 +40,7 @@ enum qc_fixer {
 	QC_FIX_REBUILD,     /* repair/refcounts.c: the refcount structure rebuilt */
 	QC_FIX_COPIED,      /* repair/copied.c: OFLAG_COPIED and flag-only L1 entries */
 	QC_FIX_HEADER_BITS, /* repair/repair.c: the dirty and corrupt bits */
+	QC_FIX_SNAPSHOT_TABLE, /* repair/snaptable.c: an empty table's offset set to 0 */
 	QC_FIX_COUNT
 };
 

@@ -164,6 +164,8 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	int r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)
 		r = qc_plan_copied(img, o, p);
+	if (r == 0)
+		r = qc_plan_snapshot_table(img, o, p);
 	if (r == 0 && refuse_contested(img, p))
 		left = true;
 	if (r == 0)

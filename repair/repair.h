@@ -29,6 +29,8 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 		      bool *refcounts_left);
 int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/* snaptable.c: an empty snapshot table's offset QEMU refuses is set to 0. */
+int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left);
 

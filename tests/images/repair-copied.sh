@@ -39,4 +39,51 @@ case_poke l1-spurious "$S" "$T/ref-s" l1-copied-spurious 'l1[0]' "|$C"
 case_poke l2-missing "$P" "$T/ref" l2-copied-missing 'l2[0][48]' "^$C"
 case_poke l2-spurious "$P" "$T/ref" l2-copied-spurious 'l2[0][0]' "|$C"
 
+# Over-counted clusters (doc/copied.md): one reference, stored refcount 2.
+# COPIED set or clear there is part of the leak, not a corruption; the leak
+# repair lowers the refcount and sets COPIED in the same plan, also with
+# --leaks-only (else it would leave refcount 1 without COPIED).
+over_case() { # LABEL FIELD(entry) COPIED-EDIT [repair options]
+	I=$T/$1.qcow2
+	cp "$P" "$I"
+	_cl=$(( $(entry_off "$I" "$2") >> 16 ))
+	python3 "$HERE/../poke.py" "$I" "refcount[$_cl]" 2
+	[ -n "$3" ] && python3 "$HERE/../poke.py" "$I" "$2" "$3"
+	_l=$1; shift 3
+	run_check "$I"
+	t_name "$_l: a leak (exit 3), no COPIED corruption"
+	if [ "$RC" = 3 ] && ! json_codes | grep -q copied; then t_ok; else t_fail "exit $RC, codes $(json_codes | tr '\n' ' ')"; fi
+	qemu_check "$I"
+	t_name "$_l: qemu-img says leaks, or corrupt for COPIED set on the over-counted cluster"
+	if [ "$QRC" = 3 ] || { [ "$QRC" = 2 ] && qemu-img check "$I" 2>&1 | grep -q 'ERROR OFLAG_COPIED'; }; then t_ok; else t_fail "qemu-img exit $QRC"; fi
+	repair_case "$_l" "$I" "$T/ref" refcount-leak "$@"
+	run_repair "$I" "$@"
+	t_name "$_l: COPIED is set after the repair"
+	_e=$(python3 "$HERE/../poke.py" "$I" "$ENTRY")
+	[ "$(python3 -c 'import sys; print(int(sys.argv[1], 16) >> 63)' "$_e")" = 1 ] && t_ok || t_fail "entry $_e"
+}
+ENTRY='l2[0][48]'
+over_case over-set 'l2[0][48]' ''
+over_case over-clear 'l2[0][48]' "^$C"
+over_case over-clear-leaks-only 'l2[0][48]' "^$C" --leaks-only
+ENTRY='l1[0]'
+over_case over-l1-clear 'l1[0]' "^$C"
+
+# --leaks-only with a refcount it may not raise beside the leak: the leak is
+# lowered and COPIED set; nothing turns into l2-copied-missing.
+I=$T/over-mixed.qcow2
+cp "$P" "$I"
+_cl=$(( $(entry_off "$I" 'l2[0][48]') >> 16 ))
+python3 "$HERE/../poke.py" "$I" "refcount[$_cl]" 2
+python3 "$HERE/../poke.py" "$I" 'l2[0][48]' "^$C"
+python3 "$HERE/../poke.py" "$I" "refcount[$(( $(entry_off "$I" 'l2[0][16]') >> 16 ))]" 0
+run_repair "$I" --leaks-only
+run_check "$I"
+t_name "over-mixed: --leaks-only lowers the leak, sets COPIED, leaves the zero refcount"
+if [ "$RC" = 2 ] && json_codes | grep -qx refcount-zero && ! json_codes | grep -q 'copied\|refcount-leak'; then
+	t_ok
+else
+	t_fail "exit $RC, codes $(json_codes | tr '\n' ' ')"
+fi
+
 t_done

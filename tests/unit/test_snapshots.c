@@ -233,6 +233,7 @@ static void test_l1_limits(void **state)
 		{ 0, 1, "snapshot-l1-offset-invalid", false },
 		{ UINT64_C(1) << 56, 1, "snapshot-l1-offset-invalid", false },
 		{ AUTO_L1, 0, "snapshot-l1-too-small", true },  /* nothing to walk */
+		{ 0, 0, NULL, true },  /* no L1 table at all: an empty snapshot, reads as zeros */
 		{ 5 * CS + 512, 0, "snapshot-l1-offset-unaligned", true },
 		{ AUTO_L1, 1, NULL, true },
 	};
@@ -247,6 +248,8 @@ static void test_l1_limits(void **state)
 			assert_int_equal(count(img, cases[k].code, 0), 1);
 		if (k == 0)
 			assert_int_equal(count(img, "snapshot-l1-too-large", 0), 0);
+		if (cases[k].size == 0 && cases[k].off == 0)
+			assert_int_equal(count(img, "snapshot-l1-too-small", 0), 0);
 		assert_int_equal(img->snapshots[0].l1_usable, cases[k].usable);
 		done(&m, img);
 	}
@@ -348,12 +351,23 @@ static void test_table_location(void **state)
 		assert_int_equal(qc_check_exit_code(img), 2);
 		done(&m, img);
 	}
-	/* No snapshots: the offset is not looked at. */
-	struct img m = make(3);
-	qc_put_be64(m.p + 64, 12345);
-	struct qc_image *img = check(&m);
-	assert_int_equal(qc_check_exit_code(img), 0);
-	done(&m, img);
+	/* No snapshots: QEMU's rule (aligned, not beyond 2^63 - 1), nothing else. */
+	struct { uint64_t off; const char *code; } empty[] = {
+		{ 12345, "snapshot-table-offset-unaligned" },
+		{ UINT64_C(1) << 63, "snapshot-table-offset-invalid" },
+		{ 0, NULL },
+		{ NCL * CS, NULL },
+		{ (UINT64_C(1) << 63) - CS, NULL },
+	};
+	for (size_t k = 0; k < sizeof(empty) / sizeof(empty[0]); k++) {
+		struct img m = make(3);
+		qc_put_be64(m.p + 64, empty[k].off);
+		struct qc_image *img = check(&m);
+		if (empty[k].code)
+			assert_int_equal(count(img, empty[k].code, -2), 1);
+		assert_int_equal(qc_check_exit_code(img), empty[k].code ? 2 : 0);
+		done(&m, img);
+	}
 }
 
 /* Garbage in the table never crashes, never ends in exit 1, and keeps the
