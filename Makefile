@@ -2,7 +2,7 @@
 CC ?= cc
 PKGS := zlib libzstd libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lcrypto)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lcrypto) -pthread
 WARN := -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wno-format-nonliteral
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP

@@ -124,6 +124,8 @@ struct qc_stats {
 struct qc_options {
 	bool deep;            /* decompress every compressed cluster */
 	size_t mem_cap;       /* bytes; 0 = no cap */
+	unsigned jobs;        /* threads for --deep (0 or 1: one) */
+	bool progress;        /* --progress: plain progress lines without a terminal */
 };
 
 struct qc_image {

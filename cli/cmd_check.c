@@ -8,8 +8,75 @@
 #include <string.h>
 
 #include "../checker/check.h"
+#include "../checker/digest.h"
 #include "cli.h"
+#include "digest_run.h"
 #include "report.h"
+
+struct check_digest {
+	const char *path;
+	const struct qc_image *img;
+	struct qc_dg_run *r;
+	const char *refused;
+};
+
+static void digest_json_cb(struct qc_json *j, void *ctx)
+{
+	const struct check_digest *d = ctx;
+	qc_json_str(j, "digest-algorithm", qc_digest_algorithm(d->r));
+	if (d->refused)
+		qc_json_str(j, "digest-error", d->refused);
+	qc_json_arr_begin(j, "digests");
+	if (!d->refused)
+		qc_digest_json_layers(j, d->path, d->img, d->r);
+	qc_json_arr_end(j);
+}
+
+/* Untrusted bytes: printable ASCII as is, the rest as \xNN. */
+static void put_escaped(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			putchar(*p);
+		else
+			printf("\\x%02x", *p);
+	}
+}
+
+static void print_digest_line(const struct qc_image *img, const struct qc_dg_run *r,
+			      const struct qc_dg_layer *d)
+{
+	char hex[65];
+	qc_digest_hex(d->md, hex);
+	printf("Digest (%s): %s  ", qc_digest_algorithm(r), hex);
+	if (d->snapshot < 0) {
+		printf("active layer\n");
+		return;
+	}
+	const struct qc_snapshot *s = &img->snapshots[d->snapshot];
+	printf("snapshot ID '");
+	put_escaped(s->id ? s->id : "");
+	printf("' name '");
+	put_escaped(s->name ? s->name : "");
+	printf("'\n");
+}
+
+/* check --digest: the digests of every layer, unless the image cannot give them. */
+static const char *check_digest(struct qc_io *io, const struct qc_image *img, struct qc_dg_run *r)
+{
+	int code = qc_check_exit_code(img);
+	if (code == 63 || code == 1)
+		return "the check did not complete";
+	if (code == 2)
+		return "the check found corruption (qcow2fsck digest --force digests anyway)";
+	if (img->h.crypt_method)
+		return "the image is encrypted: guest data cannot be read without the key";
+	if (img->data_file)
+		return "guest data lives in an external data file, which is never opened";
+	r->all = true;
+	qc_digest_run(io, img, r);
+	return r->rc ? r->error : NULL;
+}
 
 int qc_cmd_check(int argc, char **argv)
 {
@@ -18,11 +85,15 @@ int qc_cmd_check(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "max-mem", required_argument, NULL, 'm' },
+		{ "digest", no_argument, NULL, 'D' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "progress", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum qc_output out = QC_OUT_HUMAN;
-	bool quiet = false;
-	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
+	bool quiet = false, digest = false;
+	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap(),
+				.jobs = qc_default_jobs() };
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -42,6 +113,16 @@ int qc_cmd_check(int argc, char **argv)
 			if (!qc_parse_size(optarg, &o.mem_cap) || o.mem_cap == 0)
 				return qc_usage_error("invalid --max-mem '%s'", optarg);
 			break;
+		case 'D':
+			digest = true;
+			break;
+		case 'j':
+			if (!qc_parse_jobs(optarg, &o.jobs))
+				return qc_usage_error("--jobs must be a number from 1 to 64, not '%s'", optarg);
+			break;
+		case 'p':
+			o.progress = true;
+			break;
 		default:
 			return qc_usage_error("check: unknown option '%s'", argv[optind - 1]);
 		}
@@ -54,12 +135,23 @@ int qc_cmd_check(int argc, char **argv)
 	if (qc_cli_open_checked(path, false, &o, &io, &img))
 		return 1;
 	int code = qc_check_exit_code(img);
+	struct qc_dg_run r = { .jobs = o.jobs, .progress = o.progress };
+	struct check_digest cd = { path, img, &r, NULL };
+	struct qc_report_extra x = { 0, 0, digest_json_cb, &cd };
+	if (digest)
+		cd.refused = check_digest(io, img, &r);
 	if (!quiet) {
-		if (out == QC_OUT_JSON)
-			qc_print_json(img, path, NULL, stdout);
-		else
+		if (out == QC_OUT_JSON) {
+			qc_print_json(img, path, digest ? &x : NULL, stdout);
+		} else {
 			qc_print_human(img, path, NULL, stdout);
+			if (digest && cd.refused)
+				printf("Digest: not computed: %s\n", cd.refused);
+			for (uint32_t k = 0; digest && !cd.refused && k < r.n; k++)
+				print_digest_line(img, &r, &r.layers[k]);
+		}
 	}
+	qc_digest_run_free(&r);
 	if (img->aborted)
 		fprintf(stderr, "qcow2fsck: check failed: %s\n", img->abort_reason);
 	qc_image_free(img);

@@ -16,28 +16,44 @@
 
 static const char usage_text[] =
 	"Usage:\n"
-	"  qcow2fsck check  [--deep] [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
+	"  qcow2fsck check  [--deep] [--digest] [--output=human|json] [-q] [--max-mem=SIZE]\n"
+	"                   [--jobs=N] [--progress] IMAGE\n"
 	"  qcow2fsck repair [--dry-run] [--leaks-only] [--undo-file=PATH] [--salvage-leaks=DIR]\n"
 	"                   [--output=human|json] [--max-mem=SIZE] IMAGE\n"
 	"  qcow2fsck undo   [--dry-run] [--force] UNDO-FILE IMAGE\n"
 	"  qcow2fsck info   [--output=human|json] IMAGE\n"
+	"  qcow2fsck digest [--snapshot=ID|NAME | --all] [--flat] [--force] [--output=human|json]\n"
+	"                   [--jobs=N] [--progress] IMAGE\n"
+	"  qcow2fsck digest --raw [--flat] [--output=human|json] [--jobs=N] [--progress] FILE\n"
 	"  qcow2fsck --help | --version | --list-problems\n"
 	"\n"
 	"check   verify every qcow2 structure, read-only (the image is opened O_RDONLY)\n"
 	"repair  plan, journal and apply fixes, then check again\n"
 	"undo    restore an image byte for byte from a repair's undo journal\n"
 	"info    print the header, features, extensions and snapshots\n"
+	"digest  check, then print the SHA-256 tree digest of the guest view (doc/digest.md):\n"
+	"        equal for an image, its qemu-img convert copies and a raw copy\n"
 	"\n"
 	"Options:\n"
 	"  --output=human|json  report format (default human)\n"
 	"  -q, --quiet          print nothing on stdout; the exit code is the verdict\n"
 	"  --deep               also decompress every compressed cluster\n"
+	"  --digest             check: also print the digest of every layer\n"
+	"  --jobs=N             threads for hashing (default: the number of CPUs)\n"
+	"  --progress           progress lines on stderr even when it is not a terminal\n"
+	"                       (on a terminal --deep and digest always show progress)\n"
+	"  --snapshot=ID|NAME   digest: that snapshot only (NAME@SNAPSHOT)\n"
+	"  --all                digest: the active layer and every snapshot\n"
+	"  --flat               digest: plain SHA-256 of the raw byte stream (= qemu-img\n"
+	"                       convert -O raw | sha256sum); one thread, cost = virtual size\n"
+	"  --raw                digest: FILE is a raw disk image\n"
 	"  --max-mem=SIZE       memory cap for the check (K/M/G suffixes; default half of RAM)\n"
 	"  --dry-run            print what would be written, write nothing\n"
 	"  --leaks-only         repair only leaked clusters (and nothing that needs a rebuild)\n"
 	"  --undo-file=PATH     where the undo journal goes (default IMAGE.qcow2fsck-undo)\n"
 	"  --salvage-leaks=DIR  copy non-zero leaked clusters into DIR before freeing them\n"
-	"  --force              undo: also restore regions a crash left half-written\n"
+	"  --force              undo: also restore regions a crash left half-written;\n"
+	"                       digest: digest an image with corruption (marked, exit 2)\n"
 	"\n"
 	"Exit codes (as qemu-img check): 0 consistent, 2 corruption, 3 leaks only,\n"
 	"1 check could not complete (repair: nothing changed), 63 not qcow2/unsupported,\n"
@@ -149,6 +165,7 @@ int main(int argc, char **argv)
 		{ "info", qc_cmd_info },
 		{ "repair", qc_cmd_repair },
 		{ "undo", qc_cmd_undo },
+		{ "digest", qc_cmd_digest },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

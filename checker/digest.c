@@ -1,0 +1,573 @@
+/*
+ * digest.c - the tree digest and the flat SHA-256 of one layer's guest
+ * view (format: doc/digest.md).
+ *
+ * The guest view is cut into chunks of 64 MiB.  The main thread walks the
+ * layer's L1 table in order: a chunk (or a run of chunks) whose L1 entries
+ * are all empty becomes a zero run at once, without reading anything;
+ * every other chunk goes into a ring of 2 x jobs + 2 slots that worker
+ * threads take in order.  A worker maps its chunk (guestmap.c) in windows
+ * of 4 MiB, reads the data (holes of a sparse file read as zeros without
+ * reading: SEEK_DATA), decompresses compressed clusters, and hashes each
+ * 64 KiB block; a block with no stored byte gets the precomputed hash of
+ * the zero block.  The main thread feeds the leaf hashes to the root
+ * SHA-256 strictly in guest order.  Memory: per worker one window, one
+ * cluster, two clusters of compressed input and small tables, whatever the
+ * image size.  --flat is one thread (SHA-256 is sequential) and feeds a
+ * zero buffer for zero runs: its cost is the virtual size.
+ *
+ * Relies on: the check having validated the geometry and the L1 table the
+ * layer carries; core/decompress.c for QEMU's acceptance of compressed
+ * streams (QC_DC_OK and QC_DC_INEXACT are what QEMU reads).
+ */
+#include "digest.h"
+#include "../core/decompress.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOCK QC_DIGEST_BLOCK
+#define WIN (UINT64_C(4) << 20)
+#define CHUNK (UINT64_C(64) << 20)
+#define HPC (CHUNK / BLOCK)      /* leaf hashes per chunk */
+#define MAX_JOBS 64
+#define ZERO_BUF (1u << 20)
+
+struct shared {
+	const struct qc_layer *L;
+	bool force;
+	EVP_MD *sha;
+	uint8_t zh[32], zh_short[32]; /* H(zero block), H(last short zero block) */
+};
+
+struct wctx {
+	const struct shared *sh;
+	uint8_t *buf, *cin, *cout, *l2;
+	uint8_t touched[WIN / BLOCK];
+	struct qc_gm_extent *ext;
+	size_t maxext;
+	struct qc_dc *dc;
+	EVP_MD_CTX *md;
+	bool cached;
+	uint64_t cached_cstart;
+	bool no_holes;
+	int hole_kind; /* -1 none cached, 0 data, 1 hole */
+	uint64_t hole_a, hole_b;
+	uint64_t unreadable;
+	char msg[256];
+};
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static int fail(struct wctx *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct wctx *w, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static bool sha256(EVP_MD_CTX *c, const EVP_MD *sha, const void *p, size_t n, uint8_t out[32])
+{
+	return EVP_DigestInit_ex(c, sha, NULL) && EVP_DigestUpdate(c, p, n) &&
+	       EVP_DigestFinal_ex(c, out, NULL);
+}
+
+static void wctx_free(struct wctx *w)
+{
+	if (!w)
+		return;
+	free(w->buf);
+	free(w->cin);
+	free(w->cout);
+	free(w->l2);
+	free(w->ext);
+	qc_dc_free(w->dc);
+	EVP_MD_CTX_free(w->md);
+	free(w);
+}
+
+static struct wctx *wctx_new(const struct shared *sh)
+{
+	struct wctx *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	const struct qc_layer *L = sh->L;
+	w->sh = sh;
+	w->hole_kind = -1;
+	w->maxext = qc_gm_max_extents(L, WIN);
+	w->buf = malloc(WIN);
+	w->l2 = malloc(qc_gm_l2_scratch(L, WIN));
+	w->ext = calloc(w->maxext, sizeof(*w->ext));
+	w->md = EVP_MD_CTX_new();
+	if (L->img) {
+		w->cout = malloc((size_t)L->img->cluster_size);
+		w->cin = malloc((size_t)L->img->cluster_size * 2);
+	}
+	if (!w->buf || !w->l2 || !w->ext || !w->md || (L->img && (!w->cout || !w->cin))) {
+		wctx_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* Is host offset off in a hole of the file?  *end: where that run ends. */
+static bool in_hole(struct wctx *w, uint64_t off, uint64_t *end)
+{
+	if (w->no_holes) {
+		*end = UINT64_MAX;
+		return false;
+	}
+	if (w->hole_kind < 0 || off < w->hole_a || off >= w->hole_b) {
+		uint64_t e;
+		int r = qc_io_extent(w->sh->L->io, off, &e);
+		if (r < 0) {
+			w->no_holes = true;
+			*end = UINT64_MAX;
+			return false;
+		}
+		w->hole_kind = r;
+		w->hole_a = off;
+		w->hole_b = e;
+	}
+	*end = w->hole_b;
+	return w->hole_kind == 1;
+}
+
+static void touch(struct wctx *w, uint64_t rel, uint64_t len)
+{
+	for (uint64_t b = rel / BLOCK; b <= (rel + len - 1) / BLOCK; b++)
+		w->touched[b] = 1;
+}
+
+/* Zeros into the touched blocks that [rel, rel+len) meets. */
+static void zero_fill(struct wctx *w, uint64_t rel, uint64_t len)
+{
+	for (uint64_t b = rel / BLOCK; b <= (rel + len - 1) / BLOCK; b++) {
+		if (!w->touched[b])
+			continue;
+		uint64_t a = b * BLOCK > rel ? b * BLOCK : rel;
+		uint64_t e = min64((b + 1) * BLOCK, rel + len);
+		memset(w->buf + a, 0, (size_t)(e - a));
+	}
+}
+
+static int data_extent(struct wctx *w, int pass, uint64_t rel, const struct qc_gm_extent *x)
+{
+	for (uint64_t pos = 0; pos < x->len;) {
+		uint64_t h = x->host + pos, end;
+		bool hole = in_hole(w, h, &end);
+		uint64_t seg = min64(x->len - pos, end - h);
+		if (hole) {
+			if (pass)
+				zero_fill(w, rel + pos, seg);
+		} else if (!pass) {
+			touch(w, rel + pos, seg);
+		} else {
+			long long got = qc_io_read(w->sh->L->io, w->buf + rel + pos, (size_t)seg, h);
+			if (got < 0)
+				return fail(w, 1, "I/O error reading host offset 0x%llx: %s",
+					    (unsigned long long)h, strerror((int)-got));
+		}
+		pos += seg;
+	}
+	return 0;
+}
+
+static int compressed_extent(struct wctx *w, uint64_t rel, const struct qc_gm_extent *x)
+{
+	const struct qc_image *img = w->sh->L->img;
+	size_t cs = (size_t)img->cluster_size;
+	if (!w->cached || w->cached_cstart != x->cstart) {
+		if (!w->dc && !(w->dc = qc_dc_new(img->h.compression_type)))
+			return fail(w, 1, "cannot set up the decompressor (compression type %u)",
+				    img->h.compression_type);
+		size_t clen = (size_t)min64(x->clen, 2 * img->cluster_size);
+		long long got = qc_io_read(img->io, w->cin, clen, x->host);
+		if (got < 0)
+			return fail(w, 1, "I/O error reading compressed data at 0x%llx: %s",
+				    (unsigned long long)x->host, strerror((int)-got));
+		size_t produced = 0;
+		const char *why = "";
+		enum qc_dc_result r = qc_dc_run(w->dc, w->cin, (size_t)got, w->cout, cs, &produced, &why);
+		if (r == QC_DC_NOMEM)
+			return fail(w, 1, "out of memory in the decompressor");
+		if (r != QC_DC_OK && r != QC_DC_INEXACT) {
+			if (!w->sh->force)
+				return fail(w, 2,
+					    "the compressed cluster at host 0x%llx (guest 0x%llx) cannot be read: %s",
+					    (unsigned long long)x->host, (unsigned long long)x->cstart, why);
+			memset(w->cout + produced, 0, cs - produced);
+			w->unreadable += cs - produced;
+		}
+		w->cached = true;
+		w->cached_cstart = x->cstart;
+	}
+	memcpy(w->buf + rel, w->cout + (x->guest - x->cstart), (size_t)x->len);
+	return 0;
+}
+
+/* Read window [g, g+wlen) into w->buf; w->touched says which blocks hold bytes. */
+static int fill_window(struct wctx *w, uint64_t g, uint64_t wlen)
+{
+	size_t n;
+	int r = qc_gm_map(w->sh->L, g, wlen, w->l2, w->ext, w->maxext, &n);
+	if (r)
+		return fail(w, 1, "cannot map guest offset 0x%llx: %s", (unsigned long long)g,
+			    strerror(-r));
+	memset(w->touched, 0, sizeof(w->touched));
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t k = 0; k < n; k++) {
+			const struct qc_gm_extent *x = &w->ext[k];
+			uint64_t rel = x->guest - g;
+			switch (x->kind) {
+			case QC_GM_ZERO:
+				if (pass)
+					zero_fill(w, rel, x->len);
+				break;
+			case QC_GM_BAD:
+				if (!w->sh->force)
+					return fail(w, 2,
+						    "guest bytes [0x%llx, +%llu) cannot be read: their L1 or L2 entry is invalid",
+						    (unsigned long long)x->guest,
+						    (unsigned long long)x->len);
+				if (pass) {
+					zero_fill(w, rel, x->len);
+					w->unreadable += x->len;
+				}
+				break;
+			case QC_GM_DATA:
+				r = data_extent(w, pass, rel, x);
+				break;
+			case QC_GM_COMPRESSED:
+				if (!pass)
+					touch(w, rel, x->len);
+				else
+					r = compressed_extent(w, rel, x);
+				break;
+			}
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* Leaf hashes of [g0, g1) into out (32 bytes per block). */
+static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out)
+{
+	const struct shared *sh = w->sh;
+	for (uint64_t g = g0; g < g1; g += WIN) {
+		uint64_t wlen = min64(WIN, g1 - g);
+		int r = fill_window(w, g, wlen);
+		if (r)
+			return r;
+		for (uint64_t b = 0; b * BLOCK < wlen; b++) {
+			uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
+			uint8_t *o = out + ((g - g0) / BLOCK + b) * 32;
+			if (!w->touched[b])
+				memcpy(o, blen == BLOCK ? sh->zh : sh->zh_short, 32);
+			else if (!sha256(w->md, sh->sha, w->buf + b * BLOCK, (size_t)blen, o))
+				return fail(w, 1, "SHA-256 failed");
+		}
+	}
+	return 0;
+}
+
+/* ---- the ring of chunks (tree digest) ---- */
+
+struct item {
+	uint64_t g0, g1;
+	bool zero, done;
+	int err;
+	char msg[256];
+	uint8_t *hashes; /* HPC x 32 bytes */
+};
+
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work, cv_done;
+	struct item *ring;
+	uint64_t nring, head, tail, take;
+	bool stop, all_produced;
+};
+
+struct worker {
+	struct pool *p;
+	struct wctx *w;
+	pthread_t t;
+	bool started;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct pool *p = wk->p;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->take < p->tail && p->ring[p->take % p->nring].zero)
+			p->take++;
+		if (p->stop)
+			break;
+		if (p->take == p->tail) {
+			if (p->all_produced)
+				break;
+			pthread_cond_wait(&p->cv_work, &p->mu);
+			continue;
+		}
+		struct item *it = &p->ring[p->take % p->nring];
+		p->take++;
+		pthread_mutex_unlock(&p->mu);
+		wk->w->msg[0] = 0;
+		int r = hash_range(wk->w, it->g0, it->g1, it->hashes);
+		pthread_mutex_lock(&p->mu);
+		it->err = r;
+		if (r)
+			memcpy(it->msg, wk->w->msg, sizeof(it->msg));
+		it->done = true;
+		pthread_cond_broadcast(&p->cv_done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* End of the zero run starting at chunk-aligned g, or g when [g, g+CHUNK) holds data. */
+static uint64_t zero_run_end(const struct qc_layer *L, uint64_t g)
+{
+	uint64_t S = L->size;
+	if (!L->img || !qc_gm_l1_empty(L, g, min64(CHUNK, S - g)))
+		return g;
+	unsigned shift = qc_l1_shift(L->img);
+	if ((UINT64_C(1) << shift) >= CHUNK) {
+		uint64_t j = (g >> shift) + 1;
+		while (j < L->l1_size && !(L->l1[j] & UINT64_C(0x00fffffffffffe00)))
+			j++;
+		if (j >= L->l1_size || j > (S - 1) >> shift)
+			return S;
+		return j << shift;
+	}
+	uint64_t end = g + min64(CHUNK, S - g);
+	while (end < S && qc_gm_l1_empty(L, end, min64(CHUNK, S - end)))
+		end += min64(CHUNK, S - end);
+	return end;
+}
+
+static bool feed_zero_hashes(EVP_MD_CTX *c, const struct shared *sh, const uint8_t *rep,
+			     uint64_t g0, uint64_t g1)
+{
+	uint64_t nfull = g1 / BLOCK - g0 / BLOCK; /* g0 is block aligned */
+	while (nfull) {
+		uint64_t k = min64(nfull, HPC);
+		if (!EVP_DigestUpdate(c, rep, (size_t)k * 32))
+			return false;
+		nfull -= k;
+	}
+	if (g1 % BLOCK)
+		return EVP_DigestUpdate(c, sh->zh_short, 32);
+	return true;
+}
+
+static int tree(const struct qc_layer *L, const struct qc_digest_opts *o, struct shared *sh,
+		EVP_MD_CTX *root, struct qc_digest_result *res)
+{
+	unsigned jobs = o->jobs < 1 ? 1 : o->jobs > MAX_JOBS ? MAX_JOBS : o->jobs;
+	struct pool p = { .nring = 2 * (uint64_t)jobs + 2 };
+	struct worker wk[MAX_JOBS];
+	memset(wk, 0, sizeof(wk));
+	uint8_t *rep = malloc(HPC * 32);
+	p.ring = calloc(p.nring, sizeof(*p.ring));
+	int rc = 0;
+	if (!rep || !p.ring) {
+		rc = 1;
+		goto out_mem;
+	}
+	for (uint64_t k = 0; k < HPC; k++)
+		memcpy(rep + k * 32, sh->zh, 32);
+	for (uint64_t k = 0; k < p.nring; k++)
+		if (!(p.ring[k].hashes = malloc(HPC * 32))) {
+			rc = 1;
+			goto out_mem;
+		}
+	for (unsigned k = 0; k < jobs; k++) {
+		wk[k].p = &p;
+		if (!(wk[k].w = wctx_new(sh))) {
+			rc = 1;
+			goto out_mem;
+		}
+	}
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv_work, NULL);
+	pthread_cond_init(&p.cv_done, NULL);
+	for (unsigned k = 0; k < jobs; k++)
+		wk[k].started = pthread_create(&wk[k].t, NULL, worker_main, &wk[k]) == 0;
+	if (!wk[0].started) {
+		snprintf(res->error, sizeof(res->error), "cannot start a hashing thread");
+		rc = 1;
+	}
+
+	uint64_t g = 0, S = L->size;
+	pthread_mutex_lock(&p.mu);
+	while (!rc) {
+		while (p.tail - p.head < p.nring && g < S) {
+			struct item *it = &p.ring[p.tail % p.nring];
+			uint64_t z = zero_run_end(L, g);
+			it->g0 = g;
+			it->zero = z > g;
+			it->g1 = it->zero ? z : min64(S, g + CHUNK);
+			it->done = it->zero;
+			it->err = 0;
+			g = it->g1;
+			p.tail++;
+			pthread_cond_broadcast(&p.cv_work);
+		}
+		if (p.head == p.tail)
+			break;
+		struct item *it = &p.ring[p.head % p.nring];
+		while (!it->done)
+			pthread_cond_wait(&p.cv_done, &p.mu);
+		pthread_mutex_unlock(&p.mu);
+		if (it->err) {
+			rc = it->err;
+			memcpy(res->error, it->msg, sizeof(res->error));
+		} else if (it->zero ? !feed_zero_hashes(root, sh, rep, it->g0, it->g1)
+				    : !EVP_DigestUpdate(root, it->hashes,
+							(size_t)((it->g1 - it->g0 + BLOCK - 1) / BLOCK) * 32)) {
+			rc = 1;
+			snprintf(res->error, sizeof(res->error), "SHA-256 failed");
+		}
+		qc_progress_set(o->progress, o->progress_base + it->g1);
+		pthread_mutex_lock(&p.mu);
+		p.head++;
+	}
+	p.stop = rc != 0;
+	p.all_produced = true;
+	pthread_cond_broadcast(&p.cv_work);
+	pthread_mutex_unlock(&p.mu);
+	for (unsigned k = 0; k < jobs; k++)
+		if (wk[k].started)
+			pthread_join(wk[k].t, NULL);
+	for (unsigned k = 0; k < jobs; k++)
+		res->unreadable_bytes += wk[k].w->unreadable;
+	pthread_cond_destroy(&p.cv_work);
+	pthread_cond_destroy(&p.cv_done);
+	pthread_mutex_destroy(&p.mu);
+out_mem:
+	if (rc == 1 && !res->error[0])
+		snprintf(res->error, sizeof(res->error), "out of memory");
+	for (unsigned k = 0; k < jobs; k++)
+		wctx_free(wk[k].w);
+	if (p.ring)
+		for (uint64_t k = 0; k < p.nring; k++)
+			free(p.ring[k].hashes);
+	free(p.ring);
+	free(rep);
+	return rc;
+}
+
+static int flat(const struct qc_layer *L, const struct qc_digest_opts *o, struct shared *sh,
+		EVP_MD_CTX *root, struct qc_digest_result *res)
+{
+	struct wctx *w = wctx_new(sh);
+	uint8_t *zero = calloc(1, ZERO_BUF);
+	int rc = 0;
+	if (!w || !zero) {
+		snprintf(res->error, sizeof(res->error), "out of memory");
+		rc = 1;
+		goto out;
+	}
+	uint64_t S = L->size;
+	for (uint64_t g = 0; g < S && !rc;) {
+		uint64_t z = zero_run_end(L, g);
+		if (z > g) {
+			for (; g < z && !rc; g += min64(ZERO_BUF, z - g)) {
+				if (!EVP_DigestUpdate(root, zero, (size_t)min64(ZERO_BUF, z - g)))
+					rc = 1;
+				qc_progress_set(o->progress, o->progress_base + g);
+			}
+			continue;
+		}
+		uint64_t cend = min64(S, g + CHUNK);
+		for (; g < cend && !rc; g += WIN) {
+			uint64_t wlen = min64(WIN, cend - g);
+			rc = fill_window(w, g, wlen);
+			for (uint64_t b = 0; !rc && b * BLOCK < wlen; b++) {
+				uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
+				const uint8_t *src = w->touched[b] ? w->buf + b * BLOCK : zero;
+				if (!EVP_DigestUpdate(root, src, (size_t)blen))
+					rc = 1;
+			}
+		}
+		qc_progress_set(o->progress, o->progress_base + g);
+	}
+	if (rc)
+		memcpy(res->error, w->msg[0] ? w->msg : "SHA-256 failed", sizeof(res->error));
+	res->unreadable_bytes += w->unreadable;
+out:
+	wctx_free(w);
+	free(zero);
+	return rc;
+}
+
+int qc_digest_layer(const struct qc_layer *L, const struct qc_digest_opts *o,
+		    struct qc_digest_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	struct shared sh = { .L = L, .force = o->force };
+	EVP_MD_CTX *root = EVP_MD_CTX_new();
+	sh.sha = EVP_MD_fetch(NULL, "SHA256", NULL);
+	int rc = 1;
+	if (!root || !sh.sha || !EVP_DigestInit_ex(root, sh.sha, NULL)) {
+		snprintf(res->error, sizeof(res->error), "cannot set up SHA-256 (libcrypto)");
+		goto out;
+	}
+	uint8_t *zero = calloc(1, BLOCK);
+	bool ok = zero && sha256(root, sh.sha, zero, BLOCK, sh.zh) &&
+		  sha256(root, sh.sha, zero, L->size % BLOCK, sh.zh_short) &&
+		  EVP_DigestInit_ex(root, sh.sha, NULL);
+	free(zero);
+	if (!ok) {
+		snprintf(res->error, sizeof(res->error), "cannot set up SHA-256 (libcrypto)");
+		goto out;
+	}
+	if (!o->flat) {
+		uint8_t head[sizeof(QC_DIGEST_TAG) + 8]; /* the tag, its NUL, be64(S) */
+		memcpy(head, QC_DIGEST_TAG, sizeof(QC_DIGEST_TAG));
+		for (int k = 0; k < 8; k++)
+			head[sizeof(QC_DIGEST_TAG) + k] = (uint8_t)(L->size >> (56 - 8 * k));
+		if (!EVP_DigestUpdate(root, head, sizeof(head))) {
+			snprintf(res->error, sizeof(res->error), "SHA-256 failed");
+			goto out;
+		}
+		rc = tree(L, o, &sh, root, res);
+	} else {
+		rc = flat(L, o, &sh, root, res);
+	}
+	if (!rc && !EVP_DigestFinal_ex(root, res->md, NULL)) {
+		snprintf(res->error, sizeof(res->error), "SHA-256 failed");
+		rc = 1;
+	}
+out:
+	EVP_MD_free(sh.sha);
+	EVP_MD_CTX_free(root);
+	return rc;
+}
+
+void qc_digest_hex(const uint8_t md[32], char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int k = 0; k < 32; k++) {
+		out[2 * k] = hex[md[k] >> 4];
+		out[2 * k + 1] = hex[md[k] & 15];
+	}
+	out[64] = 0;
+}
