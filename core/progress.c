@@ -79,7 +79,7 @@ void qc_progress_end(struct qc_progress *p)
 	if (p->tty && p->printed) {
 		fputs("\r\033[K", p->f);
 		fflush(p->f);
-	} else if (!p->tty && p->printed) {
+	} else if (!p->tty) {
 		p->done = p->total;
 		print(p, now());
 	}

@@ -27,7 +27,8 @@ void qc_progress_start(struct qc_progress *p, FILE *f, bool requested, const cha
 		       uint64_t total);
 /* Set the bytes done so far (prints when the interval has passed). */
 void qc_progress_set(struct qc_progress *p, uint64_t done);
-/* Finish: clears the terminal line (or prints a last plain line). */
+/* Finish: clears the terminal line; with --progress and no terminal, prints
+ * a last plain line (always, so a short run still logs one). */
 void qc_progress_end(struct qc_progress *p);
 
 #endif
