@@ -47,7 +47,8 @@ struct shared {
 
 struct wctx {
 	const struct shared *sh;
-	uint8_t *buf, *cin, *cout, *l2;
+	uint8_t *buf, *cin, *cout;
+	struct qc_gm_l2cache l2;
 	uint8_t touched[WIN / BLOCK];
 	struct qc_gm_extent *ext;
 	size_t maxext;
@@ -90,7 +91,7 @@ static void wctx_free(struct wctx *w)
 	free(w->buf);
 	free(w->cin);
 	free(w->cout);
-	free(w->l2);
+	free(w->l2.buf);
 	free(w->ext);
 	qc_dc_free(w->dc);
 	EVP_MD_CTX_free(w->md);
@@ -107,14 +108,14 @@ static struct wctx *wctx_new(const struct shared *sh)
 	w->hole_kind = -1;
 	w->maxext = qc_gm_max_extents(L, WIN);
 	w->buf = malloc(WIN);
-	w->l2 = malloc(qc_gm_l2_scratch(L, WIN));
+	w->l2.buf = malloc(qc_gm_l2_scratch(L, CHUNK));
 	w->ext = calloc(w->maxext, sizeof(*w->ext));
 	w->md = EVP_MD_CTX_new();
 	if (L->img) {
 		w->cout = malloc((size_t)L->img->cluster_size);
 		w->cin = malloc((size_t)L->img->cluster_size * 2);
 	}
-	if (!w->buf || !w->l2 || !w->ext || !w->md || (L->img && (!w->cout || !w->cin))) {
+	if (!w->buf || !w->l2.buf || !w->ext || !w->md || (L->img && (!w->cout || !w->cin))) {
 		wctx_free(w);
 		return NULL;
 	}
@@ -217,11 +218,12 @@ static int compressed_extent(struct wctx *w, uint64_t rel, const struct qc_gm_ex
 	return 0;
 }
 
-/* Read window [g, g+wlen) into w->buf; w->touched says which blocks hold bytes. */
-static int fill_window(struct wctx *w, uint64_t g, uint64_t wlen)
+/* Read window [g, g+wlen) into w->buf; w->touched says which blocks hold
+ * bytes.  L2 entries are read ahead up to ra_end (the end of the chunk). */
+static int fill_window(struct wctx *w, uint64_t g, uint64_t wlen, uint64_t ra_end)
 {
 	size_t n;
-	int r = qc_gm_map(w->sh->L, g, wlen, w->l2, w->ext, w->maxext, &n);
+	int r = qc_gm_map(w->sh->L, g, wlen, ra_end, &w->l2, w->ext, w->maxext, &n);
 	if (r)
 		return fail(w, 1, "cannot map guest offset 0x%llx: %s", (unsigned long long)g,
 			    strerror(-r));
@@ -269,7 +271,7 @@ static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out)
 	const struct shared *sh = w->sh;
 	for (uint64_t g = g0; g < g1; g += WIN) {
 		uint64_t wlen = min64(WIN, g1 - g);
-		int r = fill_window(w, g, wlen);
+		int r = fill_window(w, g, wlen, g1);
 		if (r)
 			return r;
 		for (uint64_t b = 0; b * BLOCK < wlen; b++) {
@@ -499,7 +501,7 @@ static int flat(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 		uint64_t cend = min64(S, g + CHUNK);
 		for (; g < cend && !rc; g += WIN) {
 			uint64_t wlen = min64(WIN, cend - g);
-			rc = fill_window(w, g, wlen);
+			rc = fill_window(w, g, wlen, cend);
 			for (uint64_t b = 0; !rc && b * BLOCK < wlen; b++) {
 				uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
 				const uint8_t *src = w->touched[b] ? w->buf + b * BLOCK : zero;

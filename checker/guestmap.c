@@ -31,11 +31,11 @@ static uint64_t span_end(uint64_t i, unsigned shift)
 	return (i + 1) << shift;
 }
 
-size_t qc_gm_l2_scratch(const struct qc_layer *L, uint64_t wlen)
+size_t qc_gm_l2_scratch(const struct qc_layer *L, uint64_t len)
 {
 	if (!L->img)
 		return 1;
-	uint64_t n = min64(wlen / L->img->cluster_size + 1, L->img->l2_entries);
+	uint64_t n = min64(len / L->img->cluster_size + 1, L->img->l2_entries);
 	return (size_t)(n * L->img->l2_entry_size);
 }
 
@@ -118,8 +118,8 @@ static int map_entry(const struct qc_image *img, struct sink *s, uint64_t e, uin
 	return 0;
 }
 
-int qc_gm_map(const struct qc_layer *L, uint64_t g, uint64_t len, uint8_t *l2,
-	      struct qc_gm_extent *ext, size_t max, size_t *n)
+int qc_gm_map(const struct qc_layer *L, uint64_t g, uint64_t len, uint64_t ra_end,
+	      struct qc_gm_l2cache *c, struct qc_gm_extent *ext, size_t max, size_t *n)
 {
 	struct sink s = { ext, max, 0 };
 	uint64_t end = g + len;
@@ -145,12 +145,22 @@ int qc_gm_map(const struct qc_layer *L, uint64_t g, uint64_t len, uint8_t *l2,
 		} else {
 			uint64_t mask = img->l2_entries - 1;
 			uint64_t j0 = (g >> cb) & mask, j1 = ((e_end - 1) >> cb) & mask;
-			size_t bytes = (size_t)((j1 - j0 + 1) * es);
-			long long got = qc_io_read(img->io, l2, bytes, l2off + j0 * es);
-			if (got < 0)
-				return (int)got;
+			if (!c->valid || c->l2off != l2off || j0 < c->j0 || j1 >= c->j1) {
+				/* read ahead to ra_end, within this L2 table */
+				uint64_t ra = min64(ra_end, span_end(i, shift));
+				uint64_t ja = ra > e_end ? ((ra - 1) >> cb) & mask : j1;
+				size_t bytes = (size_t)((ja - j0 + 1) * es);
+				c->valid = false;
+				long long got = qc_io_read(img->io, c->buf, bytes, l2off + j0 * es);
+				if (got < 0)
+					return (int)got;
+				c->valid = true;
+				c->l2off = l2off;
+				c->j0 = j0;
+				c->j1 = ja + 1;
+			}
 			for (uint64_t j = j0; j <= j1 && !r; j++) {
-				const uint8_t *p = l2 + (j - j0) * es;
+				const uint8_t *p = c->buf + (j - c->j0) * es;
 				uint64_t cg = ((g >> cb) + (j - j0)) << cb;
 				uint64_t a = cg > g ? cg : g, b = min64(e_end, cg + img->cluster_size);
 				r = map_entry(img, &s, qc_be64_at(p), es == 16 ? qc_be64_at(p + 8) : 0, cg,

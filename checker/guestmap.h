@@ -40,19 +40,31 @@ struct qc_gm_extent {
 	uint64_t cstart; /* COMPRESSED: guest offset of the cluster's first byte */
 };
 
-/* Bytes of L2 entries qc_gm_map() needs as scratch for a window of wlen bytes. */
-size_t qc_gm_l2_scratch(const struct qc_layer *L, uint64_t wlen);
+/*
+ * A slice of one L2 table kept between calls: a worker maps its chunk
+ * window by window, and reads the L2 entries of the whole chunk at once.
+ * buf holds qc_gm_l2_scratch(L, chunk) bytes; set valid = false first.
+ */
+struct qc_gm_l2cache {
+	uint8_t *buf;
+	bool valid;
+	uint64_t l2off, j0, j1; /* entries [j0, j1) of the table at l2off */
+};
+
+/* Bytes of L2 entries that cover guest ranges of up to len bytes. */
+size_t qc_gm_l2_scratch(const struct qc_layer *L, uint64_t len);
 /* Most extents qc_gm_map() returns for a window of wlen bytes. */
 size_t qc_gm_max_extents(const struct qc_layer *L, uint64_t wlen);
 
 /*
- * Map [g, g+len) (g and len multiples of the cluster size, or len ending at
- * the layer's size) into extents in guest order, merging neighbours of one
- * kind (DATA only when host-contiguous).  l2 is scratch of
- * qc_gm_l2_scratch(len) bytes.  Returns 0, or -errno on a read error.
+ * Map [g, g+len) into extents in guest order, merging neighbours of one
+ * kind (DATA only when host-contiguous).  L2 entries missing from the
+ * cache are read for [g, ra_end) at once (ra_end >= g + len, and
+ * ra_end - g at most the length the cache was sized for).  Returns 0, or
+ * -errno on a read error.
  */
-int qc_gm_map(const struct qc_layer *L, uint64_t g, uint64_t len, uint8_t *l2,
-	      struct qc_gm_extent *ext, size_t max, size_t *n);
+int qc_gm_map(const struct qc_layer *L, uint64_t g, uint64_t len, uint64_t ra_end,
+	      struct qc_gm_l2cache *c, struct qc_gm_extent *ext, size_t max, size_t *n);
 
 /* True when every L1 entry covering [g, g+len) is empty (reads as zeros). */
 bool qc_gm_l1_empty(const struct qc_layer *L, uint64_t g, uint64_t len);
