@@ -173,6 +173,9 @@ struct qc_image {
 
 	struct qc_compressed_ref *compressed; /* only with opt.deep */
 	size_t ncompressed, compressed_cap;
+	/* deep.c: compressed clusters decompressed, per compression type
+	 * (0 zlib, 1 zstd); a stream shared by several clusters counts for each */
+	uint64_t deep_verified[2];
 
 	struct qc_clustermap cmap;
 	/* Bytes of the --max-mem budget held outside the cluster map (tables,

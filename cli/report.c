@@ -102,6 +102,13 @@ void qc_print_json(const struct qc_image *img, const char *filename,
 	qc_json_u64(&j, "allocated-clusters", img->stats.allocated_clusters);
 	qc_json_u64(&j, "fragmented-clusters", img->stats.fragmented_clusters);
 	qc_json_u64(&j, "compressed-clusters", img->stats.compressed_clusters);
+	qc_json_bool(&j, "deep", img->opt.deep);
+	if (img->opt.deep) {
+		qc_json_obj_begin(&j, "deep-verified");
+		qc_json_u64(&j, "zlib", img->deep_verified[0]);
+		qc_json_u64(&j, "zstd", img->deep_verified[1]);
+		qc_json_obj_end(&j);
+	}
 	qc_json_i64(&j, "exit-code", qc_check_exit_code(img));
 	const char *why = NULL;
 	bool complete = qc_repair_walk_complete(img, &why);
@@ -186,4 +193,7 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 			st->compressed_clusters * 100.0 / st->allocated_clusters);
 	if (st->image_end_offset)
 		fprintf(f, "Image end offset: %" PRIu64 "\n", st->image_end_offset);
+	if (img->opt.deep && img->is_qcow2 && !img->aborted && !ps->unsupported)
+		fprintf(f, "Deep check: %" PRIu64 " zlib and %" PRIu64 " zstd compressed clusters decompressed.\n",
+			img->deep_verified[0], img->deep_verified[1]);
 }
