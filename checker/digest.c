@@ -509,6 +509,7 @@ static int flat(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 					rc = 1;
 			}
 		}
+		g = cend;
 		qc_progress_set(o->progress, o->progress_base + g);
 	}
 	if (rc)

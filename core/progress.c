@@ -49,7 +49,7 @@ static void print(struct qc_progress *p, double t)
 	human(tot, sizeof(tot), (double)p->total);
 	human(rate, sizeof(rate), r);
 	if (r > 0 && p->total >= p->done) {
-		double s = (p->total - p->done) / r;
+		double s = (p->total - p->done) / r + 0.999; /* round up */
 		snprintf(eta, sizeof(eta), "%d:%02d:%02d", (int)(s / 3600), (int)(s / 60) % 60,
 			 (int)s % 60);
 	}

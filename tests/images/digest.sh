@@ -140,6 +140,16 @@ t_name "corrupt image: --force JSON"
 "$QC" digest --force --output=json "$T/bad.qcow2" >"$T/out.json" 2>/dev/null
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["forced"] and j["exit-code"]==2 and len(j["digests"])==1' "$T/out.json" && t_ok || t_fail "$(cat "$T/out.json")"
 
+# Leaks only (an orphaned data cluster): guest data is intact, digest exits 0.
+cp "$T/a.qcow2" "$T/leak.qcow2"
+$POKE "$T/leak.qcow2" 'l2[0][5]' 0 >/dev/null
+run_check "$T/leak.qcow2"
+qemu-img convert -O raw "$T/leak.qcow2" "$T/leak.raw"
+t_name "leaks only: digested, exit 0"
+d=$(hexof "$QC" digest "$T/leak.qcow2")
+"$QC" digest -q "$T/leak.qcow2" 2>/dev/null; rc=$?
+if [ "$RC" = 3 ] && [ $rc = 0 ] && [ "$d" = "$($REF "$T/leak.raw" | cut -d' ' -f1)" ]; then t_ok; else t_fail "check $RC, digest $rc, '$d'"; fi
+
 # A compressed stream damaged in place: the metadata check cannot see it,
 # the digest must not hash garbage: exit 2 (QEMU's read fails too).
 qemu-img convert -c -O qcow2 "$T/a.qcow2" "$T/dc.qcow2"
