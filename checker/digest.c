@@ -265,15 +265,25 @@ static int fill_window(struct wctx *w, uint64_t g, uint64_t wlen, uint64_t ra_en
 	return 0;
 }
 
-/* Leaf hashes of [g0, g1) into out (32 bytes per block). */
-static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out)
+/* Leaf hashes of [g0, g1) into out (32 bytes per block).  *zero is set
+ * when no block holds a stored byte: out is then left unwritten. */
+static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out, bool *zero)
 {
 	const struct shared *sh = w->sh;
+	bool data = false; /* a window with data was seen */
 	for (uint64_t g = g0; g < g1; g += WIN) {
 		uint64_t wlen = min64(WIN, g1 - g);
 		int r = fill_window(w, g, wlen, g1);
 		if (r)
 			return r;
+		bool any = false;
+		for (uint64_t b = 0; b * BLOCK < wlen && !any; b++)
+			any = w->touched[b];
+		if (!any && !data)
+			continue; /* leading windows without data: written below if needed */
+		for (uint64_t z = g0; !data && z < g; z += BLOCK) /* catch up on the skipped windows */
+			memcpy(out + (z - g0) / BLOCK * 32, sh->zh, 32);
+		data = true;
 		for (uint64_t b = 0; b * BLOCK < wlen; b++) {
 			uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
 			uint8_t *o = out + ((g - g0) / BLOCK + b) * 32;
@@ -283,6 +293,7 @@ static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out)
 				return fail(w, 1, "SHA-256 failed");
 		}
 	}
+	*zero = !data;
 	return 0;
 }
 
@@ -311,33 +322,42 @@ struct worker {
 	bool started;
 };
 
+/* Under p->mu: take the next chunk not yet taken and hash it (the lock is
+ * dropped meanwhile).  False when there is none. */
+static bool run_one(struct worker *wk)
+{
+	struct pool *p = wk->p;
+	while (p->take < p->tail && p->ring[p->take % p->nring].zero)
+		p->take++;
+	if (p->stop || p->take == p->tail)
+		return false;
+	struct item *it = &p->ring[p->take % p->nring];
+	p->take++;
+	pthread_mutex_unlock(&p->mu);
+	wk->w->msg[0] = 0;
+	bool zero = false;
+	int r = hash_range(wk->w, it->g0, it->g1, it->hashes, &zero);
+	pthread_mutex_lock(&p->mu);
+	it->err = r;
+	it->zero = zero; /* then fed as a zero run */
+	if (r)
+		memcpy(it->msg, wk->w->msg, sizeof(it->msg));
+	it->done = true;
+	pthread_cond_signal(&p->cv_done); /* only the main thread waits on it */
+	return true;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *wk = arg;
 	struct pool *p = wk->p;
 	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (p->take < p->tail && p->ring[p->take % p->nring].zero)
-			p->take++;
-		if (p->stop)
-			break;
-		if (p->take == p->tail) {
-			if (p->all_produced)
-				break;
-			pthread_cond_wait(&p->cv_work, &p->mu);
+	while (!p->stop) {
+		if (run_one(wk))
 			continue;
-		}
-		struct item *it = &p->ring[p->take % p->nring];
-		p->take++;
-		pthread_mutex_unlock(&p->mu);
-		wk->w->msg[0] = 0;
-		int r = hash_range(wk->w, it->g0, it->g1, it->hashes);
-		pthread_mutex_lock(&p->mu);
-		it->err = r;
-		if (r)
-			memcpy(it->msg, wk->w->msg, sizeof(it->msg));
-		it->done = true;
-		pthread_cond_broadcast(&p->cv_done);
+		if (p->all_produced)
+			break;
+		pthread_cond_wait(&p->cv_work, &p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -410,12 +430,9 @@ static int tree(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv_work, NULL);
 	pthread_cond_init(&p.cv_done, NULL);
-	for (unsigned k = 0; k < jobs; k++)
+	/* the calling thread hashes too (wk[0]); jobs - 1 more threads */
+	for (unsigned k = 1; k < jobs; k++)
 		wk[k].started = pthread_create(&wk[k].t, NULL, worker_main, &wk[k]) == 0;
-	if (!wk[0].started) {
-		snprintf(res->error, sizeof(res->error), "cannot start a hashing thread");
-		rc = 1;
-	}
 
 	uint64_t g = 0, S = L->size;
 	pthread_mutex_lock(&p.mu);
@@ -430,13 +447,15 @@ static int tree(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 			it->err = 0;
 			g = it->g1;
 			p.tail++;
-			pthread_cond_broadcast(&p.cv_work);
+			if (!it->zero)
+				pthread_cond_signal(&p.cv_work);
 		}
 		if (p.head == p.tail)
 			break;
 		struct item *it = &p.ring[p.head % p.nring];
 		while (!it->done)
-			pthread_cond_wait(&p.cv_done, &p.mu);
+			if (!run_one(&wk[0]))
+				pthread_cond_wait(&p.cv_done, &p.mu);
 		pthread_mutex_unlock(&p.mu);
 		if (it->err) {
 			rc = it->err;
@@ -455,7 +474,7 @@ static int tree(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 	p.all_produced = true;
 	pthread_cond_broadcast(&p.cv_work);
 	pthread_mutex_unlock(&p.mu);
-	for (unsigned k = 0; k < jobs; k++)
+	for (unsigned k = 1; k < jobs; k++)
 		if (wk[k].started)
 			pthread_join(wk[k].t, NULL);
 	for (unsigned k = 0; k < jobs; k++)

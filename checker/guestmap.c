@@ -159,12 +159,27 @@ int qc_gm_map(const struct qc_layer *L, uint64_t g, uint64_t len, uint64_t ra_en
 				c->j0 = j0;
 				c->j1 = ja + 1;
 			}
+			const uint64_t cs = img->cluster_size;
 			for (uint64_t j = j0; j <= j1 && !r; j++) {
 				const uint8_t *p = c->buf + (j - c->j0) * es;
 				uint64_t cg = ((g >> cb) + (j - j0)) << cb;
-				uint64_t a = cg > g ? cg : g, b = min64(e_end, cg + img->cluster_size);
-				r = map_entry(img, &s, qc_be64_at(p), es == 16 ? qc_be64_at(p + 8) : 0, cg,
-					      a, b);
+				uint64_t a = cg > g ? cg : g, b = min64(e_end, cg + cs);
+				uint64_t e = qc_be64_at(p);
+				r = map_entry(img, &s, e, es == 16 ? qc_be64_at(p + 8) : 0, cg, a, b);
+				if (es != 8 || (e & (QC_OFLAG_COMPRESSED | QC_OFLAG_ZERO)) ||
+				    !(e & QC_L2E_OFFSET_MASK) || (e & QC_L2E_OFFSET_MASK & (cs - 1)))
+					continue;
+				/* a run of host-contiguous data clusters: one extent */
+				uint64_t k = 0;
+				uint64_t off = e & QC_L2E_OFFSET_MASK;
+				while (j + k < j1 && off + (k + 2) * cs <= QC_MAX_OFFSET + 1 &&
+				       qc_be64_at(p + 8 * (k + 1)) == e + (k + 1) * cs)
+					k++;
+				if (k) {
+					uint64_t ra = cg + cs, rb = min64(e_end, cg + (k + 1) * cs);
+					r = push(&s, QC_GM_DATA, ra, rb - ra, off + cs, 0, 0);
+					j += k;
+				}
 			}
 		}
 		if (r)
