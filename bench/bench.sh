@@ -108,18 +108,23 @@ pair() {
 	done
 	at=$(cut -d' ' -f1 "$DIR/a.t" | median); am=$(cut -d' ' -f2 "$DIR/a.t" | median)
 	bt=$(cut -d' ' -f1 "$DIR/b.t" | median); bm=$(cut -d' ' -f2 "$DIR/b.t" | median)
-	awk -v l="$label" -v g="$goal" -v at="$at" -v bt="$bt" -v am="$am" -v bm="$bm" 'BEGIN {
+	ac=$(cut -d' ' -f3 "$DIR/a.t" | median); bc=$(cut -d' ' -f3 "$DIR/b.t" | median)
+	awk -v l="$label" -v g="$goal" -v at="$at" -v bt="$bt" -v am="$am" -v bm="$bm" \
+	    -v ac="$ac" -v bc="$bc" 'BEGIN {
 		r = (at > 0) ? sprintf("%.1fx", bt / at) : ">" sprintf("%.0fx", bt / 0.01);
-		printf "%-40s %7.2f %7.2f %7s %6s %8.1f %8.1f\n", l, at, bt, r, g, am/1024, bm/1024 }'
+		printf "%-42s %6.2f %6.2f %6s %5s %6.2f %6.2f %7.1f %7.1f\n", l, at, bt, r, g, ac, bc,
+		       am/1024, bm/1024 }'
 }
 
 echo
 echo "reading guest data: medians of $RUNS runs, warm cache ($(nproc) CPUs; a shared machine's load shows in wall time)"
-printf '%-40s %7s %7s %7s %6s %8s %8s\n' "A vs B" "wall A" "B" "B/A" goal "MiB A" "MiB B"
+printf '%-42s %6s %6s %6s %5s %6s %6s %7s %7s\n' "A vs B" "wall A" "B" "B/A" goal "cpu A" "B" \
+	"MiB A" "B"
 pair "check --deep vs qemu-io read (zlib)" 4x -- "$QC" check -q --deep "$ZL" -- qemu-io -f qcow2 -r -c "read 0 $BYTES" "$ZL"
 pair "check --deep vs qemu-io read (zstd)" 3x -- "$QC" check -q --deep "$ZS" -- qemu-io -f qcow2 -r -c "read 0 $BYTES" "$ZS"
 pair "digest vs convert -O raw + sha256sum" 10x -- "$QC" digest "$RQ" -- sh -c "qemu-img convert -O raw '$RQ' '$DIR/conv.raw' && sha256sum '$DIR/conv.raw'; rm -f '$DIR/conv.raw'"
 pair "digest --jobs=2 vs --jobs=1 (1 GiB random)" 1.6x -- "$QC" digest --jobs=2 "$RQ" -- "$QC" digest --jobs=1 "$RQ"
 pair "digest vs check ($SIZE prealloc=metadata)" "<1s" -- "$QC" digest "$A" -- "$QC" check -q "$A"
-echo "(B/A: how many times faster A is; goal: the issue's target; RSS: peak resident set.  The"
-echo " last line's goal is A's absolute wall time; its B is the plain check of the same image.)"
+echo "(B/A: how many times faster A is in wall time; goal: the issue's target; cpu = user + sys"
+echo " summed over threads; MiB: peak RSS.  The last line's goal is A's absolute wall time; its B"
+echo " is the plain check of the same image.  On a loaded machine wall times mean little.)"

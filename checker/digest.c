@@ -5,8 +5,10 @@
  * The guest view is cut into chunks of 64 MiB.  The main thread walks the
  * layer's L1 table in order: a chunk (or a run of chunks) whose L1 entries
  * are all empty becomes a zero run at once, without reading anything;
- * every other chunk goes into a ring of 2 x jobs + 2 slots that worker
- * threads take in order.  A worker maps its chunk (guestmap.c) in windows
+ * every other chunk goes into a ring of 2 x jobs + 2 slots that jobs - 1
+ * worker threads and the main thread itself (while it waits for the
+ * oldest chunk) take in order.  A chunk that turns out to hold no stored
+ * byte is fed as a zero run too.  A worker maps its chunk (guestmap.c) in windows
  * of 4 MiB, reads the data (holes of a sparse file read as zeros without
  * reading: SEEK_DATA), decompresses compressed clusters, and hashes each
  * 64 KiB block; a block with no stored byte gets the precomputed hash of
