@@ -39,7 +39,7 @@ static const char usage_text[] =
 	"  -q, --quiet          print nothing on stdout; the exit code is the verdict\n"
 	"  --deep               also decompress every compressed cluster (on --jobs threads);\n"
 	"                       the report counts the clusters verified per algorithm\n"
-	"  --digest             check: also print the digest of every layer\n"
+	"  --digest             check: also print the digest of every layer (implies --deep)\n"
 	"  --jobs=N             threads for --deep and digests (default: the number of CPUs)\n"
 	"  --progress           progress lines on stderr even when it is not a terminal\n"
 	"                       (on a terminal --deep and digest always show progress)\n"

@@ -159,6 +159,9 @@ printf '\377\377\377\377\377\377\377\377' | dd of="$T/dc.qcow2" bs=1 seek="$off"
 t_name "damaged compressed stream: digest exit 2"
 "$QC" digest "$T/dc.qcow2" >"$T/out" 2>"$T/dg.err"; rc=$?
 if [ $rc = 2 ] && grep -q 'cannot be read' "$T/dg.err" && ! qemu-img convert -O raw "$T/dc.qcow2" "$T/dc.raw" 2>/dev/null; then t_ok; else t_fail "exit $rc: $(cat "$T/dg.err")"; fi
+t_name "damaged compressed stream: check --digest reports it (implies --deep)"
+run_check --digest "$T/dc.qcow2"
+if [ "$RC" = 2 ] && json_codes | grep -q '^compressed-stream' && [ "$(json_get digests)" = "[]" ]; then t_ok; else t_fail "exit $RC: $(json_codes | tr '\n' ' ')"; fi
 
 # Backing file: this layer only, named in JSON, never opened (it is deleted).
 mk "$T/base.qcow2" 4M
