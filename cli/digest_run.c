@@ -90,8 +90,10 @@ void qc_digest_run(struct qc_io *io, const struct qc_image *img, struct qc_dg_ru
 	for (uint32_t k = 0; k < n; k++) {
 		struct qc_dg_layer *d = &r->layers[k];
 		d->snapshot = only >= 0 ? only : (int32_t)k - 1;
-		d->size = !img ? io->size : d->snapshot < 0 ? img->h.size
-							    : img->snapshots[d->snapshot].disk_size;
+		/* a snapshot is read as `qemu-img convert -l snapshot.name=` reads
+		 * it: its L1 table at the image's current virtual size
+		 * (doc/digest.md "Reading a layer") */
+		d->size = img ? img->h.size : io->size;
 		total += d->size;
 	}
 	struct qc_progress pg;
@@ -170,6 +172,7 @@ void qc_digest_json_layers(struct qc_json *j, const char *path, const struct qc_
 			qc_json_u64(j, "index", (uint64_t)d->snapshot);
 			qc_json_str(j, "id", s->id ? s->id : "");
 			qc_json_str(j, "name", s->name ? s->name : "");
+			qc_json_u64(j, "disk-size", s->disk_size);
 			qc_json_obj_end(j);
 		}
 		qc_json_str(j, "algorithm", qc_digest_algorithm(r));
