@@ -19,26 +19,27 @@
  * zero buffer for zero runs: its cost is the virtual size.
  *
  * Relies on: the check having validated the geometry and the L1 table the
- * layer carries; core/decompress.c for QEMU's acceptance of compressed
- * streams (QC_DC_OK and QC_DC_INEXACT are what QEMU reads).
+ * layer carries; layer_read.c for the bytes of each window (and which
+ * 64 KiB blocks hold stored bytes).
  */
 #include "digest.h"
-#include "../core/decompress.h"
+#include "layer_read.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BLOCK QC_DIGEST_BLOCK
-#define WIN (UINT64_C(4) << 20)
+#define WIN QC_LR_WIN
 #define CHUNK (UINT64_C(64) << 20)
 #define HPC (CHUNK / BLOCK)      /* leaf hashes per chunk */
 #define MAX_JOBS 64
 #define ZERO_BUF (1u << 20)
+
+_Static_assert(QC_DIGEST_BLOCK == QC_LR_BLOCK, "one block size");
 
 struct shared {
 	const struct qc_layer *L;
@@ -49,35 +50,13 @@ struct shared {
 
 struct wctx {
 	const struct shared *sh;
-	uint8_t *buf, *cin, *cout;
-	struct qc_gm_l2cache l2;
-	uint8_t touched[WIN / BLOCK];
-	struct qc_gm_extent *ext;
-	size_t maxext;
-	struct qc_dc *dc;
+	struct qc_lr *lr;
 	EVP_MD_CTX *md;
-	bool cached;
-	uint64_t cached_cstart;
-	bool no_holes;
-	int hole_kind; /* -1 none cached, 0 data, 1 hole */
-	uint64_t hole_a, hole_b;
-	uint64_t unreadable;
-	char msg[256];
 };
 
 static uint64_t min64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-static int fail(struct wctx *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct wctx *w, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
-	va_end(ap);
-	return code;
 }
 
 static bool sha256(EVP_MD_CTX *c, const EVP_MD *sha, const void *p, size_t n, uint8_t out[32])
@@ -90,12 +69,7 @@ static void wctx_free(struct wctx *w)
 {
 	if (!w)
 		return;
-	free(w->buf);
-	free(w->cin);
-	free(w->cout);
-	free(w->l2.buf);
-	free(w->ext);
-	qc_dc_free(w->dc);
+	qc_lr_free(w->lr);
 	EVP_MD_CTX_free(w->md);
 	free(w);
 }
@@ -105,166 +79,14 @@ static struct wctx *wctx_new(const struct shared *sh)
 	struct wctx *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	const struct qc_layer *L = sh->L;
 	w->sh = sh;
-	w->hole_kind = -1;
-	w->maxext = qc_gm_max_extents(L, WIN);
-	w->buf = malloc(WIN);
-	w->l2.buf = malloc(qc_gm_l2_scratch(L, CHUNK));
-	w->ext = calloc(w->maxext, sizeof(*w->ext));
+	w->lr = qc_lr_new(sh->L, sh->force, CHUNK);
 	w->md = EVP_MD_CTX_new();
-	if (L->img) {
-		w->cout = malloc((size_t)L->img->cluster_size);
-		w->cin = malloc((size_t)L->img->cluster_size * 2);
-	}
-	if (!w->buf || !w->l2.buf || !w->ext || !w->md || (L->img && (!w->cout || !w->cin))) {
+	if (!w->lr || !w->md) {
 		wctx_free(w);
 		return NULL;
 	}
 	return w;
-}
-
-/* Is host offset off in a hole of the file?  *end: where that run ends. */
-static bool in_hole(struct wctx *w, uint64_t off, uint64_t *end)
-{
-	if (w->no_holes) {
-		*end = UINT64_MAX;
-		return false;
-	}
-	if (w->hole_kind < 0 || off < w->hole_a || off >= w->hole_b) {
-		uint64_t e;
-		int r = qc_io_extent(w->sh->L->io, off, &e);
-		if (r < 0) {
-			w->no_holes = true;
-			*end = UINT64_MAX;
-			return false;
-		}
-		w->hole_kind = r;
-		w->hole_a = off;
-		w->hole_b = e;
-	}
-	*end = w->hole_b;
-	return w->hole_kind == 1;
-}
-
-static void touch(struct wctx *w, uint64_t rel, uint64_t len)
-{
-	for (uint64_t b = rel / BLOCK; b <= (rel + len - 1) / BLOCK; b++)
-		w->touched[b] = 1;
-}
-
-/* Zeros into the touched blocks that [rel, rel+len) meets. */
-static void zero_fill(struct wctx *w, uint64_t rel, uint64_t len)
-{
-	for (uint64_t b = rel / BLOCK; b <= (rel + len - 1) / BLOCK; b++) {
-		if (!w->touched[b])
-			continue;
-		uint64_t a = b * BLOCK > rel ? b * BLOCK : rel;
-		uint64_t e = min64((b + 1) * BLOCK, rel + len);
-		memset(w->buf + a, 0, (size_t)(e - a));
-	}
-}
-
-static int data_extent(struct wctx *w, int pass, uint64_t rel, const struct qc_gm_extent *x)
-{
-	for (uint64_t pos = 0; pos < x->len;) {
-		uint64_t h = x->host + pos, end;
-		bool hole = in_hole(w, h, &end);
-		uint64_t seg = min64(x->len - pos, end - h);
-		if (hole) {
-			if (pass)
-				zero_fill(w, rel + pos, seg);
-		} else if (!pass) {
-			touch(w, rel + pos, seg);
-		} else {
-			long long got = qc_io_read(w->sh->L->io, w->buf + rel + pos, (size_t)seg, h);
-			if (got < 0)
-				return fail(w, 1, "I/O error reading host offset 0x%llx: %s",
-					    (unsigned long long)h, strerror((int)-got));
-		}
-		pos += seg;
-	}
-	return 0;
-}
-
-static int compressed_extent(struct wctx *w, uint64_t rel, const struct qc_gm_extent *x)
-{
-	const struct qc_image *img = w->sh->L->img;
-	size_t cs = (size_t)img->cluster_size;
-	if (!w->cached || w->cached_cstart != x->cstart) {
-		if (!w->dc && !(w->dc = qc_dc_new(img->h.compression_type)))
-			return fail(w, 1, "cannot set up the decompressor (compression type %u)",
-				    img->h.compression_type);
-		size_t clen = (size_t)min64(x->clen, 2 * img->cluster_size);
-		long long got = qc_io_read(img->io, w->cin, clen, x->host);
-		if (got < 0)
-			return fail(w, 1, "I/O error reading compressed data at 0x%llx: %s",
-				    (unsigned long long)x->host, strerror((int)-got));
-		size_t produced = 0;
-		const char *why = "";
-		enum qc_dc_result r = qc_dc_run(w->dc, w->cin, (size_t)got, w->cout, cs, &produced, &why);
-		if (r == QC_DC_NOMEM)
-			return fail(w, 1, "out of memory in the decompressor");
-		if (r != QC_DC_OK && r != QC_DC_INEXACT) {
-			if (!w->sh->force)
-				return fail(w, 2,
-					    "the compressed cluster at host 0x%llx (guest 0x%llx) cannot be read: %s",
-					    (unsigned long long)x->host, (unsigned long long)x->cstart, why);
-			memset(w->cout + produced, 0, cs - produced);
-			w->unreadable += cs - produced;
-		}
-		w->cached = true;
-		w->cached_cstart = x->cstart;
-	}
-	memcpy(w->buf + rel, w->cout + (x->guest - x->cstart), (size_t)x->len);
-	return 0;
-}
-
-/* Read window [g, g+wlen) into w->buf; w->touched says which blocks hold
- * bytes.  L2 entries are read ahead up to ra_end (the end of the chunk). */
-static int fill_window(struct wctx *w, uint64_t g, uint64_t wlen, uint64_t ra_end)
-{
-	size_t n;
-	int r = qc_gm_map(w->sh->L, g, wlen, ra_end, &w->l2, w->ext, w->maxext, &n);
-	if (r)
-		return fail(w, 1, "cannot map guest offset 0x%llx: %s", (unsigned long long)g,
-			    strerror(-r));
-	memset(w->touched, 0, sizeof(w->touched));
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t k = 0; k < n; k++) {
-			const struct qc_gm_extent *x = &w->ext[k];
-			uint64_t rel = x->guest - g;
-			switch (x->kind) {
-			case QC_GM_ZERO:
-				if (pass)
-					zero_fill(w, rel, x->len);
-				break;
-			case QC_GM_BAD:
-				if (!w->sh->force)
-					return fail(w, 2,
-						    "guest bytes [0x%llx, +%llu) cannot be read: their L1 or L2 entry is invalid",
-						    (unsigned long long)x->guest,
-						    (unsigned long long)x->len);
-				if (pass) {
-					zero_fill(w, rel, x->len);
-					w->unreadable += x->len;
-				}
-				break;
-			case QC_GM_DATA:
-				r = data_extent(w, pass, rel, x);
-				break;
-			case QC_GM_COMPRESSED:
-				if (!pass)
-					touch(w, rel, x->len);
-				else
-					r = compressed_extent(w, rel, x);
-				break;
-			}
-			if (r)
-				return r;
-		}
-	}
-	return 0;
 }
 
 /* Leaf hashes of [g0, g1) into out (32 bytes per block).  *zero is set
@@ -275,12 +97,12 @@ static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out, bo
 	bool data = false; /* a window with data was seen */
 	for (uint64_t g = g0; g < g1; g += WIN) {
 		uint64_t wlen = min64(WIN, g1 - g);
-		int r = fill_window(w, g, wlen, g1);
+		int r = qc_lr_fill(w->lr, g, wlen, g1);
 		if (r)
 			return r;
 		bool any = false;
 		for (uint64_t b = 0; b * BLOCK < wlen && !any; b++)
-			any = w->touched[b];
+			any = w->lr->touched[b];
 		if (!any && !data)
 			continue; /* leading windows without data: written below if needed */
 		for (uint64_t z = g0; !data && z < g; z += BLOCK) /* catch up on the skipped windows */
@@ -289,10 +111,12 @@ static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out, bo
 		for (uint64_t b = 0; b * BLOCK < wlen; b++) {
 			uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
 			uint8_t *o = out + ((g - g0) / BLOCK + b) * 32;
-			if (!w->touched[b])
+			if (!w->lr->touched[b])
 				memcpy(o, blen == BLOCK ? sh->zh : sh->zh_short, 32);
-			else if (!sha256(w->md, sh->sha, w->buf + b * BLOCK, (size_t)blen, o))
-				return fail(w, 1, "SHA-256 failed");
+			else if (!sha256(w->md, sh->sha, w->lr->buf + b * BLOCK, (size_t)blen, o)) {
+				snprintf(w->lr->msg, sizeof(w->lr->msg), "SHA-256 failed");
+				return 1;
+			}
 		}
 	}
 	*zero = !data;
@@ -336,14 +160,14 @@ static bool run_one(struct worker *wk)
 	struct item *it = &p->ring[p->take % p->nring];
 	p->take++;
 	pthread_mutex_unlock(&p->mu);
-	wk->w->msg[0] = 0;
+	wk->w->lr->msg[0] = 0;
 	bool zero = false;
 	int r = hash_range(wk->w, it->g0, it->g1, it->hashes, &zero);
 	pthread_mutex_lock(&p->mu);
 	it->err = r;
 	it->zero = zero; /* then fed as a zero run */
 	if (r)
-		memcpy(it->msg, wk->w->msg, sizeof(it->msg));
+		memcpy(it->msg, wk->w->lr->msg, sizeof(it->msg));
 	it->done = true;
 	pthread_cond_signal(&p->cv_done); /* only the main thread waits on it */
 	return true;
@@ -480,7 +304,7 @@ static int tree(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 		if (wk[k].started)
 			pthread_join(wk[k].t, NULL);
 	for (unsigned k = 0; k < jobs; k++)
-		res->unreadable_bytes += wk[k].w->unreadable;
+		res->unreadable_bytes += wk[k].w->lr->unreadable;
 	pthread_cond_destroy(&p.cv_work);
 	pthread_cond_destroy(&p.cv_done);
 	pthread_mutex_destroy(&p.mu);
@@ -522,10 +346,10 @@ static int flat(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 		uint64_t cend = min64(S, g + CHUNK);
 		for (; g < cend && !rc; g += WIN) {
 			uint64_t wlen = min64(WIN, cend - g);
-			rc = fill_window(w, g, wlen, cend);
+			rc = qc_lr_fill(w->lr, g, wlen, cend);
 			for (uint64_t b = 0; !rc && b * BLOCK < wlen; b++) {
 				uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
-				const uint8_t *src = w->touched[b] ? w->buf + b * BLOCK : zero;
+				const uint8_t *src = w->lr->touched[b] ? w->lr->buf + b * BLOCK : zero;
 				if (!EVP_DigestUpdate(root, src, (size_t)blen))
 					rc = 1;
 			}
@@ -534,8 +358,8 @@ static int flat(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 		qc_progress_set(o->progress, o->progress_base + g);
 	}
 	if (rc)
-		memcpy(res->error, w->msg[0] ? w->msg : "SHA-256 failed", sizeof(res->error));
-	res->unreadable_bytes += w->unreadable;
+		memcpy(res->error, w->lr->msg[0] ? w->lr->msg : "SHA-256 failed", sizeof(res->error));
+	res->unreadable_bytes += w->lr->unreadable;
 out:
 	wctx_free(w);
 	free(zero);
