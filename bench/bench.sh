@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench.sh - qcow2fsck check against qemu-img check, side by side.
+# bench.sh - qcow2fsck against QEMU's tools, side by side.
 #
 # Usage: sh bench/bench.sh PATH/TO/qcow2fsck   (BENCH_ONLY=scan: only bench/scan.sh)
 # Builds in $BENCH_DIR (default /tmp/qc-bench): (a) a 1 TiB image made with
@@ -8,6 +8,11 @@
 # $BENCH_RUNS times (default 5) per image, warm page cache, and prints the
 # medians of wall time and peak RSS (/usr/bin/time) with the ratios.
 # Then bench/scan.sh: scan of 500 small images against shell loops.
+# Part 2, reading guest data (skipped with BENCH_DATA=0): 1 GiB images made
+# once with qemu-img convert: zlib and zstd compressed (base64 text, about
+# 4:3 compressible) and incompressible (random bytes).  check --deep
+# against `qemu-io -c 'read 0 1G'`; digest against `qemu-img convert -O raw`
+# + sha256sum; digest of the 1 TiB image; digest --jobs=2 against --jobs=1.
 set -eu
 QC=${1:?usage: bench.sh QCOW2FSCK}
 QC=$(cd "$(dirname "$QC")" && pwd)/$(basename "$QC")
@@ -74,3 +79,56 @@ bench_one "$SIZE + 4 snapshots" "$B"
 echo "(wall = elapsed, cpu = user + sys, medians; /usr/bin/time resolution 10 ms; RSS = peak resident"
 echo " set, ratio qc/qemu; the machine's load shows in wall time, cpu time is the steadier measure)"
 sh "$(dirname "$0")/scan.sh" "$QC"
+
+[ "${BENCH_DATA:-1}" = 0 ] && exit 0
+
+# ---- Part 2: reading guest data ----
+G=1G
+R=$DIR/random-$G.raw
+T64=$DIR/text-$G.raw
+ZL=$DIR/zlib-$G.qcow2
+ZS=$DIR/zstd-$G.qcow2
+RQ=$DIR/random-$G.qcow2
+[ -f "$R" ] || { echo "creating $R..." >&2; head -c "$G" /dev/urandom >"$R.tmp" && mv "$R.tmp" "$R"; }
+[ -f "$T64" ] || { echo "creating $T64..." >&2; base64 -w 76 /dev/urandom | head -c "$G" >"$T64.tmp" && mv "$T64.tmp" "$T64"; }
+[ -f "$ZL" ] || { qemu-img convert -c -f raw -O qcow2 -o compression_type=zlib "$T64" "$ZL.tmp" && mv "$ZL.tmp" "$ZL"; }
+[ -f "$ZS" ] || { qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd "$T64" "$ZS.tmp" && mv "$ZS.tmp" "$ZS"; }
+[ -f "$RQ" ] || { qemu-img convert -f raw -O qcow2 "$R" "$RQ.tmp" && mv "$RQ.tmp" "$RQ"; }
+BYTES=$(stat -c %s "$R")
+
+# pair LABEL GOAL -- CMD_A... -- CMD_B...: medians of RUNS alternating runs,
+# prints wall and RSS of both and the ratio B/A (how many times A is faster).
+pair() {
+	label=$1 goal=$2; shift 3
+	a=""; while [ "$1" != "--" ]; do a="$a '$1'"; shift; done; shift
+	b=""; for x in "$@"; do b="$b '$x'"; done
+	eval "$a" >/dev/null 2>&1 || true; eval "$b" >/dev/null 2>&1 || true
+	: >"$DIR/a.t"; : >"$DIR/b.t"
+	i=0
+	while [ $i -lt "$RUNS" ]; do
+		eval "measure $a" >>"$DIR/a.t"
+		eval "measure $b" >>"$DIR/b.t"
+		i=$((i + 1))
+	done
+	at=$(cut -d' ' -f1 "$DIR/a.t" | median); am=$(cut -d' ' -f2 "$DIR/a.t" | median)
+	bt=$(cut -d' ' -f1 "$DIR/b.t" | median); bm=$(cut -d' ' -f2 "$DIR/b.t" | median)
+	ac=$(cut -d' ' -f3 "$DIR/a.t" | median); bc=$(cut -d' ' -f3 "$DIR/b.t" | median)
+	awk -v l="$label" -v g="$goal" -v at="$at" -v bt="$bt" -v am="$am" -v bm="$bm" \
+	    -v ac="$ac" -v bc="$bc" 'BEGIN {
+		r = (at > 0) ? sprintf("%.1fx", bt / at) : ">" sprintf("%.0fx", bt / 0.01);
+		printf "%-42s %6.2f %6.2f %6s %5s %6.2f %6.2f %7.1f %7.1f\n", l, at, bt, r, g, ac, bc,
+		       am/1024, bm/1024 }'
+}
+
+echo
+echo "reading guest data: medians of $RUNS runs, warm cache ($(nproc) CPUs; a shared machine's load shows in wall time)"
+printf '%-42s %6s %6s %6s %5s %6s %6s %7s %7s\n' "A vs B" "wall A" "B" "B/A" goal "cpu A" "B" \
+	"MiB A" "B"
+pair "check --deep vs qemu-io read (zlib)" 4x -- "$QC" check -q --deep "$ZL" -- qemu-io -f qcow2 -r -c "read 0 $BYTES" "$ZL"
+pair "check --deep vs qemu-io read (zstd)" 3x -- "$QC" check -q --deep "$ZS" -- qemu-io -f qcow2 -r -c "read 0 $BYTES" "$ZS"
+pair "digest vs convert -O raw + sha256sum" 10x -- "$QC" digest "$RQ" -- sh -c "qemu-img convert -O raw '$RQ' '$DIR/conv.raw' && sha256sum '$DIR/conv.raw'; rm -f '$DIR/conv.raw'"
+pair "digest --jobs=2 vs --jobs=1 (1 GiB random)" 1.6x -- "$QC" digest --jobs=2 "$RQ" -- "$QC" digest --jobs=1 "$RQ"
+pair "digest vs check ($SIZE prealloc=metadata)" "<1s" -- "$QC" digest "$A" -- "$QC" check -q "$A"
+echo "(B/A: how many times faster A is in wall time; goal: the issue's target; cpu = user + sys"
+echo " summed over threads; MiB: peak RSS.  The last line's goal is A's absolute wall time; its B"
+echo " is the plain check of the same image.  On a loaded machine wall times mean little.)"

@@ -125,6 +125,8 @@ struct qc_stats {
 struct qc_options {
 	bool deep;            /* decompress every compressed cluster */
 	size_t mem_cap;       /* bytes; 0 = no cap */
+	unsigned jobs;        /* threads for --deep (0 or 1: one) */
+	bool progress;        /* --progress: plain progress lines without a terminal */
 };
 
 struct qc_image {
@@ -189,7 +191,9 @@ struct qc_image {
 
 	struct qc_compressed_ref *compressed; /* only with opt.deep */
 	size_t ncompressed, compressed_cap;
-	uint64_t deep_streams;   /* compressed streams deep.c decompressed (checked) */
+	/* deep.c: compressed clusters decompressed, per compression type
+	 * (0 zlib, 1 zstd); a stream shared by several clusters counts for each */
+	uint64_t deep_verified[2];
 
 	struct qc_clustermap cmap;
 	/* Bytes of the --max-mem budget held outside the cluster map (tables,

@@ -21,6 +21,7 @@ int qc_cmd_info(int argc, char **argv);
 int qc_cmd_repair(int argc, char **argv);
 int qc_cmd_undo(int argc, char **argv);
 int qc_cmd_scan(int argc, char **argv);
+int qc_cmd_digest(int argc, char **argv);
 
 /* Print "qcow2fsck: <msg>" on stderr and return QC_EXIT_USAGE. */
 int qc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -10,10 +10,66 @@
 #include <string.h>
 
 #include "../checker/check.h"
+#include "../checker/digest.h"
 #include "../core/escape.h"
 #include "cli.h"
+#include "digest_run.h"
 #include "report.h"
 #include "../scan/policy.h"
+
+struct check_digest {
+	const char *path;
+	const struct qc_image *img;
+	struct qc_dg_run *r;
+	const char *refused;
+};
+
+static void digest_json_cb(struct qc_json *j, void *ctx)
+{
+	const struct check_digest *d = ctx;
+	qc_json_str(j, "digest-algorithm", qc_digest_algorithm(d->r));
+	if (d->refused)
+		qc_json_str(j, "digest-error", d->refused);
+	qc_json_arr_begin(j, "digests");
+	if (!d->refused)
+		qc_digest_json_layers(j, d->path, d->img, d->r);
+	qc_json_arr_end(j);
+}
+
+static void print_digest_line(const struct qc_image *img, const struct qc_dg_run *r,
+			      const struct qc_dg_layer *d)
+{
+	char hex[65];
+	qc_digest_hex(d->md, hex);
+	printf("Digest (%s): %s  ", qc_digest_algorithm(r), hex);
+	if (d->snapshot < 0) {
+		printf("active layer\n");
+		return;
+	}
+	const struct qc_snapshot *s = &img->snapshots[d->snapshot];
+	printf("snapshot ID '");
+	qc_esc_human_name(stdout, s->id ? s->id : "");
+	printf("' name '");
+	qc_esc_human_name(stdout, s->name ? s->name : "");
+	printf("'\n");
+}
+
+/* check --digest: the digests of every layer, unless the image cannot give them. */
+static const char *check_digest(struct qc_io *io, const struct qc_image *img, struct qc_dg_run *r)
+{
+	int code = qc_check_exit_code(img);
+	if (code == 63 || code == 1)
+		return "the check did not complete";
+	if (code == 2)
+		return "the check found corruption (qcow2fsck digest --force digests anyway)";
+	if (img->h.crypt_method)
+		return "the image is encrypted: guest data cannot be read without the key";
+	if (img->data_file)
+		return "guest data lives in an external data file, which is never opened";
+	r->all = true;
+	qc_digest_run(io, img, r);
+	return r->rc ? r->error : NULL;
+}
 
 int qc_cmd_check(int argc, char **argv)
 {
@@ -25,10 +81,15 @@ int qc_cmd_check(int argc, char **argv)
 		{ "force-share", no_argument, NULL, 'U' },
 		{ "fail-on", required_argument, NULL, 'F' },
 		{ "allow", required_argument, NULL, 'A' },
+		{ "digest", no_argument, NULL, 'D' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "progress", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qc_cli_open co = { .command = "check", .lock = QC_LOCK_READ, .out = QC_OUT_HUMAN };
-	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
+	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap(),
+				.jobs = qc_default_jobs() };
+	bool digest = false;
 	struct qc_positional pos = { .n = 0 };
 	struct qc_policy policy;
 	char *bad;
@@ -63,6 +124,16 @@ int qc_cmd_check(int argc, char **argv)
 				return qc_usage_error("--fail-on must be corruption, leak or warning, not '%s'",
 						      optarg);
 			break;
+		case 'D':
+			digest = true;
+			break;
+		case 'j':
+			if (!qc_parse_jobs(optarg, &o.jobs))
+				return qc_usage_error("--jobs must be a number from 1 to 64, not '%s'", optarg);
+			break;
+		case 'p':
+			o.progress = true;
+			break;
 		case 'A':
 			if (!qc_policy_allow_list(&policy, optarg, &bad)) {
 				int r = qc_usage_error("--allow: unknown problem code '%s' (see --list-problems)",
@@ -78,6 +149,11 @@ int qc_cmd_check(int argc, char **argv)
 	qc_rest_positional(&pos, argc, argv);
 	if (pos.n != 1 || pos.extra)
 		return qc_usage_error("check: expected exactly one IMAGE");
+	/* the digest decompresses every compressed cluster anyway: --deep makes
+	 * the check verify them first, so a bad stream is a reported problem
+	 * (and refuses the digest) rather than a digest error */
+	if (digest)
+		o.deep = true;
 	const char *path = pos.v[0];
 	struct qc_io *io;
 	struct qc_image *img;
@@ -86,16 +162,28 @@ int qc_cmd_check(int argc, char **argv)
 		return code;
 	struct qc_verdict verdict;
 	qc_policy_judge(&policy, img, path, &verdict);
-	struct qc_report_extra x = { .verdict = &verdict };
 	code = verdict.exit_code;
+	struct qc_dg_run r = { .jobs = o.jobs, .progress = o.progress };
+	struct check_digest cd = { path, img, &r, NULL };
+	struct qc_report_extra x = { .verdict = &verdict };
+	if (digest) {
+		x.json = digest_json_cb;
+		x.ctx = &cd;
+		cd.refused = check_digest(io, img, &r);
+	}
 	if (!co.quiet) {
 		if (co.out == QC_OUT_JSON) {
 			qc_print_json(img, path, &x, stdout);
 		} else {
 			qc_print_human(img, path, &x, stdout);
 			qc_print_policy_human(img, &verdict, stdout);
+			if (digest && cd.refused)
+				qc_esc_line(stdout, "Digest: not computed: %s", cd.refused);
+			for (uint32_t k = 0; digest && !cd.refused && k < r.n; k++)
+				print_digest_line(img, &r, &r.layers[k]);
 		}
 	}
+	qc_digest_run_free(&r);
 	if (img->aborted)
 		qc_esc_line(stderr, "qcow2fsck: check failed: %s", img->abort_reason);
 	qc_image_free(img);

@@ -28,7 +28,7 @@ struct scan_run {
 	struct qc_junit *junit;   /* or NULL */
 	FILE *human;              /* summary destination, or NULL */
 	struct qc_scan_totals totals;
-	struct qc_progress progress;
+	struct qc_scan_progress progress;
 	atomic_uint_fast64_t files_done, bytes_done;
 	bool write_failed;
 };
@@ -65,7 +65,7 @@ static void scan_emit(void *ctx, size_t i, void *res)
 static void scan_tick(void *ctx)
 {
 	struct scan_run *s = ctx;
-	qc_progress_update(&s->progress, atomic_load(&s->files_done), atomic_load(&s->bytes_done));
+	qc_scan_progress_update(&s->progress, atomic_load(&s->files_done), atomic_load(&s->bytes_done));
 }
 
 static bool parse_shard(const char *v, unsigned *idx, unsigned *n)
@@ -373,10 +373,10 @@ int qc_cmd_scan(int argc, char **argv)
 		total_bytes += list.v[i].size;
 	char ts[32];
 	qc_scan_timestamp(ts, sizeof(ts));
-	qc_progress_init(&s->progress, progress, list.n, total_bytes);
+	qc_scan_progress_init(&s->progress, progress, list.n, total_bytes);
 	static const struct qc_pool_ops ops = { scan_work, scan_emit, scan_tick };
 	int pr = qc_pool_run(list.n, jobs, 4 * (size_t)jobs + 4, sizeof(struct qc_scan_result), &ops, s);
-	qc_progress_end(&s->progress, atomic_load(&s->files_done), atomic_load(&s->bytes_done));
+	qc_scan_progress_end(&s->progress, atomic_load(&s->files_done), atomic_load(&s->bytes_done));
 	int code = s->totals.exit_code;
 	if (pr < 0) {
 		fprintf(stderr, "qcow2fsck: cannot start the scan threads\n");

@@ -22,13 +22,18 @@
 #include <unistd.h>
 
 #define USAGE_CHECK \
-	"  qcow2fsck check  [--deep] [-U|--force-share] [--fail-on=CLASS] [--allow=CODE,...]\n" \
-	"                   [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
+	"  qcow2fsck check  [--deep] [--digest] [-U|--force-share] [--fail-on=CLASS]\n" \
+	"                   [--allow=CODE,...] [--output=human|json] [-q] [--max-mem=SIZE]\n" \
+	"                   [--jobs=N] [--progress] IMAGE\n"
 #define USAGE_REPAIR \
 	"  qcow2fsck repair [--dry-run] [--leaks-only] [--undo-file=PATH] [--salvage-leaks=DIR]\n" \
 	"                   [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
 #define USAGE_UNDO "  qcow2fsck undo   [--dry-run] [--force] UNDO-FILE IMAGE\n"
 #define USAGE_INFO "  qcow2fsck info   [-U|--force-share] [--output=human|json] IMAGE\n"
+#define USAGE_DIGEST \
+	"  qcow2fsck digest [--snapshot=ID|NAME | --all] [--flat] [--force] [--output=human|json]\n" \
+	"                   [--jobs=N] [--progress] IMAGE\n" \
+	"  qcow2fsck digest --raw [--flat] [--output=human|json] [--jobs=N] [--progress] FILE\n"
 #define USAGE_SCAN \
 	"  qcow2fsck scan   [--jobs=N] [--output=human|jsonl|junit] [--report=FILE] [--fail-on=CLASS]\n" \
 	"                   [--allow=CODE,...] [--baseline=FILE] [--shard=I/N] [--files-from=FILE|-]\n" \
@@ -53,7 +58,7 @@
 	"                       report then carries an image-in-use warning\n"
 
 static const char usage_text[] =
-	"Usage:\n" USAGE_CHECK USAGE_REPAIR USAGE_UNDO USAGE_INFO USAGE_SCAN
+	"Usage:\n" USAGE_CHECK USAGE_REPAIR USAGE_UNDO USAGE_INFO USAGE_SCAN USAGE_DIGEST
 	"  qcow2fsck --help | --version | --list-problems\n"
 	"  qcow2fsck COMMAND --help\n"
 	"\n"
@@ -62,26 +67,38 @@ static const char usage_text[] =
 	"undo    restore an image byte for byte from a repair's undo journal\n"
 	"info    print the header, features, extensions and snapshots\n"
 	"scan    check every image under PATHs in parallel; summary, JSON Lines or JUnit\n"
+	"digest  check, then print the SHA-256 tree digest of the guest view (doc/digest.md):\n"
+	"        equal for an image, its qemu-img convert copies and a raw copy\n"
 	"\n"
 	"Options (they may also follow IMAGE):\n"
 	"  --output=FORMAT      human or json (scan: human, jsonl or junit); default human\n"
 	OPT_QUIET
-	"  --deep               also decompress every compressed cluster\n"
+	"  --deep               also decompress every compressed cluster (on --jobs threads);\n"
+	"                       the report counts the clusters verified per algorithm\n"
+	"  --digest             check: also print the digest of every layer (implies --deep)\n"
 	OPT_SHARE OPT_MAXMEM
+	"  --snapshot=ID|NAME   digest: that snapshot only (NAME@SNAPSHOT)\n"
+	"  --all                digest: the active layer and every snapshot\n"
+	"  --flat               digest: plain SHA-256 of the raw byte stream (= qemu-img\n"
+	"                       convert -O raw | sha256sum); one thread, cost = virtual size\n"
+	"  --raw                digest: FILE is a raw disk image\n"
 	"  --dry-run            print what would be written, write nothing\n"
 	"  --leaks-only         repair only leaked clusters (and nothing that needs a rebuild)\n"
 	"  --undo-file=PATH     where the undo journal goes (default IMAGE.qcow2fsck-undo)\n"
 	"  --salvage-leaks=DIR  copy non-zero leaked clusters into DIR before freeing them\n"
-	"  --force              undo: also restore regions a crash left half-written\n"
+	"  --force              undo: also restore regions a crash left half-written;\n"
+	"                       digest: digest an image with corruption (marked, exit 2)\n"
 	"  --fail-on=CLASS      lowest class that fails: corruption (default; leaks exit 3),\n"
 	"                       leak (leaks exit 2) or warning (leaks and warnings exit 2)\n"
 	"  --allow=CODE,...     accept these problem codes (reported, not counted)\n"
-	"  --jobs=N             scan: images checked at once (default: CPUs)\n"
+	"  --jobs=N             threads: scan: images checked at once; --deep and digest:\n"
+	"                       decompressing and hashing threads (default: CPUs)\n"
 	"  --report=FILE        scan: machine format to FILE, human summary on stdout\n"
 	"  --baseline=FILE      scan: accept \"PATH CODE\" / \"* CODE\" lines or an old jsonl\n"
 	"  --shard=I/N          scan: only part I of N, balanced by size, same on every runner\n"
 	"  --files-from=FILE|-  scan: also the names listed in FILE, one per line\n"
-	"  --progress           scan: progress on stderr even without a terminal\n"
+	"  --progress           progress on stderr even without a terminal (on a terminal\n"
+	"                       scan, --deep and digest always show it)\n"
 	"  --summarize          scan: summary and exit status of JSON Lines reports\n"
 	"\n"
 	"Images in use: every command takes QEMU's image locks; an image a running QEMU\n"
@@ -99,6 +116,9 @@ static const char check_usage[] =
 	"\n"
 	"Options (they may also follow IMAGE):\n"
 	"  --deep               also decompress every compressed cluster\n"
+	"  --digest             also print the digest of every layer (implies --deep)\n"
+	"  --jobs=N             threads for --deep and --digest (default: CPUs)\n"
+	"  --progress           progress on stderr even without a terminal\n"
 	OPT_SHARE OPT_POLICY OPT_OUTPUT OPT_QUIET OPT_MAXMEM
 	"\n" EXIT_CODES;
 
@@ -139,6 +159,28 @@ static const char info_usage[] =
 	"\n"
 	"Exit codes: 0 shown, 1 could not open (or in use), 63 not a qcow2 image\n"
 	"qcow2fsck supports, 64 usage error.\n";
+
+static const char digest_usage[] =
+	"Usage:\n" USAGE_DIGEST
+	"\n"
+	"Check IMAGE, then print the SHA-256 digest of each layer's guest view, as\n"
+	"sha256sum prints it (NAME@SNAPSHOT for snapshots).  The tree digest (default,\n"
+	"doc/digest.md) is the same for an image, its qemu-img convert copies and a raw\n"
+	"copy (--raw), and costs what the image stores.  Never writes; locks as check.\n"
+	"\n"
+	"Options (they may also follow IMAGE):\n"
+	"  --snapshot=ID|NAME   that snapshot only\n"
+	"  --all                the active layer and every snapshot\n"
+	"  --flat               plain SHA-256 of the raw byte stream (= qemu-img convert -O raw\n"
+	"                       | sha256sum); one thread, cost = virtual size\n"
+	"  --force              digest an image with corruption (marked, exit 2)\n"
+	"  --raw                FILE is a raw disk image\n"
+	"  --jobs=N             hashing threads (default: CPUs)\n"
+	"  --progress           progress on stderr even without a terminal\n"
+	OPT_OUTPUT
+	"\n"
+	"Exit codes: 0 digests printed, 2 corruption (refused, or forced), 1 could not\n"
+	"read (encrypted, external data file, I/O), 63 not qcow2, 64 usage error.\n";
 
 static const char scan_usage[] =
 	"Usage:\n" USAGE_SCAN
@@ -350,6 +392,7 @@ int main(int argc, char **argv)
 		{ "repair", qc_cmd_repair, repair_usage },
 		{ "undo", qc_cmd_undo, undo_usage },
 		{ "scan", qc_cmd_scan, scan_usage },
+		{ "digest", qc_cmd_digest, digest_usage },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

@@ -134,9 +134,10 @@ void qc_json_tool_fields(struct qc_json *j, const struct qc_image *img)
 	qc_json_str(j, "tool-version", QC_VERSION);
 	qc_json_bool(j, "deep", img->opt.deep);
 	if (img->opt.deep) {
-		/* streams decompressed, under the image's one algorithm */
+		/* compressed clusters decompressed, per algorithm */
 		qc_json_obj_begin(j, "deep-verified");
-		qc_json_u64(j, img->h.compression_type == 1 ? "zstd" : "zlib", img->deep_streams);
+		qc_json_u64(j, "zlib", img->deep_verified[0]);
+		qc_json_u64(j, "zstd", img->deep_verified[1]);
 		qc_json_obj_end(j);
 	}
 	if (img->has_backing_file)
@@ -240,4 +241,7 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 			st->compressed_clusters * 100.0 / st->allocated_clusters);
 	if (st->image_end_offset)
 		fprintf(f, "Image end offset: %" PRIu64 "\n", st->image_end_offset);
+	if (img->opt.deep && img->is_qcow2 && !img->aborted && !ps->unsupported)
+		fprintf(f, "Deep check: %" PRIu64 " zlib and %" PRIu64 " zstd compressed clusters decompressed.\n",
+			img->deep_verified[0], img->deep_verified[1]);
 }

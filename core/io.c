@@ -416,3 +416,26 @@ void qc_io_close(struct qc_io *io)
 	if (io)
 		io->ops->close(io);
 }
+
+int qc_io_extent(struct qc_io *io, uint64_t off, uint64_t *end)
+{
+	if (io->ops != &file_ops || off > (uint64_t)INT64_MAX)
+		return -ENOTSUP;
+	struct file_io *f = (struct file_io *)io;
+	off_t d = lseek(f->fd, (off_t)off, SEEK_DATA);
+	if (d < 0) {
+		if (errno != ENXIO)
+			return -ENOTSUP;
+		*end = UINT64_MAX; /* no data from off to the end of the file */
+		return 1;
+	}
+	if ((uint64_t)d > off) {
+		*end = (uint64_t)d;
+		return 1;
+	}
+	off_t h = lseek(f->fd, (off_t)off, SEEK_HOLE);
+	if (h < 0 || (uint64_t)h <= off)
+		return -ENOTSUP;
+	*end = (uint64_t)h;
+	return 0;
+}

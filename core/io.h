@@ -96,5 +96,13 @@ int qc_io_write(struct qc_io *io, const void *buf, size_t len, uint64_t off);
 int qc_io_truncate(struct qc_io *io, uint64_t len);
 int qc_io_sync(struct qc_io *io);
 void qc_io_close(struct qc_io *io);
+/*
+ * Holes of a sparse file (lseek SEEK_DATA/SEEK_HOLE): returns 1 when off
+ * lies in a hole, 0 when it lies in data, and sets *end to where that hole
+ * or data run ends (UINT64_MAX for a hole reaching past the end of the
+ * file).  -ENOTSUP for a backend or file system that cannot tell: the
+ * caller then treats everything as data.
+ */
+int qc_io_extent(struct qc_io *io, uint64_t off, uint64_t *end);
 
 #endif

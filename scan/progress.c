@@ -13,7 +13,7 @@ static double since(const struct timespec *a, const struct timespec *b)
 	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-void qc_progress_init(struct qc_progress *p, bool forced, uint64_t files, uint64_t bytes)
+void qc_scan_progress_init(struct qc_scan_progress *p, bool forced, uint64_t files, uint64_t bytes)
 {
 	p->tty = isatty(STDERR_FILENO);
 	p->plain = !p->tty && forced;
@@ -24,7 +24,7 @@ void qc_progress_init(struct qc_progress *p, bool forced, uint64_t files, uint64
 	p->last = p->start;
 }
 
-double qc_progress_elapsed(const struct qc_progress *p)
+double qc_scan_progress_elapsed(const struct qc_scan_progress *p)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -36,7 +36,7 @@ static void mib(char *buf, size_t n, uint64_t b)
 	snprintf(buf, n, "%.1f MiB", (double)b / 1048576.0);
 }
 
-static void draw(struct qc_progress *p, uint64_t fd, uint64_t bd, double el, bool final)
+static void draw(struct qc_scan_progress *p, uint64_t fd, uint64_t bd, double el, bool final)
 {
 	char a[32], b[32], eta[32] = "";
 	mib(a, sizeof(a), bd);
@@ -51,7 +51,7 @@ static void draw(struct qc_progress *p, uint64_t fd, uint64_t bd, double el, boo
 	p->drawn = true;
 }
 
-void qc_progress_update(struct qc_progress *p, uint64_t files_done, uint64_t bytes_done)
+void qc_scan_progress_update(struct qc_scan_progress *p, uint64_t files_done, uint64_t bytes_done)
 {
 	if (!p->tty && !p->plain)
 		return;
@@ -64,11 +64,11 @@ void qc_progress_update(struct qc_progress *p, uint64_t files_done, uint64_t byt
 	draw(p, files_done, bytes_done, since(&p->start, &now), false);
 }
 
-void qc_progress_end(struct qc_progress *p, uint64_t files_done, uint64_t bytes_done)
+void qc_scan_progress_end(struct qc_scan_progress *p, uint64_t files_done, uint64_t bytes_done)
 {
 	if (!p->tty && !p->plain)
 		return;
-	draw(p, files_done, bytes_done, qc_progress_elapsed(p), true);
+	draw(p, files_done, bytes_done, qc_scan_progress_elapsed(p), true);
 	if (p->tty)
 		fputc('\n', stderr);
 }

@@ -12,7 +12,7 @@
 
 #define QC_PROGRESS_PLAIN_SECONDS 5
 
-struct qc_progress {
+struct qc_scan_progress {
 	bool tty, plain;
 	uint64_t files, bytes;           /* totals */
 	struct timespec start, last;
@@ -20,10 +20,10 @@ struct qc_progress {
 };
 
 /* forced: --progress was given. */
-void qc_progress_init(struct qc_progress *p, bool forced, uint64_t files, uint64_t bytes);
-void qc_progress_update(struct qc_progress *p, uint64_t files_done, uint64_t bytes_done);
-void qc_progress_end(struct qc_progress *p, uint64_t files_done, uint64_t bytes_done);
+void qc_scan_progress_init(struct qc_scan_progress *p, bool forced, uint64_t files, uint64_t bytes);
+void qc_scan_progress_update(struct qc_scan_progress *p, uint64_t files_done, uint64_t bytes_done);
+void qc_scan_progress_end(struct qc_scan_progress *p, uint64_t files_done, uint64_t bytes_done);
 /* Seconds since init. */
-double qc_progress_elapsed(const struct qc_progress *p);
+double qc_scan_progress_elapsed(const struct qc_scan_progress *p);
 
 #endif

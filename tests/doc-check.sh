@@ -16,7 +16,7 @@ if ! cmp -s /tmp/qc-problems.md.$$ doc/problems.md; then
 	fail=1
 fi
 rm -f /tmp/qc-problems.md.$$
-for c in check repair undo info scan; do
+for c in check repair undo info scan digest; do
 	build/qcow2fsck --help | grep -q "qcow2fsck $c" || { echo "FAIL: --help lacks $c"; fail=1; }
 	grep -q "qcow2fsck $c" doc/qcow2fsck.1 || { echo "FAIL: man page lacks $c"; fail=1; }
 	grep -q "qcow2fsck $c" README.md || { echo "FAIL: README lacks $c"; fail=1; }
