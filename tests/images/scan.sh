@@ -186,13 +186,13 @@ PY
 qemu-img convert -c -f qcow2 -O qcow2 "$T/base.qcow2" "$T/comp.qcow2" 2>/dev/null ||
 	qemu-img convert -c -f qcow2 -O qcow2 "$T/base.qcow2" "$T/comp.qcow2"
 scan --deep --output=jsonl "$A/clean1.qcow2" "$T/comp.qcow2"
-t_name "jsonl: with --deep, deep is true and deep-verified counts the streams"
+t_name "jsonl: with --deep, deep is true and deep-verified counts the clusters per algorithm"
 py "$T/out" <<'PY' && t_ok || t_fail "deep flag: $(cut -c1-300 "$T/out")"
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
 assert all(x["deep"] is True for x in r)
 comp = [x for x in r if x["filename"].endswith("comp.qcow2")][0]
-assert comp["compressed-clusters"] > 0 and comp["deep-verified"] == {"zlib": comp["compressed-clusters"]}, comp
+assert comp["compressed-clusters"] > 0 and comp["deep-verified"] == {"zlib": comp["compressed-clusters"], "zstd": 0}, comp
 PY
 scan --output=jsonl "$A/nope.qcow2"
 t_name "jsonl: an open failure is a record with check-errors and a reason"
