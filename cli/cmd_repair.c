@@ -52,6 +52,17 @@ static bool only_corrupt_bit_left(const struct qc_image *img)
 	       ps->corruptions == ps->per_code[QC_P_HEADER_CORRUPT_BIT];
 }
 
+/* Did --drop-snapshot name an entry the repair will drop? */
+static bool qc_cli_drop_matched(const struct qc_image *img)
+{
+	if (!img->snapfix.decided || img->snapfix.refused || !img->snapfix.rewrite)
+		return false;
+	for (uint32_t i = 0; i < img->nsnapshots; i++)
+		if (img->snapshots[i].fix.verdict == QC_SNAP_DROPPED)
+			return true;
+	return false;
+}
+
 static uint64_t minus(uint64_t a, uint64_t b)
 {
 	return a > b ? a - b : 0;
@@ -66,6 +77,7 @@ int qc_cmd_repair(int argc, char **argv)
 		{ "salvage-leaks", required_argument, NULL, 's' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "max-mem", required_argument, NULL, 'm' },
+		{ "drop-snapshot", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum qc_output out = QC_OUT_HUMAN;
@@ -82,6 +94,11 @@ int qc_cmd_repair(int argc, char **argv)
 		case 'l': ro.leaks_only = true; break;
 		case 'u': undo_file = optarg; break;
 		case 's': salvage = optarg; break;
+		case 'D':
+			if (!*optarg)
+				return qc_usage_error("--drop-snapshot needs an ID or a name");
+			o.drop_snapshot = optarg;
+			break;
 		case 'o':
 			if (!qc_parse_output(optarg, &out))
 				return qc_usage_error("--output must be human or json, not '%s'", optarg);
@@ -120,7 +137,14 @@ int qc_cmd_repair(int argc, char **argv)
 		code = rj.initial_code ? rj.initial_code : 1;
 		goto done;
 	}
+	if (o.drop_snapshot && !qc_cli_drop_matched(img)) {
+		fprintf(stderr, "qcow2fsck: repair: nothing changed: no snapshot the repair can drop has ID or name '%s'\n",
+			o.drop_snapshot);
+		code = 1;
+		goto done;
+	}
 	r = qc_repair_plan(img, &ro, &plan);
+	o.drop_snapshot = NULL; /* the re-checks judge the image as it is */
 	if (r == -ENOTRECOVERABLE) {
 		fprintf(stderr, "qcow2fsck: repair: nothing changed: two planned writes overlap (a bug in qcow2fsck; please report it with the image's metadata)\n");
 		code = 1;

@@ -64,6 +64,13 @@ void qc_json_snapshots(struct qc_json *j, const struct qc_image *img)
 		qc_json_u64(j, "vm-clock-nsec", s->vm_clock_nsec);
 		if (s->has_icount)
 			qc_json_u64(j, "icount", s->icount);
+		if (img->snapfix.decided) {
+			qc_json_str(j, "repair", qc_snap_verdict_name(s->fix.verdict));
+			if (s->fix.what[0])
+				qc_json_str(j, "repair-detail", s->fix.what);
+			if (s->fix.new_id[0])
+				qc_json_str(j, "repair-new-id", s->fix.new_id);
+		}
 		qc_json_arr_begin(j, "problems");
 		const struct qc_problems *ps = &img->problems;
 		for (size_t k = 0; k < ps->n; k++) {
@@ -145,6 +152,25 @@ void qc_print_problems_human(const struct qc_image *img, FILE *f)
 				ps->per_code[c] - HUMAN_PER_CODE);
 }
 
+void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f)
+{
+	bool any = false;
+	for (uint32_t i = 0; img->snapfix.decided && i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict == QC_SNAP_KEPT)
+			continue;
+		if (!any)
+			fprintf(f, "A repair would change these snapshots:\n");
+		any = true;
+		fprintf(f, "  snapshot %u (ID '%s', name '%s'): %s%s%s\n", i, s->id ? s->id : "?",
+			s->name ? s->name : "?", qc_snap_verdict_name(s->fix.verdict),
+			s->fix.what[0] ? ": " : "", s->fix.what);
+	}
+	if (img->snapfix.rewrite && img->snapfix.why[0])
+		fprintf(f, "%s  snapshot table: %s\n", any ? "" : "A repair would change the snapshot table:\n",
+			img->snapfix.why);
+}
+
 void qc_print_human(const struct qc_image *img, const char *filename,
 		    const struct qc_report_extra *x, FILE *f)
 {
@@ -154,6 +180,7 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 	qc_print_problems_human(img, f);
 	if (ps->n)
 		fputc('\n', f);
+	qc_print_snapshot_verdicts_human(img, f);
 	if (x && (x->corruptions_fixed || x->leaks_fixed))
 		fprintf(f, "Repaired: %" PRIu64 " corruptions, %" PRIu64 " leaked clusters.\n",
 			x->corruptions_fixed, x->leaks_fixed);

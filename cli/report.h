@@ -25,5 +25,7 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 void qc_json_snapshots(struct qc_json *j, const struct qc_image *img);
 /* Problems, one line each, repeated codes folded after a few. */
 void qc_print_problems_human(const struct qc_image *img, FILE *f);
+/* What a repair would do with each snapshot that it would change. */
+void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f);
 
 #endif

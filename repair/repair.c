@@ -15,6 +15,7 @@
 #include "../checker/check.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
+#include "overlay.h"
 
 /*
  * Corruption codes the repair itself fixes, or that do not hide a
@@ -192,6 +193,8 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 			why = "a pointer whose target is doubtful: dropping or redirecting it would be a guess";
 		else if (!strncmp(code, "refcount-", 9) || !strncmp(code, "reftable-", 9))
 			why = "refcounts cannot be fixed safely while other problems remain (see above)";
+		else if (qc_snapfix_handles((enum qc_code)c))
+			why = "the snapshot-table repair could not fix it (see the snapshot verdicts)";
 		else
 			why = "not repaired by this version (table and snapshot repairs are not implemented)";
 		qc_plan_leave(p, code, off, "%" PRIu64 " occurrence(s): %s", ps->per_code[c], why);
@@ -242,12 +245,45 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 	return refcounts;
 }
 
-int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+/*
+ * A planned snapshot-table rewrite changes what the other planners must
+ * see (the new table's clusters referenced, the old one's not): check the
+ * image again as it will be after the rewrite's writes (overlay.h) and
+ * plan the rest on that model.  *after is NULL when nothing was rewritten.
+ */
+static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
+				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
 {
-	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
+	*ov = NULL;
+	*after = NULL;
+	int r = qc_plan_snapshot_table(img, o, p);
+	if (r <= 0)
+		return r;
+	*ov = qc_io_overlay(img->io, p, p->n);
+	if (!*ov)
+		return -ENOMEM;
+	struct qc_options opt = img->opt;
+	opt.drop_snapshot = NULL;
+	if (qc_check_run(*ov, &opt, after) < 0)
+		return -ENOMEM;
+	if ((*after)->aborted) {
+		/* the model of the rewritten image could not be built: plan nothing */
+		return -EIO;
+	}
+	return 0;
+}
+
+int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (!img0->is_qcow2 || img0->problems.unsupported || img0->aborted)
 		return 0;
+	struct qc_io *ov;
+	struct qc_image *after;
+	int r = plan_snapshots_first(img0, o, p, &ov, &after);
+	struct qc_image *img = after ? after : img0;
 	bool left = false;
-	int r = qc_plan_refcounts(img, o, p, &left);
+	if (r == 0)
+		r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)
 		r = qc_plan_copied(img, o, p);
 	if (r == 0 && refuse_contested(img, p))
@@ -265,5 +301,8 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		r = -ENOMEM;
 	else if (c > 0)
 		r = -ENOTRECOVERABLE;
+	qc_image_free(after);
+	if (ov)
+		qc_io_close(ov);
 	return r;
 }

@@ -34,6 +34,9 @@ bool qc_repair_walk_complete(const struct qc_image *img, const char **why);
 int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 		      bool *refcounts_left);
 int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/* Snapshot table rewrite (snaptable.c): 1 when it planned one (new table
+ * + header switch), 0 when not, or -errno. */
+int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left);
 

@@ -1,0 +1,488 @@
+/*
+ * snapfix.c - pass 11: what a repair would do with each snapshot entry
+ * (doc/repair.md "Snapshot tables").  Runs after the walk, so it can use
+ * what the walk proved: which L1 entries map which guest clusters, which
+ * clusters other structures own.  It only decides; repair/snaptable.c
+ * writes the table it describes, and the check and info reports show the
+ * verdict of every entry (kept, fixed, recovered, dropped, left).
+ *
+ * Rules (each from evidence the image holds, never from a message):
+ *  - an empty, duplicate or lost ID gets a fresh one (highest numeric ID
+ *    + 1, as QEMU picks them); a lost name becomes "lost-<new ID>";
+ *  - lengths the resynchronised parse corrected (snapshots.c) are written
+ *    as parsed; extra data over 1024 bytes or under 16 (version 3) is
+ *    rewritten with the fields QEMU knows (24 bytes);
+ *  - vm_state_size: the value (64-bit, else 32-bit) whose extent the
+ *    snapshot's L1 really maps; else the mapped extent itself; else 0
+ *    (the VM state is dropped, the disk kept); both fields then agree;
+ *  - a VM state cluster on metadata: the VM state is dropped and the L1
+ *    cut to the disk's entries (the authoritative owner keeps the cluster);
+ *  - l1_size below the disk size: raised when the L1's own clusters hold
+ *    the missing entries (a non-zero one proves it; zeros change nothing a
+ *    guest reads), else disk_size lowered to what the L1 maps;
+ *  - nb_snapshots too large: the entries that parse.
+ * A lost table (offset zero, unaligned, past EOF, on another structure),
+ * entries lost mid-table, or an entry whose L1 pointer is bad are left
+ * with the reason: the scan that would find them is not in this version.
+ *
+ * Relies on: snapshots.c (parsed entries, resynchronised lengths, the
+ * problem records with loc.snapshot), tables.c (l1_usable, contested
+ * clusters), vmstate.c (its codes), the bounded reader for every byte.
+ */
+#include "check.h"
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_overlap(enum qc_code c);
+
+/* Problem records kept for entry i with code c. */
+static bool has(const struct qc_image *img, int32_t i, enum qc_code c)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (!ps->per_code[c])
+		return false;
+	for (size_t k = 0; k < ps->n; k++)
+		if (ps->v[k].code == c && ps->v[k].loc.snapshot == i)
+			return true;
+	return false;
+}
+
+static void refuse(struct qc_snap_plan *sp, enum qc_code c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void refuse(struct qc_snap_plan *sp, enum qc_code c, const char *fmt, ...)
+{
+	if (sp->refused)
+		return;
+	sp->refused = true;
+	sp->why_code = (int)c;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sp->why, sizeof(sp->why), fmt, ap);
+	va_end(ap);
+}
+
+static void note(struct qc_snap_fix *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct qc_snap_fix *f, const char *fmt, ...)
+{
+	size_t n = strlen(f->what);
+	if (n + 3 >= sizeof(f->what))
+		return;
+	if (n) {
+		memcpy(f->what + n, "; ", 3);
+		n += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->what + n, sizeof(f->what) - n, fmt, ap);
+	va_end(ap);
+}
+
+static void set_verdict(struct qc_snap_fix *f, enum qc_snap_verdict v)
+{
+	if (v > f->verdict)
+		f->verdict = v;
+}
+
+static uint64_t size_to_l1(const struct qc_image *img, uint64_t size)
+{
+	unsigned shift = qc_l1_shift(img);
+	return (size >> shift) + ((size & ((UINT64_C(1) << shift) - 1)) != 0);
+}
+
+/* Is an L2 entry mapped (as tables.c counts vm_state clusters)? */
+static bool l2_mapped(const struct qc_image *img, const uint8_t *p)
+{
+	uint64_t e = qc_be64_at(p);
+	uint64_t bm = img->extended_l2 ? qc_be64_at(p + 8) : 0;
+	return (e & (QC_OFLAG_COMPRESSED | QC_L2E_OFFSET_MASK)) ||
+	       (!img->extended_l2 && (e & QC_OFLAG_ZERO)) || (img->extended_l2 && (bm >> 32)) ||
+	       (img->data_file && (e & QC_OFLAG_COPIED));
+}
+
+/*
+ * The VM state area of snapshot s as its L1 maps it: *prefix = bytes of
+ * the contiguous mapped run from vm offset 0, *last = end of the last
+ * mapped cluster.  Reads the L1 entries of the VM area and their L2
+ * tables only.  False on a read error or bad pointer (nothing proven).
+ */
+static bool vm_extent(struct qc_image *img, const struct qc_snapshot *s, uint64_t *prefix,
+		      uint64_t *last)
+{
+	*prefix = *last = 0;
+	if (!s->l1_usable || s->l1_size <= s->vm_first_l1_index)
+		return true;
+	uint64_t n = s->l1_size - s->vm_first_l1_index;
+	uint64_t cs = img->cluster_size;
+	uint8_t *l1 = malloc((size_t)n * 8);
+	uint8_t *l2 = malloc((size_t)cs);
+	bool ok = l1 && l2 &&
+		  qc_io_read_full(img->io, l1, (size_t)n * 8,
+				  s->l1_table_offset + s->vm_first_l1_index * 8) == 0;
+	bool in_prefix = true;
+	uint64_t span = img->l2_entries * cs;
+	for (uint64_t i = 0; ok && i < n; i++) {
+		uint64_t e = qc_be64_at(l1 + i * 8);
+		uint64_t off = e & QC_L1E_OFFSET_MASK;
+		if (!off || (off & (cs - 1)) || qc_past_eof(img, off, cs) ||
+		    qc_io_read_full(img->io, l2, (size_t)cs, off) < 0) {
+			in_prefix = false;
+			continue;
+		}
+		for (uint64_t j = 0; j < img->l2_entries; j++) {
+			bool m = l2_mapped(img, l2 + j * img->l2_entry_size);
+			uint64_t end = i * span + (j + 1) * cs;
+			if (m && in_prefix)
+				*prefix = end;
+			else if (!m)
+				in_prefix = false;
+			if (m)
+				*last = end;
+		}
+	}
+	free(l1);
+	free(l2);
+	return ok;
+}
+
+/* Does the extent the L1 maps prove a VM state of size v? */
+static bool proves(const struct qc_image *img, uint64_t v, uint64_t prefix)
+{
+	return v && v <= prefix && v + img->cluster_size > prefix;
+}
+
+/* A VM state cluster of snapshot i that lies on another structure. */
+static bool vm_on_metadata(const struct qc_image *img, int32_t i, const struct qc_snapshot *s)
+{
+	unsigned shift = qc_l1_shift(img);
+	if (s->vm_first_l1_index > (UINT64_MAX >> shift))
+		return false;
+	uint64_t vm_start = s->vm_first_l1_index << shift;
+	const struct qc_problems *ps = &img->problems;
+	for (size_t k = 0; k < ps->n; k++) {
+		const struct qc_problem *p = &ps->v[k];
+		if (p->loc.snapshot == i && is_overlap(p->code) &&
+		    p->loc.guest_offset != QC_NO_OFFSET && p->loc.guest_offset >= vm_start)
+			return true;
+	}
+	return false;
+}
+
+static void decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_snap_fix *f = &s->fix;
+	bool on_meta = vm_on_metadata(img, i, s);
+	bool mismatch = has(img, i, QC_P_VMSTATE_SIZE_MISMATCH);
+	bool bad = has(img, i, QC_P_VMSTATE_BEYOND_L1) || has(img, i, QC_P_VMSTATE_HOLE);
+	if (!on_meta && !mismatch && !bad)
+		return;
+	if (on_meta) {
+		f->vm_state_size = 0;
+		f->vm_dropped = s->vm_state_size != 0;
+		if (s->l1_size > s->vm_first_l1_index)
+			f->l1_size = (uint32_t)s->vm_first_l1_index;
+		note(f, "VM state dropped: a cluster of it lies on another structure; l1_size %u -> %u (the disk's entries)",
+		     s->l1_size, f->l1_size);
+		set_verdict(f, QC_SNAP_FIXED);
+		return;
+	}
+	uint64_t prefix = 0, last = 0;
+	if (!vm_extent(img, s, &prefix, &last)) {
+		set_verdict(f, QC_SNAP_LEFT);
+		note(f, "the VM state's L1/L2 tables cannot be read: vm_state_size not changed");
+		return;
+	}
+	uint64_t cur = s->vm_state_size, v;
+	const char *how;
+	if (proves(img, cur, prefix)) {
+		v = cur;
+		how = "the size the mapped clusters prove";
+	} else if (s->has_vm_state_size_large && proves(img, s->vm_state_size_large, prefix)) {
+		v = s->vm_state_size_large;
+		how = "the 64-bit field, which the mapped clusters prove";
+	} else if (proves(img, s->vm_state_size32, prefix)) {
+		v = s->vm_state_size32;
+		how = "the 32-bit field, which the mapped clusters prove";
+	} else if (prefix) {
+		v = prefix;
+		how = "the extent its L1 maps without a hole";
+	} else {
+		v = 0;
+		how = "nothing is mapped for it";
+	}
+	f->vm_state_size = v;
+	uint64_t want32 = v > UINT32_MAX ? 0 : v;
+	if (v == cur && s->vm_state_size32 == want32 &&
+	    (!s->has_vm_state_size_large || s->vm_state_size_large == v))
+		return;
+	set_verdict(f, QC_SNAP_FIXED);
+	if (v == 0 && cur) {
+		f->vm_dropped = true;
+		note(f, "VM state dropped (vm_state_size %" PRIu64 " -> 0: %s); the disk content is kept",
+		     cur, how);
+	} else if (v != cur) {
+		note(f, "vm_state_size %" PRIu64 " -> %" PRIu64 " (%s)", cur, v, how);
+	} else {
+		note(f, "32-bit vm_state_size %u -> %" PRIu64 " (agrees with vm_state_size_large)",
+		     s->vm_state_size32, want32);
+	}
+}
+
+/* l1_size too small for disk_size: raise it or lower disk_size. */
+static void decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_snap_fix *f = &s->fix;
+	if (!has(img, i, QC_P_SNAPSHOT_L1_TOO_SMALL))
+		return;
+	uint64_t cs = img->cluster_size;
+	uint64_t need = size_to_l1(img, f->disk_size);
+	uint64_t have_clusters = ((uint64_t)s->l1_size * 8 + cs - 1) / cs;
+	if (!have_clusters)
+		have_clusters = 1;
+	uint64_t first = s->l1_table_offset >> img->cluster_bits;
+	bool fits = s->l1_table_offset && !(s->l1_table_offset & (cs - 1)) && need * 8 <= have_clusters * cs &&
+		    !qc_past_eof(img, s->l1_table_offset, need * 8) &&
+		    !qc_contested(img, s->l1_table_offset, have_clusters * cs);
+	for (uint64_t c = first; fits && c < first + have_clusters && c < img->cmap.nclusters; c++) {
+		enum qc_owner o = qc_cm_owner(&img->cmap, c);
+		fits = o == QC_OWN_FREE || o == QC_OWN_SNAPSHOT_L1;
+	}
+	bool nonzero = false, plausible = true;
+	if (fits) {
+		uint64_t n = need - s->l1_size;
+		uint8_t *b = malloc((size_t)n * 8);
+		if (!b || qc_io_read_full(img->io, b, (size_t)n * 8,
+					  s->l1_table_offset + (uint64_t)s->l1_size * 8) < 0) {
+			plausible = false;
+		} else {
+			for (uint64_t k = 0; k < n; k++) {
+				uint64_t e = qc_be64_at(b + k * 8), off = e & QC_L1E_OFFSET_MASK;
+				if (!e)
+					continue;
+				nonzero = true;
+				if ((e & QC_L1E_RESERVED_MASK) || !off || (off & (cs - 1)) ||
+				    qc_past_eof(img, off, cs))
+					plausible = false;
+			}
+		}
+		free(b);
+	}
+	uint64_t hs_need = size_to_l1(img, img->h.size);
+	set_verdict(f, QC_SNAP_FIXED);
+	if (fits && plausible && nonzero) {
+		f->l1_size = (uint32_t)need;
+		note(f, "l1_size %u -> %" PRIu64 " (its L1 cluster holds the missing entries)", s->l1_size, need);
+	} else if (hs_need <= s->l1_size && s->has_disk_size && f->disk_size != img->h.size) {
+		note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (the image's size, which its %u L1 entries map)",
+		     f->disk_size, img->h.size, s->l1_size);
+		f->disk_size = img->h.size;
+	} else if (fits && plausible) {
+		f->l1_size = (uint32_t)need;
+		note(f, "l1_size %u -> %" PRIu64 " (the added entries are zero: nothing a guest reads changes)",
+		     s->l1_size, need);
+	} else {
+		uint64_t d = (uint64_t)s->l1_size << qc_l1_shift(img);
+		note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (what its %u L1 entries map)", f->disk_size, d,
+		     s->l1_size);
+		f->disk_size = d;
+	}
+}
+
+/* The entry's L1 pointer itself is bad: the scan is not implemented. */
+static bool l1_lost(const struct qc_image *img, int32_t i)
+{
+	return has(img, i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) ||
+	       has(img, i, QC_P_SNAPSHOT_L1_OFFSET_INVALID) || has(img, i, QC_P_SNAPSHOT_L1_PAST_EOF) ||
+	       has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE) || !img->snapshots[i].l1_usable;
+}
+
+static bool numeric(const char *s, uint64_t *v)
+{
+	if (!s || !*s)
+		return false;
+	uint64_t x = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9' || x > UINT64_MAX / 10 - 1)
+			return false;
+		x = x * 10 + (uint64_t)(*p - '0');
+	}
+	*v = x;
+	return true;
+}
+
+static void decide_entry(struct qc_image *img, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_snap_fix *f = &s->fix;
+	f->l1_table_offset = s->l1_table_offset;
+	f->l1_size = s->l1_size;
+	f->disk_size = s->disk_size;
+	f->vm_state_size = s->vm_state_size;
+	const char *drop = img->opt.drop_snapshot;
+	if (drop && ((s->id && !strcmp(s->id, drop)) || (s->name && !strcmp(s->name, drop)))) {
+		f->verdict = QC_SNAP_DROPPED;
+		note(f, "dropped on request (--drop-snapshot=%s)", drop);
+		return;
+	}
+	if (l1_lost(img, i)) {
+		f->verdict = QC_SNAP_LEFT;
+		note(f, "its L1 table pointer is bad and this version does not search for the table");
+		return;
+	}
+	if (!s->id || !s->name) {
+		set_verdict(f, QC_SNAP_FIXED);
+		f->new_name = !s->name;
+	}
+	if (has(img, i, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID)) {
+		set_verdict(f, QC_SNAP_FIXED);
+		if (s->id && s->name)
+			note(f, "lengths rewritten as the entry's extent implies (extra %u, id %u, name %u)",
+			     s->extra_data_size, s->id_size, s->name_size);
+	}
+	if (s->extra_data_size > QC_MAX_SNAPSHOT_EXTRA ||
+	    has(img, i, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE)) {
+		set_verdict(f, QC_SNAP_FIXED);
+		note(f, "extra data rewritten with the 24 bytes QEMU knows");
+	}
+	if (has(img, i, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL)) {
+		set_verdict(f, QC_SNAP_FIXED);
+		if (size_to_l1(img, f->disk_size) > s->l1_size && s->l1_size)
+			f->disk_size = (uint64_t)s->l1_size << qc_l1_shift(img);
+		note(f, "extra data %u -> 24 bytes (disk_size %" PRIu64 ")", s->extra_data_size, f->disk_size);
+	}
+	decide_l1_size(img, i, s);
+	decide_vmstate(img, i, s);
+}
+
+/* Fresh IDs for entries whose ID is empty, lost or a duplicate. */
+static void assign_ids(struct qc_image *img)
+{
+	uint64_t max = 0;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		uint64_t v;
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict != QC_SNAP_DROPPED && numeric(s->id, &v) && v > max)
+			max = v;
+	}
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		struct qc_snapshot *s = &img->snapshots[i];
+		struct qc_snap_fix *f = &s->fix;
+		if (f->verdict == QC_SNAP_DROPPED || f->verdict == QC_SNAP_LEFT)
+			continue;
+		bool dup = has(img, (int32_t)i, QC_P_SNAPSHOT_ID_DUPLICATE);
+		if (s->id && s->id_size && !dup)
+			continue;
+		snprintf(f->new_id, sizeof(f->new_id), "%" PRIu64, ++max);
+		set_verdict(f, QC_SNAP_FIXED);
+		if (!s->id)
+			note(f, "ID and name lost: new ID '%s', name 'lost-%s'", f->new_id, f->new_id);
+		else
+			note(f, "ID '%s' -> '%s' (%s)", s->id, f->new_id, dup ? "a duplicate" : "empty");
+	}
+}
+
+/*
+ * The codes the snapshot-table repair handles: it fixes them by rewriting
+ * the table, or leaves them with its own reason (snap_plan.why / the
+ * entry's fix.what).  ONE list, for the policy table to take over.
+ */
+const enum qc_code qc_snapfix_codes[] = {
+	QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_P_SNAPSHOT_COUNT_TOO_LARGE,
+	QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, QC_P_SNAPSHOT_ENTRY_PAST_EOF,
+	QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE,
+	QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, QC_P_SNAPSHOT_ID_DUPLICATE, QC_P_SNAPSHOT_ID_EMPTY,
+	QC_P_SNAPSHOT_L1_OFFSET_INVALID, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED,
+	QC_P_SNAPSHOT_L1_PAST_EOF, QC_P_SNAPSHOT_L1_TOO_LARGE, QC_P_SNAPSHOT_L1_TOO_SMALL,
+	QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
+	QC_P_SNAPSHOT_TABLE_PAST_EOF, QC_P_SNAPSHOT_TABLE_TOO_LARGE,
+	QC_P_VMSTATE_BEYOND_L1, QC_P_VMSTATE_HOLE, QC_P_VMSTATE_SIZE_MISMATCH,
+};
+const size_t qc_snapfix_ncodes = sizeof(qc_snapfix_codes) / sizeof(qc_snapfix_codes[0]);
+
+bool qc_snapfix_handles(enum qc_code c)
+{
+	for (size_t k = 0; k < qc_snapfix_ncodes; k++)
+		if (qc_snapfix_codes[k] == c)
+			return true;
+	return false;
+}
+
+static bool is_overlap(enum qc_code c)
+{
+	return c == QC_P_OVERLAP_DATA_COMPRESSED || c == QC_P_OVERLAP_DATA_METADATA ||
+	       c == QC_P_OVERLAP_METADATA;
+}
+
+/* Entry verdicts need every record of the codes they read. */
+static bool records_complete(const struct qc_image *img)
+{
+	for (int c = 0; c < QC_P_COUNT; c++)
+		if ((qc_snapfix_handles((enum qc_code)c) || is_overlap((enum qc_code)c)) &&
+		    img->problems.per_code[c] > QC_MAX_RECORDS_PER_CODE)
+			return false;
+	return true;
+}
+
+void qc_pass_snapfix(struct qc_image *img)
+{
+	struct qc_snap_plan *sp = &img->snapfix;
+	memset(sp, 0, sizeof(*sp));
+	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
+		return;
+	sp->decided = true;
+	const struct qc_problems *ps = &img->problems;
+	if (img->h.nb_snapshots == 0)
+		return;
+	static const enum qc_code lost[] = {
+		QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
+		QC_P_SNAPSHOT_TABLE_PAST_EOF,       QC_P_SNAPSHOT_ENTRY_UNPARSABLE,
+		QC_P_SNAPSHOT_ENTRY_PAST_EOF,       QC_P_SNAPSHOT_TABLE_TOO_LARGE,
+		QC_P_SNAPSHOT_WITH_DATA_FILE,
+	};
+	for (size_t k = 0; k < sizeof(lost) / sizeof(lost[0]); k++)
+		if (ps->per_code[lost[k]])
+			refuse(sp, lost[k],
+			       "the snapshot table or some of its entries are lost or out of place; finding them needs a scan of the unclaimed clusters, which this version does not do");
+	if (!records_complete(img))
+		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
+		       "too many snapshot findings to decide entry by entry");
+	if (!sp->refused && img->snapshot_table_size &&
+	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size))
+		refuse(sp, QC_P_OVERLAP_METADATA,
+		       "the snapshot table lies in clusters another structure claims");
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		struct qc_snapshot *s = &img->snapshots[i];
+		memset(&s->fix, 0, sizeof(s->fix));
+		if (sp->refused) {
+			s->fix.verdict = QC_SNAP_LEFT;
+			snprintf(s->fix.what, sizeof(s->fix.what), "%s", sp->why);
+			continue;
+		}
+		decide_entry(img, (int32_t)i, s);
+	}
+	if (sp->refused)
+		return;
+	assign_ids(img);
+	uint32_t kept = 0;
+	bool change = ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] ||
+		      ps->per_code[QC_P_SNAPSHOT_COUNT_TOO_LARGE];
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		enum qc_snap_verdict v = img->snapshots[i].fix.verdict;
+		kept += v != QC_SNAP_DROPPED;
+		change |= v == QC_SNAP_FIXED || v == QC_SNAP_RECOVERED || v == QC_SNAP_DROPPED;
+	}
+	sp->count = kept;
+	sp->rewrite = change;
+	if (change && img->h.nb_snapshots != img->nsnapshots)
+		snprintf(sp->why, sizeof(sp->why), "nb_snapshots %u -> %u (the entries that parse)",
+			 img->h.nb_snapshots, kept);
+}
+
+const char *qc_snap_verdict_name(enum qc_snap_verdict v)
+{
+	static const char *const n[] = { "kept", "fixed", "recovered", "dropped", "left" };
+	return (unsigned)v < sizeof(n) / sizeof(n[0]) ? n[v] : "?";
+}
