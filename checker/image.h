@@ -97,6 +97,11 @@ struct qc_snap_fix {
 	uint64_t disk_size;
 	uint64_t vm_state_size;
 	bool vm_dropped;          /* a VM state was there and is dropped */
+	bool relayout;            /* the entry's bytes really hold extra, id, name of
+				   * these sizes (found from the bytes, see snapfix.c) */
+	uint32_t extra_size;
+	uint16_t id_size, name_size;
+	char rec_id[72];          /* the ID a relayout found (relayout only) */
 	char what[320];           /* what changes, or why dropped / left */
 };
 

@@ -94,38 +94,52 @@ static int serialize(struct qc_image *img, const struct qc_snapshot *s, struct b
 		if (r < 0)
 			return r;
 	} else {
-		/* extra data: as found when its size was sane, known fields set */
+		/* the entry's real layout: as parsed, or as snapfix found it */
+		uint32_t xs = f->relayout ? f->extra_size : s->extra_data_size;
+		size_t id_len = f->relayout ? f->id_size : s->id_size;
+		size_t name_len = f->relayout ? f->name_size : s->name_size;
 		uint8_t extra[QC_MAX_SNAPSHOT_EXTRA];
-		uint32_t xs = s->extra_data_size;
-		bool sane = xs <= QC_MAX_SNAPSHOT_EXTRA &&
-			    s->entry_offset + FIXED + xs <= img->file_size;
+		bool sane = xs <= QC_MAX_SNAPSHOT_EXTRA && s->entry_offset + FIXED + xs <= img->file_size;
 		if (!sane)
 			xs = 0;
 		if (xs && qc_io_read_full(img->io, extra, xs, s->entry_offset + FIXED) < 0)
 			return -EIO;
+		bool had_icount = xs >= 24;
 		if (xs < 24) {
 			/* QEMU's three fields; icount -1 means "none" */
-			if (xs < 24)
-				memset(extra + xs, 0, 24 - xs);
-			if (xs < 24 && !s->has_icount)
+			memset(extra + xs, 0, 24 - xs);
+			if (!had_icount)
 				qc_put_be64(extra + 16, UINT64_MAX);
 			xs = 24;
 		}
 		qc_put_be64(extra, f->vm_state_size);
 		qc_put_be64(extra + 8, f->disk_size);
-		uint8_t h[FIXED];
+		uint8_t *str = NULL;
+		if (f->relayout) {
+			str = malloc(id_len + name_len + 1);
+			if (!str)
+				return -ENOMEM;
+			if (qc_io_read_full(img->io, str, id_len + name_len,
+					    s->entry_offset + FIXED + f->extra_size) < 0) {
+				free(str);
+				return -EIO;
+			}
+		}
+		const char *id = f->new_id[0] ? f->new_id : str ? (const char *)str : s->id;
+		if (f->new_id[0])
+			id_len = strlen(f->new_id);
+		const char *name = str ? (const char *)str + f->id_size : s->name;
 		char lost[32];
-		const char *id = f->new_id[0] ? f->new_id : s->id;
-		size_t id_len = f->new_id[0] ? strlen(f->new_id) : s->id_size;
-		const char *name = s->name;
-		size_t name_len = s->name_size;
 		if (f->new_name || !name) {
 			snprintf(lost, sizeof(lost), "lost-%s", id ? id : "");
 			name = lost;
 			name_len = strlen(lost);
 		}
-		if (!id)
+		if (!id) {
+			free(str);
 			return -EIO; /* snapfix gives every lost ID a new one */
+		}
+		uint8_t h[FIXED];
 		qc_put_be64(h, f->l1_table_offset);
 		qc_put_be32(h + 8, f->l1_size);
 		qc_put_be16(h + 12, (uint16_t)id_len);
@@ -139,6 +153,7 @@ static int serialize(struct qc_image *img, const struct qc_snapshot *s, struct b
 		put(b, extra, xs);
 		put(b, id, id_len);
 		put(b, name, name_len);
+		free(str);
 	}
 	put(b, NULL, (8 - (b->n - start) % 8) % 8);
 	return b->oom ? -ENOMEM : 0;
