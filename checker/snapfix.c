@@ -115,15 +115,16 @@ static bool vm_extent(struct qc_image *img, const struct qc_snapshot *s, uint64_
 		      uint64_t *last)
 {
 	*prefix = *last = 0;
-	if (!s->l1_usable || s->l1_size <= s->vm_first_l1_index)
+	uint64_t first = size_to_l1(img, s->fix.disk_size);
+	if (!s->l1_usable || s->fix.l1_size <= first)
 		return true;
-	uint64_t n = s->l1_size - s->vm_first_l1_index;
+	uint64_t n = s->fix.l1_size - first;
 	uint64_t cs = img->cluster_size;
 	uint8_t *l1 = malloc((size_t)n * 8);
 	uint8_t *l2 = malloc((size_t)cs);
 	bool ok = l1 && l2 &&
 		  qc_io_read_full(img->io, l1, (size_t)n * 8,
-				  s->l1_table_offset + s->vm_first_l1_index * 8) == 0;
+				  s->l1_table_offset + first * 8) == 0;
 	bool in_prefix = true;
 	uint64_t span = img->l2_entries * cs;
 	for (uint64_t i = 0; ok && i < n; i++) {
@@ -177,6 +178,7 @@ static void decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *
 {
 	struct qc_snap_fix *f = &s->fix;
 	bool on_meta = vm_on_metadata(img, i, s);
+	uint64_t first = size_to_l1(img, f->disk_size);
 	bool mismatch = has(img, i, QC_P_VMSTATE_SIZE_MISMATCH);
 	bool bad = has(img, i, QC_P_VMSTATE_BEYOND_L1) || has(img, i, QC_P_VMSTATE_HOLE);
 	if (!on_meta && !mismatch && !bad)
@@ -184,8 +186,8 @@ static void decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *
 	if (on_meta) {
 		f->vm_state_size = 0;
 		f->vm_dropped = s->vm_state_size != 0;
-		if (s->l1_size > s->vm_first_l1_index)
-			f->l1_size = (uint32_t)s->vm_first_l1_index;
+		if (f->l1_size > first)
+			f->l1_size = (uint32_t)first;
 		note(f, "VM state dropped: a cluster of it lies on another structure; l1_size %u -> %u (the disk's entries)",
 		     s->l1_size, f->l1_size);
 		set_verdict(f, QC_SNAP_FIXED);
@@ -233,60 +235,91 @@ static void decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *
 	}
 }
 
-/* l1_size too small for disk_size: raise it or lower disk_size. */
+/*
+ * Entries [from, to) read from the L1's own clusters, when they lie there
+ * (the clusters of its l1_size entries, at least one, owned by nothing
+ * else): *nonzero says one holds a pointer; false when they do not lie
+ * there or one is not a plausible L2 pointer.
+ */
+static bool l1_tail(struct qc_image *img, const struct qc_snapshot *s, uint64_t from, uint64_t to,
+		    bool *nonzero)
+{
+	uint64_t cs = img->cluster_size;
+	*nonzero = false;
+	if (to <= from || to > QC_MAX_L1_SIZE / 8)
+		return false;
+	uint64_t have = ((uint64_t)s->l1_size * 8 + cs - 1) / cs;
+	if (!have)
+		have = 1;
+	if (!s->l1_table_offset || (s->l1_table_offset & (cs - 1)) || to * 8 > have * cs ||
+	    qc_past_eof(img, s->l1_table_offset, to * 8) ||
+	    qc_contested(img, s->l1_table_offset, have * cs))
+		return false;
+	uint64_t first = s->l1_table_offset >> img->cluster_bits;
+	for (uint64_t c = first; c < first + have && c < img->cmap.nclusters; c++) {
+		enum qc_owner o = qc_cm_owner(&img->cmap, c);
+		if (o != QC_OWN_FREE && o != QC_OWN_SNAPSHOT_L1)
+			return false;
+	}
+	uint64_t n = to - from;
+	uint8_t *b = malloc((size_t)n * 8);
+	bool ok = b && qc_io_read_full(img->io, b, (size_t)n * 8, s->l1_table_offset + from * 8) == 0;
+	for (uint64_t k = 0; ok && k < n; k++) {
+		uint64_t e = qc_be64_at(b + k * 8), off = e & QC_L1E_OFFSET_MASK;
+		if (!e)
+			continue;
+		*nonzero = true;
+		if ((e & QC_L1E_RESERVED_MASK) || !off || (off & (cs - 1)) || qc_past_eof(img, off, cs))
+			ok = false;
+	}
+	free(b);
+	return ok;
+}
+
+/*
+ * l1_size too small for disk_size (and its VM state): raise it when the
+ * L1's clusters hold the missing entries and one of them is a pointer
+ * (QEMU wrote them), else fix disk_size from what the L1 maps.
+ */
 static void decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *s)
 {
 	struct qc_snap_fix *f = &s->fix;
-	if (!has(img, i, QC_P_SNAPSHOT_L1_TOO_SMALL))
+	bool small = has(img, i, QC_P_SNAPSHOT_L1_TOO_SMALL);
+	bool beyond = has(img, i, QC_P_VMSTATE_BEYOND_L1);
+	if (!small && !beyond)
 		return;
-	uint64_t cs = img->cluster_size;
+	unsigned shift = qc_l1_shift(img);
 	uint64_t need = size_to_l1(img, f->disk_size);
-	uint64_t have_clusters = ((uint64_t)s->l1_size * 8 + cs - 1) / cs;
-	if (!have_clusters)
-		have_clusters = 1;
-	uint64_t first = s->l1_table_offset >> img->cluster_bits;
-	bool fits = s->l1_table_offset && !(s->l1_table_offset & (cs - 1)) && need * 8 <= have_clusters * cs &&
-		    !qc_past_eof(img, s->l1_table_offset, need * 8) &&
-		    !qc_contested(img, s->l1_table_offset, have_clusters * cs);
-	for (uint64_t c = first; fits && c < first + have_clusters && c < img->cmap.nclusters; c++) {
-		enum qc_owner o = qc_cm_owner(&img->cmap, c);
-		fits = o == QC_OWN_FREE || o == QC_OWN_SNAPSHOT_L1;
+	uint64_t need_vm = need;
+	if (f->vm_state_size && (f->vm_state_size >> shift) < QC_MAX_L1_SIZE / 8)
+		need_vm = need + size_to_l1(img, f->vm_state_size);
+	bool nz = false;
+	/* the disk and its VM state, when the entries prove both */
+	if (need_vm > s->l1_size && l1_tail(img, s, s->l1_size, need_vm, &nz) && nz) {
+		set_verdict(f, QC_SNAP_FIXED);
+		f->l1_size = (uint32_t)need_vm;
+		note(f, "l1_size %u -> %" PRIu64 " (its L1 cluster holds the missing entries)", s->l1_size,
+		     need_vm);
+		return;
 	}
-	bool nonzero = false, plausible = true;
-	if (fits) {
-		uint64_t n = need - s->l1_size;
-		uint8_t *b = malloc((size_t)n * 8);
-		if (!b || qc_io_read_full(img->io, b, (size_t)n * 8,
-					  s->l1_table_offset + (uint64_t)s->l1_size * 8) < 0) {
-			plausible = false;
-		} else {
-			for (uint64_t k = 0; k < n; k++) {
-				uint64_t e = qc_be64_at(b + k * 8), off = e & QC_L1E_OFFSET_MASK;
-				if (!e)
-					continue;
-				nonzero = true;
-				if ((e & QC_L1E_RESERVED_MASK) || !off || (off & (cs - 1)) ||
-				    qc_past_eof(img, off, cs))
-					plausible = false;
-			}
-		}
-		free(b);
-	}
+	if (!small)
+		return; /* the VM state's size is the suspect: decide_vmstate */
 	uint64_t hs_need = size_to_l1(img, img->h.size);
+	bool tail = l1_tail(img, s, s->l1_size, need, &nz);
 	set_verdict(f, QC_SNAP_FIXED);
-	if (fits && plausible && nonzero) {
+	if (tail && nz) {
 		f->l1_size = (uint32_t)need;
 		note(f, "l1_size %u -> %" PRIu64 " (its L1 cluster holds the missing entries)", s->l1_size, need);
 	} else if (hs_need <= s->l1_size && s->has_disk_size && f->disk_size != img->h.size) {
 		note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (the image's size, which its %u L1 entries map)",
 		     f->disk_size, img->h.size, s->l1_size);
 		f->disk_size = img->h.size;
-	} else if (fits && plausible) {
+	} else if (tail) {
 		f->l1_size = (uint32_t)need;
 		note(f, "l1_size %u -> %" PRIu64 " (the added entries are zero: nothing a guest reads changes)",
 		     s->l1_size, need);
 	} else {
-		uint64_t d = (uint64_t)s->l1_size << qc_l1_shift(img);
+		uint64_t d = (uint64_t)s->l1_size << shift;
 		note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (what its %u L1 entries map)", f->disk_size, d,
 		     s->l1_size);
 		f->disk_size = d;
