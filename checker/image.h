@@ -142,6 +142,14 @@ struct qc_snap_plan {
 	uint32_t count;    /* entries the new table holds */
 	char why[240];     /* refusal reason, or what the table-level fix is */
 	int why_code;      /* problem code the refusal is filed under (enum qc_code) */
+	bool relink;       /* only the header changes: the table at relink_offset,
+			    * relink_count entries (a lost table found, or entries
+			    * past nb_snapshots) */
+	uint64_t relink_offset;
+	uint32_t relink_count;
+	uint64_t tail_offset;  /* entries found past the counted ones, copied */
+	uint64_t tail_bytes;   /* as they are after the rewritten entries */
+	uint32_t tail_count;
 };
 
 /* One compressed cluster descriptor, kept only for --deep (tables.c fills,

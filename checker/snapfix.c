@@ -30,6 +30,7 @@
  * clusters), vmstate.c (its codes), the bounded reader for every byte.
  */
 #include "check.h"
+#include "snapscan.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 
@@ -39,6 +40,22 @@
 #include <string.h>
 
 static bool is_overlap(enum qc_code c);
+
+/* The scan of the leaked clusters, made once and only when needed. */
+struct fixctx {
+	struct qc_image *img;
+	struct qc_snapscan sc;
+	bool scanned;
+};
+
+static struct qc_snapscan *scan(struct fixctx *x)
+{
+	if (!x->scanned) {
+		x->scanned = true;
+		qc_snapscan_init(&x->sc, x->img);
+	}
+	return x->sc.ok ? &x->sc : NULL;
+}
 static void relayout(struct qc_image *img, uint32_t i, struct qc_snapshot *s);
 
 /* Problem records kept for entry i with code c. */
@@ -326,12 +343,89 @@ static void decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *
 	}
 }
 
-/* The entry's L1 pointer itself is bad: the scan is not implemented. */
-static bool l1_lost(const struct qc_image *img, int32_t i)
+/* The entry's L1 pointer cannot be right: unaligned, 0, past EOF, too
+ * large, or on another L1 table (tables.c then does not walk it). */
+static bool l1_impossible(const struct qc_image *img, int32_t i)
 {
 	return has(img, i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) ||
 	       has(img, i, QC_P_SNAPSHOT_L1_OFFSET_INVALID) || has(img, i, QC_P_SNAPSHOT_L1_PAST_EOF) ||
-	       has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE) || !img->snapshots[i].l1_usable;
+	       !img->snapshots[i].l1_usable;
+}
+
+static unsigned popcount64(uint64_t v)
+{
+	unsigned n = 0;
+	for (; v; v &= v - 1)
+		n++;
+	return n;
+}
+
+/*
+ * The entry's L1 pointer is bad (impossible, or on another structure):
+ * look for its table among the leaked clusters.  One candidate: recovered.
+ * Several: the one a single flipped bit away, if exactly one is.  None:
+ * dropped when the pointer was impossible (what it names is gone), else
+ * left.  False when the L1 pointer is not in doubt.
+ */
+static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_image *img = x->img;
+	struct qc_snap_fix *f = &s->fix;
+	bool impossible = l1_impossible(img, i);
+	bool contested = s->l1_size && s->l1_usable &&
+			 qc_contested(img, s->l1_table_offset, (uint64_t)s->l1_size * 8);
+	if (!impossible && !contested)
+		return false;
+	if (has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE)) {
+		f->verdict = QC_SNAP_LEFT;
+		note(f, "l1_size %u is beyond the format's limit: neither it nor the table can be trusted", s->l1_size);
+		return true;
+	}
+	if (!s->l1_size) {
+		/* no L1 at all: only QEMU's alignment rule is broken */
+		f->l1_table_offset = 0;
+		set_verdict(f, QC_SNAP_FIXED);
+		note(f, "L1 table offset 0x%" PRIx64 " -> 0 (l1_size is 0)", s->l1_table_offset);
+		return true;
+	}
+	struct qc_snapscan *sc = scan(x);
+	uint64_t found[2] = { 0, 0 };
+	unsigned n = sc ? qc_snapscan_find_l1(sc, s->l1_size, found) : 0;
+	uint64_t mask = ~(img->cluster_size - 1);
+	if (n >= 2) {
+		/* a flipped bit: the candidate one bit from the pointer (its
+		 * alignment bits aside) */
+		unsigned near = 0;
+		uint64_t pick = 0;
+		for (unsigned k = 0; k < 2; k++)
+			if (popcount64((found[k] ^ s->l1_table_offset) & mask & QC_L1E_OFFSET_MASK) <= 1) {
+				near++;
+				pick = found[k];
+			}
+		if (near == 1 && qc_snapscan_l1_shaped(sc, pick, s->l1_size)) {
+			n = 1;
+			found[0] = pick;
+		}
+	}
+	if (n == 1) {
+		f->verdict = QC_SNAP_RECOVERED;
+		f->l1_table_offset = found[0];
+		note(f, "L1 table found again at 0x%" PRIx64 " (was 0x%" PRIx64 "): the one leaked run whose entries point at L2 tables whose refcounts count this snapshot",
+		     found[0], s->l1_table_offset);
+	} else if (n >= 2) {
+		f->verdict = QC_SNAP_LEFT;
+		note(f, "its L1 pointer 0x%" PRIx64 " is bad and two leaked runs have the shape of its L1 table (0x%" PRIx64 ", 0x%" PRIx64 "): not guessed",
+		     s->l1_table_offset, found[0], found[1]);
+	} else if (impossible && sc) {
+		f->verdict = QC_SNAP_DROPPED;
+		note(f, "its L1 table is gone: the pointer 0x%" PRIx64 " cannot be right and no leaked cluster run holds a table of its %u entries; its clusters stay as leaks (--salvage-leaks keeps their content)",
+		     s->l1_table_offset, s->l1_size);
+	} else {
+		f->verdict = QC_SNAP_LEFT;
+		note(f, "its L1 pointer 0x%" PRIx64 " is doubtful and no other leaked run has its table's shape%s",
+		     s->l1_table_offset, sc ? "" : " (the refcounts could not be read to look)");
+	}
+	return true;
 }
 
 static bool numeric(const char *s, uint64_t *v)
@@ -348,8 +442,9 @@ static bool numeric(const char *s, uint64_t *v)
 	return true;
 }
 
-static void decide_entry(struct qc_image *img, int32_t i, struct qc_snapshot *s)
+static void decide_entry(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 {
+	struct qc_image *img = x->img;
 	struct qc_snap_fix *f = &s->fix;
 	f->l1_table_offset = s->l1_table_offset;
 	f->l1_size = s->l1_size;
@@ -361,11 +456,8 @@ static void decide_entry(struct qc_image *img, int32_t i, struct qc_snapshot *s)
 		note(f, "dropped on request (--drop-snapshot=%s)", drop);
 		return;
 	}
-	if (l1_lost(img, i)) {
-		f->verdict = QC_SNAP_LEFT;
-		note(f, "its L1 table pointer is bad and this version does not search for the table");
+	if (decide_l1(x, i, s) && f->verdict != QC_SNAP_FIXED && f->verdict != QC_SNAP_RECOVERED)
 		return;
-	}
 	if (!s->id || !s->name) {
 		set_verdict(f, QC_SNAP_FIXED);
 		f->new_name = !s->name;
@@ -619,6 +711,81 @@ static bool records_complete(const struct qc_image *img)
 	return true;
 }
 
+/* The table lost (location impossible or on another structure): find it
+ * among the leaked clusters and re-link the best candidate. */
+static void find_table(struct fixctx *x, enum qc_code c)
+{
+	struct qc_image *img = x->img;
+	struct qc_snap_plan *sp = &img->snapfix;
+	struct qc_snapscan *sc = scan(x);
+	struct qc_snapscan_table t[2];
+	uint32_t want = img->h.nb_snapshots <= QC_MAX_SNAPSHOTS ? img->h.nb_snapshots : 0;
+	unsigned n = sc ? qc_snapscan_find_table(sc, 0, t) : 0;
+	(void)want;
+	if (n == 1) {
+		sp->relink = true;
+		sp->relink_offset = t[0].offset;
+		sp->relink_count = t[0].count;
+		snprintf(sp->why, sizeof(sp->why),
+			 "snapshot table re-linked: %u entries found at 0x%" PRIx64 " among the leaked clusters (it explains %" PRIu64 " of them); header 0x%" PRIx64 " / %u -> 0x%" PRIx64 " / %u",
+			 t[0].count, t[0].offset, t[0].score, img->h.snapshots_offset, img->h.nb_snapshots,
+			 t[0].offset, t[0].count);
+	} else if (n == 2) {
+		refuse(sp, c,
+		       "the snapshot table is lost and two leaked tables explain %" PRIu64 " leaked clusters each: 0x%" PRIx64 " (%u entries) and 0x%" PRIx64 " (%u entries); not guessed",
+		       t[0].score, t[0].offset, t[0].count, t[1].offset, t[1].count);
+	} else {
+		refuse(sp, c,
+		       "the snapshot table is lost and no leaked cluster holds entries whose L1 tables are found%s",
+		       sc ? "" : " (the refcounts could not be read to look)");
+	}
+}
+
+/* Entries past the counted ones (nb_snapshots too small): plausible
+ * entries right after the table whose L1 tables are among the leaks. */
+static void find_tail(struct fixctx *x)
+{
+	struct qc_image *img = x->img;
+	struct qc_snap_plan *sp = &img->snapfix;
+	if (!img->problems.per_code[QC_P_REFCOUNT_LEAK] || !img->snapshot_table_ok ||
+	    img->nsnapshots != img->h.nb_snapshots || img->nsnapshots >= QC_MAX_SNAPSHOTS)
+		return;
+	uint64_t cs = img->cluster_size;
+	uint64_t start = img->h.snapshots_offset + ((img->snapshot_table_size + 7) & ~UINT64_C(7));
+	uint64_t end = (start + cs - 1) & ~(cs - 1);
+	if (start == end)
+		end += cs;
+	struct qc_snapscan *sc = NULL;
+	/* the rest of the table's last cluster, then leaked clusters */
+	while (end < img->file_size && end - start < QC_MAX_SNAPSHOTS_SIZE) {
+		if (!sc && !(sc = scan(x)))
+			return;
+		if (!qc_snapscan_leaked(sc, end, 1))
+			break;
+		end += cs;
+	}
+	if (end > img->file_size)
+		end = img->file_size;
+	if (end <= start + 40)
+		return;
+	if (!sc && !(sc = scan(x)))
+		return;
+	uint8_t *b = malloc((size_t)(end - start));
+	uint64_t bytes = 0, l1c = 0;
+	uint32_t n = 0;
+	if (b && qc_io_read_full(img->io, b, (size_t)(end - start), start) == 0)
+		n = qc_snapscan_entries(sc, b, end - start, QC_MAX_SNAPSHOTS - img->nsnapshots, &bytes, &l1c);
+	free(b);
+	if (!n)
+		return;
+	sp->tail_offset = start;
+	sp->tail_bytes = bytes;
+	sp->tail_count = n;
+	snprintf(sp->why, sizeof(sp->why),
+		 "nb_snapshots %u -> %u: %u more entr%s follow the counted ones at 0x%" PRIx64 ", with %" PRIu64 " L1 cluster(s) among the leaks",
+		 img->h.nb_snapshots, img->h.nb_snapshots + n, n, n == 1 ? "y" : "ies", start, l1c);
+}
+
 void qc_pass_snapfix(struct qc_image *img)
 {
 	struct qc_snap_plan *sp = &img->snapfix;
@@ -627,37 +794,70 @@ void qc_pass_snapfix(struct qc_image *img)
 		return;
 	sp->decided = true;
 	const struct qc_problems *ps = &img->problems;
-	if (img->h.nb_snapshots == 0)
+	struct fixctx x = { .img = img };
+	if (img->h.nb_snapshots == 0) {
+		/* entries behind a zero count: only with leaks to explain */
+		uint64_t off = img->h.snapshots_offset;
+		if (off && !(off & (img->cluster_size - 1)) && off < img->file_size) {
+			find_tail(&x);
+			if (sp->tail_count) {
+				sp->relink = true;
+				sp->relink_offset = off;
+				sp->relink_count = sp->count = sp->tail_count;
+			}
+		}
+		qc_snapscan_free(&x.sc);
 		return;
-	static const enum qc_code lost[] = {
+	}
+	static const enum qc_code table_lost[] = {
 		QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
-		QC_P_SNAPSHOT_TABLE_PAST_EOF,       QC_P_SNAPSHOT_ENTRY_UNPARSABLE,
-		QC_P_SNAPSHOT_ENTRY_PAST_EOF,       QC_P_SNAPSHOT_TABLE_TOO_LARGE,
+		QC_P_SNAPSHOT_TABLE_PAST_EOF,
+	};
+	static const enum qc_code entries_lost[] = {
+		QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_P_SNAPSHOT_TABLE_TOO_LARGE,
 		QC_P_SNAPSHOT_WITH_DATA_FILE,
 	};
-	for (size_t k = 0; k < sizeof(lost) / sizeof(lost[0]); k++)
-		if (ps->per_code[lost[k]])
-			refuse(sp, lost[k],
-			       "the snapshot table or some of its entries are lost or out of place; finding them needs a scan of the unclaimed clusters, which this version does not do");
+	bool lost = false;
+	enum qc_code lost_code = QC_P_SNAPSHOT_TABLE_OFFSET_INVALID;
+	for (size_t k = 0; k < sizeof(table_lost) / sizeof(table_lost[0]); k++)
+		if (ps->per_code[table_lost[k]]) {
+			lost = true;
+			lost_code = table_lost[k];
+		}
+	/* a table on another structure, or one whose first entry is garbage */
+	if (!lost && img->snapshot_table_size &&
+	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
+		lost = true;
+		lost_code = QC_P_OVERLAP_METADATA;
+	}
+	if (!lost && !img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_ENTRY_UNPARSABLE]) {
+		lost = true;
+		lost_code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
+	}
+	if (lost) {
+		find_table(&x, lost_code);
+	} else {
+		for (size_t k = 0; k < sizeof(entries_lost) / sizeof(entries_lost[0]); k++)
+			if (ps->per_code[entries_lost[k]])
+				refuse(sp, entries_lost[k],
+				       "entries of the snapshot table are lost mid-table or cut by the end of the file; this version re-links whole tables only, so the table stays as it is");
+	}
 	if (!records_complete(img))
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
 		       "too many snapshot findings to decide entry by entry");
-	if (!sp->refused && img->snapshot_table_size &&
-	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size))
-		refuse(sp, QC_P_OVERLAP_METADATA,
-		       "the snapshot table lies in clusters another structure claims");
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
 		memset(&s->fix, 0, sizeof(s->fix));
-		if (sp->refused) {
+		if (sp->refused || sp->relink) {
 			s->fix.verdict = QC_SNAP_LEFT;
-			snprintf(s->fix.what, sizeof(s->fix.what), "%s", sp->why);
+			snprintf(s->fix.what, sizeof(s->fix.what), "%s", sp->refused ? sp->why
+				 : "the header points elsewhere: the table found among the leaks replaces this one");
 			continue;
 		}
-		decide_entry(img, (int32_t)i, s);
+		decide_entry(&x, (int32_t)i, s);
 	}
-	if (sp->refused)
-		return;
+	if (sp->refused || sp->relink || img->aborted)
+		goto out;
 	assign_ids(img);
 	uint32_t kept = 0;
 	bool change = ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] ||
@@ -667,11 +867,20 @@ void qc_pass_snapfix(struct qc_image *img)
 		kept += v != QC_SNAP_DROPPED;
 		change |= v == QC_SNAP_FIXED || v == QC_SNAP_RECOVERED || v == QC_SNAP_DROPPED;
 	}
-	sp->count = kept;
+	if (!change)
+		find_tail(&x);
+	sp->count = kept + sp->tail_count;
+	if (!change && sp->tail_count) {
+		sp->relink = true;
+		sp->relink_offset = img->h.snapshots_offset;
+		sp->relink_count = sp->count;
+	}
 	sp->rewrite = change;
-	if (change && img->h.nb_snapshots != img->nsnapshots)
+	if (change && img->h.nb_snapshots != sp->count)
 		snprintf(sp->why, sizeof(sp->why), "nb_snapshots %u -> %u (the entries that parse)",
-			 img->h.nb_snapshots, kept);
+			 img->h.nb_snapshots, sp->count);
+out:
+	qc_snapscan_free(&x.sc);
 }
 
 const char *qc_snap_verdict_name(enum qc_snap_verdict v)

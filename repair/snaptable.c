@@ -224,6 +224,16 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 		qc_plan_leave(p, qc_problem_table[sp->why_code].code, 64, "%s", sp->why);
 		return 0;
 	}
+	if (sp->relink) {
+		/* the table is where it is: only the header changes */
+		uint8_t sw[12];
+		qc_put_be32(sw, sp->relink_count);
+		qc_put_be64(sw + 4, sp->relink_offset);
+		if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
+				 sp->why))
+			return -ENOMEM;
+		return 1;
+	}
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
 		if (s->fix.verdict == QC_SNAP_LEFT)
