@@ -140,15 +140,15 @@ static bool vm_extent(struct qc_image *img, const struct qc_snapshot *s, uint64_
 	uint8_t *l1 = malloc((size_t)n * 8);
 	uint8_t *l2 = malloc((size_t)cs);
 	bool ok = l1 && l2 &&
-		  qc_io_read_full(img->io, l1, (size_t)n * 8,
-				  s->l1_table_offset + first * 8) == 0;
+		  qc_io_read(img->io, l1, (size_t)n * 8,
+				  s->l1_table_offset + first * 8) >= 0;
 	bool in_prefix = true;
 	uint64_t span = img->l2_entries * cs;
 	for (uint64_t i = 0; ok && i < n; i++) {
 		uint64_t e = qc_be64_at(l1 + i * 8);
 		uint64_t off = e & QC_L1E_OFFSET_MASK;
 		if (!off || (off & (cs - 1)) || qc_past_eof(img, off, cs) ||
-		    qc_io_read_full(img->io, l2, (size_t)cs, off) < 0) {
+		    qc_io_read(img->io, l2, (size_t)cs, off) < 0) {
 			in_prefix = false;
 			continue;
 		}
@@ -280,7 +280,7 @@ static bool l1_tail(struct qc_image *img, const struct qc_snapshot *s, uint64_t 
 	}
 	uint64_t n = to - from;
 	uint8_t *b = malloc((size_t)n * 8);
-	bool ok = b && qc_io_read_full(img->io, b, (size_t)n * 8, s->l1_table_offset + from * 8) == 0;
+	bool ok = b && qc_io_read(img->io, b, (size_t)n * 8, s->l1_table_offset + from * 8) >= 0;
 	for (uint64_t k = 0; ok && k < n; k++) {
 		uint64_t e = qc_be64_at(b + k * 8), off = e & QC_L1E_OFFSET_MASK;
 		if (!e)
@@ -418,7 +418,7 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 		     s->l1_table_offset, found[0], found[1]);
 	} else if (impossible && sc) {
 		f->verdict = QC_SNAP_DROPPED;
-		note(f, "its L1 table is gone: the pointer 0x%" PRIx64 " cannot be right and no leaked cluster run holds a table of its %u entries; its clusters stay as leaks (--salvage-leaks keeps their content)",
+		note(f, "its L1 table is gone: the pointer 0x%" PRIx64 " cannot be right and no leaked cluster run holds a table of its %u entries; its clusters become leaks, freed as leaks are (--salvage-leaks copies their content out first)",
 		     s->l1_table_offset, s->l1_size);
 	} else {
 		f->verdict = QC_SNAP_LEFT;
@@ -773,7 +773,7 @@ static void find_tail(struct fixctx *x)
 	uint8_t *b = malloc((size_t)(end - start));
 	uint64_t bytes = 0, l1c = 0;
 	uint32_t n = 0;
-	if (b && qc_io_read_full(img->io, b, (size_t)(end - start), start) == 0)
+	if (b && qc_io_read(img->io, b, (size_t)(end - start), start) >= 0)
 		n = qc_snapscan_entries(sc, b, end - start, QC_MAX_SNAPSHOTS - img->nsnapshots, &bytes, &l1c);
 	free(b);
 	if (!n)

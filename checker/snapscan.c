@@ -68,7 +68,7 @@ int qc_snapscan_init(struct qc_snapscan *sc, struct qc_image *img)
 		uint64_t off = img->reftable[i] & QC_REFT_OFFSET_MASK;
 		if (!img->refblock_usable[i] || !off)
 			continue;
-		if (qc_io_read_full(img->io, rb, cs, off) < 0) {
+		if (qc_io_read(img->io, rb, cs, off) < 0) {
 			r = -1;
 			break;
 		}
@@ -139,7 +139,7 @@ static bool l2_shaped(struct qc_snapscan *sc, uint64_t off)
 	size_t cs = (size_t)img->cluster_size;
 	if (!sc->l2buf && !(sc->l2buf = malloc(cs)))
 		return false;
-	if (qc_io_read_full(img->io, sc->l2buf, cs, off) < 0)
+	if (qc_io_read(img->io, sc->l2buf, cs, off) < 0)
 		return false;
 	sc->clusters_read++;
 	bool any = false;
@@ -201,7 +201,7 @@ bool qc_snapscan_l1_shaped(struct qc_snapscan *sc, uint64_t off, uint32_t n)
 	    qc_past_eof(img, off, (uint64_t)n * 8) || !qc_snapscan_leaked(sc, off, (uint64_t)n * 8))
 		return false;
 	uint8_t *b = malloc((size_t)n * 8);
-	bool ok = b && qc_io_read_full(img->io, b, (size_t)n * 8, off) == 0 &&
+	bool ok = b && qc_io_read(img->io, b, (size_t)n * 8, off) >= 0 &&
 		  l1_entries_shaped(sc, b, n);
 	free(b);
 	return ok;
@@ -234,7 +234,8 @@ static void each_leaked(struct qc_snapscan *sc, uint64_t need,
 			size_t fit = bufmax / cs;       /* clusters per read */
 			size_t m = b - s < fit ? b - s : fit;
 			uint64_t off = sc->leaked[s] << img->cluster_bits;
-			if (qc_io_read_full(img->io, buf, (size_t)(m * cs), off) < 0) {
+			/* the file may end inside its last cluster: zeros past it */
+			if (qc_io_read(img->io, buf, (size_t)(m * cs), off) < 0) {
 				free(buf);
 				return;
 			}
@@ -352,7 +353,7 @@ static bool visit_table(struct qc_snapscan *sc, uint64_t off, const uint8_t *p, 
 		uint64_t run = cs;
 		while (run < len && qc_snapscan_leaked(sc, off + run, 1))
 			run += cs;
-		if (run > cs && (big = malloc((size_t)run)) && qc_io_read_full(img->io, big, (size_t)run, off) == 0)
+		if (run > cs && (big = malloc((size_t)run)) && qc_io_read(img->io, big, (size_t)run, off) >= 0)
 			n = qc_snapscan_entries(sc, big, run, t->want, &bytes, &l1c);
 	}
 	free(big);
