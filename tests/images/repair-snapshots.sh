@@ -193,6 +193,77 @@ if [ $HAVE_VM = 1 ]; then
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["snapshots"][1]; assert "VM state dropped" in s["repair-detail"], s' "$JSON" && t_ok || t_fail "detail"
 fi
 
+# --- item 3: lost structures found among the leaked clusters -------------------
+# A snapshot's L1 pointer: unaligned, past EOF, beyond the largest offset,
+# on the active L1 table, on the refcount table.  Its table is the one
+# leaked run whose entries lead to L2 tables that count this snapshot.
+snap_case l1-unaligned "$A" "$T/ref-three" snapshot-l1-offset-unaligned 'snapshot[1].l1_table_offset' +0x200
+verdicts 0=kept 1=recovered 2=kept
+snap_case l1-past-eof "$A" "$T/ref-three" snapshot-l1-past-eof 'snapshot[1].l1_table_offset' '|0x40000000'
+snap_case l1-huge "$A" "$T/ref-three" snapshot-l1-offset-invalid 'snapshot[2].l1_table_offset' '|0x100000000000000'
+snap_case l1-on-active "$A" "$T/ref-three" overlap-metadata 'snapshot[1].l1_table_offset' "$($POKE "$A" header.l1_table_offset)"
+verdicts 1=recovered
+snap_case l1-on-reftable "$A" "$T/ref-three" overlap-metadata 'snapshot[0].l1_table_offset' "$($POKE "$A" header.refcount_table_offset)"
+# The header's table pointer: zero, unaligned, past EOF, on the active L1.
+snap_case table-zero "$A" "$T/ref-three" snapshot-table-offset-invalid header.snapshots_offset 0
+snap_case table-unaligned "$A" "$T/ref-three" snapshot-table-offset-unaligned header.snapshots_offset +0x200
+snap_case table-past-eof "$A" "$T/ref-three" snapshot-table-past-eof header.snapshots_offset '|0x40000000'
+snap_case table-on-l1 "$A" "$T/ref-three" overlap-metadata header.snapshots_offset "$($POKE "$A" header.l1_table_offset)"
+# nb_snapshots too small: the check sees only leaks; the uncounted entries
+# follow the counted ones and their L1 tables are among the leaks.
+snap_case nb-small "$A" "$T/ref-three" refcount-leak header.nb_snapshots 2
+snap_case nb-zero "$A" "$T/ref-three" refcount-leak header.nb_snapshots 0
+if [ $HAVE_VM = 1 ]; then
+	snap_case vm-table-zero "$V" "$T/ref-vm" snapshot-table-offset-invalid header.snapshots_offset 0
+	snap_case vm-l1-past-eof "$V" "$T/ref-vm" snapshot-l1-past-eof 'snapshot[2].l1_table_offset' '|0x40000000'
+fi
+
+# Two equally good tables (a copy of the table in a leaked cluster past
+# the old end): the repair refuses and names both.
+TT=$T/tie.qcow2
+cp "$A" "$TT"
+so=$($POKE "$A" header.snapshots_offset)
+cs=$((1 << $($POKE "$A" header.cluster_bits)))
+end=$(( ($(stat -c %s "$TT") + cs - 1) / cs * cs ))
+dd if="$A" of="$TT" bs=$cs skip=$((so / cs)) seek=$((end / cs)) count=1 conv=notrunc 2>/dev/null
+$POKE "$TT" "refcount[$((end / cs))]" 1
+$POKE "$TT" header.snapshots_offset 0
+t_name "tie: two leaked tables explain as much: repair exits 1, changes nothing, names both"
+s0=$(sha "$TT")
+"$QC" repair --dry-run "$TT" >"$T/tie.out" 2>&1
+"$QC" repair "$TT" >/dev/null 2>&1; trc=$?
+if [ $trc = 1 ] && [ "$(sha "$TT")" = "$s0" ] && grep -q "$(printf '0x%x' "$so")" "$T/tie.out" &&
+   grep -q "$(printf '0x%x' "$end")" "$T/tie.out"; then t_ok; else t_fail "exit $trc: $(grep left "$T/tie.out" | head -2)"; fi
+
+# --- item 4: drop only what is gone ---------------------------------------------
+# The L1 pointer past EOF and the L1 table itself zeroed: no leaked run has
+# its shape, so the entry is dropped, named, and its clusters are leaks.
+G=$T/gone.qcow2
+cp "$A" "$G"
+gl1=$($POKE "$A" 'snapshot[1].l1_table_offset')
+$POKE "$G" "u64@$((gl1))" 0
+$POKE "$G" 'snapshot[1].l1_table_offset' '|0x40000000'
+qemu_side "$G" "$T/ref-three" gone
+run_check "$G"
+verdicts 0=kept 1=dropped 2=kept
+t_name "gone: the check names the snapshot that would be dropped and why"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["snapshots"][1]; assert s["name"]=="s2" and "L1 table is gone" in s["repair-detail"], s' "$JSON" && t_ok || t_fail "detail"
+gd=$(sha "$G")
+run_repair "$G" --undo-file="$T/undo.gone" --salvage-leaks="$T/salvage"
+t_name "gone: repair exits 0; s1 and s3 kept with their content; s2 gone"
+_ok=1
+for n in s1 s3; do raw "$G" "$T/g.raw" "$n" && cmp -s "$T/g.raw" "$T/ref-three/snap-$n.raw" || _ok=0; done
+[ "$RRC" = 0 ] && [ $_ok = 1 ] && [ "$(snapshot_names "$G" | tr '\n' ' ')" = "s1 s3 " ] && t_ok ||
+	t_fail "exit $RRC, snapshots $(snapshot_names "$G" | tr '\n' ' ')"
+t_name "gone: the plan names the dropped snapshot (name, ID, date)"
+rjson '[w["summary"] for w in r["plan"] if w["phase"]=="switch"][0]' | grep -q "dropped snapshot 1 (name 's2', ID '2', 20" && t_ok || t_fail "$(rjson 'r["plan"]')"
+t_name "gone: its leaked clusters were salvaged before being freed"
+[ "$(ls "$T/salvage" 2>/dev/null | wc -l)" -gt 0 ] && t_ok || t_fail "nothing in $T/salvage"
+expect_clean "$G" "gone: after repair"
+expect_qemu "$G" 0 "(gone: after repair)"
+t_name "gone: undo restores the damaged image"
+"$QC" undo "$T/undo.gone" "$G" >/dev/null 2>&1 && [ "$(sha "$G")" = "$gd" ] && t_ok || t_fail "undo"
+
 # --- --drop-snapshot -----------------------------------------------------------
 D=$T/drop.qcow2
 cp "$A" "$D"
