@@ -727,7 +727,7 @@ static void find_table(struct fixctx *x, enum qc_code c)
 		sp->relink_offset = t[0].offset;
 		sp->relink_count = t[0].count;
 		snprintf(sp->why, sizeof(sp->why),
-			 "snapshot table re-linked: %u entries found at 0x%" PRIx64 " among the leaked clusters (it explains %" PRIu64 " of them); header 0x%" PRIx64 " / %u -> 0x%" PRIx64 " / %u",
+			 "re-link the snapshot table: %u entries found at 0x%" PRIx64 " among the leaked clusters (it explains %" PRIu64 " of them); header 0x%" PRIx64 " / %u -> 0x%" PRIx64 " / %u",
 			 t[0].count, t[0].offset, t[0].score, img->h.snapshots_offset, img->h.nb_snapshots,
 			 t[0].offset, t[0].count);
 	} else if (n == 2) {

@@ -86,6 +86,15 @@ void qc_json_snapshots(struct qc_json *j, const struct qc_image *img)
 		qc_json_obj_end(j);
 	}
 	qc_json_arr_end(j);
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (sp->decided) {
+		qc_json_obj_begin(j, "snapshot-table-repair");
+		qc_json_str(j, "action", sp->refused ? "left" : sp->relink ? "relink"
+					 : sp->rewrite ? "rewrite" : "none");
+		if (sp->why[0])
+			qc_json_str(j, "detail", sp->why);
+		qc_json_obj_end(j);
+	}
 }
 
 void qc_print_json(const struct qc_image *img, const char *filename,
@@ -166,9 +175,11 @@ void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f)
 			s->name ? s->name : "?", qc_snap_verdict_name(s->fix.verdict),
 			s->fix.what[0] ? ": " : "", s->fix.what);
 	}
-	if (img->snapfix.rewrite && img->snapfix.why[0])
-		fprintf(f, "%s  snapshot table: %s\n", any ? "" : "A repair would change the snapshot table:\n",
-			img->snapfix.why);
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (sp->why[0] && (sp->rewrite || sp->relink || sp->refused))
+		fprintf(f, "%s  snapshot table: %s%s\n",
+			any ? "" : "What a repair would do with the snapshot table:\n",
+			sp->refused ? "left as it is: " : "", sp->why);
 }
 
 void qc_print_human(const struct qc_image *img, const char *filename,

@@ -66,11 +66,13 @@ for a in sys.argv[2:]:
 PY
 }
 
-# qemu_side IMG REF LABEL: what `qemu-img check -r all` does to a copy:
-# which snapshots it keeps with their content (printed, not asserted).
+# qemu_side IMG REF LABEL [DROPPED]: what `qemu-img check -r all` does to a
+# copy: which snapshots it keeps with their content (printed, not
+# asserted); DROPPED is one qcow2fsck drops itself.
 qemu_side() {
 	qemu_repair_all "$1" "$3"
 	for n in $(ls "$2" | sed -n 's/^snap-\(.*\)\.raw$/\1/p'); do
+		[ "$n" = "${4:-}" ] && continue
 		if ! snapshot_names "$QIMG" | grep -qx "$n"; then
 			echo "qemu-img check -r all [$3]: snapshot '$n' is gone (qcow2fsck keeps it)"
 		elif ! qemu-img convert -f qcow2 -O raw -l "snapshot.name=$n" "$QIMG" "$T/q.raw" 2>/dev/null ||
@@ -243,7 +245,7 @@ cp "$A" "$G"
 gl1=$($POKE "$A" 'snapshot[1].l1_table_offset')
 $POKE "$G" "u64@$((gl1))" 0
 $POKE "$G" 'snapshot[1].l1_table_offset' '|0x40000000'
-qemu_side "$G" "$T/ref-three" gone
+qemu_side "$G" "$T/ref-three" gone s2
 run_check "$G"
 verdicts 0=kept 1=dropped 2=kept
 t_name "gone: the check names the snapshot that would be dropped and why"
