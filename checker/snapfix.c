@@ -46,6 +46,7 @@ struct fixctx {
 	struct qc_image *img;
 	struct qc_snapscan sc;
 	bool scanned;
+	bool *shares;   /* per entry: its L1 range meets another entry's */
 };
 
 static struct qc_snapscan *scan(struct fixctx *x)
@@ -372,8 +373,24 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 	struct qc_image *img = x->img;
 	struct qc_snap_fix *f = &s->fix;
 	bool impossible = l1_impossible(img, i);
-	bool contested = s->l1_size && s->l1_usable &&
-			 qc_contested(img, s->l1_table_offset, (uint64_t)s->l1_size * 8);
+	/* usable but on a structure whose own chain owns the cluster */
+	bool contested = false;
+	if (s->l1_size && s->l1_usable &&
+	    qc_contested(img, s->l1_table_offset, (uint64_t)s->l1_size * 8)) {
+		uint64_t cl = s->l1_table_offset >> img->cluster_bits;
+		enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+		contested = o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE ||
+			    o == QC_OWN_REFBLOCK || o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR ||
+			    o == QC_OWN_BITMAP_TABLE || o == QC_OWN_LUKS;
+	}
+	if (x->shares && x->shares[i] && !has(img, i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) &&
+	    !has(img, i, QC_P_SNAPSHOT_L1_OFFSET_INVALID) && !has(img, i, QC_P_SNAPSHOT_L1_PAST_EOF)) {
+		/* two entries name one L1 table: which pointer is wrong is a guess */
+		f->verdict = QC_SNAP_LEFT;
+		note(f, "its L1 table at 0x%" PRIx64 " is also another snapshot's: which pointer is wrong is a guess",
+		     s->l1_table_offset);
+		return true;
+	}
 	if (!impossible && !contested)
 		return false;
 	if (has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE)) {
@@ -440,6 +457,47 @@ static bool numeric(const char *s, uint64_t *v)
 	}
 	*v = x;
 	return true;
+}
+
+struct l1span {
+	uint64_t off, end;
+	uint32_t idx;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct l1span *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Mark entries whose L1 ranges meet another entry's (sorted sweep). */
+static void find_shared_l1(struct fixctx *x)
+{
+	struct qc_image *img = x->img;
+	uint32_t n = img->nsnapshots;
+	x->shares = calloc(n ? n : 1, sizeof(bool));
+	struct l1span *v = calloc(n ? n : 1, sizeof(*v));
+	if (!x->shares || !v) {
+		free(v);
+		return;
+	}
+	uint32_t m = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		uint64_t end;
+		if (s->l1_size && qc_add(s->l1_table_offset, (uint64_t)s->l1_size * 8, &end))
+			v[m++] = (struct l1span){ s->l1_table_offset, end, i };
+	}
+	qsort(v, m, sizeof(*v), cmp_span);
+	for (uint32_t k = 1, far = 0; k < m; k++) {
+		if (v[k].off < v[far].end) {
+			x->shares[v[k].idx] = true;
+			x->shares[v[far].idx] = true;
+		}
+		if (v[k].end > v[far].end)
+			far = k;
+	}
+	free(v);
 }
 
 static void decide_entry(struct fixctx *x, int32_t i, struct qc_snapshot *s)
@@ -845,6 +903,8 @@ void qc_pass_snapfix(struct qc_image *img)
 	if (!records_complete(img))
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
 		       "too many snapshot findings to decide entry by entry");
+	if (!sp->refused && !sp->relink)
+		find_shared_l1(&x);
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
 		memset(&s->fix, 0, sizeof(s->fix));
@@ -880,6 +940,7 @@ void qc_pass_snapfix(struct qc_image *img)
 		snprintf(sp->why, sizeof(sp->why), "nb_snapshots %u -> %u (the entries that parse)",
 			 img->h.nb_snapshots, sp->count);
 out:
+	free(x.shares);
 	qc_snapscan_free(&x.sc);
 }
 

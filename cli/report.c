@@ -169,7 +169,7 @@ void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f)
 		if (s->fix.verdict == QC_SNAP_KEPT)
 			continue;
 		if (!any)
-			fprintf(f, "A repair would change these snapshots:\n");
+			fprintf(f, "What a repair would do with these snapshots:\n");
 		any = true;
 		fprintf(f, "  snapshot %u (ID '%s', name '%s'): %s%s%s\n", i, s->id ? s->id : "?",
 			s->name ? s->name : "?", qc_snap_verdict_name(s->fix.verdict),
