@@ -58,6 +58,7 @@ static struct qc_snapscan *scan(struct fixctx *x)
 	return x->sc.ok ? &x->sc : NULL;
 }
 static void relayout(struct qc_image *img, uint32_t i, struct qc_snapshot *s);
+static bool l1_short(const struct qc_image *img, const struct qc_snap_fix *f, bool vm);
 
 /* Problem records kept for entry i with code c. */
 static bool has(const struct qc_image *img, int32_t i, enum qc_code c)
@@ -198,7 +199,8 @@ static void decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *
 	bool on_meta = vm_on_metadata(img, i, s);
 	uint64_t first = size_to_l1(img, f->disk_size);
 	bool mismatch = has(img, i, QC_P_VMSTATE_SIZE_MISMATCH);
-	bool bad = has(img, i, QC_P_VMSTATE_BEYOND_L1) || has(img, i, QC_P_VMSTATE_HOLE);
+	bool bad = has(img, i, QC_P_VMSTATE_BEYOND_L1) || has(img, i, QC_P_VMSTATE_HOLE) ||
+		   l1_short(img, f, true);
 	if (!on_meta && !mismatch && !bad)
 		return;
 	if (on_meta) {
@@ -299,11 +301,24 @@ static bool l1_tail(struct qc_image *img, const struct qc_snapshot *s, uint64_t 
  * L1's clusters hold the missing entries and one of them is a pointer
  * (QEMU wrote them), else fix disk_size from what the L1 maps.
  */
+/* Would the entry, with the values decided so far, still be found with
+ * an l1_size too small for its disk, or for its VM state?  (A rewritten
+ * entry must not carry a finding the next check would fix again.) */
+static bool l1_short(const struct qc_image *img, const struct qc_snap_fix *f, bool vm)
+{
+	if (f->verdict != QC_SNAP_FIXED && f->verdict != QC_SNAP_RECOVERED)
+		return false;
+	uint64_t need = size_to_l1(img, f->disk_size);
+	if (vm && f->vm_state_size)
+		need += size_to_l1(img, f->vm_state_size);
+	return need > f->l1_size || need < size_to_l1(img, f->disk_size);
+}
+
 static void decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *s)
 {
 	struct qc_snap_fix *f = &s->fix;
-	bool small = has(img, i, QC_P_SNAPSHOT_L1_TOO_SMALL);
-	bool beyond = has(img, i, QC_P_VMSTATE_BEYOND_L1);
+	bool small = has(img, i, QC_P_SNAPSHOT_L1_TOO_SMALL) || l1_short(img, f, false);
+	bool beyond = has(img, i, QC_P_VMSTATE_BEYOND_L1) || l1_short(img, f, true);
 	if (!small && !beyond)
 		return;
 	unsigned shift = qc_l1_shift(img);
@@ -512,6 +527,13 @@ static void decide_entry(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 	if (drop && ((s->id && !strcmp(s->id, drop)) || (s->name && !strcmp(s->name, drop)))) {
 		f->verdict = QC_SNAP_DROPPED;
 		note(f, "dropped on request (--drop-snapshot=%s)", drop);
+		return;
+	}
+	if (!s->l1_table_offset && !s->l1_size && !s->id_size && !s->name_size && !s->date_sec &&
+	    !s->date_nsec && !s->vm_clock_nsec && !s->vm_state_size32 && !s->extra_data_size) {
+		/* a blank entry (its fixed part all zeros): nothing to keep */
+		f->verdict = QC_SNAP_DROPPED;
+		note(f, "the entry is blank (all zeros): there is no snapshot to keep");
 		return;
 	}
 	if (decide_l1(x, i, s) && f->verdict != QC_SNAP_FIXED && f->verdict != QC_SNAP_RECOVERED)
