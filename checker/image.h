@@ -150,6 +150,9 @@ struct qc_snap_plan {
 	uint64_t tail_offset;  /* entries found past the counted ones, copied */
 	uint64_t tail_bytes;   /* as they are after the rewritten entries */
 	uint32_t tail_count;
+	/* During snapfix.c only (NULL otherwise): the problem records of
+	 * snapshot i are v[by_snap[k]] for k in [by_snap_start[i], [i+1]). */
+	uint32_t *by_snap_start, *by_snap;
 };
 
 /* One compressed cluster descriptor, kept only for --deep (tables.c fills,

@@ -60,16 +60,76 @@ static struct qc_snapscan *scan(struct fixctx *x)
 static void relayout(struct qc_image *img, uint32_t i, struct qc_snapshot *s);
 static bool l1_short(const struct qc_image *img, const struct qc_snap_fix *f, bool vm);
 
+/* Index the problem records by snapshot (counting sort), so that asking
+ * about one entry costs its own records, not the whole list. */
+static void index_problems(struct qc_image *img)
+{
+	struct qc_snap_plan *sp = &img->snapfix;
+	const struct qc_problems *ps = &img->problems;
+	uint32_t n = img->nsnapshots;
+	uint32_t *start = calloc((size_t)n + 1, sizeof(uint32_t));
+	uint32_t *idx = calloc(ps->n ? ps->n : 1, sizeof(uint32_t));
+	if (!start || !idx || ps->n > UINT32_MAX) {
+		free(start);
+		free(idx);
+		return; /* has() falls back to the whole list */
+	}
+	for (size_t k = 0; k < ps->n; k++) {
+		int32_t s = ps->v[k].loc.snapshot;
+		if (s >= 0 && (uint32_t)s < n)
+			start[s + 1]++;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		start[i + 1] += start[i];
+	/* fill: start[s] walks to the end of run s (= the start of run s+1) */
+	for (size_t k = 0; k < ps->n; k++) {
+		int32_t s = ps->v[k].loc.snapshot;
+		if (s >= 0 && (uint32_t)s < n)
+			idx[start[s]++] = (uint32_t)k;
+	}
+	for (uint32_t i = n; i > 0; i--)
+		start[i] = start[i - 1];
+	start[0] = 0;
+	sp->by_snap_start = start;
+	sp->by_snap = idx;
+}
+
+static void unindex_problems(struct qc_image *img)
+{
+	free(img->snapfix.by_snap_start);
+	free(img->snapfix.by_snap);
+	img->snapfix.by_snap_start = img->snapfix.by_snap = NULL;
+}
+
+/* Calls f on every problem record of snapshot i until it returns true. */
+static bool any_record(const struct qc_image *img, int32_t i,
+		       bool (*f)(const struct qc_problem *, const void *), const void *ctx)
+{
+	const struct qc_problems *ps = &img->problems;
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (sp->by_snap_start && i >= 0 && (uint32_t)i < img->nsnapshots) {
+		for (uint32_t k = sp->by_snap_start[i]; k < sp->by_snap_start[i + 1]; k++)
+			if (f(&ps->v[sp->by_snap[k]], ctx))
+				return true;
+		return false;
+	}
+	for (size_t k = 0; k < ps->n; k++)
+		if (ps->v[k].loc.snapshot == i && f(&ps->v[k], ctx))
+			return true;
+	return false;
+}
+
+static bool is_code(const struct qc_problem *p, const void *ctx)
+{
+	return p->code == *(const enum qc_code *)ctx;
+}
+
 /* Problem records kept for entry i with code c. */
 static bool has(const struct qc_image *img, int32_t i, enum qc_code c)
 {
-	const struct qc_problems *ps = &img->problems;
-	if (!ps->per_code[c])
+	if (!img->problems.per_code[c])
 		return false;
-	for (size_t k = 0; k < ps->n; k++)
-		if (ps->v[k].code == c && ps->v[k].loc.snapshot == i)
-			return true;
-	return false;
+	return any_record(img, i, is_code, &c);
 }
 
 static void refuse(struct qc_snap_plan *sp, enum qc_code c, const char *fmt, ...)
@@ -177,20 +237,20 @@ static bool proves(const struct qc_image *img, uint64_t v, uint64_t prefix)
 }
 
 /* A VM state cluster of snapshot i that lies on another structure. */
+static bool overlap_at_or_past(const struct qc_problem *p, const void *ctx)
+{
+	uint64_t vm_start = *(const uint64_t *)ctx;
+	return is_overlap(p->code) && p->loc.guest_offset != QC_NO_OFFSET &&
+	       p->loc.guest_offset >= vm_start;
+}
+
 static bool vm_on_metadata(const struct qc_image *img, int32_t i, const struct qc_snapshot *s)
 {
 	unsigned shift = qc_l1_shift(img);
 	if (s->vm_first_l1_index > (UINT64_MAX >> shift))
 		return false;
 	uint64_t vm_start = s->vm_first_l1_index << shift;
-	const struct qc_problems *ps = &img->problems;
-	for (size_t k = 0; k < ps->n; k++) {
-		const struct qc_problem *p = &ps->v[k];
-		if (p->loc.snapshot == i && is_overlap(p->code) &&
-		    p->loc.guest_offset != QC_NO_OFFSET && p->loc.guest_offset >= vm_start)
-			return true;
-	}
-	return false;
+	return any_record(img, i, overlap_at_or_past, &vm_start);
 }
 
 static void decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *s)
@@ -925,8 +985,10 @@ void qc_pass_snapfix(struct qc_image *img)
 	if (!records_complete(img))
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
 		       "too many snapshot findings to decide entry by entry");
-	if (!sp->refused && !sp->relink)
+	if (!sp->refused && !sp->relink) {
 		find_shared_l1(&x);
+		index_problems(img);
+	}
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
 		memset(&s->fix, 0, sizeof(s->fix));
@@ -962,6 +1024,7 @@ void qc_pass_snapfix(struct qc_image *img)
 		snprintf(sp->why, sizeof(sp->why), "nb_snapshots %u -> %u (the entries that parse)",
 			 img->h.nb_snapshots, sp->count);
 out:
+	unindex_problems(img);
 	free(x.shares);
 	qc_snapscan_free(&x.sc);
 }

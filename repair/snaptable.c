@@ -35,6 +35,7 @@
 #include "../core/reader.h"
 
 #define FIXED 40u
+#define MAX_LEFT_NAMED 20 /* entries left, listed one by one in the plan */
 
 struct buf {
 	uint8_t *p;
@@ -234,12 +235,22 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 			return -ENOMEM;
 		return 1;
 	}
+	/* entries left as they are: the first few by name, then a count */
+	uint32_t nleft = 0;
+	const char *lcode = NULL;
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
-		if (s->fix.verdict == QC_SNAP_LEFT)
-			qc_plan_leave(p, table_code(img, (int32_t)i), s->entry_offset,
-				      "snapshot %u (ID '%.20s'): %s", i, s->id ? s->id : "?", s->fix.what);
+		if (s->fix.verdict != QC_SNAP_LEFT)
+			continue;
+		if (!lcode)
+			lcode = table_code(img, -1);
+		if (nleft++ < MAX_LEFT_NAMED)
+			qc_plan_leave(p, lcode, s->entry_offset, "snapshot %u (ID '%.20s'): %s", i,
+				      s->id ? s->id : "?", s->fix.what);
 	}
+	if (nleft > MAX_LEFT_NAMED)
+		qc_plan_leave(p, lcode, QC_NO_OFFSET, "%u more snapshot(s) left as they are (see the check's verdicts)",
+			      nleft - MAX_LEFT_NAMED);
 	if (!sp->rewrite)
 		return 0;
 	const char *code = table_code(img, -1);
