@@ -164,6 +164,7 @@ void qc_print_problems_human(const struct qc_image *img, FILE *f)
 void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f)
 {
 	bool any = false;
+	uint32_t shown = 0, more = 0;
 	for (uint32_t i = 0; img->snapfix.decided && i < img->nsnapshots; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
 		if (s->fix.verdict == QC_SNAP_KEPT)
@@ -171,10 +172,16 @@ void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f)
 		if (!any)
 			fprintf(f, "What a repair would do with these snapshots:\n");
 		any = true;
+		if (shown++ >= HUMAN_PER_CODE) {
+			more++;
+			continue;
+		}
 		fprintf(f, "  snapshot %u (ID '%s', name '%s'): %s%s%s\n", i, s->id ? s->id : "?",
 			s->name ? s->name : "?", qc_snap_verdict_name(s->fix.verdict),
 			s->fix.what[0] ? ": " : "", s->fix.what);
 	}
+	if (more)
+		fprintf(f, "  ... and %u more (see the JSON report or info)\n", more);
 	const struct qc_snap_plan *sp = &img->snapfix;
 	if (sp->why[0] && (sp->rewrite || sp->relink || sp->refused))
 		fprintf(f, "%s  snapshot table: %s%s\n",
