@@ -171,7 +171,10 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 	uint64_t per = (uint64_t)1 << img->refblock_bits;
 	size_t cs = (size_t)img->cluster_size;
 	unsigned order = img->h.refcount_order;
-	if (!img->reftable_ok || !img->reftable || !img->refblock_usable)
+	/* Sub-byte widths share bytes with the neighbouring clusters, whose
+	 * counts the refcount planner may change in the same bytes: leave
+	 * these to it (an in-place raise after the switch). */
+	if (!img->reftable_ok || !img->reftable || !img->refblock_usable || order < 3)
 		return 0;
 	uint8_t *old = malloc(cs), *neu = malloc(cs);
 	int ret = 0;
