@@ -859,9 +859,7 @@ static void find_table(struct fixctx *x, enum qc_code c)
 	struct qc_snap_plan *sp = &img->snapfix;
 	struct qc_snapscan *sc = scan(x);
 	struct qc_snapscan_table t[2];
-	uint32_t want = img->h.nb_snapshots <= QC_MAX_SNAPSHOTS ? img->h.nb_snapshots : 0;
 	unsigned n = sc ? qc_snapscan_find_table(sc, 0, t) : 0;
-	(void)want;
 	if (n == 1) {
 		sp->relink = true;
 		sp->relink_offset = t[0].offset;
