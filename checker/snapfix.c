@@ -298,6 +298,12 @@ static void find_shared_l1(struct fixctx *x)
 	for (uint32_t i = 0; i < n; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
 		uint64_t end;
+		/* a pointer that cannot be right names no table to share */
+		if (qc_sf_has(img, (int32_t)i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) ||
+		    qc_sf_has(img, (int32_t)i, QC_P_SNAPSHOT_L1_OFFSET_INVALID) ||
+		    qc_sf_has(img, (int32_t)i, QC_P_SNAPSHOT_L1_PAST_EOF) ||
+		    qc_sf_has(img, (int32_t)i, QC_P_SNAPSHOT_L1_TOO_LARGE))
+			continue;
 		if (s->l1_size && qc_add(s->l1_table_offset, (uint64_t)s->l1_size * 8, &end))
 			v[m++] = (struct l1span){ s->l1_table_offset, end, i };
 	}
@@ -537,8 +543,8 @@ void qc_pass_snapfix(struct qc_image *img)
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
 		       "too many snapshot findings to decide entry by entry");
 	if (!sp->refused && !sp->relink) {
-		find_shared_l1(&x);
 		index_problems(img);
+		find_shared_l1(&x);
 	}
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
