@@ -314,7 +314,7 @@ static void run_passes(struct qc_image *img)
 		qc_pass_header,   qc_pass_extensions, qc_pass_snapshot_table,
 		qc_pass_reftable, qc_pass_luks,       qc_pass_bitmaps,
 		qc_pass_tables,   qc_pass_vmstate,    qc_pass_refcounts,
-		qc_pass_copied,   qc_pass_deep,       qc_pass_stats,
+		qc_pass_copied,   qc_pass_snapfix,    qc_pass_deep,       qc_pass_stats,
 	};
 	for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]); i++) {
 		passes[i](img);

@@ -77,6 +77,35 @@ struct qc_extensions {
 	unsigned nunknown; /* unknown extension types seen */
 };
 
+/*
+ * What a repair would do with one snapshot entry (checker/snapfix.c
+ * decides, repair/snaptable.c writes it; doc/repair.md "Snapshot tables").
+ */
+enum qc_snap_verdict {
+	QC_SNAP_KEPT,      /* copied as it is */
+	QC_SNAP_FIXED,     /* kept, some fields corrected from evidence */
+	QC_SNAP_RECOVERED, /* kept, its lost L1 table found again */
+	QC_SNAP_DROPPED,   /* removed: what it names is gone (or --drop-snapshot) */
+	QC_SNAP_LEFT,      /* needs a fix the repair does not make (see the plan) */
+};
+
+struct qc_snap_fix {
+	enum qc_snap_verdict verdict;
+	char new_id[24];          /* "" = keep the ID */
+	bool new_name;            /* the name was lost: "lost-<new id>" */
+	uint64_t l1_table_offset; /* the values the rewritten entry holds */
+	uint32_t l1_size;
+	uint64_t disk_size;
+	uint64_t vm_state_size;
+	bool vm_dropped;          /* a VM state was there and is dropped */
+	bool relayout;            /* the entry's bytes really hold extra, id, name of
+				   * these sizes (found from the bytes, see snapfix.c) */
+	uint32_t extra_size;
+	uint16_t id_size, name_size;
+	char rec_id[72];          /* the ID a relayout found (relayout only) */
+	char what[320];           /* what changes, or why dropped / left */
+};
+
 /* One snapshot table entry as parsed (fields are raw unless noted). */
 struct qc_snapshot {
 	uint64_t entry_offset; /* host offset of the entry */
@@ -103,6 +132,28 @@ struct qc_snapshot {
 	uint64_t vm_clusters_past_end; /* clusters mapped past the vm_state end */
 	uint64_t vm_first_hole;        /* vm_state-relative offset of the first hole, or QC_NO_OFFSET */
 	uint64_t vm_first_past_end;    /* guest offset of the first cluster past the end, or QC_NO_OFFSET */
+	struct qc_snap_fix fix;        /* checker/snapfix.c */
+};
+
+/* The snapshot table as a repair would rewrite it (checker/snapfix.c). */
+struct qc_snap_plan {
+	bool decided;      /* snapfix ran */
+	bool rewrite;      /* the table needs rewriting */
+	bool refused;      /* a rewrite is needed but not safe: see why */
+	uint32_t count;    /* entries the new table holds */
+	char why[240];     /* refusal reason, or what the table-level fix is */
+	int why_code;      /* problem code the refusal is filed under (enum qc_code) */
+	bool relink;       /* only the header changes: the table at relink_offset,
+			    * relink_count entries (a lost table found, or entries
+			    * past nb_snapshots) */
+	uint64_t relink_offset;
+	uint32_t relink_count;
+	uint64_t tail_offset;  /* entries found past the counted ones, copied */
+	uint64_t tail_bytes;   /* as they are after the rewritten entries */
+	uint32_t tail_count;
+	/* During snapfix.c only (NULL otherwise): the problem records of
+	 * snapshot i are v[by_snap[k]] for k in [by_snap_start[i], [i+1]). */
+	uint32_t *by_snap_start, *by_snap;
 };
 
 /* One compressed cluster descriptor, kept only for --deep (tables.c fills,
@@ -124,6 +175,7 @@ struct qc_stats {
 
 struct qc_options {
 	bool deep;            /* decompress every compressed cluster */
+	const char *drop_snapshot; /* repair --drop-snapshot=ID|NAME (snapfix.c) */
 	size_t mem_cap;       /* bytes; 0 = no cap */
 	unsigned jobs;        /* threads for --deep (0 or 1: one) */
 	bool progress;        /* --progress: plain progress lines without a terminal */
@@ -188,6 +240,7 @@ struct qc_image {
 	struct qc_snapshot *snapshots;
 	uint32_t nsnapshots;     /* entries parsed (<= nb_snapshots) */
 	uint64_t snapshot_table_size; /* bytes spanned by the parsed entries */
+	struct qc_snap_plan snapfix;  /* checker/snapfix.c */
 
 	struct qc_compressed_ref *compressed; /* only with opt.deep */
 	size_t ncompressed, compressed_cap;

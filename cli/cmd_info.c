@@ -242,6 +242,9 @@ static void snapshots_human(const struct qc_image *img)
 		qc_esc_human_name(stdout, s->name ? s->name : "");
 		putchar('\n');
 		snapshot_codes_human(img, i);
+		if (img->snapfix.decided && s->fix.verdict != QC_SNAP_KEPT)
+			printf("       repair: %s%s%s\n", qc_snap_verdict_name(s->fix.verdict),
+			       s->fix.what[0] ? ": " : "", s->fix.what);
 	}
 }
 

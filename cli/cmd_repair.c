@@ -58,6 +58,17 @@ static bool only_corrupt_bit_left(const struct qc_image *img)
 	       ps->corruptions == ps->per_code[QC_P_HEADER_CORRUPT_BIT];
 }
 
+/* Did --drop-snapshot name an entry the repair will drop? */
+static bool qc_cli_drop_matched(const struct qc_image *img)
+{
+	if (!img->snapfix.decided || img->snapfix.refused || !img->snapfix.rewrite)
+		return false;
+	for (uint32_t i = 0; i < img->nsnapshots; i++)
+		if (img->snapshots[i].fix.verdict == QC_SNAP_DROPPED)
+			return true;
+	return false;
+}
+
 static uint64_t minus(uint64_t a, uint64_t b)
 {
 	return a > b ? a - b : 0;
@@ -153,6 +164,7 @@ int qc_cmd_repair(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "max-mem", required_argument, NULL, 'm' },
+		{ "drop-snapshot", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qc_cli_open co = { .command = "repair", .out = QC_OUT_HUMAN };
@@ -172,6 +184,11 @@ int qc_cmd_repair(int argc, char **argv)
 		case 'u': undo_file = optarg; break;
 		case 's': salvage = optarg; break;
 		case 'q': co.quiet = true; break;
+		case 'D':
+			if (!*optarg)
+				return qc_usage_error("--drop-snapshot needs an ID or a name");
+			o.drop_snapshot = optarg;
+			break;
 		case 'o':
 			if (!qc_parse_output(optarg, &co.out))
 				return qc_usage_error("--output must be human or json, not '%s'", optarg);
@@ -214,7 +231,17 @@ int qc_cmd_repair(int argc, char **argv)
 		code = rj.initial_code ? rj.initial_code : 1;
 		goto done;
 	}
+	if (o.drop_snapshot && !qc_cli_drop_matched(img)) {
+		snprintf(why, sizeof(why),
+			 "repair: nothing changed: no snapshot the repair can drop has ID or name '%.400s'",
+			 o.drop_snapshot);
+		qc_esc_line(stderr, "qcow2fsck: %s", why);
+		report(&co, img, path, &x, 1, "plan-failed", why);
+		code = 1;
+		goto done;
+	}
 	r = qc_repair_plan(img, &ro, &plan);
+	o.drop_snapshot = NULL; /* the re-checks judge the image as it is */
 	if (r < 0) {
 		if (r == -ENOTRECOVERABLE)
 			snprintf(why, sizeof(why), "repair: nothing changed: two planned writes overlap "

@@ -27,7 +27,7 @@
 	"                   [--jobs=N] [--progress] IMAGE\n"
 #define USAGE_REPAIR \
 	"  qcow2fsck repair [--dry-run] [--leaks-only] [--undo-file=PATH] [--salvage-leaks=DIR]\n" \
-	"                   [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
+	"                   [--drop-snapshot=ID|NAME] [--output=human|json] [-q] [--max-mem=SIZE] IMAGE\n"
 #define USAGE_UNDO "  qcow2fsck undo   [--dry-run] [--force] UNDO-FILE IMAGE\n"
 #define USAGE_INFO "  qcow2fsck info   [-U|--force-share] [--output=human|json] IMAGE\n"
 #define USAGE_DIGEST \
@@ -86,6 +86,7 @@ static const char usage_text[] =
 	"  --leaks-only         repair only leaked clusters (and nothing that needs a rebuild)\n"
 	"  --undo-file=PATH     where the undo journal goes (default IMAGE.qcow2fsck-undo)\n"
 	"  --salvage-leaks=DIR  copy non-zero leaked clusters into DIR before freeing them\n"
+	"  --drop-snapshot=ID|NAME  repair: also remove that snapshot from the table\n"
 	"  --force              undo: also restore regions a crash left half-written;\n"
 	"                       digest: digest an image with corruption (marked, exit 2)\n"
 	"  --fail-on=CLASS      lowest class that fails: corruption (default; leaks exit 3),\n"
@@ -133,6 +134,8 @@ static const char repair_usage[] =
 	"  --leaks-only         repair only leaked clusters (and nothing that needs a rebuild)\n"
 	"  --undo-file=PATH     where the undo journal goes (default IMAGE.qcow2fsck-undo)\n"
 	"  --salvage-leaks=DIR  copy non-zero leaked clusters into DIR before freeing them\n"
+	"  --drop-snapshot=ID|NAME  also remove that snapshot from the table (its clusters\n"
+	"                       become leaks, freed by the same repair)\n"
 	OPT_OUTPUT OPT_QUIET OPT_MAXMEM
 	"\n" EXIT_CODES;
 

@@ -66,6 +66,13 @@ void qc_json_snapshots(struct qc_json *j, const struct qc_image *img)
 		qc_json_u64(j, "vm-clock-nsec", s->vm_clock_nsec);
 		if (s->has_icount)
 			qc_json_u64(j, "icount", s->icount);
+		if (img->snapfix.decided) {
+			qc_json_str(j, "repair", qc_snap_verdict_name(s->fix.verdict));
+			if (s->fix.what[0])
+				qc_json_str(j, "repair-detail", s->fix.what);
+			if (s->fix.new_id[0])
+				qc_json_str(j, "repair-new-id", s->fix.new_id);
+		}
 		qc_json_arr_begin(j, "problems");
 		enum qc_code codes[QC_P_COUNT];
 		size_t nc = qc_snapshot_codes(&img->problems, (int32_t)i, codes);
@@ -75,6 +82,15 @@ void qc_json_snapshots(struct qc_json *j, const struct qc_image *img)
 		qc_json_obj_end(j);
 	}
 	qc_json_arr_end(j);
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (sp->decided) {
+		qc_json_obj_begin(j, "snapshot-table-repair");
+		qc_json_str(j, "action", sp->refused ? "left" : sp->relink ? "relink"
+					 : sp->rewrite ? "rewrite" : "none");
+		if (sp->why[0])
+			qc_json_str(j, "detail", sp->why);
+		qc_json_obj_end(j);
+	}
 }
 
 void qc_print_json(const struct qc_image *img, const char *filename,
@@ -196,6 +212,34 @@ void qc_print_problems_human(const struct qc_image *img, FILE *f)
 				ps->per_code[c] - HUMAN_PER_CODE);
 }
 
+void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f)
+{
+	bool any = false;
+	uint32_t shown = 0, more = 0;
+	for (uint32_t i = 0; img->snapfix.decided && i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict == QC_SNAP_KEPT)
+			continue;
+		if (!any)
+			fprintf(f, "What a repair would do with these snapshots:\n");
+		any = true;
+		if (shown++ >= HUMAN_PER_CODE) {
+			more++;
+			continue;
+		}
+		fprintf(f, "  snapshot %u (ID '%s', name '%s'): %s%s%s\n", i, s->id ? s->id : "?",
+			s->name ? s->name : "?", qc_snap_verdict_name(s->fix.verdict),
+			s->fix.what[0] ? ": " : "", s->fix.what);
+	}
+	if (more)
+		fprintf(f, "  ... and %u more (see the JSON report or info)\n", more);
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (sp->why[0] && (sp->rewrite || sp->relink || sp->refused))
+		fprintf(f, "%s  snapshot table: %s%s\n",
+			any ? "" : "What a repair would do with the snapshot table:\n",
+			sp->refused ? "left as it is: " : "", sp->why);
+}
+
 void qc_print_human(const struct qc_image *img, const char *filename,
 		    const struct qc_report_extra *x, FILE *f)
 {
@@ -205,6 +249,7 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 	qc_print_problems_human(img, f);
 	if (ps->n)
 		fputc('\n', f);
+	qc_print_snapshot_verdicts_human(img, f);
 	if (x && (x->corruptions_fixed || x->leaks_fixed))
 		fprintf(f, "Repaired: %" PRIu64 " corruptions, %" PRIu64 " leaked clusters.\n",
 			x->corruptions_fixed, x->leaks_fixed);

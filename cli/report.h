@@ -50,5 +50,7 @@ void qc_json_policy_fields(struct qc_json *j, const struct qc_verdict *v);
 /* Human line(s) saying what the policy accepted or made fail; nothing
  * when the policy changed nothing. */
 void qc_print_policy_human(const struct qc_image *img, const struct qc_verdict *v, FILE *f);
+/* What a repair would do with each snapshot that it would change. */
+void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f);
 
 #endif

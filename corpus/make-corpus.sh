@@ -96,6 +96,19 @@ dmg t9-size-max v3-c4k header.size 0xfffffffffffffe00
 dmg t11-snap-extra-huge snaps 'snapshot[0].extra_data_size' 0xffff
 dmg t12-l2-compressed-bad zlib 'l2[0][0]' '|0x4000000000000000'
 dmg cycle-l1-self v3-c512 'l1[0]' 0x8000000000000000
+# Snapshot-table repairs (repair/snaptable.c, checker/snapscan.c): three
+# snapshots, each damage sending the repair down one recovery path.
+mkd snap3 1M cluster_size=1024 "$data"
+snap snap3.qcow2 s1
+qemu-io -f qcow2 -c 'write -P 0x66 0 1k' snap3.qcow2 >/dev/null
+snap snap3.qcow2 s2
+qemu-io -f qcow2 -c 'write -P 0x67 2k 1k' snap3.qcow2 >/dev/null
+snap snap3.qcow2 s3
+dmg snap3-dup-id snap3 'snapshot[1].id' str:1
+dmg snap3-extra-small-last snap3 'snapshot[2].extra_data_size' 8
+dmg snap3-l1-unaligned snap3 'snapshot[1].l1_table_offset' +0x200
+dmg snap3-table-zero snap3 header.snapshots_offset 0
+dmg snap3-nb-small snap3 header.nb_snapshots 1
 cp backing.qcow2 t8-backing-json.qcow2
 $poke t8-backing-json.qcow2 u8@0 0x51 >/dev/null
 # Rewrite the backing name in place with a protocol string of the same length.

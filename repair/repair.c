@@ -18,6 +18,7 @@
 #include "../core/layout.h"
 #include "../core/policy.h"
 #include "../core/reader.h"
+#include "overlay.h"
 
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left)
@@ -153,19 +154,50 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 	return refcounts;
 }
 
-int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+/*
+ * A planned snapshot-table rewrite changes what the other planners must
+ * see (the new table's clusters referenced, the old one's not): check the
+ * image again as it will be after the rewrite's writes (overlay.h) and
+ * plan the rest on that model.  *after is NULL when nothing was rewritten.
+ */
+static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
+				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
 {
-	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
+	*ov = NULL;
+	*after = NULL;
+	int r = qc_plan_snapshot_table(img, o, p);
+	if (r <= 0)
+		return r;
+	*ov = qc_io_overlay(img->io, p, p->n);
+	if (!*ov)
+		return -ENOMEM;
+	struct qc_options opt = img->opt;
+	opt.drop_snapshot = NULL;
+	if (qc_check_run(*ov, &opt, after) < 0)
+		return -ENOMEM;
+	if ((*after)->aborted) {
+		/* the model of the rewritten image could not be built: plan nothing */
+		return -EIO;
+	}
+	return 0;
+}
+
+int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (!img0->is_qcow2 || img0->problems.unsupported || img0->aborted)
 		return 0;
 	/* the plan shares --max-mem with the check's model (SECURITY.md) */
-	if (!qc_plan_set_budget(p, qc_budget_hook_plan, qc_budget_hook_release, img))
+	if (!qc_plan_set_budget(p, qc_budget_hook_plan, qc_budget_hook_release, img0))
 		return -ENOMEM;
+	struct qc_io *ov;
+	struct qc_image *after;
+	int r = plan_snapshots_first(img0, o, p, &ov, &after);
+	struct qc_image *img = after ? after : img0;
 	bool left = false;
-	int r = qc_plan_refcounts(img, o, p, &left);
+	if (r == 0)
+		r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)
 		r = qc_plan_copied(img, o, p);
-	if (r == 0)
-		r = qc_plan_snapshot_table(img, o, p);
 	if (r == 0 && refuse_contested(img, p))
 		left = true;
 	if (r == 0)
@@ -175,9 +207,10 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
-	/* the bytes every write replaces, as the planner saw them (cas.h) */
+	/* the bytes every write replaces, as the file holds them now (cas.h):
+	 * read from the image itself, never from the rewrite's overlay */
 	if (r == 0)
-		r = qc_plan_record_old(p, img->io);
+		r = qc_plan_record_old(p, img0->io);
 	uint64_t at;
 	int c = r == 0 ? qc_plan_conflict(p, &at) : 0;
 	if (c < 0)
@@ -189,5 +222,8 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	 * first (the caller passes what the plan holds, p->bytes, on to the
 	 * re-check's cap). */
 	qc_plan_set_budget(p, NULL, NULL, NULL);
+	qc_image_free(after);
+	if (ov)
+		qc_io_close(ov);
 	return r;
 }

@@ -29,7 +29,9 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 int qc_plan_refcounts(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 		      bool *refcounts_left);
 int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
-/* snaptable.c: an empty snapshot table's offset QEMU refuses is set to 0. */
+/* Snapshot table (snaptable.c): a rewrite of a damaged table (new table +
+ * header switch; 1 when it planned one), or, for an empty table, the
+ * offset QEMU refuses set to 0 (0); 0 when nothing, or -errno. */
 int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left);

@@ -1,20 +1,224 @@
 /*
- * snaptable.c - planning the one snapshot-table repair: the offset of an
- * EMPTY snapshot table (nb_snapshots 0) that QEMU refuses (unaligned, or
- * beyond 2^63 - 1; doc/snapshots.md) is set to 0, as QEMU itself writes
- * it for an image without snapshots.  An 8-byte header write through the
- * plan and its journal like every other edit.  A table with entries is
- * never edited.
+ * snaptable.c - planning a rewritten snapshot table (doc/repair.md
+ * "Snapshot tables").
  *
- * Relies on: checker/snapshots.c (which reports the same two cases).
+ * checker/snapfix.c decided what each entry becomes (kept, fixed,
+ * recovered, dropped, left); this file writes that table:
+ *   new-structures  the new table, in whole clusters past the end of the
+ *                   file and past anything mapped (nothing is stored
+ *                   there); then, when a usable refblock covers those
+ *                   clusters, their refcounts set to 1 in it (until the
+ *                   switch they are merely leaked, so a crash here is
+ *                   harmless);
+ *   switch          one 12-byte header write: nb_snapshots and
+ *                   snapshots_offset (header bytes 60..71);
+ * The old table's clusters are then unreferenced: the refcount planner,
+ * run on the image as it will be (repair.c), lowers them in place, after
+ * the switch.  A kept entry is copied byte for byte; a fixed one is
+ * written field by field (strings as parsed, extra data as found with the
+ * known fields set, 24 bytes when it had to be rebuilt).
+ *
+ * Relies on: checker/snapshots.c (which reports the two empty-table
+ * offsets QEMU refuses), the model (img->snapshots with their fix, img->snapfix, the
+ * cluster map, the reftable and refblock_usable) and the image's bytes
+ * through the bounded reader.
  */
 #include "repair.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "../checker/check.h"
+#include "../core/layout.h"
+#include "../core/reader.h"
+
+#define FIXED 40u
+#define MAX_LEFT_NAMED 20 /* entries left, listed one by one in the plan */
+
+struct buf {
+	uint8_t *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static void put(struct buf *b, const void *d, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n > b->cap) {
+		size_t nc = b->cap ? b->cap : 4096;
+		while (nc < b->n + n)
+			nc *= 2;
+		uint8_t *np = realloc(b->p, nc);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = nc;
+	}
+	if (d)
+		memcpy(b->p + b->n, d, n);
+	else
+		memset(b->p + b->n, 0, n);
+	b->n += n;
+}
+
+/* "name 's1', ID '1', 2026-12-02 01:02:03 UTC" */
+static void describe(const struct qc_snapshot *s, char *out, size_t n)
+{
+	char date[32] = "?";
+	time_t t = (time_t)s->date_sec;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(out, n, "name '%.40s', ID '%.20s', %s UTC", s->name ? s->name : "?",
+		 s->id ? s->id : "?", date);
+}
+
+/* Append entry s as its fix says.  -ENOMEM / -EIO. */
+static int serialize(struct qc_image *img, const struct qc_snapshot *s, struct buf *b)
+{
+	const struct qc_snap_fix *f = &s->fix;
+	size_t start = b->n;
+	if (f->verdict == QC_SNAP_KEPT || f->verdict == QC_SNAP_LEFT) {
+		/* byte for byte: fixed part, extra data, id, name */
+		uint64_t used = (uint64_t)FIXED + s->extra_data_size + s->id_size + s->name_size;
+		if (used > s->entry_size || used > FIXED + QC_MAX_SNAPSHOT_EXTRA + 2u * 65535u)
+			return -EIO;
+		put(b, NULL, (size_t)used);
+		if (b->oom)
+			return -ENOMEM;
+		int r = qc_io_read_full(img->io, b->p + start, (size_t)used, s->entry_offset);
+		if (r < 0)
+			return r;
+	} else {
+		/* the entry's real layout: as parsed, or as snapfix found it */
+		uint32_t xs = f->relayout ? f->extra_size : s->extra_data_size;
+		size_t id_len = f->relayout ? f->id_size : s->id_size;
+		size_t name_len = f->relayout ? f->name_size : s->name_size;
+		uint8_t extra[QC_MAX_SNAPSHOT_EXTRA];
+		bool sane = xs <= QC_MAX_SNAPSHOT_EXTRA && s->entry_offset + FIXED + xs <= img->file_size;
+		if (!sane)
+			xs = 0;
+		if (xs && qc_io_read_full(img->io, extra, xs, s->entry_offset + FIXED) < 0)
+			return -EIO;
+		bool had_icount = xs >= 24;
+		if (xs < 24) {
+			/* QEMU's three fields; icount -1 means "none" */
+			memset(extra + xs, 0, 24 - xs);
+			if (!had_icount)
+				qc_put_be64(extra + 16, UINT64_MAX);
+			xs = 24;
+		}
+		qc_put_be64(extra, f->vm_state_size);
+		qc_put_be64(extra + 8, f->disk_size);
+		uint8_t *str = NULL;
+		if (f->relayout) {
+			str = malloc(id_len + name_len + 1);
+			if (!str)
+				return -ENOMEM;
+			if (qc_io_read_full(img->io, str, id_len + name_len,
+					    s->entry_offset + FIXED + f->extra_size) < 0) {
+				free(str);
+				return -EIO;
+			}
+		}
+		const char *id = f->new_id[0] ? f->new_id : str ? (const char *)str : s->id;
+		if (f->new_id[0])
+			id_len = strlen(f->new_id);
+		const char *name = str ? (const char *)str + f->id_size : s->name;
+		char lost[32];
+		if (f->new_name || !name) {
+			snprintf(lost, sizeof(lost), "lost-%s", id ? id : "");
+			name = lost;
+			name_len = strlen(lost);
+		}
+		if (!id) {
+			free(str);
+			return -EIO; /* snapfix gives every lost ID a new one */
+		}
+		uint8_t h[FIXED];
+		qc_put_be64(h, f->l1_table_offset);
+		qc_put_be32(h + 8, f->l1_size);
+		qc_put_be16(h + 12, (uint16_t)id_len);
+		qc_put_be16(h + 14, (uint16_t)name_len);
+		qc_put_be32(h + 16, s->date_sec);
+		qc_put_be32(h + 20, s->date_nsec);
+		qc_put_be64(h + 24, s->vm_clock_nsec);
+		qc_put_be32(h + 32, f->vm_state_size > UINT32_MAX ? 0 : (uint32_t)f->vm_state_size);
+		qc_put_be32(h + 36, xs);
+		put(b, h, FIXED);
+		put(b, extra, xs);
+		put(b, id, id_len);
+		put(b, name, name_len);
+		free(str);
+	}
+	put(b, NULL, (8 - (b->n - start) % 8) % 8);
+	return b->oom ? -ENOMEM : 0;
+}
+
+/*
+ * Set the refcounts of clusters [first, first+n) to 1 in the refblocks
+ * that cover them, as new-structure writes.  Clusters no usable refblock
+ * covers are left to the refcount planner (it rebuilds).
+ */
+static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t first, uint64_t n,
+			      const char *code)
+{
+	uint64_t per = (uint64_t)1 << img->refblock_bits;
+	size_t cs = (size_t)img->cluster_size;
+	unsigned order = img->h.refcount_order;
+	/* Sub-byte widths share bytes with the neighbouring clusters, whose
+	 * counts the refcount planner may change in the same bytes: leave
+	 * these to it (an in-place raise after the switch). */
+	if (!img->reftable_ok || !img->reftable || !img->refblock_usable || order < 3)
+		return 0;
+	uint8_t *old = malloc(cs), *neu = malloc(cs);
+	int ret = 0;
+	if (!old || !neu)
+		ret = -ENOMEM;
+	for (uint64_t c = first; !ret && c < first + n;) {
+		uint64_t i = c / per, end = (i + 1) * per;
+		if (end > first + n)
+			end = first + n;
+		uint64_t off = i < img->reftable_entries ? img->reftable[i] & QC_REFT_OFFSET_MASK : 0;
+		if (i >= img->reftable_entries || !img->refblock_usable[i] || !off ||
+		    qc_contested(img, off, cs)) {
+			c = end;
+			continue;
+		}
+		if (qc_io_read_full(img->io, old, cs, off) < 0) {
+			ret = -EIO;
+			break;
+		}
+		memcpy(neu, old, cs);
+		for (uint64_t k = c; k < end; k++)
+			qc_refblock_set(neu, order, k - i * per, 1);
+		if (qc_plan_diff(p, QC_PH_NEW, off, old, neu, cs, code,
+				 "refcount of the new snapshot table's clusters %" PRIu64 "..%" PRIu64 " -> 1 (before the switch: leaked until then)",
+				 c, end - 1) < 0)
+			ret = -ENOMEM;
+		c = end;
+	}
+	free(old);
+	free(neu);
+	return ret;
+}
+
+/* The code a rewrite is filed under: the first handled code reported
+ * (for entry i only, when i >= 0). */
+static const char *table_code(const struct qc_image *img, int32_t i)
+{
+	const struct qc_problems *ps = &img->problems;
+	for (size_t k = 0; k < ps->n; k++)
+		if (qc_snapfix_handles(ps->v[k].code) && (i < 0 || ps->v[k].loc.snapshot == i))
+			return qc_problem_table[ps->v[k].code].code;
+	return i < 0 ? "snapshot-table" : table_code(img, -1);
+}
 
 /* nb_snapshots 0 and an offset QEMU's table validation refuses. */
 static bool empty_offset_bad(const struct qc_image *img)
@@ -24,10 +228,9 @@ static bool empty_offset_bad(const struct qc_image *img)
 	       ((off & (img->cluster_size - 1)) || off > (uint64_t)INT64_MAX);
 }
 
-int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+/* The empty table's offset set to 0: 0, or -ENOMEM. */
+static int plan_empty_offset(const struct qc_image *img, struct qc_plan *p)
 {
-	if (o->leaks_only || !empty_offset_bad(img))
-		return 0;
 	uint64_t off = img->h.snapshots_offset;
 	enum qc_code code = (off & (img->cluster_size - 1)) ? QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED
 							     : QC_P_SNAPSHOT_TABLE_OFFSET_INVALID;
@@ -36,4 +239,132 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 			 "header: snapshots_offset 0x%" PRIx64 " -> 0 (the table is empty)", off))
 		return -ENOMEM;
 	return 0;
+}
+
+int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (o->leaks_only)
+		return 0;
+	if (empty_offset_bad(img))
+		return plan_empty_offset(img, p);
+	if (!sp->decided)
+		return 0;
+	if (sp->refused) {
+		qc_plan_leave(p, qc_problem_table[sp->why_code].code, 64, "%s", sp->why);
+		return 0;
+	}
+	if (sp->relink) {
+		/* the table is where it is: only the header changes */
+		uint8_t sw[12];
+		qc_put_be32(sw, sp->relink_count);
+		qc_put_be64(sw + 4, sp->relink_offset);
+		if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
+				 sp->why))
+			return -ENOMEM;
+		return 1;
+	}
+	/* entries left as they are: the first few by name, then a count */
+	uint32_t nleft = 0;
+	const char *lcode = NULL;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict != QC_SNAP_LEFT)
+			continue;
+		if (!lcode)
+			lcode = table_code(img, -1);
+		if (nleft++ < MAX_LEFT_NAMED)
+			qc_plan_leave(p, lcode, s->entry_offset, "snapshot %u (ID '%.20s'): %s", i,
+				      s->id ? s->id : "?", s->fix.what);
+	}
+	if (nleft > MAX_LEFT_NAMED)
+		qc_plan_leave(p, lcode, QC_NO_OFFSET, "%u more snapshot(s) left as they are (see the check's verdicts)",
+			      nleft - MAX_LEFT_NAMED);
+	if (!sp->rewrite)
+		return 0;
+	const char *code = table_code(img, -1);
+	uint64_t cs = img->cluster_size;
+	struct buf b = { 0 };
+	uint32_t n = 0;
+	int r = 0;
+	/* entry k of the new table starts at starts[k] */
+	size_t *starts = calloc(img->nsnapshots + 1, sizeof(size_t));
+	if (!starts)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < img->nsnapshots && !r; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict == QC_SNAP_DROPPED)
+			continue;
+		starts[n++] = b.n;
+		r = serialize(img, s, &b);
+	}
+	if (!r && (b.n > QC_MAX_SNAPSHOTS_SIZE || n > QC_MAX_SNAPSHOTS)) {
+		qc_plan_leave(p, code, 64, "the rewritten snapshot table would pass QEMU's limits: not written");
+		goto out;
+	}
+	if (r == -EIO) {
+		qc_plan_leave(p, code, 64, "an entry of the snapshot table cannot be read again: not rewritten");
+		r = 0;
+		goto out;
+	}
+	if (r)
+		goto out;
+	uint64_t first = (img->file_size + cs - 1) >> img->cluster_bits;
+	if (qc_cm_end(&img->cmap) > first)
+		first = qc_cm_end(&img->cmap);
+	uint64_t at = first << img->cluster_bits;
+	uint64_t nclusters = (b.n + cs - 1) / cs;
+	if (n) {
+		put(&b, NULL, (size_t)(nclusters * cs - b.n));
+		if (b.oom) {
+			r = -ENOMEM;
+			goto out;
+		}
+		/* one write per entry, so the plan says what happens to each */
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < img->nsnapshots; i++) {
+			const struct qc_snapshot *s = &img->snapshots[i];
+			if (s->fix.verdict == QC_SNAP_DROPPED)
+				continue;
+			size_t e = k + 1 < n ? starts[k + 1] : (size_t)(nclusters * cs);
+			char d[120];
+			describe(s, d, sizeof(d));
+			if (!qc_plan_add(p, QC_PH_NEW, at + starts[k], b.p + starts[k], e - starts[k], code,
+					 "new snapshot table entry %u (was %u; %s): %s%s%.80s", k, i, d,
+					 qc_snap_verdict_name(s->fix.verdict), s->fix.what[0] ? ": " : "",
+					 s->fix.what)) {
+				r = -ENOMEM;
+				goto out;
+			}
+			k++;
+		}
+		r = plan_new_refcounts(img, p, first, nclusters, code);
+		if (r)
+			goto out;
+	}
+	uint8_t sw[12];
+	qc_put_be32(sw, n);
+	qc_put_be64(sw + 4, n ? at : 0);
+	char dropped[160] = "";
+	size_t dl = 0;
+	for (uint32_t i = 0; i < img->nsnapshots && dl + 1 < sizeof(dropped); i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict != QC_SNAP_DROPPED)
+			continue;
+		char d[120];
+		describe(s, d, sizeof(d));
+		int w = snprintf(dropped + dl, sizeof(dropped) - dl, "; dropped snapshot %u (%s): %s", i,
+				 d, s->fix.what);
+		dl += w > 0 ? (size_t)w : 0;
+	}
+	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), code,
+			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s",
+			 img->h.nb_snapshots, n, img->h.snapshots_offset, n ? at : 0, dropped))
+		r = -ENOMEM;
+	if (!r)
+		r = 1;
+out:
+	free(starts);
+	free(b.p);
+	return r;
 }

@@ -1,0 +1,55 @@
+/*
+ * snapscan.h - finding lost snapshot L1 tables and snapshot tables among
+ * the leaked clusters (snapscan.c has the evidence rules and the cost).
+ */
+#ifndef QC_SNAPSCAN_H
+#define QC_SNAPSCAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image.h"
+
+struct qc_snapscan {
+	struct qc_image *img;
+	bool ok;                /* the stored refcounts were read */
+	uint64_t *excess;       /* clusters whose stored refcount exceeds the computed one, sorted */
+	size_t nexcess;
+	uint64_t *leaked;       /* of those, the ones nothing claims, sorted */
+	size_t nleaked;
+	uint8_t *l2buf;         /* one cluster, for L2 shape tests */
+	/* work done, for the complexity test */
+	uint64_t refblocks_read, clusters_read, entries_examined;
+};
+
+/* Read the stored refcounts once.  0, or -1 (no usable refcount
+ * structure, I/O error or out of memory: sc->ok false, nothing is found). */
+int qc_snapscan_init(struct qc_snapscan *sc, struct qc_image *img);
+void qc_snapscan_free(struct qc_snapscan *sc);
+
+/* Is every cluster of [off, off+len) leaked? */
+bool qc_snapscan_leaked(const struct qc_snapscan *sc, uint64_t off, uint64_t len);
+/* Does [off, off + n*8) hold a lost snapshot L1 table (snapscan.c)? */
+bool qc_snapscan_l1_shaped(struct qc_snapscan *sc, uint64_t off, uint32_t n);
+/* The leaked runs that hold a lost L1 table of n entries: how many (0, 1,
+ * or 2 meaning "two or more"), the first two in found[]. */
+unsigned qc_snapscan_find_l1(struct qc_snapscan *sc, uint32_t n, uint64_t found[2]);
+
+/* Plausible entries at p (avail bytes), at most max, each with a lost or
+ * empty L1: how many, *bytes they span (padded), *l1_clusters their L1s hold. */
+uint32_t qc_snapscan_entries(struct qc_snapscan *sc, const uint8_t *p, uint64_t avail, uint32_t max,
+			     uint64_t *bytes, uint64_t *l1_clusters);
+
+struct qc_snapscan_table {
+	uint64_t offset;
+	uint32_t count;
+	uint64_t bytes;
+	uint64_t score;   /* leaked clusters it explains: its own and its L1 tables' */
+};
+/* The leaked cluster that starts the snapshot table explaining the most
+ * leaked clusters (want entries at most, 0 = any): how many candidates
+ * share the best score (0, 1, 2 = a tie), in best[]. */
+unsigned qc_snapscan_find_table(struct qc_snapscan *sc, uint32_t want,
+				struct qc_snapscan_table best[2]);
+
+#endif
