@@ -115,10 +115,9 @@ void qc_pass_deep(struct qc_image *img);        /* deep.c: decompression (--deep
 void qc_pass_stats(struct qc_image *img);       /* stats.c */
 void qc_pass_snapfix(struct qc_image *img);     /* snapfix.c: what a repair does per snapshot */
 
-/* snapfix.c: the codes the snapshot-table repair handles (one list), and
+/* snapfix.c: does the snapshot-table repair handle a code (its fixer in the
+ * policy table), and
  * the name of a verdict ("kept", "fixed", "recovered", "dropped", "left"). */
-extern const enum qc_code qc_snapfix_codes[];
-extern const size_t qc_snapfix_ncodes;
 bool qc_snapfix_handles(enum qc_code c);
 const char *qc_snap_verdict_name(enum qc_snap_verdict v);
 

@@ -31,6 +31,7 @@
 #include "snapfix.h"
 #include "snapscan.h"
 #include "../core/layout.h"
+#include "../core/policy.h"
 #include "../core/reader.h"
 
 #include <inttypes.h>
@@ -369,29 +370,14 @@ static void decide_entry(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 }
 
 /*
- * The codes the snapshot-table repair handles: it fixes them by rewriting
- * the table, or leaves them with its own reason (snap_plan.why / the
- * entry's fix.what).  ONE list, for the policy table to take over.
+ * The codes the snapshot-table repair handles: those whose fixer in the
+ * policy table (core/problems/policy.def) is the snapshot table.  It fixes
+ * them by rewriting the table, or leaves them with its own reason
+ * (snap_plan.why / the entry's fix.what).
  */
-const enum qc_code qc_snapfix_codes[] = {
-	QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_P_SNAPSHOT_COUNT_TOO_LARGE,
-	QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, QC_P_SNAPSHOT_ENTRY_PAST_EOF,
-	QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE,
-	QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, QC_P_SNAPSHOT_ID_DUPLICATE, QC_P_SNAPSHOT_ID_EMPTY,
-	QC_P_SNAPSHOT_L1_OFFSET_INVALID, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED,
-	QC_P_SNAPSHOT_L1_PAST_EOF, QC_P_SNAPSHOT_L1_TOO_LARGE, QC_P_SNAPSHOT_L1_TOO_SMALL,
-	QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
-	QC_P_SNAPSHOT_TABLE_PAST_EOF, QC_P_SNAPSHOT_TABLE_TOO_LARGE,
-	QC_P_VMSTATE_BEYOND_L1, QC_P_VMSTATE_HOLE, QC_P_VMSTATE_SIZE_MISMATCH,
-};
-const size_t qc_snapfix_ncodes = sizeof(qc_snapfix_codes) / sizeof(qc_snapfix_codes[0]);
-
 bool qc_snapfix_handles(enum qc_code c)
 {
-	for (size_t k = 0; k < qc_snapfix_ncodes; k++)
-		if (qc_snapfix_codes[k] == c)
-			return true;
-	return false;
+	return qc_policy(c)->fixer == QC_FIX_SNAPSHOT_TABLE;
 }
 
 bool qc_sf_is_overlap(enum qc_code c)

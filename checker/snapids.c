@@ -82,8 +82,8 @@ void qc_sf_relayout(struct qc_image *img, uint32_t i, struct qc_snapshot *s)
 		      !name_bytes((const uint8_t *)s->name, s->name_size);
 	}
 	bool flagged = false;
-	for (size_t k = 0; k < qc_snapfix_ncodes && !flagged; k++)
-		flagged = qc_sf_has(img, (int32_t)i, qc_snapfix_codes[k]);
+	for (int k = 0; k < QC_P_COUNT && !flagged; k++)
+		flagged = qc_snapfix_handles((enum qc_code)k) && qc_sf_has(img, (int32_t)i, (enum qc_code)k);
 	if (!empty && !(odd && flagged))
 		return; /* only an entry the check reports is changed */
 	uint64_t limit = i + 1 < img->nsnapshots ? img->snapshots[i + 1].entry_offset

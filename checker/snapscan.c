@@ -29,7 +29,7 @@
 #include "check.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
-#include "../repair/repair.h" /* qc_refblock_get: one accessor for every width */
+#include "../core/refblock.h" /* qc_rc_get: one accessor for every width */
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +77,7 @@ int qc_snapscan_init(struct qc_snapscan *sc, struct qc_image *img)
 			uint64_t cl = i * per + k;
 			if (cl >= file_clusters)
 				break;
-			uint64_t st = qc_refblock_get(rb, img->h.refcount_order, k);
+			uint64_t st = qc_rc_get(rb, img->h.refcount_order, k);
 			if (!st)
 				continue;
 			uint64_t cm = cl < img->cmap.nclusters ? qc_cm_count(&img->cmap, cl) : 0;

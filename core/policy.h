@@ -40,12 +40,14 @@ enum qc_fixer {
 	QC_FIX_REBUILD,     /* repair/refcounts.c: the refcount structure rebuilt */
 	QC_FIX_COPIED,      /* repair/copied.c: OFLAG_COPIED and flag-only L1 entries */
 	QC_FIX_HEADER_BITS, /* repair/repair.c: the dirty and corrupt bits */
-	QC_FIX_SNAPSHOT_TABLE, /* repair/snaptable.c: an empty table's offset set to 0 */
+	QC_FIX_SNAPSHOT_TABLE, /* repair/snaptable.c: the table rewritten from its entries as
+	                        * checker/snapfix.c decided, or an empty table's offset set to 0 */
 	QC_FIX_COUNT
 };
 
 /* What the plan says about a code no planner wrote or left itself. */
 #define QC_LEFT_NOT_REPAIRED "not repaired by this version (table and snapshot repairs are not implemented)"
+#define QC_LEFT_SNAPSHOT_TABLE "the snapshot-table repair could not fix it (see the snapshot verdicts)"
 #define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
 #define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"
 #define QC_LEFT_REFCOUNTS "refcounts cannot be fixed safely while other problems remain (see above)"

@@ -68,7 +68,20 @@ static void ov_close(struct qc_io *io)
 	free(o);
 }
 
-static const struct qc_io_ops ov_ops = { ov_pread, ov_pwrite, ov_truncate, ov_sync, ov_close };
+/* Holes are not tracked: every byte may hold data (always a safe answer). */
+static uint64_t ov_next_data(struct qc_io *io, uint64_t off)
+{
+	return off < io->size ? off : io->size;
+}
+
+static uint64_t ov_next_hole(struct qc_io *io, uint64_t off)
+{
+	(void)off;
+	return io->size;
+}
+
+static const struct qc_io_ops ov_ops = { ov_pread,     ov_pwrite,    ov_truncate, ov_sync,
+					 ov_close,     ov_next_data, ov_next_hole };
 
 struct qc_io *qc_io_overlay(struct qc_io *base, const struct qc_plan *p, size_t n)
 {

@@ -96,7 +96,8 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 	const struct qc_problems *ps = &img->problems;
 	bool rebuild = false;
 	for (size_t i = 0; i < p->n; i++)
-		rebuild |= p->w[i].phase == QC_PH_SWITCH;
+		rebuild |= p->w[i].phase == QC_PH_SWITCH &&
+			   qc_policy(p->w[i].code)->fixer != QC_FIX_SNAPSHOT_TABLE;
 	for (int i = 0; i < QC_P_COUNT; i++) {
 		enum qc_code c = (enum qc_code)i;
 		if (!ps->per_code[c] || planned(p, c) || covered(img, p, c, rebuild))

@@ -34,6 +34,7 @@
 #include "../checker/check.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
+#include "../core/refblock.h"
 
 #define FIXED 40u
 #define MAX_LEFT_NAMED 20 /* entries left, listed one by one in the plan */
@@ -167,7 +168,7 @@ static int serialize(struct qc_image *img, const struct qc_snapshot *s, struct b
  * covers are left to the refcount planner (it rebuilds).
  */
 static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t first, uint64_t n,
-			      const char *code)
+			      enum qc_code code)
 {
 	uint64_t per = (uint64_t)1 << img->refblock_bits;
 	size_t cs = (size_t)img->cluster_size;
@@ -197,7 +198,7 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 		}
 		memcpy(neu, old, cs);
 		for (uint64_t k = c; k < end; k++)
-			qc_refblock_set(neu, order, k - i * per, 1);
+			qc_rc_set(neu, order, k - i * per, 1);
 		if (qc_plan_diff(p, QC_PH_NEW, off, old, neu, cs, code,
 				 "refcount of the new snapshot table's clusters %" PRIu64 "..%" PRIu64 " -> 1 (before the switch: leaked until then)",
 				 c, end - 1) < 0)
@@ -211,13 +212,15 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 
 /* The code a rewrite is filed under: the first handled code reported
  * (for entry i only, when i >= 0). */
-static const char *table_code(const struct qc_image *img, int32_t i)
+static enum qc_code table_code(const struct qc_image *img, int32_t i)
 {
 	const struct qc_problems *ps = &img->problems;
 	for (size_t k = 0; k < ps->n; k++)
-		if (qc_snapfix_handles(ps->v[k].code) && (i < 0 || ps->v[k].loc.snapshot == i))
-			return qc_problem_table[ps->v[k].code].code;
-	return i < 0 ? "snapshot-table" : table_code(img, -1);
+		if (qc_snapfix_handles(ps->v[k].code) && ps->v[k].code != QC_P_SNAPSHOT_TABLE_REWRITE &&
+		    (i < 0 || ps->v[k].loc.snapshot == i))
+			return ps->v[k].code;
+	/* none reported: --drop-snapshot, or entries behind a zero count */
+	return i < 0 ? QC_P_SNAPSHOT_TABLE_REWRITE : table_code(img, -1);
 }
 
 /* nb_snapshots 0 and an offset QEMU's table validation refuses. */
@@ -251,7 +254,7 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 	if (!sp->decided)
 		return 0;
 	if (sp->refused) {
-		qc_plan_leave(p, qc_problem_table[sp->why_code].code, 64, "%s", sp->why);
+		qc_plan_leave(p, (enum qc_code)sp->why_code, 64, "%s", sp->why);
 		return 0;
 	}
 	if (sp->relink) {
@@ -266,12 +269,12 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 	}
 	/* entries left as they are: the first few by name, then a count */
 	uint32_t nleft = 0;
-	const char *lcode = NULL;
+	enum qc_code lcode = QC_P_COUNT;
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
 		if (s->fix.verdict != QC_SNAP_LEFT)
 			continue;
-		if (!lcode)
+		if (lcode == QC_P_COUNT)
 			lcode = table_code(img, -1);
 		if (nleft++ < MAX_LEFT_NAMED)
 			qc_plan_leave(p, lcode, s->entry_offset, "snapshot %u (ID '%.20s'): %s", i,
@@ -282,7 +285,7 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 			      nleft - MAX_LEFT_NAMED);
 	if (!sp->rewrite)
 		return 0;
-	const char *code = table_code(img, -1);
+	enum qc_code code = table_code(img, -1);
 	uint64_t cs = img->cluster_size;
 	struct buf b = { 0 };
 	uint32_t n = 0;

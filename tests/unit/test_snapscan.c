@@ -138,9 +138,9 @@ static struct qc_snapscan scan_with_leaks(uint64_t n)
 		for (uint64_t e = 0; e < 7; e++)
 			qc_put_be64(b + (first + k) * cs + e * 8, l2);
 		qc_put_be64(b + (first + k) * cs + 7 * 8, rt);
-		qc_refblock_set(b + rb, 4, first + k, 1);
+		qc_rc_set(b + rb, 4, first + k, 1);
 	}
-	qc_refblock_set(b + rb, 4, l2 / cs, qc_refblock_get(b + rb, 4, l2 / cs) + 1);
+	qc_rc_set(b + rb, 4, l2 / cs, qc_rc_get(b + rb, 4, l2 / cs) + 1);
 	size_t total = (size_t)((first + n) * cs);
 	struct qc_io *io = qc_io_open_memory(b, total, false);
 	struct qc_image *img = check(io);
