@@ -243,8 +243,8 @@ static void snapshots_human(const struct qc_image *img)
 		putchar('\n');
 		snapshot_codes_human(img, i);
 		if (img->snapfix.decided && s->fix.verdict != QC_SNAP_KEPT)
-			printf("       repair: %s%s%s\n", qc_snap_verdict_name(s->fix.verdict),
-			       s->fix.what[0] ? ": " : "", s->fix.what);
+			qc_esc_line(stdout, "       repair: %s%s%s", qc_snap_verdict_name(s->fix.verdict),
+				    s->fix.what[0] ? ": " : "", s->fix.what);
 	}
 }
 

@@ -227,17 +227,22 @@ void qc_print_snapshot_verdicts_human(const struct qc_image *img, FILE *f)
 			more++;
 			continue;
 		}
-		fprintf(f, "  snapshot %u (ID '%s', name '%s'): %s%s%s\n", i, s->id ? s->id : "?",
-			s->name ? s->name : "?", qc_snap_verdict_name(s->fix.verdict),
-			s->fix.what[0] ? ": " : "", s->fix.what);
+		/* names from the image, escaped and cut (core/escape.h) */
+		fprintf(f, "  snapshot %u (ID '", i);
+		qc_esc_human_name(f, s->id ? s->id : "?");
+		fputs("', name '", f);
+		qc_esc_human_name(f, s->name ? s->name : "?");
+		qc_esc_line(f, "'): %s%s%s", qc_snap_verdict_name(s->fix.verdict),
+			    s->fix.what[0] ? ": " : "", s->fix.what);
 	}
 	if (more)
 		fprintf(f, "  ... and %u more (see the JSON report or info)\n", more);
 	const struct qc_snap_plan *sp = &img->snapfix;
-	if (sp->why[0] && (sp->rewrite || sp->relink || sp->refused))
-		fprintf(f, "%s  snapshot table: %s%s\n",
-			any ? "" : "What a repair would do with the snapshot table:\n",
-			sp->refused ? "left as it is: " : "", sp->why);
+	if (sp->why[0] && (sp->rewrite || sp->relink || sp->refused)) {
+		if (!any)
+			fprintf(f, "What a repair would do with the snapshot table:\n");
+		qc_esc_line(f, "  snapshot table: %s%s", sp->refused ? "left as it is: " : "", sp->why);
+	}
 }
 
 void qc_print_human(const struct qc_image *img, const char *filename,

@@ -21,6 +21,7 @@
 #include "../../checker/check.h"
 #include "../../checker/snapscan.h"
 #include "../../core/reader.h"
+#include "../../core/refblock.h"
 #include "../../repair/apply.h"
 #include "../../repair/repair.h"
 
