@@ -46,7 +46,7 @@ enum qc_fixer {
 };
 
 /* What the plan says about a code no planner wrote or left itself. */
-#define QC_LEFT_NOT_REPAIRED "not repaired by this version (table and snapshot repairs are not implemented)"
+#define QC_LEFT_NOT_REPAIRED "not repaired by this version (L1/L2 table, bitmap and other pointer repairs are not implemented)"
 #define QC_LEFT_SNAPSHOT_TABLE "the snapshot-table repair could not fix it (see the snapshot verdicts)"
 #define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
 #define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"
