@@ -178,6 +178,8 @@ shows() { # shows IMG CMD TEXT [LOCALE]
 shows snaps check "snapshot-id-duplicate: snapshot 1 has ID '\\x1b]0;owned\\x07'"
 shows snaps check "has name '\\x1b[2J\\nFAKE-LINE'"
 shows snaps check "[snapshot 0, id '\\x1b]0;owned\\x07']"
+# the repair verdicts name the snapshots too (check's list, info's repair: line)
+shows snaps check "  snapshot 1 (ID '\\x1b]0;owned\\x07', name '\\x1b[2J\\nFAKE-LINE'): fixed"
 shows snaps "repair --dry-run" "\\x1b[2J\\nFAKE-LINE"
 shows snaps info "\\x1b]0;owned\\x07 / \\x1b]0;owned\\x07"
 shows empty-id check "(name 'bad\\xff\\xfe\\x1b[2J\\u009b2J') has an empty ID"
