@@ -181,8 +181,14 @@ int qc_scan_item_from_json(struct qc_scan_item *it, const char *line, size_t len
 		goto out;
 	for (int c = 0; c < QC_P_COUNT; c++)
 		it->codes[c] = found[c] && !it->allowed[c];
+	/* numbers from the file: converted only when in range (a double out
+	 * of an integer type's range is undefined behaviour in C) */
+	if (!(exit_code >= 0 && exit_code <= 255)) {
+		snprintf(err, errlen, "exit-code out of range");
+		goto out;
+	}
 	it->exit_code = (int)exit_code;
-	it->size = size > 0 ? (uint64_t)size : 0;
+	it->size = !(size > 0) ? 0 : size >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)size;
 	if (verdict && verdict->type == QC_JV_STR) {
 		it->cls = qc_class_by_name(verdict->s);
 		if (it->cls == QC_CLASS_COUNT) {
