@@ -174,10 +174,17 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 		return -ENOMEM;
 	struct qc_options opt = img->opt;
 	opt.drop_snapshot = NULL;
+	/* the second model lives beside the first: it gets what --max-mem
+	 * leaves after the first model and the plan so far */
+	uint64_t used = img->cmap.bytes + img->mem_held;
+	if (opt.mem_cap)
+		opt.mem_cap = used < opt.mem_cap ? opt.mem_cap - (size_t)used : 1;
 	if (qc_check_run(*ov, &opt, after) < 0)
 		return -ENOMEM;
 	if ((*after)->aborted) {
 		/* the model of the rewritten image could not be built: plan nothing */
+		qc_abort(img, "checking the image as the snapshot-table rewrite leaves it: %s",
+			 (*after)->abort_reason);
 		return -EIO;
 	}
 	return 0;
