@@ -73,6 +73,10 @@ int qc_cli_fail(const struct qc_cli_open *co, const char *path, int exit_code, c
 int qc_cli_open_checked_err(const char *path, const struct qc_cli_open *co,
 			    const struct qc_options *o, struct qc_io **io, struct qc_image **img,
 			    char *why, size_t whylen, const char **code);
+struct qc_policy;
+/* --fail-on (opt 'F') or --allow (opt 'A') of check and scan into p: 0, or
+ * the usage error's exit code (the error is printed). */
+int qc_cli_policy_opt(struct qc_policy *p, char opt, const char *arg);
 /* Default memory cap: half of physical memory. */
 size_t qc_default_mem_cap(void);
 

@@ -92,7 +92,7 @@ int qc_cmd_check(int argc, char **argv)
 	bool digest = false;
 	struct qc_positional pos = { .n = 0 };
 	struct qc_policy policy;
-	char *bad;
+	int perr;
 	int c;
 	qc_policy_init(&policy);
 	optind = 0;
@@ -120,9 +120,9 @@ int qc_cmd_check(int argc, char **argv)
 				return qc_usage_error("invalid --max-mem '%s'", optarg);
 			break;
 		case 'F':
-			if (!qc_policy_parse_fail_on(optarg, &policy.fail_on))
-				return qc_usage_error("--fail-on must be corruption, leak or warning, not '%s'",
-						      optarg);
+		case 'A':
+			if ((perr = qc_cli_policy_opt(&policy, (char)c, optarg)))
+				return perr;
 			break;
 		case 'D':
 			digest = true;
@@ -133,14 +133,6 @@ int qc_cmd_check(int argc, char **argv)
 			break;
 		case 'p':
 			o.progress = true;
-			break;
-		case 'A':
-			if (!qc_policy_allow_list(&policy, optarg, &bad)) {
-				int r = qc_usage_error("--allow: unknown problem code '%s' (see --list-problems)",
-						       bad ? bad : optarg);
-				free(bad);
-				return r;
-			}
 			break;
 		default:
 			return qc_usage_error("check: unknown option '%s'", argv[optind - 1]);

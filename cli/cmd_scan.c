@@ -211,7 +211,8 @@ int qc_cmd_scan(int argc, char **argv)
 	size_t mem_cap = 0;
 	struct qc_policy policy;
 	struct qc_options check = { .deep = false, .mem_cap = 0 };
-	char *bad, err[1300];
+	char err[1300];
+	int perr;
 	int c;
 	qc_policy_init(&policy);
 	optind = 1;
@@ -238,17 +239,9 @@ int qc_cmd_scan(int argc, char **argv)
 			break;
 		case 'r': report = optarg; break;
 		case 'F':
-			if (!qc_policy_parse_fail_on(optarg, &policy.fail_on))
-				return qc_usage_error("--fail-on must be corruption, leak or warning, not '%s'",
-						      optarg);
-			break;
 		case 'A':
-			if (!qc_policy_allow_list(&policy, optarg, &bad)) {
-				int r = qc_usage_error("--allow: unknown problem code '%s' (see --list-problems)",
-						       bad ? bad : optarg);
-				free(bad);
-				return r;
-			}
+			if ((perr = qc_cli_policy_opt(&policy, (char)c, optarg)))
+				return perr;
 			break;
 		case 'B': baseline = optarg; break;
 		case 'S':
