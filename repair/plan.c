@@ -248,6 +248,7 @@ void qc_plan_sort(struct qc_plan *p)
 struct span {
 	uint64_t off, end;
 	enum qc_phase ph;
+	size_t w; /* index of the write */
 };
 
 static int cmp_span(const void *a, const void *b)
@@ -256,11 +257,29 @@ static int cmp_span(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* The header flag writes (dirty, then the conditional corrupt bit) rewrite
- * the same field on purpose, in two phases; nothing else may overlap. */
-static bool may_overlap(enum qc_phase a, enum qc_phase b)
+/* Writes that may cover one byte at once, at most: beyond that many the
+ * plan is refused as a conflict (the check costs n x this at worst). */
+#define CONFLICT_LOOKBACK 64
+
+/*
+ * May two planned writes share bytes?  The header flag writes (dirty, then
+ * the conditional corrupt bit) rewrite the same field on purpose, in two
+ * phases.  Otherwise only when both write the same bytes where they meet:
+ * a refcount edit spanning a refblock from its first to its last changed
+ * entry may cover an entry another planner set already, to the same value
+ * (the snapshot-table rewrite's new table, planned on the model of the
+ * rewritten image).  The journal keeps one old copy of such bytes and the
+ * compare-and-swap lays the earlier write over the old bytes (cas.c).
+ */
+static bool may_overlap(const struct qc_plan *p, const struct span *a, const struct span *b)
 {
-	return (a == QC_PH_HEADER || a == QC_PH_FINAL) && (b == QC_PH_HEADER || b == QC_PH_FINAL);
+	if ((a->ph == QC_PH_HEADER || a->ph == QC_PH_FINAL) &&
+	    (b->ph == QC_PH_HEADER || b->ph == QC_PH_FINAL))
+		return true;
+	const struct qc_write *x = &p->w[a->w], *y = &p->w[b->w];
+	uint64_t s = a->off > b->off ? a->off : b->off;
+	uint64_t e = a->end < b->end ? a->end : b->end;
+	return !memcmp(x->data + (s - x->offset), y->data + (s - y->offset), (size_t)(e - s));
 }
 
 int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
@@ -277,18 +296,26 @@ int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
 		return -1;
 	}
 	for (size_t i = 0; i < p->n; i++)
-		v[i] = (struct span){ p->w[i].offset, p->w[i].offset + p->w[i].len, p->w[i].phase };
+		v[i] = (struct span){ p->w[i].offset, p->w[i].offset + p->w[i].len, p->w[i].phase, i };
 	qsort(v, p->n, sizeof(*v), cmp_span);
-	/* the write reaching furthest so far: any later start before its end overlaps */
-	size_t far = 0;
+	/* sweep in offset order keeping the spans that still reach past the
+	 * current offset: each new span meets exactly those */
+	size_t active[CONFLICT_LOOKBACK], na = 0;
 	int found = 0;
-	for (size_t i = 1; i < p->n && !found; i++) {
-		if (v[i].off < v[far].end && !may_overlap(v[i].ph, v[far].ph)) {
+	for (size_t i = 0; i < p->n && !found; i++) {
+		size_t keep = 0;
+		for (size_t k = 0; k < na; k++)
+			if (v[active[k]].end > v[i].off)
+				active[keep++] = active[k];
+		na = keep;
+		for (size_t k = 0; k < na && !found; k++)
+			found = !may_overlap(p, &v[active[k]], &v[i]);
+		if (!found && na == CONFLICT_LOOKBACK)
+			found = 1; /* too many writes over one byte: refuse */
+		if (found)
 			*at = v[i].off;
-			found = 1;
-		}
-		if (v[i].end > v[far].end)
-			far = i;
+		else
+			active[na++] = i;
 	}
 	free(v);
 	if (p->release)
