@@ -185,7 +185,8 @@ static int setup(void **state)
 static void plan_conflicts(void **state)
 {
 	(void)state;
-	uint8_t b[16] = { 0 };
+	uint8_t b[16] = { 0 }, c[16];
+	memset(c, 0xa5, sizeof(c));
 	uint64_t at = 0;
 	struct qc_plan p;
 	qc_plan_init(&p, 1 << 20);
@@ -196,17 +197,34 @@ static void plan_conflicts(void **state)
 	assert_non_null(qc_plan_add(&p, QC_PH_FINAL, 72, b, 8, QC_P_REFCOUNT_LEAK, "corrupt"));
 	assert_int_equal(qc_plan_conflict(&p, &at), 0);
 	/* an L1 "entry" on the header: the in-place write meets the flag writes */
-	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 72, b, 8, QC_P_REFCOUNT_LEAK, "L1 entry 9 on the header"));
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 72, c, 8, QC_P_REFCOUNT_LEAK, "L1 entry 9 on the header"));
 	assert_int_equal(qc_plan_conflict(&p, &at), 1);
 	assert_int_equal(at, 72);
 	qc_plan_free(&p);
 	/* a long write covering a later short one, found past an unrelated one */
 	qc_plan_init(&p, 1 << 20);
 	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20000, b, 16, QC_P_REFCOUNT_LEAK, "long"));
-	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20004, b, 2, QC_P_REFCOUNT_LEAK, "inside"));
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x20004, c, 2, QC_P_REFCOUNT_LEAK, "inside"));
 	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x10000, b, 2, QC_P_REFCOUNT_LEAK, "before"));
 	assert_int_equal(qc_plan_conflict(&p, &at), 1);
 	assert_int_equal(at, 0x20004);
+	qc_plan_free(&p);
+	/* the same bytes written twice (a refblock span over an entry the
+	 * snapshot rewrite set to the same value): not a conflict */
+	qc_plan_init(&p, 1 << 20);
+	assert_non_null(qc_plan_add(&p, QC_PH_NEW, 0x30005, c, 1, QC_P_REFCOUNT_LEAK, "new table refcount"));
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x30002, c, 12, QC_P_REFCOUNT_LEAK, "refblock span"));
+	assert_int_equal(qc_plan_conflict(&p, &at), 0);
+	/* ... but one differing byte among them is */
+	c[3] = 0;
+	assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x30002, c, 4, QC_P_REFCOUNT_LEAK, "differs at 0x30005"));
+	assert_int_equal(qc_plan_conflict(&p, &at), 1);
+	qc_plan_free(&p);
+	/* more than 64 writes over one byte: refused, so the check stays bounded */
+	qc_plan_init(&p, 1 << 20);
+	for (int k = 0; k < 65; k++)
+		assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 0x40000, b, 8, QC_P_REFCOUNT_LEAK, "same"));
+	assert_int_equal(qc_plan_conflict(&p, &at), 1);
 	qc_plan_free(&p);
 }
 
