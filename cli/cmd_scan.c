@@ -217,7 +217,7 @@ int qc_cmd_scan(int argc, char **argv)
 	qc_policy_init(&policy);
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': {
 			char *end;

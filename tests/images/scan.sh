@@ -381,4 +381,10 @@ r = json.load(open(sys.argv[1]))
 assert r["exit-code"] == int(sys.argv[2]) == 2
 PY
 
+# options may follow the PATHs, as for every subcommand
+scan "$A/leak.qcow2" --fail-on=leak -q
+expect_rc "scan PATH --fail-on=leak: the option after the path is taken (leak fails: 2)" 2
+scan "$A/leak.qcow2" -q
+expect_rc "scan PATH -q: leaks exit 3 by default" 3
+
 t_done
