@@ -37,6 +37,8 @@ enum qc_fixer {
 	QC_FIX_REBUILD,     /* repair/refcounts.c: the refcount structure rebuilt */
 	QC_FIX_COPIED,      /* repair/copied.c: OFLAG_COPIED and flag-only L1 entries */
 	QC_FIX_HEADER_BITS, /* repair/repair.c: the dirty and corrupt bits */
+	QC_FIX_L1,          /* repair/fix_l1.c: damaged active L1 entries restored or dropped */
+	QC_FIX_L2,          /* repair/fix_l2.c: damaged active L2 entries restored or dropped */
 	QC_FIX_COUNT
 };
 

@@ -9,6 +9,7 @@
  */
 #include "repair.h"
 #include "cas.h"
+#include "fix.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,6 +84,9 @@ static bool covered(const struct qc_image *img, const struct qc_plan *p, enum qc
 		    bool rebuild)
 {
 	const struct qc_policy *pol = qc_policy(c);
+	/* every record planned by a table fixer (repair/fix.h) */
+	if (qc_code_all_fixed(img, c))
+		return true;
 	/* a rebuild replaces the whole refcount structure */
 	if (rebuild && (pol->fixer == QC_FIX_REFCOUNTS || pol->fixer == QC_FIX_REBUILD))
 		return true;
@@ -161,7 +165,13 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	if (!img->is_qcow2 || img->problems.unsupported || img->aborted)
 		return 0;
 	bool left = false;
-	int r = qc_plan_refcounts(img, o, p, &left);
+	/* the table fixers first: they bring the model to the repaired state
+	 * that the refcount and COPIED planners then read (repair/fix.h) */
+	int r = qc_plan_fix_l1(img, o, p);
+	if (r == 0)
+		r = qc_plan_fix_l2(img, o, p);
+	if (r == 0)
+		r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)
 		r = qc_plan_copied(img, o, p);
 	if (r == 0 && refuse_contested(img, p))

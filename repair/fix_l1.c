@@ -1,0 +1,218 @@
+/*
+ * fix_l1.c - repairing damaged entries of the active L1 table, by the
+ * rules of doc/repair.md "Repairing damaged pointers".  Dropping an L1
+ * entry loses a whole L2 range, so:
+ *
+ *   - reserved bits on an entry whose L2 offset is valid are cleared;
+ *   - an L2 offset that is unaligned or past the end of the file is
+ *     restored when exactly one correction (alignment bits, or bits at or
+ *     above the file's size, cleared) names either an orphan cluster shaped
+ *     like this range's L2 table (every entry decodes, its data clusters
+ *     are orphans with refcount 1 and OFLAG_COPIED), or an L2 table the
+ *     snapshots share whose stored refcount proves the missing reference;
+ *   - it is dropped (set to 0) only when no correction can be an L2 table:
+ *     every candidate lies past the end of the file or in a cluster another
+ *     structure owns (not an L2 table, not an orphan).  A version 3 image
+ *     with a backing file keeps the entry (0 would expose the backing file;
+ *     a zero L2 table is not written by this version).
+ *
+ * A restored entry's L2 table and data clusters are claimed in the model
+ * as the walk would claim them, so the refcount planner sees the repaired
+ * image.  The shape test reads at most SHAPE_MAX candidate clusters per
+ * repair.  Relies on fix_util.c, the entry classifier and the model.
+ */
+#include "fix.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../checker/check.h"
+#include "../core/layout.h"
+#include "../core/policy.h"
+#include "../core/reader.h"
+
+#define SHAPE_MAX 64
+
+struct l1ctx {
+	struct qc_image *img;
+	uint8_t *buf;         /* one cluster */
+	unsigned shapes;      /* candidate clusters read */
+	bool eio;
+};
+
+/* Is the orphan cluster at off shaped like an active L2 table QEMU wrote? */
+static bool l2_shaped(struct l1ctx *c, uint64_t off)
+{
+	struct qc_image *img = c->img;
+	if (!qc_fix_unclaimed(img, off) || c->shapes >= SHAPE_MAX)
+		return false;
+	c->shapes++;
+	uint64_t rc;
+	if (!qc_fix_stored_refcount(img, off >> img->cluster_bits, &rc) || rc != 1)
+		return false;
+	if (qc_io_read_full(img->io, c->buf, img->cluster_size, off) < 0) {
+		c->eio = true;
+		return false;
+	}
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	const unsigned es = img->l2_entry_size;
+	for (uint64_t j = 0; j < img->l2_entries; j++) {
+		uint64_t e = qc_be64_at(c->buf + j * es);
+		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
+		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+		if (ce.reasons || ce.kind == QC_ENTRY_COMPRESSED)
+			return false;
+		if (ce.kind != QC_ENTRY_NORMAL || img->data_file)
+			continue;
+		/* orphan data cluster, refcount 1, COPIED: as QEMU leaves an
+		 * active table; two entries on one cluster fail the second
+		 * test (nothing is claimed yet, so the duplicate is caught
+		 * below when claiming) */
+		if (!ce.copied || !qc_fix_unclaimed(img, ce.offset) ||
+		    !qc_fix_stored_refcount(img, ce.offset >> img->cluster_bits, &rc) || rc != 1)
+			return false;
+		for (uint64_t k = 0; k < j; k++)
+			if ((qc_be64_at(c->buf + k * es) & QC_L2E_OFFSET_MASK) == ce.offset)
+				return false;
+	}
+	return true;
+}
+
+static bool ok_l2(void *ctx, uint64_t off)
+{
+	struct l1ctx *c = ctx;
+	return qc_fix_missing_ref(c->img, off, QC_OWN_L2) ||
+	       qc_fix_missing_ref(c->img, off, QC_OWN_L2_INACTIVE) || l2_shaped(c, off);
+}
+
+/* Could the cluster at off be an L2 table (so dropping the entry would be a guess)? */
+static bool maybe_l2(struct qc_image *img, uint64_t off)
+{
+	if (!off || qc_past_eof(img, off, img->cluster_size))
+		return false;
+	uint64_t cl = off >> img->cluster_bits;
+	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+	return o == QC_OWN_FREE || o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE;
+}
+
+/* Claim what the walk would claim through a restored entry i naming l2. */
+static int claim_restored(struct l1ctx *c, uint64_t i, uint64_t l2, struct qc_loc loc)
+{
+	struct qc_image *img = c->img;
+	if (qc_io_read_full(img->io, c->buf, img->cluster_size, l2) < 0)
+		return -EIO;
+	bool was_orphan = qc_cm_owner(&img->cmap, l2 >> img->cluster_bits) == QC_OWN_FREE;
+	if (!qc_claim(img, l2, img->cluster_size, QC_OWN_L2, 1, loc))
+		return -ENOMEM;
+	if (was_orphan)
+		qc_fix_mark_leak(img, l2);
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	const unsigned es = img->l2_entry_size;
+	enum qc_owner own = i >= img->l1_vm_state_index ? QC_OWN_VMSTATE : QC_OWN_DATA;
+	for (uint64_t j = 0; j < img->l2_entries && !img->data_file; j++) {
+		uint64_t e = qc_be64_at(c->buf + j * es);
+		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
+		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+		if (!qc_entry_followable(&ce) || qc_past_eof(img, ce.offset, ce.length))
+			continue;
+		struct qc_loc dl = { l2 + j * es, loc.guest_offset, img->cluster_size, -1, NULL };
+		bool orphan = qc_cm_owner(&img->cmap, ce.offset >> img->cluster_bits) == QC_OWN_FREE;
+		if (!qc_claim(img, ce.offset, ce.length,
+			      ce.kind == QC_ENTRY_COMPRESSED ? QC_OWN_COMPRESSED : own, 1, dl))
+			return -ENOMEM;
+		if (orphan)
+			qc_fix_mark_leak(img, ce.offset);
+	}
+	return 0;
+}
+
+int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1)
+		return 0;
+	struct qc_problems *ps = &img->problems;
+	const uint64_t l1off = img->h.l1_table_offset;
+	const uint64_t l1len = (uint64_t)img->h.l1_size * 8;
+	if (qc_contested(img, l1off, l1len))
+		return 0;
+	struct l1ctx c = { .img = img, .buf = malloc((size_t)img->cluster_size) };
+	if (!c.buf)
+		return -ENOMEM;
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	const uint64_t span = (uint64_t)1 << qc_l1_shift(img);
+	int r = 0;
+	struct plan1 { uint64_t i, e, ne; const char *what; enum qc_code code; } *todo = NULL;
+	size_t nt = 0;
+	todo = calloc(ps->n ? ps->n : 1, sizeof(*todo));
+	if (!todo) {
+		free(c.buf);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < ps->n && r == 0; k++) {
+		const struct qc_problem *rec = &ps->v[k];
+		if (qc_policy(rec->code)->fixer != QC_FIX_L1 || rec->loc.snapshot >= 0 ||
+		    rec->fixed || rec->loc.offset < l1off || rec->loc.offset - l1off >= l1len ||
+		    (rec->loc.offset - l1off) % 8)
+			continue;
+		uint64_t i = (rec->loc.offset - l1off) / 8;
+		uint64_t e = img->l1[i];
+		struct qc_entry ce = qc_l1e_classify(e, &g);
+		if (ce.kind != QC_ENTRY_NORMAL)
+			continue; /* no offset: the COPIED planner zeroes it */
+		uint64_t ne = e & ~QC_L1E_RESERVED_MASK, target = 0;
+		const char *what;
+		bool bad = (ce.reasons & QC_ER_UNALIGNED) ||
+			   qc_past_eof(img, ce.offset & ~(img->cluster_size - 1), img->cluster_size);
+		struct qc_loc loc = { rec->loc.offset, i * span, span, -1, NULL };
+		if (!bad) {
+			what = "reserved bits cleared";
+		} else if (qc_fix_recover(img, ce.offset, ok_l2, &c, &target)) {
+			r = claim_restored(&c, i, target, loc);
+			if (r < 0)
+				break;
+			ne = (ne & ~QC_L1E_OFFSET_MASK) | target;
+			what = "restored (the corrected offset names the L2 table that lost its reference)";
+		} else if (c.eio) {
+			r = -EIO;
+			break;
+		} else if (maybe_l2(img, ce.offset & ~(img->cluster_size - 1) & QC_L1E_OFFSET_MASK)) {
+			continue; /* the target may be this range's L2 table: left */
+		} else if (img->h.version >= 3 && qc_fix_has_backing(img)) {
+			continue; /* 0 would show the backing file: left */
+		} else {
+			ne = 0;
+			what = img->h.version < 3 && qc_fix_has_backing(img)
+				       ? "dropped: no candidate can be an L2 table; the range now shows the backing file"
+				       : "dropped: no candidate can be an L2 table; the range reads zeros";
+		}
+		qc_fix_mark(img, rec->loc.offset, QC_FIX_L1);
+		todo[nt++] = (struct plan1){ i, e, ne, what, rec->code };
+	}
+	bool complete = qc_walk_complete(img, NULL);
+	for (size_t k = 0; k < nt && r == 0; k++) {
+		uint64_t ne = todo[k].ne, off = ne & QC_L1E_OFFSET_MASK;
+		if (off) {
+			uint64_t n = qc_cm_count(&img->cmap, off >> img->cluster_bits);
+			if (n != 1)
+				ne &= ~QC_OFLAG_COPIED;
+			else if (complete)
+				ne |= QC_OFLAG_COPIED;
+		}
+		uint8_t b[8];
+		qc_put_be64(b, ne);
+		struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, l1off + todo[k].i * 8, b, 8, todo[k].code,
+						 "L1 entry %" PRIu64 " 0x%016" PRIx64 " -> 0x%016" PRIx64 ": %s",
+						 todo[k].i, todo[k].e, ne, todo[k].what);
+		if (!w) {
+			r = -ENOMEM;
+			break;
+		}
+		w->guest_offset = todo[k].i * span;
+		w->guest_length = span;
+	}
+	free(todo);
+	free(c.buf);
+	return r;
+}

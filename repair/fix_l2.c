@@ -1,0 +1,239 @@
+/*
+ * fix_l2.c - repairing damaged entries of the active L2 tables, by the
+ * rules of doc/repair.md "Repairing damaged pointers":
+ *
+ *   - reserved bits on an entry whose offset is valid are cleared;
+ *   - a data offset that is unaligned or past the end of the file is
+ *     restored when exactly one correction (alignment bits, or bits at or
+ *     above the file's size, cleared) names a cluster whose stored refcount
+ *     proves a missing reference (an orphan, or a shared cluster counted
+ *     once too few); otherwise the entry is dropped;
+ *   - a zero-allocated entry with such an offset becomes a plain zero entry
+ *     (the guest reads zeros either way);
+ *   - a compressed descriptor past the end of the file or with offset bits
+ *     56+ is dropped; a compressed extended entry's subcluster bitmap is
+ *     cleared (as QEMU writes it).
+ *
+ * Dropped: version 3 entries read zeros (zero flag, or an all-zero
+ * subcluster bitmap), version 2 entries become 0 (unallocated: zeros, or
+ * the backing file, which the write's summary says).
+ *
+ * Relies on the problem records of the walk (checker/tables.c: each L2
+ * record is located at its entry), the cluster map, the entry classifier
+ * and fix_util.c.  Only tables owned by the active L1 are edited, never in
+ * a contested cluster.
+ */
+#include "fix.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../checker/check.h"
+#include "../core/layout.h"
+#include "../core/policy.h"
+#include "../core/reader.h"
+
+enum act { A_NONE, A_CLEAR, A_RESTORE, A_DROP, A_ZERO_PLAIN, A_BITMAP };
+
+struct todo {
+	uint64_t at;          /* entry address */
+	enum act act;
+	uint64_t e, bm;       /* the entry as found */
+	uint64_t target;      /* data cluster of CLEAR / RESTORE */
+	const struct qc_problem *rec;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool ok_data(void *ctx, uint64_t off)
+{
+	struct qc_image *img = ctx;
+	return qc_fix_unclaimed(img, off) || qc_fix_missing_ref(img, off, QC_OWN_DATA);
+}
+
+/* Decide what to do with one entry. */
+static void decide(struct qc_image *img, struct todo *t)
+{
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	struct qc_entry ce = qc_l2e_classify(t->e, t->bm, &g);
+	const uint64_t cs = img->cluster_size;
+	t->act = A_NONE;
+	if (ce.kind == QC_ENTRY_COMPRESSED) {
+		if (ce.reasons & QC_ER_COMPRESSED_DATA_FILE)
+			return;
+		if ((ce.reasons & QC_ER_COMPRESSED_TOO_LARGE) || qc_past_eof(img, ce.offset, ce.length))
+			t->act = A_DROP;
+		else if (ce.reasons & QC_ER_COMPRESSED_BITMAP)
+			t->act = A_BITMAP;
+		return;
+	}
+	if (ce.kind != QC_ENTRY_NORMAL) {
+		/* no offset: only reserved bits can be wrong here */
+		if ((ce.reasons & QC_ER_RESERVED) && !g.extended_l2)
+			t->act = A_CLEAR;
+		return;
+	}
+	if (img->data_file)
+		return;
+	bool bad = (ce.reasons & QC_ER_DATA_UNALIGNED) || qc_past_eof(img, ce.offset & ~(cs - 1), cs);
+	if (bad && ce.zero) {
+		t->act = A_ZERO_PLAIN;
+		return;
+	}
+	if (bad) {
+		t->act = qc_fix_recover(img, ce.offset, ok_data, img, &t->target) ? A_RESTORE : A_DROP;
+		return;
+	}
+	if (ce.reasons & QC_ER_RESERVED) {
+		uint64_t cl = ce.offset >> img->cluster_bits;
+		/* the walk followed it: the target is this entry's data cluster */
+		if (cl < img->cmap.nclusters && qc_cm_owner(&img->cmap, cl) == QC_OWN_DATA) {
+			t->act = A_CLEAR;
+			t->target = ce.offset;
+		}
+	}
+}
+
+/* The references the walk gives each entry of the table at l2 (how many
+ * L1 entries name it). */
+static uint64_t table_refs(const struct qc_image *img, uint64_t at)
+{
+	uint64_t n = qc_cm_count(&img->cmap, at >> img->cluster_bits);
+	return n ? n : 1;
+}
+
+static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, bool complete)
+{
+	const bool ext = img->extended_l2;
+	uint8_t b[16];
+	size_t len = 8;
+	uint64_t at = t->at;
+	uint64_t e = t->e;
+	const char *what = "";
+	switch (t->act) {
+	case A_NONE:
+		return 0;
+	case A_CLEAR:
+	case A_RESTORE: {
+		e &= ~QC_L2E_STD_RESERVED_MASK;
+		if (t->act == A_RESTORE)
+			e = (e & ~QC_L2E_OFFSET_MASK) | t->target;
+		if (t->target) {
+			uint64_t n = qc_cm_count(&img->cmap, t->target >> img->cluster_bits);
+			if (n != 1)
+				e &= ~QC_OFLAG_COPIED;
+			else if (complete)
+				e |= QC_OFLAG_COPIED;
+		}
+		what = t->act == A_RESTORE ? "restored (the corrected offset names a cluster that lost its reference)"
+					   : "reserved bits cleared";
+		break;
+	}
+	case A_ZERO_PLAIN:
+		e = QC_OFLAG_ZERO;
+		what = "rewritten as a plain zero entry (the guest read zeros already)";
+		break;
+	case A_BITMAP:
+		at += 8;
+		qc_put_be64(b, 0);
+		what = "subcluster bitmap of a compressed entry cleared";
+		break;
+	case A_DROP:
+		if (img->h.version < 3) {
+			e = 0;
+			what = qc_fix_has_backing(img) ? "dropped: the range now shows the backing file"
+							: "dropped: the range reads zeros";
+		} else if (ext) {
+			e = 0;
+			len = 16;
+			qc_put_be64(b + 8, QC_L2_BITMAP_ALL_ZERO);
+			what = "dropped: the range reads zeros (all subclusters zero)";
+		} else {
+			e = QC_OFLAG_ZERO;
+			what = "dropped: the range reads zeros (zero flag)";
+		}
+		break;
+	}
+	if (t->act != A_BITMAP)
+		qc_put_be64(b, e);
+	struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, at, b, len, t->rec->code,
+					 "L2 entry at 0x%" PRIx64 " 0x%016" PRIx64 " -> 0x%016" PRIx64 ": %s",
+					 t->at, t->e, t->act == A_BITMAP ? t->e : e, what);
+	if (!w)
+		return -ENOMEM;
+	w->guest_offset = t->rec->loc.guest_offset;
+	w->guest_length = t->rec->loc.guest_length;
+	return 0;
+}
+
+int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok)
+		return 0;
+	struct qc_problems *ps = &img->problems;
+	uint64_t *addr = malloc((ps->n ? ps->n : 1) * sizeof(*addr));
+	if (!addr)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < ps->n; i++)
+		if (qc_policy(ps->v[i].code)->fixer == QC_FIX_L2 && ps->v[i].loc.offset != QC_NO_OFFSET)
+			addr[n++] = ps->v[i].loc.offset;
+	qsort(addr, n, sizeof(*addr), cmp_u64);
+	struct todo *todo = calloc(n ? n : 1, sizeof(*todo));
+	if (!todo) {
+		free(addr);
+		return -ENOMEM;
+	}
+	size_t nt = 0;
+	int r = 0;
+	const unsigned es = img->l2_entry_size;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (i && addr[i] == addr[i - 1])
+			continue;
+		uint64_t at = addr[i], cl = at >> img->cluster_bits;
+		/* an entry of an active L2 table nobody else claims */
+		if (at % es || cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_L2 ||
+		    qc_contested(img, at, es) || qc_past_eof(img, at, es))
+			continue;
+		uint8_t raw[16] = { 0 };
+		if (qc_io_read_full(img->io, raw, es, at) < 0) {
+			r = -EIO;
+			break;
+		}
+		struct todo *t = &todo[nt];
+		t->at = at;
+		t->e = qc_be64_at(raw);
+		t->bm = es == 16 ? qc_be64_at(raw + 8) : 0;
+		for (size_t k = 0; k < ps->n && !t->rec; k++)
+			if (ps->v[k].loc.offset == at && qc_policy(ps->v[k].code)->fixer == QC_FIX_L2)
+				t->rec = &ps->v[k];
+		decide(img, t);
+		if (t->act == A_NONE)
+			continue;
+		if (t->act == A_RESTORE) {
+			/* the model as the repaired image will have it */
+			enum qc_owner own = QC_OWN_DATA;
+			struct qc_loc loc = t->rec->loc;
+			loc.offset = at;
+			if (!qc_claim(img, t->target, img->cluster_size, own, table_refs(img, at), loc)) {
+				r = -ENOMEM;
+				break;
+			}
+			qc_fix_mark_leak(img, t->target);
+		}
+		qc_fix_mark(img, at, QC_FIX_L2);
+		nt++;
+	}
+	bool complete = qc_walk_complete(img, NULL);
+	for (size_t i = 0; i < nt && r == 0; i++)
+		r = emit(img, p, &todo[i], complete);
+	free(todo);
+	free(addr);
+	return r;
+}
