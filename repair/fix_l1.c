@@ -7,8 +7,10 @@
  *   - an L2 offset that is unaligned or past the end of the file is
  *     restored when exactly one correction (alignment bits, or bits at or
  *     above the file's size, cleared) names either an orphan cluster shaped
- *     like this range's L2 table (every entry decodes, its data clusters
- *     are orphans with refcount 1 and OFLAG_COPIED), or an L2 table the
+ *     like an active L2 table (every entry decodes; a data cluster with
+ *     OFLAG_COPIED is an orphan with refcount 1, one without it is shared
+ *     and its stored refcount counts this reference too; compressed data
+ *     lies inside the file on such clusters), or an L2 table the
  *     snapshots share whose stored refcount proves the missing reference;
  *   - it is dropped (set to 0) only when no correction can be an L2 table:
  *     every candidate lies past the end of the file or in a cluster another
@@ -62,19 +64,35 @@ static bool l2_shaped(struct l1ctx *c, uint64_t off)
 		uint64_t e = qc_be64_at(c->buf + j * es);
 		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
 		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
-		if (ce.reasons || ce.kind == QC_ENTRY_COMPRESSED)
+		if (ce.reasons)
 			return false;
-		if (ce.kind != QC_ENTRY_NORMAL || img->data_file)
+		if ((ce.kind != QC_ENTRY_NORMAL && ce.kind != QC_ENTRY_COMPRESSED) || img->data_file)
 			continue;
-		/* orphan data cluster, refcount 1, COPIED: as QEMU leaves an
-		 * active table; two entries on one cluster fail the second
-		 * test (nothing is claimed yet, so the duplicate is caught
-		 * below when claiming) */
-		if (!ce.copied || !qc_fix_unclaimed(img, ce.offset) ||
-		    !qc_fix_stored_refcount(img, ce.offset >> img->cluster_bits, &rc) || rc != 1)
+		if (ce.kind == QC_ENTRY_COMPRESSED) {
+			/* inside the file, every cluster it touches an orphan or a
+			 * compressed cluster that lost a reference */
+			uint64_t last;
+			if (qc_past_eof(img, ce.offset, ce.length) ||
+			    !qc_add(ce.offset, ce.length - 1, &last))
+				return false;
+			for (uint64_t a = ce.offset & ~(img->cluster_size - 1); a <= last;
+			     a += img->cluster_size)
+				if (!qc_fix_unclaimed(img, a) &&
+				    !qc_fix_missing_ref(img, a, QC_OWN_COMPRESSED))
+					return false;
+			continue;
+		}
+		/* as QEMU leaves an active table: COPIED on an orphan with
+		 * refcount 1, or no COPIED on a cluster a snapshot shares
+		 * whose stored refcount counts this reference too */
+		if (ce.copied ? !qc_fix_unclaimed(img, ce.offset) ||
+					!qc_fix_stored_refcount(img, ce.offset >> img->cluster_bits, &rc) ||
+					rc != 1
+			      : !qc_fix_missing_ref(img, ce.offset, QC_OWN_DATA))
 			return false;
 		for (uint64_t k = 0; k < j; k++)
-			if ((qc_be64_at(c->buf + k * es) & QC_L2E_OFFSET_MASK) == ce.offset)
+			if ((qc_be64_at(c->buf + k * es) & (QC_OFLAG_COMPRESSED | QC_L2E_OFFSET_MASK)) ==
+			    ce.offset)
 				return false;
 	}
 	return true;
