@@ -46,8 +46,9 @@ bool qc_fix_recover(struct qc_image *img, uint64_t off, bool (*ok)(void *, uint6
 
 /* Mark fixed every record whose loc.offset is at and whose fixer is f. */
 void qc_fix_mark(struct qc_image *img, uint64_t at, int fixer);
-/* Mark fixed the refcount-leak records of the cluster at off (a restored
- * pointer references it again). */
+/* Mark fixed the refcount-leak records of the cluster at off when the
+ * model's count now equals the stored one (a restored pointer references
+ * it again). */
 void qc_fix_mark_leak(struct qc_image *img, uint64_t off);
 
 /* Is there a backing file (a dropped pointer then shows it in v2)? */

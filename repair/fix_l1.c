@@ -121,11 +121,9 @@ static int claim_restored(struct l1ctx *c, uint64_t i, uint64_t l2, struct qc_lo
 	struct qc_image *img = c->img;
 	if (qc_io_read_full(img->io, c->buf, img->cluster_size, l2) < 0)
 		return -EIO;
-	bool was_orphan = qc_cm_owner(&img->cmap, l2 >> img->cluster_bits) == QC_OWN_FREE;
 	if (!qc_claim(img, l2, img->cluster_size, QC_OWN_L2, 1, loc))
 		return -ENOMEM;
-	if (was_orphan)
-		qc_fix_mark_leak(img, l2);
+	qc_fix_mark_leak(img, l2);
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
 	const unsigned es = img->l2_entry_size;
 	enum qc_owner own = i >= img->l1_vm_state_index ? QC_OWN_VMSTATE : QC_OWN_DATA;
@@ -136,12 +134,10 @@ static int claim_restored(struct l1ctx *c, uint64_t i, uint64_t l2, struct qc_lo
 		if (!qc_entry_followable(&ce) || qc_past_eof(img, ce.offset, ce.length))
 			continue;
 		struct qc_loc dl = { l2 + j * es, loc.guest_offset, img->cluster_size, -1, NULL };
-		bool orphan = qc_cm_owner(&img->cmap, ce.offset >> img->cluster_bits) == QC_OWN_FREE;
 		if (!qc_claim(img, ce.offset, ce.length,
 			      ce.kind == QC_ENTRY_COMPRESSED ? QC_OWN_COMPRESSED : own, 1, dl))
 			return -ENOMEM;
-		if (orphan)
-			qc_fix_mark_leak(img, ce.offset);
+		qc_fix_mark_leak(img, ce.offset);
 	}
 	return 0;
 }

@@ -37,13 +37,40 @@
 
 enum act { A_NONE, A_CLEAR, A_RESTORE, A_DROP, A_ZERO_PLAIN, A_BITMAP };
 
+/* Owners a guest data pointer may never name: metadata. */
+static bool is_metadata(enum qc_owner o)
+{
+	return o != QC_OWN_FREE && o != QC_OWN_DATA && o != QC_OWN_VMSTATE && o != QC_OWN_COMPRESSED;
+}
+
+/* Does [off, off+len) touch a metadata cluster? */
+static bool on_metadata(const struct qc_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t last;
+	if (!len || !qc_add(off, len - 1, &last))
+		return false;
+	for (uint64_t c = off >> img->cluster_bits; c <= last >> img->cluster_bits; c++)
+		if (c < img->cmap.nclusters && is_metadata(qc_cm_owner(&img->cmap, c)))
+			return true;
+	return false;
+}
+
 struct todo {
 	uint64_t at;          /* entry address */
 	enum act act;
 	uint64_t e, bm;       /* the entry as found */
 	uint64_t target;      /* data cluster of CLEAR / RESTORE */
+	uint64_t unclaim_off, unclaim_len; /* DROP / ZERO_PLAIN of a pointer the
+				* walk counted on metadata: taken out of the model */
 	const struct qc_problem *rec;
+	uint64_t refs;        /* references the walk gave its table, before any change */
 };
+
+/* No record of c, or every one planned. */
+static bool all_fixed(const struct qc_image *img, enum qc_code c)
+{
+	return !img->problems.per_code[c] || qc_code_all_fixed(img, c);
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -67,8 +94,14 @@ static void decide(struct qc_image *img, struct todo *t)
 	if (ce.kind == QC_ENTRY_COMPRESSED) {
 		if (ce.reasons & QC_ER_COMPRESSED_DATA_FILE)
 			return;
-		if ((ce.reasons & QC_ER_COMPRESSED_TOO_LARGE) || qc_past_eof(img, ce.offset, ce.length))
+		if ((ce.reasons & QC_ER_COMPRESSED_TOO_LARGE) || qc_past_eof(img, ce.offset, ce.length)) {
 			t->act = A_DROP;
+		} else if (on_metadata(img, ce.offset, ce.length)) {
+			/* a compressed descriptor reaching into metadata */
+			t->act = A_DROP;
+			t->unclaim_off = ce.offset;
+			t->unclaim_len = ce.length;
+		}
 		else if (ce.reasons & QC_ER_COMPRESSED_BITMAP)
 			t->act = A_BITMAP;
 		return;
@@ -88,6 +121,14 @@ static void decide(struct qc_image *img, struct todo *t)
 	}
 	if (bad) {
 		t->act = qc_fix_recover(img, ce.offset, ok_data, img, &t->target) ? A_RESTORE : A_DROP;
+		return;
+	}
+	if (on_metadata(img, ce.offset, cs)) {
+		/* a data pointer into metadata: the authoritative chains own
+		 * their clusters, so this pointer is the wrong one */
+		t->act = ce.zero ? A_ZERO_PLAIN : A_DROP;
+		t->unclaim_off = ce.offset;
+		t->unclaim_len = cs;
 		return;
 	}
 	if (ce.reasons & QC_ER_RESERVED) {
@@ -199,7 +240,7 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		uint64_t at = addr[i], cl = at >> img->cluster_bits;
 		/* an entry of an active L2 table nobody else claims */
 		if (at % es || cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_L2 ||
-		    qc_contested(img, at, es) || qc_past_eof(img, at, es))
+		    qc_past_eof(img, at, es))
 			continue;
 		uint8_t raw[16] = { 0 };
 		if (qc_io_read_full(img->io, raw, es, at) < 0) {
@@ -216,6 +257,14 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		decide(img, t);
 		if (t->act == A_NONE)
 			continue;
+		/* a contested table is edited only by the entry that makes it so:
+		 * a data pointer into its own table */
+		if (qc_contested(img, at, es) &&
+		    !(t->unclaim_len && t->unclaim_off >> img->cluster_bits <= cl &&
+		      (t->unclaim_off + t->unclaim_len - 1) >> img->cluster_bits >= cl)) {
+			t->act = A_NONE;
+			continue;
+		}
 		if (t->act == A_RESTORE) {
 			/* the model as the repaired image will have it */
 			enum qc_owner own = QC_OWN_DATA;
@@ -227,9 +276,42 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			}
 			qc_fix_mark_leak(img, t->target);
 		}
-		qc_fix_mark(img, at, QC_FIX_L2);
+		t->refs = table_refs(img, at);
 		nt++;
 	}
+	/*
+	 * Pointers the walk counted on metadata leave the model.  Each counted
+	 * once per reference to its table; a pointer into its own table was
+	 * counted on that table too: with m such entries, the table's count is
+	 * k (1 + m) for k references, and anything else is left alone.
+	 */
+	for (size_t i = 0; i < nt && r == 0; i++) {
+		struct todo *t = &todo[i];
+		uint64_t tcl = t->at >> img->cluster_bits, refs = t->refs;
+		if (t->unclaim_len) {
+			uint64_t m = 0;
+			for (size_t k = 0; k < nt; k++)
+				m += todo[k].unclaim_len && todo[k].at >> img->cluster_bits == tcl &&
+				     todo[k].unclaim_off >> img->cluster_bits <= tcl &&
+				     (todo[k].unclaim_off + todo[k].unclaim_len - 1) >> img->cluster_bits >= tcl;
+			if (m && refs % (1 + m)) {
+				t->act = A_NONE;
+				continue;
+			}
+			refs /= 1 + m;
+			uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
+			for (uint64_t c = t->unclaim_off >> img->cluster_bits;
+			     c <= last >> img->cluster_bits; c++)
+				qc_cm_sub(&img->cmap, c, refs);
+		}
+		qc_fix_mark(img, t->at, QC_FIX_L2);
+		/* the entry is rewritten whole, its OFLAG_COPIED included */
+		qc_fix_mark(img, t->at, QC_FIX_COPIED);
+	}
+	/* every overlap planned away: no cluster is contested any more */
+	if (!img->contested_overflow && all_fixed(img, QC_P_OVERLAP_DATA_COMPRESSED) &&
+	    all_fixed(img, QC_P_OVERLAP_DATA_METADATA) && all_fixed(img, QC_P_OVERLAP_METADATA))
+		img->ncontested = 0;
 	bool complete = qc_walk_complete(img, NULL);
 	for (size_t i = 0; i < nt && r == 0; i++)
 		r = emit(img, p, &todo[i], complete);

@@ -107,9 +107,11 @@ void qc_fix_mark(struct qc_image *img, uint64_t at, int fixer)
 void qc_fix_mark_leak(struct qc_image *img, uint64_t off)
 {
 	struct qc_problems *ps = &img->problems;
-	uint64_t rc, at;
-	/* leak records are located at the refblock entry (byte-wide widths) */
-	if (!stored_at(img, off >> img->cluster_bits, &rc, &at) || at == QC_NO_OFFSET)
+	uint64_t rc, at, cl = off >> img->cluster_bits;
+	/* leak records are located at the refblock entry (byte-wide widths);
+	 * the leak is gone when the claims now match the stored count */
+	if (!stored_at(img, cl, &rc, &at) || at == QC_NO_OFFSET || cl >= img->cmap.nclusters ||
+	    qc_cm_count(&img->cmap, cl) != rc)
 		return;
 	off = at;
 	for (size_t i = 0; i < ps->n; i++)
