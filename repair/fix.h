@@ -46,10 +46,12 @@ bool qc_fix_recover(struct qc_image *img, uint64_t off, bool (*ok)(void *, uint6
 
 /* Mark fixed every record whose loc.offset is at and whose fixer is f. */
 void qc_fix_mark(struct qc_image *img, uint64_t at, int fixer);
-/* Mark fixed the refcount-leak records of the cluster at off when the
- * model's count now equals the stored one (a restored pointer references
- * it again). */
-void qc_fix_mark_leak(struct qc_image *img, uint64_t off);
+/* Mark fixed the refcount-leak and refcount-too-low records of the
+ * cluster at off when the model's count now equals the stored one (a
+ * restored pointer references it again, a dropped one no longer does),
+ * and, for an active L2 table now counted once, the l1-copied-spurious
+ * record of the L1 entry naming it. */
+void qc_fix_mark_refcount(struct qc_image *img, uint64_t off);
 
 /* Is there a backing file (a dropped pointer then shows it in v2)? */
 static inline bool qc_fix_has_backing(const struct qc_image *img)

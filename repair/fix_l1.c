@@ -123,7 +123,7 @@ static int claim_restored(struct l1ctx *c, uint64_t i, uint64_t l2, struct qc_lo
 		return -EIO;
 	if (!qc_claim(img, l2, img->cluster_size, QC_OWN_L2, 1, loc))
 		return -ENOMEM;
-	qc_fix_mark_leak(img, l2);
+	qc_fix_mark_refcount(img, l2);
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
 	const unsigned es = img->l2_entry_size;
 	enum qc_owner own = i >= img->l1_vm_state_index ? QC_OWN_VMSTATE : QC_OWN_DATA;
@@ -137,7 +137,7 @@ static int claim_restored(struct l1ctx *c, uint64_t i, uint64_t l2, struct qc_lo
 		if (!qc_claim(img, ce.offset, ce.length,
 			      ce.kind == QC_ENTRY_COMPRESSED ? QC_OWN_COMPRESSED : own, 1, dl))
 			return -ENOMEM;
-		qc_fix_mark_leak(img, ce.offset);
+		qc_fix_mark_refcount(img, ce.offset);
 	}
 	return 0;
 }

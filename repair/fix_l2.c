@@ -274,7 +274,7 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 				r = -ENOMEM;
 				break;
 			}
-			qc_fix_mark_leak(img, t->target);
+			qc_fix_mark_refcount(img, t->target);
 		}
 		t->refs = table_refs(img, at);
 		nt++;
@@ -301,8 +301,10 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			refs /= 1 + m;
 			uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
 			for (uint64_t c = t->unclaim_off >> img->cluster_bits;
-			     c <= last >> img->cluster_bits; c++)
+			     c <= last >> img->cluster_bits; c++) {
 				qc_cm_sub(&img->cmap, c, refs);
+				qc_fix_mark_refcount(img, c << img->cluster_bits);
+			}
 		}
 		qc_fix_mark(img, t->at, QC_FIX_L2);
 		/* the entry is rewritten whole, its OFLAG_COPIED included */

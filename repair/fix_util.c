@@ -104,7 +104,7 @@ void qc_fix_mark(struct qc_image *img, uint64_t at, int fixer)
 			ps->v[i].fixed = true;
 }
 
-void qc_fix_mark_leak(struct qc_image *img, uint64_t off)
+void qc_fix_mark_refcount(struct qc_image *img, uint64_t off)
 {
 	struct qc_problems *ps = &img->problems;
 	uint64_t rc, at, cl = off >> img->cluster_bits;
@@ -115,8 +115,21 @@ void qc_fix_mark_leak(struct qc_image *img, uint64_t off)
 		return;
 	off = at;
 	for (size_t i = 0; i < ps->n; i++)
-		if (ps->v[i].code == QC_P_REFCOUNT_LEAK && ps->v[i].loc.offset == off)
+		if ((ps->v[i].code == QC_P_REFCOUNT_LEAK || ps->v[i].code == QC_P_REFCOUNT_TOO_LOW) &&
+		    ps->v[i].loc.offset == off)
 			ps->v[i].fixed = true;
+	/* an L2 table the active L1 names, now counted once: its entry's
+	 * l1-copied-spurious record is stale */
+	if (rc != 1 || qc_cm_owner(&img->cmap, cl) != QC_OWN_L2 || !img->l1 || !img->l1_ok)
+		return;
+	for (uint64_t i = 0; i < img->h.l1_size; i++)
+		if ((img->l1[i] & QC_L1E_OFFSET_MASK) == cl << img->cluster_bits &&
+		    (img->l1[i] & QC_OFLAG_COPIED)) {
+			uint64_t l1e = img->h.l1_table_offset + 8 * i;
+			for (size_t k = 0; k < ps->n; k++)
+				if (ps->v[k].code == QC_P_L1_COPIED_SPURIOUS && ps->v[k].loc.offset == l1e)
+					ps->v[k].fixed = true;
+		}
 }
 
 bool qc_fix_planned(const struct qc_plan *p, uint64_t off, uint64_t len)
