@@ -43,7 +43,7 @@ enum qc_fixer {
 };
 
 /* What the plan says about a code no planner wrote or left itself. */
-#define QC_LEFT_NOT_REPAIRED "not repaired by this version (table and snapshot repairs are not implemented)"
+#define QC_LEFT_NOT_REPAIRED "not repaired by this version (header, snapshot-table and bitmap repairs are not implemented)"
 #define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
 #define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"
 #define QC_LEFT_REFCOUNTS "refcounts cannot be fixed safely while other problems remain (see above)"
