@@ -12,6 +12,9 @@
  *     and its stored refcount counts this reference too; compressed data
  *     lies inside the file on such clusters), or an L2 table the
  *     snapshots share whose stored refcount proves the missing reference;
+ *   - an entry naming a metadata cluster (the walk followed it: the
+ *     overlap record of its L2 claim says so) is dropped, and everything
+ *     the walk claimed through it is taken back out of the model;
  *   - it is dropped (set to 0) only when no correction can be an L2 table:
  *     every candidate lies past the end of the file or in a cluster another
  *     structure owns (not an L2 table, not an orphan).  A version 3 image
@@ -115,6 +118,82 @@ static bool maybe_l2(struct qc_image *img, uint64_t off)
 	return o == QC_OWN_FREE || o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE;
 }
 
+/*
+ * An overlap record of the active L1 entry's L2 claim on a metadata cluster
+ * (the header, an L1 table, the refcount table or a refblock, the snapshot
+ * table, a bitmap structure): the header -> L1 -> L2 chain does not own
+ * that cluster, so the entry is the wrong pointer.  Only when that cluster
+ * is named by this one L1 entry (its count is the owner's plus one).
+ */
+static bool on_metadata_record(struct qc_image *img, const struct qc_problem *rec, uint64_t l1off,
+			       uint64_t l1len)
+{
+	if (rec->code != QC_P_OVERLAP_METADATA || rec->owner != QC_OWN_L2 || rec->fixed ||
+	    rec->loc.snapshot >= 0 || rec->loc.offset < l1off || rec->loc.offset - l1off >= l1len ||
+	    (rec->loc.offset - l1off) % 8)
+		return false;
+	enum qc_owner o = rec->other_owner;
+	if (o == QC_OWN_FREE || o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE || o == QC_OWN_DATA ||
+	    o == QC_OWN_COMPRESSED || o == QC_OWN_VMSTATE)
+		return false;
+	uint64_t i = (rec->loc.offset - l1off) / 8, off = img->l1[i] & QC_L1E_OFFSET_MASK;
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	struct qc_entry ce = qc_l1e_classify(img->l1[i], &g);
+	if (ce.kind != QC_ENTRY_NORMAL || (ce.reasons & ~QC_ER_RESERVED) ||
+	    qc_past_eof(img, off, img->cluster_size) || qc_cm_owner(&img->cmap, off >> img->cluster_bits) != o)
+		return false;
+	unsigned n = 0;
+	for (uint64_t k = 0; k < img->h.l1_size; k++)
+		n += (img->l1[k] & QC_L1E_OFFSET_MASK) == off;
+	if (n != 1)
+		return false;
+	/* and no snapshot L1 names it: their overlap records carry a snapshot */
+	for (size_t k = 0; k < img->problems.n; k++) {
+		const struct qc_problem *q = &img->problems.v[k];
+		if (q->code == QC_P_OVERLAP_METADATA && q->owner == QC_OWN_L2_INACTIVE && q->other_owner == o)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Take back what the walk claimed through an L1 entry naming metadata at
+ * off: the L2 claim on it and every claim its "entries" made, and mark the
+ * records located inside it (they describe bytes that are not an L2 table).
+ */
+static int unwalk(struct l1ctx *c, uint64_t off)
+{
+	struct qc_image *img = c->img;
+	if (qc_io_read_full(img->io, c->buf, img->cluster_size, off) < 0)
+		return -EIO;
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	const unsigned es = img->l2_entry_size;
+	for (uint64_t j = 0; j < img->l2_entries && !img->data_file; j++) {
+		uint64_t e = qc_be64_at(c->buf + j * es);
+		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
+		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+		uint64_t last;
+		if (!qc_entry_followable(&ce) || qc_past_eof(img, ce.offset, ce.length) ||
+		    !qc_add(ce.offset, ce.length - 1, &last))
+			continue;
+		for (uint64_t cl = ce.offset >> img->cluster_bits; cl <= last >> img->cluster_bits; cl++) {
+			qc_cm_sub(&img->cmap, cl, 1);
+			qc_fix_mark_refcount(img, cl << img->cluster_bits);
+		}
+	}
+	qc_cm_sub(&img->cmap, off >> img->cluster_bits, 1);
+	qc_fix_mark_refcount(img, off);
+	struct qc_problems *ps = &img->problems;
+	for (size_t k = 0; k < ps->n; k++) {
+		enum qc_fixer f = qc_policy(ps->v[k].code)->fixer;
+		if (ps->v[k].loc.offset >= off && ps->v[k].loc.offset - off < img->cluster_size &&
+		    ps->v[k].loc.offset != QC_NO_OFFSET && (f == QC_FIX_L2 || f == QC_FIX_COPIED ||
+							     ps->v[k].code == QC_P_OVERLAP_DATA_COMPRESSED))
+			ps->v[k].fixed = true;
+	}
+	return 0;
+}
+
 /* Claim what the walk would claim through a restored entry i naming l2. */
 static int claim_restored(struct l1ctx *c, uint64_t i, uint64_t l2, struct qc_loc loc)
 {
@@ -149,8 +228,9 @@ int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	struct qc_problems *ps = &img->problems;
 	const uint64_t l1off = img->h.l1_table_offset;
 	const uint64_t l1len = (uint64_t)img->h.l1_size * 8;
-	if (qc_contested(img, l1off, l1len))
-		return 0;
+	/* a contested L1 table is edited only by the entry that makes it so:
+	 * one naming the table itself as its L2 */
+	const bool l1_contested = qc_contested(img, l1off, l1len);
 	struct l1ctx c = { .img = img, .buf = malloc((size_t)img->cluster_size) };
 	if (!c.buf)
 		return -ENOMEM;
@@ -166,7 +246,27 @@ int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	}
 	for (size_t k = 0; k < ps->n && r == 0; k++) {
 		const struct qc_problem *rec = &ps->v[k];
-		if (qc_policy(rec->code)->fixer != QC_FIX_L1 || rec->loc.snapshot >= 0 ||
+		if (on_metadata_record(img, rec, l1off, l1len)) {
+			uint64_t i = (rec->loc.offset - l1off) / 8;
+			uint64_t t = img->l1[i] & QC_L1E_OFFSET_MASK;
+			if (l1_contested && (t + img->cluster_size <= l1off || t >= l1off + l1len))
+				continue;
+			r = unwalk(&c, img->l1[i] & QC_L1E_OFFSET_MASK);
+			if (r < 0)
+				break;
+			if (img->h.version >= 3 && qc_fix_has_backing(img))
+				continue; /* 0 would show the backing file: left */
+			ps->v[k].fixed = true;
+			/* the entry is rewritten whole, OFLAG_COPIED included */
+			qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
+			todo[nt++] = (struct plan1){ i, img->l1[i], 0,
+				img->h.version < 3 && qc_fix_has_backing(img)
+					? "dropped: it names metadata, not an L2 table; the range now shows the backing file"
+					: "dropped: it names metadata, not an L2 table; the range reads zeros",
+				rec->code };
+			continue;
+		}
+		if (l1_contested || qc_policy(rec->code)->fixer != QC_FIX_L1 || rec->loc.snapshot >= 0 ||
 		    rec->fixed || rec->loc.offset < l1off || rec->loc.offset - l1off >= l1len ||
 		    (rec->loc.offset - l1off) % 8)
 			continue;
@@ -202,6 +302,7 @@ int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct 
 				       : "dropped: no candidate can be an L2 table; the range reads zeros";
 		}
 		qc_fix_mark(img, rec->loc.offset, QC_FIX_L1);
+		qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
 		todo[nt++] = (struct plan1){ i, e, ne, what, rec->code };
 	}
 	bool complete = qc_walk_complete(img, NULL);
