@@ -171,6 +171,9 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 				e &= ~QC_OFLAG_COPIED;
 			else if (complete)
 				e |= QC_OFLAG_COPIED;
+		} else if (!img->data_file) {
+			/* no offset: COPIED means nothing there (the COPIED rule) */
+			e &= ~QC_OFLAG_COPIED;
 		}
 		what = t->act == A_RESTORE ? "restored (the corrected offset names a cluster that lost its reference)"
 					   : "reserved bits cleared";
