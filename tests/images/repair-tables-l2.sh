@@ -54,4 +54,41 @@ rb=$(python3 -c 'import sys; print(hex(int(sys.argv[1], 16) & ~0x1ff))' "$(pytho
 tables_case data-on-l1 overlap-data-metadata 'l2[0][48]' "$(hexor "$l1" 0x8000000000000000)" 0x300000:0x10000
 tables_case data-on-own-l2 overlap-data-metadata 'l2[0][48]' "$(hexor "$l2" 0x8000000000000000)" 0x300000:0x10000
 tables_case data-on-refblock overlap-data-metadata 'l2[0][48]' "$(hexor "$rb" 0x8000000000000000)" 0x300000:0x10000
+
+# Extended L2 entries (16 bytes): a dropped entry reads zeros through its
+# subcluster bitmap (every zero bit set); a compressed entry's bitmap is
+# cleared (QEMU writes compressed entries with a zero bitmap).
+P=$T/ext.qcow2
+if mk "$P" 16M extended_l2=on,cluster_size=64k &&
+   qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x66 3M 64k' -c 'write -c -P 0x44 8M 64k' "$P" >/dev/null 2>&1; then
+	rm -rf "$T/ref"; guest_save "$P" "$T/ref"
+	tables_case ext-dropped l2-data-past-eof 'l2[0][48]' '0x8000000040000000' 0x300000:0x10000
+	t_name "ext-dropped: the entry reads zeros through its bitmap"
+	run_repair "$I" --undo-file="$T/undo.ext-again"
+	[ "$(python3 "$HERE/../poke.py" "$I" 'l2bitmap[0][48]')" = 0xffffffff00000000 ] && t_ok || t_fail "bitmap $(python3 "$HERE/../poke.py" "$I" 'l2bitmap[0][48]')"
+	tables_case ext-unaligned l2-entry-unaligned 'l2[0][48]' '+0x200'
+	tables_case ext-compressed-bitmap compressed-bitmap-nonzero 'l2bitmap[0][128]' 0x1
+else
+	echo "fixture: extended_l2 image could not be made: extended L2 cases skipped"
+fi
+
+# Version 2 with a backing file: a dropped entry becomes 0, so the range
+# shows the backing file (here zeros at 3M: the base holds data at 0 only),
+# and the plan says so.
+B=$T/base.qcow2
+P=$T/v2.qcow2
+if qemu-img create -q -f qcow2 -o compat=0.10 "$B" 16M &&
+   qemu-io -f qcow2 -c 'write -P 0x55 0 64k' "$B" >/dev/null &&
+   qemu-img create -q -f qcow2 -o compat=0.10 -b "$B" -F qcow2 "$P" &&
+   qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$P" >/dev/null; then
+	rm -rf "$T/ref"; guest_save "$P" "$T/ref"
+	tables_case v2-backing-dropped l2-data-past-eof 'l2[0][48]' '0x8000000040000000' 0x300000:0x10000
+	t_name "v2-backing-dropped: the plan says the range now shows the backing file"
+	"$QC" undo "$T/undo.v2-backing-dropped" "$I" >/dev/null 2>&1
+	run_repair "$I" --dry-run
+	[ "$(rjson "any('backing file' in w['summary'] and w['guest-offset'] == 0x300000 for w in r['plan'])")" = True ] &&
+		t_ok || t_fail "$(rjson 'r["plan"]')"
+else
+	echo "fixture: version 2 image with a backing file could not be made: case skipped"
+fi
 t_done
