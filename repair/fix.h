@@ -59,7 +59,16 @@ static inline bool qc_fix_has_backing(const struct qc_image *img)
 	return img->h.backing_file_offset != 0 && img->h.backing_file_size != 0;
 }
 
-int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/*
+ * The L1 fixer decides (and marks, and updates the model) first and writes
+ * last, after the L2 fixer: OFLAG_COPIED may be set only on the final trust
+ * (qc_walk_complete() once every fixer marked its records).  *out is NULL
+ * when there is nothing to do.
+ */
+struct qc_fix_l1;
+int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struct qc_fix_l1 **out);
+int qc_fix_l1_emit(struct qc_image *img, struct qc_fix_l1 *f, struct qc_plan *p);
+void qc_fix_l1_free(struct qc_fix_l1 *f);
 int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 
 #endif

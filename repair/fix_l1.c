@@ -221,8 +221,16 @@ static int claim_restored(struct l1ctx *c, uint64_t i, uint64_t l2, struct qc_lo
 	return 0;
 }
 
-int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+struct plan1 { uint64_t i, e, ne; const char *what; enum qc_code code; };
+
+struct qc_fix_l1 {
+	struct plan1 *todo;
+	size_t nt;
+};
+
+int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struct qc_fix_l1 **out)
 {
+	*out = NULL;
 	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1)
 		return 0;
 	struct qc_problems *ps = &img->problems;
@@ -237,7 +245,7 @@ int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
 	const uint64_t span = (uint64_t)1 << qc_l1_shift(img);
 	int r = 0;
-	struct plan1 { uint64_t i, e, ne; const char *what; enum qc_code code; } *todo = NULL;
+	struct plan1 *todo = NULL;
 	size_t nt = 0;
 	todo = calloc(ps->n ? ps->n : 1, sizeof(*todo));
 	if (!todo) {
@@ -305,6 +313,28 @@ int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
 		todo[nt++] = (struct plan1){ i, e, ne, what, rec->code };
 	}
+	free(c.buf);
+	if (r == 0)
+		*out = malloc(sizeof(**out));
+	if (r < 0 || !*out) {
+		free(todo);
+		return r < 0 ? r : -ENOMEM;
+	}
+	(*out)->todo = todo;
+	(*out)->nt = nt;
+	return 0;
+}
+
+int qc_fix_l1_emit(struct qc_image *img, struct qc_fix_l1 *f, struct qc_plan *p)
+{
+	if (!f)
+		return 0;
+	const uint64_t l1off = img->h.l1_table_offset;
+	const uint64_t span = (uint64_t)1 << qc_l1_shift(img);
+	struct plan1 *todo = f->todo;
+	size_t nt = f->nt;
+	int r = 0;
+	/* after every table fixer marked its records: the final trust */
 	bool complete = qc_walk_complete(img, NULL);
 	for (size_t k = 0; k < nt && r == 0; k++) {
 		uint64_t ne = todo[k].ne, off = ne & QC_L1E_OFFSET_MASK;
@@ -327,7 +357,12 @@ int qc_plan_fix_l1(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		w->guest_offset = todo[k].i * span;
 		w->guest_length = span;
 	}
-	free(todo);
-	free(c.buf);
 	return r;
+}
+
+void qc_fix_l1_free(struct qc_fix_l1 *f)
+{
+	if (f)
+		free(f->todo);
+	free(f);
 }

@@ -167,9 +167,13 @@ int qc_repair_plan(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	bool left = false;
 	/* the table fixers first: they bring the model to the repaired state
 	 * that the refcount and COPIED planners then read (repair/fix.h) */
-	int r = qc_plan_fix_l1(img, o, p);
+	struct qc_fix_l1 *l1fix = NULL;
+	int r = qc_fix_l1_decide(img, o, &l1fix);
 	if (r == 0)
 		r = qc_plan_fix_l2(img, o, p);
+	if (r == 0)
+		r = qc_fix_l1_emit(img, l1fix, p);
+	qc_fix_l1_free(l1fix);
 	if (r == 0)
 		r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)
