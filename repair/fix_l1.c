@@ -13,8 +13,10 @@
  *     lies inside the file on such clusters), or an L2 table the
  *     snapshots share whose stored refcount proves the missing reference;
  *   - an entry naming a metadata cluster (the walk followed it: the
- *     overlap record of its L2 claim says so) is dropped, and everything
- *     the walk claimed through it is taken back out of the model;
+ *     overlap record of its L2 claim says so) whose content cannot be an
+ *     L2 table (an entry breaks a rule, or names a cluster outside the file
+ *     or on metadata) is dropped, and everything the walk claimed through
+ *     it is taken back out of the model;
  *   - it is dropped (set to 0) only when no correction can be an L2 table:
  *     every candidate lies past the end of the file or in a cluster another
  *     structure owns (not an L2 table, not an orphan).  A version 3 image
@@ -157,6 +159,46 @@ static bool on_metadata_record(struct qc_image *img, const struct qc_problem *re
 }
 
 /*
+ * Could the metadata cluster at off be an L2 table after all (every entry
+ * decodes, every target lies inside the file, and with owners set on no
+ * metadata cluster)?  Then the other structure's pointer may be the wrong
+ * one: not dropped.  The owners of the targets are trusted only when the
+ * other structure belongs to an authoritative chain (header, active L1,
+ * refcount table, refblock): a snapshot L1 pointer into the active L2
+ * table makes the walk claim that table's data clusters as L2 tables.
+ */
+static bool l2_plausible(struct l1ctx *c, uint64_t off, bool owners)
+{
+	struct qc_image *img = c->img;
+	if (qc_io_read_full(img->io, c->buf, img->cluster_size, off) < 0) {
+		c->eio = true;
+		return true;
+	}
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	const unsigned es = img->l2_entry_size;
+	for (uint64_t j = 0; j < img->l2_entries; j++) {
+		uint64_t e = qc_be64_at(c->buf + j * es);
+		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
+		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+		uint64_t last;
+		if (ce.reasons & ~(QC_ER_COPIED_NO_OFFSET | QC_ER_COMPRESSED_COPIED))
+			return false;
+		if ((ce.kind != QC_ENTRY_NORMAL && ce.kind != QC_ENTRY_COMPRESSED) || img->data_file)
+			continue;
+		if (qc_past_eof(img, ce.offset, ce.length) || !qc_add(ce.offset, ce.length - 1, &last))
+			return false;
+		for (uint64_t cl = ce.offset >> img->cluster_bits;
+		     owners && cl <= last >> img->cluster_bits; cl++) {
+			enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+			if (o != QC_OWN_FREE && o != QC_OWN_DATA && o != QC_OWN_COMPRESSED &&
+			    o != QC_OWN_VMSTATE)
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Take back what the walk claimed through an L1 entry naming metadata at
  * off: the L2 claim on it and every claim its "entries" made, and mark the
  * records located inside it (they describe bytes that are not an L2 table).
@@ -259,6 +301,15 @@ int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struc
 			uint64_t t = img->l1[i] & QC_L1E_OFFSET_MASK;
 			if (l1_contested && (t + img->cluster_size <= l1off || t >= l1off + l1len))
 				continue;
+			enum qc_owner oo = rec->other_owner;
+			if (l2_plausible(&c, t, oo == QC_OWN_HEADER || oo == QC_OWN_L1 ||
+						   oo == QC_OWN_REFTABLE || oo == QC_OWN_REFBLOCK)) {
+				if (c.eio) {
+					r = -EIO;
+					break;
+				}
+				continue; /* it may be the L2 table: left */
+			}
 			r = unwalk(&c, img->l1[i] & QC_L1E_OFFSET_MASK);
 			if (r < 0)
 				break;
