@@ -31,6 +31,12 @@ bool qc_fix_unclaimed(struct qc_image *img, uint64_t off);
  * active pointer to it is the damaged one). */
 bool qc_fix_missing_ref(struct qc_image *img, uint64_t off, enum qc_owner want);
 
+/* Were all records of every code the fixer repairs kept (none dropped by
+ * the per-code cap)?  A fixer works from the records, so with more damage
+ * than that it repairs nothing (the entries stay left, and a second repair
+ * plans nothing new). */
+bool qc_fix_records_complete(const struct qc_image *img, int fixer);
+
 /* Does a planned write touch [off, off+len)? */
 bool qc_fix_planned(const struct qc_plan *p, uint64_t off, uint64_t len);
 

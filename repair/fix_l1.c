@@ -273,7 +273,8 @@ struct qc_fix_l1 {
 int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struct qc_fix_l1 **out)
 {
 	*out = NULL;
-	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1)
+	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1 ||
+	    !qc_fix_records_complete(img, QC_FIX_L1))
 		return 0;
 	struct qc_problems *ps = &img->problems;
 	const uint64_t l1off = img->h.l1_table_offset;

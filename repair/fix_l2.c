@@ -218,7 +218,8 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 
 int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
 {
-	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok)
+	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok ||
+	    !qc_fix_records_complete(img, QC_FIX_L2))
 		return 0;
 	struct qc_problems *ps = &img->problems;
 	uint64_t *addr = malloc((ps->n ? ps->n : 1) * sizeof(*addr));

@@ -149,3 +149,12 @@ bool qc_fix_missing_ref(struct qc_image *img, uint64_t off, enum qc_owner want)
 		return false;
 	return qc_fix_stored_refcount(img, cl, &rc) && rc > qc_cm_count(&img->cmap, cl);
 }
+
+bool qc_fix_records_complete(const struct qc_image *img, int fixer)
+{
+	for (int c = 0; c < QC_P_COUNT; c++)
+		if ((int)qc_policy((enum qc_code)c)->fixer == fixer &&
+		    img->problems.per_code[c] > QC_MAX_RECORDS_PER_CODE)
+			return false;
+	return true;
+}
