@@ -333,8 +333,16 @@ int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struc
 		uint64_t i = (rec->loc.offset - l1off) / 8;
 		uint64_t e = img->l1[i];
 		struct qc_entry ce = qc_l1e_classify(e, &g);
-		if (ce.kind != QC_ENTRY_NORMAL)
-			continue; /* no offset: the COPIED planner zeroes it */
+		if (ce.kind != QC_ENTRY_NORMAL) {
+			/* no offset: the COPIED planner zeroes it (its reserved
+			 * bits with it); nothing to follow, so nothing hidden */
+			if (ce.reasons & QC_ER_NO_OFFSET)
+				for (size_t q = 0; q < ps->n; q++)
+					if (ps->v[q].code == QC_P_L1_ENTRY_RESERVED &&
+					    ps->v[q].loc.offset == rec->loc.offset)
+						ps->v[q].fixed = true;
+			continue;
+		}
 		uint64_t ne = e & ~QC_L1E_RESERVED_MASK, target = 0;
 		const char *what;
 		bool bad = (ce.reasons & QC_ER_UNALIGNED) ||
