@@ -216,6 +216,18 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 	return 0;
 }
 
+/* The model as the repaired image will have it: a restored pointer claims
+ * its target once per reference to its table. */
+static bool claim_restored(struct qc_image *img, const struct todo *t)
+{
+	struct qc_loc loc = t->rec->loc;
+	loc.offset = t->at;
+	if (!qc_claim(img, t->target, img->cluster_size, QC_OWN_DATA, table_refs(img, t->at), loc))
+		return false;
+	qc_fix_mark_refcount(img, t->target);
+	return true;
+}
+
 int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
 {
 	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok ||
@@ -235,9 +247,15 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		free(addr);
 		return -ENOMEM;
 	}
-	size_t nt = 0;
+	size_t nt = 0, ndef = 0;
 	int r = 0;
 	const unsigned es = img->l2_entry_size;
+	struct todo *def = calloc(n ? n : 1, sizeof(*def));
+	if (!def) {
+		free(todo);
+		free(addr);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (i && addr[i] == addr[i - 1])
 			continue;
@@ -266,19 +284,14 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		if (qc_contested(img, at, es) &&
 		    !(t->unclaim_len && t->unclaim_off >> img->cluster_bits <= cl &&
 		      (t->unclaim_off + t->unclaim_len - 1) >> img->cluster_bits >= cl)) {
-			t->act = A_NONE;
+			/* decided again once the overlaps are planned away */
+			def[ndef++] = *t;
+			memset(t, 0, sizeof(*t));
 			continue;
 		}
-		if (t->act == A_RESTORE) {
-			/* the model as the repaired image will have it */
-			enum qc_owner own = QC_OWN_DATA;
-			struct qc_loc loc = t->rec->loc;
-			loc.offset = at;
-			if (!qc_claim(img, t->target, img->cluster_size, own, table_refs(img, at), loc)) {
-				r = -ENOMEM;
-				break;
-			}
-			qc_fix_mark_refcount(img, t->target);
+		if (t->act == A_RESTORE && !claim_restored(img, t)) {
+			r = -ENOMEM;
+			break;
 		}
 		t->refs = table_refs(img, at);
 		nt++;
@@ -318,9 +331,28 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	if (!img->contested_overflow && all_fixed(img, QC_P_OVERLAP_DATA_COMPRESSED) &&
 	    all_fixed(img, QC_P_OVERLAP_DATA_METADATA) && all_fixed(img, QC_P_OVERLAP_METADATA))
 		img->ncontested = 0;
+	/* entries of tables that were contested only by the pointers dropped
+	 * above (a data pointer into its own table) */
+	for (size_t i = 0; i < ndef && r == 0; i++) {
+		struct todo *t = &todo[nt];
+		*t = def[i];
+		if (qc_contested(img, t->at, es))
+			continue;
+		decide(img, t);
+		if (t->act == A_NONE || t->unclaim_len)
+			continue;
+		if (t->act == A_RESTORE && !claim_restored(img, t)) {
+			r = -ENOMEM;
+			break;
+		}
+		qc_fix_mark(img, t->at, QC_FIX_L2);
+		qc_fix_mark(img, t->at, QC_FIX_COPIED);
+		nt++;
+	}
 	bool complete = qc_walk_complete(img, NULL);
 	for (size_t i = 0; i < nt && r == 0; i++)
 		r = emit(img, p, &todo[i], complete);
+	free(def);
 	free(todo);
 	free(addr);
 	return r;
