@@ -149,6 +149,50 @@ static uint64_t table_refs(const struct qc_image *img, uint64_t at)
 	return n ? n : 1;
 }
 
+/*
+ * Mark the records of t's entry fixed: those of the codes the L2 and
+ * COPIED planners own, and every other record at the entry when the entry
+ * as written (OFLAG_COPIED aside) breaks no rule any more (a 16-byte drop
+ * also rewrites a bad subcluster bitmap).
+ */
+static void mark_entry(struct qc_image *img, const struct todo *t)
+{
+	qc_fix_mark(img, t->at, QC_FIX_L2);
+	/* the entry is rewritten whole, its OFLAG_COPIED included */
+	qc_fix_mark(img, t->at, QC_FIX_COPIED);
+	uint64_t e = t->e, bm = t->bm;
+	switch (t->act) {
+	case A_CLEAR:
+	case A_RESTORE:
+		e &= ~QC_L2E_STD_RESERVED_MASK;
+		if (t->act == A_RESTORE)
+			e = (e & ~QC_L2E_OFFSET_MASK) | t->target;
+		if (!t->target && !img->data_file)
+			e &= ~QC_OFLAG_COPIED;
+		break;
+	case A_ZERO_PLAIN:
+		e = QC_OFLAG_ZERO;
+		break;
+	case A_BITMAP:
+		bm = 0;
+		break;
+	case A_DROP:
+		e = img->h.version < 3 || img->extended_l2 ? 0 : QC_OFLAG_ZERO;
+		bm = img->extended_l2 && img->h.version >= 3 ? QC_L2_BITMAP_ALL_ZERO : 0;
+		break;
+	case A_NONE:
+		return;
+	}
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+	if (ce.reasons)
+		return;
+	struct qc_problems *ps = &img->problems;
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].loc.offset == t->at)
+			ps->v[i].fixed = true;
+}
+
 static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, bool complete)
 {
 	const bool ext = img->extended_l2;
@@ -323,9 +367,7 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 				qc_fix_mark_refcount(img, c << img->cluster_bits);
 			}
 		}
-		qc_fix_mark(img, t->at, QC_FIX_L2);
-		/* the entry is rewritten whole, its OFLAG_COPIED included */
-		qc_fix_mark(img, t->at, QC_FIX_COPIED);
+		mark_entry(img, t);
 	}
 	/* every overlap planned away: no cluster is contested any more */
 	if (!img->contested_overflow && all_fixed(img, QC_P_OVERLAP_DATA_COMPRESSED) &&
@@ -345,8 +387,7 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			r = -ENOMEM;
 			break;
 		}
-		qc_fix_mark(img, t->at, QC_FIX_L2);
-		qc_fix_mark(img, t->at, QC_FIX_COPIED);
+		mark_entry(img, t);
 		nt++;
 	}
 	bool complete = qc_walk_complete(img, NULL);
