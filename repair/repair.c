@@ -105,7 +105,11 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 		rebuild |= p->w[i].phase == QC_PH_SWITCH;
 	for (int i = 0; i < QC_P_COUNT; i++) {
 		enum qc_code c = (enum qc_code)i;
-		if (!ps->per_code[c] || planned(p, c) || covered(img, p, c, rebuild))
+		enum qc_fixer f = qc_policy(c)->fixer;
+		/* the table fixers plan entry by entry: one write does not cover
+		 * the code's other records */
+		bool per_record = f == QC_FIX_L1 || f == QC_FIX_L2;
+		if (!ps->per_code[c] || (!per_record && planned(p, c)) || covered(img, p, c, rebuild))
 			continue;
 		uint64_t off = QC_NO_OFFSET;
 		for (size_t k = 0; k < ps->n && off == QC_NO_OFFSET; k++)
