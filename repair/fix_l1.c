@@ -295,9 +295,21 @@ int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struc
 		free(c.buf);
 		return -ENOMEM;
 	}
+	/* pass 0: entries naming metadata (dropped); pass 1: the others, one
+	 * decision per entry */
+	for (int pass = 0; pass < 2 && r == 0; pass++)
 	for (size_t k = 0; k < ps->n && r == 0; k++) {
 		const struct qc_problem *rec = &ps->v[k];
-		if (on_metadata_record(img, rec, l1off, l1len)) {
+		if (rec->loc.offset >= l1off && rec->loc.offset - l1off < l1len) {
+			bool seen = false;
+			for (size_t q = 0; q < nt && !seen; q++)
+				seen = todo[q].i == (rec->loc.offset - l1off) / 8;
+			if (seen)
+				continue;
+		}
+		if (pass == 1 && rec->code == QC_P_OVERLAP_METADATA)
+			continue;
+		if (pass == 0 && on_metadata_record(img, rec, l1off, l1len)) {
 			uint64_t i = (rec->loc.offset - l1off) / 8;
 			uint64_t t = img->l1[i] & QC_L1E_OFFSET_MASK;
 			if (l1_contested && (t + img->cluster_size <= l1off || t >= l1off + l1len))
@@ -317,8 +329,10 @@ int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struc
 			if (img->h.version >= 3 && qc_fix_has_backing(img))
 				continue; /* 0 would show the backing file: left */
 			ps->v[k].fixed = true;
-			/* the entry is rewritten whole, OFLAG_COPIED included */
+			/* the entry is rewritten whole, OFLAG_COPIED and its
+			 * reserved bits included */
 			qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
+			qc_fix_mark(img, rec->loc.offset, QC_FIX_L1);
 			todo[nt++] = (struct plan1){ i, img->l1[i], 0,
 				img->h.version < 3 && qc_fix_has_backing(img)
 					? "dropped: it names metadata, not an L2 table; the range now shows the backing file"
@@ -326,7 +340,8 @@ int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struc
 				rec->code };
 			continue;
 		}
-		if (l1_contested || qc_policy(rec->code)->fixer != QC_FIX_L1 || rec->loc.snapshot >= 0 ||
+		if (pass == 0 || l1_contested || qc_policy(rec->code)->fixer != QC_FIX_L1 ||
+		    rec->loc.snapshot >= 0 ||
 		    rec->fixed || rec->loc.offset < l1off || rec->loc.offset - l1off >= l1len ||
 		    (rec->loc.offset - l1off) % 8)
 			continue;
