@@ -43,9 +43,23 @@ static bool only_refblock_twins(const struct qc_image *img, enum qc_code c)
 	return true;
 }
 
+bool qc_code_all_fixed(const struct qc_image *img, enum qc_code c)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (!ps->per_code[c] || ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].code == c && !ps->v[i].fixed)
+			return false;
+	return true;
+}
+
 bool qc_code_hides_refs(const struct qc_image *img, enum qc_code c)
 {
 	if (!img->problems.per_code[c])
+		return false;
+	/* a repair planner planned every record away and updated the model */
+	if (qc_code_all_fixed(img, c))
 		return false;
 	switch (qc_policy(c)->hides) {
 	case QC_HIDES_NO:

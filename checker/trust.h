@@ -25,6 +25,10 @@ bool qc_walk_complete(const struct qc_image *img, const char **why);
  * with its condition evaluated on the records)?  False when not reported. */
 bool qc_code_hides_refs(const struct qc_image *img, enum qc_code c);
 
+/* Every record of code c is marked fixed by a repair planner (and none was
+ * dropped by the per-code cap): the code then hides nothing. */
+bool qc_code_all_fixed(const struct qc_image *img, enum qc_code c);
+
 /* Are all l1-entry-reserved records on active L1 entries that also have no
  * L2 offset (l1-entry-no-offset at the same offset)?  False when records
  * were dropped by the per-code cap. */

@@ -245,6 +245,22 @@ bool qc_cm_add(struct qc_clustermap *m, uint64_t c, enum qc_owner o, uint64_t nr
 	return true;
 }
 
+void qc_cm_sub(struct qc_clustermap *m, uint64_t c, uint64_t nref)
+{
+	uint16_t *s = slot(m, c);
+	if (!s)
+		return;
+	unsigned n = *s >> CNT_SHIFT;
+	uint64_t cur = n == CNT_OVERFLOW ? ov_get(m, c) : n;
+	uint64_t next = cur > nref ? cur - nref : 0;
+	if (next > CNT_INLINE_MAX) {
+		size_t i = ov_find(m, c);
+		m->ov_vals[i] = next; /* the key exists: cur came from it */
+		return;
+	}
+	*s = (uint16_t)(((unsigned)next << CNT_SHIFT) | (*s & ((1u << CNT_SHIFT) - 1)));
+}
+
 bool qc_cm_set_flags(struct qc_clustermap *m, uint64_t c, unsigned flags)
 {
 	uint16_t *s = slot_alloc(m, c);

@@ -89,6 +89,9 @@ bool qc_cm_overcounted(const struct qc_clustermap *m, uint64_t cluster);
 bool qc_cm_add(struct qc_clustermap *m, uint64_t cluster, enum qc_owner o, uint64_t nref,
 	       enum qc_owner *prev);
 bool qc_cm_set_flags(struct qc_clustermap *m, uint64_t cluster, unsigned flags);
+/* Take nref references away (a repair planner dropping a pointer the walk
+ * counted); the owner stays.  Saturates at 0. */
+void qc_cm_sub(struct qc_clustermap *m, uint64_t cluster, uint64_t nref);
 /* Replace the owner type of an already claimed cluster. */
 void qc_cm_retype(struct qc_clustermap *m, uint64_t cluster, enum qc_owner o);
 

@@ -42,11 +42,13 @@ enum qc_fixer {
 	QC_FIX_HEADER_BITS, /* repair/repair.c: the dirty and corrupt bits */
 	QC_FIX_SNAPSHOT_TABLE, /* repair/snaptable.c: the table rewritten from its entries as
 	                        * checker/snapfix.c decided, or an empty table's offset set to 0 */
+	QC_FIX_L1,          /* repair/fix_l1.c: damaged active L1 entries restored or dropped */
+	QC_FIX_L2,          /* repair/fix_l2.c: damaged active L2 entries restored or dropped */
 	QC_FIX_COUNT
 };
 
 /* What the plan says about a code no planner wrote or left itself. */
-#define QC_LEFT_NOT_REPAIRED "not repaired by this version (L1/L2 table, bitmap and other pointer repairs are not implemented)"
+#define QC_LEFT_NOT_REPAIRED "not repaired by this version (header-field, bitmap and snapshot L2 pointer repairs are not implemented)"
 #define QC_LEFT_SNAPSHOT_TABLE "the snapshot-table repair could not fix it (see the snapshot verdicts)"
 #define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
 #define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"

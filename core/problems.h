@@ -68,6 +68,9 @@ struct qc_problem {
 	/* overlap-* records (qc_report_overlap): the structure whose claim
 	 * found the clash and the one already there; QC_OWN_FREE otherwise */
 	enum qc_owner owner, other_owner;
+	/* set by a repair planner that planned this record's fix and brought
+	 * the model to the repaired state (repair/fix.h); never by a check */
+	bool fixed;
 };
 
 struct qc_problems {

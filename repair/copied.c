@@ -30,6 +30,7 @@
  * offsets are kept in a sorted array and looked up by binary search.
  */
 #include "repair.h"
+#include "fix.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -55,7 +56,8 @@ static int fix_entry(struct cp *c, uint64_t at, uint64_t e, bool want, bool over
 		     uint64_t goff, uint64_t glen, const char *what)
 {
 	bool has = (e & QC_OFLAG_COPIED) != 0;
-	if (has == want)
+	/* an entry a table fixer rewrites (repair/fix.h) */
+	if (has == want || qc_fix_planned(c->p, at, 8))
 		return 0;
 	enum qc_code code = want ? (l1 ? QC_P_L1_COPIED_MISSING : QC_P_L2_COPIED_MISSING)
 				 : (l1 ? QC_P_L1_COPIED_SPURIOUS : QC_P_L2_COPIED_SPURIOUS);

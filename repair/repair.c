@@ -9,6 +9,7 @@
  */
 #include "repair.h"
 #include "cas.h"
+#include "fix.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -81,6 +82,9 @@ static bool covered(const struct qc_image *img, const struct qc_plan *p, enum qc
 		    bool rebuild)
 {
 	const struct qc_policy *pol = qc_policy(c);
+	/* every record planned by a table fixer (repair/fix.h) */
+	if (qc_code_all_fixed(img, c))
+		return true;
 	/* a rebuild replaces the whole refcount structure */
 	if (rebuild && (pol->fixer == QC_FIX_REFCOUNTS || pol->fixer == QC_FIX_REBUILD))
 		return true;
@@ -100,7 +104,11 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 			   qc_policy(p->w[i].code)->fixer != QC_FIX_SNAPSHOT_TABLE;
 	for (int i = 0; i < QC_P_COUNT; i++) {
 		enum qc_code c = (enum qc_code)i;
-		if (!ps->per_code[c] || planned(p, c) || covered(img, p, c, rebuild))
+		enum qc_fixer f = qc_policy(c)->fixer;
+		/* the table fixers plan entry by entry: one write does not cover
+		 * the code's other records */
+		bool per_record = f == QC_FIX_L1 || f == QC_FIX_L2;
+		if (!ps->per_code[c] || (!per_record && planned(p, c)) || covered(img, p, c, rebuild))
 			continue;
 		uint64_t off = QC_NO_OFFSET;
 		for (size_t k = 0; k < ps->n && off == QC_NO_OFFSET; k++)
@@ -202,6 +210,16 @@ int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct
 	int r = plan_snapshots_first(img0, o, p, &ov, &after);
 	struct qc_image *img = after ? after : img0;
 	bool left = false;
+	/* the table fixers next: they bring the model to the repaired state
+	 * that the refcount and COPIED planners then read (repair/fix.h) */
+	struct qc_fix_l1 *l1fix = NULL;
+	if (r == 0)
+		r = qc_fix_l1_decide(img, o, &l1fix);
+	if (r == 0)
+		r = qc_plan_fix_l2(img, o, p);
+	if (r == 0)
+		r = qc_fix_l1_emit(img, l1fix, p);
+	qc_fix_l1_free(l1fix);
 	if (r == 0)
 		r = qc_plan_refcounts(img, o, p, &left);
 	if (r == 0)

@@ -81,10 +81,13 @@ t_name "l1-on-header: the plan says the edits were not written because the clust
 
 # 2. A data pointer in the second active L2 table aimed at the first L2
 # table (which the walk claimed first, as an L2 table): that cluster is now
-# also "guest data" of guest 512M+320K.  An entry of the first table that
-# is COPIED with offset 0 is cleared in a plain image (repair-flags.sh);
-# here clearing bit 63 would also change that guest data.  qemu-img check
-# -r all clears COPIED on the pointer and on the L1 entry and exits 0.
+# also "guest data" of guest 512M+320K.  The header -> L1 -> L2 chain owns
+# the table, so the data pointer is the wrong one: the table repair drops
+# it (the guest cluster reads zeros, doc/repair.md "Repairing damaged
+# pointers"), the cluster is no longer contested, and the COPIED-only
+# entry inside the table is then cleared as in a plain image.  qemu-img
+# check -r all clears COPIED on the pointer and on the L1 entry and exits
+# 0: the guest keeps reading (and writing) the L2 table as its data.
 P=$T/two-l2.qcow2
 mk "$P" 1G
 fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 512M 64k' "$P" >/dev/null
@@ -103,10 +106,21 @@ $POKE "$I" 'l2[0][7]' "$C"
 $POKE "$I" 'l2[1][5]' "$l2a"
 $POKE "$I" 'l2[1][5]' "|$C"
 guest_save "$I" "$T/ref-l2"
-contested_case data-on-l2 "$I" "$l2a" "$T/ref-l2" l2-copied-no-offset overlap-data-metadata
-t_name "data-on-l2: the plan says the edit was not written because the cluster is shared"
-[ "$(rjson "any(l['code'] == 'l2-copied-no-offset' and 'two structures claim' in l['reason'] for l in r['left'])")" = True ] &&
-	t_ok || t_fail "$(rjson "r['left']")"
+expect_code "$I" overlap-data-metadata 2 corruption
+d=$(sha "$I")
+qemu_repair_all "$I" data-on-l2
+run_repair "$I" --undo-file="$T/undo.data-on-l2"
+t_name "data-on-l2: the data pointer is dropped and the COPIED-only entry cleared; exit 0"
+[ "$RRC" = 0 ] && [ "$(rjson "sorted(p['code'] for p in r['plan'])")" = "['l2-copied-no-offset', 'overlap-data-metadata']" ] &&
+	t_ok || t_fail "exit $RRC plan $(rjson "r['plan']") left $(rjson "r['left']")"
+expect_clean "$I" "data-on-l2: after repair"
+expect_qemu "$I" 0 "(data-on-l2: after repair)"
+t_name "data-on-l2: only guest 512M+320K changed, and it reads zeros (it read the L2 table)"
+raw "$I" "$T/data-on-l2.raw"
+python3 "$HERE/../cmp-clusters.py" "$T/ref-l2/active.raw" "$T/data-on-l2.raw" 65536 0x20050000:0x10000 >/dev/null &&
+	t_ok || t_fail "guest content"
+t_name "data-on-l2: undo restores the damaged image byte for byte"
+"$QC" undo "$T/undo.data-on-l2" "$I" >/dev/null 2>&1 && [ "$(sha "$I")" = "$d" ] && t_ok || t_fail undo
 
 # 3. A refcount table entry naming the active L2 table (refblock and L2
 # share a cluster) while an L2 entry carries a spurious COPIED flag: the

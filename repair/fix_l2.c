@@ -1,0 +1,400 @@
+/*
+ * fix_l2.c - repairing damaged entries of the active L2 tables, by the
+ * rules of doc/repair.md "Repairing damaged pointers":
+ *
+ *   - reserved bits on an entry whose offset is valid are cleared;
+ *   - a data offset that is unaligned or past the end of the file is
+ *     restored when exactly one correction (alignment bits, or bits at or
+ *     above the file's size, cleared) names a cluster whose stored refcount
+ *     proves a missing reference (an orphan, or a shared cluster counted
+ *     once too few); otherwise the entry is dropped;
+ *   - a zero-allocated entry with such an offset becomes a plain zero entry
+ *     (the guest reads zeros either way);
+ *   - a compressed descriptor past the end of the file or with offset bits
+ *     56+ is dropped; a compressed extended entry's subcluster bitmap is
+ *     cleared (as QEMU writes it).
+ *
+ * Dropped: version 3 entries read zeros (zero flag, or an all-zero
+ * subcluster bitmap), version 2 entries become 0 (unallocated: zeros, or
+ * the backing file, which the write's summary says).
+ *
+ * Relies on the problem records of the walk (checker/tables.c: each L2
+ * record is located at its entry), the cluster map, the entry classifier
+ * and fix_util.c.  Only tables owned by the active L1 are edited, never in
+ * a contested cluster.
+ */
+#include "fix.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../checker/check.h"
+#include "../core/layout.h"
+#include "../core/policy.h"
+#include "../core/reader.h"
+
+enum act { A_NONE, A_CLEAR, A_RESTORE, A_DROP, A_ZERO_PLAIN, A_BITMAP };
+
+/* Owners a guest data pointer may never name: metadata. */
+static bool is_metadata(enum qc_owner o)
+{
+	return o != QC_OWN_FREE && o != QC_OWN_DATA && o != QC_OWN_VMSTATE && o != QC_OWN_COMPRESSED;
+}
+
+/* Does [off, off+len) touch a metadata cluster? */
+static bool on_metadata(const struct qc_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t last;
+	if (!len || !qc_add(off, len - 1, &last))
+		return false;
+	for (uint64_t c = off >> img->cluster_bits; c <= last >> img->cluster_bits; c++)
+		if (c < img->cmap.nclusters && is_metadata(qc_cm_owner(&img->cmap, c)))
+			return true;
+	return false;
+}
+
+struct todo {
+	uint64_t at;          /* entry address */
+	enum act act;
+	uint64_t e, bm;       /* the entry as found */
+	uint64_t target;      /* data cluster of CLEAR / RESTORE */
+	uint64_t unclaim_off, unclaim_len; /* DROP / ZERO_PLAIN of a pointer the
+				* walk counted on metadata: taken out of the model */
+	const struct qc_problem *rec;
+	uint64_t refs;        /* references the walk gave its table, before any change */
+};
+
+/* No record of c, or every one planned. */
+static bool all_fixed(const struct qc_image *img, enum qc_code c)
+{
+	return !img->problems.per_code[c] || qc_code_all_fixed(img, c);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool ok_data(void *ctx, uint64_t off)
+{
+	struct qc_image *img = ctx;
+	return qc_fix_unclaimed(img, off) || qc_fix_missing_ref(img, off, QC_OWN_DATA);
+}
+
+/* Decide what to do with one entry. */
+static void decide(struct qc_image *img, struct todo *t)
+{
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	struct qc_entry ce = qc_l2e_classify(t->e, t->bm, &g);
+	const uint64_t cs = img->cluster_size;
+	t->act = A_NONE;
+	if (ce.kind == QC_ENTRY_COMPRESSED) {
+		if (ce.reasons & QC_ER_COMPRESSED_DATA_FILE)
+			return;
+		if ((ce.reasons & QC_ER_COMPRESSED_TOO_LARGE) || qc_past_eof(img, ce.offset, ce.length)) {
+			t->act = A_DROP;
+		} else if (on_metadata(img, ce.offset, ce.length)) {
+			/* a compressed descriptor reaching into metadata */
+			t->act = A_DROP;
+			t->unclaim_off = ce.offset;
+			t->unclaim_len = ce.length;
+		}
+		else if (ce.reasons & QC_ER_COMPRESSED_BITMAP)
+			t->act = A_BITMAP;
+		return;
+	}
+	if (ce.kind != QC_ENTRY_NORMAL) {
+		/* no offset: only reserved bits can be wrong here */
+		if ((ce.reasons & QC_ER_RESERVED) && !g.extended_l2)
+			t->act = A_CLEAR;
+		return;
+	}
+	if (img->data_file)
+		return;
+	bool bad = (ce.reasons & QC_ER_DATA_UNALIGNED) || qc_past_eof(img, ce.offset & ~(cs - 1), cs);
+	if (bad && ce.zero) {
+		t->act = A_ZERO_PLAIN;
+		return;
+	}
+	if (bad) {
+		t->act = qc_fix_recover(img, ce.offset, ok_data, img, &t->target) ? A_RESTORE : A_DROP;
+		return;
+	}
+	if (on_metadata(img, ce.offset, cs)) {
+		/* a data pointer into metadata: the authoritative chains own
+		 * their clusters, so this pointer is the wrong one */
+		t->act = ce.zero ? A_ZERO_PLAIN : A_DROP;
+		t->unclaim_off = ce.offset;
+		t->unclaim_len = cs;
+		return;
+	}
+	if (ce.reasons & QC_ER_RESERVED) {
+		uint64_t cl = ce.offset >> img->cluster_bits;
+		/* the walk followed it: the target is this entry's data cluster */
+		if (cl < img->cmap.nclusters && qc_cm_owner(&img->cmap, cl) == QC_OWN_DATA) {
+			t->act = A_CLEAR;
+			t->target = ce.offset;
+		}
+	}
+}
+
+/* The references the walk gives each entry of the table at l2 (how many
+ * L1 entries name it). */
+static uint64_t table_refs(const struct qc_image *img, uint64_t at)
+{
+	uint64_t n = qc_cm_count(&img->cmap, at >> img->cluster_bits);
+	return n ? n : 1;
+}
+
+/*
+ * Mark the records of t's entry fixed: those of the codes the L2 and
+ * COPIED planners own, and every other record at the entry when the entry
+ * as written (OFLAG_COPIED aside) breaks no rule any more (a 16-byte drop
+ * also rewrites a bad subcluster bitmap).
+ */
+static void mark_entry(struct qc_image *img, const struct todo *t)
+{
+	qc_fix_mark(img, t->at, QC_FIX_L2);
+	/* the entry is rewritten whole, its OFLAG_COPIED included */
+	qc_fix_mark(img, t->at, QC_FIX_COPIED);
+	uint64_t e = t->e, bm = t->bm;
+	switch (t->act) {
+	case A_CLEAR:
+	case A_RESTORE:
+		e &= ~QC_L2E_STD_RESERVED_MASK;
+		if (t->act == A_RESTORE)
+			e = (e & ~QC_L2E_OFFSET_MASK) | t->target;
+		if (!t->target && !img->data_file)
+			e &= ~QC_OFLAG_COPIED;
+		break;
+	case A_ZERO_PLAIN:
+		e = QC_OFLAG_ZERO;
+		break;
+	case A_BITMAP:
+		bm = 0;
+		break;
+	case A_DROP:
+		e = img->h.version < 3 || img->extended_l2 ? 0 : QC_OFLAG_ZERO;
+		bm = img->extended_l2 && img->h.version >= 3 ? QC_L2_BITMAP_ALL_ZERO : 0;
+		break;
+	case A_NONE:
+		return;
+	}
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+	if (ce.reasons)
+		return;
+	struct qc_problems *ps = &img->problems;
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].loc.offset == t->at)
+			ps->v[i].fixed = true;
+}
+
+static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, bool complete)
+{
+	const bool ext = img->extended_l2;
+	uint8_t b[16];
+	size_t len = 8;
+	uint64_t at = t->at;
+	uint64_t e = t->e;
+	const char *what = "";
+	switch (t->act) {
+	case A_NONE:
+		return 0;
+	case A_CLEAR:
+	case A_RESTORE: {
+		e &= ~QC_L2E_STD_RESERVED_MASK;
+		if (t->act == A_RESTORE)
+			e = (e & ~QC_L2E_OFFSET_MASK) | t->target;
+		if (t->target) {
+			uint64_t n = qc_cm_count(&img->cmap, t->target >> img->cluster_bits);
+			if (n != 1)
+				e &= ~QC_OFLAG_COPIED;
+			else if (complete)
+				e |= QC_OFLAG_COPIED;
+		} else if (!img->data_file) {
+			/* no offset: COPIED means nothing there (the COPIED rule) */
+			e &= ~QC_OFLAG_COPIED;
+		}
+		what = t->act == A_RESTORE ? "restored (the corrected offset names a cluster that lost its reference)"
+					   : "reserved bits cleared";
+		break;
+	}
+	case A_ZERO_PLAIN:
+		e = QC_OFLAG_ZERO;
+		what = "rewritten as a plain zero entry (the guest read zeros already)";
+		break;
+	case A_BITMAP:
+		at += 8;
+		qc_put_be64(b, 0);
+		what = "subcluster bitmap of a compressed entry cleared";
+		break;
+	case A_DROP:
+		if (img->h.version < 3) {
+			e = 0;
+			what = qc_fix_has_backing(img) ? "dropped: the range now shows the backing file"
+							: "dropped: the range reads zeros";
+		} else if (ext) {
+			e = 0;
+			len = 16;
+			qc_put_be64(b + 8, QC_L2_BITMAP_ALL_ZERO);
+			what = "dropped: the range reads zeros (all subclusters zero)";
+		} else {
+			e = QC_OFLAG_ZERO;
+			what = "dropped: the range reads zeros (zero flag)";
+		}
+		break;
+	}
+	if (t->act != A_BITMAP)
+		qc_put_be64(b, e);
+	struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, at, b, len, t->rec->code,
+					 "L2 entry at 0x%" PRIx64 " 0x%016" PRIx64 " -> 0x%016" PRIx64 ": %s",
+					 t->at, t->e, t->act == A_BITMAP ? t->e : e, what);
+	if (!w)
+		return -ENOMEM;
+	w->guest_offset = t->rec->loc.guest_offset;
+	w->guest_length = t->rec->loc.guest_length;
+	return 0;
+}
+
+/* The model as the repaired image will have it: a restored pointer claims
+ * its target once per reference to its table. */
+static bool claim_restored(struct qc_image *img, const struct todo *t)
+{
+	struct qc_loc loc = t->rec->loc;
+	loc.offset = t->at;
+	if (!qc_claim(img, t->target, img->cluster_size, QC_OWN_DATA, table_refs(img, t->at), loc))
+		return false;
+	qc_fix_mark_refcount(img, t->target);
+	return true;
+}
+
+int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok ||
+	    !qc_fix_records_complete(img, QC_FIX_L2))
+		return 0;
+	struct qc_problems *ps = &img->problems;
+	uint64_t *addr = malloc((ps->n ? ps->n : 1) * sizeof(*addr));
+	if (!addr)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < ps->n; i++)
+		if (qc_policy(ps->v[i].code)->fixer == QC_FIX_L2 && ps->v[i].loc.offset != QC_NO_OFFSET)
+			addr[n++] = ps->v[i].loc.offset;
+	qsort(addr, n, sizeof(*addr), cmp_u64);
+	struct todo *todo = calloc(n ? n : 1, sizeof(*todo));
+	if (!todo) {
+		free(addr);
+		return -ENOMEM;
+	}
+	size_t nt = 0, ndef = 0;
+	int r = 0;
+	const unsigned es = img->l2_entry_size;
+	struct todo *def = calloc(n ? n : 1, sizeof(*def));
+	if (!def) {
+		free(todo);
+		free(addr);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (i && addr[i] == addr[i - 1])
+			continue;
+		uint64_t at = addr[i], cl = at >> img->cluster_bits;
+		/* an entry of an active L2 table nobody else claims */
+		if (at % es || cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_L2 ||
+		    qc_past_eof(img, at, es))
+			continue;
+		uint8_t raw[16] = { 0 };
+		if (qc_io_read_full(img->io, raw, es, at) < 0) {
+			r = -EIO;
+			break;
+		}
+		struct todo *t = &todo[nt];
+		t->at = at;
+		t->e = qc_be64_at(raw);
+		t->bm = es == 16 ? qc_be64_at(raw + 8) : 0;
+		for (size_t k = 0; k < ps->n && !t->rec; k++)
+			if (ps->v[k].loc.offset == at && qc_policy(ps->v[k].code)->fixer == QC_FIX_L2)
+				t->rec = &ps->v[k];
+		decide(img, t);
+		if (t->act == A_NONE)
+			continue;
+		/* a contested table is edited only by the entry that makes it so:
+		 * a data pointer into its own table */
+		if (qc_contested(img, at, es) &&
+		    !(t->unclaim_len && t->unclaim_off >> img->cluster_bits <= cl &&
+		      (t->unclaim_off + t->unclaim_len - 1) >> img->cluster_bits >= cl)) {
+			/* decided again once the overlaps are planned away */
+			def[ndef++] = *t;
+			memset(t, 0, sizeof(*t));
+			continue;
+		}
+		if (t->act == A_RESTORE && !claim_restored(img, t)) {
+			r = -ENOMEM;
+			break;
+		}
+		t->refs = table_refs(img, at);
+		nt++;
+	}
+	/*
+	 * Pointers the walk counted on metadata leave the model.  Each counted
+	 * once per reference to its table; a pointer into its own table was
+	 * counted on that table too: with m such entries, the table's count is
+	 * k (1 + m) for k references, and anything else is left alone.
+	 */
+	for (size_t i = 0; i < nt && r == 0; i++) {
+		struct todo *t = &todo[i];
+		uint64_t tcl = t->at >> img->cluster_bits, refs = t->refs;
+		if (t->unclaim_len) {
+			uint64_t m = 0;
+			for (size_t k = 0; k < nt; k++)
+				m += todo[k].unclaim_len && todo[k].at >> img->cluster_bits == tcl &&
+				     todo[k].unclaim_off >> img->cluster_bits <= tcl &&
+				     (todo[k].unclaim_off + todo[k].unclaim_len - 1) >> img->cluster_bits >= tcl;
+			if (m && refs % (1 + m)) {
+				t->act = A_NONE;
+				continue;
+			}
+			refs /= 1 + m;
+			uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
+			for (uint64_t c = t->unclaim_off >> img->cluster_bits;
+			     c <= last >> img->cluster_bits; c++) {
+				qc_cm_sub(&img->cmap, c, refs);
+				qc_fix_mark_refcount(img, c << img->cluster_bits);
+			}
+		}
+		mark_entry(img, t);
+	}
+	/* every overlap planned away: no cluster is contested any more */
+	if (!img->contested_overflow && all_fixed(img, QC_P_OVERLAP_DATA_COMPRESSED) &&
+	    all_fixed(img, QC_P_OVERLAP_DATA_METADATA) && all_fixed(img, QC_P_OVERLAP_METADATA))
+		img->ncontested = 0;
+	/* entries of tables that were contested only by the pointers dropped
+	 * above (a data pointer into its own table) */
+	for (size_t i = 0; i < ndef && r == 0; i++) {
+		struct todo *t = &todo[nt];
+		*t = def[i];
+		if (qc_contested(img, t->at, es))
+			continue;
+		decide(img, t);
+		if (t->act == A_NONE || t->unclaim_len)
+			continue;
+		if (t->act == A_RESTORE && !claim_restored(img, t)) {
+			r = -ENOMEM;
+			break;
+		}
+		mark_entry(img, t);
+		nt++;
+	}
+	bool complete = qc_walk_complete(img, NULL);
+	for (size_t i = 0; i < nt && r == 0; i++)
+		r = emit(img, p, &todo[i], complete);
+	free(def);
+	free(todo);
+	free(addr);
+	return r;
+}
