@@ -15,7 +15,7 @@
 #include "../scan/discover.h"
 #include "../scan/junit.h"
 #include "../scan/pool.h"
-#include "../scan/progress.h"
+#include "../core/progress.h"
 #include "cli.h"
 #include "scan_one.h"
 
@@ -28,7 +28,7 @@ struct scan_run {
 	struct qc_junit *junit;   /* or NULL */
 	FILE *human;              /* summary destination, or NULL */
 	struct qc_scan_totals totals;
-	struct qc_scan_progress progress;
+	struct qc_progress progress;
 	atomic_uint_fast64_t files_done, bytes_done;
 	bool write_failed;
 };
@@ -65,7 +65,8 @@ static void scan_emit(void *ctx, size_t i, void *res)
 static void scan_tick(void *ctx)
 {
 	struct scan_run *s = ctx;
-	qc_scan_progress_update(&s->progress, atomic_load(&s->files_done), atomic_load(&s->bytes_done));
+	qc_progress_files(&s->progress, atomic_load(&s->files_done));
+	qc_progress_set(&s->progress, atomic_load(&s->bytes_done));
 }
 
 static bool parse_shard(const char *v, unsigned *idx, unsigned *n)
@@ -366,10 +367,12 @@ int qc_cmd_scan(int argc, char **argv)
 		total_bytes += list.v[i].size;
 	char ts[32];
 	qc_scan_timestamp(ts, sizeof(ts));
-	qc_scan_progress_init(&s->progress, progress, list.n, total_bytes);
+	qc_progress_start(&s->progress, stderr, progress, "scan", total_bytes);
+	qc_progress_count_files(&s->progress, list.n);
 	static const struct qc_pool_ops ops = { scan_work, scan_emit, scan_tick };
 	int pr = qc_pool_run(list.n, jobs, 4 * (size_t)jobs + 4, sizeof(struct qc_scan_result), &ops, s);
-	qc_scan_progress_end(&s->progress, atomic_load(&s->files_done), atomic_load(&s->bytes_done));
+	qc_progress_files(&s->progress, atomic_load(&s->files_done));
+	qc_progress_end(&s->progress);
 	int code = s->totals.exit_code;
 	if (pr < 0) {
 		fprintf(stderr, "qcow2fsck: cannot start the scan threads\n");

@@ -36,6 +36,9 @@ void qc_print_human(const struct qc_image *img, const char *filename,
 /* The JSON object of a run that has no report (json_failure.c). */
 void qc_print_json_failure(const char *filename, int exit_code, const char *code,
 			   const char *message, FILE *f);
+/* Its members, for a caller that adds its own (scan's records). */
+void qc_json_failure_members(struct qc_json *j, const char *filename, int exit_code,
+			     const char *code, const char *message);
 /* The "error" member: {"code", "message"}. */
 void qc_json_error(struct qc_json *j, const char *code, const char *message);
 /* The JSON members shared by check and info: the snapshots array. */

@@ -61,32 +61,14 @@ static void json_failure(FILE *f, const char *path, const char *code, const char
 	struct qc_json j;
 	qc_json_init_compact(&j, f);
 	qc_json_obj_begin(&j, NULL);
-	qc_json_u64(&j, "schema", 1);
-	qc_json_str(&j, "filename", path);
-	qc_json_str(&j, "format", "qcow2");
-	qc_json_u64(&j, "check-errors", 1);
-	static const char *const zero[] = {
-		"corruptions", "leaks", "warnings", "corruptions-fixed", "leaks-fixed",
-		"image-end-offset", "total-clusters", "allocated-clusters", "fragmented-clusters",
-		"compressed-clusters",
-	};
-	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
-		qc_json_u64(&j, zero[i], 0);
-	qc_json_i64(&j, "exit-code", 1);
+	qc_json_failure_members(&j, path, 1, code ? code : "open-failed", why);
 	qc_json_str(&j, "tool-version", QC_VERSION);
 	qc_json_bool(&j, "deep", o->check.deep);
 	qc_json_null(&j, "backing-file");
 	qc_json_str(&j, "fail-on", qc_fail_on_name(o->policy->fail_on));
 	qc_json_arr_begin(&j, "allowed");
 	qc_json_arr_end(&j);
-	qc_json_bool(&j, "walk-complete", false);
 	qc_json_str(&j, "check-error", why);
-	qc_json_error(&j, code ? code : "open-failed", why);
-	qc_json_arr_begin(&j, "problems");
-	qc_json_arr_end(&j);
-	qc_json_u64(&j, "problems-omitted", 0);
-	qc_json_arr_begin(&j, "snapshots");
-	qc_json_arr_end(&j);
 	extra_json(&j, (void *)e);
 	qc_json_obj_end(&j);
 	qc_json_end(&j);

@@ -5,6 +5,7 @@
  */
 #include "progress.h"
 
+#include <inttypes.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,10 +55,31 @@ static void print(struct qc_progress *p, double t)
 			 (int)s % 60);
 	}
 	int pct = p->total ? (int)(p->done * 100.0 / p->total) : 100;
-	fprintf(p->f, "%s%s: %s / %s (%d%%), %s/s, ETA %s%s", p->tty ? "\r" : "", p->what, d, tot,
-		pct, rate, eta, p->tty ? "\033[K" : "\n");
+	char files[48] = "";
+	if (p->files_on)
+		snprintf(files, sizeof(files), " %" PRIu64 "/%" PRIu64 " files,", p->files_done,
+			 p->files_total);
+	fprintf(p->f, "%s%s:%s %s / %s (%d%%), %s/s, ETA %s%s", p->tty ? "\r" : "", p->what, files,
+		d, tot, pct, rate, eta, p->tty ? "\033[K" : "\n");
 	fflush(p->f);
 	p->printed = true;
+}
+
+void qc_progress_count_files(struct qc_progress *p, uint64_t files_total)
+{
+	p->files_on = true;
+	p->files_total = files_total;
+}
+
+void qc_progress_files(struct qc_progress *p, uint64_t files_done)
+{
+	if (p)
+		p->files_done = files_done;
+}
+
+double qc_progress_elapsed(const struct qc_progress *p)
+{
+	return now() - p->t0;
 }
 
 void qc_progress_set(struct qc_progress *p, uint64_t done)
