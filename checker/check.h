@@ -54,6 +54,9 @@ bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o,
  */
 void qc_note_contested(struct qc_image *img, uint64_t off, uint64_t len);
 bool qc_contested(const struct qc_image *img, uint64_t off, uint64_t len);
+/* Sort and de-duplicate the contested list (the pass runner, once, after
+ * the passes). */
+void qc_settle_contested(struct qc_image *img);
 
 /*
  * The memory budget (--max-mem, opt.mem_cap): the cluster map and every
