@@ -36,7 +36,7 @@
  * 8 MiB, whatever the virtual size or the file's apparent size.  Every
  * size comes from a field validated before (header.c, snapshots.c).  The
  * map and every allocation sized by the image (tables, lists, indexes)
- * draw on one budget, opt.mem_cap (check.c qc_budget_alloc()); only the
+ * draw on one budget, opt.mem_cap (budget.c qc_budget_alloc()); only the
  * fixed buffers (two RUN_MAX, 36 KiB, the L1 chunk, one cluster) are
  * outside it.
  */
