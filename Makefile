@@ -85,7 +85,7 @@ $(FAULTS_BIN): build/test/obj/core/io.o build/test/obj/faults.o build/san/obj/cl
 # Image tests run the sanitizer build, so every test is also an ASan/UBSan run.
 # The fuzz replay mains are built first: tests/images/fuzz-replay.sh replays
 # corpus/ and tests/crashers/ through them and through the CLI.
-image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins $(FAULTS_BIN) build/tests/crashshim.so
+image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins $(FAULTS_BIN) build/tests/crashshim.so build/san/tests/test_walk_diff
 	@QC=$(CURDIR)/build/san/qcow2fsck QC_FAST=$(CURDIR)/build/qcow2fsck QC_FAULTS=$(CURDIR)/$(FAULTS_BIN) sh tests/run-image-tests.sh
 
 doc-check: build/qcow2fsck

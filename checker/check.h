@@ -54,6 +54,9 @@ bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o,
  */
 void qc_note_contested(struct qc_image *img, uint64_t off, uint64_t len);
 bool qc_contested(const struct qc_image *img, uint64_t off, uint64_t len);
+/* Sort and de-duplicate the contested list (the pass runner, once, after
+ * the passes). */
+void qc_settle_contested(struct qc_image *img);
 
 /*
  * The memory budget (--max-mem, opt.mem_cap): the cluster map and every
@@ -108,6 +111,10 @@ void qc_pass_reftable(struct qc_image *img);    /* refcounts.c: reftable + refbl
 void qc_pass_luks(struct qc_image *img);        /* luks.c */
 void qc_pass_bitmaps(struct qc_image *img);     /* bitmaps.c */
 void qc_pass_tables(struct qc_image *img);      /* tables.c: active + snapshot L1/L2 walk */
+/* Test hook: false makes tables.c take every L2 entry through the entry
+ * classifier and claim data clusters one at a time (no fast paths); the
+ * model and report must not change (tests/unit/test_walk_diff.c). */
+extern bool qc_walk_fast_paths;
 void qc_pass_vmstate(struct qc_image *img);     /* vmstate.c */
 void qc_pass_refcounts(struct qc_image *img);   /* refcounts.c: stored vs computed */
 void qc_pass_copied(struct qc_image *img);      /* copied.c: OFLAG_COPIED */

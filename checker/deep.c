@@ -229,6 +229,82 @@ static int cmp_failure(const void *a, const void *b)
 	return x->k < y->k ? -1 : x->k > y->k;
 }
 
+/* Each thread's read window: DEEP_WINDOW, shared out of
+ * DEEP_WINDOWS_TOTAL, never under two clusters (one descriptor always
+ * fits) nor over the file. */
+static size_t window_size(const struct qc_image *img, unsigned jobs)
+{
+	size_t win = DEEP_WINDOW;
+	if (win > DEEP_WINDOWS_TOTAL / jobs)
+		win = DEEP_WINDOWS_TOTAL / jobs;
+	if (win < 2 * img->cluster_size)
+		win = (size_t)(2 * img->cluster_size);
+	if (img->file_size < win)
+		win = (size_t)img->file_size;
+	return win;
+}
+
+/* The sorted index of the descriptors and each worker's buffers and
+ * decoder; false (aborted) when memory fails. */
+static bool prepare(struct deep *d, struct worker *w, unsigned jobs)
+{
+	struct qc_image *img = d->img;
+	d->refs = calloc(d->n, sizeof(*d->refs));
+	bool ok = d->refs != NULL;
+	for (unsigned t = 0; t < jobs && ok; t++) {
+		w[t].d = d;
+		w[t].buf = malloc(d->win ? d->win : 1);
+		w[t].out = malloc((size_t)img->cluster_size);
+		w[t].dc = qc_dc_new(img->h.compression_type);
+		ok = w[t].buf && w[t].out && w[t].dc;
+	}
+	if (!ok) {
+		qc_abort(img, "out of memory for --deep");
+		return false;
+	}
+	for (size_t k = 0; k < d->n; k++) {
+		d->refs[k] = &img->compressed[k];
+		d->bytes_total += clamped_len(img, &img->compressed[k]);
+	}
+	qsort(d->refs, d->n, sizeof(*d->refs), cmp_ref);
+	return true;
+}
+
+/* Decompress everything: this thread and jobs - 1 more. */
+static void run_workers(struct deep *d, struct worker *w, unsigned jobs)
+{
+	struct qc_progress pg;
+	qc_progress_start(&pg, stderr, d->img->opt.progress, "deep", d->bytes_total);
+	w[0].pg = &pg;
+	pthread_mutex_init(&d->mu, NULL);
+	for (unsigned t = 1; t < jobs; t++)
+		w[t].started = pthread_create(&w[t].t, NULL, worker_main, &w[t]) == 0;
+	worker_main(&w[0]);
+	for (unsigned t = 1; t < jobs; t++)
+		if (w[t].started)
+			pthread_join(w[t].t, NULL);
+	pthread_mutex_destroy(&d->mu);
+	qc_progress_end(&pg);
+}
+
+/* The failures, reported in image order, or why the pass could not end. */
+static void conclude(struct deep *d)
+{
+	struct qc_image *img = d->img;
+	if (d->nomem) {
+		qc_abort(img, "out of memory in the decompressor");
+	} else if (d->ioerr) {
+		qc_abort(img, "cannot read compressed data at 0x%llx", (unsigned long long)d->ioerr_off);
+	} else {
+		if (d->nfail)
+			qsort(d->fail, d->nfail, sizeof(*d->fail), cmp_failure);
+		for (size_t k = 0; k < d->nfail; k++)
+			report(img, d->refs[d->fail[k].k], d->fail[k].res, d->fail[k].why,
+			       d->fail[k].produced);
+		img->deep_verified[img->h.compression_type] = d->verified;
+	}
+}
+
 void qc_pass_deep(struct qc_image *img)
 {
 	/* with an external data file compressed clusters are invalid (the walk
@@ -240,14 +316,7 @@ void qc_pass_deep(struct qc_image *img)
 	if (jobs > DEEP_MAX_JOBS)
 		jobs = DEEP_MAX_JOBS;
 	size_t n = img->ncompressed;
-	struct deep d = { .img = img, .n = n };
-	d.win = DEEP_WINDOW;
-	if (d.win > DEEP_WINDOWS_TOTAL / jobs)
-		d.win = DEEP_WINDOWS_TOTAL / jobs;
-	if (d.win < 2 * img->cluster_size)
-		d.win = (size_t)(2 * img->cluster_size); /* one descriptor always fits */
-	if (img->file_size < d.win)
-		d.win = (size_t)img->file_size;
+	struct deep d = { .img = img, .n = n, .win = window_size(img, jobs) };
 	/* the sorted index, and per thread the read window, one cluster of
 	 * output and the decoder (its zstd window is capped: core/decompress.h) */
 	uint64_t budget = (uint64_t)n * sizeof(struct qc_compressed_ref *) +
@@ -260,50 +329,10 @@ void qc_pass_deep(struct qc_image *img)
 	}
 	struct worker w[DEEP_MAX_JOBS];
 	memset(w, 0, sizeof(w));
-	d.refs = calloc(n, sizeof(*d.refs));
-	bool ok = d.refs != NULL;
-	for (unsigned t = 0; t < jobs && ok; t++) {
-		w[t].d = &d;
-		w[t].buf = malloc(d.win ? d.win : 1);
-		w[t].out = malloc((size_t)img->cluster_size);
-		w[t].dc = qc_dc_new(img->h.compression_type);
-		ok = w[t].buf && w[t].out && w[t].dc;
+	if (prepare(&d, w, jobs)) {
+		run_workers(&d, w, jobs);
+		conclude(&d);
 	}
-	if (!ok) {
-		qc_abort(img, "out of memory for --deep");
-		goto out;
-	}
-	for (size_t k = 0; k < n; k++) {
-		d.refs[k] = &img->compressed[k];
-		d.bytes_total += clamped_len(img, &img->compressed[k]);
-	}
-	qsort(d.refs, n, sizeof(*d.refs), cmp_ref);
-
-	struct qc_progress pg;
-	qc_progress_start(&pg, stderr, img->opt.progress, "deep", d.bytes_total);
-	w[0].pg = &pg;
-	pthread_mutex_init(&d.mu, NULL);
-	for (unsigned t = 1; t < jobs; t++)
-		w[t].started = pthread_create(&w[t].t, NULL, worker_main, &w[t]) == 0;
-	worker_main(&w[0]);
-	for (unsigned t = 1; t < jobs; t++)
-		if (w[t].started)
-			pthread_join(w[t].t, NULL);
-	pthread_mutex_destroy(&d.mu);
-	qc_progress_end(&pg);
-
-	if (d.nomem) {
-		qc_abort(img, "out of memory in the decompressor");
-	} else if (d.ioerr) {
-		qc_abort(img, "cannot read compressed data at 0x%llx", (unsigned long long)d.ioerr_off);
-	} else {
-		if (d.nfail)
-			qsort(d.fail, d.nfail, sizeof(*d.fail), cmp_failure);
-		for (size_t k = 0; k < d.nfail; k++)
-			report(img, d.refs[d.fail[k].k], d.fail[k].res, d.fail[k].why, d.fail[k].produced);
-		img->deep_verified[img->h.compression_type] = d.verified;
-	}
-out:
 	for (unsigned t = 0; t < jobs; t++) {
 		qc_dc_free(w[t].dc);
 		free(w[t].out);

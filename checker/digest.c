@@ -225,6 +225,108 @@ static bool feed_zero_hashes(EVP_MD_CTX *c, const struct shared *sh, const uint8
 	return true;
 }
 
+/* The ring of p, the zero-block hash row rep and each worker's context;
+ * false when memory fails (what was had is freed by tree_free). */
+static bool tree_alloc(struct pool *p, struct worker *wk, unsigned jobs,
+		       const struct shared *sh, uint8_t **rep)
+{
+	*rep = malloc(HPC * 32);
+	p->ring = calloc(p->nring, sizeof(*p->ring));
+	if (!*rep || !p->ring)
+		return false;
+	for (uint64_t k = 0; k < HPC; k++)
+		memcpy(*rep + k * 32, sh->zh, 32);
+	for (uint64_t k = 0; k < p->nring; k++)
+		if (!(p->ring[k].hashes = malloc(HPC * 32)))
+			return false;
+	for (unsigned k = 0; k < jobs; k++) {
+		wk[k].p = p;
+		if (!(wk[k].w = wctx_new(sh)))
+			return false;
+	}
+	return true;
+}
+
+static void tree_free(struct pool *p, struct worker *wk, unsigned jobs, uint8_t *rep)
+{
+	for (unsigned k = 0; k < jobs; k++)
+		wctx_free(wk[k].w);
+	if (p->ring)
+		for (uint64_t k = 0; k < p->nring; k++)
+			free(p->ring[k].hashes);
+	free(p->ring);
+	free(rep);
+}
+
+/* Queue chunks from guest offset *g on while the ring has room: a zero run
+ * as one item that needs no work, else up to CHUNK bytes for the workers.
+ * Called with p->mu held. */
+static void fill_ring(const struct qc_layer *L, struct pool *p, uint64_t *g)
+{
+	uint64_t S = L->size;
+	while (p->tail - p->head < p->nring && *g < S) {
+		struct item *it = &p->ring[p->tail % p->nring];
+		uint64_t z = zero_run_end(L, *g);
+		it->g0 = *g;
+		it->zero = z > *g;
+		it->g1 = it->zero ? z : min64(S, *g + CHUNK);
+		it->done = it->zero;
+		it->err = 0;
+		*g = it->g1;
+		p->tail++;
+		if (!it->zero)
+			pthread_cond_signal(&p->cv_work);
+	}
+}
+
+/* Feed one finished item's block hashes to the root, in order: 0 or the
+ * run's error code (res->error says why). */
+static int consume(const struct item *it, EVP_MD_CTX *root, const struct shared *sh,
+		   const uint8_t *rep, struct qc_digest_result *res)
+{
+	if (it->err) {
+		memcpy(res->error, it->msg, sizeof(res->error));
+		return it->err;
+	}
+	if (it->zero ? !feed_zero_hashes(root, sh, rep, it->g0, it->g1)
+		     : !EVP_DigestUpdate(root, it->hashes,
+					 (size_t)((it->g1 - it->g0 + BLOCK - 1) / BLOCK) * 32)) {
+		snprintf(res->error, sizeof(res->error), "SHA-256 failed");
+		return 1;
+	}
+	return 0;
+}
+
+/* The producer and in-order consumer (this thread also hashes, as
+ * wk[0]); returns 0 or the first error. */
+static int tree_run(const struct qc_layer *L, const struct qc_digest_opts *o, struct pool *p,
+		    struct worker *wk, const struct shared *sh, const uint8_t *rep,
+		    EVP_MD_CTX *root, struct qc_digest_result *res)
+{
+	int rc = 0;
+	uint64_t g = 0;
+	pthread_mutex_lock(&p->mu);
+	while (!rc) {
+		fill_ring(L, p, &g);
+		if (p->head == p->tail)
+			break;
+		struct item *it = &p->ring[p->head % p->nring];
+		while (!it->done)
+			if (!run_one(&wk[0]))
+				pthread_cond_wait(&p->cv_done, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		rc = consume(it, root, sh, rep, res);
+		qc_progress_set(o->progress, o->progress_base + it->g1);
+		pthread_mutex_lock(&p->mu);
+		p->head++;
+	}
+	p->stop = rc != 0;
+	p->all_produced = true;
+	pthread_cond_broadcast(&p->cv_work);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
 static int tree(const struct qc_layer *L, const struct qc_digest_opts *o, struct shared *sh,
 		EVP_MD_CTX *root, struct qc_digest_result *res)
 {
@@ -232,92 +334,28 @@ static int tree(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 	struct pool p = { .nring = 2 * (uint64_t)jobs + 2 };
 	struct worker wk[MAX_JOBS];
 	memset(wk, 0, sizeof(wk));
-	uint8_t *rep = malloc(HPC * 32);
-	p.ring = calloc(p.nring, sizeof(*p.ring));
-	int rc = 0;
-	if (!rep || !p.ring) {
-		rc = 1;
-		goto out_mem;
+	uint8_t *rep = NULL;
+	int rc = 1;
+	if (tree_alloc(&p, wk, jobs, sh, &rep)) {
+		pthread_mutex_init(&p.mu, NULL);
+		pthread_cond_init(&p.cv_work, NULL);
+		pthread_cond_init(&p.cv_done, NULL);
+		/* the calling thread hashes too (wk[0]); jobs - 1 more threads */
+		for (unsigned k = 1; k < jobs; k++)
+			wk[k].started = pthread_create(&wk[k].t, NULL, worker_main, &wk[k]) == 0;
+		rc = tree_run(L, o, &p, wk, sh, rep, root, res);
+		for (unsigned k = 1; k < jobs; k++)
+			if (wk[k].started)
+				pthread_join(wk[k].t, NULL);
+		for (unsigned k = 0; k < jobs; k++)
+			res->unreadable_bytes += wk[k].w->lr->unreadable;
+		pthread_cond_destroy(&p.cv_work);
+		pthread_cond_destroy(&p.cv_done);
+		pthread_mutex_destroy(&p.mu);
 	}
-	for (uint64_t k = 0; k < HPC; k++)
-		memcpy(rep + k * 32, sh->zh, 32);
-	for (uint64_t k = 0; k < p.nring; k++)
-		if (!(p.ring[k].hashes = malloc(HPC * 32))) {
-			rc = 1;
-			goto out_mem;
-		}
-	for (unsigned k = 0; k < jobs; k++) {
-		wk[k].p = &p;
-		if (!(wk[k].w = wctx_new(sh))) {
-			rc = 1;
-			goto out_mem;
-		}
-	}
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv_work, NULL);
-	pthread_cond_init(&p.cv_done, NULL);
-	/* the calling thread hashes too (wk[0]); jobs - 1 more threads */
-	for (unsigned k = 1; k < jobs; k++)
-		wk[k].started = pthread_create(&wk[k].t, NULL, worker_main, &wk[k]) == 0;
-
-	uint64_t g = 0, S = L->size;
-	pthread_mutex_lock(&p.mu);
-	while (!rc) {
-		while (p.tail - p.head < p.nring && g < S) {
-			struct item *it = &p.ring[p.tail % p.nring];
-			uint64_t z = zero_run_end(L, g);
-			it->g0 = g;
-			it->zero = z > g;
-			it->g1 = it->zero ? z : min64(S, g + CHUNK);
-			it->done = it->zero;
-			it->err = 0;
-			g = it->g1;
-			p.tail++;
-			if (!it->zero)
-				pthread_cond_signal(&p.cv_work);
-		}
-		if (p.head == p.tail)
-			break;
-		struct item *it = &p.ring[p.head % p.nring];
-		while (!it->done)
-			if (!run_one(&wk[0]))
-				pthread_cond_wait(&p.cv_done, &p.mu);
-		pthread_mutex_unlock(&p.mu);
-		if (it->err) {
-			rc = it->err;
-			memcpy(res->error, it->msg, sizeof(res->error));
-		} else if (it->zero ? !feed_zero_hashes(root, sh, rep, it->g0, it->g1)
-				    : !EVP_DigestUpdate(root, it->hashes,
-							(size_t)((it->g1 - it->g0 + BLOCK - 1) / BLOCK) * 32)) {
-			rc = 1;
-			snprintf(res->error, sizeof(res->error), "SHA-256 failed");
-		}
-		qc_progress_set(o->progress, o->progress_base + it->g1);
-		pthread_mutex_lock(&p.mu);
-		p.head++;
-	}
-	p.stop = rc != 0;
-	p.all_produced = true;
-	pthread_cond_broadcast(&p.cv_work);
-	pthread_mutex_unlock(&p.mu);
-	for (unsigned k = 1; k < jobs; k++)
-		if (wk[k].started)
-			pthread_join(wk[k].t, NULL);
-	for (unsigned k = 0; k < jobs; k++)
-		res->unreadable_bytes += wk[k].w->lr->unreadable;
-	pthread_cond_destroy(&p.cv_work);
-	pthread_cond_destroy(&p.cv_done);
-	pthread_mutex_destroy(&p.mu);
-out_mem:
 	if (rc == 1 && !res->error[0])
 		snprintf(res->error, sizeof(res->error), "out of memory");
-	for (unsigned k = 0; k < jobs; k++)
-		wctx_free(wk[k].w);
-	if (p.ring)
-		for (uint64_t k = 0; k < p.nring; k++)
-			free(p.ring[k].hashes);
-	free(p.ring);
-	free(rep);
+	tree_free(&p, wk, jobs, rep);
 	return rc;
 }
 

@@ -289,6 +289,54 @@ static bool view_zero(struct qc_view v, uint64_t off, uint64_t end)
 	return off >= end || qc_all_zero(v.p + off, (size_t)(end - off));
 }
 
+/* Count the extension at ext_off and list it (the first QC_EXT_LIST_MAX);
+ * a type seen before is a duplicate. */
+static void list_ext(struct walk *w, uint32_t type, uint32_t len, uint64_t ext_off)
+{
+	struct qc_extensions *e = &w->img->ext;
+	e->ntotal++;
+	if (e->nlist >= QC_EXT_LIST_MAX)
+		return;
+	e->list[e->nlist].type = type;
+	e->list[e->nlist].length = len;
+	e->list[e->nlist].offset = ext_off;
+	e->nlist++;
+	uint64_t prev;
+	if (seen_before(e, type, &prev))
+		REPORT(w, QC_P_EXT_DUPLICATE, ext_off,
+		       "second %s extension (0x%08x) at 0x%llx, first at 0x%llx: QEMU uses the later one",
+		       qc_ext_type_name(type), type, (unsigned long long)ext_off,
+		       (unsigned long long)prev);
+}
+
+/* Interpret the data [off, off+len) of one extension by its type. */
+static void interpret(struct walk *w, uint32_t type, uint64_t off, uint32_t len, uint64_t ext_off)
+{
+	switch (type) {
+	case QC_EXT_BACKING_FORMAT:
+		do_backing_format(w, off, len);
+		break;
+	case QC_EXT_FEATURE_TABLE:
+		do_feature_table(w, off, len);
+		break;
+	case QC_EXT_BITMAPS:
+		do_bitmaps(w, off, len);
+		break;
+	case QC_EXT_CRYPTO:
+		do_crypto(w, off, len);
+		break;
+	case QC_EXT_DATA_FILE:
+		do_data_file(w, off, len);
+		break;
+	default:
+		w->img->ext.nunknown++;
+		REPORT(w, QC_P_EXT_UNKNOWN, ext_off,
+		       "unknown header extension 0x%08x (%u bytes) at 0x%llx: preserved, not interpreted",
+		       type, len, (unsigned long long)ext_off);
+		break;
+	}
+}
+
 void qc_ext_walk(struct qc_image *img, bool report)
 {
 	struct qc_extensions *e = &img->ext;
@@ -332,42 +380,8 @@ void qc_ext_walk(struct qc_image *img, bool report)
 		}
 		if (type == QC_EXT_END)
 			break;
-		e->ntotal++;
-		if (e->nlist < QC_EXT_LIST_MAX) {
-			e->list[e->nlist].type = type;
-			e->list[e->nlist].length = len;
-			e->list[e->nlist].offset = ext_off;
-			e->nlist++;
-			uint64_t prev;
-			if (seen_before(e, type, &prev))
-				REPORT(&w, QC_P_EXT_DUPLICATE, ext_off,
-				       "second %s extension (0x%08x) at 0x%llx, first at 0x%llx: QEMU uses the later one",
-				       qc_ext_type_name(type), type, (unsigned long long)ext_off,
-				       (unsigned long long)prev);
-		}
-		switch (type) {
-		case QC_EXT_BACKING_FORMAT:
-			do_backing_format(&w, off, len);
-			break;
-		case QC_EXT_FEATURE_TABLE:
-			do_feature_table(&w, off, len);
-			break;
-		case QC_EXT_BITMAPS:
-			do_bitmaps(&w, off, len);
-			break;
-		case QC_EXT_CRYPTO:
-			do_crypto(&w, off, len);
-			break;
-		case QC_EXT_DATA_FILE:
-			do_data_file(&w, off, len);
-			break;
-		default:
-			e->nunknown++;
-			REPORT(&w, QC_P_EXT_UNKNOWN, ext_off,
-			       "unknown header extension 0x%08x (%u bytes) at 0x%llx: preserved, not interpreted",
-			       type, len, (unsigned long long)ext_off);
-			break;
-		}
+		list_ext(&w, type, len, ext_off);
+		interpret(&w, type, off, len, ext_off);
 		if (img->aborted)
 			return;
 		/* Data is padded to 8 bytes; len <= end - off so this cannot overflow. */

@@ -250,7 +250,7 @@ struct qc_image {
 
 	struct qc_clustermap cmap;
 	/* Bytes of the --max-mem budget held outside the cluster map (tables,
-	 * lists, read buffers sized by the image); qc_mem_reserve() in check.c.
+	 * lists, read buffers sized by the image); qc_mem_reserve() in budget.c.
 	 * The map and these share opt.mem_cap. */
 	uint64_t mem_held;
 	/* Host clusters claimed by two structures that may not share them

@@ -307,6 +307,97 @@ static int by_offset(const void *a, const void *b, void *tab)
 	return (i > j) - (i < j);
 }
 
+/* The usable refblocks' reftable indexes, sorted by refblock offset
+ * (budgeted: n entries), or NULL (aborted). */
+static uint32_t *sorted_refblocks(struct qc_image *img, size_t *k)
+{
+	uint64_t n = img->reftable_entries;
+	uint32_t *idx = qc_budget_alloc(img, n * sizeof(*idx), "the refblock index");
+	if (!idx)
+		return NULL;
+	*k = 0;
+	for (uint64_t i = 0; i < n; i++)
+		if (img->refblock_usable[i])
+			idx[(*k)++] = (uint32_t)i;
+	qsort_r(idx, *k, sizeof(*idx), by_offset, img->reftable);
+	return idx;
+}
+
+/* Read the refblocks idx[0..k) in runs of contiguous clusters and compare
+ * each with the walk's counts (beyond_end past the last cluster).  False
+ * when its buffers could not be had (aborted). */
+static bool compare_refblocks(struct cmp *c, const uint32_t *idx, size_t k)
+{
+	struct qc_image *img = c->img;
+	uint64_t cs = img->cluster_size;
+	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
+	uint8_t *buf = malloc(bufmax);
+	uint64_t *cnt = malloc(CHUNK * sizeof(*cnt));
+	uint8_t *fl = malloc(CHUNK);
+	struct memo memo = { QC_NO_OFFSET, 0, 0 };
+	bool ok = buf && cnt && fl;
+	if (!ok)
+		qc_abort(img, "out of memory comparing refcounts");
+	for (size_t a = 0; ok && a < k && !img->aborted;) {
+		uint64_t start = img->reftable[idx[a]] & QC_REFT_OFFSET_MASK;
+		uint64_t last = start;
+		size_t b = a + 1;
+		while (b < k) {
+			uint64_t o = img->reftable[idx[b]] & QC_REFT_OFFSET_MASK;
+			if (o != last && (o != last + cs || o + cs - start > bufmax))
+				break;
+			last = o;
+			b++;
+		}
+		if (qc_io_read(img->io, buf, (size_t)(last + cs - start), start) < 0) {
+			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
+				 (unsigned long long)start);
+			break;
+		}
+		for (size_t t = a; t < b; t++) {
+			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
+			if (((uint64_t)idx[t] << img->refblock_bits) >= c->limit)
+				beyond_end(c, idx[t], buf + (o - start), o, &memo);
+			else
+				compare_block(c, idx[t], buf + (o - start), cnt, fl);
+		}
+		a = b;
+	}
+	free(buf);
+	free(cnt);
+	free(fl);
+	return ok;
+}
+
+/*
+ * Clusters the walk referenced where no usable refblock stands.  Only the
+ * allocated pages of the map can hold one: the rest is skipped a page at a
+ * time, so a file truncated to terabytes (apparent size) costs its pages,
+ * not its clusters (SECURITY.md, "Bounded time").
+ */
+static void scan_uncovered(struct cmp *c)
+{
+	struct qc_image *img = c->img;
+	uint64_t n = img->reftable_entries;
+	uint64_t ncl = img->cmap.nclusters;
+	unsigned rbits = img->refblock_bits;
+	for (uint64_t cl = qc_cm_next_mapped(&img->cmap, 0); cl < ncl;) {
+		uint64_t i = cl >> rbits;
+		uint64_t blk_end = (i + 1) << rbits;
+		if (i < n && img->refblock_usable[i]) {
+			cl = qc_cm_next_mapped(&img->cmap, blk_end);
+			continue;
+		}
+		uint64_t page_end = (cl | (QC_CM_PAGE_CLUSTERS - 1)) + 1;
+		uint64_t e = blk_end < page_end ? blk_end : page_end;
+		if (e > ncl)
+			e = ncl;
+		uncovered(c, i, cl, e);
+		c->uncovered_scanned += e - cl;
+		cl = qc_cm_next_mapped(&img->cmap, e);
+	}
+}
+
 void qc_pass_refcounts(struct qc_image *img)
 {
 	if (!img->geometry_ok)
@@ -323,84 +414,15 @@ void qc_pass_refcounts(struct qc_image *img)
 		img->stats.image_end_offset = (end ? end : 1) << img->cluster_bits;
 		return;
 	}
-	uint64_t n = img->reftable_entries;
-	uint32_t *idx = qc_budget_alloc(img, n * sizeof(*idx), "the refblock index");
+	size_t k = 0;
+	uint32_t *idx = sorted_refblocks(img, &k);
 	if (!idx)
 		return;
-	uint8_t *buf = malloc(RUN_MAX > img->cluster_size ? RUN_MAX : img->cluster_size);
-	uint64_t *cnt = malloc(CHUNK * sizeof(*cnt));
-	uint8_t *fl = malloc(CHUNK);
-	if (!buf || !cnt || !fl) {
-		qc_budget_free(img, idx, n * sizeof(*idx));
-		free(buf);
-		free(cnt);
-		free(fl);
-		qc_abort(img, "out of memory comparing refcounts");
+	bool ok = compare_refblocks(&c, idx, k);
+	qc_budget_free(img, idx, img->reftable_entries * sizeof(*idx));
+	if (!ok)
 		return;
-	}
-	struct memo memo = { QC_NO_OFFSET, 0, 0 };
-	size_t k = 0;
-	for (uint64_t i = 0; i < n; i++)
-		if (img->refblock_usable[i])
-			idx[k++] = (uint32_t)i;
-	qsort_r(idx, k, sizeof(*idx), by_offset, img->reftable);
-
-	uint64_t cs = img->cluster_size;
-	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
-	for (size_t a = 0; a < k && !img->aborted;) {
-		uint64_t start = img->reftable[idx[a]] & QC_REFT_OFFSET_MASK;
-		uint64_t last = start;
-		size_t b = a + 1;
-		while (b < k) {
-			uint64_t o = img->reftable[idx[b]] & QC_REFT_OFFSET_MASK;
-			if (o != last && (o != last + cs || o + cs - start > bufmax))
-				break;
-			last = o;
-			b++;
-		}
-		uint64_t len = last + cs - start;
-		if (qc_io_read(img->io, buf, (size_t)len, start) < 0) {
-			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
-				 (unsigned long long)start);
-			break;
-		}
-		for (size_t t = a; t < b; t++) {
-			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
-			if (((uint64_t)idx[t] << img->refblock_bits) >= c.limit)
-				beyond_end(&c, idx[t], buf + (o - start), o, &memo);
-			else
-				compare_block(&c, idx[t], buf + (o - start), cnt, fl);
-		}
-		a = b;
-	}
-	qc_budget_free(img, idx, n * sizeof(*idx));
-	free(buf);
-	free(cnt);
-	free(fl);
-
-	/*
-	 * Clusters the walk referenced where no usable refblock stands.  Only
-	 * the allocated pages of the map can hold one: the rest is skipped a
-	 * page at a time, so a file truncated to terabytes (apparent size)
-	 * costs its pages, not its clusters (SECURITY.md, "Bounded time").
-	 */
-	uint64_t ncl = img->cmap.nclusters;
-	unsigned rbits = img->refblock_bits;
-	for (uint64_t cl = qc_cm_next_mapped(&img->cmap, 0); cl < ncl;) {
-		uint64_t i = cl >> rbits;
-		uint64_t blk_end = (i + 1) << rbits;
-		if (i < n && img->refblock_usable[i]) {
-			cl = qc_cm_next_mapped(&img->cmap, blk_end);
-			continue;
-		}
-		uint64_t page_end = (cl | (QC_CM_PAGE_CLUSTERS - 1)) + 1;
-		uint64_t e = blk_end < page_end ? blk_end : page_end;
-		if (e > ncl)
-			e = ncl;
-		uncovered(&c, i, cl, e);
-		c.uncovered_scanned += e - cl;
-		cl = qc_cm_next_mapped(&img->cmap, e);
-	}
+	scan_uncovered(&c);
 	img->refcount_uncovered_scanned = c.uncovered_scanned;
 	img->stats.image_end_offset = (c.highest + 1) << img->cluster_bits;
 	if (!img->aborted) {

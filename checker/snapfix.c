@@ -469,69 +469,82 @@ static void find_tail(struct fixctx *x)
 		 img->h.nb_snapshots, img->h.nb_snapshots + n, n, n == 1 ? "y" : "ies", start, l1c);
 }
 
-void qc_pass_snapfix(struct qc_image *img)
+/* nb_snapshots 0: entries behind a zero count are re-linked, only when
+ * the leaks hold them. */
+static void empty_table(struct fixctx *x)
 {
+	struct qc_image *img = x->img;
 	struct qc_snap_plan *sp = &img->snapfix;
-	memset(sp, 0, sizeof(*sp));
-	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
-		return;
-	sp->decided = true;
-	const struct qc_problems *ps = &img->problems;
-	struct fixctx x = { .img = img };
-	if (img->h.nb_snapshots == 0) {
-		/* entries behind a zero count: only with leaks to explain */
-		uint64_t off = img->h.snapshots_offset;
-		if (off && !(off & (img->cluster_size - 1)) && off < img->file_size) {
-			find_tail(&x);
-			if (sp->tail_count) {
-				sp->relink = true;
-				sp->relink_offset = off;
-				sp->relink_count = sp->count = sp->tail_count;
-			}
+	uint64_t off = img->h.snapshots_offset;
+	if (off && !(off & (img->cluster_size - 1)) && off < img->file_size) {
+		find_tail(x);
+		if (sp->tail_count) {
+			sp->relink = true;
+			sp->relink_offset = off;
+			sp->relink_count = sp->count = sp->tail_count;
 		}
-		qc_snapscan_free(&x.sc);
-		return;
 	}
+}
+
+/* Is the whole table lost (where the header points there is none)?
+ * *code: the finding that says so. */
+static bool whole_table_lost(const struct qc_image *img, enum qc_code *code)
+{
 	static const enum qc_code table_lost[] = {
 		QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
 		QC_P_SNAPSHOT_TABLE_PAST_EOF,
 	};
+	const struct qc_problems *ps = &img->problems;
+	bool lost = false;
+	for (size_t k = 0; k < sizeof(table_lost) / sizeof(table_lost[0]); k++)
+		if (ps->per_code[table_lost[k]]) {
+			lost = true;
+			*code = table_lost[k];
+		}
+	if (lost)
+		return true;
+	/* a table on another structure, or one whose first entry is garbage */
+	if (img->snapshot_table_size &&
+	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
+		*code = QC_P_OVERLAP_METADATA;
+		return true;
+	}
+	if (!img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_ENTRY_UNPARSABLE]) {
+		*code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
+		return true;
+	}
+	return false;
+}
+
+/* The table as a whole: look for a lost one among the leaks, or refuse
+ * what this version does not repair. */
+static void decide_table(struct fixctx *x)
+{
 	static const enum qc_code entries_lost[] = {
 		QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_P_SNAPSHOT_TABLE_TOO_LARGE,
 		QC_P_SNAPSHOT_WITH_DATA_FILE,
 	};
-	bool lost = false;
+	struct qc_image *img = x->img;
+	struct qc_snap_plan *sp = &img->snapfix;
 	enum qc_code lost_code = QC_P_SNAPSHOT_TABLE_OFFSET_INVALID;
-	for (size_t k = 0; k < sizeof(table_lost) / sizeof(table_lost[0]); k++)
-		if (ps->per_code[table_lost[k]]) {
-			lost = true;
-			lost_code = table_lost[k];
-		}
-	/* a table on another structure, or one whose first entry is garbage */
-	if (!lost && img->snapshot_table_size &&
-	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
-		lost = true;
-		lost_code = QC_P_OVERLAP_METADATA;
-	}
-	if (!lost && !img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_ENTRY_UNPARSABLE]) {
-		lost = true;
-		lost_code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
-	}
-	if (lost) {
-		find_table(&x, lost_code);
+	if (whole_table_lost(img, &lost_code)) {
+		find_table(x, lost_code);
 	} else {
 		for (size_t k = 0; k < sizeof(entries_lost) / sizeof(entries_lost[0]); k++)
-			if (ps->per_code[entries_lost[k]])
+			if (img->problems.per_code[entries_lost[k]])
 				refuse(sp, entries_lost[k],
 				       "entries of the snapshot table are lost mid-table or cut by the end of the file; this version re-links whole tables only, so the table stays as it is");
 	}
 	if (!records_complete(img))
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
 		       "too many snapshot findings to decide entry by entry");
-	if (!sp->refused && !sp->relink) {
-		index_problems(img);
-		find_shared_l1(&x);
-	}
+}
+
+/* Each entry's verdict (all left when the table is refused or re-linked). */
+static void decide_entries(struct fixctx *x)
+{
+	struct qc_image *img = x->img;
+	const struct qc_snap_plan *sp = &img->snapfix;
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
 		memset(&s->fix, 0, sizeof(s->fix));
@@ -541,10 +554,17 @@ void qc_pass_snapfix(struct qc_image *img)
 				 : "the header points elsewhere: the table found among the leaks replaces this one");
 			continue;
 		}
-		decide_entry(&x, (int32_t)i, s);
+		decide_entry(x, (int32_t)i, s);
 	}
-	if (sp->refused || sp->relink || img->aborted)
-		goto out;
+}
+
+/* From the verdicts, what happens to the table: a rewrite (an entry
+ * changes), a re-link (entries found behind the last), or nothing. */
+static void decide_outcome(struct fixctx *x)
+{
+	struct qc_image *img = x->img;
+	struct qc_snap_plan *sp = &img->snapfix;
+	const struct qc_problems *ps = &img->problems;
 	qc_sf_assign_ids(img);
 	uint32_t kept = 0;
 	bool change = ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] ||
@@ -555,7 +575,7 @@ void qc_pass_snapfix(struct qc_image *img)
 		change |= v == QC_SNAP_FIXED || v == QC_SNAP_RECOVERED || v == QC_SNAP_DROPPED;
 	}
 	if (!change)
-		find_tail(&x);
+		find_tail(x);
 	sp->count = kept + sp->tail_count;
 	if (!change && sp->tail_count) {
 		sp->relink = true;
@@ -566,7 +586,29 @@ void qc_pass_snapfix(struct qc_image *img)
 	if (change && img->h.nb_snapshots != sp->count)
 		snprintf(sp->why, sizeof(sp->why), "nb_snapshots %u -> %u (the entries that parse)",
 			 img->h.nb_snapshots, sp->count);
-out:
+}
+
+void qc_pass_snapfix(struct qc_image *img)
+{
+	struct qc_snap_plan *sp = &img->snapfix;
+	memset(sp, 0, sizeof(*sp));
+	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
+		return;
+	sp->decided = true;
+	struct fixctx x = { .img = img };
+	if (img->h.nb_snapshots == 0) {
+		empty_table(&x);
+		qc_snapscan_free(&x.sc);
+		return;
+	}
+	decide_table(&x);
+	if (!sp->refused && !sp->relink) {
+		index_problems(img);
+		find_shared_l1(&x);
+	}
+	decide_entries(&x);
+	if (!sp->refused && !sp->relink && !img->aborted)
+		decide_outcome(&x);
 	unindex_problems(img);
 	free(x.shares);
 	qc_snapscan_free(&x.sc);

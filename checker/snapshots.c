@@ -730,9 +730,133 @@ static bool lost_thread(struct tbuf *t, uint32_t i, uint32_t want, uint64_t pos,
 	return true;
 }
 
-void qc_pass_snapshot_table(struct qc_image *img)
+/* Where the parse of the entries stands. */
+struct cursor {
+	uint32_t i, want;   /* entry i of the want the header promises (capped) */
+	uint64_t pos, prev; /* table offsets of entry i and of the one before it */
+	size_t cap;         /* img->snapshots' capacity */
+	bool table_ok;
+};
+
+/* Is there room for entry c->i at c->pos?  If not, reports why the table
+ * ends there and returns false.  Else *sh, *f and *size describe it. */
+static bool entry_room(struct qc_image *img, struct tbuf *t, struct cursor *c, enum shape *sh,
+		       struct fixed *f, uint64_t *size)
 {
 	struct qc_problems *ps = &img->problems;
+	unsigned long long at = t->base + c->pos;
+	if (c->pos >= t->eof) {
+		c->table_ok = false;
+		qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
+			  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
+			  img->h.nb_snapshots, c->i, at, c->i);
+		return false;
+	}
+	*sh = entry_shape(t, c->pos, f, size);
+	if (*sh != SHAPE_NO_ROOM)
+		return true;
+	c->table_ok = false;
+	if (!t->limit_is_eof)
+		qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(at), 1,
+			  "entry %u would start %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
+			  c->i, (unsigned long long)c->pos, c->i, c->want - 1);
+	else
+		qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(at), 1,
+			  "entry %u at 0x%llx runs past the end of the file; entries %u..%u are lost",
+			  c->i, at, c->i, c->want - 1);
+	return false;
+}
+
+/* Entry c->i is damaged and the next one was (found) or was not found at
+ * q: keep what can be kept.  False ends the parse. */
+static bool lost_entry(struct qc_image *img, struct tbuf *t, struct cursor *c, enum shape sh,
+		       const struct fixed *f, uint64_t size, uint64_t q, bool found)
+{
+	if (!found) {
+		c->table_ok = false;
+		report_lost(img, t, c->i, c->want, c->pos, sh, f, size);
+		return false;
+	}
+	if (c->prev != UINT64_MAX && q < c->pos + FIXED) {
+		/* The next entry starts before this one could end: the previous
+		 * entry's lengths were wrong.  Redo it; the entry at q is entry i
+		 * (the caller's loop moves on to i again). */
+		redo_previous(img, t, c->i, c->prev, q);
+		c->pos = q;
+		c->i--;
+		return true;
+	}
+	if (!keep_damaged(img, &c->cap, t, c->i, c->pos, q, sh, f))
+		return false;
+	c->prev = c->pos;
+	c->pos = q;
+	return true;
+}
+
+/* A well-formed entry c->i: recorded and checked.  False ends the parse. */
+static bool good_entry(struct qc_image *img, struct tbuf *t, struct cursor *c,
+		       const struct fixed *f, uint64_t size)
+{
+	struct qc_snapshot *s = record(img, &c->cap, t, c->pos, size, f);
+	if (!s)
+		return false;
+	int32_t idx = (int32_t)img->nsnapshots - 1;
+	fill_entry(img, t, c->pos, f->extra, f->id_size, f->name_size, s);
+	check_entry(img, s, idx);
+	uint64_t used = (uint64_t)FIXED + f->extra + f->id_size + f->name_size;
+	if (c->pos + used > t->eof) {
+		/* Only the padding may lie past the end of the file. */
+		c->table_ok = false;
+		qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_PAST_EOF, sloc(t->base + c->pos, idx), 1,
+			  "entry %u at 0x%llx (%llu bytes) runs past the end of the file at 0x%llx%s",
+			  c->i, (unsigned long long)(t->base + c->pos), (unsigned long long)used,
+			  (unsigned long long)img->file_size,
+			  c->i + 1 < c->want ? "; the entries after it are lost" : "");
+		return false;
+	}
+	c->prev = c->pos;
+	c->pos += size;
+	return true;
+}
+
+/* Parse the entries the header promises; true when the table is sound. */
+static bool parse_entries(struct qc_image *img, struct tbuf *t)
+{
+	uint32_t nb = img->h.nb_snapshots;
+	struct cursor c = { .want = nb > QC_MAX_SNAPSHOTS ? QC_MAX_SNAPSHOTS : nb,
+			    .prev = UINT64_MAX, .table_ok = true };
+	for (c.i = 0; c.i < c.want && !img->aborted; c.i++) {
+		struct fixed f;
+		enum shape sh;
+		uint64_t size = 0, q = 0;
+		bool found;
+		if (!entry_room(img, t, &c, &sh, &f, &size))
+			break;
+		bool lost = lost_thread(t, c.i, c.want, c.pos, c.prev, sh, &f, size, &q, &found);
+		if (img->aborted)
+			break;
+		if (!(lost ? lost_entry(img, t, &c, sh, &f, size, q, found)
+			   : good_entry(img, t, &c, &f, size)))
+			break;
+	}
+	return c.table_ok;
+}
+
+/* The table ends where the last entry's bytes end (QEMU counts no padding
+ * after the last entry, and the file may end there). */
+static uint64_t table_size(const struct qc_image *img, uint64_t base)
+{
+	if (!img->nsnapshots)
+		return 0;
+	const struct qc_snapshot *last = &img->snapshots[img->nsnapshots - 1];
+	uint64_t used = (uint64_t)FIXED + last->extra_data_size + last->id_size + last->name_size;
+	if (used > last->entry_size)
+		used = last->entry_size;
+	return last->entry_offset + used - base;
+}
+
+void qc_pass_snapshot_table(struct qc_image *img)
+{
 	struct qc_header *h = &img->h;
 	if (!img->geometry_ok)
 		return;
@@ -743,99 +867,13 @@ void qc_pass_snapshot_table(struct qc_image *img)
 	}
 	if (!check_location(img))
 		return;
-
 	struct tbuf t = { .img = img, .base = h->snapshots_offset };
 	t.eof = img->file_size - h->snapshots_offset;
 	uint64_t room = t.eof + img->cluster_size;
 	t.limit = room < QC_MAX_SNAPSHOTS_SIZE ? room : QC_MAX_SNAPSHOTS_SIZE;
 	t.limit_is_eof = room <= QC_MAX_SNAPSHOTS_SIZE;
-
-	uint32_t want = h->nb_snapshots > QC_MAX_SNAPSHOTS ? QC_MAX_SNAPSHOTS : h->nb_snapshots;
-	size_t cap = 0;
-	uint64_t pos = 0, prev = UINT64_MAX;
-	bool table_ok = true;
-
-	for (uint32_t i = 0; i < want && !img->aborted; i++) {
-		struct fixed f;
-		uint64_t size = 0, q = 0;
-		bool found;
-		unsigned long long at = t.base + pos;
-		if (pos >= t.eof) {
-			table_ok = false;
-			qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
-				  "nb_snapshots is %u but entry %u would start at 0x%llx, at or past the end of the file: the table holds %u entries",
-				  h->nb_snapshots, i, at, i);
-			break;
-		}
-		enum shape sh = entry_shape(&t, pos, &f, &size);
-		if (sh == SHAPE_NO_ROOM) {
-			table_ok = false;
-			if (!t.limit_is_eof)
-				qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(at), 1,
-					  "entry %u would start %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",
-					  i, (unsigned long long)pos, i, want - 1);
-			else
-				qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_LOC(at), 1,
-					  "entry %u at 0x%llx runs past the end of the file; entries %u..%u are lost",
-					  i, at, i, want - 1);
-			break;
-		}
-		bool lost = lost_thread(&t, i, want, pos, prev, sh, &f, size, &q, &found);
-		if (img->aborted)
-			break;
-		if (lost) {
-			if (!found) {
-				table_ok = false;
-				report_lost(img, &t, i, want, pos, sh, &f, size);
-				break;
-			}
-			if (prev != UINT64_MAX && q < pos + FIXED) {
-				/* The next entry starts before this one could end: the
-				 * previous entry's lengths were wrong.  Redo it; the
-				 * entry at q is entry i. */
-				redo_previous(img, &t, i, prev, q);
-				pos = q;
-				i--;
-				continue;
-			}
-			if (!keep_damaged(img, &cap, &t, i, pos, q, sh, &f))
-				break;
-			prev = pos;
-			pos = q;
-			continue;
-		}
-
-		struct qc_snapshot *s = record(img, &cap, &t, pos, size, &f);
-		if (!s)
-			break;
-		fill_entry(img, &t, pos, f.extra, f.id_size, f.name_size, s);
-		check_entry(img, s, (int32_t)img->nsnapshots - 1);
-		uint64_t used = (uint64_t)FIXED + f.extra + f.id_size + f.name_size;
-		if (pos + used > t.eof) {
-			/* Only the padding may lie past the end of the file. */
-			table_ok = false;
-			qc_report(ps, QC_P_SNAPSHOT_ENTRY_PAST_EOF,
-				  sloc(at, (int32_t)img->nsnapshots - 1), 1,
-				  "entry %u at 0x%llx (%llu bytes) runs past the end of the file at 0x%llx%s",
-				  i, at, (unsigned long long)used, (unsigned long long)img->file_size,
-				  i + 1 < want ? "; the entries after it are lost" : "");
-			break;
-		}
-		prev = pos;
-		pos += size;
-	}
-
-	/* The table ends where the last entry's bytes end (QEMU counts no
-	 * padding after the last entry, and the file may end there). */
-	img->snapshot_table_size = 0;
-	if (img->nsnapshots) {
-		const struct qc_snapshot *last = &img->snapshots[img->nsnapshots - 1];
-		uint64_t used = (uint64_t)FIXED + last->extra_data_size + last->id_size +
-				last->name_size;
-		if (used > last->entry_size)
-			used = last->entry_size;
-		img->snapshot_table_size = last->entry_offset + used - t.base;
-	}
+	bool table_ok = parse_entries(img, &t);
+	img->snapshot_table_size = table_size(img, t.base);
 	qc_budget_free(img, t.p, t.alloc);
 	if (img->aborted)
 		return;

@@ -36,7 +36,7 @@
  * 8 MiB, whatever the virtual size or the file's apparent size.  Every
  * size comes from a field validated before (header.c, snapshots.c).  The
  * map and every allocation sized by the image (tables, lists, indexes)
- * draw on one budget, opt.mem_cap (check.c qc_budget_alloc()); only the
+ * draw on one budget, opt.mem_cap (budget.c qc_budget_alloc()); only the
  * fixed buffers (two RUN_MAX, 36 KiB, the L1 chunk, one cluster) are
  * outside it.
  */
@@ -48,6 +48,10 @@
 #include <string.h>
 
 #define RUN_MAX (4u << 20) /* bytes per L2 read */
+
+/* Test hook (check.h): false walks every L2 entry through the classifier
+ * and claims data clusters one by one (tests/unit/test_walk_diff.c). */
+bool qc_walk_fast_paths = true;
 
 struct l2ref {
 	uint64_t l2;       /* L2 table offset */
@@ -289,7 +293,8 @@ static void flush_run(struct walk *w)
 static inline void claim_data(struct walk *w, uint64_t off, uint64_t e, uint64_t j)
 {
 	unsigned flags = (e & QC_OFLAG_COPIED) ? QC_CM_ACTIVE_COPIED : QC_CM_ACTIVE_NOCOPIED;
-	if (w->run_n && off == w->run_start + (w->run_n << w->img->cluster_bits) &&
+	if (qc_walk_fast_paths && w->run_n &&
+	    off == w->run_start + (w->run_n << w->img->cluster_bits) &&
 	    flags == w->run_flags && j == w->run_j + w->run_n) {
 		w->run_n++;
 		return;
@@ -377,15 +382,32 @@ static void report_l2_flags(struct qc_problems *ps, struct qc_loc loc, uint64_t 
 			  (unsigned long long)e, (unsigned long long)bm);
 }
 
+/* Counters of one L2 table for qemu-img's statistics (allocated,
+ * fragmented, compressed clusters). */
+struct l2count {
+	uint64_t next_contig, alloc, frag, comp;
+};
+
+/* One more allocated cluster at off; fragmented unless it follows the
+ * previous one. */
+static void count_alloc(struct l2count *c, uint64_t off, uint64_t cs)
+{
+	c->alloc++;
+	if (c->next_contig && off != c->next_contig)
+		c->frag++;
+	c->next_contig = off + cs;
+}
+
 /*
- * How many of the (at most max) standard entries at p equal expect,
- * expect + cs, expect + 2 cs, ...: the continuation of a run of contiguous
- * data clusters with the same flags.  Bounded so that every offset it
- * accepts (starting at off) stays below fsize and below 2^56, so each
- * accepted entry is valid exactly as the one that started the run.
+ * How many of the (at most max) entries at p (es bytes apart) equal
+ * expect, expect + cs, expect + 2 cs, ... with bitmap bm (extended L2):
+ * the continuation of a run of contiguous data clusters with the same
+ * flags.  Bounded so that every offset it accepts (starting at off) stays
+ * below fsize and below 2^56, so each accepted entry is valid exactly as
+ * the one that started the run.
  */
-static uint64_t match_run(const uint8_t *p, uint64_t max, uint64_t expect, uint64_t cs,
-			  uint64_t off, uint64_t fsize)
+static uint64_t match_run(const uint8_t *p, unsigned es, uint64_t max, uint64_t expect,
+			  uint64_t bm, uint64_t cs, uint64_t off, uint64_t fsize)
 {
 	uint64_t lim = off < fsize ? (fsize - off + cs - 1) / cs : 0;
 	uint64_t lim56 = off < (UINT64_C(1) << 56) ? ((UINT64_C(1) << 56) - off) / cs : 0;
@@ -394,146 +416,136 @@ static uint64_t match_run(const uint8_t *p, uint64_t max, uint64_t expect, uint6
 	if (max > lim56)
 		max = lim56;
 	uint64_t k = 0;
-	while (k < max && qc_be64_at(p + 8 * k) == expect) {
+	while (k < max && qc_be64_at(p + (size_t)es * k) == expect &&
+	       (es == 8 || qc_be64_at(p + (size_t)es * k + 8) == bm)) {
 		expect += cs;
 		k++;
 	}
 	return k;
 }
 
+/*
+ * The fast path (qc_walk_fast_paths): an empty entry, or an aligned data
+ * cluster inside the file with no flag that needs the classifier, and the
+ * entries continuing its run, without classifying each.  Returns the
+ * entries it took (0: the entry needs the classifier).  Every entry it
+ * takes is one the classifier finds NORMAL with no reason to report, and
+ * it is counted and claimed as classified_entry() would.
+ */
+static uint64_t fast_entries(struct walk *w, const uint8_t *p, uint64_t left, uint64_t j,
+			     struct l2count *c)
+{
+	const struct qc_image *img = w->img;
+	const uint64_t cs = img->cluster_size;
+	const unsigned es = img->l2_entry_size;
+	/* entries the fast path must not take: compressed, reserved, zero flag */
+	const uint64_t slow_bits = QC_OFLAG_COMPRESSED | QC_L2E_STD_RESERVED_MASK | QC_OFLAG_ZERO;
+	/* no data clusters in this file with an external data file */
+	const uint64_t fsize = img->data_file ? 0 : img->file_size;
+	uint64_t e = qc_be64_at(p);
+	uint64_t bm = img->extended_l2 ? qc_be64_at(p + 8) : 0;
+	if (!e && !bm)
+		return 1;
+	uint64_t off = e & QC_L2E_OFFSET_MASK;
+	if ((e & slow_bits) || !off || (off & (cs - 1)) || off >= fsize || ((bm >> 32) & bm))
+		return 0;
+	count_alloc(c, off, cs);
+	claim_data(w, off, e, j);
+	/* claim_data left the pending run ending with this entry: extend it */
+	uint64_t k = match_run(p + es, es, left - 1, e + cs, bm, cs, off + cs, fsize);
+	c->alloc += k;
+	c->next_contig += k * cs;
+	w->run_n += k;
+	return 1 + k;
+}
+
+/* A data cluster of a classified normal entry: checked against the data
+ * file or the end of the file, then claimed. */
+static void data_entry(struct walk *w, uint64_t e, uint64_t off, uint64_t j, struct qc_loc loc)
+{
+	struct qc_image *img = w->img;
+	struct qc_problems *ps = &img->problems;
+	if (img->data_file) {
+		if (loc.guest_offset != UINT64_MAX && off != loc.guest_offset)
+			qc_report(ps, QC_P_L2_DATA_FILE_OFFSET_MISMATCH, loc, 1,
+				  "L2 entry 0x%llx: data file offset 0x%llx differs from guest offset 0x%llx",
+				  (unsigned long long)e, (unsigned long long)off,
+				  (unsigned long long)loc.guest_offset);
+		if (w->n_act && !(e & QC_OFLAG_COPIED))
+			qc_report(ps, QC_P_L2_COPIED_MISSING, loc, 1,
+				  "L2 entry 0x%llx lacks OFLAG_COPIED (external data clusters always have refcount 1)",
+				  (unsigned long long)e);
+		return;
+	}
+	if (qc_past_eof(img, off, img->cluster_size)) {
+		qc_report(ps, QC_P_L2_DATA_PAST_EOF, loc, 1,
+			  "L2 entry 0x%llx: data cluster 0x%llx is past the end of the file (%llu bytes)",
+			  (unsigned long long)e, (unsigned long long)off,
+			  (unsigned long long)img->file_size);
+		return;
+	}
+	claim_data(w, off, e, j);
+}
+
+/* Entry j (at p) through the classifier (core/entry.c): every kind, every
+ * problem. */
+static void classified_entry(struct walk *w, const uint8_t *p, uint64_t j, struct l2count *c)
+{
+	struct qc_image *img = w->img;
+	const uint64_t cs = img->cluster_size;
+	const struct qc_entry_geom geom = qc_entry_geom_of(img);
+	uint64_t e = qc_be64_at(p);
+	uint64_t bm = img->extended_l2 ? qc_be64_at(p + 8) : 0;
+	struct qc_loc loc = { w->l2_off + j * img->l2_entry_size,
+			      w->guest0 == UINT64_MAX ? UINT64_MAX : w->guest0 + j * cs, cs, w->snap,
+			      NULL };
+	struct qc_entry ce = qc_l2e_classify(e, bm, &geom);
+	if (ce.kind == QC_ENTRY_COMPRESSED) {
+		compressed_entry(w, e, bm, &ce, loc);
+		if (!img->data_file) {
+			c->alloc++;
+			c->comp++;
+			c->frag++;
+		}
+		return;
+	}
+	report_l2_flags(&img->problems, loc, e, bm, ce.reasons);
+	if (ce.kind != QC_ENTRY_NORMAL)
+		return; /* unallocated or zero-plain */
+	/* normal or zero-alloc */
+	count_alloc(c, ce.offset, cs);
+	if (ce.reasons & QC_ER_DATA_UNALIGNED)
+		qc_report(&img->problems, QC_P_L2_ENTRY_UNALIGNED, loc, 1,
+			  "L2 entry 0x%llx: cluster offset 0x%llx is not cluster aligned",
+			  (unsigned long long)e, (unsigned long long)ce.offset);
+	else
+		data_entry(w, e, ce.offset, j, loc);
+}
+
 /* Validate and account the entries of one L2 table (t: its bytes). */
 static void walk_l2(struct walk *w, const uint8_t *t)
 {
 	struct qc_image *img = w->img;
-	struct qc_problems *ps = &img->problems;
-	const uint64_t cs = img->cluster_size;
 	const unsigned es = img->l2_entry_size;
 	const uint64_t n = img->l2_entries;
-	const bool ext = img->extended_l2;
-	const struct qc_entry_geom geom = qc_entry_geom_of(img);
-	uint64_t next_contig = 0, alloc = 0, frag = 0, comp = 0;
-	/* entries the fast path must not take: compressed, reserved, zero flag */
-	const uint64_t fast_mask = QC_OFLAG_COMPRESSED | QC_L2E_STD_RESERVED_MASK | QC_OFLAG_ZERO;
-	/* no data clusters in this file with an external data file */
-	const uint64_t fsize = img->data_file ? 0 : img->file_size;
-	/* the pending run lives in registers: [w->run_start, r_end), entries up to r_jend */
-	uint64_t r_end = 0, r_jend = UINT64_MAX;
+	struct l2count c = { 0 };
 	w->run_n = 0;
 	w->run_start = 0;
-
-	/* the entry that would continue the pending run (fastest path) */
-	uint64_t expect = 0, expect_bm = 0;
-	bool expect_ok = false;
-
-	for (uint64_t j = 0; j < n; j++) {
-		const uint8_t *p = t + j * es;
-		uint64_t e = qc_be64_at(p);
-		uint64_t bm = ext ? qc_be64_at(p + 8) : 0;
-		if (e == expect && bm == expect_bm && expect_ok) {
-			/* next cluster of a contiguous run, same flags: valid */
-			alloc++;
-			r_end += cs;
-			r_jend++;
-			next_contig = r_end;
-			expect += cs;
-			expect_ok = !(expect & fast_mask) && (expect & QC_L2E_OFFSET_MASK) < fsize;
-			continue;
+	for (uint64_t j = 0; j < n && !img->aborted;) {
+		uint64_t k = qc_walk_fast_paths ? fast_entries(w, t + j * es, n - j, j, &c) : 0;
+		if (!k) {
+			classified_entry(w, t + j * es, j, &c);
+			k = 1;
 		}
-		expect_ok = false;
-		if (!e && !bm)
-			continue;
-		uint64_t off = e & QC_L2E_OFFSET_MASK;
-		if (!(e & fast_mask) && off && !(off & (cs - 1)) && off < fsize && !((bm >> 32) & bm)) {
-			expect = e + cs;
-			expect_bm = bm;
-			expect_ok = !(expect & fast_mask) && (expect & QC_L2E_OFFSET_MASK) < fsize;
-			/* the common case: an aligned data cluster inside the file */
-			alloc++;
-			if (next_contig && off != next_contig)
-				frag++;
-			next_contig = off + cs;
-			unsigned fl = (e & QC_OFLAG_COPIED) ? QC_CM_ACTIVE_COPIED : QC_CM_ACTIVE_NOCOPIED;
-			if (off == r_end && j == r_jend && fl == w->run_flags) {
-				r_end += cs; /* extends the pending run */
-				r_jend++;
-				continue;
-			}
-			w->run_n = (r_end - w->run_start) >> img->cluster_bits;
-			claim_data(w, off, e, j);
-			r_end = off + cs;
-			r_jend = j + 1;
-			if (!ext) {
-				/* the following entries continuing the run, in one tight loop */
-				uint64_t k = match_run(p + 8, n - j - 1, e + cs, cs, off + cs, fsize);
-				alloc += k;
-				r_end += k * cs;
-				r_jend += k;
-				next_contig = r_end;
-				j += k;
-				expect = e + (k + 1) * cs;
-				expect_ok = false;
-			}
-			continue;
-		}
-		w->run_n = (r_end - w->run_start) >> img->cluster_bits;
-		struct qc_loc loc = { w->l2_off + j * es, w->guest0 == UINT64_MAX ? UINT64_MAX
-										: w->guest0 + j * cs,
-				      cs, w->snap, NULL };
-		struct qc_entry ce = qc_l2e_classify(e, bm, &geom);
-		if (ce.kind == QC_ENTRY_COMPRESSED) {
-			compressed_entry(w, e, bm, &ce, loc);
-			if (!img->data_file) {
-				alloc++;
-				comp++;
-				frag++;
-			}
-			continue;
-		}
-		report_l2_flags(ps, loc, e, bm, ce.reasons);
-		if (ce.kind != QC_ENTRY_NORMAL)
-			continue; /* unallocated or zero-plain */
-		/* normal or zero-alloc */
-		alloc++;
-		if (next_contig && off != next_contig)
-			frag++;
-		next_contig = off + cs;
-		if (ce.reasons & QC_ER_DATA_UNALIGNED) {
-			qc_report(ps, QC_P_L2_ENTRY_UNALIGNED, loc, 1,
-				  "L2 entry 0x%llx: cluster offset 0x%llx is not cluster aligned",
-				  (unsigned long long)e, (unsigned long long)off);
-			continue;
-		}
-		if (img->data_file) {
-			if (loc.guest_offset != UINT64_MAX && off != loc.guest_offset)
-				qc_report(ps, QC_P_L2_DATA_FILE_OFFSET_MISMATCH, loc, 1,
-					  "L2 entry 0x%llx: data file offset 0x%llx differs from guest offset 0x%llx",
-					  (unsigned long long)e, (unsigned long long)off,
-					  (unsigned long long)loc.guest_offset);
-			if (w->n_act && !(e & QC_OFLAG_COPIED))
-				qc_report(ps, QC_P_L2_COPIED_MISSING, loc, 1,
-					  "L2 entry 0x%llx lacks OFLAG_COPIED (external data clusters always have refcount 1)",
-					  (unsigned long long)e);
-			continue;
-		}
-		if (qc_past_eof(img, off, cs)) {
-			qc_report(ps, QC_P_L2_DATA_PAST_EOF, loc, 1,
-				  "L2 entry 0x%llx: data cluster 0x%llx is past the end of the file (%llu bytes)",
-				  (unsigned long long)e, (unsigned long long)off,
-				  (unsigned long long)img->file_size);
-			continue;
-		}
-		claim_data(w, off, e, j);
-		r_end = w->run_start + (w->run_n << img->cluster_bits);
-		r_jend = w->run_j + w->run_n;
-		if (img->aborted)
-			return;
+		j += k;
 	}
-	w->run_n = (r_end - w->run_start) >> img->cluster_bits;
+	if (img->aborted)
+		return;
 	flush_run(w);
 	if (w->n_act) {
-		img->stats.allocated_clusters += alloc * w->n_act;
-		img->stats.fragmented_clusters += frag * w->n_act;
-		img->stats.compressed_clusters += comp * w->n_act;
+		img->stats.allocated_clusters += c.alloc * w->n_act;
+		img->stats.fragmented_clusters += c.frag * w->n_act;
+		img->stats.compressed_clusters += c.comp * w->n_act;
 	}
 }
 

@@ -1,25 +1,14 @@
 /*
  * main.c - qcow2fsck's command line: subcommand dispatch, --help (global
- * and per subcommand), --version, and the helpers the subcommands share:
- * option values, positional arguments, and the open that takes QEMU's
- * image locks (doc/locking.md) and reports failures (doc/contracts.md §1).
+ * and per subcommand), --version, --list-problems.  The helpers the
+ * subcommands share live in args.c (option values, positional arguments)
+ * and open.c (the open that takes QEMU's locks and runs the check).
  */
 #include "cli.h"
-#include "../core/escape.h"
-#include "../core/io.h"
 #include "../core/problems.h"
-#include "../checker/check.h"
-#include "report.h"
 
-#include <errno.h>
-#include <getopt.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define USAGE_CHECK \
 	"  qcow2fsck check  [--deep] [--digest] [-U|--force-share] [--fail-on=CLASS]\n" \
@@ -207,155 +196,6 @@ static const char scan_usage[] =
 	"\n"
 	"Exit code: the worst verdict over all images under the policy (2, 1, 63, 3, 0),\n"
 	"in check's codes; 64 usage error.\n";
-
-int qc_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	char msg[512];
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	qc_esc_line(stderr, "qcow2fsck: %s (try --help)", msg);
-	return QC_EXIT_USAGE;
-}
-
-bool qc_parse_output(const char *v, enum qc_output *out)
-{
-	if (strcmp(v, "human") == 0)
-		*out = QC_OUT_HUMAN;
-	else if (strcmp(v, "json") == 0)
-		*out = QC_OUT_JSON;
-	else
-		return false;
-	return true;
-}
-
-bool qc_parse_size(const char *v, size_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || end == v || v[0] == '-' || v[0] == '+' || v[0] == ' ')
-		return false;
-	unsigned shift = 0;
-	switch (*end) {
-	case 0: break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: return false;
-	}
-	/* K, KiB: binary units either way */
-	if (shift && strcmp(end, "iB") == 0)
-		end += 2;
-	if (*end || (shift && n > (SIZE_MAX >> shift)))
-		return false;
-	*out = (size_t)(n << shift);
-	return true;
-}
-
-bool qc_add_positional(struct qc_positional *p, const char *arg)
-{
-	if (p->n >= QC_MAX_POSITIONAL) {
-		p->extra = true;
-		return false;
-	}
-	p->v[p->n++] = arg;
-	return true;
-}
-
-void qc_rest_positional(struct qc_positional *p, int argc, char **argv)
-{
-	while (optind < argc)
-		qc_add_positional(p, argv[optind++]);
-}
-
-/* The one-line message and the JSON "error" code of a failed open. */
-static void open_failure(const char *path, int r, const struct qc_open_info *info,
-			 const struct qc_cli_open *co, char *msg, size_t len, const char **code)
-{
-	char err[160];
-	if (r == -EBUSY && co->lock == QC_LOCK_WRITE) {
-		snprintf(msg, len, "%s: in use by another process (%s never writes to an image in use; "
-			 "nothing changed)", path, co->command);
-		*code = "image-in-use";
-	} else if (r == -EBUSY && co->lock == QC_LOCK_SHARE) {
-		/* even -U needs consistent reads: QEMU refuses this case too */
-		snprintf(msg, len, "%s: in use by another process that does not let others read "
-			 "it consistently (refused even with -U, as qemu-img refuses it)", path);
-		*code = "image-in-use";
-	} else if (r == -EBUSY) {
-		snprintf(msg, len, "%s: in use by another process (use -U to %s it anyway)", path,
-			 co->command);
-		*code = "image-in-use";
-	} else if (r == -EINVAL && info->special) {
-		snprintf(msg, len, "%s: %s, not an image file: refused without opening it", path,
-			 info->special);
-		*code = "not-a-file";
-	} else {
-		snprintf(msg, len, "cannot open '%s'%s: %s", path, co->writable ? " for writing" : "",
-			 strerror_r(-r, err, sizeof(err)));
-		*code = "open-failed";
-	}
-}
-
-int qc_cli_open_checked_err(const char *path, const struct qc_cli_open *co,
-			    const struct qc_options *o, struct qc_io **io, struct qc_image **img,
-			    char *why, size_t whylen, const char **code)
-{
-	struct qc_open_opts oo = { .writable = co->writable, .lock = co->lock };
-	struct qc_open_info info;
-	*io = NULL;
-	*img = NULL;
-	*code = NULL;
-	int r = qc_io_open_image(path, &oo, io, &info);
-	if (r < 0) {
-		open_failure(path, r, &info, co, why, whylen, code);
-		return 1;
-	}
-	if (info.locks_unsupported && co->lock == QC_LOCK_WRITE && !co->quiet)
-		qc_esc_line(stderr, "qcow2fsck: warning: %s: the file system has no OFD locks; "
-			    "QEMU's image locks cannot be checked", path);
-	if (qc_check_run(*io, o, img) < 0) {
-		qc_io_close(*io);
-		*io = NULL;
-		snprintf(why, whylen, "out of memory");
-		*code = "out-of-memory";
-		return 1;
-	}
-	if (info.in_use)
-		qc_report(&(*img)->problems, QC_P_IMAGE_IN_USE, QC_LOC(QC_NO_OFFSET), 1,
-			  "another process holds the image (QEMU's locks); opened with -U, so what it "
-			  "writes meanwhile may show as problems that are not on disk");
-	return 0;
-}
-
-int qc_cli_open_checked(const char *path, const struct qc_cli_open *co, const struct qc_options *o,
-			struct qc_io **io, struct qc_image **img)
-{
-	char why[PATH_MAX + 256];
-	const char *code = NULL;
-	int r = qc_cli_open_checked_err(path, co, o, io, img, why, sizeof(why), &code);
-	return r ? qc_cli_fail(co, path, 1, code, why) : 0;
-}
-
-int qc_cli_fail(const struct qc_cli_open *co, const char *path, int exit_code, const char *code,
-		const char *msg)
-{
-	qc_esc_line(stderr, "qcow2fsck: %s", msg);
-	if (co->out == QC_OUT_JSON && !co->quiet)
-		qc_print_json_failure(path, exit_code, code, msg, stdout);
-	return exit_code;
-}
-
-size_t qc_default_mem_cap(void)
-{
-	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-	if (pages <= 0 || psz <= 0)
-		return (size_t)1 << 31;
-	return (size_t)pages * (size_t)psz / 2;
-}
 
 /* The problem table as tab-separated lines: code, severity (", unsupported"
  * when the code means exit 63), structure, summary. */

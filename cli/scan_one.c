@@ -1,7 +1,7 @@
 /*
  * scan_one.c - one file of a scan (scan_one.h).  Every file goes through
  * qc_scan_check_one(), which opens and checks it with the same path as
- * `check` (qc_cli_open_checked_err in main.c), then judges it under the
+ * `check` (qc_cli_open_checked_err in open.c), then judges it under the
  * policy (scan/policy.c).  Thread safety relies on the checker keeping all
  * state in its struct qc_image (no static mutable data in core/ or
  * checker/: doc/scan.md "Threads") and on this file using only

@@ -63,21 +63,24 @@ bool qc_owner_shareable(enum qc_owner o)
 int qc_cm_init(struct qc_clustermap *m, uint64_t nclusters, size_t cap_bytes)
 {
 	memset(m, 0, sizeof(*m));
-	m->nclusters = nclusters;
 	m->cap_bytes = cap_bytes;
-	m->npages = (nclusters + PAGE_SIZE_E - 1) >> PAGE_BITS;
-	if (m->npages > SIZE_MAX / sizeof(*m->pages))
+	uint64_t npages = (nclusters + PAGE_SIZE_E - 1) >> PAGE_BITS;
+	/* On failure the map stays empty (no cluster in range), so freeing it
+	 * and reading it stay safe. */
+	if (npages > SIZE_MAX / sizeof(*m->pages))
 		return -EFBIG;
-	size_t dir = (size_t)m->npages * sizeof(*m->pages);
+	size_t dir = (size_t)npages * sizeof(*m->pages);
 	if (cap_bytes && dir > cap_bytes) {
 		m->over_cap = true;
 		return -ENOMEM;
 	}
-	if (m->npages) {
-		m->pages = calloc((size_t)m->npages, sizeof(*m->pages));
+	if (npages) {
+		m->pages = calloc((size_t)npages, sizeof(*m->pages));
 		if (!m->pages)
 			return -ENOMEM;
 	}
+	m->nclusters = nclusters;
+	m->npages = npages;
 	m->bytes = dir;
 	return 0;
 }

@@ -179,8 +179,9 @@ static int hash_range(struct qc_io *io, uint64_t off, uint64_t len, const struct
 	return r;
 }
 
-static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
-		  const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
+/* The header and the witnesses' hashes, then the header's checksum. */
+static bool build_header(struct buf *b, struct qc_io *io, const struct qc_plan *p,
+			 const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
 {
 	size_t hlen = HDR_FIXED + nwit * WIT_LEN;
 	uint8_t *hdr = buf_grow(b, hlen + SHA_LEN);
@@ -209,46 +210,60 @@ static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
 		}
 	}
 	sha256(hdr, hlen, hdr + hlen);
-	/* chain of checksums for the trailer */
+	return true;
+}
+
+/* The region record of write w: its old bytes, which must be the ones
+ * planned (compare-and-swap, cas.h); its checksum goes to sum. */
+static bool build_region(struct buf *b, struct qc_io *io, const struct qc_write *w,
+			 uint8_t sum[SHA_LEN], char *err, size_t errlen)
+{
+	uint64_t old_len = 0;
+	if (w->offset < io->size)
+		old_len = io->size - w->offset < w->len ? io->size - w->offset : w->len;
+	size_t reclen = REC_FIXED + (size_t)old_len + SHA_LEN;
+	size_t at = b->n;
+	uint8_t *r = buf_grow(b, reclen);
+	if (!r)
+		return false;
+	qc_put_be32(r, REC_MAGIC);
+	qc_put_be32(r + 4, w->phase == QC_PH_FINAL ? 1 : 0);
+	qc_put_be64(r + 8, w->offset);
+	qc_put_be32(r + 16, (uint32_t)w->len);
+	qc_put_be32(r + 20, (uint32_t)old_len);
+	sha256(w->data, w->len, r + 24);
+	if (old_len && qc_io_read_full(io, r + REC_FIXED, (size_t)old_len, w->offset) < 0) {
+		set_err(err, errlen, "cannot read old bytes at 0x%" PRIx64, w->offset);
+		return false;
+	}
+	if (!w->old || memcmp(r + REC_FIXED, w->old, (size_t)old_len)) {
+		set_err(err, errlen, "the image changed at 0x%" PRIx64 " since the repair was planned", w->offset);
+		b->stale = true;
+		return false;
+	}
+	r = b->p + at; /* buf_grow may not move b->p here, but be safe */
+	sha256(r, REC_FIXED + (size_t)old_len, r + REC_FIXED + old_len);
+	memcpy(sum, r + REC_FIXED + old_len, SHA_LEN);
+	return true;
+}
+
+static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
+		  const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
+{
+	if (!build_header(b, io, p, wit, nwit, err, errlen))
+		return false;
+	/* chain of checksums for the trailer: the header's, then each region's */
 	uint8_t *chain = malloc((p->n + 1) * SHA_LEN);
 	if (!chain) {
 		b->oom = true;
 		return false;
 	}
-	memcpy(chain, b->p + hlen, SHA_LEN);
+	memcpy(chain, b->p + b->n - SHA_LEN, SHA_LEN);
 	for (size_t i = 0; i < p->n; i++) {
-		const struct qc_write *w = &p->w[i];
-		uint64_t old_len = 0;
-		if (w->offset < io->size)
-			old_len = io->size - w->offset < w->len ? io->size - w->offset : w->len;
-		size_t reclen = REC_FIXED + (size_t)old_len + SHA_LEN;
-		size_t at = b->n;
-		uint8_t *r = buf_grow(b, reclen);
-		if (!r) {
+		if (!build_region(b, io, &p->w[i], chain + (i + 1) * SHA_LEN, err, errlen)) {
 			free(chain);
 			return false;
 		}
-		qc_put_be32(r, REC_MAGIC);
-		qc_put_be32(r + 4, w->phase == QC_PH_FINAL ? 1 : 0);
-		qc_put_be64(r + 8, w->offset);
-		qc_put_be32(r + 16, (uint32_t)w->len);
-		qc_put_be32(r + 20, (uint32_t)old_len);
-		sha256(w->data, w->len, r + 24);
-		if (old_len && qc_io_read_full(io, r + REC_FIXED, (size_t)old_len, w->offset) < 0) {
-			set_err(err, errlen, "cannot read old bytes at 0x%" PRIx64, w->offset);
-			free(chain);
-			return false;
-		}
-		/* compare-and-swap (cas.h): the old bytes are the ones planned */
-		if (!w->old || memcmp(r + REC_FIXED, w->old, (size_t)old_len)) {
-			set_err(err, errlen, "the image changed at 0x%" PRIx64 " since the repair was planned", w->offset);
-			b->stale = true;
-			free(chain);
-			return false;
-		}
-		r = b->p + at; /* buf_grow may not move b->p here, but be safe */
-		sha256(r, REC_FIXED + (size_t)old_len, r + REC_FIXED + old_len);
-		memcpy(chain + (i + 1) * SHA_LEN, r + REC_FIXED + old_len, SHA_LEN);
 	}
 	uint8_t *t = buf_grow(b, TRAILER_LEN);
 	if (!t) {

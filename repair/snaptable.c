@@ -244,30 +244,23 @@ static int plan_empty_offset(const struct qc_image *img, struct qc_plan *p)
 	return 0;
 }
 
-int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+/* A table that is sound where it is: only the header's count and offset
+ * change (1, or -ENOMEM). */
+static int plan_relink(struct qc_image *img, struct qc_plan *p)
 {
 	const struct qc_snap_plan *sp = &img->snapfix;
-	if (o->leaks_only)
-		return 0;
-	if (empty_offset_bad(img))
-		return plan_empty_offset(img, p);
-	if (!sp->decided)
-		return 0;
-	if (sp->refused) {
-		qc_plan_leave(p, (enum qc_code)sp->why_code, 64, "%s", sp->why);
-		return 0;
-	}
-	if (sp->relink) {
-		/* the table is where it is: only the header changes */
-		uint8_t sw[12];
-		qc_put_be32(sw, sp->relink_count);
-		qc_put_be64(sw + 4, sp->relink_offset);
-		if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
-				 sp->why))
-			return -ENOMEM;
-		return 1;
-	}
-	/* entries left as they are: the first few by name, then a count */
+	uint8_t sw[12];
+	qc_put_be32(sw, sp->relink_count);
+	qc_put_be64(sw + 4, sp->relink_offset);
+	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
+			 sp->why))
+		return -ENOMEM;
+	return 1;
+}
+
+/* Entries left as they are: the first few by name, then a count. */
+static void leave_entries(struct qc_image *img, struct qc_plan *p)
+{
 	uint32_t nleft = 0;
 	enum qc_code lcode = QC_P_COUNT;
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
@@ -283,68 +276,58 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 	if (nleft > MAX_LEFT_NAMED)
 		qc_plan_leave(p, lcode, QC_NO_OFFSET, "%u more snapshot(s) left as they are (see the check's verdicts)",
 			      nleft - MAX_LEFT_NAMED);
-	if (!sp->rewrite)
-		return 0;
-	enum qc_code code = table_code(img, -1);
-	uint64_t cs = img->cluster_size;
-	struct buf b = { 0 };
-	uint32_t n = 0;
-	int r = 0;
-	/* entry k of the new table starts at starts[k] */
-	size_t *starts = calloc(img->nsnapshots + 1, sizeof(size_t));
-	if (!starts)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < img->nsnapshots && !r; i++) {
+}
+
+/* The new table in memory: the entries not dropped, in order; entry k
+ * starts at starts[k] (n of them).  0, -ENOMEM or -EIO. */
+static int build_table(struct qc_image *img, struct buf *b, size_t *starts, uint32_t *n)
+{
+	*n = 0;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
 		if (s->fix.verdict == QC_SNAP_DROPPED)
 			continue;
-		starts[n++] = b.n;
-		r = serialize(img, s, &b);
-	}
-	if (!r && (b.n > QC_MAX_SNAPSHOTS_SIZE || n > QC_MAX_SNAPSHOTS)) {
-		qc_plan_leave(p, code, 64, "the rewritten snapshot table would pass QEMU's limits: not written");
-		goto out;
-	}
-	if (r == -EIO) {
-		qc_plan_leave(p, code, 64, "an entry of the snapshot table cannot be read again: not rewritten");
-		r = 0;
-		goto out;
-	}
-	if (r)
-		goto out;
-	uint64_t first = (img->file_size + cs - 1) >> img->cluster_bits;
-	if (qc_cm_end(&img->cmap) > first)
-		first = qc_cm_end(&img->cmap);
-	uint64_t at = first << img->cluster_bits;
-	uint64_t nclusters = (b.n + cs - 1) / cs;
-	if (n) {
-		put(&b, NULL, (size_t)(nclusters * cs - b.n));
-		if (b.oom) {
-			r = -ENOMEM;
-			goto out;
-		}
-		/* one write per entry, so the plan says what happens to each */
-		uint32_t k = 0;
-		for (uint32_t i = 0; i < img->nsnapshots; i++) {
-			const struct qc_snapshot *s = &img->snapshots[i];
-			if (s->fix.verdict == QC_SNAP_DROPPED)
-				continue;
-			size_t e = k + 1 < n ? starts[k + 1] : (size_t)(nclusters * cs);
-			char d[120];
-			describe(s, d, sizeof(d));
-			if (!qc_plan_add(p, QC_PH_NEW, at + starts[k], b.p + starts[k], e - starts[k], code,
-					 "new snapshot table entry %u (was %u; %s): %s%s%.80s", k, i, d,
-					 qc_snap_verdict_name(s->fix.verdict), s->fix.what[0] ? ": " : "",
-					 s->fix.what)) {
-				r = -ENOMEM;
-				goto out;
-			}
-			k++;
-		}
-		r = plan_new_refcounts(img, p, first, nclusters, code);
+		starts[(*n)++] = b->n;
+		int r = serialize(img, s, b);
 		if (r)
-			goto out;
+			return r;
 	}
+	return 0;
+}
+
+/* The new table's n entries at at, one write per entry so the plan says
+ * what happens to each (b padded to whole clusters first).  0 or -ENOMEM. */
+static int plan_entries(struct qc_image *img, struct qc_plan *p, struct buf *b,
+			const size_t *starts, uint32_t n, uint64_t at, enum qc_code code)
+{
+	uint64_t cs = img->cluster_size;
+	uint64_t nclusters = (b->n + cs - 1) / cs;
+	put(b, NULL, (size_t)(nclusters * cs - b->n));
+	if (b->oom)
+		return -ENOMEM;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict == QC_SNAP_DROPPED)
+			continue;
+		size_t e = k + 1 < n ? starts[k + 1] : (size_t)(nclusters * cs);
+		char d[120];
+		describe(s, d, sizeof(d));
+		if (!qc_plan_add(p, QC_PH_NEW, at + starts[k], b->p + starts[k], e - starts[k], code,
+				 "new snapshot table entry %u (was %u; %s): %s%s%.80s", k, i, d,
+				 qc_snap_verdict_name(s->fix.verdict), s->fix.what[0] ? ": " : "",
+				 s->fix.what))
+			return -ENOMEM;
+		k++;
+	}
+	return plan_new_refcounts(img, p, at >> img->cluster_bits, nclusters, code);
+}
+
+/* The switch: one header write of nb_snapshots and snapshots_offset, its
+ * text naming the dropped entries (1, or -ENOMEM). */
+static int plan_switch(struct qc_image *img, struct qc_plan *p, uint32_t n, uint64_t at,
+		       enum qc_code code)
+{
 	uint8_t sw[12];
 	qc_put_be32(sw, n);
 	qc_put_be64(sw + 4, n ? at : 0);
@@ -363,11 +346,57 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), code,
 			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s",
 			 img->h.nb_snapshots, n, img->h.snapshots_offset, n ? at : 0, dropped))
-		r = -ENOMEM;
-	if (!r)
-		r = 1;
-out:
+		return -ENOMEM;
+	return 1;
+}
+
+/* The rewrite: new table past everything, its refcounts, the switch
+ * (1 when planned, 0 when left, -errno). */
+static int plan_rewrite(struct qc_image *img, struct qc_plan *p)
+{
+	enum qc_code code = table_code(img, -1);
+	uint64_t cs = img->cluster_size;
+	struct buf b = { 0 };
+	uint32_t n = 0;
+	size_t *starts = calloc(img->nsnapshots + 1, sizeof(size_t));
+	if (!starts)
+		return -ENOMEM;
+	int r = build_table(img, &b, starts, &n);
+	if (!r && (b.n > QC_MAX_SNAPSHOTS_SIZE || n > QC_MAX_SNAPSHOTS)) {
+		qc_plan_leave(p, code, 64, "the rewritten snapshot table would pass QEMU's limits: not written");
+	} else if (r == -EIO) {
+		qc_plan_leave(p, code, 64, "an entry of the snapshot table cannot be read again: not rewritten");
+		r = 0;
+	} else if (!r) {
+		uint64_t first = (img->file_size + cs - 1) >> img->cluster_bits;
+		if (qc_cm_end(&img->cmap) > first)
+			first = qc_cm_end(&img->cmap);
+		uint64_t at = first << img->cluster_bits;
+		if (n)
+			r = plan_entries(img, p, &b, starts, n, at, code);
+		if (!r)
+			r = plan_switch(img, p, n, at, code);
+	}
 	free(starts);
 	free(b.p);
 	return r;
+}
+
+int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (o->leaks_only)
+		return 0;
+	if (empty_offset_bad(img))
+		return plan_empty_offset(img, p);
+	if (!sp->decided)
+		return 0;
+	if (sp->refused) {
+		qc_plan_leave(p, (enum qc_code)sp->why_code, 64, "%s", sp->why);
+		return 0;
+	}
+	if (sp->relink)
+		return plan_relink(img, p);
+	leave_entries(img, p);
+	return sp->rewrite ? plan_rewrite(img, p) : 0;
 }
