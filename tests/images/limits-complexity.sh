@@ -87,15 +87,15 @@ timeout 20 "$QC" undo "$T/leaky.qcow2.qcow2fsck-undo" "$T/leaky.qcow2" >/dev/nul
 # clean), 8 Gi clusters of 512 bytes (qemu-img cannot check it: its
 # refcount array for 8 Gi clusters fails with "File too large"; the image
 # is the same kind, so our verdict must be clean too)
-qemu-img create -q -f qcow2 "$T/t4.qcow2" 1M
-qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$T/t4.qcow2" >/dev/null
+fixture qemu-img create -q -f qcow2 "$T/t4.qcow2" 1M
+fixture qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$T/t4.qcow2" >/dev/null
 truncate -s 4T "$T/t4.qcow2"
 t_name "4 TiB apparent size, 64 KiB clusters: check finishes, same verdict as qemu-img"
 timeout 20 "$QC" check "$T/t4.qcow2" >"$T/out" 2>"$T/err"; rc=$?
 qemu_check "$T/t4.qcow2"
 [ "$rc" = 0 ] && [ "$QRC" = 0 ] && t_ok || t_fail "exit $rc, qemu $QRC: $(cat "$T/err")"
-qemu-img create -q -f qcow2 -o cluster_size=512 "$T/t4s.qcow2" 1M
-qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$T/t4s.qcow2" >/dev/null
+fixture qemu-img create -q -f qcow2 -o cluster_size=512 "$T/t4s.qcow2" 1M
+fixture qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$T/t4s.qcow2" >/dev/null
 truncate -s 4T "$T/t4s.qcow2"
 t_name "4 TiB apparent size, 512-byte clusters: check finishes clean"
 timeout 20 "$QC" check "$T/t4s.qcow2" >"$T/out" 2>"$T/err"; rc=$?
