@@ -138,3 +138,32 @@ t_done() {
 	fi
 	[ "$T_FAIL" = 0 ]
 }
+
+# measure IMG CMD...: the work one run of CMD (on IMG) does, counted rather
+# than timed, so that a loaded machine cannot fail a bound: CPU time is the
+# process's own (waiting for a core is not counted), and reads are reads.
+# Sets W_RC (exit status), W_CPU (user + system CPU time in ms, 10 ms
+# resolution) and W_RSS (peak RSS in KiB) from /usr/bin/time; W_READS (read
+# calls on IMG) and W_BYTES (the bytes they returned) from strace -P IMG, or
+# both empty when strace cannot run here (then only CPU and RSS are bounded).
+# LeakSanitizer cannot run under ptrace: it is off for the traced run only.
+measure() {
+	_mi=$1; shift
+	/usr/bin/time -f '%U %S %M' -o "$T/measure.time" "$@" >/dev/null 2>"$T/measure.err"
+	W_RC=$?
+	W_CPU=$(awk 'END { printf "%d", ($1 + $2) * 1000 }' "$T/measure.time")
+	W_RSS=$(awk 'END { print $3 }' "$T/measure.time")
+	W_READS="" W_BYTES=""
+	if [ -z "${W_STRACE:-}" ]; then
+		W_STRACE=no
+		command -v strace >/dev/null 2>&1 && strace -f -o /dev/null true 2>/dev/null && W_STRACE=yes
+	fi
+	[ "$W_STRACE" = yes ] || return 0
+	: >"$T/measure.trace"
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -s 0 -e signal=none \
+		-e trace=read,pread64,readv,preadv,preadv2 -P "$_mi" -o "$T/measure.trace" \
+		"$@" >/dev/null 2>&1
+	set -- $(awk '/= [0-9]+$/ { n++; b += $NF } END { printf "%d %.0f", n, b }' "$T/measure.trace")
+	W_READS=$1 W_BYTES=$2
+	rm -f "$T/measure.trace"
+}
