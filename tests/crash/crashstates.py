@@ -89,7 +89,8 @@ def fixture(cmd):
 
 def fixture_failed(what, err):
     fixture_failures.append(what)
-    print("FIXTURE-FAIL %s: %s" % (what, str(err).strip().splitlines()[-1] if str(err).strip() else "failed"),
+    why = " ".join(str(err).split())
+    print("FIXTURE-FAIL %s: %s" % (what, why if len(why) <= 400 else why[:200] + " ... " + why[-200:]),
           flush=True)
 
 
