@@ -138,3 +138,56 @@ t_done() {
 	fi
 	[ "$T_FAIL" = 0 ]
 }
+
+# measure IMG CMD...: the work one run of CMD (on IMG) does, counted rather
+# than timed, so that a loaded machine cannot fail a bound: CPU time is the
+# process's own (waiting for a core is not counted), and reads are reads.
+# Sets W_RC (exit status), W_CPU (user + system CPU time in ms, 10 ms
+# resolution) and W_RSS (peak RSS in KiB) from /usr/bin/time; W_READS (read
+# calls on IMG) and W_BYTES (the bytes they returned) from strace -P IMG, or
+# both empty when strace cannot run here (then only CPU and RSS are bounded).
+# LeakSanitizer cannot run under ptrace: it is off for the traced run only.
+# W_PREP (optional): shell code run before each of the two runs (a command
+# that changes IMG, such as repair, is measured on a fresh copy each time).
+measure() {
+	_mi=$1; shift
+	[ -z "${W_PREP:-}" ] || eval "$W_PREP"
+	/usr/bin/time -f '%U %S %M' -o "$T/measure.time" "$@" >/dev/null 2>"$T/measure.err"
+	W_RC=$?
+	W_CPU=$(awk 'END { printf "%d", ($1 + $2) * 1000 }' "$T/measure.time")
+	W_RSS=$(awk 'END { print $3 }' "$T/measure.time")
+	W_READS="" W_BYTES=""
+	if [ -z "${W_STRACE:-}" ]; then
+		W_STRACE=no
+		command -v strace >/dev/null 2>&1 && strace -f -o /dev/null true 2>/dev/null && W_STRACE=yes
+	fi
+	[ "$W_STRACE" = yes ] || return 0
+	: >"$T/measure.trace"
+	[ -z "${W_PREP:-}" ] || eval "$W_PREP"
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -s 0 -e signal=none \
+		-e trace=read,pread64,readv,preadv,preadv2 -P "$_mi" -o "$T/measure.trace" \
+		"$@" >/dev/null 2>&1
+	set -- $(awk '/= [0-9]+$/ { n++; b += $NF } END { printf "%d %.0f", n, b }' "$T/measure.trace")
+	W_READS=$1 W_BYTES=$2
+	rm -f "$T/measure.trace"
+}
+
+# work_bounded LABEL IMG CMD...: a case: one run of CMD (on IMG) does bounded
+# work (measure): under WORK_CPU_MS (default 3000) ms of CPU time and at most
+# READX (default 4) x IMG's allocated size + 1 MiB read from IMG.  Callers
+# say why the bound holds for the right algorithm and not for the wrong one;
+# the figures are printed.
+work_bounded() {
+	_wl=$1 _wi=$2; shift 2
+	t_name "$_wl: bounded work (counted, not timed)"
+	measure "$_wi" "$@"
+	_wf=$(du -B1 "$_wi" | cut -f1)
+	echo "$_wl: cpu $W_CPU ms, ${W_READS:-?} reads, ${W_BYTES:-?} bytes (file: $_wf bytes allocated)"
+	if [ "$W_CPU" -ge "${WORK_CPU_MS:-3000}" ]; then
+		t_fail "CPU time $W_CPU ms"
+	elif [ -n "$W_BYTES" ] && [ "$W_BYTES" -gt $((${READX:-4} * _wf + 1048576)) ]; then
+		t_fail "$W_BYTES bytes read of a $_wf-byte file"
+	else
+		t_ok
+	fi
+}

@@ -26,6 +26,11 @@ For every state:
   snapshots  every snapshot still listed reads exactly what it read before
              (a snapshot the operation creates: what it reads after).
 Prints FAIL lines and a final "NAME: N passed, N failed" line.
+Fixtures (the base images, the reference contents before and after each
+operation, the run that logs its writes) are made as tests/lib.sh makes
+them: retried (QEMU's tools can fail under CPU load), and one that still
+fails is a "FIXTURE-FAIL" line, its states skipped and counted in
+", N fixture failures" on the final line, never a failed check.
 """
 import json
 import os
@@ -35,6 +40,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 QC = os.environ["QC"]
 SHIM = os.environ["SHIM"]
@@ -63,15 +69,29 @@ def run(cmd, env=None, check=False):
     return p.returncode, p.stdout.decode(errors="replace")
 
 
+def retried(make):
+    """make() up to 3 times, 1 s then 2 s apart (FIXTURE_BACKOFF=0: no
+    wait), as tests/lib.sh's fixture_try; the last RuntimeError is raised."""
+    backoff = int(os.environ.get("FIXTURE_BACKOFF", "1"))
+    for attempt in range(1, 4):
+        try:
+            return make()
+        except RuntimeError as e:
+            if attempt == 3:
+                raise RuntimeError("%s (3 tries)" % e)
+            time.sleep(attempt * backoff)
+
+
 def fixture(cmd):
     """A fixture command: retried (QEMU's tools can fail under CPU load)."""
-    err = None
-    for _ in range(3):
-        try:
-            return run(cmd, check=True)
-        except RuntimeError as e:
-            err = e
-    raise err
+    return retried(lambda: run(cmd, check=True))
+
+
+def fixture_failed(what, err):
+    fixture_failures.append(what)
+    why = " ".join(str(err).split())
+    print("FIXTURE-FAIL %s: %s" % (what, why if len(why) <= 400 else why[:200] + " ... " + why[-200:]),
+          flush=True)
 
 
 # ---- images ----------------------------------------------------------------
@@ -119,6 +139,19 @@ def read_raw(img, tmp, snap=None):
 
 def contents(img, tmp):
     return read_raw(img, tmp), {s: read_raw(img, tmp, s) for s in snapshot_names(img)}
+
+
+def contents_fixture(img, tmp):
+    """contents() of an image QEMU made, as a fixture: every read must work."""
+    def make():
+        rc, out = run(["qemu-img", "snapshot", "-l", img])
+        if rc:
+            raise RuntimeError("qemu-img snapshot -l %s: exit %d: %s" % (img, rc, out[-300:]))
+        active, snaps = contents(img, tmp)
+        if active is None or any(d is None for d in snaps.values()):
+            raise RuntimeError("qemu-img convert could not read %s" % img)
+        return active, snaps
+    return retried(make)
 
 
 def cluster_size(img):
@@ -274,7 +307,7 @@ def plan(tmp, mode):
         try:
             make_base(base, opts, snapshots=fname not in NO_SNAPSHOTS)
         except RuntimeError as e:
-            fixture_failures.append("%s: %s" % (fname, e))
+            fixture_failed("fixture %s" % fname, e)
             continue
         for name, cmd in ops_for(fname):
             sub = SUBSET[mode].get(fname)
@@ -288,7 +321,7 @@ def plan(tmp, mode):
                 try:
                     make_base(rb, "cluster_size=4096", snapshots=False)
                 except RuntimeError as e:
-                    fixture_failures.append("resize: %s" % e)
+                    fixture_failed("fixture resize", e)
                     continue
                 out.append(("%s/%s" % (fname, name), rb,
                             lambda img: ["qemu-img", "resize", "-f", "qcow2", img, "+3M"]))
@@ -308,15 +341,25 @@ def shim_env(img, **kw):
 
 def reference(label, base, cmd, tmp):
     """Contents before and after one complete run (None: fixture failure)."""
-    before = contents(base, tmp)
     img = os.path.join(tmp, "after.qcow2")
-    shutil.copyfile(base, img)
+
+    def after():
+        shutil.copyfile(base, img)
+        run_ok(cmd(img))
+        return contents_fixture(img, tmp)
     try:
-        fixture(cmd(img))
+        before = contents_fixture(base, tmp)
+        return before, retried(after), cluster_size(base)
     except RuntimeError as e:
-        fixture_failures.append("%s: %s" % (label, e))
+        fixture_failed("%s reference" % label, e)
         return None
-    return before, contents(img, tmp), cluster_size(base)
+
+
+def run_ok(cmd, env=None):
+    rc, out = run(cmd, env=env)
+    if rc:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), rc, out[-300:]))
+    return out
 
 
 # ---- kill before the Nth write ---------------------------------------------
@@ -329,13 +372,23 @@ def kill_mode(tmp):
             continue
         before, after, cs = ref
         img = os.path.join(tmp, "state.qcow2")
-        n = 1
-        while True:
+
+        def crash_at(n):
+            """The state: the operation killed before its Nth write (a fixture:
+            QEMU's tool failing some other way is retried)."""
             shutil.copyfile(base, img)
             rc, out = run(cmd(img), env=shim_env(img, QC_CRASH_AT=n))
+            if rc not in (CRASHED, 0):
+                raise RuntimeError("the operation failed without a crash (exit %d): %s" % (rc, out[-300:]))
+            return rc
+        n = 1
+        while True:
+            try:
+                rc = retried(lambda: crash_at(n))
+            except RuntimeError as e:
+                fixture_failed("%s N=%d" % (label, n), e)
+                break
             if rc != CRASHED:
-                if rc != 0:
-                    fail("%s: the operation failed without a crash (exit %d): %s" % (label, rc, out[-300:]))
                 break
             judge("%s N=%d" % (label, n), img, before, after, cs, tmp)
             states += 1
@@ -414,12 +467,16 @@ def powerloss_mode(tmp):
         before, after, cs = ref
         log = os.path.join(tmp, "writes.log")
         img = os.path.join(tmp, "logged.qcow2")
-        shutil.copyfile(base, img)
-        if os.path.exists(log):
-            os.unlink(log)
-        rc, out = run(cmd(img), env=shim_env(img, QC_CRASH_LOG=log))
-        if rc != 0:
-            fixture_failures.append("%s: logged run exit %d" % (label, rc))
+
+        def logged():
+            shutil.copyfile(base, img)
+            if os.path.exists(log):
+                os.unlink(log)
+            run_ok(cmd(img), env=shim_env(img, QC_CRASH_LOG=log))
+        try:
+            retried(logged)
+        except RuntimeError as e:
+            fixture_failed("%s logged run" % label, e)
             continue
         recs, flushes = read_log(log)
         cuts = sorted(set([0] + flushes))
@@ -452,10 +509,11 @@ def main():
         states = kill_mode(tmp) if mode == "kill" else powerloss_mode(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for f in fixture_failures:
-        print("FIXTURE FAILURE (skipped): " + f)
     print("%d crash states judged" % states)
-    print("%s: %d passed, %d failed" % (name, passed, failed))
+    if fixture_failures:
+        print("%s: %d passed, %d failed, %d fixture failures" % (name, passed, failed, len(fixture_failures)))
+    else:
+        print("%s: %d passed, %d failed" % (name, passed, failed))
     sys.exit(1 if failed else 0)
 
 

@@ -15,7 +15,7 @@ fixture qemu-io -f qcow2 -c 'write -P 0x11 0 256k' -c 'write -P 0x22 4M 64k' "$T
 for opts in cluster_size=512 extended_l2=on,cluster_size=65536 \
 	compression_type=zstd,extended_l2=on,cluster_size=32768; do
 	img="$T/g.qcow2"; rm -f "$img"
-	qemu-img convert -q -c -O qcow2 -o "$opts" "$T/src.qcow2" "$img"
+	fixture_try qemu-img convert -q -c -O qcow2 -o "$opts" "$T/src.qcow2" "$img" || continue
 	t_name "deep clean $opts"
 	run_check --deep "$img"
 	[ "$RC" = 0 ] && [ -z "$(json_codes)" ] && t_ok || t_fail "exit $RC: $(json_codes | tr '\n' ' ')"
@@ -36,7 +36,7 @@ done
 # the file cut inside its last compressed stream (less than a cluster, so
 # the walk's past-EOF rule does not fire, as in QEMU): the stream runs out
 img="$T/cut.qcow2"
-qemu-img convert -q -c -O qcow2 "$T/src.qcow2" "$img"
+fixture qemu-img convert -q -c -O qcow2 "$T/src.qcow2" "$img"
 last=$(python3 - "$img" <<'PY'
 import struct, sys
 f = open(sys.argv[1], "rb").read()

@@ -10,7 +10,7 @@
 mk "$T/src.qcow2" 64M
 fixture qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 4M 256k' "$T/src.qcow2" >/dev/null
 img="$T/snap.qcow2"
-qemu-img convert -q -c -O qcow2 "$T/src.qcow2" "$img"
+fixture qemu-img convert -q -c -O qcow2 "$T/src.qcow2" "$img"
 snap "$img" s1
 # the active disk rewrites guest cluster 0: only snapshot s1 keeps the
 # compressed stream

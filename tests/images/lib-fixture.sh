@@ -7,7 +7,10 @@
 # file; tests/run-image-tests.sh prints the fixture failures in its total
 # line, flags the file, and still exits 0.  The commands are shell
 # functions counting their calls in files, so nothing depends on timing
-# (FIXTURE_BACKOFF=0: no wait between tries).
+# (FIXTURE_BACKOFF=0: no wait between tries).  Also work_bounded, the
+# counted (not timed) bound of the complexity tests: a command that reads
+# its file once passes, one that reads it 8 times or burns far more CPU
+# than allowed fails.
 . "$(dirname "$0")/../lib.sh"
 
 LIB=$(cd "$HERE/.." && pwd)
@@ -44,6 +47,29 @@ grep -qx 'sample.sh: 1 passed, 0 failed, 2 fixture failures' "$T/out" && t_ok ||
 t_name "FIXTURE-FAIL names the command and qemu-img's reason"
 grep -q '^FIXTURE-FAIL broken: qemu-img: Unable to get accurate CPU usage (3 tries)$' "$T/err" &&
 	grep -q 'remaining cases of sample.sh are skipped' "$T/err" && t_ok || t_fail "$(cat "$T/err")"
+
+# work_bounded: reads are counted on the file named (strace -P), CPU time
+# by /usr/bin/time; a 1 MiB file with 4 x + 1 MiB allowed
+cat >"$T/tree/work.sh" <<'EOF'
+. "$(dirname "$0")/lib.sh"
+head -c 1048576 /dev/urandom >"$T/f"
+work_bounded "read once" "$T/f" cat "$T/f"
+work_bounded "read 8 times" "$T/f" sh -c 'for i in 1 2 3 4 5 6 7 8; do cat "$1"; done' sh "$T/f"
+WORK_CPU_MS=20
+work_bounded "busy" "$T/f" python3 -c 'sum(range(30000000))'
+t_done
+EOF
+QC=/bin/true sh "$T/tree/work.sh" >"$T/out" 2>"$T/err"
+t_name "work_bounded: a single read passes, 8 reads and a CPU burner fail"
+if command -v strace >/dev/null 2>&1 && strace -f -o /dev/null true 2>/dev/null; then
+	grep -qx 'work.sh: 1 passed, 2 failed' "$T/out" && grep -q 'FAIL: read 8 times: .*bytes read' "$T/err" &&
+		grep -q 'FAIL: busy: .*CPU time' "$T/err" && t_ok || t_fail "$(cat "$T/out" "$T/err")"
+else
+	echo "note: strace cannot run here: only the CPU bound is checked"
+	grep -qx 'work.sh: 2 passed, 1 failed' "$T/out" && grep -q 'FAIL: busy: .*CPU time' "$T/err" &&
+		t_ok || t_fail "$(cat "$T/out" "$T/err")"
+fi
+rm -f "$T/tree/work.sh"
 
 rm -rf "$T/count"; mkdir -p "$T/count"
 FIXTURE_BACKOFF=0 COUNT_DIR="$T/count" QC=/bin/true sh "$T/tree/run-image-tests.sh" >"$T/out" 2>&1

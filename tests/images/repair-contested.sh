@@ -140,7 +140,7 @@ I=$T/snapl1-on-l2.qcow2
 cp "$P" "$I"
 $POKE "$I" 'l2[0][0]' "|$C"
 $POKE "$I" 'snapshot[0].l1_table_offset' "$l2a"
-raw "$I" "$T/active-only.raw"
+fixture raw "$I" "$T/active-only.raw"
 mkdir -p "$T/ref-sn" && mv "$T/active-only.raw" "$T/ref-sn/active.raw"
 run_repair "$I" --dry-run
 t_name "snapl1-on-l2: COPIED problems in the active L2 are listed as left"

@@ -17,12 +17,9 @@ scan() { "$QC" scan "$@" >"$T/out" 2>"$T/err"; RC=$?; san || true; }
 expect_rc() { t_name "$1"; if [ "$RC" = "$2" ]; then t_ok; else t_fail "exit $RC, expected $2: $(head -c 300 "$T/out") $(head -c 300 "$T/err")"; fi; }
 py() { python3 - "$@"; }
 
-# ---- fixtures (retried once; a fixture QEMU cannot make is skipped, not failed)
-make_base() { mk "$T/base.qcow2" 64M && qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 64k' "$T/base.qcow2" >/dev/null; }
-if ! make_base && ! make_base; then
-	echo "SKIP: fixture: qemu-img/qemu-io could not make the base image"
-	t_done; exit $?
-fi
+# ---- fixtures (lib.sh `fixture`: retried; one QEMU cannot make skips the rest as a fixture failure)
+mk "$T/base.qcow2" 64M
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1M 64k' "$T/base.qcow2" >/dev/null
 A=$T/arch
 mkdir -p "$A/sub/deep" "$A/other"
 cp "$T/base.qcow2" "$A/clean1.qcow2"
@@ -183,8 +180,7 @@ def load(p):
     return out
 assert load(sys.argv[1]) == load(sys.argv[2])
 PY
-qemu-img convert -c -f qcow2 -O qcow2 "$T/base.qcow2" "$T/comp.qcow2" 2>/dev/null ||
-	qemu-img convert -c -f qcow2 -O qcow2 "$T/base.qcow2" "$T/comp.qcow2"
+fixture qemu-img convert -c -f qcow2 -O qcow2 "$T/base.qcow2" "$T/comp.qcow2"
 scan --deep --output=jsonl "$A/clean1.qcow2" "$T/comp.qcow2"
 t_name "jsonl: with --deep, deep is true and deep-verified counts the clusters per algorithm"
 py "$T/out" <<'PY' && t_ok || t_fail "deep flag: $(cut -c1-300 "$T/out")"
@@ -259,7 +255,7 @@ t_name "-q: nothing on stdout, the status is the verdict"
 
 # ---- shards: exact cover, stable, balanced by size
 cp "$T/base.qcow2" "$A/sub/big.qcow2"
-qemu-io -f qcow2 -c 'write -P 0x55 2M 4M' "$A/sub/big.qcow2" >/dev/null 2>&1
+fixture qemu-io -f qcow2 -c 'write -P 0x55 2M 4M' "$A/sub/big.qcow2" >/dev/null
 "$QC" scan --output=jsonl "$A" >"$T/full.jsonl" 2>/dev/null
 for N in 1 2 3 4; do
 	: >"$T/shards.$N"

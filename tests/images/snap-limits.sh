@@ -68,7 +68,7 @@ while total < (66 << 20):
     total += len(e)
     n += 1
 PY
-qemu-img convert -f raw -O qcow2 "$T/ent.raw" "$T/big.qcow2"
+fixture qemu-img convert -f raw -O qcow2 "$T/ent.raw" "$T/big.qcow2"
 rm -f "$T/ent.raw"
 hostoff() { python3 -c 'import sys; print(int(sys.argv[1], 16) & 0x00fffffffffffe00)' "$($POKE "$T/big.qcow2" "$1")"; }
 data=$(hostoff "l2[0][0]")

@@ -18,7 +18,7 @@ E=$T/empty.qcow2
 mk "$E" 16M
 fill "$E"
 snap "$E" s1
-qemu-img snapshot -d s1 "$E"
+fixture qemu-img snapshot -d s1 "$E"
 guest_save "$E" "$T/ref"
 t_name "fixture: no snapshots left"
 [ "$($POKE "$E" header.nb_snapshots)" = 0x0 ] && t_ok || t_fail "nb_snapshots $($POKE "$E" header.nb_snapshots)"
@@ -59,8 +59,8 @@ V=$T/v2.qcow2
 mk "$V" 16M compat=0.10
 fill "$V"
 snap "$V" s1
-qemu-io -f qcow2 -c 'write -P 0x77 2M 64k' "$V" >/dev/null
-raw "$V" "$T/v2-active.raw"
+fixture qemu-io -f qcow2 -c 'write -P 0x77 2M 64k' "$V" >/dev/null
+fixture raw "$V" "$T/v2-active.raw"
 python3 - "$V" <<'PY'
 import struct, sys
 with open(sys.argv[1], "r+b") as f:

@@ -15,20 +15,21 @@ for o in cluster_size=512 cluster_size=4k cluster_size=2M compat=0.10 \
 	img="$T/c.qcow2"; rm -f "$img"
 	mk "$img" 64M "$o"; fill "$img"
 	# a second layer: overwrite part of it, compressed and not, and discard some
+	fixture_try qemu-io -f qcow2 -c 'write -P 0x66 32k 96k' -c 'discard 1M 64k' -c 'write -z 2M 64k' \
+		"$img" >/dev/null || continue
 	# (not a fixture: the compressed write fails by design with 2 MiB
 	# extended-L2 clusters, and the image is still a valid one to check)
-	qemu-io -f qcow2 -c 'write -P 0x66 32k 96k' -c 'write -c -P 0x77 16M 128k' \
-		-c 'discard 1M 64k' -c 'write -z 2M 64k' "$img" >/dev/null 2>&1
+	qemu-io -f qcow2 -c 'write -c -P 0x77 16M 128k' "$img" >/dev/null 2>&1
 	expect_clean "$img" "$o"
 	same_counters "$img" "$o"
 done
 
 # an image converted with compression (every cluster compressed)
 mk "$T/src.qcow2" 32M; fill "$T/src.qcow2"
-qemu-img convert -c -O qcow2 "$T/src.qcow2" "$T/conv.qcow2"
+fixture qemu-img convert -c -O qcow2 "$T/src.qcow2" "$T/conv.qcow2"
 expect_clean "$T/conv.qcow2" "convert -c"
 same_counters "$T/conv.qcow2" "convert -c"
-qemu-img convert -c -O qcow2 -o compression_type=zstd,cluster_size=4k "$T/src.qcow2" "$T/conv2.qcow2"
+fixture qemu-img convert -c -O qcow2 -o compression_type=zstd,cluster_size=4k "$T/src.qcow2" "$T/conv2.qcow2"
 expect_clean "$T/conv2.qcow2" "convert -c zstd 4k"
 same_counters "$T/conv2.qcow2" "convert -c zstd 4k"
 
