@@ -112,6 +112,20 @@ void qc_pass_vmstate(struct qc_image *img);     /* vmstate.c */
 void qc_pass_refcounts(struct qc_image *img);   /* refcounts.c: stored vs computed */
 void qc_pass_copied(struct qc_image *img);      /* copied.c: OFLAG_COPIED */
 void qc_pass_deep(struct qc_image *img);        /* deep.c: decompression (--deep) */
+
+/*
+ * deepwalk.c: the compressed descriptors of every L1 table (the ones the
+ * walk claimed), handed to fn in batches of at most batch_max, each sorted
+ * by host offset; the batches come in a fixed order (by L2 table offset),
+ * so the sequence depends only on the image and batch_max.  fn returns
+ * false to stop.  Runs after the tables pass.  Returns false when it
+ * stopped (fn, or the check aborted: I/O error, memory).  Memory held:
+ * qc_compressed_batch_mem() (reserved from the budget) plus 16 bytes per
+ * followable L1 entry, whatever the number of compressed clusters.
+ */
+typedef bool (*qc_batch_fn)(void *ctx, struct qc_compressed_ref *refs, size_t n);
+bool qc_compressed_batches(struct qc_image *img, size_t batch_max, qc_batch_fn fn, void *ctx);
+uint64_t qc_compressed_batch_mem(const struct qc_image *img, size_t batch_max);
 void qc_pass_stats(struct qc_image *img);       /* stats.c */
 void qc_pass_snapfix(struct qc_image *img);     /* snapfix.c: what a repair does per snapshot */
 

@@ -6,13 +6,14 @@
  * padded, truncated and bit-flipped.  Verdict, the byte count, the reason
  * and the bytes must be the same on every one.
  *
- * Usage: dcdiff [-f FLIPS] [-s SEED] [-t] FILE...
+ * Usage: dcdiff [-f FLIPS] [-s SEED] [-b BATCH] [-t] FILE...
  *   A FILE that checks as a zlib qcow2 image gives its compressed streams
- *   (--deep's list, one per host offset); any other file (fuzz corpus
+ *   (--deep's batches, checker/deepwalk.c, of at most BATCH descriptors,
+ *   one stream per host offset in a batch); any other file (fuzz corpus
  *   inputs, raw streams) is one stream of its first 4 MiB, into 64 KiB.
  *   -f: bit-flipped variants per stream (default 8); -t: also time zlib
  *   alone against the combined decoder on the unmodified streams.
- * Prints one line of counts; exits 1 on any difference.
+ * Prints a line of counts and one of batches; exits 1 on any difference.
  * Also counts how often libdeflate alone would have disagreed with zlib
  * (the cases the guard exists for).
  */
@@ -99,12 +100,6 @@ static void one_stream(const char *file, uint64_t off, const uint8_t *s, size_t 
 	}
 }
 
-static int cmp_off(const void *a, const void *b)
-{
-	const struct qc_compressed_ref *x = a, *y = b;
-	return x->host_offset < y->host_offset ? -1 : x->host_offset > y->host_offset;
-}
-
 static void timing(const uint8_t *s, size_t n, size_t cl)
 {
 	size_t p;
@@ -117,7 +112,40 @@ static void timing(const uint8_t *s, size_t n, size_t cl)
 	t_comb += now() - b;
 }
 
-static int one_file(const char *path, unsigned flips, int timed)
+struct file_ctx {
+	const char *path;
+	struct qc_io *io;
+	size_t cl;
+	unsigned flips;
+	int timed;
+	uint8_t *s;
+};
+
+static unsigned long long n_batches, batch_peak, n_desc;
+
+static bool batch(void *ctx, struct qc_compressed_ref *refs, size_t n)
+{
+	struct file_ctx *f = ctx;
+	n_batches++;
+	n_desc += n;
+	if (n > batch_peak)
+		batch_peak = n;
+	for (size_t k = 0; k < n; k++) {
+		const struct qc_compressed_ref *r = &refs[k];
+		if (k && r->host_offset == refs[k - 1].host_offset)
+			continue;
+		size_t len = r->length < 2 * f->cl ? (size_t)r->length : 2 * f->cl;
+		long long got = qc_io_read(f->io, f->s, len, r->host_offset);
+		if (got <= 0)
+			continue;
+		one_stream(f->path, r->host_offset, f->s, (size_t)got, f->cl, f->flips);
+		if (f->timed)
+			timing(f->s, (size_t)got, f->cl);
+	}
+	return true;
+}
+
+static int one_file(const char *path, unsigned flips, int timed, size_t batch_max)
 {
 	struct qc_io *io;
 	if (qc_io_open_file(path, false, &io) != 0) {
@@ -125,28 +153,17 @@ static int one_file(const char *path, unsigned flips, int timed)
 		return 1;
 	}
 	struct qc_options o = { 0 };
-	o.deep = true;
 	o.jobs = 1;
 	struct qc_image *img = NULL;
 	int rc = qc_check_run(io, &o, &img);
-	if (rc == 0 && img && img->is_qcow2 && img->geometry_ok && img->h.compression_type == 0 &&
-	    img->cluster_size <= (2u << 20) && img->ncompressed) {
-		size_t cl = (size_t)img->cluster_size;
-		qsort(img->compressed, img->ncompressed, sizeof(*img->compressed), cmp_off);
-		uint8_t *s = malloc(2 * cl);
-		for (size_t k = 0; s && k < img->ncompressed; k++) {
-			const struct qc_compressed_ref *r = &img->compressed[k];
-			if (k && r->host_offset == img->compressed[k - 1].host_offset)
-				continue;
-			size_t len = r->length < 2 * cl ? (size_t)r->length : 2 * cl;
-			long long got = qc_io_read(io, s, len, r->host_offset);
-			if (got <= 0)
-				continue;
-			one_stream(path, r->host_offset, s, (size_t)got, cl, flips);
-			if (timed)
-				timing(s, (size_t)got, cl);
-		}
-		free(s);
+	if (rc == 0 && img && img->is_qcow2 && img->geometry_ok && !img->aborted &&
+	    img->h.compression_type == 0 && img->cluster_size <= (2u << 20) &&
+	    img->claimed_refs[QC_OWN_COMPRESSED]) {
+		struct file_ctx f = { path, io, (size_t)img->cluster_size, flips, timed,
+				      malloc(2 * (size_t)img->cluster_size) };
+		if (f.s)
+			qc_compressed_batches(img, batch_max, batch, &f);
+		free(f.s);
 	} else {
 		size_t cap = 4u << 20;
 		uint8_t *s = malloc(cap);
@@ -163,16 +180,19 @@ static int one_file(const char *path, unsigned flips, int timed)
 int main(int argc, char **argv)
 {
 	unsigned flips = 8;
+	size_t batch_max = (size_t)1 << 18;
 	int timed = 0, i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-f") && i + 1 < argc)
 			flips = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "-s") && i + 1 < argc)
 			rng = strtoull(argv[++i], NULL, 10) | 1;
+		else if (!strcmp(argv[i], "-b") && i + 1 < argc)
+			batch_max = (size_t)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "-t"))
 			timed = 1;
 		else {
-			fprintf(stderr, "usage: dcdiff [-f FLIPS] [-s SEED] [-t] FILE...\n");
+			fprintf(stderr, "usage: dcdiff [-f FLIPS] [-s SEED] [-b BATCH] [-t] FILE...\n");
 			return 2;
 		}
 	}
@@ -188,10 +208,12 @@ int main(int argc, char **argv)
 	}
 	int bad = 0;
 	for (; i < argc; i++)
-		bad |= one_file(argv[i], flips, timed);
+		bad |= one_file(argv[i], flips, timed, batch_max);
 	printf("dcdiff: %llu streams, %llu variants, %llu zlib-readable, %llu decided by libdeflate, "
 	       "%llu differences, %llu where libdeflate alone would differ\n",
 	       n_streams, n_variants, n_ok, n_fast, n_diff, n_raw_diff);
+	printf("dcdiff: %llu descriptors in %llu batches of at most %zu, largest %llu\n", n_desc,
+	       n_batches, batch_max, batch_peak);
 	if (timed)
 		printf("dcdiff: unmodified streams: zlib alone %.3f s, combined %.3f s (%.2fx)\n", t_ref,
 		       t_comb, t_comb > 0 ? t_ref / t_comb : 0.0);
