@@ -335,10 +335,15 @@ void qc_pass_deep(struct qc_image *img)
 	pthread_mutex_init(&d->mu, NULL);
 	qc_progress_start(&R->pg, stderr, img->opt.progress, "deep", 0);
 	/* the total needs a pass over the L2 tables: only when it is shown */
-	if (R->pg.on && qc_compressed_batches(img, DEEP_BATCH, add_bytes, R))
+	/* every descriptor adds at least one reference to a compressed claim,
+	 * so a small image gets a small batch */
+	size_t batch = DEEP_BATCH;
+	if (img->claimed_refs[QC_OWN_COMPRESSED] < batch)
+		batch = (size_t)img->claimed_refs[QC_OWN_COMPRESSED];
+	if (R->pg.on && qc_compressed_batches(img, batch, add_bytes, R))
 		R->pg.total = d->bytes_total;
 	R->w[0].pg = &R->pg;
-	if (!img->aborted && qc_compressed_batches(img, DEEP_BATCH, run_batch, R) && !R->failed)
+	if (!img->aborted && qc_compressed_batches(img, batch, run_batch, R) && !R->failed)
 		img->deep_verified[img->h.compression_type] = R->verified;
 	qc_progress_end(&R->pg);
 	pthread_mutex_destroy(&d->mu);

@@ -168,7 +168,7 @@ bool qc_compressed_batches(struct qc_image *img, size_t batch_max, qc_batch_fn f
 		if (sn->l1_usable && sn->l1_size)
 			ok = read_l1(&R, sn->l1_table_offset, sn->l1_size, (int32_t)s, chunk);
 	}
-	if (ok)
+	if (ok && R.n)
 		qsort(R.v, R.n, sizeof(*R.v), ref_cmp);
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
 	size_t nb = 0;
