@@ -55,6 +55,77 @@ static uint64_t clamped_len(const struct qc_image *img, const struct qc_compress
 	return r->length < room ? r->length : room;
 }
 
+/* Verdicts the digests found (qc_deep_run()): the streams that did not
+ * give exactly one cluster, sorted by (host, len) before use. */
+#define KNOWN_MAX 65536
+
+struct known_v {
+	uint64_t host, len;
+	int res;
+	const char *why;
+	size_t produced;
+};
+
+struct qc_deep_known {
+	pthread_mutex_t mu;
+	uint64_t guest_end;
+	struct known_v *v;
+	size_t n, cap;
+	bool overflow, sorted;
+};
+
+struct qc_deep_known *qc_deep_known_new(uint64_t guest_end)
+{
+	struct qc_deep_known *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	pthread_mutex_init(&k->mu, NULL);
+	k->guest_end = guest_end;
+	return k;
+}
+
+void qc_deep_known_free(struct qc_deep_known *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_destroy(&k->mu);
+	free(k->v);
+	free(k);
+}
+
+bool qc_deep_known_ok(const struct qc_deep_known *k)
+{
+	return k && !k->overflow;
+}
+
+void qc_deep_known_note(void *ctx, uint64_t host, uint64_t len, int res, const char *why,
+			size_t produced)
+{
+	struct qc_deep_known *k = ctx;
+	pthread_mutex_lock(&k->mu);
+	if (k->n == k->cap) {
+		size_t ncap = k->cap ? k->cap * 2 : 64;
+		struct known_v *nv = ncap <= KNOWN_MAX ? realloc(k->v, ncap * sizeof(*nv)) : NULL;
+		if (!nv)
+			k->overflow = true;
+		else {
+			k->v = nv;
+			k->cap = ncap;
+		}
+	}
+	if (k->n < k->cap)
+		k->v[k->n++] = (struct known_v){ host, len, res, why, produced };
+	pthread_mutex_unlock(&k->mu);
+}
+
+static int cmp_known(const void *a, const void *b)
+{
+	const struct known_v *x = a, *y = b;
+	if (x->host != y->host)
+		return x->host < y->host ? -1 : 1;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
 struct failure {
 	size_t k; /* index in the sorted list */
 	enum qc_dc_result res;
@@ -73,7 +144,32 @@ struct deep {
 	uint64_t verified, bytes_done, bytes_total;
 	bool nomem, ioerr;
 	uint64_t ioerr_off;
+	const struct qc_deep_known *known; /* or NULL */
 };
+
+/* Did the digests decompress this descriptor's stream? */
+static bool covered(const struct deep *d, const struct qc_compressed_ref *r)
+{
+	return d->known && r->guest_offset != QC_NO_OFFSET && r->guest_offset < d->known->guest_end;
+}
+
+/* The digests' verdict on a stream they decompressed (one cluster unless noted). */
+static enum qc_dc_result known_verdict(const struct deep *d, const struct qc_compressed_ref *r,
+				       const char **why, size_t *produced)
+{
+	struct known_v key = { r->host_offset, r->length, 0, NULL, 0 };
+	const struct known_v *f = d->known->n ? bsearch(&key, d->known->v, d->known->n,
+							sizeof(key), cmp_known)
+					      : NULL;
+	if (!f) {
+		*why = "";
+		*produced = (size_t)d->img->cluster_size;
+		return QC_DC_OK;
+	}
+	*why = f->why;
+	*produced = f->produced;
+	return (enum qc_dc_result)f->res;
+}
 
 struct worker {
 	struct deep *d;
@@ -163,10 +259,20 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 	struct deep *d = w->d;
 	struct qc_image *img = d->img;
 	struct qc_compressed_ref *refs = d->refs;
-	if (end > base && qc_io_read(img->io, w->buf, (size_t)(end - base), base) < 0) {
+	/* read only the span of the streams the digests did not decompress
+	 * (all of the window without them) */
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (size_t k = i; k < j; k++) {
+		if (covered(d, &refs[k]))
+			continue;
+		uint64_t s = refs[k].host_offset, e = s + clamped_len(img, &refs[k]);
+		lo = s < lo ? s : lo;
+		hi = e > hi ? e : hi;
+	}
+	if (lo < hi && qc_io_read(img->io, w->buf + (lo - base), (size_t)(hi - lo), lo) < 0) {
 		pthread_mutex_lock(&d->mu);
-		if (!d->ioerr || base < d->ioerr_off)
-			d->ioerr_off = base;
+		if (!d->ioerr || lo < d->ioerr_off)
+			d->ioerr_off = lo;
 		d->ioerr = true;
 		pthread_mutex_unlock(&d->mu);
 		return;
@@ -183,8 +289,11 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 			continue; /* past EOF: the walk reports it */
 		/* the same stream seen again (another guest offset): same verdict */
 		if (k == i || !same_stream(&refs[k - 1], &refs[k])) {
-			res = qc_dc_run(w->dc, w->buf + (r->host_offset - base), (size_t)len, w->out,
-					(size_t)img->cluster_size, &produced, &why);
+			if (covered(d, r))
+				res = known_verdict(d, r, &why, &produced);
+			else
+				res = qc_dc_run(w->dc, w->buf + (r->host_offset - base), (size_t)len,
+						w->out, (size_t)img->cluster_size, &produced, &why);
 			if (res == QC_DC_NOMEM) {
 				nomem = true;
 				break;
@@ -285,10 +394,17 @@ static bool add_bytes(void *ctx, struct qc_compressed_ref *refs, size_t n)
 
 void qc_pass_deep(struct qc_image *img)
 {
+	if (!img->opt.deep_later)
+		qc_deep_run(img, NULL);
+}
+
+void qc_deep_run(struct qc_image *img, struct qc_deep_known *known)
+{
 	/* with an external data file compressed clusters are invalid (the walk
 	 * reports them) and their bytes are not in this file; no compressed
 	 * cluster claimed: nothing to verify */
-	if (!img->opt.deep || !img->geometry_ok || img->h.compression_type > 1 || img->data_file ||
+	if (!img->opt.deep || !img->is_qcow2 || !img->geometry_ok || img->aborted ||
+	    img->problems.unsupported || img->h.compression_type > 1 || img->data_file ||
 	    !img->claimed_refs[QC_OWN_COMPRESSED])
 		return;
 	struct deep_run *R = calloc(1, sizeof(*R));
@@ -302,6 +418,12 @@ void qc_pass_deep(struct qc_image *img)
 	R->jobs = jobs;
 	struct deep *d = &R->d;
 	d->img = img;
+	if (qc_deep_known_ok(known)) {
+		if (known->n && !known->sorted)
+			qsort(known->v, known->n, sizeof(*known->v), cmp_known);
+		known->sorted = true;
+		d->known = known;
+	}
 	d->win = DEEP_WINDOW;
 	if (d->win > DEEP_WINDOWS_TOTAL / jobs)
 		d->win = DEEP_WINDOWS_TOTAL / jobs;

@@ -181,6 +181,9 @@ struct qc_options {
 	size_t mem_cap;       /* bytes; 0 = no cap */
 	unsigned jobs;        /* threads for --deep (0 or 1: one) */
 	bool progress;        /* --progress: plain progress lines without a terminal */
+	bool deep_later;      /* with deep: the check leaves --deep's pass to the caller,
+			       * who runs qc_deep_run() (check --digest: after the digests,
+			       * whose reads verify the clusters they decompress) */
 };
 
 struct qc_image {
