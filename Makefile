@@ -1,8 +1,8 @@
 # qcow2fsck build.  `make` builds build/qcow2fsck; see README.md for the rest.
 CC ?= cc
-PKGS := zlib libzstd libcrypto
+PKGS := zlib libzstd libcrypto libdeflate
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lcrypto) -pthread
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lcrypto -ldeflate) -pthread
 WARN := -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wno-format-nonliteral
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
@@ -62,6 +62,12 @@ build/tests/crashshim.so: tests/crashshim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 
+# The differential test of the deflate decoders (tests/dcdiff.c,
+# doc/inflate.md), run by tests/images/inflate-diff.sh.
+build/tests/dcdiff: tests/dcdiff.c build/libqc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< build/libqc.a $(PKG_LIBS)
+
 unit: $(UNIT_BINS) $(SAN_UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS) $(SAN_UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -85,7 +91,7 @@ $(FAULTS_BIN): build/test/obj/core/io.o build/test/obj/faults.o build/san/obj/cl
 # Image tests run the sanitizer build, so every test is also an ASan/UBSan run.
 # The fuzz replay mains are built first: tests/images/fuzz-replay.sh replays
 # corpus/ and tests/crashers/ through them and through the CLI.
-image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins $(FAULTS_BIN) build/tests/crashshim.so build/san/tests/test_walk_diff
+image-tests: build/qcow2fsck build/san/qcow2fsck fuzz-replay-bins $(FAULTS_BIN) build/tests/crashshim.so build/san/tests/test_walk_diff build/tests/dcdiff
 	@QC=$(CURDIR)/build/san/qcow2fsck QC_FAST=$(CURDIR)/build/qcow2fsck QC_FAULTS=$(CURDIR)/$(FAULTS_BIN) sh tests/run-image-tests.sh
 
 doc-check: build/qcow2fsck

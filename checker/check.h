@@ -119,6 +119,39 @@ void qc_pass_vmstate(struct qc_image *img);     /* vmstate.c */
 void qc_pass_refcounts(struct qc_image *img);   /* refcounts.c: stored vs computed */
 void qc_pass_copied(struct qc_image *img);      /* copied.c: OFLAG_COPIED */
 void qc_pass_deep(struct qc_image *img);        /* deep.c: decompression (--deep) */
+
+/*
+ * deepwalk.c: the compressed descriptors of every L1 table (the ones the
+ * walk claimed), handed to fn in batches of at most batch_max, each sorted
+ * by host offset; the batches come in a fixed order (by L2 table offset),
+ * so the sequence depends only on the image and batch_max.  fn returns
+ * false to stop.  Runs after the tables pass.  Returns false when it
+ * stopped (fn, or the check aborted: I/O error, memory).  Memory held:
+ * qc_compressed_batch_mem() (reserved from the budget) plus 16 bytes per
+ * followable L1 entry, whatever the number of compressed clusters.
+ */
+/*
+ * --deep's pass run by the caller (opt.deep_later, check --digest): known,
+ * when not NULL, holds the verdicts of the streams the digests of every
+ * layer decompressed (qc_deep_known_note() gets those that did not give
+ * exactly one cluster): a descriptor whose guest offset is below its
+ * guest_end was read by those digests, so its verdict is taken from there
+ * instead of decompressing it again; the others are verified as usual.
+ * The report, its order and the counts are what qc_pass_deep() gives.
+ */
+struct qc_deep_known;
+struct qc_deep_known *qc_deep_known_new(uint64_t guest_end);
+/* A qc_lr_observer (checker/layer_read.h): thread-safe. */
+void qc_deep_known_note(void *known, uint64_t host, uint64_t len, int res, const char *why,
+			size_t produced);
+/* False when it could not keep every verdict (then it must not be used). */
+bool qc_deep_known_ok(const struct qc_deep_known *k);
+void qc_deep_known_free(struct qc_deep_known *k);
+void qc_deep_run(struct qc_image *img, struct qc_deep_known *known);
+
+typedef bool (*qc_batch_fn)(void *ctx, struct qc_compressed_ref *refs, size_t n);
+bool qc_compressed_batches(struct qc_image *img, size_t batch_max, qc_batch_fn fn, void *ctx);
+uint64_t qc_compressed_batch_mem(const struct qc_image *img, size_t batch_max);
 void qc_pass_stats(struct qc_image *img);       /* stats.c */
 void qc_pass_snapfix(struct qc_image *img);     /* snapfix.c: what a repair does per snapshot */
 

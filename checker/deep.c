@@ -5,20 +5,23 @@
  * qemu-img check, never decompresses, so a damaged stream passes while
  * reads and convert fail with EIO).
  *
- * Relies on the table walk (tables.c) having listed every compressed
- * descriptor in img->compressed (only when opt.deep is set), on the header
- * pass for the geometry and compression type, and on core/decompress.c.
+ * Relies on deepwalk.c for the compressed descriptors of every L1 table
+ * (the ones the walk claimed), in batches of at most DEEP_BATCH sorted by
+ * host offset, on the header pass for the geometry and compression type,
+ * and on core/decompress.c.
  *
- * The list is sorted by host offset and cut into windows of consecutive
- * streams (at most DEEP_WINDOW bytes, holes up to DEEP_GAP read through),
- * so the payload is read once, in large sequential runs.  opt.jobs threads
- * (the calling thread is one of them) take windows in order, each with its
- * own read buffer and decoder context; failures are collected with the
- * index of their descriptor and reported after the threads end, sorted by
- * that index, so the report is the same whatever the number of threads.
- * Memory: 8 bytes per compressed cluster (the sorted index) + per thread
- * one window and one cluster; the window shrinks so that all windows
- * together stay within 32 MiB.
+ * Each batch is cut into windows of consecutive streams (at most
+ * DEEP_WINDOW bytes, holes up to DEEP_GAP read through), so the payload is
+ * read in large sequential runs.  opt.jobs threads (the calling thread is
+ * one of them) take windows in order, each with its own read buffer and
+ * decoder context; failures are collected with the index of their
+ * descriptor and reported when the batch is done, sorted by that index, so
+ * the report is the same whatever the number of threads (batches come in
+ * a fixed order: deepwalk.c).
+ * Memory, whatever the number of compressed clusters: the batch (DEEP_BATCH
+ * descriptors of 32 bytes, 8 MiB) and per thread one window and one
+ * cluster; the window shrinks so that all windows together stay within
+ * 32 MiB; plus what deepwalk.c holds (16 bytes per followable L1 entry).
  */
 #include "check.h"
 #include "../core/decompress.h"
@@ -33,16 +36,14 @@
 #define DEEP_WINDOWS_TOTAL (32u << 20) /* all threads' windows together */
 #define DEEP_GAP (1u << 20)     /* holes up to this size are read through */
 #define DEEP_MAX_JOBS 64
+/* descriptors per batch: one L2 table of 2 MiB clusters at most holds
+ * this many; 8 MiB */
+#define DEEP_BATCH ((size_t)1 << 18)
 
-static int cmp_ref(const void *a, const void *b)
+/* The same stream: same offset and length. */
+static bool same_stream(const struct qc_compressed_ref *x, const struct qc_compressed_ref *y)
 {
-	const struct qc_compressed_ref *x = *(const struct qc_compressed_ref *const *)a;
-	const struct qc_compressed_ref *y = *(const struct qc_compressed_ref *const *)b;
-	if (x->host_offset != y->host_offset)
-		return x->host_offset < y->host_offset ? -1 : 1;
-	if (x->length != y->length)
-		return x->length < y->length ? -1 : 1;
-	return 0;
+	return x->host_offset == y->host_offset && x->length == y->length;
 }
 
 /* Bytes of the descriptor's range that lie inside the file. */
@@ -54,6 +55,77 @@ static uint64_t clamped_len(const struct qc_image *img, const struct qc_compress
 	return r->length < room ? r->length : room;
 }
 
+/* Verdicts the digests found (qc_deep_run()): the streams that did not
+ * give exactly one cluster, sorted by (host, len) before use. */
+#define KNOWN_MAX 65536
+
+struct known_v {
+	uint64_t host, len;
+	int res;
+	const char *why;
+	size_t produced;
+};
+
+struct qc_deep_known {
+	pthread_mutex_t mu;
+	uint64_t guest_end;
+	struct known_v *v;
+	size_t n, cap;
+	bool overflow, sorted;
+};
+
+struct qc_deep_known *qc_deep_known_new(uint64_t guest_end)
+{
+	struct qc_deep_known *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	pthread_mutex_init(&k->mu, NULL);
+	k->guest_end = guest_end;
+	return k;
+}
+
+void qc_deep_known_free(struct qc_deep_known *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_destroy(&k->mu);
+	free(k->v);
+	free(k);
+}
+
+bool qc_deep_known_ok(const struct qc_deep_known *k)
+{
+	return k && !k->overflow;
+}
+
+void qc_deep_known_note(void *ctx, uint64_t host, uint64_t len, int res, const char *why,
+			size_t produced)
+{
+	struct qc_deep_known *k = ctx;
+	pthread_mutex_lock(&k->mu);
+	if (k->n == k->cap) {
+		size_t ncap = k->cap ? k->cap * 2 : 64;
+		struct known_v *nv = ncap <= KNOWN_MAX ? realloc(k->v, ncap * sizeof(*nv)) : NULL;
+		if (!nv)
+			k->overflow = true;
+		else {
+			k->v = nv;
+			k->cap = ncap;
+		}
+	}
+	if (k->n < k->cap)
+		k->v[k->n++] = (struct known_v){ host, len, res, why, produced };
+	pthread_mutex_unlock(&k->mu);
+}
+
+static int cmp_known(const void *a, const void *b)
+{
+	const struct known_v *x = a, *y = b;
+	if (x->host != y->host)
+		return x->host < y->host ? -1 : 1;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
 struct failure {
 	size_t k; /* index in the sorted list */
 	enum qc_dc_result res;
@@ -63,7 +135,7 @@ struct failure {
 
 struct deep {
 	struct qc_image *img;
-	struct qc_compressed_ref **refs;
+	struct qc_compressed_ref *refs; /* the batch, sorted by host offset */
 	size_t n, next; /* next: first descriptor not yet taken */
 	size_t win;
 	pthread_mutex_t mu;
@@ -72,7 +144,32 @@ struct deep {
 	uint64_t verified, bytes_done, bytes_total;
 	bool nomem, ioerr;
 	uint64_t ioerr_off;
+	const struct qc_deep_known *known; /* or NULL */
 };
+
+/* Did the digests decompress this descriptor's stream? */
+static bool covered(const struct deep *d, const struct qc_compressed_ref *r)
+{
+	return d->known && r->guest_offset != QC_NO_OFFSET && r->guest_offset < d->known->guest_end;
+}
+
+/* The digests' verdict on a stream they decompressed (one cluster unless noted). */
+static enum qc_dc_result known_verdict(const struct deep *d, const struct qc_compressed_ref *r,
+				       const char **why, size_t *produced)
+{
+	struct known_v key = { r->host_offset, r->length, 0, NULL, 0 };
+	const struct known_v *f = d->known->n ? bsearch(&key, d->known->v, d->known->n,
+							sizeof(key), cmp_known)
+					      : NULL;
+	if (!f) {
+		*why = "";
+		*produced = (size_t)d->img->cluster_size;
+		return QC_DC_OK;
+	}
+	*why = f->why;
+	*produced = f->produced;
+	return (enum qc_dc_result)f->res;
+}
 
 struct worker {
 	struct deep *d;
@@ -135,14 +232,14 @@ static bool add_failure(struct deep *d, struct failure f)
 /* Under d->mu: take the next window [*i, *j); false when none is left. */
 static bool take_window(struct deep *d, size_t *i, size_t *j, uint64_t *base, uint64_t *end)
 {
-	struct qc_compressed_ref **refs = d->refs;
+	struct qc_compressed_ref *refs = d->refs;
 	if (d->next >= d->n || d->nomem || d->ioerr)
 		return false;
 	size_t a = d->next, b = a + 1;
-	uint64_t lo = refs[a]->host_offset, hi = lo + clamped_len(d->img, refs[a]);
+	uint64_t lo = refs[a].host_offset, hi = lo + clamped_len(d->img, &refs[a]);
 	/* a descriptor covers at most two clusters (4 MiB), so it fits */
 	while (b < d->n) {
-		uint64_t s = refs[b]->host_offset, e = s + clamped_len(d->img, refs[b]);
+		uint64_t s = refs[b].host_offset, e = s + clamped_len(d->img, &refs[b]);
 		if (e - lo > d->win || s > hi + DEEP_GAP)
 			break;
 		if (e > hi)
@@ -161,11 +258,21 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 {
 	struct deep *d = w->d;
 	struct qc_image *img = d->img;
-	struct qc_compressed_ref **refs = d->refs;
-	if (end > base && qc_io_read(img->io, w->buf, (size_t)(end - base), base) < 0) {
+	struct qc_compressed_ref *refs = d->refs;
+	/* read only the span of the streams the digests did not decompress
+	 * (all of the window without them) */
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (size_t k = i; k < j; k++) {
+		if (covered(d, &refs[k]))
+			continue;
+		uint64_t s = refs[k].host_offset, e = s + clamped_len(img, &refs[k]);
+		lo = s < lo ? s : lo;
+		hi = e > hi ? e : hi;
+	}
+	if (lo < hi && qc_io_read(img->io, w->buf + (lo - base), (size_t)(hi - lo), lo) < 0) {
 		pthread_mutex_lock(&d->mu);
-		if (!d->ioerr || base < d->ioerr_off)
-			d->ioerr_off = base;
+		if (!d->ioerr || lo < d->ioerr_off)
+			d->ioerr_off = lo;
 		d->ioerr = true;
 		pthread_mutex_unlock(&d->mu);
 		return;
@@ -176,14 +283,17 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 	uint64_t verified = 0;
 	bool nomem = false;
 	for (size_t k = i; k < j && !nomem; k++) {
-		const struct qc_compressed_ref *r = refs[k];
+		const struct qc_compressed_ref *r = &refs[k];
 		uint64_t len = clamped_len(img, r);
 		if (len == 0)
 			continue; /* past EOF: the walk reports it */
 		/* the same stream seen again (another guest offset): same verdict */
-		if (k == i || cmp_ref(&refs[k - 1], &refs[k]) != 0) {
-			res = qc_dc_run(w->dc, w->buf + (r->host_offset - base), (size_t)len, w->out,
-					(size_t)img->cluster_size, &produced, &why);
+		if (k == i || !same_stream(&refs[k - 1], &refs[k])) {
+			if (covered(d, r))
+				res = known_verdict(d, r, &why, &produced);
+			else
+				res = qc_dc_run(w->dc, w->buf + (r->host_offset - base), (size_t)len,
+						w->out, (size_t)img->cluster_size, &produced, &why);
 			if (res == QC_DC_NOMEM) {
 				nomem = true;
 				break;
@@ -229,116 +339,143 @@ static int cmp_failure(const void *a, const void *b)
 	return x->k < y->k ? -1 : x->k > y->k;
 }
 
-/* Each thread's read window: DEEP_WINDOW, shared out of
- * DEEP_WINDOWS_TOTAL, never under two clusters (one descriptor always
- * fits) nor over the file. */
-static size_t window_size(const struct qc_image *img, unsigned jobs)
-{
-	size_t win = DEEP_WINDOW;
-	if (win > DEEP_WINDOWS_TOTAL / jobs)
-		win = DEEP_WINDOWS_TOTAL / jobs;
-	if (win < 2 * img->cluster_size)
-		win = (size_t)(2 * img->cluster_size);
-	if (img->file_size < win)
-		win = (size_t)img->file_size;
-	return win;
-}
+struct deep_run {
+	struct deep d;
+	struct worker w[DEEP_MAX_JOBS];
+	unsigned jobs;
+	struct qc_progress pg;
+	uint64_t verified;
+	bool failed; /* nomem or I/O error: the check is aborted */
+};
 
-/* The sorted index of the descriptors and each worker's buffers and
- * decoder; false (aborted) when memory fails. */
-static bool prepare(struct deep *d, struct worker *w, unsigned jobs)
+/* Verify one batch on the threads, then report its failures in order. */
+static bool run_batch(void *ctx, struct qc_compressed_ref *refs, size_t n)
 {
+	struct deep_run *R = ctx;
+	struct deep *d = &R->d;
 	struct qc_image *img = d->img;
-	d->refs = calloc(d->n, sizeof(*d->refs));
-	bool ok = d->refs != NULL;
-	for (unsigned t = 0; t < jobs && ok; t++) {
-		w[t].d = d;
-		w[t].buf = malloc(d->win ? d->win : 1);
-		w[t].out = malloc((size_t)img->cluster_size);
-		w[t].dc = qc_dc_new(img->h.compression_type);
-		ok = w[t].buf && w[t].out && w[t].dc;
-	}
-	if (!ok) {
-		qc_abort(img, "out of memory for --deep");
+	d->refs = refs;
+	d->n = n;
+	d->next = 0;
+	d->nfail = 0;
+	d->verified = 0;
+	for (unsigned t = 1; t < R->jobs; t++)
+		R->w[t].started = pthread_create(&R->w[t].t, NULL, worker_main, &R->w[t]) == 0;
+	worker_main(&R->w[0]);
+	for (unsigned t = 1; t < R->jobs; t++)
+		if (R->w[t].started)
+			pthread_join(R->w[t].t, NULL);
+	if (d->nomem) {
+		qc_abort(img, "out of memory in the decompressor");
+		R->failed = true;
 		return false;
 	}
-	for (size_t k = 0; k < d->n; k++) {
-		d->refs[k] = &img->compressed[k];
-		d->bytes_total += clamped_len(img, &img->compressed[k]);
+	if (d->ioerr) {
+		qc_abort(img, "cannot read compressed data at 0x%llx", (unsigned long long)d->ioerr_off);
+		R->failed = true;
+		return false;
 	}
-	qsort(d->refs, d->n, sizeof(*d->refs), cmp_ref);
+	if (d->nfail)
+		qsort(d->fail, d->nfail, sizeof(*d->fail), cmp_failure);
+	for (size_t k = 0; k < d->nfail; k++)
+		report(img, &refs[d->fail[k].k], d->fail[k].res, d->fail[k].why, d->fail[k].produced);
+	R->verified += d->verified;
 	return true;
 }
 
-/* Decompress everything: this thread and jobs - 1 more. */
-static void run_workers(struct deep *d, struct worker *w, unsigned jobs)
+/* Bytes the descriptors cover (for the progress line's total). */
+static bool add_bytes(void *ctx, struct qc_compressed_ref *refs, size_t n)
 {
-	struct qc_progress pg;
-	qc_progress_start(&pg, stderr, d->img->opt.progress, "deep", d->bytes_total);
-	w[0].pg = &pg;
-	pthread_mutex_init(&d->mu, NULL);
-	for (unsigned t = 1; t < jobs; t++)
-		w[t].started = pthread_create(&w[t].t, NULL, worker_main, &w[t]) == 0;
-	worker_main(&w[0]);
-	for (unsigned t = 1; t < jobs; t++)
-		if (w[t].started)
-			pthread_join(w[t].t, NULL);
-	pthread_mutex_destroy(&d->mu);
-	qc_progress_end(&pg);
-}
-
-/* The failures, reported in image order, or why the pass could not end. */
-static void conclude(struct deep *d)
-{
-	struct qc_image *img = d->img;
-	if (d->nomem) {
-		qc_abort(img, "out of memory in the decompressor");
-	} else if (d->ioerr) {
-		qc_abort(img, "cannot read compressed data at 0x%llx", (unsigned long long)d->ioerr_off);
-	} else {
-		if (d->nfail)
-			qsort(d->fail, d->nfail, sizeof(*d->fail), cmp_failure);
-		for (size_t k = 0; k < d->nfail; k++)
-			report(img, d->refs[d->fail[k].k], d->fail[k].res, d->fail[k].why,
-			       d->fail[k].produced);
-		img->deep_verified[img->h.compression_type] = d->verified;
-	}
+	struct deep_run *R = ctx;
+	for (size_t k = 0; k < n; k++)
+		R->d.bytes_total += clamped_len(R->d.img, &refs[k]);
+	return true;
 }
 
 void qc_pass_deep(struct qc_image *img)
 {
+	if (!img->opt.deep_later)
+		qc_deep_run(img, NULL);
+}
+
+void qc_deep_run(struct qc_image *img, struct qc_deep_known *known)
+{
 	/* with an external data file compressed clusters are invalid (the walk
-	 * reports them) and their bytes are not in this file */
-	if (!img->opt.deep || !img->geometry_ok || img->ncompressed == 0 ||
-	    img->h.compression_type > 1 || img->data_file)
+	 * reports them) and their bytes are not in this file; no compressed
+	 * cluster claimed: nothing to verify */
+	if (!img->opt.deep || !img->is_qcow2 || !img->geometry_ok || img->aborted ||
+	    img->problems.unsupported || img->h.compression_type > 1 || img->data_file ||
+	    !img->claimed_refs[QC_OWN_COMPRESSED])
 		return;
+	struct deep_run *R = calloc(1, sizeof(*R));
+	if (!R) {
+		qc_abort(img, "out of memory for --deep");
+		return;
+	}
 	unsigned jobs = img->opt.jobs < 1 ? 1 : img->opt.jobs;
 	if (jobs > DEEP_MAX_JOBS)
 		jobs = DEEP_MAX_JOBS;
-	size_t n = img->ncompressed;
-	struct deep d = { .img = img, .n = n, .win = window_size(img, jobs) };
-	/* the sorted index, and per thread the read window, one cluster of
-	 * output and the decoder (its zstd window is capped: core/decompress.h) */
-	uint64_t budget = (uint64_t)n * sizeof(struct qc_compressed_ref *) +
-			  jobs * ((uint64_t)d.win + img->cluster_size +
+	R->jobs = jobs;
+	struct deep *d = &R->d;
+	d->img = img;
+	if (qc_deep_known_ok(known)) {
+		if (known->n && !known->sorted)
+			qsort(known->v, known->n, sizeof(*known->v), cmp_known);
+		known->sorted = true;
+		d->known = known;
+	}
+	d->win = DEEP_WINDOW;
+	if (d->win > DEEP_WINDOWS_TOTAL / jobs)
+		d->win = DEEP_WINDOWS_TOTAL / jobs;
+	if (d->win < 2 * img->cluster_size)
+		d->win = (size_t)(2 * img->cluster_size); /* one descriptor always fits */
+	if (img->file_size < d->win)
+		d->win = (size_t)img->file_size;
+	/* per thread the read window, one cluster of output and the decoder
+	 * (its zstd window is capped: core/decompress.h); the batch is
+	 * reserved by deepwalk.c */
+	uint64_t budget = jobs * ((uint64_t)d->win + img->cluster_size +
 				  qc_dc_mem_bound(img->h.compression_type));
 	if (!qc_mem_reserve(img, budget)) {
 		qc_abort(img, "memory cap reached: --deep needs %llu bytes more than --max-mem leaves",
 			 (unsigned long long)budget);
+		free(R);
 		return;
 	}
-	struct worker w[DEEP_MAX_JOBS];
-	memset(w, 0, sizeof(w));
-	if (prepare(&d, w, jobs)) {
-		run_workers(&d, w, jobs);
-		conclude(&d);
+	bool ok = true;
+	for (unsigned t = 0; t < jobs && ok; t++) {
+		R->w[t].d = d;
+		R->w[t].buf = malloc(d->win ? d->win : 1);
+		R->w[t].out = malloc((size_t)img->cluster_size);
+		R->w[t].dc = qc_dc_new(img->h.compression_type);
+		ok = R->w[t].buf && R->w[t].out && R->w[t].dc;
 	}
+	if (!ok) {
+		qc_abort(img, "out of memory for --deep");
+		goto out;
+	}
+	pthread_mutex_init(&d->mu, NULL);
+	qc_progress_start(&R->pg, stderr, img->opt.progress, "deep", 0);
+	/* the total needs a pass over the L2 tables: only when it is shown */
+	/* every descriptor adds at least one reference to a compressed claim,
+	 * so a small image gets a small batch */
+	size_t batch = DEEP_BATCH;
+	if (img->claimed_refs[QC_OWN_COMPRESSED] < batch)
+		batch = (size_t)img->claimed_refs[QC_OWN_COMPRESSED];
+	if (R->pg.on && qc_compressed_batches(img, batch, add_bytes, R))
+		R->pg.total = d->bytes_total;
+	R->w[0].pg = &R->pg;
+	if (!img->aborted && qc_compressed_batches(img, batch, run_batch, R) && !R->failed)
+		img->deep_verified[img->h.compression_type] = R->verified;
+	qc_progress_end(&R->pg);
+	pthread_mutex_destroy(&d->mu);
+out:
 	for (unsigned t = 0; t < jobs; t++) {
-		qc_dc_free(w[t].dc);
-		free(w[t].out);
-		free(w[t].buf);
+		qc_dc_free(R->w[t].dc);
+		free(R->w[t].out);
+		free(R->w[t].buf);
 	}
-	free(d.fail);
-	free(d.refs);
+	free(d->fail);
 	qc_mem_release(img, budget);
+	free(R);
 }

@@ -44,6 +44,8 @@ _Static_assert(QC_DIGEST_BLOCK == QC_LR_BLOCK, "one block size");
 struct shared {
 	const struct qc_layer *L;
 	bool force;
+	qc_lr_observer observe;
+	void *observe_ctx;
 	EVP_MD *sha;
 	uint8_t zh[32], zh_short[32]; /* H(zero block), H(last short zero block) */
 };
@@ -81,6 +83,10 @@ static struct wctx *wctx_new(const struct shared *sh)
 		return NULL;
 	w->sh = sh;
 	w->lr = qc_lr_new(sh->L, sh->force, CHUNK);
+	if (w->lr) {
+		w->lr->observe = sh->observe;
+		w->lr->observe_ctx = sh->observe_ctx;
+	}
 	w->md = EVP_MD_CTX_new();
 	if (!w->lr || !w->md) {
 		wctx_free(w);
@@ -408,7 +414,8 @@ int qc_digest_layer(const struct qc_layer *L, const struct qc_digest_opts *o,
 		    struct qc_digest_result *res)
 {
 	memset(res, 0, sizeof(*res));
-	struct shared sh = { .L = L, .force = o->force };
+	struct shared sh = { .L = L, .force = o->force, .observe = o->observe,
+			     .observe_ctx = o->observe_ctx };
 	EVP_MD_CTX *root = EVP_MD_CTX_new();
 	sh.sha = EVP_MD_fetch(NULL, "SHA256", NULL);
 	int rc = 1;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "guestmap.h"
+#include "layer_read.h"
 #include "../core/progress.h"
 
 #define QC_DIGEST_BLOCK 65536u /* bytes per tree leaf */
@@ -21,6 +22,9 @@ struct qc_digest_opts {
 	unsigned jobs;   /* hashing threads (tree only), >= 1 */
 	struct qc_progress *progress; /* or NULL */
 	uint64_t progress_base; /* bytes done before this layer (several layers) */
+	qc_lr_observer observe; /* or NULL: told of every stream that does not
+				 * decompress to one cluster (layer_read.h) */
+	void *observe_ctx;
 };
 
 struct qc_digest_result {

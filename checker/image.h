@@ -156,8 +156,10 @@ struct qc_snap_plan {
 	uint32_t *by_snap_start, *by_snap;
 };
 
-/* One compressed cluster descriptor, kept only for --deep (tables.c fills,
- * deep.c decompresses).  Duplicates (shared L2 tables) appear once. */
+/* One compressed cluster descriptor, for --deep: deepwalk.c hands them to
+ * deep.c in bounded batches.  Duplicates (shared L2 tables) appear once.
+ * (tables.c can still list them all in img->compressed when opt.deep is
+ * set during its pass; check.c clears it there, so the list stays empty.) */
 struct qc_compressed_ref {
 	uint64_t host_offset; /* first byte of the compressed stream */
 	uint64_t length;      /* bytes the descriptor covers (nb_csectors*512 - offset%512) */
@@ -179,6 +181,9 @@ struct qc_options {
 	size_t mem_cap;       /* bytes; 0 = no cap */
 	unsigned jobs;        /* threads for --deep (0 or 1: one) */
 	bool progress;        /* --progress: plain progress lines without a terminal */
+	bool deep_later;      /* with deep: the check leaves --deep's pass to the caller,
+			       * who runs qc_deep_run() (check --digest: after the digests,
+			       * whose reads verify the clusters they decompress) */
 };
 
 struct qc_image {

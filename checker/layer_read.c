@@ -146,6 +146,8 @@ static int compressed_extent(struct qc_lr *w, uint64_t rel, const struct qc_gm_e
 		enum qc_dc_result r = qc_dc_run(w->dc, w->cin, (size_t)got, w->cout, cs, &produced, &why);
 		if (r == QC_DC_NOMEM)
 			return fail(w, 1, "out of memory in the decompressor");
+		if (r != QC_DC_OK && w->observe)
+			w->observe(w->observe_ctx, x->host, x->clen, (int)r, why, produced);
 		if (r != QC_DC_OK && r != QC_DC_INEXACT) {
 			if (!w->force)
 				return fail(w, 2,

@@ -20,9 +20,17 @@
 
 struct qc_dc;
 
+typedef void (*qc_lr_observer)(void *ctx, uint64_t host, uint64_t len, int res, const char *why,
+			       size_t produced);
+
 struct qc_lr {
 	const struct qc_layer *L;
 	bool force;              /* unreadable bytes read as zeros instead of failing */
+	/* Told every compressed stream that does not decompress to exactly
+	 * one cluster (res: enum qc_dc_result), when set; may be called from
+	 * several readers at once. */
+	qc_lr_observer observe;
+	void *observe_ctx;
 	uint8_t *buf;            /* QC_LR_WIN bytes */
 	uint8_t touched[QC_LR_WIN / QC_LR_BLOCK];
 	uint64_t unreadable;     /* bytes read as zeros under force */

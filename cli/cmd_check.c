@@ -54,8 +54,8 @@ static void print_digest_line(const struct qc_image *img, const struct qc_dg_run
 	printf("'\n");
 }
 
-/* check --digest: the digests of every layer, unless the image cannot give them. */
-static const char *check_digest(struct qc_io *io, const struct qc_image *img, struct qc_dg_run *r)
+/* Why the digests cannot be given, from the check's result; or NULL. */
+static const char *digest_refusal(const struct qc_image *img)
 {
 	int code = qc_check_exit_code(img);
 	if (code == 63 || code == 1)
@@ -66,8 +66,47 @@ static const char *check_digest(struct qc_io *io, const struct qc_image *img, st
 		return "the image is encrypted: guest data cannot be read without the key";
 	if (img->data_file)
 		return "guest data lives in an external data file, which is never opened";
-	r->all = true;
-	qc_digest_run(io, img, r);
+	return NULL;
+}
+
+/*
+ * check --digest: the digests of every layer, unless the image cannot give
+ * them, and --deep's pass, so that one read serves both (doc/digest.md):
+ * the check ran without --deep's pass (opt.deep_later); the digests read
+ * every layer, reading an unreadable stream as zeros and noting its
+ * verdict; --deep then takes the verdict of every stream they decompressed
+ * from those notes and decompresses only the rest (past the virtual size,
+ * vm_state), reporting exactly what it reports alone.  A stream QEMU cannot
+ * read is then corruption, and the digests are withheld.
+ */
+static const char *check_digest(struct qc_io *io, struct qc_image *img, struct qc_dg_run *r)
+{
+	const char *why = digest_refusal(img);
+	struct qc_deep_known *known = NULL;
+	if (!why) {
+		known = qc_deep_known_new(img->h.size);
+		r->all = true;
+		r->force = true;
+		r->observe = known ? qc_deep_known_note : NULL;
+		r->observe_ctx = known;
+		qc_digest_run(io, img, r);
+	}
+	qc_deep_run(img, why || r->rc ? NULL : known);
+	if (!why && !r->rc && !digest_refusal(img))
+		for (uint32_t k = 0; k < r->n; k++)
+			if (r->layers[k].unreadable) {
+				/* a stream --deep only warns about (a zstd window it does
+				 * not open) that the digest could not read either */
+				snprintf(r->error, sizeof(r->error),
+					 "a compressed cluster cannot be read (see the problems)");
+				r->rc = 2;
+				break;
+			}
+	qc_deep_known_free(known);
+	if (why)
+		return why;
+	if ((why = digest_refusal(img)) != NULL)
+		return why;
 	return r->rc ? r->error : NULL;
 }
 
@@ -144,24 +183,27 @@ int qc_cmd_check(int argc, char **argv)
 	/* the digest decompresses every compressed cluster anyway: --deep makes
 	 * the check verify them first, so a bad stream is a reported problem
 	 * (and refuses the digest) rather than a digest error */
-	if (digest)
+	if (digest) {
 		o.deep = true;
+		o.deep_later = true;
+	}
 	const char *path = pos.v[0];
 	struct qc_io *io;
 	struct qc_image *img;
 	int code = qc_cli_open_checked(path, &co, &o, &io, &img);
 	if (code)
 		return code;
+	struct qc_dg_run r = { .jobs = o.jobs, .progress = o.progress };
+	struct check_digest cd = { path, img, &r, NULL };
+	if (digest)
+		cd.refused = check_digest(io, img, &r);
 	struct qc_verdict verdict;
 	qc_policy_judge(&policy, img, path, &verdict);
 	code = verdict.exit_code;
-	struct qc_dg_run r = { .jobs = o.jobs, .progress = o.progress };
-	struct check_digest cd = { path, img, &r, NULL };
 	struct qc_report_extra x = { .verdict = &verdict };
 	if (digest) {
 		x.json = digest_json_cb;
 		x.ctx = &cd;
-		cd.refused = check_digest(io, img, &r);
 	}
 	if (!co.quiet) {
 		if (co.out == QC_OUT_JSON) {

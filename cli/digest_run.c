@@ -98,7 +98,8 @@ void qc_digest_run(struct qc_io *io, const struct qc_image *img, struct qc_dg_ru
 	}
 	struct qc_progress pg;
 	qc_progress_start(&pg, stderr, r->progress, "digest", total);
-	struct qc_digest_opts o = { r->flat, r->force, r->jobs ? r->jobs : 1, &pg, 0 };
+	struct qc_digest_opts o = { r->flat, r->force, r->jobs ? r->jobs : 1, &pg, 0, r->observe,
+				    r->observe_ctx };
 	for (uint32_t k = 0; k < n && !r->rc; k++) {
 		struct qc_dg_layer *d = &r->layers[k];
 		struct qc_layer L = { io, img, NULL, 0, d->size };

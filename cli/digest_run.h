@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../checker/image.h"
+#include "../checker/layer_read.h"
 #include "../core/json.h"
 
 struct qc_dg_layer {
@@ -25,6 +26,8 @@ struct qc_dg_run {
 	bool flat, force, all, progress;
 	unsigned jobs;
 	const char *snapshot; /* ID or NAME, or NULL */
+	qc_lr_observer observe; /* or NULL: see checker/layer_read.h */
+	void *observe_ctx;
 	/* out */
 	struct qc_dg_layer *layers;
 	uint32_t n;

@@ -36,6 +36,10 @@ enum qc_dc_result {
  */
 #define QC_DC_ZSTD_WINDOW_LOG_MAX 21
 
+/* libdeflate's decompressor state (about 12 KiB in libdeflate 1.14; its
+ * size is not published, so this bounds it generously). */
+#define QC_DC_LIBDEFLATE_MEM 32768
+
 /* The most memory a context of this type (0 zlib, 1 zstd) holds, for the
  * --max-mem budget. */
 size_t qc_dc_mem_bound(int type);
@@ -43,8 +47,15 @@ size_t qc_dc_mem_bound(int type);
 struct qc_dc;
 
 /* A context for compression type 0 (zlib) or 1 (zstd); NULL if out of memory
- * or the type is unknown. */
+ * or the type is unknown.  For zlib it decodes with libdeflate the streams
+ * whose verdict and bytes are provably zlib's (doc/inflate.md), and with
+ * zlib all others. */
 struct qc_dc *qc_dc_new(int type);
+/* The same with zlib deciding every deflate stream (the reference the
+ * differential tests compare qc_dc_new() against). */
+struct qc_dc *qc_dc_new_zlib_only(int type);
+/* Streams this context decoded with libdeflate (0 for zstd, zlib only). */
+uint64_t qc_dc_fast_count(const struct qc_dc *d);
 void qc_dc_free(struct qc_dc *d);
 
 /*

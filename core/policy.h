@@ -53,6 +53,7 @@ enum qc_fixer {
 #define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
 #define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"
 #define QC_LEFT_REFCOUNTS "refcounts cannot be fixed safely while other problems remain (see above)"
+#define QC_LEFT_GUEST_DATA "guest data that does not decompress: nothing in the image can rebuild it; the descriptor and its clusters are kept as they are"
 #define QC_LEFT_HEADER_BITS "the header bits change only with a full repair whose refcounts are all verified (not with --leaks-only)"
 
 struct qc_policy {

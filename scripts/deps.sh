@@ -3,7 +3,7 @@
 # installed.  As root, installs what is missing with apt-get; otherwise
 # prints the one apt-get line to run and fails.  Usage: deps.sh [fuzz]
 set -u
-pkgs="build-essential pkg-config zlib1g-dev libzstd-dev libssl-dev libcmocka-dev qemu-utils qemu-system-x86 python3 time strace groff-base man-db libxml2-utils"
+pkgs="build-essential pkg-config zlib1g-dev libdeflate-dev libzstd-dev libssl-dev libcmocka-dev qemu-utils qemu-system-x86 python3 time strace groff-base man-db libxml2-utils"
 [ "${1:-}" = fuzz ] && pkgs="$pkgs afl++ clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do

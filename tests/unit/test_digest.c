@@ -49,7 +49,7 @@ static void one(const uint8_t *d, uint64_t S)
 	tree_ref(d, S, want);
 	sha(d, (size_t)S, flat);
 	for (unsigned jobs = 1; jobs <= 3; jobs++) {
-		struct qc_digest_opts o = { false, false, jobs, NULL, 0 };
+		struct qc_digest_opts o = { false, false, jobs, NULL, 0, NULL, NULL };
 		struct qc_digest_result r;
 		assert_int_equal(qc_digest_layer(&L, &o, &r), 0);
 		assert_memory_equal(r.md, want, 32);
