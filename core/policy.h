@@ -26,8 +26,10 @@ enum qc_hides {
 	QC_HIDES_UNLESS_DROPPED,
 	/* overlap-metadata: hides none when every record is a refblock
 	 * claimed twice (two reftable entries naming one cluster: a rebuild
-	 * fixes that; any other overlap leaves a doubt which pointer is wrong) */
-	QC_HIDES_UNLESS_REFBLOCK_TWIN,
+	 * fixes that), or has the refcount structure on one side and that
+	 * side is disproved by its content (checker/trust.c); any other
+	 * overlap leaves a doubt which pointer is wrong */
+	QC_HIDES_UNLESS_REFCOUNT_WRONG,
 	/* snapshot-table-offset-*: hides none when nb_snapshots is 0 (an
 	 * empty table has nothing to walk, whatever its offset) */
 	QC_HIDES_UNLESS_EMPTY,
