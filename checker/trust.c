@@ -141,7 +141,10 @@ bool qc_walk_complete(const struct qc_image *img, const char **why)
 		w = "the active L1 table is unusable";
 	else if (img->h.nb_snapshots && (!img->snapshot_table_ok || img->nsnapshots < img->h.nb_snapshots))
 		w = "the snapshot table is unusable";
-	else if (img->ext.has_bitmaps && !img->ext.bitmaps_valid)
+	/* with autoclear bit 0 clear the extension is ignored (QEMU too): it
+	 * references nothing */
+	else if (img->ext.has_bitmaps && (img->h.autoclear_features & QC_AUTOCLEAR_BITMAPS) &&
+		 !img->ext.bitmaps_valid)
 		w = "the bitmap directory is unusable";
 	for (uint32_t i = 0; !w && i < img->nsnapshots; i++)
 		if (!img->snapshots[i].l1_usable)

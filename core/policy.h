@@ -46,11 +46,15 @@ enum qc_fixer {
 	                        * checker/snapfix.c decided, or an empty table's offset set to 0 */
 	QC_FIX_L1,          /* repair/fix_l1.c: damaged active L1 entries restored or dropped */
 	QC_FIX_L2,          /* repair/fix_l2.c: damaged active L2 entries restored or dropped */
+	QC_FIX_BITMAPS,     /* repair/bitmaps.c: a damaged bitmap extension or directory:
+	                     * autoclear bit 0 cleared (bitmaps dropped, guest data kept) */
 	QC_FIX_COUNT
 };
 
 /* What the plan says about a code no planner wrote or left itself. */
-#define QC_LEFT_NOT_REPAIRED "not repaired by this version (header-field, bitmap and snapshot L2 pointer repairs are not implemented)"
+#define QC_LEFT_NOT_REPAIRED "not repaired by this version (see doc/repair.md for the header fields and pointers it repairs)"
+#define QC_LEFT_BITMAPS "the bitmaps were not dropped (see above)"
+#define QC_LEFT_BITMAPS_IGNORED "the bitmaps are already dropped (QEMU ignores the extension); the extension stays in the header until QEMU's next write open removes it"
 #define QC_LEFT_SNAPSHOT_TABLE "the snapshot-table repair could not fix it (see the snapshot verdicts)"
 #define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
 #define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"

@@ -164,10 +164,11 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 }
 
 /*
- * A planned snapshot-table rewrite changes what the other planners must
- * see (the new table's clusters referenced, the old one's not): check the
- * image again as it will be after the rewrite's writes (overlay.h) and
- * plan the rest on that model.  *after is NULL when nothing was rewritten.
+ * A planned snapshot-table rewrite, or dropped bitmaps, change what the
+ * other planners must see (the new table's clusters referenced, the old
+ * one's and the bitmaps' not): check the image again as it will be after
+ * those writes (overlay.h) and plan the rest on that model.  *after is
+ * NULL when nothing was rewritten.
  */
 static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
 				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
@@ -175,8 +176,11 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 	*ov = NULL;
 	*after = NULL;
 	int r = qc_plan_snapshot_table(img, o, p);
-	if (r <= 0)
-		return r;
+	int b = r < 0 ? 0 : qc_plan_bitmaps(img, o, p);
+	if (r < 0 || b < 0)
+		return r < 0 ? r : b;
+	if (r == 0 && b == 0)
+		return 0;
 	*ov = qc_io_overlay(img->io, p, p->n);
 	if (!*ov)
 		return -ENOMEM;

@@ -87,11 +87,13 @@ static void lines_are_coherent(void **state)
 		 * always hides references cannot be theirs.  The snapshot-table
 		 * planner may take such a code: it rewrites the table, and the
 		 * other planners then work on a fresh check of the image as
-		 * rewritten (repair/repair.c, plan_snapshots_first); so may the
+		 * rewritten (repair/repair.c, plan_snapshots_first), and so may the
+		 * bitmap planner (the same fresh check); so may the
 		 * table fixers (repair/fix.h), which mark the records they plan */
 		if (p->hides == QC_HIDES_YES)
 			assert_true(p->fixer == QC_FIX_NONE || p->fixer == QC_FIX_SNAPSHOT_TABLE ||
-				    p->fixer == QC_FIX_L1 || p->fixer == QC_FIX_L2);
+				    p->fixer == QC_FIX_BITMAPS || p->fixer == QC_FIX_L1 ||
+				    p->fixer == QC_FIX_L2);
 		if (p->warning_line)
 			assert_int_equal(p->hides, QC_HIDES_NO);
 	}
