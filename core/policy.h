@@ -48,11 +48,14 @@ enum qc_fixer {
 	QC_FIX_L2,          /* repair/fix_l2.c: damaged active L2 entries restored or dropped */
 	QC_FIX_BITMAPS,     /* repair/bitmaps.c: a damaged bitmap extension or directory:
 	                     * autoclear bit 0 cleared (bitmaps dropped, guest data kept) */
+	QC_FIX_HEADER_FIELDS, /* repair/header_fields.c: l1_size, l1_table_offset, header_length
+	                       * restored from evidence */
 	QC_FIX_COUNT
 };
 
 /* What the plan says about a code no planner wrote or left itself. */
 #define QC_LEFT_NOT_REPAIRED "not repaired by this version (see doc/repair.md for the header fields and pointers it repairs)"
+#define QC_LEFT_HEADER_FIELD "the header field could not be restored from evidence (see above)"
 #define QC_LEFT_BITMAPS "the bitmaps were not dropped (see above)"
 #define QC_LEFT_BITMAPS_IGNORED "the bitmaps are already dropped (QEMU ignores the extension); the extension stays in the header until QEMU's next write open removes it"
 #define QC_LEFT_SNAPSHOT_TABLE "the snapshot-table repair could not fix it (see the snapshot verdicts)"

@@ -164,11 +164,12 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 }
 
 /*
- * A planned snapshot-table rewrite, or dropped bitmaps, change what the
- * other planners must see (the new table's clusters referenced, the old
- * one's and the bitmaps' not): check the image again as it will be after
- * those writes (overlay.h) and plan the rest on that model.  *after is
- * NULL when nothing was rewritten.
+ * A planned snapshot-table rewrite, dropped bitmaps or restored header
+ * fields change what the other planners must see (the new table's
+ * clusters referenced, the old one's and the bitmaps' not, a restored L1
+ * walked): check the image again as it will be after those writes
+ * (overlay.h) and plan the rest on that model.  *after is NULL when
+ * nothing was rewritten.
  */
 static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
 				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
@@ -177,9 +178,10 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 	*after = NULL;
 	int r = qc_plan_snapshot_table(img, o, p);
 	int b = r < 0 ? 0 : qc_plan_bitmaps(img, o, p);
-	if (r < 0 || b < 0)
-		return r < 0 ? r : b;
-	if (r == 0 && b == 0)
+	int h = r < 0 || b < 0 ? 0 : qc_plan_header_fields(img, o, p);
+	if (r < 0 || b < 0 || h < 0)
+		return r < 0 ? r : b < 0 ? b : h;
+	if (r == 0 && b == 0 && h == 0)
 		return 0;
 	*ov = qc_io_overlay(img->io, p, p->n);
 	if (!*ov)

@@ -88,11 +88,12 @@ static void lines_are_coherent(void **state)
 		 * planner may take such a code: it rewrites the table, and the
 		 * other planners then work on a fresh check of the image as
 		 * rewritten (repair/repair.c, plan_snapshots_first), and so may the
-		 * bitmap planner (the same fresh check); so may the
+		 * bitmap and header-field planners (the same fresh check); so may the
 		 * table fixers (repair/fix.h), which mark the records they plan */
 		if (p->hides == QC_HIDES_YES)
 			assert_true(p->fixer == QC_FIX_NONE || p->fixer == QC_FIX_SNAPSHOT_TABLE ||
-				    p->fixer == QC_FIX_BITMAPS || p->fixer == QC_FIX_L1 ||
+				    p->fixer == QC_FIX_BITMAPS || p->fixer == QC_FIX_HEADER_FIELDS ||
+				    p->fixer == QC_FIX_L1 ||
 				    p->fixer == QC_FIX_L2);
 		if (p->warning_line)
 			assert_int_equal(p->hides, QC_HIDES_NO);
