@@ -211,6 +211,18 @@ static int first_round(struct first *f, struct qc_image *m, const struct qc_repa
 		       struct qc_plan *p, bool header)
 {
 	size_t n0 = p->n;
+	/* the header -> L1 chain first (doc/repair.md principle 3): a restored
+	 * l1_table_offset claims its leaked L1 table before the snapshot
+	 * planner looks for lost snapshot L1 tables among the leaked clusters
+	 * (found by fuzz/fuzz_repair.c: both took the same run) */
+	if (header && !f->header) {
+		int h = qc_plan_header_fields(m, o, p);
+		if (h < 0)
+			return h;
+		f->header = h > 0;
+		if (f->header)
+			return 1;
+	}
 	if (!f->snap) {
 		/* a later round's verdicts replace an earlier round's */
 		drop_left(p, f->snap_left0, f->snap_left1);
@@ -228,12 +240,6 @@ static int first_round(struct first *f, struct qc_image *m, const struct qc_repa
 			return b;
 		f->bitmaps = b > 0;
 	}
-	if (header && !f->header) {
-		int h = qc_plan_header_fields(m, o, p);
-		if (h < 0)
-			return h;
-		f->header = h > 0;
-	}
 	return p->n > n0;
 }
 
@@ -244,10 +250,11 @@ static int first_round(struct first *f, struct qc_image *m, const struct qc_repa
  * walked): check the image again as it will be after those writes
  * (overlay.h) and plan the rest on that model.  The first planners run
  * again on that model while one of them plans something new (at most
- * three rounds, each planner writes once; found by fuzz/fuzz_repair.c: a
- * restored header_length brings a damaged bitmaps extension into view,
- * and dropped bitmaps can free a snapshot table they overlapped).  *after
- * is NULL when nothing was rewritten.
+ * four rounds: the header fields alone first, then each of the others
+ * writes once; found by fuzz/fuzz_repair.c: a restored header_length
+ * brings a damaged bitmaps extension into view, and dropped bitmaps can
+ * free a snapshot table they overlapped).  *after is NULL when nothing
+ * was rewritten.
  */
 static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
 				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
@@ -255,7 +262,7 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 	*ov = NULL;
 	*after = NULL;
 	struct first f = { .snap_left0 = p->nleft, .snap_left1 = p->nleft };
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < 4; round++) {
 		int r = first_round(&f, *after ? *after : img, o, p, round == 0);
 		if (r <= 0)
 			return r;
