@@ -101,8 +101,8 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 	const struct qc_problems *ps = &img->problems;
 	bool rebuild = false;
 	for (size_t i = 0; i < p->n; i++)
-		rebuild |= p->w[i].phase == QC_PH_SWITCH &&
-			   qc_policy(p->w[i].code)->fixer != QC_FIX_SNAPSHOT_TABLE;
+		/* the rebuild's switch: refcount_table_offset and _clusters */
+		rebuild |= p->w[i].phase == QC_PH_SWITCH && p->w[i].offset == QC_HDR_REFTABLE_OFFSET;
 	for (int i = 0; i < QC_P_COUNT; i++) {
 		enum qc_code c = (enum qc_code)i;
 		enum qc_fixer f = qc_policy(c)->fixer;
