@@ -235,7 +235,9 @@ static int unwalk(struct l1ctx *c, uint64_t off)
 							     cd == QC_P_OVERLAP_DATA_COMPRESSED ||
 							     cd == QC_P_L2_SUBCLUSTER_ALLOC_AND_ZERO ||
 							     cd == QC_P_L2_SUBCLUSTER_ALLOC_UNALLOCATED ||
-							     cd == QC_P_L2_ZERO_FLAG_V2))
+							     cd == QC_P_L2_ZERO_FLAG_V2 ||
+							     cd == QC_P_L2_DATA_FILE_OFFSET_MISMATCH ||
+							     cd == QC_P_COMPRESSED_WITH_DATA_FILE))
 			ps->v[k].fixed = true;
 	}
 	return 0;
