@@ -279,6 +279,13 @@ static void check_reftable(struct qc_image *img)
 			  "refcount table offset 0x%llx is not cluster aligned",
 			  (unsigned long long)h->refcount_table_offset);
 		ok = false;
+	} else if (h->refcount_table_offset < img->cluster_size) {
+		/* cluster 0 is the header: read as a table, its fields would name
+		 * "refblocks" on the L1 and snapshot tables (doc/repair.md) */
+		qc_report(ps, QC_P_HEADER_REFTABLE_ON_HEADER, LOC0(48), 1,
+			  "refcount table offset 0x%llx lies in the header cluster",
+			  (unsigned long long)h->refcount_table_offset);
+		ok = false;
 	} else if (ok && qc_past_eof(img, h->refcount_table_offset, bytes)) {
 		qc_report(ps, QC_P_HEADER_REFTABLE_PAST_EOF, LOC0(48), 1,
 			  "refcount table [0x%llx, +%llu) lies past the end of the file (%llu bytes)",

@@ -186,6 +186,10 @@ struct qc_options {
 			       * whose reads verify the clusters they decompress) */
 };
 
+/* Bits of qc_image.refblock_usable[] */
+#define QC_RB_USABLE 1
+#define QC_RB_PROVED 2
+
 struct qc_image {
 	struct qc_io *io;
 	struct qc_options opt;
@@ -222,8 +226,12 @@ struct qc_image {
 	uint64_t *l1;            /* active L1, host-endian */
 	uint64_t *reftable;      /* host-endian */
 	uint64_t reftable_entries;
-	/* Per reftable entry: 1 when its refblock may be read (aligned, no
-	 * reserved bits, inside the file); refcounts.c fills it. */
+	/* Per reftable entry: QC_RB_USABLE when its refblock may be read
+	 * (aligned, no reserved bits, inside the file), plus QC_RB_PROVED when
+	 * its content is shaped like a refblock: most clusters of its range
+	 * that the walk references have exactly that stored count (set by the
+	 * compare pass; doc/repair.md "The refcount table").  refcounts.c
+	 * fills it. */
 	uint8_t *refblock_usable;
 	/* What the walk added to the computed counts for the refcount
 	 * structure itself (refcounts.c records it where it claims): a

@@ -94,7 +94,7 @@ void qc_pass_reftable(struct qc_image *img)
 				  (unsigned long long)img->file_size);
 			continue;
 		}
-		img->refblock_usable[i] = 1;
+		img->refblock_usable[i] = QC_RB_USABLE;
 		self->refblocks++;
 		/* A second claim (two entries, or other metadata on it) is
 		 * reported by qc_claim as an overlap naming both owners. */
@@ -112,6 +112,8 @@ struct cmp {
 	const char *stale;      /* message prefix for dirty images */
 	uint64_t suspects;      /* see image.h copied_suspects */
 	uint64_t uncovered_scanned; /* clusters looked at outside usable refblocks */
+	uint64_t referenced, agree; /* this refblock: clusters the walk references,
+				     * and those whose stored count equals it */
 };
 
 static void mismatch(struct cmp *c, uint64_t cl, uint64_t stored, uint64_t comp, uint64_t rbe_off)
@@ -166,18 +168,22 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	size_t lim = base + j0 >= c->limit ? 0
 		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
 	/* pass 1, branch-free: any mismatch? how many COPIED suspects? */
-	uint64_t diff = 0, susp = 0;
+	uint64_t diff = 0, susp = 0, ref = 0, agree = 0;
 	for (size_t k = 0; k < cn; k++) {
 		uint64_t st = qc_rc_get(rb, order, j0 + k);
 		uint64_t cp = cnt[k];
 		uint64_t one = cp == 1, notover = st <= 1;
 		diff |= (st ^ cp) | (uint64_t)(cp > max);
+		ref += cp != 0;
+		agree += (cp != 0) & (st == cp);
 		/* COPIED with several references; no COPIED on the only
 		 * reference of a cluster whose stored refcount is not above 1
 		 * (doc/copied.md: over-counted clusters are leaks) */
 		susp += (((fl[k] >> 4) & 1) & (one ^ 1)) | (((fl[k] >> 5) & 1) & one & notover);
 	}
 	c->suspects += susp;
+	c->referenced += ref;
+	c->agree += agree;
 	if (__builtin_expect(diff != 0, 0)) {
 		uint64_t rb_off = img->reftable[i] & QC_REFT_OFFSET_MASK;
 		for (size_t k = 0; k < cn; k++) {
@@ -207,6 +213,7 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 	struct qc_image *img = c->img;
 	uint64_t per = UINT64_C(1) << img->refblock_bits;
 	uint64_t base = i << img->refblock_bits;
+	c->referenced = c->agree = 0;
 	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
 		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
 		qc_cm_get_run(&img->cmap, base + j0, cn, cnt, fl);
@@ -220,6 +227,11 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 		default: compare_chunk(c, i, rb, j0, cn, cnt, fl, 6); break;
 		}
 	}
+	/* shaped like a refblock: it agrees with the walk on most of what
+	 * the walk references in its range (a refblock covers at least
+	 * itself, so a genuine one has something to agree on) */
+	if (c->agree * 2 > c->referenced)
+		img->refblock_usable[i] |= QC_RB_PROVED;
 }
 
 /*

@@ -6,7 +6,9 @@
  */
 #include "trust.h"
 
+#include "../core/layout.h"
 #include "../core/policy.h"
+#include "check.h"
 
 bool qc_reserved_only_on_dropped(const struct qc_image *img)
 {
@@ -29,18 +31,70 @@ bool qc_reserved_only_on_dropped(const struct qc_image *img)
 	return true;
 }
 
-/* Every record of code c is a refblock claimed by a refblock (two reftable
- * entries naming one cluster), and no record was dropped by the cap. */
-static bool only_refblock_twins(const struct qc_image *img, enum qc_code c)
+/* Is any usable refblock shaped like one (QC_RB_PROVED)?  A genuine
+ * refcount table names at least the refblock that counts the header. */
+static bool reftable_disproved(const struct qc_image *img)
+{
+	if (!img->reftable || !img->refblock_usable)
+		return false;
+	for (uint64_t i = 0; i < img->reftable_entries; i++)
+		if (img->refblock_usable[i] & QC_RB_PROVED)
+			return false;
+	return true;
+}
+
+/* Is every usable refblock that lies in a contested cluster disproved by
+ * its content (not QC_RB_PROVED)? */
+static bool contested_refblocks_disproved(const struct qc_image *img)
+{
+	if (!img->reftable || !img->refblock_usable)
+		return false;
+	for (uint64_t i = 0; i < img->reftable_entries; i++) {
+		uint64_t off = img->reftable[i] & QC_REFT_OFFSET_MASK;
+		if ((img->refblock_usable[i] & QC_RB_USABLE) && (img->refblock_usable[i] & QC_RB_PROVED) &&
+		    qc_contested(img, off, img->cluster_size))
+			return false;
+	}
+	return true;
+}
+
+static bool is_refcount_owner(enum qc_owner o)
+{
+	return o == QC_OWN_REFTABLE || o == QC_OWN_REFBLOCK;
+}
+
+/*
+ * Does no record of code c leave a doubt which side is wrong?  Every
+ * record must be a refblock claimed by a refblock (two reftable entries
+ * naming one cluster: the rebuild gives each its own count), or have the
+ * refcount structure on one side with that side disproved by content: a
+ * refblock whose stored counts disagree with what the walk references in
+ * most of its range, or a refcount table none of whose refblocks is shaped
+ * like one.  The rebuild then drops the disproved side and keeps the
+ * other structure as it is (doc/repair.md "The refcount table").  False
+ * when records were dropped by the cap.
+ */
+static bool refcount_side_wrong(const struct qc_image *img, enum qc_code c)
 {
 	const struct qc_problems *ps = &img->problems;
 	if (ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
 		return false;
-	for (size_t i = 0; i < ps->n; i++)
-		if (ps->v[i].code == c &&
-		    (ps->v[i].owner != QC_OWN_REFBLOCK || ps->v[i].other_owner != QC_OWN_REFBLOCK))
+	bool need_rt = false, need_rb = false;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].code != c)
+			continue;
+		enum qc_owner a = ps->v[i].owner, b = ps->v[i].other_owner;
+		if (a == QC_OWN_REFBLOCK && b == QC_OWN_REFBLOCK)
+			continue;
+		if (!is_refcount_owner(a) && !is_refcount_owner(b))
 			return false;
-	return true;
+		if ((a == QC_OWN_REFTABLE && b != QC_OWN_REFBLOCK) ||
+		    (b == QC_OWN_REFTABLE && a != QC_OWN_REFBLOCK))
+			need_rt = true;
+		else
+			need_rb = true;
+	}
+	return (!need_rt || reftable_disproved(img)) && (!need_rb || contested_refblocks_disproved(img));
 }
 
 bool qc_code_all_fixed(const struct qc_image *img, enum qc_code c)
@@ -68,8 +122,8 @@ bool qc_code_hides_refs(const struct qc_image *img, enum qc_code c)
 		return true;
 	case QC_HIDES_UNLESS_DROPPED:
 		return !qc_reserved_only_on_dropped(img);
-	case QC_HIDES_UNLESS_REFBLOCK_TWIN:
-		return !only_refblock_twins(img, c);
+	case QC_HIDES_UNLESS_REFCOUNT_WRONG:
+		return !refcount_side_wrong(img, c);
 	case QC_HIDES_UNLESS_EMPTY:
 		return img->h.nb_snapshots != 0;
 	}
@@ -87,7 +141,10 @@ bool qc_walk_complete(const struct qc_image *img, const char **why)
 		w = "the active L1 table is unusable";
 	else if (img->h.nb_snapshots && (!img->snapshot_table_ok || img->nsnapshots < img->h.nb_snapshots))
 		w = "the snapshot table is unusable";
-	else if (img->ext.has_bitmaps && !img->ext.bitmaps_valid)
+	/* with autoclear bit 0 clear the extension is ignored (QEMU too): it
+	 * references nothing */
+	else if (img->ext.has_bitmaps && (img->h.autoclear_features & QC_AUTOCLEAR_BITMAPS) &&
+		 !img->ext.bitmaps_valid)
 		w = "the bitmap directory is unusable";
 	for (uint32_t i = 0; !w && i < img->nsnapshots; i++)
 		if (!img->snapshots[i].l1_usable)

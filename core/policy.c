@@ -36,7 +36,7 @@ const struct qc_policy *qc_policy(enum qc_code c)
 const char *qc_fixer_name(enum qc_fixer f)
 {
 	static const char *const names[QC_FIX_COUNT] = {
-		"none", "refcounts", "rebuild", "copied", "header-bits", "snapshot-table", "l1", "l2",
+		"none", "refcounts", "rebuild", "copied", "header-bits", "snapshot-table", "l1", "l2", "bitmaps", "header-fields",
 	};
 	return (int)f >= 0 && f < QC_FIX_COUNT ? names[f] : "?";
 }

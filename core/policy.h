@@ -26,8 +26,10 @@ enum qc_hides {
 	QC_HIDES_UNLESS_DROPPED,
 	/* overlap-metadata: hides none when every record is a refblock
 	 * claimed twice (two reftable entries naming one cluster: a rebuild
-	 * fixes that; any other overlap leaves a doubt which pointer is wrong) */
-	QC_HIDES_UNLESS_REFBLOCK_TWIN,
+	 * fixes that), or has the refcount structure on one side and that
+	 * side is disproved by its content (checker/trust.c); any other
+	 * overlap leaves a doubt which pointer is wrong */
+	QC_HIDES_UNLESS_REFCOUNT_WRONG,
 	/* snapshot-table-offset-*: hides none when nb_snapshots is 0 (an
 	 * empty table has nothing to walk, whatever its offset) */
 	QC_HIDES_UNLESS_EMPTY,
@@ -44,11 +46,18 @@ enum qc_fixer {
 	                        * checker/snapfix.c decided, or an empty table's offset set to 0 */
 	QC_FIX_L1,          /* repair/fix_l1.c: damaged active L1 entries restored or dropped */
 	QC_FIX_L2,          /* repair/fix_l2.c: damaged active L2 entries restored or dropped */
+	QC_FIX_BITMAPS,     /* repair/bitmaps.c: a damaged bitmap extension or directory:
+	                     * autoclear bit 0 cleared (bitmaps dropped, guest data kept) */
+	QC_FIX_HEADER_FIELDS, /* repair/header_fields.c: l1_size, l1_table_offset, header_length
+	                       * restored from evidence */
 	QC_FIX_COUNT
 };
 
 /* What the plan says about a code no planner wrote or left itself. */
-#define QC_LEFT_NOT_REPAIRED "not repaired by this version (header-field, bitmap and snapshot L2 pointer repairs are not implemented)"
+#define QC_LEFT_NOT_REPAIRED "not repaired by this version (see doc/repair.md for the header fields and pointers it repairs)"
+#define QC_LEFT_HEADER_FIELD "the header field could not be restored from evidence (see above)"
+#define QC_LEFT_BITMAPS "the bitmaps were not dropped (see above)"
+#define QC_LEFT_BITMAPS_IGNORED "the bitmaps are already dropped (QEMU ignores the extension); the extension stays in the header until QEMU's next write open removes it"
 #define QC_LEFT_SNAPSHOT_TABLE "the snapshot-table repair could not fix it (see the snapshot verdicts)"
 #define QC_LEFT_POINTER "a pointer whose target is doubtful: dropping or redirecting it would be a guess"
 #define QC_LEFT_COPIED "the COPIED planner did not edit the table holding the entry: the table's pointer is doubtful or another structure claims its cluster"

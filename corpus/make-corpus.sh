@@ -109,6 +109,20 @@ dmg snap3-extra-small-last snap3 'snapshot[2].extra_data_size' 8
 dmg snap3-l1-unaligned snap3 'snapshot[1].l1_table_offset' +0x200
 dmg snap3-table-zero snap3 header.snapshots_offset 0
 dmg snap3-nb-small snap3 header.nb_snapshots 1
+# Header fields, the refcount table and bitmaps (repair/header_fields.c,
+# repair/refcounts.c, repair/bitmaps.c): one image, each damage one path.
+mkd hb 1M cluster_size=1024 "$data" 'write -P 0x22 512k 2k'
+qemu-img bitmap --add hb.qcow2 b0
+qemu-img snapshot -c s1 hb.qcow2
+qemu-io -f qcow2 -c 'write -P 0x33 768k 1k' hb.qcow2 >/dev/null
+dmg hdr-l1-size-zero hb header.l1_size 0
+dmg hdr-l1-unaligned hb header.l1_table_offset +0x200
+dmg hdr-l1-high-bit hb header.l1_table_offset ^0x100000000
+dmg hdr-length-zero hb header.header_length 0
+dmg hdr-reftable-zero hb header.refcount_table_offset 0
+dmg hdr-reftable-onto-l1 hb 'reftable[0]' "$($poke hb.qcow2 header.l1_table_offset)"
+dmg hdr-bitmap-table-unaligned hb 'bitmapdir[0].table_offset' +0x200
+dmg hdr-bitmaps-count-zero hb 'ext[23852875].data32+0' 0
 cp backing.qcow2 t8-backing-json.qcow2
 $poke t8-backing-json.qcow2 u8@0 0x51 >/dev/null
 # Rewrite the backing name in place with a protocol string of the same length.

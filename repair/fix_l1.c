@@ -228,9 +228,16 @@ static int unwalk(struct l1ctx *c, uint64_t off)
 	struct qc_problems *ps = &img->problems;
 	for (size_t k = 0; k < ps->n; k++) {
 		enum qc_fixer f = qc_policy(ps->v[k].code)->fixer;
+		/* also the entry findings no planner repairs: they go with the table */
+		enum qc_code cd = ps->v[k].code;
 		if (ps->v[k].loc.offset >= off && ps->v[k].loc.offset - off < img->cluster_size &&
 		    ps->v[k].loc.offset != QC_NO_OFFSET && (f == QC_FIX_L2 || f == QC_FIX_COPIED ||
-							     ps->v[k].code == QC_P_OVERLAP_DATA_COMPRESSED))
+							     cd == QC_P_OVERLAP_DATA_COMPRESSED ||
+							     cd == QC_P_L2_SUBCLUSTER_ALLOC_AND_ZERO ||
+							     cd == QC_P_L2_SUBCLUSTER_ALLOC_UNALLOCATED ||
+							     cd == QC_P_L2_ZERO_FLAG_V2 ||
+							     cd == QC_P_L2_DATA_FILE_OFFSET_MISMATCH ||
+							     cd == QC_P_COMPRESSED_WITH_DATA_FILE))
 			ps->v[k].fixed = true;
 	}
 	return 0;

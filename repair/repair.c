@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../checker/check.h"
 #include "../core/layout.h"
@@ -100,8 +101,8 @@ static void leave_the_rest(const struct qc_image *img, struct qc_plan *p)
 	const struct qc_problems *ps = &img->problems;
 	bool rebuild = false;
 	for (size_t i = 0; i < p->n; i++)
-		rebuild |= p->w[i].phase == QC_PH_SWITCH &&
-			   qc_policy(p->w[i].code)->fixer != QC_FIX_SNAPSHOT_TABLE;
+		/* the rebuild's switch: refcount_table_offset and _clusters */
+		rebuild |= p->w[i].phase == QC_PH_SWITCH && p->w[i].offset == QC_HDR_REFTABLE_OFFSET;
 	for (int i = 0; i < QC_P_COUNT; i++) {
 		enum qc_code c = (enum qc_code)i;
 		enum qc_fixer f = qc_policy(c)->fixer;
@@ -163,20 +164,11 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 	return refcounts;
 }
 
-/*
- * A planned snapshot-table rewrite changes what the other planners must
- * see (the new table's clusters referenced, the old one's not): check the
- * image again as it will be after the rewrite's writes (overlay.h) and
- * plan the rest on that model.  *after is NULL when nothing was rewritten.
- */
-static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
-				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
+/* Check the image as the plan's writes so far leave it (a read-only
+ * overlay, overlay.h) into *after; the caller frees both. */
+static int recheck(struct qc_image *img, struct qc_plan *p, struct qc_io **ov,
+		   struct qc_image **after)
 {
-	*ov = NULL;
-	*after = NULL;
-	int r = qc_plan_snapshot_table(img, o, p);
-	if (r <= 0)
-		return r;
 	*ov = qc_io_overlay(img->io, p, p->n);
 	if (!*ov)
 		return -ENOMEM;
@@ -191,9 +183,97 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 		return -ENOMEM;
 	if ((*after)->aborted) {
 		/* the model of the rewritten image could not be built: plan nothing */
-		qc_abort(img, "checking the image as the snapshot-table rewrite leaves it: %s",
+		qc_abort(img, "checking the image as the snapshot-table, bitmap or header repair leaves it: %s",
 			 (*after)->abort_reason);
 		return -EIO;
+	}
+	return 0;
+}
+
+/* Remove "left" entries [from, to) of the plan. */
+static void drop_left(struct qc_plan *p, size_t from, size_t to)
+{
+	if (from == to)
+		return;
+	memmove(p->left + from, p->left + to, (p->nleft - to) * sizeof(*p->left));
+	p->nleft -= to - from;
+}
+
+/* The first planners' state across rounds (plan_snapshots_first). */
+struct first {
+	bool snap, bitmaps, header;   /* planned a write already */
+	size_t snap_left0, snap_left1; /* the snapshot planner's last "left" entries */
+};
+
+/* One round of the first planners on model m; -errno, or 1 when one of
+ * them planned a write. */
+static int first_round(struct first *f, struct qc_image *m, const struct qc_repair_opts *o,
+		       struct qc_plan *p, bool header)
+{
+	size_t n0 = p->n;
+	/* the header -> L1 chain first (doc/repair.md principle 3): a restored
+	 * l1_table_offset claims its leaked L1 table before the snapshot
+	 * planner looks for lost snapshot L1 tables among the leaked clusters
+	 * (found by fuzz/fuzz_repair.c: both took the same run) */
+	if (header && !f->header) {
+		int h = qc_plan_header_fields(m, o, p);
+		if (h < 0)
+			return h;
+		f->header = h > 0;
+		if (f->header)
+			return 1;
+	}
+	if (!f->snap) {
+		/* a later round's verdicts replace an earlier round's */
+		drop_left(p, f->snap_left0, f->snap_left1);
+		size_t l0 = p->nleft, before = p->n;
+		int r = qc_plan_snapshot_table(m, o, p);
+		if (r < 0)
+			return r;
+		f->snap = p->n > before;
+		f->snap_left0 = l0;
+		f->snap_left1 = p->nleft;
+	}
+	if (!f->bitmaps) {
+		int b = qc_plan_bitmaps(m, o, p);
+		if (b < 0)
+			return b;
+		f->bitmaps = b > 0;
+	}
+	return p->n > n0;
+}
+
+/*
+ * A planned snapshot-table rewrite, dropped bitmaps or restored header
+ * fields change what the other planners must see (the new table's
+ * clusters referenced, the old one's and the bitmaps' not, a restored L1
+ * walked): check the image again as it will be after those writes
+ * (overlay.h) and plan the rest on that model.  The first planners run
+ * again on that model while one of them plans something new (at most
+ * four rounds: the header fields alone first, then each of the others
+ * writes once; found by fuzz/fuzz_repair.c: a restored header_length
+ * brings a damaged bitmaps extension into view, and dropped bitmaps can
+ * free a snapshot table they overlapped).  *after is NULL when nothing
+ * was rewritten.
+ */
+static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
+				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
+{
+	*ov = NULL;
+	*after = NULL;
+	struct first f = { .snap_left0 = p->nleft, .snap_left1 = p->nleft };
+	for (int round = 0; round < 4; round++) {
+		int r = first_round(&f, *after ? *after : img, o, p, round == 0);
+		if (r <= 0)
+			return r;
+		qc_image_free(*after);
+		if (*ov)
+			qc_io_close(*ov);
+		*after = NULL;
+		*ov = NULL;
+		r = recheck(img, p, ov, after);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

@@ -33,6 +33,13 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
  * header switch; 1 when it planned one), or, for an empty table, the
  * offset QEMU refuses set to 0 (0); 0 when nothing, or -errno. */
 int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/* Bitmaps (bitmaps.c): a damaged bitmap extension or directory: autoclear
+ * bit 0 cleared (1 when planned), 0 when nothing, or -errno. */
+int qc_plan_bitmaps(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/* Header fields (header_fields.c): l1_size, l1_table_offset, header_length
+ * restored from evidence in one header write (1 when planned), 0, or
+ * -errno; a field it cannot restore is left, named. */
+int qc_plan_header_fields(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left);
 

@@ -319,6 +319,9 @@ static void reftable_limits(void **state)
 	expect(&m, QC_P_HEADER_REFTABLE_OFFSET_UNALIGNED, 2);
 	qc_put_be64(m.p + 48, 6 * m.cs);
 	expect(&m, QC_P_HEADER_REFTABLE_PAST_EOF, 2);
+	qc_put_be64(m.p + 48, 0);
+	expect(&m, QC_P_HEADER_REFTABLE_ON_HEADER, 2);
+	expect_not(&m, QC_P_OVERLAP_METADATA);
 	done(&m);
 }
 

@@ -87,11 +87,14 @@ static void lines_are_coherent(void **state)
 		 * always hides references cannot be theirs.  The snapshot-table
 		 * planner may take such a code: it rewrites the table, and the
 		 * other planners then work on a fresh check of the image as
-		 * rewritten (repair/repair.c, plan_snapshots_first); so may the
+		 * rewritten (repair/repair.c, plan_snapshots_first), and so may the
+		 * bitmap and header-field planners (the same fresh check); so may the
 		 * table fixers (repair/fix.h), which mark the records they plan */
 		if (p->hides == QC_HIDES_YES)
 			assert_true(p->fixer == QC_FIX_NONE || p->fixer == QC_FIX_SNAPSHOT_TABLE ||
-				    p->fixer == QC_FIX_L1 || p->fixer == QC_FIX_L2);
+				    p->fixer == QC_FIX_BITMAPS || p->fixer == QC_FIX_HEADER_FIELDS ||
+				    p->fixer == QC_FIX_L1 ||
+				    p->fixer == QC_FIX_L2);
 		if (p->warning_line)
 			assert_int_equal(p->hides, QC_HIDES_NO);
 	}
@@ -170,6 +173,47 @@ static void reserved_condition_uses_offsets(void **state)
 	drop(img);
 }
 
+/* An overlap whose refcount side is disproved by its content hides
+ * nothing (checker/trust.c refcount_side_wrong); a refblock shaped like
+ * one (QC_RB_PROVED) keeps the doubt. */
+static void overlap_refcount_side_disproved(void **state)
+{
+	(void)state;
+	struct qc_image *img = model();
+	uint64_t reftable[1] = { 0x50000 };
+	uint8_t usable[1] = { QC_RB_USABLE };
+	uint64_t contested[1] = { 5 };
+	img->cluster_bits = 16;
+	img->cluster_size = 65536;
+	img->reftable = reftable;
+	img->reftable_entries = 1;
+	img->refblock_usable = usable;
+	img->contested = contested;
+	img->ncontested = 1;
+	/* a reftable entry naming an active L2 table */
+	qc_report_overlap(&img->problems, QC_P_OVERLAP_METADATA, QC_LOC(0x10000), QC_OWN_L2,
+			  QC_OWN_REFBLOCK, "active L2 table overlaps refcount block");
+	assert_false(qc_code_hides_refs(img, QC_P_OVERLAP_METADATA));
+	usable[0] |= QC_RB_PROVED;
+	assert_true(qc_code_hides_refs(img, QC_P_OVERLAP_METADATA));
+	/* the table itself on the L1: disproved only when no refblock is proved */
+	qc_problems_free(&img->problems);
+	qc_problems_init(&img->problems);
+	qc_report_overlap(&img->problems, QC_P_OVERLAP_METADATA, QC_LOC(0x30000), QC_OWN_REFTABLE,
+			  QC_OWN_L1, "refcount table overlaps active L1 table");
+	assert_true(qc_code_hides_refs(img, QC_P_OVERLAP_METADATA));
+	usable[0] = QC_RB_USABLE;
+	assert_false(qc_code_hides_refs(img, QC_P_OVERLAP_METADATA));
+	/* two structures neither of which is the refcount structure: doubt */
+	qc_report_overlap(&img->problems, QC_P_OVERLAP_METADATA, QC_LOC(0x40000), QC_OWN_L2,
+			  QC_OWN_L1, "active L2 table overlaps active L1 table");
+	assert_true(qc_code_hides_refs(img, QC_P_OVERLAP_METADATA));
+	img->reftable = NULL;
+	img->refblock_usable = NULL;
+	img->contested = NULL;
+	drop(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +223,7 @@ int main(void)
 		cmocka_unit_test(trust_follows_hides_column),
 		cmocka_unit_test(overlap_condition_uses_owners),
 		cmocka_unit_test(reserved_condition_uses_offsets),
+		cmocka_unit_test(overlap_refcount_side_disproved),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,99 @@
+#!/bin/sh
+# repair-header.sh - header fields restored from evidence (doc/repair.md
+# "Header fields"): l1_size too small (raised when the L1 table's clusters
+# hold the entries), l1_table_offset unaligned or past the end of the file
+# (restored when exactly one correction of bits that cannot be set names a
+# leaked run shaped like the L1 table), header_length invalid (restored to
+# the length at which the extensions parse, with and without a backing
+# file).  Each: check -> repair -> re-check clean for qcow2fsck and qemu-img
+# check, guest content of the active layer and snapshot s1 unchanged, a
+# second repair plans nothing, undo restores the damaged bytes; what
+# `qemu-img check -r all` does to a copy is printed beside it.  A header the
+# evidence does not settle is refused, nothing written, and the plan names
+# the field.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../factory.sh"
+. "$(dirname "$0")/../repair-lib.sh"
+
+poke() { python3 "$HERE/../poke.py" "$@"; }
+P=$T/pristine.qcow2
+pristine "$P"
+guest_save "$P" "$T/ref"
+
+# qemu_said LABEL: record whether qemu-img -r all left a clean image with
+# the guest content intact
+qemu_said() {
+	qemu-img check -f qcow2 "$QIMG" >/dev/null 2>&1; _q=$?
+	_g="$T/qg"; rm -rf "$_g"; guest_save "$QIMG" "$_g" 2>/dev/null
+	_same=yes; for f in "$T"/ref/*.raw; do cmp -s "$f" "$_g/${f##*/}" 2>/dev/null || _same=no; done
+	[ -s "$_g/active.raw" ] || _same="no (QEMU cannot read the image)"
+	echo "qemu-img -r all [$1]: exit $QRRC, check after it $_q, guest content kept: $_same"
+}
+
+case_poke l1-size-zero header-l1-too-small header.l1_size 0
+qemu_said l1-size-zero
+case_poke l1-unaligned header-l1-offset-unaligned header.l1_table_offset '+0x200'
+qemu_said l1-unaligned
+t_name "l1-unaligned: qemu-img check -r all cannot open the image (exit 1)"
+[ "$QRRC" = 1 ] && t_ok || t_fail "qemu-img exit $QRRC: update this test"
+case_poke l1-high-bit header-l1-past-eof header.l1_table_offset '^0x100000000'
+qemu_said l1-high-bit
+case_poke length-zero header-length-invalid header.header_length 0
+qemu_said length-zero
+t_name "length-zero: qemu-img check -r all cannot open the image (exit 1)"
+[ "$QRRC" = 1 ] && t_ok || t_fail "qemu-img exit $QRRC: update this test"
+case_poke length-100 header-length-invalid header.header_length 100
+qemu_said length-100
+
+# a larger disk whose L1 needs several entries: l1_size cut from 4 to 2
+B=$T/big.qcow2
+mk "$B" 2G
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1100M 64k' -c 'write -P 0x33 1600M 128k' "$B" >/dev/null
+snap "$B" s1
+fixture qemu-io -f qcow2 -c 'write -P 0x44 1600M 64k' "$B" >/dev/null
+guest_save "$B" "$T/bigref"
+I=$T/big-l1.qcow2
+cp "$B" "$I"
+poke "$I" header.l1_size 2
+qemu_repair_all "$I" big-l1-size
+repair_case big-l1-size "$I" "$T/bigref" header-l1-too-small
+
+# with a backing file: the extensions end where the backing name starts
+BASE=$T/base.qcow2
+mk "$BASE" 16M
+fixture qemu-io -f qcow2 -c 'write -P 0x55 0 1M' "$BASE" >/dev/null
+O=$T/overlay.qcow2
+fixture qemu-img create -q -f qcow2 -F qcow2 -b "$BASE" "$O"
+fixture qemu-io -f qcow2 -c 'write -P 0x66 64k 64k' "$O" >/dev/null
+guest_save "$O" "$T/ovref"
+I=$T/ov-length.qcow2
+cp "$O" "$I"
+poke "$I" header.header_length 8
+qemu_repair_all "$I" ov-length
+repair_case ov-length "$I" "$T/ovref" header-length-invalid
+
+# refused: nothing written, the plan names the field
+refused() {
+	_l=$1 _code=$2 _field=$3
+	_d=$(sha "$I")
+	run_repair "$I" --undo-file="$T/undo.$_l"
+	t_name "$_l: refused (exit 2), nothing written, the plan names $_field"
+	if [ "$RRC" = 2 ] && [ "$(sha "$I")" = "$_d" ] && [ ! -e "$T/undo.$_l" ] &&
+	   [ "$(rjson "any(l['code'] == '$_code' and 'header field $_field' in l['reason'] for l in r['left'])")" = True ]; then
+		t_ok
+	else
+		t_fail "exit $RRC: $(rjson 'r["left"]')"
+	fi
+}
+I=$T/l1-nowhere.qcow2
+cp "$P" "$I"
+poke "$I" header.l1_table_offset 0x7ff0000
+refused l1-nowhere header-l1-past-eof l1_table_offset
+I=$T/length-garbage.qcow2
+cp "$P" "$I"
+poke "$I" header.header_length 0
+poke "$I" u32@104 0x12345678
+poke "$I" u32@112 0x12345678
+refused length-garbage header-length-invalid header_length
+
+t_done
