@@ -486,6 +486,27 @@ static void empty_table(struct fixctx *x)
 	}
 }
 
+/* Are all the claims that clash with the snapshot table guest data
+ * pointers (overlap-data-metadata records naming it), every record kept?
+ * Then no other structure of the image says the table is elsewhere. */
+static bool only_data_on_table(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->omitted)
+		return false;
+	bool data = false;
+	for (size_t k = 0; k < ps->n; k++) {
+		const struct qc_problem *p = &ps->v[k];
+		bool table = p->owner == QC_OWN_SNAPSHOT_TABLE || p->other_owner == QC_OWN_SNAPSHOT_TABLE;
+		if (!table)
+			continue;
+		if (p->code != QC_P_OVERLAP_DATA_METADATA)
+			return false;
+		data = true;
+	}
+	return data;
+}
+
 /* Is the whole table lost (where the header points there is none)?
  * *code: the finding that says so. */
 static bool whole_table_lost(const struct qc_image *img, enum qc_code *code)
@@ -503,9 +524,13 @@ static bool whole_table_lost(const struct qc_image *img, enum qc_code *code)
 		}
 	if (lost)
 		return true;
-	/* a table on another structure, or one whose first entry is garbage */
+	/* a table on another structure, or one whose first entry is garbage;
+	 * a guest data pointer into it does not make it lost: the header ->
+	 * table chain is authoritative and the pointer the wrong one
+	 * (doc/repair.md "Repairing damaged pointers", principle 3) */
 	if (img->snapshot_table_size &&
-	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
+	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size) &&
+	    !only_data_on_table(img)) {
 		*code = QC_P_OVERLAP_METADATA;
 		return true;
 	}
