@@ -169,14 +169,10 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
  * image again as it will be after the rewrite's writes (overlay.h) and
  * plan the rest on that model.  *after is NULL when nothing was rewritten.
  */
-static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
-				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
+/* The model of the image as the writes planned so far leave it. */
+static int model_after(struct qc_image *img, struct qc_plan *p, struct qc_io **ov,
+		       struct qc_image **after)
 {
-	*ov = NULL;
-	*after = NULL;
-	int r = qc_plan_snapshot_table(img, o, p);
-	if (r <= 0)
-		return r;
 	*ov = qc_io_overlay(img->io, p, p->n);
 	if (!*ov)
 		return -ENOMEM;
@@ -196,6 +192,36 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 		return -EIO;
 	}
 	return 0;
+}
+
+/*
+ * A planned snapshot-table rewrite changes what the other planners must
+ * see (the new table's clusters referenced, the old one's not): check the
+ * image again as it will be after the rewrite's writes (overlay.h) and
+ * plan the rest on that model.  A re-linked table is checked the same way,
+ * and when its own entries need fixing, the re-link becomes one rewrite of
+ * it (qc_plan_snapshot_relinked), and the model is made again.  *after is
+ * NULL when nothing was rewritten.
+ */
+static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
+				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
+{
+	*ov = NULL;
+	*after = NULL;
+	int r = qc_plan_snapshot_table(img, o, p);
+	if (r <= 0)
+		return r;
+	r = model_after(img, p, ov, after);
+	if (r < 0 || !img->snapfix.relink)
+		return r;
+	r = qc_plan_snapshot_relinked(*after, img, p);
+	if (r <= 0)
+		return r;
+	qc_image_free(*after);
+	qc_io_close(*ov);
+	*after = NULL;
+	*ov = NULL;
+	return model_after(img, p, ov, after);
 }
 
 int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)

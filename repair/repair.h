@@ -33,6 +33,11 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
  * header switch; 1 when it planned one), or, for an empty table, the
  * offset QEMU refuses set to 0 (0); 0 when nothing, or -errno. */
 int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/* After a re-link planned on img0 (only its header switch in p): when the
+ * model of the re-linked image (after) wants the found table's entries
+ * fixed, the re-link becomes one rewrite of that table past EOF with the
+ * entries fixed and one header switch (1); 0 when the re-link stands. */
+int qc_plan_snapshot_relinked(struct qc_image *after, const struct qc_image *img0, struct qc_plan *p);
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left);
 

@@ -244,30 +244,9 @@ static int plan_empty_offset(const struct qc_image *img, struct qc_plan *p)
 	return 0;
 }
 
-int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+/* Entries left as they are: the first few by name, then a count. */
+static void list_left(const struct qc_image *img, struct qc_plan *p)
 {
-	const struct qc_snap_plan *sp = &img->snapfix;
-	if (o->leaks_only)
-		return 0;
-	if (empty_offset_bad(img))
-		return plan_empty_offset(img, p);
-	if (!sp->decided)
-		return 0;
-	if (sp->refused) {
-		qc_plan_leave(p, (enum qc_code)sp->why_code, 64, "%s", sp->why);
-		return 0;
-	}
-	if (sp->relink) {
-		/* the table is where it is: only the header changes */
-		uint8_t sw[12];
-		qc_put_be32(sw, sp->relink_count);
-		qc_put_be64(sw + 4, sp->relink_offset);
-		if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
-				 sp->why))
-			return -ENOMEM;
-		return 1;
-	}
-	/* entries left as they are: the first few by name, then a count */
 	uint32_t nleft = 0;
 	enum qc_code lcode = QC_P_COUNT;
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
@@ -283,9 +262,18 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 	if (nleft > MAX_LEFT_NAMED)
 		qc_plan_leave(p, lcode, QC_NO_OFFSET, "%u more snapshot(s) left as they are (see the check's verdicts)",
 			      nleft - MAX_LEFT_NAMED);
-	if (!sp->rewrite)
-		return 0;
-	enum qc_code code = table_code(img, -1);
+}
+
+/*
+ * The new table past the end of the file with every entry as its fix says,
+ * its refcounts, and the header switch (filed under switch_code; the
+ * entries under code).  from: the image whose header the switch replaces
+ * when that is not img's (a re-linked table, see
+ * qc_plan_snapshot_relinked).  1, or 0 when left, or -errno.
+ */
+static int plan_rewrite(struct qc_image *img, struct qc_plan *p, enum qc_code code,
+			enum qc_code switch_code, const struct qc_image *from)
+{
 	uint64_t cs = img->cluster_size;
 	struct buf b = { 0 };
 	uint32_t n = 0;
@@ -360,9 +348,14 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 				 d, s->fix.what);
 		dl += w > 0 ? (size_t)w : 0;
 	}
-	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), code,
-			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s",
-			 img->h.nb_snapshots, n, img->h.snapshots_offset, n ? at : 0, dropped))
+	const struct qc_header *was = from ? &from->h : &img->h;
+	char found[120] = "";
+	if (from)
+		snprintf(found, sizeof(found), " (the lost table found at 0x%" PRIx64 ", %" PRIu32 " entries, rewritten with its entries fixed)",
+			 img->h.snapshots_offset, img->h.nb_snapshots);
+	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), switch_code,
+			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s%s",
+			 was->nb_snapshots, n, was->snapshots_offset, n ? at : 0, found, dropped))
 		r = -ENOMEM;
 	if (!r)
 		r = 1;
@@ -370,4 +363,55 @@ out:
 	free(starts);
 	free(b.p);
 	return r;
+}
+
+int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	const struct qc_snap_plan *sp = &img->snapfix;
+	if (o->leaks_only)
+		return 0;
+	if (empty_offset_bad(img))
+		return plan_empty_offset(img, p);
+	if (!sp->decided)
+		return 0;
+	if (sp->refused) {
+		qc_plan_leave(p, (enum qc_code)sp->why_code, 64, "%s", sp->why);
+		return 0;
+	}
+	if (sp->relink) {
+		/* the table is where it is: only the header changes */
+		uint8_t sw[12];
+		qc_put_be32(sw, sp->relink_count);
+		qc_put_be64(sw + 4, sp->relink_offset);
+		if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
+				 sp->why))
+			return -ENOMEM;
+		return 1;
+	}
+	list_left(img, p);
+	if (!sp->rewrite)
+		return 0;
+	return plan_rewrite(img, p, table_code(img, -1), table_code(img, -1), NULL);
+}
+
+int qc_plan_snapshot_relinked(struct qc_image *after, const struct qc_image *img0, struct qc_plan *p)
+{
+	const struct qc_snap_plan *sp = &after->snapfix;
+	if (!img0->snapfix.relink || !sp->decided || !sp->rewrite || sp->refused || sp->relink)
+		return 0;
+	/* the re-link's header switch, which the rewrite's replaces */
+	size_t k = p->n;
+	while (k > 0 && !(p->w[k - 1].phase == QC_PH_SWITCH && p->w[k - 1].offset == 60))
+		k--;
+	if (!k)
+		return 0;
+	enum qc_code lost = p->w[k - 1].code;
+	list_left(after, p);
+	int r = plan_rewrite(after, p, table_code(after, -1), lost, img0);
+	if (r <= 0)
+		return r; /* not rewritten: the re-link stands */
+	qc_plan_drop_data(p, &p->w[k - 1]);
+	memmove(&p->w[k - 1], &p->w[k], (p->n - k) * sizeof(p->w[0]));
+	p->n--;
+	return 1;
 }

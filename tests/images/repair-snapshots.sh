@@ -211,6 +211,12 @@ snap_case table-zero "$A" "$T/ref-three" snapshot-table-offset-invalid header.sn
 snap_case table-unaligned "$A" "$T/ref-three" snapshot-table-offset-unaligned header.snapshots_offset +0x200
 snap_case table-past-eof "$A" "$T/ref-three" snapshot-table-past-eof header.snapshots_offset '|0x40000000'
 snap_case table-on-l1 "$A" "$T/ref-three" overlap-metadata header.snapshots_offset "$($POKE "$A" header.l1_table_offset)"
+# Two damages at once: the table lost AND one of its entries damaged.  The
+# found table is rewritten with the entry fixed in the same repair (one
+# header switch), not re-linked as it is (a second repair would then fix it).
+snap_case lost-and-dup "$A" "$T/ref-three" snapshot-table-offset-invalid 'snapshot[1].id' str:1 header.snapshots_offset 0
+t_name "lost-and-dup: one repair, one header switch, the duplicate ID renumbered"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sw=[w for w in r["plan"] if w["phase"]=="switch"]; assert len(sw)==1 and "rewritten with its entries fixed" in sw[0]["summary"], sw; assert any("ID '"'"'1'"'"' -> '"'"'4'"'"'" in w["summary"] for w in r["plan"]), r["plan"]' "$T/dry.json" && t_ok || t_fail "$(head -c 600 "$T/dry.json")"
 # nb_snapshots too small: the check sees only leaks; the uncounted entries
 # follow the counted ones and their L1 tables are among the leaks.
 snap_case nb-small "$A" "$T/ref-three" refcount-leak header.nb_snapshots 2
