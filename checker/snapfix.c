@@ -424,6 +424,45 @@ static void find_table(struct fixctx *x, enum qc_code c)
 	}
 }
 
+/*
+ * The table's clusters are claimed besides only by structures that a
+ * pointer inside a table names (an L2 table, a snapshot's L1, a data or
+ * VM state cluster, a bitmap's data), never by one the header or the
+ * refcount table places (header, active L1, refcount table, refblock,
+ * bitmap directory or table, LUKS header).  Then, when no leaked table
+ * was found, the header's pointer is taken as right and the other pointer
+ * is left to the table fixers (repair/fix_l1.c drops an L1 entry that
+ * names metadata); treating the table as lost instead would make a second
+ * repair decide again once that pointer is gone.  False when the overlap
+ * records are not all kept.
+ */
+static bool claimed_by_pointer(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->per_code[QC_P_OVERLAP_METADATA] > QC_MAX_RECORDS_PER_CODE ||
+	    ps->per_code[QC_P_OVERLAP_DATA_METADATA] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	bool seen = false;
+	for (size_t k = 0; k < ps->n; k++) {
+		const struct qc_problem *r = &ps->v[k];
+		if (r->code != QC_P_OVERLAP_METADATA && r->code != QC_P_OVERLAP_DATA_METADATA)
+			continue;
+		enum qc_owner o;
+		if (r->owner == QC_OWN_SNAPSHOT_TABLE)
+			o = r->other_owner;
+		else if (r->other_owner == QC_OWN_SNAPSHOT_TABLE)
+			o = r->owner;
+		else
+			continue;
+		if (o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE || o == QC_OWN_REFBLOCK ||
+		    o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR || o == QC_OWN_BITMAP_TABLE ||
+		    o == QC_OWN_LUKS || o == QC_OWN_FREE)
+			return false;
+		seen = true;
+	}
+	return seen;
+}
+
 /* Entries past the counted ones (nb_snapshots too small): plausible
  * entries right after the table whose L1 tables are among the leaks. */
 static void find_tail(struct fixctx *x)
@@ -519,7 +558,14 @@ void qc_pass_snapfix(struct qc_image *img)
 	}
 	if (lost) {
 		find_table(&x, lost_code);
-	} else {
+		if (sp->refused && lost_code == QC_P_OVERLAP_METADATA && claimed_by_pointer(img)) {
+			/* nothing found elsewhere: take the table where the header says */
+			sp->refused = false;
+			sp->why[0] = 0;
+			lost = false;
+		}
+	}
+	if (!lost) {
 		for (size_t k = 0; k < sizeof(entries_lost) / sizeof(entries_lost[0]); k++)
 			if (ps->per_code[entries_lost[k]])
 				refuse(sp, entries_lost[k],
