@@ -66,6 +66,23 @@ for a in sys.argv[2:]:
 PY
 }
 
+# loadvm IMG NAME LABEL: the repaired image's VM state NAME loads in the
+# machine that saved it (loadvm in qemu-system-x86_64's monitor, -S).
+loadvm() {
+	t_name "$3: loadvm $2 loads the repaired VM state"
+	cp "$1" "$T/loadvm.qcow2"
+	out=$(printf 'loadvm %s\ninfo status\nquit\n' "$2" | timeout 120 qemu-system-x86_64 -M pc -m 32 -S -display none \
+		-monitor stdio -serial none -nodefaults -drive file="$T/loadvm.qcow2",if=none,format=qcow2 2>&1)
+	rm -f "$T/loadvm.qcow2"
+	if printf '%s' "$out" | grep -qi 'error\|fail'; then
+		t_fail "loadvm: $(printf '%s' "$out" | grep -i 'error\|fail' | head -2 | tr '\n' '|')"
+	elif ! printf '%s' "$out" | grep -q 'VM status: paused'; then
+		t_fail "loadvm: no status: $(printf '%s' "$out" | tail -3 | tr '\n' '|')"
+	else
+		t_ok
+	fi
+}
+
 # qemu_side IMG REF LABEL [DROPPED]: what `qemu-img check -r all` does to a
 # copy: which snapshots it keeps with their content (printed, not
 # asserted); DROPPED is one qcow2fsck drops itself.
@@ -84,8 +101,9 @@ qemu_side() {
 }
 
 # snap_case LABEL FIXTURE REF CODE POKE... : the full cycle on a copy of
-# FIXTURE damaged by the POKE field/value pairs.  KEEP (names that must be
-# listed after the repair) defaults to every snapshot of REF.
+# FIXTURE damaged by the POKE field/value pairs; every snapshot of REF must
+# be listed after the repair.  LOADVM=NAME (set before the call, cleared
+# after): the repaired image also loads VM state NAME (loadvm).
 snap_case() {
 	_l=$1 _f=$2 _ref=$3 _code=$4; shift 4
 	I=$T/$_l.qcow2
@@ -125,6 +143,7 @@ snap_case() {
 	done
 	rm -f "$T/apply.qcow2"
 	[ $_ok = 1 ] && t_ok || t_fail "qemu-img snapshot -a failed"
+	[ -n "${LOADVM:-}" ] && loadvm "$I" "$LOADVM" "$_l"
 	_r=$(sha "$I")
 	run_repair "$I" --undo-file="$T/undo2.$_l"
 	t_name "$_l: a second repair plans nothing and writes nothing"
@@ -159,6 +178,8 @@ verdicts 0=kept 1=kept 2=fixed
 # nb_snapshots too big, and past QEMU's limit.
 snap_case nb-big "$A" "$T/ref-three" snapshot-count-exceeds-table header.nb_snapshots 5
 snap_case nb-huge "$A" "$T/ref-three" snapshot-count-too-large header.nb_snapshots 0x10001
+# Exactly QEMU's limit (65536 entries): allowed by the limit, not by the table.
+snap_case nb-65536 "$A" "$T/ref-three" snapshot-count-exceeds-table header.nb_snapshots 0x10000
 # l1_size too small for the disk: the L1 cluster still holds the entry.
 snap_case l1-small "$A" "$T/ref-three" snapshot-l1-too-small 'snapshot[0].l1_size' 0
 # disk_size too big for the L1: the header's size, which the L1 maps.
@@ -175,21 +196,17 @@ if [ $HAVE_VM = 1 ]; then
 		"$QC" repair "$T/vm-big.qcow2" >/dev/null 2>&1
 	[ "$($POKE "$T/vm-big.qcow2" 'snapshot[1].vm_state_size_large')" = "$($POKE "$V" 'snapshot[1].vm_state_size_large')" ] &&
 		t_ok || t_fail "vm_state_size_large $($POKE "$T/vm-big.qcow2" 'snapshot[1].vm_state_size_large')"
-	t_name "vm-big: loadvm s1 loads the repaired VM state"
-	out=$(printf 'loadvm s1\ninfo status\nquit\n' | timeout 120 qemu-system-x86_64 -M pc -m 32 -S -display none \
-		-monitor stdio -serial none -nodefaults -drive file="$T/vm-big.qcow2",if=none,format=qcow2 2>&1)
-	if printf '%s' "$out" | grep -qi 'error\|fail'; then
-		t_fail "loadvm: $(printf '%s' "$out" | grep -i 'error\|fail' | head -2 | tr '\n' '|')"
-	else
-		t_ok
-	fi
+	loadvm "$T/vm-big.qcow2" s1 vm-big
 	# 32-bit field disagreeing (a warning): set from the proven 64-bit one.
 	snap_case vm-mismatch "$V" "$T/ref-vm" vmstate-size-mismatch 'snapshot[2].vm_state_size' +1
 	# l1_size cut below the VM state: the L1 cluster holds the entry.
 	snap_case vm-l1-small "$V" "$T/ref-vm" vmstate-beyond-l1 'snapshot[1].l1_size' 1
 	# A VM state cluster pointing at the refcount table: the VM state is
-	# dropped (the refcount table owns the cluster), the disk kept.
+	# dropped (the refcount table owns the cluster), the disk kept; the
+	# other snapshot's VM state still loads.
+	LOADVM=s2
 	snap_case vm-on-meta "$V" "$T/ref-vm" overlap-data-metadata 'snapl2[1][1][2]' "$($POKE "$V" header.refcount_table_offset)"
+	LOADVM=
 	verdicts 1=fixed
 	t_name "vm-on-meta: the report says the VM state was dropped"
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["snapshots"][1]; assert "VM state dropped" in s["repair-detail"], s' "$JSON" && t_ok || t_fail "detail"
@@ -224,6 +241,14 @@ snap_case nb-zero "$A" "$T/ref-three" refcount-leak header.nb_snapshots 0
 if [ $HAVE_VM = 1 ]; then
 	snap_case vm-table-zero "$V" "$T/ref-vm" snapshot-table-offset-invalid header.snapshots_offset 0
 	snap_case vm-l1-past-eof "$V" "$T/ref-vm" snapshot-l1-past-eof 'snapshot[2].l1_table_offset' '|0x40000000'
+	# Two damages at once on the savevm image: the table lost AND an entry's
+	# 32-bit VM state size wrong; one repair, and the VM state loads.
+	LOADVM=s2
+	snap_case vm-lost-and-mismatch "$V" "$T/ref-vm" snapshot-table-offset-invalid 'snapshot[2].vm_state_size' +1 header.snapshots_offset 0
+	LOADVM=s1
+	# A snapshot's L1 on the refcount table AND another's VM state size too big.
+	snap_case vm-l1-on-reftable-and-big "$V" "$T/ref-vm" overlap-metadata 'snapshot[2].l1_table_offset' "$($POKE "$V" header.refcount_table_offset)" 'snapshot[1].vm_state_size_large' 0x10000000000
+	LOADVM=
 fi
 
 # Two equally good tables (a copy of the table in a leaked cluster past
