@@ -47,6 +47,9 @@ struct fixctx {
 	struct qc_snapscan sc;
 	bool scanned;
 	bool *shares;   /* per entry: its L1 range meets another entry's */
+	bool table_moves; /* second pass: the table is rewritten elsewhere */
+	bool redo_any;    /* first pass: some entry's doubt was the table alone */
+	bool *redo;       /* per entry: its L1 was in doubt only for the table */
 };
 
 static struct qc_snapscan *scan(struct fixctx *x)
@@ -189,6 +192,32 @@ static unsigned popcount64(uint64_t v)
 	return n;
 }
 
+static bool l1_on_table(const struct qc_problem *p, const void *ctx)
+{
+	(void)ctx;
+	if (!qc_sf_is_overlap(p->code))
+		return false;
+	enum qc_owner a = p->owner, b = p->other_owner;
+	if (a != QC_OWN_SNAPSHOT_L1 && b != QC_OWN_SNAPSHOT_L1)
+		return false;
+	return !((a == QC_OWN_SNAPSHOT_L1 && b == QC_OWN_SNAPSHOT_TABLE) ||
+		 (b == QC_OWN_SNAPSHOT_L1 && a == QC_OWN_SNAPSHOT_TABLE));
+}
+
+/* Entry i's L1 table is contested only by the snapshot table: every
+ * overlap record of its L1 names the table as the other structure. */
+static bool table_only(const struct qc_image *img, int32_t i)
+{
+	const struct qc_snapshot *s = &img->snapshots[i];
+	uint64_t cl = s->l1_table_offset >> img->cluster_bits;
+	if (cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_SNAPSHOT_TABLE ||
+	    img->problems.per_code[QC_P_OVERLAP_METADATA] > QC_MAX_RECORDS_PER_CODE ||
+	    img->problems.per_code[QC_P_OVERLAP_DATA_METADATA] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	/* l1_on_table answers true for a record naming anything else */
+	return !qc_sf_any_record(img, i, l1_on_table, NULL);
+}
+
 /*
  * The entry's L1 pointer is bad (impossible, or on another structure):
  * look for its table among the leaked clusters.  One candidate: recovered.
@@ -250,6 +279,17 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 		if (near == 1 && qc_snapscan_l1_shaped(sc, pick, s->l1_size)) {
 			n = 1;
 			found[0] = pick;
+		}
+	}
+	if (n != 1 && !impossible && table_only(img, i)) {
+		/* Its L1 lies only on the snapshot table.  When the table is
+		 * rewritten elsewhere that doubt is gone (a second repair would
+		 * keep the pointer): so keep it then; until then, left. */
+		if (x->table_moves)
+			return false;
+		if (x->redo) {
+			x->redo[i] = true;
+			x->redo_any = true;
 		}
 	}
 	if (n == 1) {
@@ -508,6 +548,20 @@ static void find_tail(struct fixctx *x)
 		 img->h.nb_snapshots, img->h.nb_snapshots + n, n, n == 1 ? "y" : "ies", start, l1c);
 }
 
+/* The entries as decided so far make the table rewritten elsewhere. */
+static bool table_rewritten(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] || ps->per_code[QC_P_SNAPSHOT_COUNT_TOO_LARGE])
+		return true;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		enum qc_snap_verdict v = img->snapshots[i].fix.verdict;
+		if (v == QC_SNAP_FIXED || v == QC_SNAP_RECOVERED || v == QC_SNAP_DROPPED)
+			return true;
+	}
+	return false;
+}
+
 void qc_pass_snapfix(struct qc_image *img)
 {
 	struct qc_snap_plan *sp = &img->snapfix;
@@ -577,6 +631,7 @@ void qc_pass_snapfix(struct qc_image *img)
 	if (!sp->refused && !sp->relink) {
 		index_problems(img);
 		find_shared_l1(&x);
+		x.redo = calloc(img->nsnapshots ? img->nsnapshots : 1, sizeof(bool));
 	}
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
@@ -591,6 +646,17 @@ void qc_pass_snapfix(struct qc_image *img)
 	}
 	if (sp->refused || sp->relink || img->aborted)
 		goto out;
+	if (x.redo_any && table_rewritten(img)) {
+		/* the table moves: entries in doubt only for lying on it are
+		 * decided again without that doubt */
+		x.table_moves = true;
+		for (uint32_t i = 0; i < img->nsnapshots; i++) {
+			if (!x.redo[i])
+				continue;
+			memset(&img->snapshots[i].fix, 0, sizeof(img->snapshots[i].fix));
+			decide_entry(&x, (int32_t)i, &img->snapshots[i]);
+		}
+	}
 	qc_sf_assign_ids(img);
 	uint32_t kept = 0;
 	bool change = ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] ||
@@ -615,6 +681,7 @@ void qc_pass_snapfix(struct qc_image *img)
 out:
 	unindex_problems(img);
 	free(x.shares);
+	free(x.redo);
 	qc_snapscan_free(&x.sc);
 }
 
