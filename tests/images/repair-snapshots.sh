@@ -186,6 +186,13 @@ snap_case l1-small "$A" "$T/ref-three" snapshot-l1-too-small 'snapshot[0].l1_siz
 snap_case disk-big "$A" "$T/ref-three" snapshot-l1-too-small 'snapshot[2].disk_size' 0x60000000
 # Two damages at once.
 snap_case two "$A" "$T/ref-three" snapshot-id-duplicate 'snapshot[2].id' str:2 header.nb_snapshots 9
+# Two damaged entries in a row: entry 1's extra data length huge (its
+# lengths lose the thread) and entry 2's L1 pointer unaligned (so it is not
+# an entry QEMU could have written).  The parse resynchronises on entry 2
+# (plausible but for its L1 fields, and the table ends after it), not past
+# it: entry 1 keeps its own name and entry 2 is not lost.
+snap_case mid-two "$A" "$T/ref-three" snapshot-entry-lengths-invalid 'snapshot[2].l1_table_offset' +0x200 'snapshot[1].extra_data_size' 0x10000
+verdicts 0=kept 1=fixed 2=recovered
 
 if [ $HAVE_VM = 1 ]; then
 	# vm_state_size_large too big: the 32-bit field is what the mapped clusters prove.
