@@ -623,7 +623,7 @@ void qc_pass_snapfix(struct qc_image *img)
 		for (size_t k = 0; k < sizeof(entries_lost) / sizeof(entries_lost[0]); k++)
 			if (ps->per_code[entries_lost[k]])
 				refuse(sp, entries_lost[k],
-				       "entries of the snapshot table are lost mid-table or cut by the end of the file; this version re-links whole tables only, so the table stays as it is");
+				       "entries of the snapshot table are lost after a damaged one (nothing shaped like an entry follows it) or cut by the end of the file: with no evidence to place them by, the table stays as it is");
 	}
 	if (!records_complete(img))
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
