@@ -9,7 +9,7 @@
  *                   there); then, when a usable refblock covers those
  *                   clusters, their refcounts set to 1 in it (until the
  *                   switch they are merely leaked, so a crash here is
- *                   harmless);
+ *                   harmless; refcounts under 8 bits: see sub_byte_align);
  *   switch          one 12-byte header write: nb_snapshots and
  *                   snapshots_offset (header bytes 60..71);
  * The old table's clusters are then unreferenced: the refcount planner,
@@ -173,10 +173,7 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 	uint64_t per = (uint64_t)1 << img->refblock_bits;
 	size_t cs = (size_t)img->cluster_size;
 	unsigned order = img->h.refcount_order;
-	/* Sub-byte widths share bytes with the neighbouring clusters, whose
-	 * counts the refcount planner may change in the same bytes: leave
-	 * these to it (an in-place raise after the switch). */
-	if (!img->reftable_ok || !img->reftable || !img->refblock_usable || order < 3)
+	if (!img->reftable_ok || !img->reftable || !img->refblock_usable)
 		return 0;
 	uint8_t *old = malloc(cs), *neu = malloc(cs);
 	int ret = 0;
@@ -196,6 +193,24 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 			ret = -EIO;
 			break;
 		}
+		/* Sub-byte widths (1, 2, 4 bits) share a byte between clusters:
+		 * first is byte-aligned (see sub_byte_align), so the only other
+		 * clusters in these bytes follow the table, past the end of the
+		 * file.  Their counts must be 0 already, or the refcount planner
+		 * would change the same bytes: then this is left to it (an
+		 * in-place raise after the switch). */
+		bool shared = false;
+		if (order < 3) {
+			uint64_t k8 = UINT64_C(8) >> order, stop = (end + k8 - 1) / k8 * k8;
+			if (stop > (i + 1) * per)
+				stop = (i + 1) * per;
+			for (uint64_t k = end; k < stop && !shared; k++)
+				shared = qc_rc_get(old, order, k - i * per) != 0;
+		}
+		if (shared) {
+			c = end;
+			continue;
+		}
 		memcpy(neu, old, cs);
 		for (uint64_t k = c; k < end; k++)
 			qc_rc_set(neu, order, k - i * per, 1);
@@ -208,6 +223,21 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 	free(old);
 	free(neu);
 	return ret;
+}
+
+/*
+ * With refcounts narrower than a byte, the new table starts at a cluster
+ * whose refcount starts a byte (up to 7 clusters further, left as holes
+ * past the old end of the file): its counts then share no byte with a
+ * cluster of the file, which the refcount planner may change in place.
+ */
+static uint64_t sub_byte_align(const struct qc_image *img, uint64_t first)
+{
+	unsigned order = img->h.refcount_order;
+	if (order >= 3)
+		return first;
+	uint64_t k8 = UINT64_C(8) >> order;
+	return (first + k8 - 1) / k8 * k8;
 }
 
 /* The code a rewrite is filed under: the first handled code reported
@@ -303,6 +333,7 @@ static int plan_rewrite(struct qc_image *img, struct qc_plan *p, enum qc_code co
 	uint64_t first = (img->file_size + cs - 1) >> img->cluster_bits;
 	if (qc_cm_end(&img->cmap) > first)
 		first = qc_cm_end(&img->cmap);
+	first = sub_byte_align(img, first);
 	uint64_t at = first << img->cluster_bits;
 	uint64_t nclusters = (b.n + cs - 1) / cs;
 	if (n) {
