@@ -163,12 +163,6 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 	return refcounts;
 }
 
-/*
- * A planned snapshot-table rewrite changes what the other planners must
- * see (the new table's clusters referenced, the old one's not): check the
- * image again as it will be after the rewrite's writes (overlay.h) and
- * plan the rest on that model.  *after is NULL when nothing was rewritten.
- */
 /* The model of the image as the writes planned so far leave it. */
 static int model_after(struct qc_image *img, struct qc_plan *p, struct qc_io **ov,
 		       struct qc_image **after)
