@@ -16,9 +16,14 @@
  *    one leaked run with an L1 table's shape (snapscan.c) -> recovered;
  *    several -> left, both named; none -> dropped (what it names is gone);
  *    two entries naming one L1 table -> both left (a guess either way);
+ *    an L1 that lies only on the snapshot table itself, when the table is
+ *    rewritten elsewhere anyway -> its pointer kept (the doubt goes with
+ *    the table);
  *  - a table that is lost (offset 0, unaligned, past EOF, on another
  *    structure) -> the leaked table explaining the most leaked clusters is
- *    re-linked; a tie is refused;
+ *    re-linked; a tie is refused; none, with the table's clusters claimed
+ *    besides only by what a pointer in a table names (an L2 table, a
+ *    snapshot's L1, data) -> the table is taken where the header says;
  *  - nb_snapshots too large -> the entries that parse; too small -> the
  *    entries after the counted ones whose L1 tables are leaks;
  *  - entries lost mid-table or cut by the end of the file -> left.
