@@ -29,15 +29,17 @@ bool qc_reserved_only_on_dropped(const struct qc_image *img)
 	return true;
 }
 
-/* Every record of code c is a refblock claimed by a refblock (two reftable
- * entries naming one cluster), and no record was dropped by the cap. */
+/* Every record of code c not planned away is a refblock claimed by a
+ * refblock (two reftable entries naming one cluster), and no record was
+ * dropped by the cap. */
 static bool only_refblock_twins(const struct qc_image *img, enum qc_code c)
 {
 	const struct qc_problems *ps = &img->problems;
 	if (ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
 		return false;
+	/* records a repair planner planned away (fixed) hide nothing */
 	for (size_t i = 0; i < ps->n; i++)
-		if (ps->v[i].code == c &&
+		if (ps->v[i].code == c && !ps->v[i].fixed &&
 		    (ps->v[i].owner != QC_OWN_REFBLOCK || ps->v[i].other_owner != QC_OWN_REFBLOCK))
 			return false;
 	return true;

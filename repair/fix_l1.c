@@ -228,9 +228,12 @@ static int unwalk(struct l1ctx *c, uint64_t off)
 	struct qc_problems *ps = &img->problems;
 	for (size_t k = 0; k < ps->n; k++) {
 		enum qc_fixer f = qc_policy(ps->v[k].code)->fixer;
+		/* an entry's findings, fixable or not, go with the table */
+		const char *st = qc_problem_table[ps->v[k].code].structure;
 		if (ps->v[k].loc.offset >= off && ps->v[k].loc.offset - off < img->cluster_size &&
-		    ps->v[k].loc.offset != QC_NO_OFFSET && (f == QC_FIX_L2 || f == QC_FIX_COPIED ||
-							     ps->v[k].code == QC_P_OVERLAP_DATA_COMPRESSED))
+		    ps->v[k].loc.offset != QC_NO_OFFSET &&
+		    (f == QC_FIX_L2 || f == QC_FIX_COPIED || ps->v[k].code == QC_P_OVERLAP_DATA_COMPRESSED ||
+		     !strcmp(st, "l2") || !strcmp(st, "compressed")))
 			ps->v[k].fixed = true;
 	}
 	return 0;
