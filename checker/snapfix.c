@@ -16,9 +16,14 @@
  *    one leaked run with an L1 table's shape (snapscan.c) -> recovered;
  *    several -> left, both named; none -> dropped (what it names is gone);
  *    two entries naming one L1 table -> both left (a guess either way);
+ *    an L1 that lies only on the snapshot table itself, when the table is
+ *    rewritten elsewhere anyway -> its pointer kept (the doubt goes with
+ *    the table);
  *  - a table that is lost (offset 0, unaligned, past EOF, on another
  *    structure) -> the leaked table explaining the most leaked clusters is
- *    re-linked; a tie is refused;
+ *    re-linked; a tie is refused; none, with the table's clusters claimed
+ *    besides only by what a pointer in a table names (an L2 table, a
+ *    snapshot's L1, data) -> the table is taken where the header says;
  *  - nb_snapshots too large -> the entries that parse; too small -> the
  *    entries after the counted ones whose L1 tables are leaks;
  *  - entries lost mid-table or cut by the end of the file -> left.
@@ -47,6 +52,9 @@ struct fixctx {
 	struct qc_snapscan sc;
 	bool scanned;
 	bool *shares;   /* per entry: its L1 range meets another entry's */
+	bool table_moves; /* second pass: the table is rewritten elsewhere */
+	bool redo_any;    /* first pass: some entry's doubt was the table alone */
+	bool *redo;       /* per entry: its L1 was in doubt only for the table */
 };
 
 static struct qc_snapscan *scan(struct fixctx *x)
@@ -189,6 +197,32 @@ static unsigned popcount64(uint64_t v)
 	return n;
 }
 
+static bool l1_on_table(const struct qc_problem *p, const void *ctx)
+{
+	(void)ctx;
+	if (!qc_sf_is_overlap(p->code))
+		return false;
+	enum qc_owner a = p->owner, b = p->other_owner;
+	if (a != QC_OWN_SNAPSHOT_L1 && b != QC_OWN_SNAPSHOT_L1)
+		return false;
+	return !((a == QC_OWN_SNAPSHOT_L1 && b == QC_OWN_SNAPSHOT_TABLE) ||
+		 (b == QC_OWN_SNAPSHOT_L1 && a == QC_OWN_SNAPSHOT_TABLE));
+}
+
+/* Entry i's L1 table is contested only by the snapshot table: every
+ * overlap record of its L1 names the table as the other structure. */
+static bool table_only(const struct qc_image *img, int32_t i)
+{
+	const struct qc_snapshot *s = &img->snapshots[i];
+	uint64_t cl = s->l1_table_offset >> img->cluster_bits;
+	if (cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_SNAPSHOT_TABLE ||
+	    img->problems.per_code[QC_P_OVERLAP_METADATA] > QC_MAX_RECORDS_PER_CODE ||
+	    img->problems.per_code[QC_P_OVERLAP_DATA_METADATA] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	/* l1_on_table answers true for a record naming anything else */
+	return !qc_sf_any_record(img, i, l1_on_table, NULL);
+}
+
 /*
  * The entry's L1 pointer is bad (impossible, or on another structure):
  * look for its table among the leaked clusters.  One candidate: recovered.
@@ -250,6 +284,17 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 		if (near == 1 && qc_snapscan_l1_shaped(sc, pick, s->l1_size)) {
 			n = 1;
 			found[0] = pick;
+		}
+	}
+	if (n != 1 && !impossible && table_only(img, i)) {
+		/* Its L1 lies only on the snapshot table.  When the table is
+		 * rewritten elsewhere that doubt is gone (a second repair would
+		 * keep the pointer): so keep it then; until then, left. */
+		if (x->table_moves)
+			return false;
+		if (x->redo) {
+			x->redo[i] = true;
+			x->redo_any = true;
 		}
 	}
 	if (n == 1) {
@@ -424,6 +469,45 @@ static void find_table(struct fixctx *x, enum qc_code c)
 	}
 }
 
+/*
+ * The table's clusters are claimed besides only by structures that a
+ * pointer inside a table names (an L2 table, a snapshot's L1, a data or
+ * VM state cluster, a bitmap's data), never by one the header or the
+ * refcount table places (header, active L1, refcount table, refblock,
+ * bitmap directory or table, LUKS header).  Then, when no leaked table
+ * was found, the header's pointer is taken as right and the other pointer
+ * is left to the table fixers (repair/fix_l1.c drops an L1 entry that
+ * names metadata); treating the table as lost instead would make a second
+ * repair decide again once that pointer is gone.  False when the overlap
+ * records are not all kept.
+ */
+static bool claimed_by_pointer(const struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (ps->per_code[QC_P_OVERLAP_METADATA] > QC_MAX_RECORDS_PER_CODE ||
+	    ps->per_code[QC_P_OVERLAP_DATA_METADATA] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	bool seen = false;
+	for (size_t k = 0; k < ps->n; k++) {
+		const struct qc_problem *r = &ps->v[k];
+		if (r->code != QC_P_OVERLAP_METADATA && r->code != QC_P_OVERLAP_DATA_METADATA)
+			continue;
+		enum qc_owner o;
+		if (r->owner == QC_OWN_SNAPSHOT_TABLE)
+			o = r->other_owner;
+		else if (r->other_owner == QC_OWN_SNAPSHOT_TABLE)
+			o = r->owner;
+		else
+			continue;
+		if (o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE || o == QC_OWN_REFBLOCK ||
+		    o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR || o == QC_OWN_BITMAP_TABLE ||
+		    o == QC_OWN_LUKS || o == QC_OWN_FREE)
+			return false;
+		seen = true;
+	}
+	return seen;
+}
+
 /* Entries past the counted ones (nb_snapshots too small): plausible
  * entries right after the table whose L1 tables are among the leaks. */
 static void find_tail(struct fixctx *x)
@@ -469,107 +553,91 @@ static void find_tail(struct fixctx *x)
 		 img->h.nb_snapshots, img->h.nb_snapshots + n, n, n == 1 ? "y" : "ies", start, l1c);
 }
 
-/* nb_snapshots 0: entries behind a zero count are re-linked, only when
- * the leaks hold them. */
-static void empty_table(struct fixctx *x)
-{
-	struct qc_image *img = x->img;
-	struct qc_snap_plan *sp = &img->snapfix;
-	uint64_t off = img->h.snapshots_offset;
-	if (off && !(off & (img->cluster_size - 1)) && off < img->file_size) {
-		find_tail(x);
-		if (sp->tail_count) {
-			sp->relink = true;
-			sp->relink_offset = off;
-			sp->relink_count = sp->count = sp->tail_count;
-		}
-	}
-}
-
-/* Are all the claims that clash with the snapshot table guest data
- * pointers (overlap-data-metadata records naming it), every record kept?
- * Then no other structure of the image says the table is elsewhere. */
-static bool only_data_on_table(const struct qc_image *img)
+/* The entries as decided so far make the table rewritten elsewhere. */
+static bool table_rewritten(const struct qc_image *img)
 {
 	const struct qc_problems *ps = &img->problems;
-	if (ps->omitted)
-		return false;
-	bool data = false;
-	for (size_t k = 0; k < ps->n; k++) {
-		const struct qc_problem *p = &ps->v[k];
-		bool table = p->owner == QC_OWN_SNAPSHOT_TABLE || p->other_owner == QC_OWN_SNAPSHOT_TABLE;
-		if (!table)
-			continue;
-		if (p->code != QC_P_OVERLAP_DATA_METADATA)
-			return false;
-		data = true;
-	}
-	return data;
-}
-
-/* Is the whole table lost (where the header points there is none)?
- * *code: the finding that says so. */
-static bool whole_table_lost(const struct qc_image *img, enum qc_code *code)
-{
-	static const enum qc_code table_lost[] = {
-		QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
-		QC_P_SNAPSHOT_TABLE_PAST_EOF,
-	};
-	const struct qc_problems *ps = &img->problems;
-	bool lost = false;
-	for (size_t k = 0; k < sizeof(table_lost) / sizeof(table_lost[0]); k++)
-		if (ps->per_code[table_lost[k]]) {
-			lost = true;
-			*code = table_lost[k];
-		}
-	if (lost)
+	if (ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] || ps->per_code[QC_P_SNAPSHOT_COUNT_TOO_LARGE])
 		return true;
-	/* a table on another structure, or one whose first entry is garbage;
-	 * a guest data pointer into it does not make it lost: the header ->
-	 * table chain is authoritative and the pointer the wrong one
-	 * (doc/repair.md "Repairing damaged pointers", principle 3) */
-	if (img->snapshot_table_size &&
-	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size) &&
-	    !only_data_on_table(img)) {
-		*code = QC_P_OVERLAP_METADATA;
-		return true;
-	}
-	if (!img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_ENTRY_UNPARSABLE]) {
-		*code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
-		return true;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		enum qc_snap_verdict v = img->snapshots[i].fix.verdict;
+		if (v == QC_SNAP_FIXED || v == QC_SNAP_RECOVERED || v == QC_SNAP_DROPPED)
+			return true;
 	}
 	return false;
 }
 
-/* The table as a whole: look for a lost one among the leaks, or refuse
- * what this version does not repair. */
-static void decide_table(struct fixctx *x)
+void qc_pass_snapfix(struct qc_image *img)
 {
+	struct qc_snap_plan *sp = &img->snapfix;
+	memset(sp, 0, sizeof(*sp));
+	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
+		return;
+	sp->decided = true;
+	const struct qc_problems *ps = &img->problems;
+	struct fixctx x = { .img = img };
+	if (img->h.nb_snapshots == 0) {
+		/* entries behind a zero count: only with leaks to explain */
+		uint64_t off = img->h.snapshots_offset;
+		if (off && !(off & (img->cluster_size - 1)) && off < img->file_size) {
+			find_tail(&x);
+			if (sp->tail_count) {
+				sp->relink = true;
+				sp->relink_offset = off;
+				sp->relink_count = sp->count = sp->tail_count;
+			}
+		}
+		qc_snapscan_free(&x.sc);
+		return;
+	}
+	static const enum qc_code table_lost[] = {
+		QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
+		QC_P_SNAPSHOT_TABLE_PAST_EOF,
+	};
 	static const enum qc_code entries_lost[] = {
 		QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_P_SNAPSHOT_TABLE_TOO_LARGE,
 		QC_P_SNAPSHOT_WITH_DATA_FILE,
 	};
-	struct qc_image *img = x->img;
-	struct qc_snap_plan *sp = &img->snapfix;
+	bool lost = false;
 	enum qc_code lost_code = QC_P_SNAPSHOT_TABLE_OFFSET_INVALID;
-	if (whole_table_lost(img, &lost_code)) {
-		find_table(x, lost_code);
-	} else {
+	for (size_t k = 0; k < sizeof(table_lost) / sizeof(table_lost[0]); k++)
+		if (ps->per_code[table_lost[k]]) {
+			lost = true;
+			lost_code = table_lost[k];
+		}
+	/* a table on another structure, or one whose first entry is garbage */
+	if (!lost && img->snapshot_table_size &&
+	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
+		lost = true;
+		lost_code = QC_P_OVERLAP_METADATA;
+	}
+	if (!lost && !img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_ENTRY_UNPARSABLE]) {
+		lost = true;
+		lost_code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
+	}
+	if (lost) {
+		find_table(&x, lost_code);
+		if (sp->refused && lost_code == QC_P_OVERLAP_METADATA && claimed_by_pointer(img)) {
+			/* nothing found elsewhere: take the table where the header says */
+			sp->refused = false;
+			sp->why[0] = 0;
+			lost = false;
+		}
+	}
+	if (!lost) {
 		for (size_t k = 0; k < sizeof(entries_lost) / sizeof(entries_lost[0]); k++)
-			if (img->problems.per_code[entries_lost[k]])
+			if (ps->per_code[entries_lost[k]])
 				refuse(sp, entries_lost[k],
-				       "entries of the snapshot table are lost mid-table or cut by the end of the file; this version re-links whole tables only, so the table stays as it is");
+				       "entries of the snapshot table are lost after a damaged one (nothing shaped like an entry follows it) or cut by the end of the file: with no evidence to place them by, the table stays as it is");
 	}
 	if (!records_complete(img))
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
 		       "too many snapshot findings to decide entry by entry");
-}
-
-/* Each entry's verdict (all left when the table is refused or re-linked). */
-static void decide_entries(struct fixctx *x)
-{
-	struct qc_image *img = x->img;
-	const struct qc_snap_plan *sp = &img->snapfix;
+	if (!sp->refused && !sp->relink) {
+		index_problems(img);
+		find_shared_l1(&x);
+		x.redo = calloc(img->nsnapshots ? img->nsnapshots : 1, sizeof(bool));
+	}
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
 		memset(&s->fix, 0, sizeof(s->fix));
@@ -579,17 +647,21 @@ static void decide_entries(struct fixctx *x)
 				 : "the header points elsewhere: the table found among the leaks replaces this one");
 			continue;
 		}
-		decide_entry(x, (int32_t)i, s);
+		decide_entry(&x, (int32_t)i, s);
 	}
-}
-
-/* From the verdicts, what happens to the table: a rewrite (an entry
- * changes), a re-link (entries found behind the last), or nothing. */
-static void decide_outcome(struct fixctx *x)
-{
-	struct qc_image *img = x->img;
-	struct qc_snap_plan *sp = &img->snapfix;
-	const struct qc_problems *ps = &img->problems;
+	if (sp->refused || sp->relink || img->aborted)
+		goto out;
+	if (x.redo_any && table_rewritten(img)) {
+		/* the table moves: entries in doubt only for lying on it are
+		 * decided again without that doubt */
+		x.table_moves = true;
+		for (uint32_t i = 0; i < img->nsnapshots; i++) {
+			if (!x.redo[i])
+				continue;
+			memset(&img->snapshots[i].fix, 0, sizeof(img->snapshots[i].fix));
+			decide_entry(&x, (int32_t)i, &img->snapshots[i]);
+		}
+	}
 	qc_sf_assign_ids(img);
 	uint32_t kept = 0;
 	bool change = ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] ||
@@ -600,7 +672,7 @@ static void decide_outcome(struct fixctx *x)
 		change |= v == QC_SNAP_FIXED || v == QC_SNAP_RECOVERED || v == QC_SNAP_DROPPED;
 	}
 	if (!change)
-		find_tail(x);
+		find_tail(&x);
 	sp->count = kept + sp->tail_count;
 	if (!change && sp->tail_count) {
 		sp->relink = true;
@@ -611,31 +683,10 @@ static void decide_outcome(struct fixctx *x)
 	if (change && img->h.nb_snapshots != sp->count)
 		snprintf(sp->why, sizeof(sp->why), "nb_snapshots %u -> %u (the entries that parse)",
 			 img->h.nb_snapshots, sp->count);
-}
-
-void qc_pass_snapfix(struct qc_image *img)
-{
-	struct qc_snap_plan *sp = &img->snapfix;
-	memset(sp, 0, sizeof(*sp));
-	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
-		return;
-	sp->decided = true;
-	struct fixctx x = { .img = img };
-	if (img->h.nb_snapshots == 0) {
-		empty_table(&x);
-		qc_snapscan_free(&x.sc);
-		return;
-	}
-	decide_table(&x);
-	if (!sp->refused && !sp->relink) {
-		index_problems(img);
-		find_shared_l1(&x);
-	}
-	decide_entries(&x);
-	if (!sp->refused && !sp->relink && !img->aborted)
-		decide_outcome(&x);
+out:
 	unindex_problems(img);
 	free(x.shares);
+	free(x.redo);
 	qc_snapscan_free(&x.sc);
 }
 

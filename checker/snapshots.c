@@ -174,6 +174,27 @@ static bool layout_looks_right(const struct tbuf *t, uint64_t pos, const struct 
 }
 
 /*
+ * An entry as QEMU writes it, its L1 fields aside (the damage this
+ * tolerates: a bad L1 pointer or size changes nothing else): shape OK,
+ * date_nsec < 10^9, 16+ bytes of extra data in version 3, a printable ID
+ * of 1..64 bytes and a name of at most 4096 bytes without control
+ * characters.  *f and *size as entry_shape gives them.
+ */
+static bool plausible_but_l1(struct tbuf *t, uint64_t pos, struct fixed *f, uint64_t *size)
+{
+	if (entry_shape(t, pos, f, size) != SHAPE_OK)
+		return false;
+	if (f->date_nsec >= 1000000000u)
+		return false;
+	if (t->img->h.version >= 3 && f->extra < 16)
+		return false;
+	if (f->id_size > 64 || f->name_size > 4096)
+		return false;
+	const uint8_t *e = t->p + pos + FIXED + f->extra;
+	return id_bytes_ok(e, f->id_size) && name_bytes_ok(e + f->id_size, f->name_size);
+}
+
+/*
  * Strict plausibility, for resynchronisation only: would an entry at pos
  * look exactly like one QEMU writes?
  */
@@ -182,18 +203,38 @@ static bool plausible(struct tbuf *t, uint64_t pos)
 	struct qc_image *img = t->img;
 	struct fixed f;
 	uint64_t size;
-	if (entry_shape(t, pos, &f, &size) != SHAPE_OK)
+	if (!plausible_but_l1(t, pos, &f, &size))
 		return false;
 	if (!f.l1_off || (f.l1_off & (img->cluster_size - 1)) || f.l1_off >= img->file_size)
 		return false;
-	if ((uint64_t)f.l1_size * 8 > QC_MAX_L1_SIZE || f.date_nsec >= 1000000000u)
-		return false;
-	if (img->h.version >= 3 && f.extra < 16)
-		return false;
-	if (f.id_size > 64 || f.name_size > 4096)
-		return false;
-	const uint8_t *e = t->p + pos + FIXED + f.extra;
-	return id_bytes_ok(e, f.id_size) && name_bytes_ok(e + f.id_size, f.name_size);
+	return (uint64_t)f.l1_size * 8 <= QC_MAX_L1_SIZE;
+}
+
+/* Nothing more at pos: the readable bytes end, or a zero fixed part. */
+static bool table_end(struct tbuf *t, uint64_t pos)
+{
+	return !tb_ensure(t, pos + FIXED) || qc_all_zero(t->p + pos, FIXED);
+}
+
+/*
+ * An entry with a damaged L1 pointer or size among good ones: at pos an
+ * entry plausible but for its L1 fields, whose lengths lead (through at
+ * most 16 such entries) to a plausible entry or to the end of the table.
+ * Without it, a resynchronisation would skip such an entry and give its
+ * strings to the damaged entry before it.
+ */
+static bool plausible_chain(struct tbuf *t, uint64_t pos)
+{
+	for (int n = 0; n < 16; n++) {
+		struct fixed f;
+		uint64_t size = 0;
+		if (!plausible_but_l1(t, pos, &f, &size))
+			return false;
+		pos += size;
+		if (table_end(t, pos) || plausible(t, pos))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -212,7 +253,7 @@ static bool resync(struct tbuf *t, uint64_t from, uint64_t to, uint64_t skip, ui
 	for (; q + FIXED <= to; q += 8) {
 		if (t->img->aborted)
 			return false;
-		if (q != skip && plausible(t, q)) {
+		if (q != skip && (plausible(t, q) || plausible_chain(t, q))) {
 			*out = q;
 			return true;
 		}

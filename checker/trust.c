@@ -81,7 +81,8 @@ static bool refcount_side_wrong(const struct qc_image *img, enum qc_code c)
 		return false;
 	bool need_rt = false, need_rb = false;
 	for (size_t i = 0; i < ps->n; i++) {
-		if (ps->v[i].code != c)
+		/* records a repair planner planned away (fixed) hide nothing */
+		if (ps->v[i].code != c || ps->v[i].fixed)
 			continue;
 		enum qc_owner a = ps->v[i].owner, b = ps->v[i].other_owner;
 		if (a == QC_OWN_REFBLOCK && b == QC_OWN_REFBLOCK)

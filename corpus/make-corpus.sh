@@ -109,6 +109,11 @@ dmg snap3-extra-small-last snap3 'snapshot[2].extra_data_size' 8
 dmg snap3-l1-unaligned snap3 'snapshot[1].l1_table_offset' +0x200
 dmg snap3-table-zero snap3 header.snapshots_offset 0
 dmg snap3-nb-small snap3 header.nb_snapshots 1
+# two damages at once: a lost table with a duplicate ID (one rewrite of the
+# found table), and two damaged entries in a row (the parse resynchronises
+# on the second, whose L1 pointer is off)
+dmg snap3-lost-and-dup snap3 'snapshot[1].id' str:1 header.snapshots_offset 0
+dmg snap3-mid-two snap3 'snapshot[2].l1_table_offset' +0x200 'snapshot[1].extra_data_size' 0x10000
 # Header fields, the refcount table and bitmaps (repair/header_fields.c,
 # repair/refcounts.c, repair/bitmaps.c): one image, each damage one path.
 mkd hb 1M cluster_size=1024 "$data" 'write -P 0x22 512k 2k'

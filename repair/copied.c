@@ -160,12 +160,28 @@ static int off_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Active L1 entry i -> an L2 offset the planner may edit, else 0. */
-static uint64_t plannable_l2(const struct qc_image *img, uint64_t i)
+/* Active L1 entry i as a table fixer's planned 8-byte rewrite of it
+ * leaves it (repair/fix.h), or as it is. */
+static uint64_t planned_l1(const struct qc_image *img, const struct qc_plan *p, uint64_t i)
+{
+	uint64_t at = img->h.l1_table_offset + i * 8;
+	for (size_t k = 0; k < p->n; k++)
+		if (p->w[k].offset == at && p->w[k].len == 8)
+			return qc_be64_at(p->w[k].data);
+	return img->l1[i];
+}
+
+/* Active L1 entry i -> an L2 offset the planner may edit, else 0.  An
+ * entry the L1 fixer rewrites (reserved bits cleared) counts as rewritten:
+ * otherwise a second repair would plan the table's COPIED bits. */
+static uint64_t plannable_l2(const struct qc_image *img, const struct qc_plan *p, uint64_t i)
 {
 	uint64_t off;
-	if (!plain_pointer(img, img->l1[i], true, &off) ||
-	    qc_cm_owner(&img->cmap, off >> img->cluster_bits) != QC_OWN_L2)
+	if (!plain_pointer(img, img->l1[i], true, &off) &&
+	    (!qc_fix_planned(p, img->h.l1_table_offset + i * 8, 8) ||
+	     !plain_pointer(img, planned_l1(img, p, i), true, &off)))
+		return 0;
+	if (qc_cm_owner(&img->cmap, off >> img->cluster_bits) != QC_OWN_L2)
 		return 0;
 	return off;
 }
@@ -182,7 +198,7 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	/* the L2 tables several L1 entries share, sorted; each is planned once */
 	size_t nsh = 0;
 	for (uint64_t i = 0; i < img->h.l1_size; i++) {
-		uint64_t off = plannable_l2(img, i);
+		uint64_t off = plannable_l2(img, p, i);
 		nsh += off && qc_cm_count(&img->cmap, off >> img->cluster_bits) > 1;
 	}
 	uint64_t *sh = malloc((nsh ? nsh : 1) * sizeof(*sh));
@@ -190,7 +206,7 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 	int r = sh && done ? 0 : -ENOMEM;
 	nsh = 0;
 	for (uint64_t i = 0; r == 0 && i < img->h.l1_size; i++) {
-		uint64_t off = plannable_l2(img, i);
+		uint64_t off = plannable_l2(img, p, i);
 		if (off && qc_cm_count(&img->cmap, off >> img->cluster_bits) > 1)
 			sh[nsh++] = off;
 	}
@@ -217,7 +233,7 @@ int qc_plan_copied(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			w->guest_length = span;
 			continue;
 		}
-		uint64_t off = plannable_l2(img, i);
+		uint64_t off = plannable_l2(img, p, i);
 		if (!off)
 			continue;
 		uint64_t cl = off >> img->cluster_bits;

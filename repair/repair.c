@@ -253,8 +253,10 @@ static int first_round(struct first *f, struct qc_image *m, const struct qc_repa
  * four rounds: the header fields alone first, then each of the others
  * writes once; found by fuzz/fuzz_repair.c: a restored header_length
  * brings a damaged bitmaps extension into view, and dropped bitmaps can
- * free a snapshot table they overlapped).  *after is NULL when nothing
- * was rewritten.
+ * free a snapshot table they overlapped).  A re-linked table is checked the same way,
+ * and when its own entries need fixing, the re-link becomes one rewrite of
+ * it (qc_plan_snapshot_relinked), and the model is made again.  *after is
+ * NULL when nothing was rewritten.
  */
 static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
 				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
@@ -263,15 +265,31 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 	*after = NULL;
 	struct first f = { .snap_left0 = p->nleft, .snap_left1 = p->nleft };
 	for (int round = 0; round < 4; round++) {
-		int r = first_round(&f, *after ? *after : img, o, p, round == 0);
+		struct qc_image *m = *after ? *after : img;
+		bool snap_before = f.snap;
+		int r = first_round(&f, m, o, p, round == 0);
 		if (r <= 0)
 			return r;
-		qc_image_free(*after);
-		if (*ov)
-			qc_io_close(*ov);
+		bool relinked = !snap_before && f.snap && m->snapfix.relink;
+		struct qc_image *old = *after;
+		struct qc_io *old_ov = *ov;
 		*after = NULL;
 		*ov = NULL;
 		r = recheck(img, p, ov, after);
+		if (r == 0 && relinked) {
+			/* the found table's own entries, fixed in one rewrite */
+			r = qc_plan_snapshot_relinked(*after, m, p);
+			if (r > 0) {
+				qc_image_free(*after);
+				qc_io_close(*ov);
+				*after = NULL;
+				*ov = NULL;
+				r = recheck(img, p, ov, after);
+			}
+		}
+		qc_image_free(old);
+		if (old_ov)
+			qc_io_close(old_ov);
 		if (r < 0)
 			return r;
 	}

@@ -40,6 +40,11 @@ int qc_plan_bitmaps(struct qc_image *img, const struct qc_repair_opts *o, struct
  * restored from evidence in one header write (1 when planned), 0, or
  * -errno; a field it cannot restore is left, named. */
 int qc_plan_header_fields(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/* After a re-link planned on img0 (only its header switch in p): when the
+ * model of the re-linked image (after) wants the found table's entries
+ * fixed, the re-link becomes one rewrite of that table past EOF with the
+ * entries fixed and one header switch (1); 0 when the re-link stands. */
+int qc_plan_snapshot_relinked(struct qc_image *after, const struct qc_image *img0, struct qc_plan *p);
 int qc_plan_header_bits(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p,
 			bool refcounts_left);
 

@@ -9,7 +9,7 @@
  *                   there); then, when a usable refblock covers those
  *                   clusters, their refcounts set to 1 in it (until the
  *                   switch they are merely leaked, so a crash here is
- *                   harmless);
+ *                   harmless; refcounts under 8 bits: see sub_byte_align);
  *   switch          one 12-byte header write: nb_snapshots and
  *                   snapshots_offset (header bytes 60..71);
  * The old table's clusters are then unreferenced: the refcount planner,
@@ -173,10 +173,7 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 	uint64_t per = (uint64_t)1 << img->refblock_bits;
 	size_t cs = (size_t)img->cluster_size;
 	unsigned order = img->h.refcount_order;
-	/* Sub-byte widths share bytes with the neighbouring clusters, whose
-	 * counts the refcount planner may change in the same bytes: leave
-	 * these to it (an in-place raise after the switch). */
-	if (!img->reftable_ok || !img->reftable || !img->refblock_usable || order < 3)
+	if (!img->reftable_ok || !img->reftable || !img->refblock_usable)
 		return 0;
 	uint8_t *old = malloc(cs), *neu = malloc(cs);
 	int ret = 0;
@@ -196,6 +193,24 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 			ret = -EIO;
 			break;
 		}
+		/* Sub-byte widths (1, 2, 4 bits) share a byte between clusters:
+		 * first is byte-aligned (see sub_byte_align), so the only other
+		 * clusters in these bytes follow the table, past the end of the
+		 * file.  Their counts must be 0 already, or the refcount planner
+		 * would change the same bytes: then this is left to it (an
+		 * in-place raise after the switch). */
+		bool shared = false;
+		if (order < 3) {
+			uint64_t k8 = UINT64_C(8) >> order, stop = (end + k8 - 1) / k8 * k8;
+			if (stop > (i + 1) * per)
+				stop = (i + 1) * per;
+			for (uint64_t k = end; k < stop && !shared; k++)
+				shared = qc_rc_get(old, order, k - i * per) != 0;
+		}
+		if (shared) {
+			c = end;
+			continue;
+		}
 		memcpy(neu, old, cs);
 		for (uint64_t k = c; k < end; k++)
 			qc_rc_set(neu, order, k - i * per, 1);
@@ -208,6 +223,21 @@ static int plan_new_refcounts(struct qc_image *img, struct qc_plan *p, uint64_t 
 	free(old);
 	free(neu);
 	return ret;
+}
+
+/*
+ * With refcounts narrower than a byte, the new table starts at a cluster
+ * whose refcount starts a byte (up to 7 clusters further, left as holes
+ * past the old end of the file): its counts then share no byte with a
+ * cluster of the file, which the refcount planner may change in place.
+ */
+static uint64_t sub_byte_align(const struct qc_image *img, uint64_t first)
+{
+	unsigned order = img->h.refcount_order;
+	if (order >= 3)
+		return first;
+	uint64_t k8 = UINT64_C(8) >> order;
+	return (first + k8 - 1) / k8 * k8;
 }
 
 /* The code a rewrite is filed under: the first handled code reported
@@ -244,22 +274,8 @@ static int plan_empty_offset(const struct qc_image *img, struct qc_plan *p)
 	return 0;
 }
 
-/* A table that is sound where it is: only the header's count and offset
- * change (1, or -ENOMEM). */
-static int plan_relink(struct qc_image *img, struct qc_plan *p)
-{
-	const struct qc_snap_plan *sp = &img->snapfix;
-	uint8_t sw[12];
-	qc_put_be32(sw, sp->relink_count);
-	qc_put_be64(sw + 4, sp->relink_offset);
-	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
-			 sp->why))
-		return -ENOMEM;
-	return 1;
-}
-
 /* Entries left as they are: the first few by name, then a count. */
-static void leave_entries(struct qc_image *img, struct qc_plan *p)
+static void list_left(const struct qc_image *img, struct qc_plan *p)
 {
 	uint32_t nleft = 0;
 	enum qc_code lcode = QC_P_COUNT;
@@ -278,56 +294,76 @@ static void leave_entries(struct qc_image *img, struct qc_plan *p)
 			      nleft - MAX_LEFT_NAMED);
 }
 
-/* The new table in memory: the entries not dropped, in order; entry k
- * starts at starts[k] (n of them).  0, -ENOMEM or -EIO. */
-static int build_table(struct qc_image *img, struct buf *b, size_t *starts, uint32_t *n)
-{
-	*n = 0;
-	for (uint32_t i = 0; i < img->nsnapshots; i++) {
-		const struct qc_snapshot *s = &img->snapshots[i];
-		if (s->fix.verdict == QC_SNAP_DROPPED)
-			continue;
-		starts[(*n)++] = b->n;
-		int r = serialize(img, s, b);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-/* The new table's n entries at at, one write per entry so the plan says
- * what happens to each (b padded to whole clusters first).  0 or -ENOMEM. */
-static int plan_entries(struct qc_image *img, struct qc_plan *p, struct buf *b,
-			const size_t *starts, uint32_t n, uint64_t at, enum qc_code code)
+/*
+ * The new table past the end of the file with every entry as its fix says,
+ * its refcounts, and the header switch (filed under switch_code; the
+ * entries under code).  from: the image whose header the switch replaces
+ * when that is not img's (a re-linked table, see
+ * qc_plan_snapshot_relinked).  1, or 0 when left, or -errno.
+ */
+static int plan_rewrite(struct qc_image *img, struct qc_plan *p, enum qc_code code,
+			enum qc_code switch_code, const struct qc_image *from)
 {
 	uint64_t cs = img->cluster_size;
-	uint64_t nclusters = (b->n + cs - 1) / cs;
-	put(b, NULL, (size_t)(nclusters * cs - b->n));
-	if (b->oom)
+	struct buf b = { 0 };
+	uint32_t n = 0;
+	int r = 0;
+	/* entry k of the new table starts at starts[k] */
+	size_t *starts = calloc(img->nsnapshots + 1, sizeof(size_t));
+	if (!starts)
 		return -ENOMEM;
-	uint32_t k = 0;
-	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+	for (uint32_t i = 0; i < img->nsnapshots && !r; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
 		if (s->fix.verdict == QC_SNAP_DROPPED)
 			continue;
-		size_t e = k + 1 < n ? starts[k + 1] : (size_t)(nclusters * cs);
-		char d[120];
-		describe(s, d, sizeof(d));
-		if (!qc_plan_add(p, QC_PH_NEW, at + starts[k], b->p + starts[k], e - starts[k], code,
-				 "new snapshot table entry %u (was %u; %s): %s%s%.80s", k, i, d,
-				 qc_snap_verdict_name(s->fix.verdict), s->fix.what[0] ? ": " : "",
-				 s->fix.what))
-			return -ENOMEM;
-		k++;
+		starts[n++] = b.n;
+		r = serialize(img, s, &b);
 	}
-	return plan_new_refcounts(img, p, at >> img->cluster_bits, nclusters, code);
-}
-
-/* The switch: one header write of nb_snapshots and snapshots_offset, its
- * text naming the dropped entries (1, or -ENOMEM). */
-static int plan_switch(struct qc_image *img, struct qc_plan *p, uint32_t n, uint64_t at,
-		       enum qc_code code)
-{
+	if (!r && (b.n > QC_MAX_SNAPSHOTS_SIZE || n > QC_MAX_SNAPSHOTS)) {
+		qc_plan_leave(p, code, 64, "the rewritten snapshot table would pass QEMU's limits: not written");
+		goto out;
+	}
+	if (r == -EIO) {
+		qc_plan_leave(p, code, 64, "an entry of the snapshot table cannot be read again: not rewritten");
+		r = 0;
+		goto out;
+	}
+	if (r)
+		goto out;
+	uint64_t first = (img->file_size + cs - 1) >> img->cluster_bits;
+	if (qc_cm_end(&img->cmap) > first)
+		first = qc_cm_end(&img->cmap);
+	first = sub_byte_align(img, first);
+	uint64_t at = first << img->cluster_bits;
+	uint64_t nclusters = (b.n + cs - 1) / cs;
+	if (n) {
+		put(&b, NULL, (size_t)(nclusters * cs - b.n));
+		if (b.oom) {
+			r = -ENOMEM;
+			goto out;
+		}
+		/* one write per entry, so the plan says what happens to each */
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < img->nsnapshots; i++) {
+			const struct qc_snapshot *s = &img->snapshots[i];
+			if (s->fix.verdict == QC_SNAP_DROPPED)
+				continue;
+			size_t e = k + 1 < n ? starts[k + 1] : (size_t)(nclusters * cs);
+			char d[120];
+			describe(s, d, sizeof(d));
+			if (!qc_plan_add(p, QC_PH_NEW, at + starts[k], b.p + starts[k], e - starts[k], code,
+					 "new snapshot table entry %u (was %u; %s): %s%s%.80s", k, i, d,
+					 qc_snap_verdict_name(s->fix.verdict), s->fix.what[0] ? ": " : "",
+					 s->fix.what)) {
+				r = -ENOMEM;
+				goto out;
+			}
+			k++;
+		}
+		r = plan_new_refcounts(img, p, first, nclusters, code);
+		if (r)
+			goto out;
+	}
 	uint8_t sw[12];
 	qc_put_be32(sw, n);
 	qc_put_be64(sw + 4, n ? at : 0);
@@ -343,40 +379,18 @@ static int plan_switch(struct qc_image *img, struct qc_plan *p, uint32_t n, uint
 				 d, s->fix.what);
 		dl += w > 0 ? (size_t)w : 0;
 	}
-	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), code,
-			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s",
-			 img->h.nb_snapshots, n, img->h.snapshots_offset, n ? at : 0, dropped))
-		return -ENOMEM;
-	return 1;
-}
-
-/* The rewrite: new table past everything, its refcounts, the switch
- * (1 when planned, 0 when left, -errno). */
-static int plan_rewrite(struct qc_image *img, struct qc_plan *p)
-{
-	enum qc_code code = table_code(img, -1);
-	uint64_t cs = img->cluster_size;
-	struct buf b = { 0 };
-	uint32_t n = 0;
-	size_t *starts = calloc(img->nsnapshots + 1, sizeof(size_t));
-	if (!starts)
-		return -ENOMEM;
-	int r = build_table(img, &b, starts, &n);
-	if (!r && (b.n > QC_MAX_SNAPSHOTS_SIZE || n > QC_MAX_SNAPSHOTS)) {
-		qc_plan_leave(p, code, 64, "the rewritten snapshot table would pass QEMU's limits: not written");
-	} else if (r == -EIO) {
-		qc_plan_leave(p, code, 64, "an entry of the snapshot table cannot be read again: not rewritten");
-		r = 0;
-	} else if (!r) {
-		uint64_t first = (img->file_size + cs - 1) >> img->cluster_bits;
-		if (qc_cm_end(&img->cmap) > first)
-			first = qc_cm_end(&img->cmap);
-		uint64_t at = first << img->cluster_bits;
-		if (n)
-			r = plan_entries(img, p, &b, starts, n, at, code);
-		if (!r)
-			r = plan_switch(img, p, n, at, code);
-	}
+	const struct qc_header *was = from ? &from->h : &img->h;
+	char found[120] = "";
+	if (from)
+		snprintf(found, sizeof(found), " (the lost table found at 0x%" PRIx64 ", %" PRIu32 " entries, rewritten with its entries fixed)",
+			 img->h.snapshots_offset, img->h.nb_snapshots);
+	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), switch_code,
+			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s%s",
+			 was->nb_snapshots, n, was->snapshots_offset, n ? at : 0, found, dropped))
+		r = -ENOMEM;
+	if (!r)
+		r = 1;
+out:
 	free(starts);
 	free(b.p);
 	return r;
@@ -395,8 +409,40 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 		qc_plan_leave(p, (enum qc_code)sp->why_code, 64, "%s", sp->why);
 		return 0;
 	}
-	if (sp->relink)
-		return plan_relink(img, p);
-	leave_entries(img, p);
-	return sp->rewrite ? plan_rewrite(img, p) : 0;
+	if (sp->relink) {
+		/* the table is where it is: only the header changes */
+		uint8_t sw[12];
+		qc_put_be32(sw, sp->relink_count);
+		qc_put_be64(sw + 4, sp->relink_offset);
+		if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), table_code(img, -1), "header: %s",
+				 sp->why))
+			return -ENOMEM;
+		return 1;
+	}
+	list_left(img, p);
+	if (!sp->rewrite)
+		return 0;
+	return plan_rewrite(img, p, table_code(img, -1), table_code(img, -1), NULL);
+}
+
+int qc_plan_snapshot_relinked(struct qc_image *after, const struct qc_image *img0, struct qc_plan *p)
+{
+	const struct qc_snap_plan *sp = &after->snapfix;
+	if (!img0->snapfix.relink || !sp->decided || !sp->rewrite || sp->refused || sp->relink)
+		return 0;
+	/* the re-link's header switch, which the rewrite's replaces */
+	size_t k = p->n;
+	while (k > 0 && !(p->w[k - 1].phase == QC_PH_SWITCH && p->w[k - 1].offset == 60))
+		k--;
+	if (!k)
+		return 0;
+	enum qc_code lost = p->w[k - 1].code;
+	list_left(after, p);
+	int r = plan_rewrite(after, p, table_code(after, -1), lost, img0);
+	if (r <= 0)
+		return r; /* not rewritten: the re-link stands */
+	qc_plan_drop_data(p, &p->w[k - 1]);
+	memmove(&p->w[k - 1], &p->w[k], (p->n - k) * sizeof(p->w[0]));
+	p->n--;
+	return 1;
 }

@@ -66,6 +66,23 @@ for a in sys.argv[2:]:
 PY
 }
 
+# loadvm IMG NAME LABEL: the repaired image's VM state NAME loads in the
+# machine that saved it (loadvm in qemu-system-x86_64's monitor, -S).
+loadvm() {
+	t_name "$3: loadvm $2 loads the repaired VM state"
+	cp "$1" "$T/loadvm.qcow2"
+	out=$(printf 'loadvm %s\ninfo status\nquit\n' "$2" | timeout 120 qemu-system-x86_64 -M pc -m 32 -S -display none \
+		-monitor stdio -serial none -nodefaults -drive file="$T/loadvm.qcow2",if=none,format=qcow2 2>&1)
+	rm -f "$T/loadvm.qcow2"
+	if printf '%s' "$out" | grep -qi 'error\|fail'; then
+		t_fail "loadvm: $(printf '%s' "$out" | grep -i 'error\|fail' | head -2 | tr '\n' '|')"
+	elif ! printf '%s' "$out" | grep -q 'VM status: paused'; then
+		t_fail "loadvm: no status: $(printf '%s' "$out" | tail -3 | tr '\n' '|')"
+	else
+		t_ok
+	fi
+}
+
 # qemu_side IMG REF LABEL [DROPPED]: what `qemu-img check -r all` does to a
 # copy: which snapshots it keeps with their content (printed, not
 # asserted); DROPPED is one qcow2fsck drops itself.
@@ -84,8 +101,9 @@ qemu_side() {
 }
 
 # snap_case LABEL FIXTURE REF CODE POKE... : the full cycle on a copy of
-# FIXTURE damaged by the POKE field/value pairs.  KEEP (names that must be
-# listed after the repair) defaults to every snapshot of REF.
+# FIXTURE damaged by the POKE field/value pairs; every snapshot of REF must
+# be listed after the repair.  LOADVM=NAME (set before the call, cleared
+# after): the repaired image also loads VM state NAME (loadvm).
 snap_case() {
 	_l=$1 _f=$2 _ref=$3 _code=$4; shift 4
 	I=$T/$_l.qcow2
@@ -125,6 +143,7 @@ snap_case() {
 	done
 	rm -f "$T/apply.qcow2"
 	[ $_ok = 1 ] && t_ok || t_fail "qemu-img snapshot -a failed"
+	[ -n "${LOADVM:-}" ] && loadvm "$I" "$LOADVM" "$_l"
 	_r=$(sha "$I")
 	run_repair "$I" --undo-file="$T/undo2.$_l"
 	t_name "$_l: a second repair plans nothing and writes nothing"
@@ -159,12 +178,21 @@ verdicts 0=kept 1=kept 2=fixed
 # nb_snapshots too big, and past QEMU's limit.
 snap_case nb-big "$A" "$T/ref-three" snapshot-count-exceeds-table header.nb_snapshots 5
 snap_case nb-huge "$A" "$T/ref-three" snapshot-count-too-large header.nb_snapshots 0x10001
+# Exactly QEMU's limit (65536 entries): allowed by the limit, not by the table.
+snap_case nb-65536 "$A" "$T/ref-three" snapshot-count-exceeds-table header.nb_snapshots 0x10000
 # l1_size too small for the disk: the L1 cluster still holds the entry.
 snap_case l1-small "$A" "$T/ref-three" snapshot-l1-too-small 'snapshot[0].l1_size' 0
 # disk_size too big for the L1: the header's size, which the L1 maps.
 snap_case disk-big "$A" "$T/ref-three" snapshot-l1-too-small 'snapshot[2].disk_size' 0x60000000
 # Two damages at once.
 snap_case two "$A" "$T/ref-three" snapshot-id-duplicate 'snapshot[2].id' str:2 header.nb_snapshots 9
+# Two damaged entries in a row: entry 1's extra data length huge (its
+# lengths lose the thread) and entry 2's L1 pointer unaligned (so it is not
+# an entry QEMU could have written).  The parse resynchronises on entry 2
+# (plausible but for its L1 fields, and the table ends after it), not past
+# it: entry 1 keeps its own name and entry 2 is not lost.
+snap_case mid-two "$A" "$T/ref-three" snapshot-entry-lengths-invalid 'snapshot[2].l1_table_offset' +0x200 'snapshot[1].extra_data_size' 0x10000
+verdicts 0=kept 1=fixed 2=recovered
 
 if [ $HAVE_VM = 1 ]; then
 	# vm_state_size_large too big: the 32-bit field is what the mapped clusters prove.
@@ -175,25 +203,54 @@ if [ $HAVE_VM = 1 ]; then
 		"$QC" repair "$T/vm-big.qcow2" >/dev/null 2>&1
 	[ "$($POKE "$T/vm-big.qcow2" 'snapshot[1].vm_state_size_large')" = "$($POKE "$V" 'snapshot[1].vm_state_size_large')" ] &&
 		t_ok || t_fail "vm_state_size_large $($POKE "$T/vm-big.qcow2" 'snapshot[1].vm_state_size_large')"
-	t_name "vm-big: loadvm s1 loads the repaired VM state"
-	out=$(printf 'loadvm s1\ninfo status\nquit\n' | timeout 120 qemu-system-x86_64 -M pc -m 32 -S -display none \
-		-monitor stdio -serial none -nodefaults -drive file="$T/vm-big.qcow2",if=none,format=qcow2 2>&1)
-	if printf '%s' "$out" | grep -qi 'error\|fail'; then
-		t_fail "loadvm: $(printf '%s' "$out" | grep -i 'error\|fail' | head -2 | tr '\n' '|')"
-	else
-		t_ok
-	fi
+	loadvm "$T/vm-big.qcow2" s1 vm-big
 	# 32-bit field disagreeing (a warning): set from the proven 64-bit one.
 	snap_case vm-mismatch "$V" "$T/ref-vm" vmstate-size-mismatch 'snapshot[2].vm_state_size' +1
 	# l1_size cut below the VM state: the L1 cluster holds the entry.
 	snap_case vm-l1-small "$V" "$T/ref-vm" vmstate-beyond-l1 'snapshot[1].l1_size' 1
 	# A VM state cluster pointing at the refcount table: the VM state is
-	# dropped (the refcount table owns the cluster), the disk kept.
+	# dropped (the refcount table owns the cluster), the disk kept; the
+	# other snapshot's VM state still loads.
+	LOADVM=s2
 	snap_case vm-on-meta "$V" "$T/ref-vm" overlap-data-metadata 'snapl2[1][1][2]' "$($POKE "$V" header.refcount_table_offset)"
+	LOADVM=
 	verdicts 1=fixed
 	t_name "vm-on-meta: the report says the VM state was dropped"
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["snapshots"][1]; assert "VM state dropped" in s["repair-detail"], s' "$JSON" && t_ok || t_fail "detail"
 fi
+
+# Refcounts narrower than a byte (4 and 2 bits; QEMU cannot snapshot a
+# 1-bit image, every snapshot shares clusters, and cannot apply a snapshot
+# of a 2-bit image with two: the count would pass 3): the new table starts
+# at a cluster whose count starts a byte, so its count is set before the
+# header switch (new-structures), as with wider refcounts, never raised in
+# place after it.
+for rb in 4 2; do
+	R=$T/rcfix$rb.qcow2
+	mk "$R" 64M refcount_bits=$rb
+	fill "$R"
+	snap "$R" s1
+	if [ $rb = 4 ]; then
+		qemu-io -f qcow2 -c 'write -P 0x55 0 1M' "$R" >/dev/null
+		snap "$R" s2
+		snap "$R" s3
+		set -- snapshot-id-duplicate 'snapshot[1].id' str:1
+	else
+		set -- snapshot-count-exceeds-table header.nb_snapshots 3
+	fi
+	guest_save "$R" "$T/ref-rc$rb"
+	snap_case rc$rb "$R" "$T/ref-rc$rb" "$@"
+	t_name "rc$rb: the new table's refcount is set before the switch, not raised after it"
+	python3 - "$T/dry.json" <<'PY' 2>"$T/rc.err" && t_ok || t_fail "$(tail -1 "$T/rc.err")"
+import json, re, sys
+p = json.load(open(sys.argv[1]))["plan"]
+sw = [w["summary"] for w in p if w["phase"] == "switch"][0]
+new = int(re.search(r"snapshots_offset 0x[0-9a-f]+ -> (0x[0-9a-f]+)", sw).group(1), 16)
+c = new >> 16  # 64 KiB clusters
+assert any(w["phase"] == "new-structures" and "snapshot table's clusters %d.." % c in w["summary"] for w in p), p
+assert not any(w["phase"] == "in-place" and "cluster %d (" % c in w["summary"] for w in p), p
+PY
+done
 
 # --- item 3: lost structures found among the leaked clusters -------------------
 # A snapshot's L1 pointer: unaligned, past EOF, beyond the largest offset,
@@ -211,6 +268,12 @@ snap_case table-zero "$A" "$T/ref-three" snapshot-table-offset-invalid header.sn
 snap_case table-unaligned "$A" "$T/ref-three" snapshot-table-offset-unaligned header.snapshots_offset +0x200
 snap_case table-past-eof "$A" "$T/ref-three" snapshot-table-past-eof header.snapshots_offset '|0x40000000'
 snap_case table-on-l1 "$A" "$T/ref-three" overlap-metadata header.snapshots_offset "$($POKE "$A" header.l1_table_offset)"
+# Two damages at once: the table lost AND one of its entries damaged.  The
+# found table is rewritten with the entry fixed in the same repair (one
+# header switch), not re-linked as it is (a second repair would then fix it).
+snap_case lost-and-dup "$A" "$T/ref-three" snapshot-table-offset-invalid 'snapshot[1].id' str:1 header.snapshots_offset 0
+t_name "lost-and-dup: one repair, one header switch, the duplicate ID renumbered"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sw=[w for w in r["plan"] if w["phase"]=="switch"]; assert len(sw)==1 and "rewritten with its entries fixed" in sw[0]["summary"], sw; assert any("ID '"'"'1'"'"' -> '"'"'4'"'"'" in w["summary"] for w in r["plan"]), r["plan"]' "$T/dry.json" && t_ok || t_fail "$(head -c 600 "$T/dry.json")"
 # nb_snapshots too small: the check sees only leaks; the uncounted entries
 # follow the counted ones and their L1 tables are among the leaks.
 snap_case nb-small "$A" "$T/ref-three" refcount-leak header.nb_snapshots 2
@@ -218,6 +281,14 @@ snap_case nb-zero "$A" "$T/ref-three" refcount-leak header.nb_snapshots 0
 if [ $HAVE_VM = 1 ]; then
 	snap_case vm-table-zero "$V" "$T/ref-vm" snapshot-table-offset-invalid header.snapshots_offset 0
 	snap_case vm-l1-past-eof "$V" "$T/ref-vm" snapshot-l1-past-eof 'snapshot[2].l1_table_offset' '|0x40000000'
+	# Two damages at once on the savevm image: the table lost AND an entry's
+	# 32-bit VM state size wrong; one repair, and the VM state loads.
+	LOADVM=s2
+	snap_case vm-lost-and-mismatch "$V" "$T/ref-vm" snapshot-table-offset-invalid 'snapshot[2].vm_state_size' +1 header.snapshots_offset 0
+	LOADVM=s1
+	# A snapshot's L1 on the refcount table AND another's VM state size too big.
+	snap_case vm-l1-on-reftable-and-big "$V" "$T/ref-vm" overlap-metadata 'snapshot[2].l1_table_offset' "$($POKE "$V" header.refcount_table_offset)" 'snapshot[1].vm_state_size_large' 0x10000000000
+	LOADVM=
 fi
 
 # Two equally good tables (a copy of the table in a leaked cluster past
