@@ -59,6 +59,17 @@ void qc_fix_mark(struct qc_image *img, uint64_t at, int fixer);
  * record of the L1 entry naming it. */
 void qc_fix_mark_refcount(struct qc_image *img, uint64_t off);
 
+/*
+ * Once the fixers planned overlap records fixed: a contested cluster stops
+ * being contested when every overlap record about it is fixed (the wrong
+ * claims on it were all dropped), so edits inside it (a refcount in a
+ * refblock that a dropped data pointer named) are planned in this repair,
+ * not left for a second one.  Nothing changes while an overlap code has
+ * more occurrences than records, the contested list overflowed, or a range
+ * overlap (a table over another table) is not fixed.
+ */
+void qc_fix_settle_contested(struct qc_image *img);
+
 /* Is there a backing file (a dropped pointer then shows it in v2)? */
 static inline bool qc_fix_has_backing(const struct qc_image *img)
 {

@@ -369,10 +369,12 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		}
 		mark_entry(img, t);
 	}
-	/* every overlap planned away: no cluster is contested any more */
+	/* clusters whose every overlap was planned away are no longer contested */
 	if (!img->contested_overflow && all_fixed(img, QC_P_OVERLAP_DATA_COMPRESSED) &&
 	    all_fixed(img, QC_P_OVERLAP_DATA_METADATA) && all_fixed(img, QC_P_OVERLAP_METADATA))
 		img->ncontested = 0;
+	else
+		qc_fix_settle_contested(img);
 	/* entries of tables that were contested only by the pointers dropped
 	 * above (a data pointer into its own table) */
 	for (size_t i = 0; i < ndef && r == 0; i++) {

@@ -158,3 +158,37 @@ bool qc_fix_records_complete(const struct qc_image *img, int fixer)
 			return false;
 	return true;
 }
+
+static bool is_overlap(enum qc_code c)
+{
+	return c == QC_P_OVERLAP_DATA_COMPRESSED || c == QC_P_OVERLAP_DATA_METADATA ||
+	       c == QC_P_OVERLAP_METADATA;
+}
+
+void qc_fix_settle_contested(struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (img->contested_overflow || !img->ncontested)
+		return;
+	for (int c = 0; c < QC_P_COUNT; c++)
+		if (is_overlap((enum qc_code)c) && ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
+			return;
+	for (size_t i = 0; i < ps->n; i++)
+		if (is_overlap(ps->v[i].code) && !ps->v[i].fixed && ps->v[i].host_cluster == QC_NO_OFFSET)
+			return;
+	/* contested[] is sorted: keep each cluster that has an unfixed record,
+	 * or no record at all (noted by a range overlap) */
+	size_t k = 0;
+	for (size_t j = 0; j < img->ncontested; j++) {
+		uint64_t cl = img->contested[j];
+		bool any = false, open = false;
+		for (size_t i = 0; i < ps->n && !open; i++)
+			if (is_overlap(ps->v[i].code) && ps->v[i].host_cluster == cl) {
+				any = true;
+				open = !ps->v[i].fixed;
+			}
+		if (!any || open)
+			img->contested[k++] = cl;
+	}
+	img->ncontested = k;
+}
