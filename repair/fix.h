@@ -86,6 +86,13 @@ struct qc_fix_l1;
 int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struct qc_fix_l1 **out);
 int qc_fix_l1_emit(struct qc_image *img, struct qc_fix_l1 *f, struct qc_plan *p);
 void qc_fix_l1_free(struct qc_fix_l1 *f);
+/*
+ * Two active claims on one cluster (fix_clone.c): plans a copy for every
+ * claimant but the first and the pointer edits.  Returns 1 when it planned
+ * something (the caller re-checks the image as the writes leave it), 0
+ * when not, or -errno.
+ */
+int qc_plan_clone(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 
 #endif

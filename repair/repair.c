@@ -164,10 +164,44 @@ static bool refuse_contested(const struct qc_image *img, struct qc_plan *p)
 }
 
 /*
- * A planned snapshot-table rewrite changes what the other planners must
- * see (the new table's clusters referenced, the old one's not): check the
- * image again as it will be after the rewrite's writes (overlay.h) and
- * plan the rest on that model.  *after is NULL when nothing was rewritten.
+ * Check the image again as the writes planned so far leave it (overlay.h),
+ * for the planners that follow: *ov and *after (freed first when set) are
+ * that view and its model.  The second model lives beside the first: it
+ * gets what --max-mem leaves after the first model and the plan so far.
+ */
+static int recheck(struct qc_image *img0, struct qc_plan *p, struct qc_io **ov,
+		   struct qc_image **after, const char *what)
+{
+	qc_image_free(*after);
+	*after = NULL;
+	if (*ov)
+		qc_io_close(*ov);
+	*ov = qc_io_overlay(img0->io, p, p->n);
+	if (!*ov)
+		return -ENOMEM;
+	struct qc_options opt = img0->opt;
+	opt.drop_snapshot = NULL;
+	uint64_t used = img0->cmap.bytes + img0->mem_held;
+	if (opt.mem_cap)
+		opt.mem_cap = used < opt.mem_cap ? opt.mem_cap - (size_t)used : 1;
+	if (qc_check_run(*ov, &opt, after) < 0)
+		return -ENOMEM;
+	if ((*after)->aborted) {
+		/* the model of the rewritten image could not be built: plan nothing */
+		qc_abort(img0, "checking the image as %s leaves it: %s", what, (*after)->abort_reason);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Planners whose writes change what the others must see, first: the
+ * snapshot-table rewrite (the new table's clusters referenced, the old
+ * one's not), then the copies of clusters two active entries claim
+ * (fix_clone.c: the copies referenced, the shared cluster claimed once).
+ * After each that planned something the image is checked again as it will
+ * be, and the rest is planned on that model.  *after is NULL when nothing
+ * was planned.
  */
 static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
 				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
@@ -175,27 +209,14 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 	*ov = NULL;
 	*after = NULL;
 	int r = qc_plan_snapshot_table(img, o, p);
+	if (r < 0)
+		return r;
+	if (r > 0 && (r = recheck(img, p, ov, after, "the snapshot-table rewrite")) < 0)
+		return r;
+	r = qc_plan_clone(*after ? *after : img, o, p);
 	if (r <= 0)
 		return r;
-	*ov = qc_io_overlay(img->io, p, p->n);
-	if (!*ov)
-		return -ENOMEM;
-	struct qc_options opt = img->opt;
-	opt.drop_snapshot = NULL;
-	/* the second model lives beside the first: it gets what --max-mem
-	 * leaves after the first model and the plan so far */
-	uint64_t used = img->cmap.bytes + img->mem_held;
-	if (opt.mem_cap)
-		opt.mem_cap = used < opt.mem_cap ? opt.mem_cap - (size_t)used : 1;
-	if (qc_check_run(*ov, &opt, after) < 0)
-		return -ENOMEM;
-	if ((*after)->aborted) {
-		/* the model of the rewritten image could not be built: plan nothing */
-		qc_abort(img, "checking the image as the snapshot-table rewrite leaves it: %s",
-			 (*after)->abort_reason);
-		return -EIO;
-	}
-	return 0;
+	return recheck(img, p, ov, after, "the copies of shared clusters");
 }
 
 int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)
