@@ -93,6 +93,12 @@ void qc_fix_l1_free(struct qc_fix_l1 *f);
  * when not, or -errno.
  */
 int qc_plan_clone(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/*
+ * Active L2 tables overwritten by other content (fix_l2table.c): every
+ * entry no correction explains is dropped.  Returns 1 when it planned
+ * something (the caller re-checks), 0 when not, or -errno.
+ */
+int qc_plan_fix_l2table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 
 #endif

@@ -197,7 +197,8 @@ static int recheck(struct qc_image *img0, struct qc_plan *p, struct qc_io **ov,
 /*
  * Planners whose writes change what the others must see, first: the
  * snapshot-table rewrite (the new table's clusters referenced, the old
- * one's not), then the copies of clusters two active entries claim
+ * one's not), the drops in overwritten L2 tables (fix_l2table.c: what the
+ * walk claimed through their garbage no longer claimed), then the copies of clusters two active entries claim
  * (fix_clone.c: the copies referenced, the shared cluster claimed once).
  * After each that planned something the image is checked again as it will
  * be, and the rest is planned on that model.  *after is NULL when nothing
@@ -212,6 +213,11 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 	if (r < 0)
 		return r;
 	if (r > 0 && (r = recheck(img, p, ov, after, "the snapshot-table rewrite")) < 0)
+		return r;
+	r = qc_plan_fix_l2table(*after ? *after : img, o, p);
+	if (r < 0)
+		return r;
+	if (r > 0 && (r = recheck(img, p, ov, after, "the drops in overwritten L2 tables")) < 0)
 		return r;
 	r = qc_plan_clone(*after ? *after : img, o, p);
 	if (r <= 0)
