@@ -239,6 +239,8 @@ static int clone_group(struct clone_ctx *c, const struct claim *g, uint64_t n, b
 /* Clone every qualifying group of the sorted claims v[0..n). */
 static int clone_groups(struct clone_ctx *c, struct claim *v, size_t n, bool l2)
 {
+	if (n < 2)
+		return 0;
 	qsort(v, n, sizeof(*v), cmp_claim);
 	int r = 0;
 	for (size_t i = 0; i < n && r == 0;) {
@@ -320,12 +322,28 @@ static int collect_l2(struct qc_image *img, struct claim **v, size_t *n, size_t 
 	return r;
 }
 
+/*
+ * Pointers past the end of the file: the copies go there, so such a
+ * pointer (left dangling until its own fix) would name a copy in the image
+ * as rewritten.  Found by fuzz/fuzz_repair.c: a truncated image whose L1
+ * entry named a lost L2 table where the copy of another table was placed.
+ */
+static const enum qc_code past_eof_pointers[] = {
+	QC_P_BITMAP_ENTRY_PAST_EOF, QC_P_BITMAP_TABLE_PAST_EOF,  QC_P_COMPRESSED_PAST_EOF,
+	QC_P_EXT_BITMAPS_DIR_PAST_EOF, QC_P_HEADER_L1_PAST_EOF,  QC_P_HEADER_REFTABLE_PAST_EOF,
+	QC_P_L1_L2_PAST_EOF,          QC_P_L2_DATA_PAST_EOF,     QC_P_REFTABLE_ENTRY_PAST_EOF,
+	QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_P_SNAPSHOT_L1_PAST_EOF, QC_P_SNAPSHOT_TABLE_PAST_EOF,
+};
+
 int qc_plan_clone(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
 {
 	const struct qc_problems *ps = &img->problems;
 	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1 ||
 	    img->data_file || (!ps->per_code[QC_P_REFCOUNT_TOO_LOW] && !ps->per_code[QC_P_REFCOUNT_ZERO]))
 		return 0;
+	for (size_t i = 0; i < sizeof(past_eof_pointers) / sizeof(past_eof_pointers[0]); i++)
+		if (ps->per_code[past_eof_pointers[i]])
+			return 0; /* the refcount planner raises the counts instead */
 	const uint64_t cs = img->cluster_size;
 	struct clone_ctx c = { .img = img, .p = p };
 	/* past the file, everything mapped and everything planned so far */

@@ -385,14 +385,29 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		qc_fix_settle_contested(img);
 	/* entries of tables that were contested only by the pointers dropped
 	 * above (a data pointer into its own table) */
+	bool settle = false;
 	for (size_t i = 0; i < ndef && r == 0; i++) {
 		struct todo *t = &todo[nt];
 		*t = def[i];
 		if (qc_contested(img, t->at, es))
 			continue;
 		decide(img, t);
-		if (t->act == A_NONE || t->unclaim_len)
+		if (t->act == A_NONE)
 			continue;
+		if (t->unclaim_len) {
+			/* a pointer into other metadata (never its own table: that
+			 * entry was not deferred) leaves the model, counted once
+			 * per reference to its table */
+			uint64_t tcl = t->at >> img->cluster_bits, refs = table_refs(img, t->at);
+			uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
+			if (t->unclaim_off >> img->cluster_bits <= tcl && last >> img->cluster_bits >= tcl)
+				continue;
+			for (uint64_t c = t->unclaim_off >> img->cluster_bits; c <= last >> img->cluster_bits; c++) {
+				qc_cm_sub(&img->cmap, c, refs);
+				qc_fix_mark_refcount(img, c << img->cluster_bits);
+			}
+			settle = true;
+		}
 		if (t->act == A_RESTORE && !claim_restored(img, t)) {
 			r = -ENOMEM;
 			break;
@@ -400,6 +415,8 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		mark_entry(img, t);
 		nt++;
 	}
+	if (settle)
+		qc_fix_settle_contested(img);
 	bool complete = qc_walk_complete(img, NULL);
 	for (size_t i = 0; i < nt && r == 0; i++)
 		r = emit(img, p, &todo[i], complete);
