@@ -109,6 +109,18 @@ dmg snap3-extra-small-last snap3 'snapshot[2].extra_data_size' 8
 dmg snap3-l1-unaligned snap3 'snapshot[1].l1_table_offset' +0x200
 dmg snap3-table-zero snap3 header.snapshots_offset 0
 dmg snap3-nb-small snap3 header.nb_snapshots 1
+# Table repairs (repair/fix_clone.c, fix_l2table.c, fix_l2.c): two L2 entries
+# on one data cluster, two L1 entries on one L2 table, an L2 table of
+# random bytes, an extended entry without allocated subclusters unaligned.
+mkd tbl 8M cluster_size=4096 "$data" 'write -P 0x22 64k 4k' 'write -P 0x33 2M 4k' 'write -P 0x44 4M 4k'
+dmg tbl-clone-data tbl 'l2[0][16]' "$($poke tbl.qcow2 'l2[0][0]')"
+dmg tbl-clone-l1 tbl 'l1[1]' "$($poke tbl.qcow2 'l1[0]')"
+cp tbl.qcow2 tbl-l2-random.qcow2
+python3 -c 'import random,sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2],16) & 0xfffffffffe00); f.write(random.Random(3).randbytes(4096))' \
+	tbl-l2-random.qcow2 "$($poke tbl.qcow2 'l1[0]')"
+rm -f tbl.qcow2
+mkd tbl-zero-ext 8M cluster_size=16384,extended_l2=on 'write -P 0x11 0 16k' 'write -P 0x22 64k 16k' 'write -z 64k 16k'
+$poke tbl-zero-ext.qcow2 'l2[0][4]' +0x200 >/dev/null
 cp backing.qcow2 t8-backing-json.qcow2
 $poke t8-backing-json.qcow2 u8@0 0x51 >/dev/null
 # Rewrite the backing name in place with a protocol string of the same length.
