@@ -21,8 +21,8 @@
  *
  * Only clusters that no snapshot and no other structure claims, outside
  * any contested cluster, and tables the active L1 alone names are cloned.
- * At most MAX_CLONE_BYTES of copies per repair (the plan keeps every
- * write's bytes in memory); the claims beyond are left to the refcount
+ * At most MAX_CLONE_BYTES and MAX_CLONES copies per repair (the plan keeps
+ * every write's bytes in memory); the claims beyond are left to the refcount
  * planner, which raises the count (the state before this fixer existed).
  *
  * Writes: the copies in phase new-structures (past the end of the file:
@@ -48,6 +48,7 @@
 #include "../core/reader.h"
 
 #define MAX_CLONE_BYTES (UINT64_C(64) << 20)
+#define MAX_CLONES 4096 /* copies per repair, whatever the cluster size */
 
 /* One active claim: the cluster named, the entry naming it, and where. */
 struct claim {
@@ -62,6 +63,7 @@ struct clone_ctx {
 	struct qc_plan *p;
 	uint64_t next;  /* next free cluster past everything */
 	uint64_t bytes; /* copies planned so far */
+	uint64_t nclones;
 	uint64_t left;  /* claims not cloned for the byte cap */
 	uint8_t *buf;
 	int planned;
@@ -132,6 +134,7 @@ static bool take(struct clone_ctx *c, uint64_t *dst)
 		return false;
 	c->next++;
 	c->bytes += cs;
+	c->nclones++;
 	return true;
 }
 
@@ -154,7 +157,8 @@ static int copy_table(struct clone_ctx *c, uint64_t l1i, bool *fits)
 	for (uint64_t k = 0; k < cs / es; k++)
 		if (own_data(img, t, k, &off) && !(es == 8 && (qc_be64_at(t + k * es) & QC_OFLAG_ZERO)))
 			need += cs;
-	*fits = c->bytes + need <= MAX_CLONE_BYTES && c->next + need / cs <= QC_L2E_OFFSET_MASK / cs;
+	*fits = c->bytes + need <= MAX_CLONE_BYTES && c->nclones + need / cs <= MAX_CLONES &&
+		c->next + need / cs <= QC_L2E_OFFSET_MASK / cs;
 	if (!*fits)
 		return 0;
 	uint8_t *d = malloc(cs);
@@ -201,7 +205,7 @@ static int clone_group(struct clone_ctx *c, const struct claim *g, uint64_t n, b
 		if (qc_io_read_full(img->io, c->buf, cs, src) < 0)
 			return -EIO;
 		uint64_t moved = guest_of(img, g[k].l1i, l2 ? g[k].l2i : 0), dst;
-		bool fits = c->bytes + cs <= MAX_CLONE_BYTES;
+		bool fits = c->bytes + cs <= MAX_CLONE_BYTES && c->nclones < MAX_CLONES;
 		if (fits && !l2) {
 			int r = copy_table(c, g[k].l1i, &fits);
 			if (r)
@@ -378,8 +382,8 @@ int qc_plan_clone(struct qc_image *img, const struct qc_repair_opts *o, struct q
 	}
 	if (r == 0 && c.left)
 		qc_plan_leave(p, QC_P_REFCOUNT_TOO_LOW, QC_NO_OFFSET,
-			      "%" PRIu64 " more claim(s) on shared clusters not copied apart (at most %" PRIu64 " MiB of copies per repair): their refcounts are raised instead, so the claimants share the cluster and a guest write copies it first",
-			      c.left, MAX_CLONE_BYTES >> 20);
+			      "%" PRIu64 " more claim(s) on shared clusters not copied apart (at most %" PRIu64 " MiB or %d copies per repair): their refcounts are raised instead, so the claimants share the cluster and a guest write copies it first",
+			      c.left, MAX_CLONE_BYTES >> 20, MAX_CLONES);
 	qc_mem_release(img, cap * sizeof(*v));
 	free(v);
 	free(c.buf);
