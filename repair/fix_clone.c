@@ -240,6 +240,25 @@ static int clone_group(struct clone_ctx *c, const struct claim *g, uint64_t n, b
 	return 0;
 }
 
+/*
+ * No problem record lies inside the L2 table at off, and none was dropped
+ * by the per-code cap: its copy would otherwise carry damage the entry
+ * fixers then edit in the copy as well, over the copy's own write (found
+ * by fuzz/fuzz_repair.c: two planned writes overlapped).
+ */
+static bool table_clean(const struct qc_image *img, uint64_t off)
+{
+	const struct qc_problems *ps = &img->problems;
+	for (int c = 0; c < QC_P_COUNT; c++)
+		if (ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
+			return false;
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].loc.offset != QC_NO_OFFSET && ps->v[i].loc.offset >= off &&
+		    ps->v[i].loc.offset - off < img->cluster_size)
+			return false;
+	return true;
+}
+
 /* Clone every qualifying group of the sorted claims v[0..n). */
 static int clone_groups(struct clone_ctx *c, struct claim *v, size_t n, bool l2)
 {
@@ -252,7 +271,8 @@ static int clone_groups(struct clone_ctx *c, struct claim *v, size_t n, bool l2)
 		while (j < n && v[j].cl == v[i].cl)
 			j++;
 		uint64_t stored;
-		if (clonable(c->img, v[i].cl, j - i, l2 ? QC_OWN_DATA : QC_OWN_L2, &stored)) {
+		if (clonable(c->img, v[i].cl, j - i, l2 ? QC_OWN_DATA : QC_OWN_L2, &stored) &&
+		    (l2 || table_clean(c->img, v[i].cl << c->img->cluster_bits))) {
 			/* the first claimant in guest order keeps the cluster */
 			for (size_t k = i + 1; k < j; k++)
 				if (v[k].l1i < v[i].l1i || (v[k].l1i == v[i].l1i && v[k].l2i < v[i].l2i)) {

@@ -16,8 +16,8 @@
  * clusters are leaks, lowered and kept.
  *
  * Only tables one active L1 entry alone names are edited (not one a
- * snapshot or a second L1 entry shares), and a contested table only when every overlap on it comes from
- * its own entries.  Writes: one per dropped entry (phase in-place), so the
+ * snapshot or a second L1 entry shares), and a contested table only when
+ * every overlap on it comes from its own entries or from a data pointer.  Writes: one per dropped entry (phase in-place), so the
  * planners that follow may still edit the kept entries.  The caller
  * (repair.c) re-checks the image as these writes leave it.
  *
@@ -80,9 +80,11 @@ static void dropped(const struct qc_image *img, uint8_t *b, size_t *len)
 	}
 }
 
-/* Is the table at tbl contested only by claims of its own entries? */
-static bool own_contest_only(const struct qc_image *img, uint64_t tbl)
+/* Is the table at tbl contested only by claims of its own entries, or by
+ * data pointers (which are the wrong ones)? */
+static bool own_contest_only(const struct qc_image *img, uint64_t tbl, uint64_t *ndata)
 {
+	*ndata = 0;
 	if (!qc_contested(img, tbl, img->cluster_size))
 		return true;
 	if (img->contested_overflow)
@@ -103,8 +105,13 @@ static bool own_contest_only(const struct qc_image *img, uint64_t tbl)
 			return false;
 		if (r->host_cluster != cl)
 			continue;
-		if (r->loc.offset < tbl || r->loc.offset - tbl >= img->cluster_size)
+		/* a data pointer into the table is the wrong claim (principle 3:
+		 * the L1 -> L2 chain owns it; fix_l2.c drops the pointer) */
+		bool inside = r->loc.offset >= tbl && r->loc.offset - tbl < img->cluster_size;
+		if (r->code != QC_P_OVERLAP_DATA_METADATA && !inside)
 			return false;
+		/* each data claim on the table counted once more on it */
+		*ndata += r->code == QC_P_OVERLAP_DATA_METADATA;
 		any = true;
 	}
 	return any;
@@ -165,8 +172,11 @@ int qc_plan_fix_l2table(struct qc_image *img, const struct qc_repair_opts *o, st
 		if (!qc_entry_followable(&le) || le.reasons || qc_past_eof(img, tbl, cs) ||
 		    tcl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, tcl) != QC_OWN_L2)
 			continue;
-		/* one L1 entry names it, nothing else (no snapshot shares it) */
-		if (qc_cm_count(&img->cmap, tcl) != 1 || !own_contest_only(img, tbl) ||
+		/* one L1 entry names it and no snapshot shares it: its count is
+		 * that entry's and the wrong data claims' (a data claim of more
+		 * than one reference makes the sum differ: not edited) */
+		uint64_t ndata;
+		if (!own_contest_only(img, tbl, &ndata) || qc_cm_count(&img->cmap, tcl) != 1 + ndata ||
 		    qc_fix_planned(p, tbl, cs))
 			continue;
 		if (qc_io_read_full(img->io, t, cs, tbl) < 0) {
