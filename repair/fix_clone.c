@@ -77,12 +77,15 @@ static int cmp_claim(const void *a, const void *b)
 	return x->at < y->at ? -1 : x->at > y->at;
 }
 
-/* Followable active L1 entry i -> its L2 offset inside the file, else 0. */
+/* Followable active L1 entry -> its L2 offset inside the file, else 0
+ * (reserved bits allowed: the walk follows the entry, the L1 fixer only
+ * clears them). */
 static uint64_t l2_of(const struct qc_image *img, uint64_t e)
 {
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
 	struct qc_entry ce = qc_l1e_classify(e, &g);
-	if (!qc_entry_followable(&ce) || ce.reasons || qc_past_eof(img, ce.offset, img->cluster_size))
+	if (!qc_entry_followable(&ce) || (ce.reasons & ~QC_ER_RESERVED) ||
+	    qc_past_eof(img, ce.offset, img->cluster_size))
 		return 0;
 	return ce.offset;
 }
@@ -225,7 +228,9 @@ static int clone_group(struct clone_ctx *c, const struct claim *g, uint64_t n, b
 			return -EIO;
 		uint64_t e = qc_be64_at(raw);
 		uint64_t mask = l2 ? QC_L2E_OFFSET_MASK : QC_L1E_OFFSET_MASK;
-		uint64_t ne = (e & ~mask) | dst | QC_OFLAG_COPIED;
+		/* reserved bits cleared too, as the entry fixers would */
+		uint64_t resv = l2 ? QC_L2E_STD_RESERVED_MASK : QC_L1E_RESERVED_MASK;
+		uint64_t ne = ((e & ~mask & ~resv) | dst | QC_OFLAG_COPIED);
 		qc_put_be64(raw, ne);
 		struct qc_write *w = qc_plan_add(
 			c->p, QC_PH_INPLACE, g[k].at, raw, 8, code,
@@ -329,7 +334,9 @@ static int collect_l2(struct qc_image *img, struct claim **v, size_t *n, size_t 
 		for (uint64_t k = 0; k < cs / es; k++) {
 			uint64_t e = qc_be64_at(t + k * es), bm = es == 16 ? qc_be64_at(t + k * es + 8) : 0;
 			struct qc_entry ce = qc_l2e_classify(e, bm, &g);
-			if (ce.kind != QC_ENTRY_NORMAL || ce.reasons ||
+			/* reserved bits on a followed pointer: the walk counted
+			 * it, and the L2 fixer only clears them */
+			if (ce.kind != QC_ENTRY_NORMAL || (ce.reasons & ~QC_ER_RESERVED) ||
 			    qc_past_eof(img, ce.offset, cs))
 				continue;
 			uint64_t cl = ce.offset >> img->cluster_bits;
