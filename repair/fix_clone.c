@@ -45,6 +45,7 @@
 
 #include "../checker/check.h"
 #include "../core/layout.h"
+#include "../core/policy.h"
 #include "../core/reader.h"
 
 #define MAX_CLONE_BYTES (UINT64_C(64) << 20)
@@ -170,8 +171,13 @@ static int copy_table(struct clone_ctx *c, uint64_t l1i, bool *fits)
 	int r = 0;
 	for (uint64_t k = 0; k < cs / es && r == 0; k++) {
 		uint64_t e = qc_be64_at(t + k * es), dst;
-		if (!own_data(img, t, k, &off))
+		if (!own_data(img, t, k, &off)) {
+			/* a compressed or unallocated entry never carries
+			 * OFLAG_COPIED (the COPIED planner would clear it inside
+			 * the copy, over the copy's own write) */
+			qc_put_be64(t + k * es, e & ~QC_OFLAG_COPIED);
 			continue;
+		}
 		if (es == 8 && (e & QC_OFLAG_ZERO)) {
 			qc_put_be64(t + k * es, QC_OFLAG_ZERO);
 			continue;
@@ -257,9 +263,13 @@ static bool table_clean(const struct qc_image *img, uint64_t off)
 	for (int c = 0; c < QC_P_COUNT; c++)
 		if (ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
 			return false;
+	/* OFLAG_COPIED records follow from the sharing itself: the copy's
+	 * entries are written with the flag right, the original's are fixed
+	 * by the COPIED planner on the re-check */
 	for (size_t i = 0; i < ps->n; i++)
 		if (ps->v[i].loc.offset != QC_NO_OFFSET && ps->v[i].loc.offset >= off &&
-		    ps->v[i].loc.offset - off < img->cluster_size)
+		    ps->v[i].loc.offset - off < img->cluster_size &&
+		    qc_policy(ps->v[i].code)->fixer != QC_FIX_COPIED)
 			return false;
 	return true;
 }
