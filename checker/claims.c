@@ -61,6 +61,7 @@ static void report_overlap(struct qc_image *img, uint64_t cluster, enum qc_owner
 	else
 		code = QC_P_OVERLAP_METADATA;
 	qc_note_contested(img, cluster << img->cluster_bits, 1);
+	size_t kept = img->problems.n;
 	uint64_t host = cluster << img->cluster_bits;
 	if (loc.guest_offset != QC_NO_OFFSET)
 		qc_report_overlap(&img->problems, code, loc, o, prev,
@@ -71,6 +72,9 @@ static void report_overlap(struct qc_image *img, uint64_t cluster, enum qc_owner
 		qc_report_overlap(&img->problems, code, loc, o, prev,
 				  "%s at host offset 0x%llx overlaps %s", qc_owner_name(o),
 				  (unsigned long long)host, qc_owner_name(prev));
+	/* the record (when one was kept) names the cluster as data */
+	if (img->problems.n > kept)
+		img->problems.v[kept].host_cluster = cluster;
 }
 
 bool qc_claim(struct qc_image *img, uint64_t off, uint64_t len, enum qc_owner o, uint64_t nref,

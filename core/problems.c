@@ -106,6 +106,7 @@ static void record(struct qc_problems *ps, enum qc_code code, struct qc_loc loc,
 	p->weight = weight;
 	p->owner = owner;
 	p->other_owner = other;
+	p->host_cluster = QC_NO_OFFSET;
 	p->fixed = false;
 	p->message = strdup(buf);
 	if (!p->message) {

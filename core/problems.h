@@ -68,6 +68,10 @@ struct qc_problem {
 	/* overlap-* records (qc_report_overlap): the structure whose claim
 	 * found the clash and the one already there; QC_OWN_FREE otherwise */
 	enum qc_owner owner, other_owner;
+	/* overlap-* records of one host cluster (checker/check.c): its index,
+	 * so a planner can tell which contested cluster a fixed record frees;
+	 * QC_NO_OFFSET otherwise (a range overlap, or any other code) */
+	uint64_t host_cluster;
 	/* set by a repair planner that planned this record's fix and brought
 	 * the model to the repaired state (repair/fix.h); never by a check */
 	bool fixed;

@@ -128,6 +128,18 @@ dmg hdr-reftable-zero hb header.refcount_table_offset 0
 dmg hdr-reftable-onto-l1 hb 'reftable[0]' "$($poke hb.qcow2 header.l1_table_offset)"
 dmg hdr-bitmap-table-unaligned hb 'bitmapdir[0].table_offset' +0x200
 dmg hdr-bitmaps-count-zero hb 'ext[23852875].data32+0' 0
+# Table repairs (repair/fix_clone.c, fix_l2table.c, fix_l2.c): two L2 entries
+# on one data cluster, two L1 entries on one L2 table, an L2 table of
+# random bytes, an extended entry without allocated subclusters unaligned.
+mkd tbl 8M cluster_size=4096 "$data" 'write -P 0x22 64k 4k' 'write -P 0x33 2M 4k' 'write -P 0x44 4M 4k'
+dmg tbl-clone-data tbl 'l2[0][16]' "$($poke tbl.qcow2 'l2[0][0]')"
+dmg tbl-clone-l1 tbl 'l1[1]' "$($poke tbl.qcow2 'l1[0]')"
+cp tbl.qcow2 tbl-l2-random.qcow2
+python3 -c 'import random,sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2],16) & 0xfffffffffe00); f.write(random.Random(3).randbytes(4096))' \
+	tbl-l2-random.qcow2 "$($poke tbl.qcow2 'l1[0]')"
+rm -f tbl.qcow2
+mkd tbl-zero-ext 8M cluster_size=16384,extended_l2=on 'write -P 0x11 0 16k' 'write -P 0x22 64k 16k' 'write -z 64k 16k'
+$poke tbl-zero-ext.qcow2 'l2[0][4]' +0x200 >/dev/null
 cp backing.qcow2 t8-backing-json.qcow2
 $poke t8-backing-json.qcow2 u8@0 0x51 >/dev/null
 # Rewrite the backing name in place with a protocol string of the same length.

@@ -59,6 +59,17 @@ void qc_fix_mark(struct qc_image *img, uint64_t at, int fixer);
  * record of the L1 entry naming it. */
 void qc_fix_mark_refcount(struct qc_image *img, uint64_t off);
 
+/*
+ * Once the fixers planned overlap records fixed: a contested cluster stops
+ * being contested when every overlap record about it is fixed (the wrong
+ * claims on it were all dropped), so edits inside it (a refcount in a
+ * refblock that a dropped data pointer named) are planned in this repair,
+ * not left for a second one.  Nothing changes while an overlap code has
+ * more occurrences than records, the contested list overflowed, or a range
+ * overlap (a table over another table) is not fixed.
+ */
+void qc_fix_settle_contested(struct qc_image *img);
+
 /* Is there a backing file (a dropped pointer then shows it in v2)? */
 static inline bool qc_fix_has_backing(const struct qc_image *img)
 {
@@ -75,6 +86,19 @@ struct qc_fix_l1;
 int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struct qc_fix_l1 **out);
 int qc_fix_l1_emit(struct qc_image *img, struct qc_fix_l1 *f, struct qc_plan *p);
 void qc_fix_l1_free(struct qc_fix_l1 *f);
+/*
+ * Two active claims on one cluster (fix_clone.c): plans a copy for every
+ * claimant but the first and the pointer edits.  Returns 1 when it planned
+ * something (the caller re-checks the image as the writes leave it), 0
+ * when not, or -errno.
+ */
+int qc_plan_clone(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/*
+ * Active L2 tables overwritten by other content (fix_l2table.c): every
+ * entry no correction explains is dropped.  Returns 1 when it planned
+ * something (the caller re-checks), 0 when not, or -errno.
+ */
+int qc_plan_fix_l2table(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 
 #endif

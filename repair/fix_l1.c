@@ -198,6 +198,26 @@ static bool l2_plausible(struct l1ctx *c, uint64_t off, bool owners)
 	return true;
 }
 
+/* Codes about one L2 entry that no table fixer repairs: inside a cluster
+ * that is not an L2 table they describe bytes the repaired image no longer
+ * reads as entries (found by fuzz/fuzz_repair.c: a refblock named by an L1
+ * entry, whose counts read as extended entries with allocation bits). */
+static bool entry_code(enum qc_code c)
+{
+	switch (c) {
+	case QC_P_OVERLAP_DATA_COMPRESSED:
+	case QC_P_L2_SUBCLUSTER_ALLOC_AND_ZERO:
+	case QC_P_L2_SUBCLUSTER_ALLOC_UNALLOCATED:
+	case QC_P_L2_ZERO_FLAG_V2:
+	case QC_P_L2_EXTL2_BIT0:
+	case QC_P_COMPRESSED_WITH_DATA_FILE:
+	case QC_P_L2_DATA_FILE_OFFSET_MISMATCH:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /*
  * Take back what the walk claimed through an L1 entry naming metadata at
  * off: the L2 claim on it and every claim its "entries" made, and mark the
@@ -231,13 +251,8 @@ static int unwalk(struct l1ctx *c, uint64_t off)
 		/* also the entry findings no planner repairs: they go with the table */
 		enum qc_code cd = ps->v[k].code;
 		if (ps->v[k].loc.offset >= off && ps->v[k].loc.offset - off < img->cluster_size &&
-		    ps->v[k].loc.offset != QC_NO_OFFSET && (f == QC_FIX_L2 || f == QC_FIX_COPIED ||
-							     cd == QC_P_OVERLAP_DATA_COMPRESSED ||
-							     cd == QC_P_L2_SUBCLUSTER_ALLOC_AND_ZERO ||
-							     cd == QC_P_L2_SUBCLUSTER_ALLOC_UNALLOCATED ||
-							     cd == QC_P_L2_ZERO_FLAG_V2 ||
-							     cd == QC_P_L2_DATA_FILE_OFFSET_MISMATCH ||
-							     cd == QC_P_COMPRESSED_WITH_DATA_FILE))
+		    ps->v[k].loc.offset != QC_NO_OFFSET &&
+		    (f == QC_FIX_L2 || f == QC_FIX_COPIED || entry_code(ps->v[k].code)))
 			ps->v[k].fixed = true;
 	}
 	return 0;

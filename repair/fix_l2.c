@@ -8,8 +8,10 @@
  *     above the file's size, cleared) names a cluster whose stored refcount
  *     proves a missing reference (an orphan, or a shared cluster counted
  *     once too few); otherwise the entry is dropped;
- *   - a zero-allocated entry with such an offset becomes a plain zero entry
- *     (the guest reads zeros either way);
+ *   - a zero-allocated entry with such an offset, or one into metadata,
+ *     becomes a plain zero entry (the guest reads zeros either way); an
+ *     extended entry with no allocated subcluster gets offset 0 and keeps
+ *     its bitmap (each subcluster reads as before);
  *   - a compressed descriptor past the end of the file or with offset bits
  *     56+ is dropped; a compressed extended entry's subcluster bitmap is
  *     cleared (as QEMU writes it).
@@ -115,7 +117,10 @@ static void decide(struct qc_image *img, struct todo *t)
 	if (img->data_file)
 		return;
 	bool bad = (ce.reasons & QC_ER_DATA_UNALIGNED) || qc_past_eof(img, ce.offset & ~(cs - 1), cs);
-	if (bad && ce.zero) {
+	/* no subcluster reads the cluster: a zero-allocated standard entry, or
+	 * an extended entry with no allocation bit */
+	const bool zero_only = ce.zero || (g.extended_l2 && !(t->bm & ~QC_L2_BITMAP_ALL_ZERO));
+	if (bad && zero_only) {
 		t->act = A_ZERO_PLAIN;
 		return;
 	}
@@ -126,7 +131,7 @@ static void decide(struct qc_image *img, struct todo *t)
 	if (on_metadata(img, ce.offset, cs)) {
 		/* a data pointer into metadata: the authoritative chains own
 		 * their clusters, so this pointer is the wrong one */
-		t->act = ce.zero ? A_ZERO_PLAIN : A_DROP;
+		t->act = zero_only ? A_ZERO_PLAIN : A_DROP;
 		t->unclaim_off = ce.offset;
 		t->unclaim_len = cs;
 		return;
@@ -171,7 +176,7 @@ static void mark_entry(struct qc_image *img, const struct todo *t)
 			e &= ~QC_OFLAG_COPIED;
 		break;
 	case A_ZERO_PLAIN:
-		e = QC_OFLAG_ZERO;
+		e = img->extended_l2 ? 0 : QC_OFLAG_ZERO;
 		break;
 	case A_BITMAP:
 		bm = 0;
@@ -224,8 +229,11 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 		break;
 	}
 	case A_ZERO_PLAIN:
-		e = QC_OFLAG_ZERO;
-		what = "rewritten as a plain zero entry (the guest read zeros already)";
+		/* extended: offset 0, the bitmap as it was (each subcluster reads
+		 * zeros or the backing file as before), as QEMU rewrites it */
+		e = ext ? 0 : QC_OFLAG_ZERO;
+		what = ext ? "offset cleared: no subcluster was allocated (each reads as before)"
+			   : "rewritten as a plain zero entry (the guest read zeros already)";
 		break;
 	case A_BITMAP:
 		at += 8;
@@ -369,20 +377,37 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		}
 		mark_entry(img, t);
 	}
-	/* every overlap planned away: no cluster is contested any more */
+	/* clusters whose every overlap was planned away are no longer contested */
 	if (!img->contested_overflow && all_fixed(img, QC_P_OVERLAP_DATA_COMPRESSED) &&
 	    all_fixed(img, QC_P_OVERLAP_DATA_METADATA) && all_fixed(img, QC_P_OVERLAP_METADATA))
 		img->ncontested = 0;
+	else
+		qc_fix_settle_contested(img);
 	/* entries of tables that were contested only by the pointers dropped
 	 * above (a data pointer into its own table) */
+	bool settle = false;
 	for (size_t i = 0; i < ndef && r == 0; i++) {
 		struct todo *t = &todo[nt];
 		*t = def[i];
 		if (qc_contested(img, t->at, es))
 			continue;
 		decide(img, t);
-		if (t->act == A_NONE || t->unclaim_len)
+		if (t->act == A_NONE)
 			continue;
+		if (t->unclaim_len) {
+			/* a pointer into other metadata (never its own table: that
+			 * entry was not deferred) leaves the model, counted once
+			 * per reference to its table */
+			uint64_t tcl = t->at >> img->cluster_bits, refs = table_refs(img, t->at);
+			uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
+			if (t->unclaim_off >> img->cluster_bits <= tcl && last >> img->cluster_bits >= tcl)
+				continue;
+			for (uint64_t c = t->unclaim_off >> img->cluster_bits; c <= last >> img->cluster_bits; c++) {
+				qc_cm_sub(&img->cmap, c, refs);
+				qc_fix_mark_refcount(img, c << img->cluster_bits);
+			}
+			settle = true;
+		}
 		if (t->act == A_RESTORE && !claim_restored(img, t)) {
 			r = -ENOMEM;
 			break;
@@ -390,6 +415,8 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		mark_entry(img, t);
 		nt++;
 	}
+	if (settle)
+		qc_fix_settle_contested(img);
 	bool complete = qc_walk_complete(img, NULL);
 	for (size_t i = 0; i < nt && r == 0; i++)
 		r = emit(img, p, &todo[i], complete);

@@ -158,3 +158,45 @@ bool qc_fix_records_complete(const struct qc_image *img, int fixer)
 			return false;
 	return true;
 }
+
+static bool is_overlap(enum qc_code c)
+{
+	return c == QC_P_OVERLAP_DATA_COMPRESSED || c == QC_P_OVERLAP_DATA_METADATA ||
+	       c == QC_P_OVERLAP_METADATA;
+}
+
+void qc_fix_settle_contested(struct qc_image *img)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (img->contested_overflow || !img->ncontested)
+		return;
+	for (int c = 0; c < QC_P_COUNT; c++)
+		if (is_overlap((enum qc_code)c) && ps->per_code[c] > QC_MAX_RECORDS_PER_CODE)
+			return;
+	for (size_t i = 0; i < ps->n; i++)
+		if (is_overlap(ps->v[i].code) && !ps->v[i].fixed && ps->v[i].host_cluster == QC_NO_OFFSET)
+			return;
+	/* contested[] is sorted: keep each cluster that has an unfixed record,
+	 * or no record at all (noted by a range overlap), and the active L1
+	 * table's clusters: the L1 fixer decided its entries (all but the one
+	 * making it contested are left) before this runs */
+	uint64_t l1first = 1, l1last = 0, l1end;
+	if (img->l1_ok && img->h.l1_size &&
+	    qc_add(img->h.l1_table_offset, (uint64_t)img->h.l1_size * 8 - 1, &l1end)) {
+		l1first = img->h.l1_table_offset >> img->cluster_bits;
+		l1last = l1end >> img->cluster_bits;
+	}
+	size_t k = 0;
+	for (size_t j = 0; j < img->ncontested; j++) {
+		uint64_t cl = img->contested[j];
+		bool any = false, open = cl >= l1first && cl <= l1last;
+		for (size_t i = 0; i < ps->n && !open; i++)
+			if (is_overlap(ps->v[i].code) && ps->v[i].host_cluster == cl) {
+				any = true;
+				open = !ps->v[i].fixed;
+			}
+		if (!any || open)
+			img->contested[k++] = cl;
+	}
+	img->ncontested = k;
+}

@@ -183,7 +183,7 @@ static int recheck(struct qc_image *img, struct qc_plan *p, struct qc_io **ov,
 		return -ENOMEM;
 	if ((*after)->aborted) {
 		/* the model of the rewritten image could not be built: plan nothing */
-		qc_abort(img, "checking the image as the snapshot-table, bitmap or header repair leaves it: %s",
+		qc_abort(img, "checking the image as the planned repairs leave it: %s",
 			 (*after)->abort_reason);
 		return -EIO;
 	}
@@ -243,6 +243,18 @@ static int first_round(struct first *f, struct qc_image *m, const struct qc_repa
 	return p->n > n0;
 }
 
+/* recheck() after dropping the view and model of an earlier one. */
+static int recheck_again(struct qc_image *img, struct qc_plan *p, struct qc_io **ov,
+			 struct qc_image **after)
+{
+	qc_image_free(*after);
+	if (*ov)
+		qc_io_close(*ov);
+	*after = NULL;
+	*ov = NULL;
+	return recheck(img, p, ov, after);
+}
+
 /*
  * A planned snapshot-table rewrite, dropped bitmaps or restored header
  * fields change what the other planners must see (the new table's
@@ -255,14 +267,11 @@ static int first_round(struct first *f, struct qc_image *m, const struct qc_repa
  * brings a damaged bitmaps extension into view, and dropped bitmaps can
  * free a snapshot table they overlapped).  A re-linked table is checked the same way,
  * and when its own entries need fixing, the re-link becomes one rewrite of
- * it (qc_plan_snapshot_relinked), and the model is made again.  *after is
- * NULL when nothing was rewritten.
+ * it (qc_plan_snapshot_relinked), and the model is made again.
  */
-static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
-				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
+static int plan_first_rounds(struct qc_image *img, const struct qc_repair_opts *o,
+			     struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
 {
-	*ov = NULL;
-	*after = NULL;
 	struct first f = { .snap_left0 = p->nleft, .snap_left1 = p->nleft };
 	for (int round = 0; round < 4; round++) {
 		struct qc_image *m = *after ? *after : img;
@@ -279,13 +288,8 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 		if (r == 0 && relinked) {
 			/* the found table's own entries, fixed in one rewrite */
 			r = qc_plan_snapshot_relinked(*after, m, p);
-			if (r > 0) {
-				qc_image_free(*after);
-				qc_io_close(*ov);
-				*after = NULL;
-				*ov = NULL;
-				r = recheck(img, p, ov, after);
-			}
+			if (r > 0)
+				r = recheck_again(img, p, ov, after);
 		}
 		qc_image_free(old);
 		if (old_ov)
@@ -294,6 +298,32 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 			return r;
 	}
 	return 0;
+}
+
+/*
+ * Then the drops in overwritten L2 tables (fix_l2table.c: what the walk
+ * claimed through their garbage no longer claimed) and the copies of
+ * clusters two active entries claim (fix_clone.c: the copies referenced,
+ * the shared cluster claimed once), each followed by a check of the image
+ * as it will be.  *after is NULL when nothing was planned.
+ */
+static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opts *o,
+				struct qc_plan *p, struct qc_io **ov, struct qc_image **after)
+{
+	*ov = NULL;
+	*after = NULL;
+	int r = plan_first_rounds(img, o, p, ov, after);
+	if (r < 0)
+		return r;
+	r = qc_plan_fix_l2table(*after ? *after : img, o, p);
+	if (r < 0)
+		return r;
+	if (r > 0 && (r = recheck_again(img, p, ov, after)) < 0)
+		return r;
+	r = qc_plan_clone(*after ? *after : img, o, p);
+	if (r <= 0)
+		return r;
+	return recheck_again(img, p, ov, after);
 }
 
 int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)

@@ -54,13 +54,27 @@ rb=$(python3 -c 'import sys; print(hex(int(sys.argv[1], 16) & ~0x1ff))' "$(pytho
 tables_case data-on-l1 overlap-data-metadata 'l2[0][48]' "$(hexor "$l1" 0x8000000000000000)" 0x300000:0x10000
 tables_case data-on-own-l2 overlap-data-metadata 'l2[0][48]' "$(hexor "$l2" 0x8000000000000000)" 0x300000:0x10000
 tables_case data-on-refblock overlap-data-metadata 'l2[0][48]' "$(hexor "$rb" 0x8000000000000000)" 0x300000:0x10000
+# zero-allocated entries (6M) past the end of the file or onto metadata: the
+# guest reads zeros whatever the offset, so the entry becomes a plain zero
+# entry (0x1) and nothing is lost; QEMU rewrites an unaligned one the same way
+tables_case zero-past-eof l2-data-past-eof 'l2[0][96]' '^0x10000000000'
+t_name "zero-past-eof: the entry is a plain zero entry"
+run_repair "$I" --undo-file="$T/undo.zero-again"
+[ "$(python3 "$HERE/../poke.py" "$I" 'l2[0][96]')" = 0x1 ] && t_ok || t_fail "entry $(python3 "$HERE/../poke.py" "$I" 'l2[0][96]')"
+tables_case zero-on-l1 overlap-data-metadata 'l2[0][96]' "$(hexor "$l1" 0x8000000000000001)"
+tables_case zero-on-own-l2 overlap-data-metadata 'l2[0][96]' "$(hexor "$l2" 0x8000000000000001)"
+tables_case zero-on-refblock overlap-data-metadata 'l2[0][96]' "$(hexor "$rb" 0x8000000000000001)"
+t_name "zero-on-refblock: the entry is a plain zero entry"
+run_repair "$I" --undo-file="$T/undo.zero-rb-again"
+[ "$(python3 "$HERE/../poke.py" "$I" 'l2[0][96]')" = 0x1 ] && t_ok || t_fail "entry $(python3 "$HERE/../poke.py" "$I" 'l2[0][96]')"
 
 # Extended L2 entries (16 bytes): a dropped entry reads zeros through its
 # subcluster bitmap (every zero bit set); a compressed entry's bitmap is
 # cleared (QEMU writes compressed entries with a zero bitmap).
 P=$T/ext.qcow2
 if mk "$P" 16M extended_l2=on,cluster_size=64k &&
-   qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x66 3M 64k' -c 'write -c -P 0x44 8M 64k' "$P" >/dev/null 2>&1; then
+   qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x66 3M 64k' -c 'write -c -P 0x44 8M 64k' \
+	-c 'write -P 0x77 6M 64k' -c 'write -z 6M 64k' "$P" >/dev/null 2>&1; then
 	rm -rf "$T/ref"; guest_save "$P" "$T/ref"
 	tables_case ext-dropped l2-data-past-eof 'l2[0][48]' '0x8000000040000000' 0x300000:0x10000
 	t_name "ext-dropped: the entry reads zeros through its bitmap"
@@ -68,6 +82,18 @@ if mk "$P" 16M extended_l2=on,cluster_size=64k &&
 	[ "$(python3 "$HERE/../poke.py" "$I" 'l2bitmap[0][48]')" = 0xffffffff00000000 ] && t_ok || t_fail "bitmap $(python3 "$HERE/../poke.py" "$I" 'l2bitmap[0][48]')"
 	tables_case ext-unaligned l2-entry-unaligned 'l2[0][48]' '+0x200'
 	tables_case ext-compressed-bitmap compressed-bitmap-nonzero 'l2bitmap[0][128]' 0x1
+	# 6M: an offset with no allocated subcluster (every zero bit set):
+	# unaligned, past the end of the file or onto metadata, the offset is
+	# cleared and the bitmap kept (QEMU writes 0 the same way)
+	ext_l1=$(python3 "$HERE/../poke.py" "$P" header.l1_table_offset)
+	tables_case ext-zero-unaligned l2-entry-unaligned 'l2[0][96]' '+0x200'
+	t_name "ext-zero-unaligned: offset 0, the bitmap kept"
+	run_repair "$I" --undo-file="$T/undo.ext-zero-again"
+	[ "$(python3 "$HERE/../poke.py" "$I" 'l2[0][96]')" = 0x0 ] &&
+		[ "$(python3 "$HERE/../poke.py" "$I" 'l2bitmap[0][96]')" = 0xffffffff00000000 ] && t_ok ||
+		t_fail "entry $(python3 "$HERE/../poke.py" "$I" 'l2[0][96]') bitmap $(python3 "$HERE/../poke.py" "$I" 'l2bitmap[0][96]')"
+	tables_case ext-zero-past-eof l2-data-past-eof 'l2[0][96]' '^0x10000000000'
+	tables_case ext-zero-on-l1 overlap-data-metadata 'l2[0][96]' "$(hexor "$ext_l1" 0x8000000000000000)"
 else
 	echo "fixture: extended_l2 image could not be made: extended L2 cases skipped"
 fi
