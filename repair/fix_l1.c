@@ -212,6 +212,11 @@ static bool entry_code(enum qc_code c)
 	case QC_P_L2_EXTL2_BIT0:
 	case QC_P_COMPRESSED_WITH_DATA_FILE:
 	case QC_P_L2_DATA_FILE_OFFSET_MISMATCH:
+	case QC_P_COMPRESSED_STREAM_INEXACT:
+	case QC_P_COMPRESSED_STREAM_INVALID:
+	case QC_P_COMPRESSED_STREAM_SIZE:
+	case QC_P_COMPRESSED_STREAM_TRUNCATED:
+	case QC_P_COMPRESSED_STREAM_WINDOW:
 		return true;
 	default:
 		return false;
@@ -248,8 +253,6 @@ static int unwalk(struct l1ctx *c, uint64_t off)
 	struct qc_problems *ps = &img->problems;
 	for (size_t k = 0; k < ps->n; k++) {
 		enum qc_fixer f = qc_policy(ps->v[k].code)->fixer;
-		/* also the entry findings no planner repairs: they go with the table */
-		enum qc_code cd = ps->v[k].code;
 		if (ps->v[k].loc.offset >= off && ps->v[k].loc.offset - off < img->cluster_size &&
 		    ps->v[k].loc.offset != QC_NO_OFFSET &&
 		    (f == QC_FIX_L2 || f == QC_FIX_COPIED || entry_code(ps->v[k].code)))
