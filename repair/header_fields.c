@@ -230,23 +230,44 @@ static void fix_header_length(struct hf *h)
 	note(h, QC_P_HEADER_LENGTH_INVALID, "header_length %" PRIu32 " -> %" PRIu32, img->h.header_length, len);
 }
 
-/* The one header write: from the first to the last changed byte. */
+/*
+ * The header writes: one per run of changed bytes, a run ending where 8
+ * unchanged bytes follow, so that l1_size and l1_table_offset (adjacent)
+ * change in one write while the bytes between two distant fields are not
+ * rewritten: other planners (the snapshot-table switch, the autoclear
+ * bits) plan their own header fields in the same repair, and a span over
+ * theirs would carry the old values (found by fuzz/fuzz_repair.c: "two
+ * planned writes overlap").
+ */
 static int emit(struct hf *h)
 {
 	const uint8_t *old = h->img->header_cluster;
-	size_t b = 0, e = sizeof(h->hdr);
-	while (b < e && old[b] == h->hdr[b])
-		b++;
-	while (e > b && old[e - 1] == h->hdr[e - 1])
-		e--;
-	if (b == e)
-		return 0;
+	const size_t n = sizeof(h->hdr);
 	char sum[160];
 	snprintf(sum, sizeof(sum), "%s%s%s%s%s", h->what[0], h->nwhat > 1 ? ", " : "",
 		 h->nwhat > 1 ? h->what[1] : "", h->nwhat > 2 ? ", " : "", h->nwhat > 2 ? h->what[2] : "");
-	if (!qc_plan_add(h->p, QC_PH_SWITCH, b, h->hdr + b, e - b, h->code, "header: %s", sum))
-		return -ENOMEM;
-	return 1;
+	int planned = 0;
+	size_t b = 0;
+	while (b < n) {
+		while (b < n && old[b] == h->hdr[b])
+			b++;
+		if (b == n)
+			break;
+		size_t e = b + 1, same = 0;
+		for (size_t k = e; k < n && same < 8; k++) {
+			if (old[k] == h->hdr[k]) {
+				same++;
+			} else {
+				same = 0;
+				e = k + 1;
+			}
+		}
+		if (!qc_plan_add(h->p, QC_PH_SWITCH, b, h->hdr + b, e - b, h->code, "header: %s", sum))
+			return -ENOMEM;
+		planned = 1;
+		b = e;
+	}
+	return planned;
 }
 
 int qc_plan_header_fields(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
