@@ -196,16 +196,21 @@ static bool build_header(struct buf *b, struct qc_io *io, const struct qc_plan *
 	qc_put_be32(hdr + 32, (uint32_t)p->n);
 	for (size_t k = 0; k < nwit; k++) {
 		uint8_t *w = hdr + HDR_FIXED + k * WIT_LEN;
-		uint64_t len = wit[k].length;
-		/* only bytes inside the old file bind */
-		if (wit[k].offset >= io->size)
+		uint64_t off = wit[k].offset, len = wit[k].length;
+		/* only bytes inside the old file bind; a range wholly past its end
+		 * is recorded as the empty range at the end (undo refuses any
+		 * other range outside the image: found by fuzz/fuzz_repair.c, a
+		 * refcount table whose last cluster lies past the end of the file) */
+		if (off >= io->size) {
+			off = io->size;
 			len = 0;
-		else if (len > io->size - wit[k].offset)
-			len = io->size - wit[k].offset;
-		qc_put_be64(w, wit[k].offset);
+		} else if (len > io->size - off) {
+			len = io->size - off;
+		}
+		qc_put_be64(w, off);
 		qc_put_be64(w + 8, len);
-		if (hash_range(io, wit[k].offset, len, NULL, w + 16) < 0) {
-			set_err(err, errlen, "cannot read the image at 0x%" PRIx64, wit[k].offset);
+		if (hash_range(io, off, len, NULL, w + 16) < 0) {
+			set_err(err, errlen, "cannot read the image at 0x%" PRIx64, off);
 			return false;
 		}
 	}
