@@ -18,6 +18,7 @@
  * compressed clusters.
  */
 #include "check.h"
+#include "l1read.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 
@@ -65,40 +66,22 @@ static bool scan(struct refs *R, const uint64_t *ent, uint32_t first, uint32_t n
 	return true;
 }
 
+struct l1scan {
+	struct refs *R;
+	int32_t table;
+};
+
+static bool scan_run(void *ctx, const uint64_t *ent, uint32_t first, uint32_t n)
+{
+	const struct l1scan *l = ctx;
+	return scan(l->R, ent, first, n, l->table);
+}
+
 /* A snapshot L1 table, by data extent: entries in holes are zeros. */
 static bool read_l1(struct refs *R, uint64_t off, uint32_t size, int32_t table, uint8_t *chunk)
 {
-	struct qc_image *img = R->img;
-	uint64_t end = off + (uint64_t)size * 8;
-	uint64_t *ent = (uint64_t *)(void *)chunk;
-	uint32_t at = 0;
-	while (at < size) {
-		uint64_t d = qc_io_next_data(img->io, off + (uint64_t)at * 8);
-		uint32_t a = d >= end || d >= img->io->size ? size : (uint32_t)((d - off) / 8);
-		if (a < at)
-			a = at;
-		if (a >= size)
-			break;
-		uint64_t h = qc_io_next_hole(img->io, off + (uint64_t)a * 8);
-		uint32_t b = h >= end ? size : (uint32_t)((h - off + 7) / 8);
-		if (b <= a)
-			b = a + 1;
-		for (uint32_t c = a; c < b;) {
-			uint32_t n = b - c < L1_CHUNK ? b - c : L1_CHUNK;
-			if (qc_io_read(img->io, chunk, (size_t)n * 8, off + (uint64_t)c * 8) < 0) {
-				qc_abort(img, "I/O error reading the L1 table at 0x%llx",
-					 (unsigned long long)off);
-				return false;
-			}
-			for (uint32_t k = 0; k < n; k++)
-				ent[k] = qc_be64_at(chunk + 8 * (size_t)k);
-			if (!scan(R, ent, c, n, table))
-				return false;
-			c += n;
-		}
-		at = b;
-	}
-	return true;
+	struct l1scan l = { R, table };
+	return qc_l1_read_extents(R->img, off, size, chunk, L1_CHUNK, scan_run, NULL, &l);
 }
 
 static int ref_cmp(const void *a, const void *b)

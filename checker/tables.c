@@ -41,6 +41,7 @@
  * outside it.
  */
 #include "check.h"
+#include "l1read.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 
@@ -166,45 +167,40 @@ static bool scan_entries(struct walk *w, const uint64_t *ent, uint32_t first, ui
  * of size entries that receives the table (the active L1, img->l1).
  * chunk holds L1_CHUNK_ENTRIES entries.
  */
+struct l1walk {
+	struct walk *w;
+	struct qc_snapshot *sn;
+	uint64_t vm_first;
+	uint64_t off;
+	int32_t table;
+	uint64_t *keep;
+};
+
+static bool l1_run(void *ctx, const uint64_t *ent, uint32_t first, uint32_t n)
+{
+	struct l1walk *l = ctx;
+	if (l->keep)
+		memcpy(l->keep + first, ent, (size_t)n * 8);
+	return scan_entries(l->w, ent, first, n, l->off, l->table);
+}
+
+/* The gap [at, a) is zeros: only its first entry counts for vm_state. */
+static void l1_gap(void *ctx, uint32_t at, uint32_t a)
+{
+	struct l1walk *l = ctx;
+	if (l->sn && a > l->vm_first)
+		vm_hole(l->sn, shl_sat((at > l->vm_first ? at : l->vm_first) - l->vm_first, l->w->shift));
+}
+
 static bool walk_l1(struct walk *w, uint64_t off, uint32_t size, int32_t table, uint64_t *keep,
 		    uint8_t *chunk)
 {
 	struct qc_image *img = w->img;
 	struct qc_snapshot *sn = table >= 0 ? &img->snapshots[table] : NULL;
 	uint64_t vm_first = sn ? sn->vm_first_l1_index : UINT64_MAX;
-	uint64_t end = off + (uint64_t)size * 8;
-	uint64_t *ent = (uint64_t *)(void *)chunk;
-	uint32_t at = 0; /* entries [0, at) are done */
-	while (at < size) {
-		uint64_t d = qc_io_next_data(img->io, off + (uint64_t)at * 8);
-		uint32_t a = d >= end || d >= img->io->size ? size : (uint32_t)((d - off) / 8);
-		if (a < at)
-			a = at;
-		if (a > at && sn && a > vm_first) /* the gap [at, a) is zeros */
-			vm_hole(sn, shl_sat((at > vm_first ? at : vm_first) - vm_first, w->shift));
-		if (a >= size)
-			break;
-		uint64_t h = qc_io_next_hole(img->io, off + (uint64_t)a * 8);
-		uint32_t b = h >= end ? size : (uint32_t)((h - off + 7) / 8);
-		if (b <= a)
-			b = a + 1;
-		for (uint32_t c = a; c < b;) {
-			uint32_t n = b - c < L1_CHUNK_ENTRIES ? b - c : L1_CHUNK_ENTRIES;
-			if (qc_io_read(img->io, chunk, (size_t)n * 8, off + (uint64_t)c * 8) < 0) {
-				qc_abort(img, "I/O error reading the L1 table at 0x%llx",
-					 (unsigned long long)off);
-				return false;
-			}
-			for (uint32_t k = 0; k < n; k++)
-				ent[k] = qc_be64_at(chunk + 8 * (size_t)k);
-			if (keep)
-				memcpy(keep + c, ent, (size_t)n * 8);
-			if (!scan_entries(w, ent, c, n, off, table))
-				return false;
-			c += n;
-		}
-		at = b;
-	}
+	struct l1walk l = { w, sn, vm_first, off, table, keep };
+	if (!qc_l1_read_extents(img, off, size, chunk, L1_CHUNK_ENTRIES, l1_run, l1_gap, &l))
+		return false;
 	if (sn && sn->vm_state_size) {
 		/* vm_state beyond the L1 table's coverage is a hole too */
 		uint64_t cover = size > vm_first ? shl_sat(size - vm_first, w->shift) : 0;
