@@ -223,80 +223,65 @@ static bool table_only(const struct qc_image *img, int32_t i)
 	return !qc_sf_any_record(img, i, l1_on_table, NULL);
 }
 
-/*
- * The entry's L1 pointer is bad (impossible, or on another structure):
- * look for its table among the leaked clusters.  One candidate: recovered.
- * Several: the one a single flipped bit away, if exactly one is.  None:
- * dropped when the pointer was impossible (what it names is gone), else
- * left.  False when the L1 pointer is not in doubt.
- */
-static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
+/* Entry s's usable L1 lies on a structure whose own chain owns the
+ * cluster (header, active L1, refcounts, snapshot table, bitmaps, LUKS). */
+static bool l1_contested(const struct qc_image *img, const struct qc_snapshot *s)
+{
+	if (!s->l1_size || !s->l1_usable ||
+	    !qc_contested(img, s->l1_table_offset, (uint64_t)s->l1_size * 8))
+		return false;
+	uint64_t cl = s->l1_table_offset >> img->cluster_bits;
+	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+	return o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE ||
+	       o == QC_OWN_REFBLOCK || o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR ||
+	       o == QC_OWN_BITMAP_TABLE || o == QC_OWN_LUKS;
+}
+
+/* Entry i shares its L1 table with another entry and its pointer is not
+ * itself impossible: left, as which pointer is wrong is a guess. */
+static bool leave_shared_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 {
 	struct qc_image *img = x->img;
-	struct qc_snap_fix *f = &s->fix;
-	bool impossible = l1_impossible(img, i);
-	/* usable but on a structure whose own chain owns the cluster */
-	bool contested = false;
-	if (s->l1_size && s->l1_usable &&
-	    qc_contested(img, s->l1_table_offset, (uint64_t)s->l1_size * 8)) {
-		uint64_t cl = s->l1_table_offset >> img->cluster_bits;
-		enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
-		contested = o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE ||
-			    o == QC_OWN_REFBLOCK || o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR ||
-			    o == QC_OWN_BITMAP_TABLE || o == QC_OWN_LUKS;
-	}
-	if (x->shares && x->shares[i] && !qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) &&
-	    !qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_INVALID) && !qc_sf_has(img, i, QC_P_SNAPSHOT_L1_PAST_EOF)) {
-		/* two entries name one L1 table: which pointer is wrong is a guess */
-		f->verdict = QC_SNAP_LEFT;
-		qc_sf_note(f, "its L1 table at 0x%" PRIx64 " is also another snapshot's: which pointer is wrong is a guess",
-		     s->l1_table_offset);
-		return true;
-	}
-	if (!impossible && !contested)
+	if (!x->shares || !x->shares[i] || qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) ||
+	    qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_INVALID) || qc_sf_has(img, i, QC_P_SNAPSHOT_L1_PAST_EOF))
 		return false;
-	if (qc_sf_has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE)) {
-		f->verdict = QC_SNAP_LEFT;
-		qc_sf_note(f, "l1_size %u is beyond the format's limit: neither it nor the table can be trusted", s->l1_size);
-		return true;
-	}
-	if (!s->l1_size) {
-		/* no L1 at all: only QEMU's alignment rule is broken */
-		f->l1_table_offset = 0;
-		qc_sf_set_verdict(f, QC_SNAP_FIXED);
-		qc_sf_note(f, "L1 table offset 0x%" PRIx64 " -> 0 (l1_size is 0)", s->l1_table_offset);
-		return true;
-	}
+	s->fix.verdict = QC_SNAP_LEFT;
+	qc_sf_note(&s->fix, "its L1 table at 0x%" PRIx64 " is also another snapshot's: which pointer is wrong is a guess",
+		   s->l1_table_offset);
+	return true;
+}
+
+/* Leaked runs shaped like s's L1 table into found[] (at most two); of two,
+ * the one a single flipped bit from the pointer (alignment bits aside)
+ * when exactly one is.  The count; *scp gets the scan (NULL if none). */
+static unsigned find_l1_candidates(struct fixctx *x, const struct qc_snapshot *s, uint64_t found[2],
+				   struct qc_snapscan **scp)
+{
 	struct qc_snapscan *sc = scan(x);
-	uint64_t found[2] = { 0, 0 };
+	*scp = sc;
 	unsigned n = sc ? qc_snapscan_find_l1(sc, s->l1_size, found) : 0;
-	uint64_t mask = ~(img->cluster_size - 1);
-	if (n >= 2) {
-		/* a flipped bit: the candidate one bit from the pointer (its
-		 * alignment bits aside) */
-		unsigned near = 0;
-		uint64_t pick = 0;
-		for (unsigned k = 0; k < 2; k++)
-			if (popcount64((found[k] ^ s->l1_table_offset) & mask & QC_L1E_OFFSET_MASK) <= 1) {
-				near++;
-				pick = found[k];
-			}
-		if (near == 1 && qc_snapscan_l1_shaped(sc, pick, s->l1_size)) {
-			n = 1;
-			found[0] = pick;
+	uint64_t mask = ~(x->img->cluster_size - 1);
+	if (n < 2)
+		return n;
+	unsigned near = 0;
+	uint64_t pick = 0;
+	for (unsigned k = 0; k < 2; k++)
+		if (popcount64((found[k] ^ s->l1_table_offset) & mask & QC_L1E_OFFSET_MASK) <= 1) {
+			near++;
+			pick = found[k];
 		}
+	if (near == 1 && qc_snapscan_l1_shaped(sc, pick, s->l1_size)) {
+		found[0] = pick;
+		return 1;
 	}
-	if (n != 1 && !impossible && table_only(img, i)) {
-		/* Its L1 lies only on the snapshot table.  When the table is
-		 * rewritten elsewhere that doubt is gone (a second repair would
-		 * keep the pointer): so keep it then; until then, left. */
-		if (x->table_moves)
-			return false;
-		if (x->redo) {
-			x->redo[i] = true;
-			x->redo_any = true;
-		}
-	}
+	return n;
+}
+
+/* Entry s's verdict and note from the n candidates found for its L1. */
+static void note_l1_verdict(struct qc_snapshot *s, unsigned n, const uint64_t found[2], bool impossible,
+			    const struct qc_snapscan *sc)
+{
+	struct qc_snap_fix *f = &s->fix;
 	if (n == 1) {
 		f->verdict = QC_SNAP_RECOVERED;
 		f->l1_table_offset = found[0];
@@ -315,6 +300,53 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 		qc_sf_note(f, "its L1 pointer 0x%" PRIx64 " is doubtful and no other leaked run has its table's shape%s",
 		     s->l1_table_offset, sc ? "" : " (the refcounts could not be read to look)");
 	}
+}
+
+/*
+ * The entry's L1 pointer is bad (impossible, or on another structure):
+ * look for its table among the leaked clusters.  One candidate: recovered.
+ * Several: the one a single flipped bit away, if exactly one is.  None:
+ * dropped when the pointer was impossible (what it names is gone), else
+ * left.  False when the L1 pointer is not in doubt.
+ */
+static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_image *img = x->img;
+	struct qc_snap_fix *f = &s->fix;
+	bool impossible = l1_impossible(img, i);
+	/* usable but on a structure whose own chain owns the cluster */
+	bool contested = l1_contested(img, s);
+	if (leave_shared_l1(x, i, s))
+		return true;
+	if (!impossible && !contested)
+		return false;
+	if (qc_sf_has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE)) {
+		f->verdict = QC_SNAP_LEFT;
+		qc_sf_note(f, "l1_size %u is beyond the format's limit: neither it nor the table can be trusted", s->l1_size);
+		return true;
+	}
+	if (!s->l1_size) {
+		/* no L1 at all: only QEMU's alignment rule is broken */
+		f->l1_table_offset = 0;
+		qc_sf_set_verdict(f, QC_SNAP_FIXED);
+		qc_sf_note(f, "L1 table offset 0x%" PRIx64 " -> 0 (l1_size is 0)", s->l1_table_offset);
+		return true;
+	}
+	struct qc_snapscan *sc;
+	uint64_t found[2] = { 0, 0 };
+	unsigned n = find_l1_candidates(x, s, found, &sc);
+	if (n != 1 && !impossible && table_only(img, i)) {
+		/* Its L1 lies only on the snapshot table.  When the table is
+		 * rewritten elsewhere that doubt is gone (a second repair would
+		 * keep the pointer): so keep it then; until then, left. */
+		if (x->table_moves)
+			return false;
+		if (x->redo) {
+			x->redo[i] = true;
+			x->redo_any = true;
+		}
+	}
+	note_l1_verdict(s, n, found, impossible, sc);
 	return true;
 }
 
@@ -567,56 +599,68 @@ static bool table_rewritten(const struct qc_image *img)
 	return false;
 }
 
-void qc_pass_snapfix(struct qc_image *img)
+/* No entries counted: entries behind a zero count are taken only with
+ * leaks to explain (re-linked as a tail of the empty table). */
+static void decide_zero_count(struct fixctx *x)
 {
+	struct qc_image *img = x->img;
 	struct qc_snap_plan *sp = &img->snapfix;
-	memset(sp, 0, sizeof(*sp));
-	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
-		return;
-	sp->decided = true;
-	const struct qc_problems *ps = &img->problems;
-	struct fixctx x = { .img = img };
-	if (img->h.nb_snapshots == 0) {
-		/* entries behind a zero count: only with leaks to explain */
-		uint64_t off = img->h.snapshots_offset;
-		if (off && !(off & (img->cluster_size - 1)) && off < img->file_size) {
-			find_tail(&x);
-			if (sp->tail_count) {
-				sp->relink = true;
-				sp->relink_offset = off;
-				sp->relink_count = sp->count = sp->tail_count;
-			}
+	uint64_t off = img->h.snapshots_offset;
+	if (off && !(off & (img->cluster_size - 1)) && off < img->file_size) {
+		find_tail(x);
+		if (sp->tail_count) {
+			sp->relink = true;
+			sp->relink_offset = off;
+			sp->relink_count = sp->count = sp->tail_count;
 		}
-		qc_snapscan_free(&x.sc);
-		return;
 	}
+}
+
+/* The table is lost: its location impossible, on another structure, or
+ * its first entry garbage.  *code gets the code that says so. */
+static bool table_is_lost(const struct qc_image *img, enum qc_code *code)
+{
 	static const enum qc_code table_lost[] = {
 		QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
 		QC_P_SNAPSHOT_TABLE_PAST_EOF,
 	};
-	static const enum qc_code entries_lost[] = {
-		QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_P_SNAPSHOT_TABLE_TOO_LARGE,
-		QC_P_SNAPSHOT_WITH_DATA_FILE,
-	};
+	const struct qc_problems *ps = &img->problems;
 	bool lost = false;
-	enum qc_code lost_code = QC_P_SNAPSHOT_TABLE_OFFSET_INVALID;
+	*code = QC_P_SNAPSHOT_TABLE_OFFSET_INVALID;
 	for (size_t k = 0; k < sizeof(table_lost) / sizeof(table_lost[0]); k++)
 		if (ps->per_code[table_lost[k]]) {
 			lost = true;
-			lost_code = table_lost[k];
+			*code = table_lost[k];
 		}
 	/* a table on another structure, or one whose first entry is garbage */
 	if (!lost && img->snapshot_table_size &&
 	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
 		lost = true;
-		lost_code = QC_P_OVERLAP_METADATA;
+		*code = QC_P_OVERLAP_METADATA;
 	}
 	if (!lost && !img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_ENTRY_UNPARSABLE]) {
 		lost = true;
-		lost_code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
+		*code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
 	}
+	return lost;
+}
+
+/* The table as a whole: re-linked when lost and found among the leaks,
+ * else refused when lost, when entries are lost, or when the records are
+ * too many to decide entry by entry. */
+static void decide_table(struct fixctx *x)
+{
+	static const enum qc_code entries_lost[] = {
+		QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_P_SNAPSHOT_ENTRY_PAST_EOF, QC_P_SNAPSHOT_TABLE_TOO_LARGE,
+		QC_P_SNAPSHOT_WITH_DATA_FILE,
+	};
+	struct qc_image *img = x->img;
+	struct qc_snap_plan *sp = &img->snapfix;
+	const struct qc_problems *ps = &img->problems;
+	enum qc_code lost_code;
+	bool lost = table_is_lost(img, &lost_code);
 	if (lost) {
-		find_table(&x, lost_code);
+		find_table(x, lost_code);
 		if (sp->refused && lost_code == QC_P_OVERLAP_METADATA && claimed_by_pointer(img)) {
 			/* nothing found elsewhere: take the table where the header says */
 			sp->refused = false;
@@ -633,11 +677,14 @@ void qc_pass_snapfix(struct qc_image *img)
 	if (!records_complete(img))
 		refuse(sp, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID,
 		       "too many snapshot findings to decide entry by entry");
-	if (!sp->refused && !sp->relink) {
-		index_problems(img);
-		find_shared_l1(&x);
-		x.redo = calloc(img->nsnapshots ? img->nsnapshots : 1, sizeof(bool));
-	}
+}
+
+/* Every entry's verdict: left with the table's reason when the table is
+ * refused or re-linked, else decided one by one. */
+static void decide_entries(struct fixctx *x)
+{
+	struct qc_image *img = x->img;
+	const struct qc_snap_plan *sp = &img->snapfix;
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		struct qc_snapshot *s = &img->snapshots[i];
 		memset(&s->fix, 0, sizeof(s->fix));
@@ -647,22 +694,33 @@ void qc_pass_snapfix(struct qc_image *img)
 				 : "the header points elsewhere: the table found among the leaks replaces this one");
 			continue;
 		}
-		decide_entry(&x, (int32_t)i, s);
+		decide_entry(x, (int32_t)i, s);
 	}
-	if (sp->refused || sp->relink || img->aborted)
-		goto out;
-	if (x.redo_any && table_rewritten(img)) {
-		/* the table moves: entries in doubt only for lying on it are
-		 * decided again without that doubt */
-		x.table_moves = true;
-		for (uint32_t i = 0; i < img->nsnapshots; i++) {
-			if (!x.redo[i])
-				continue;
-			memset(&img->snapshots[i].fix, 0, sizeof(img->snapshots[i].fix));
-			decide_entry(&x, (int32_t)i, &img->snapshots[i]);
-		}
+}
+
+/* When the table moves, the entries in doubt only for lying on it are
+ * decided again without that doubt. */
+static void redecide_on_move(struct fixctx *x)
+{
+	struct qc_image *img = x->img;
+	if (!x->redo_any || !table_rewritten(img))
+		return;
+	x->table_moves = true;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		if (!x->redo[i])
+			continue;
+		memset(&img->snapshots[i].fix, 0, sizeof(img->snapshots[i].fix));
+		decide_entry(x, (int32_t)i, &img->snapshots[i]);
 	}
-	qc_sf_assign_ids(img);
+}
+
+/* The new count from the kept entries (and any tail found when nothing
+ * else changes), and whether the table is rewritten or re-linked. */
+static void plan_count(struct fixctx *x)
+{
+	struct qc_image *img = x->img;
+	struct qc_snap_plan *sp = &img->snapfix;
+	const struct qc_problems *ps = &img->problems;
 	uint32_t kept = 0;
 	bool change = ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] ||
 		      ps->per_code[QC_P_SNAPSHOT_COUNT_TOO_LARGE];
@@ -672,7 +730,7 @@ void qc_pass_snapfix(struct qc_image *img)
 		change |= v == QC_SNAP_FIXED || v == QC_SNAP_RECOVERED || v == QC_SNAP_DROPPED;
 	}
 	if (!change)
-		find_tail(&x);
+		find_tail(x);
 	sp->count = kept + sp->tail_count;
 	if (!change && sp->tail_count) {
 		sp->relink = true;
@@ -683,7 +741,33 @@ void qc_pass_snapfix(struct qc_image *img)
 	if (change && img->h.nb_snapshots != sp->count)
 		snprintf(sp->why, sizeof(sp->why), "nb_snapshots %u -> %u (the entries that parse)",
 			 img->h.nb_snapshots, sp->count);
-out:
+}
+
+void qc_pass_snapfix(struct qc_image *img)
+{
+	struct qc_snap_plan *sp = &img->snapfix;
+	memset(sp, 0, sizeof(*sp));
+	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
+		return;
+	sp->decided = true;
+	struct fixctx x = { .img = img };
+	if (img->h.nb_snapshots == 0) {
+		decide_zero_count(&x);
+		qc_snapscan_free(&x.sc);
+		return;
+	}
+	decide_table(&x);
+	if (!sp->refused && !sp->relink) {
+		index_problems(img);
+		find_shared_l1(&x);
+		x.redo = calloc(img->nsnapshots ? img->nsnapshots : 1, sizeof(bool));
+	}
+	decide_entries(&x);
+	if (!sp->refused && !sp->relink && !img->aborted) {
+		redecide_on_move(&x);
+		qc_sf_assign_ids(img);
+		plan_count(&x);
+	}
 	unindex_problems(img);
 	free(x.shares);
 	free(x.redo);

@@ -294,6 +294,94 @@ static void list_left(const struct qc_image *img, struct qc_plan *p)
 			      nleft - MAX_LEFT_NAMED);
 }
 
+/* Serialize every kept entry into b; entry k starts at starts[k], *n counts
+ * them.  1 when serialized, 0 when left (filed under code), or -errno. */
+static int serialize_kept(struct qc_image *img, struct qc_plan *p, enum qc_code code, struct buf *b,
+			  size_t *starts, uint32_t *n)
+{
+	int r = 0;
+	for (uint32_t i = 0; i < img->nsnapshots && !r; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict == QC_SNAP_DROPPED)
+			continue;
+		starts[(*n)++] = b->n;
+		r = serialize(img, s, b);
+	}
+	if (!r && (b->n > QC_MAX_SNAPSHOTS_SIZE || *n > QC_MAX_SNAPSHOTS)) {
+		qc_plan_leave(p, code, 64, "the rewritten snapshot table would pass QEMU's limits: not written");
+		return 0;
+	}
+	if (r == -EIO) {
+		qc_plan_leave(p, code, 64, "an entry of the snapshot table cannot be read again: not rewritten");
+		return 0;
+	}
+	return r ? r : 1;
+}
+
+/* Pad b to whole clusters and plan one write per kept entry at at, so the
+ * plan says what happens to each.  0 or -ENOMEM. */
+static int plan_entries(struct qc_image *img, struct qc_plan *p, enum qc_code code, struct buf *b,
+			const size_t *starts, uint32_t n, uint64_t at, uint64_t nclusters)
+{
+	uint64_t cs = img->cluster_size;
+	put(b, NULL, (size_t)(nclusters * cs - b->n));
+	if (b->oom)
+		return -ENOMEM;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict == QC_SNAP_DROPPED)
+			continue;
+		size_t e = k + 1 < n ? starts[k + 1] : (size_t)(nclusters * cs);
+		char d[120];
+		describe(s, d, sizeof(d));
+		if (!qc_plan_add(p, QC_PH_NEW, at + starts[k], b->p + starts[k], e - starts[k], code,
+				 "new snapshot table entry %u (was %u; %s): %s%s%.80s", k, i, d,
+				 qc_snap_verdict_name(s->fix.verdict), s->fix.what[0] ? ": " : "",
+				 s->fix.what))
+			return -ENOMEM;
+		k++;
+	}
+	return 0;
+}
+
+/* The dropped entries, each described, into out (cut at its size). */
+static void describe_dropped(const struct qc_image *img, char *out, size_t size)
+{
+	size_t dl = 0;
+	for (uint32_t i = 0; i < img->nsnapshots && dl + 1 < size; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (s->fix.verdict != QC_SNAP_DROPPED)
+			continue;
+		char d[120];
+		describe(s, d, sizeof(d));
+		int w = snprintf(out + dl, size - dl, "; dropped snapshot %u (%s): %s", i, d, s->fix.what);
+		dl += w > 0 ? (size_t)w : 0;
+	}
+}
+
+/* The header switch to the new table of n entries at at (filed under
+ * switch_code); from as for plan_rewrite.  0 or -ENOMEM. */
+static int plan_table_switch(const struct qc_image *img, struct qc_plan *p, enum qc_code switch_code,
+			     const struct qc_image *from, uint32_t n, uint64_t at)
+{
+	uint8_t sw[12];
+	qc_put_be32(sw, n);
+	qc_put_be64(sw + 4, n ? at : 0);
+	char dropped[160] = "";
+	describe_dropped(img, dropped, sizeof(dropped));
+	const struct qc_header *was = from ? &from->h : &img->h;
+	char found[120] = "";
+	if (from)
+		snprintf(found, sizeof(found), " (the lost table found at 0x%" PRIx64 ", %" PRIu32 " entries, rewritten with its entries fixed)",
+			 img->h.snapshots_offset, img->h.nb_snapshots);
+	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), switch_code,
+			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s%s",
+			 was->nb_snapshots, n, was->snapshots_offset, n ? at : 0, found, dropped))
+		return -ENOMEM;
+	return 0;
+}
+
 /*
  * The new table past the end of the file with every entry as its fix says,
  * its refcounts, and the header switch (filed under switch_code; the
@@ -307,28 +395,12 @@ static int plan_rewrite(struct qc_image *img, struct qc_plan *p, enum qc_code co
 	uint64_t cs = img->cluster_size;
 	struct buf b = { 0 };
 	uint32_t n = 0;
-	int r = 0;
 	/* entry k of the new table starts at starts[k] */
 	size_t *starts = calloc(img->nsnapshots + 1, sizeof(size_t));
 	if (!starts)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < img->nsnapshots && !r; i++) {
-		const struct qc_snapshot *s = &img->snapshots[i];
-		if (s->fix.verdict == QC_SNAP_DROPPED)
-			continue;
-		starts[n++] = b.n;
-		r = serialize(img, s, &b);
-	}
-	if (!r && (b.n > QC_MAX_SNAPSHOTS_SIZE || n > QC_MAX_SNAPSHOTS)) {
-		qc_plan_leave(p, code, 64, "the rewritten snapshot table would pass QEMU's limits: not written");
-		goto out;
-	}
-	if (r == -EIO) {
-		qc_plan_leave(p, code, 64, "an entry of the snapshot table cannot be read again: not rewritten");
-		r = 0;
-		goto out;
-	}
-	if (r)
+	int r = serialize_kept(img, p, code, &b, starts, &n);
+	if (r <= 0)
 		goto out;
 	uint64_t first = (img->file_size + cs - 1) >> img->cluster_bits;
 	if (qc_cm_end(&img->cmap) > first)
@@ -337,57 +409,13 @@ static int plan_rewrite(struct qc_image *img, struct qc_plan *p, enum qc_code co
 	uint64_t at = first << img->cluster_bits;
 	uint64_t nclusters = (b.n + cs - 1) / cs;
 	if (n) {
-		put(&b, NULL, (size_t)(nclusters * cs - b.n));
-		if (b.oom) {
-			r = -ENOMEM;
-			goto out;
-		}
-		/* one write per entry, so the plan says what happens to each */
-		uint32_t k = 0;
-		for (uint32_t i = 0; i < img->nsnapshots; i++) {
-			const struct qc_snapshot *s = &img->snapshots[i];
-			if (s->fix.verdict == QC_SNAP_DROPPED)
-				continue;
-			size_t e = k + 1 < n ? starts[k + 1] : (size_t)(nclusters * cs);
-			char d[120];
-			describe(s, d, sizeof(d));
-			if (!qc_plan_add(p, QC_PH_NEW, at + starts[k], b.p + starts[k], e - starts[k], code,
-					 "new snapshot table entry %u (was %u; %s): %s%s%.80s", k, i, d,
-					 qc_snap_verdict_name(s->fix.verdict), s->fix.what[0] ? ": " : "",
-					 s->fix.what)) {
-				r = -ENOMEM;
-				goto out;
-			}
-			k++;
-		}
-		r = plan_new_refcounts(img, p, first, nclusters, code);
+		r = plan_entries(img, p, code, &b, starts, n, at, nclusters);
+		if (!r)
+			r = plan_new_refcounts(img, p, first, nclusters, code);
 		if (r)
 			goto out;
 	}
-	uint8_t sw[12];
-	qc_put_be32(sw, n);
-	qc_put_be64(sw + 4, n ? at : 0);
-	char dropped[160] = "";
-	size_t dl = 0;
-	for (uint32_t i = 0; i < img->nsnapshots && dl + 1 < sizeof(dropped); i++) {
-		const struct qc_snapshot *s = &img->snapshots[i];
-		if (s->fix.verdict != QC_SNAP_DROPPED)
-			continue;
-		char d[120];
-		describe(s, d, sizeof(d));
-		int w = snprintf(dropped + dl, sizeof(dropped) - dl, "; dropped snapshot %u (%s): %s", i,
-				 d, s->fix.what);
-		dl += w > 0 ? (size_t)w : 0;
-	}
-	const struct qc_header *was = from ? &from->h : &img->h;
-	char found[120] = "";
-	if (from)
-		snprintf(found, sizeof(found), " (the lost table found at 0x%" PRIx64 ", %" PRIu32 " entries, rewritten with its entries fixed)",
-			 img->h.snapshots_offset, img->h.nb_snapshots);
-	if (!qc_plan_add(p, QC_PH_SWITCH, 60, sw, sizeof(sw), switch_code,
-			 "header: nb_snapshots %" PRIu32 " -> %" PRIu32 ", snapshots_offset 0x%" PRIx64 " -> 0x%" PRIx64 "%s%s",
-			 was->nb_snapshots, n, was->snapshots_offset, n ? at : 0, found, dropped))
-		r = -ENOMEM;
+	r = plan_table_switch(img, p, switch_code, from, n, at);
 	if (!r)
 		r = 1;
 out:
