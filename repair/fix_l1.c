@@ -295,133 +295,174 @@ struct qc_fix_l1 {
 	size_t nt;
 };
 
+/* The state of one qc_fix_l1_decide run. */
+struct l1dec {
+	struct qc_image *img;
+	struct qc_problems *ps;
+	uint64_t l1off, l1len, span;
+	bool l1_contested;
+	struct qc_entry_geom g;
+	struct l1ctx c;
+	struct plan1 *todo;
+	size_t nt;
+};
+
+/* Is rec located at an L1 entry that already has a decision? */
+static bool entry_decided(const struct l1dec *d, const struct qc_problem *rec)
+{
+	if (rec->loc.offset < d->l1off || rec->loc.offset - d->l1off >= d->l1len)
+		return false;
+	bool seen = false;
+	for (size_t q = 0; q < d->nt && !seen; q++)
+		seen = d->todo[q].i == (rec->loc.offset - d->l1off) / 8;
+	return seen;
+}
+
+/* Pass 0: drop the entry of record k (one naming metadata) unless its
+ * cluster may be an L2 table after all or 0 would show the backing file. */
+static int decide_on_metadata(struct l1dec *d, size_t k)
+{
+	struct qc_image *img = d->img;
+	const struct qc_problem *rec = &d->ps->v[k];
+	uint64_t i = (rec->loc.offset - d->l1off) / 8;
+	uint64_t t = img->l1[i] & QC_L1E_OFFSET_MASK;
+	if (d->l1_contested && (t + img->cluster_size <= d->l1off || t >= d->l1off + d->l1len))
+		return 0;
+	enum qc_owner oo = rec->other_owner;
+	if (l2_plausible(&d->c, t, oo == QC_OWN_HEADER || oo == QC_OWN_L1 ||
+				   oo == QC_OWN_REFTABLE || oo == QC_OWN_REFBLOCK))
+		return d->c.eio ? -EIO : 0; /* it may be the L2 table: left */
+	int r = unwalk(&d->c, img->l1[i] & QC_L1E_OFFSET_MASK);
+	if (r < 0)
+		return r;
+	if (img->h.version >= 3 && qc_fix_has_backing(img))
+		return 0; /* 0 would show the backing file: left */
+	d->ps->v[k].fixed = true;
+	/* the entry is rewritten whole, OFLAG_COPIED and its
+	 * reserved bits included */
+	qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
+	qc_fix_mark(img, rec->loc.offset, QC_FIX_L1);
+	d->todo[d->nt++] = (struct plan1){ i, img->l1[i], 0,
+		img->h.version < 3 && qc_fix_has_backing(img)
+			? "dropped: it names metadata, not an L2 table; the range now shows the backing file"
+			: "dropped: it names metadata, not an L2 table; the range reads zeros",
+		rec->code };
+	return 0;
+}
+
+/* An entry with no offset: the COPIED planner zeroes it (its reserved
+ * bits with it); nothing to follow, so nothing hidden. */
+static void mark_no_offset_reserved(struct l1dec *d, const struct qc_problem *rec)
+{
+	for (size_t q = 0; q < d->ps->n; q++)
+		if (d->ps->v[q].code == QC_P_L1_ENTRY_RESERVED &&
+		    d->ps->v[q].loc.offset == rec->loc.offset)
+			d->ps->v[q].fixed = true;
+}
+
+/* Pass 1: decide the L1 entry of rec (an L1 fixer's record): clear its
+ * reserved bits, restore its offset, drop it, or leave it. */
+static int decide_entry(struct l1dec *d, const struct qc_problem *rec)
+{
+	struct qc_image *img = d->img;
+	if (d->l1_contested || qc_policy(rec->code)->fixer != QC_FIX_L1 || rec->loc.snapshot >= 0 ||
+	    rec->fixed || rec->loc.offset < d->l1off || rec->loc.offset - d->l1off >= d->l1len ||
+	    (rec->loc.offset - d->l1off) % 8)
+		return 0;
+	uint64_t i = (rec->loc.offset - d->l1off) / 8;
+	uint64_t e = img->l1[i];
+	struct qc_entry ce = qc_l1e_classify(e, &d->g);
+	if (ce.kind != QC_ENTRY_NORMAL) {
+		if (ce.reasons & QC_ER_NO_OFFSET)
+			mark_no_offset_reserved(d, rec);
+		return 0;
+	}
+	uint64_t ne = e & ~QC_L1E_RESERVED_MASK, target = 0;
+	const char *what;
+	bool bad = (ce.reasons & QC_ER_UNALIGNED) ||
+		   qc_past_eof(img, ce.offset & ~(img->cluster_size - 1), img->cluster_size);
+	struct qc_loc loc = { rec->loc.offset, i * d->span, d->span, -1, NULL };
+	if (!bad) {
+		what = "reserved bits cleared";
+	} else if (qc_fix_recover(img, ce.offset, ok_l2, &d->c, &target)) {
+		int r = claim_restored(&d->c, i, target, loc);
+		if (r < 0)
+			return r;
+		ne = (ne & ~QC_L1E_OFFSET_MASK) | target;
+		what = "restored (the corrected offset names the L2 table that lost its reference)";
+	} else if (d->c.eio) {
+		return -EIO;
+	} else if (maybe_l2(img, ce.offset & ~(img->cluster_size - 1) & QC_L1E_OFFSET_MASK)) {
+		return 0; /* the target may be this range's L2 table: left */
+	} else if (img->h.version >= 3 && qc_fix_has_backing(img)) {
+		return 0; /* 0 would show the backing file: left */
+	} else {
+		ne = 0;
+		what = img->h.version < 3 && qc_fix_has_backing(img)
+			       ? "dropped: no candidate can be an L2 table; the range now shows the backing file"
+			       : "dropped: no candidate can be an L2 table; the range reads zeros";
+	}
+	qc_fix_mark(img, rec->loc.offset, QC_FIX_L1);
+	qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
+	d->todo[d->nt++] = (struct plan1){ i, e, ne, what, rec->code };
+	return 0;
+}
+
+/* Pass 0: entries naming metadata (dropped); pass 1: the others, one
+ * decision per entry. */
+static int decide_all(struct l1dec *d)
+{
+	int r = 0;
+	for (int pass = 0; pass < 2 && r == 0; pass++)
+	for (size_t k = 0; k < d->ps->n && r == 0; k++) {
+		const struct qc_problem *rec = &d->ps->v[k];
+		if (entry_decided(d, rec))
+			continue;
+		if (pass == 1 && rec->code == QC_P_OVERLAP_METADATA)
+			continue;
+		if (pass == 0 && on_metadata_record(d->img, rec, d->l1off, d->l1len))
+			r = decide_on_metadata(d, k);
+		else if (pass == 1)
+			r = decide_entry(d, rec);
+	}
+	return r;
+}
+
 int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struct qc_fix_l1 **out)
 {
 	*out = NULL;
 	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok || !img->l1 ||
 	    !qc_fix_records_complete(img, QC_FIX_L1))
 		return 0;
-	struct qc_problems *ps = &img->problems;
-	const uint64_t l1off = img->h.l1_table_offset;
-	const uint64_t l1len = (uint64_t)img->h.l1_size * 8;
+	struct l1dec d = {
+		.img = img,
+		.ps = &img->problems,
+		.l1off = img->h.l1_table_offset,
+		.l1len = (uint64_t)img->h.l1_size * 8,
+	};
 	/* a contested L1 table is edited only by the entry that makes it so:
 	 * one naming the table itself as its L2 */
-	const bool l1_contested = qc_contested(img, l1off, l1len);
-	struct l1ctx c = { .img = img, .buf = malloc((size_t)img->cluster_size) };
-	if (!c.buf)
+	d.l1_contested = qc_contested(img, d.l1off, d.l1len);
+	d.c = (struct l1ctx){ .img = img, .buf = malloc((size_t)img->cluster_size) };
+	if (!d.c.buf)
 		return -ENOMEM;
-	const struct qc_entry_geom g = qc_entry_geom_of(img);
-	const uint64_t span = (uint64_t)1 << qc_l1_shift(img);
-	int r = 0;
-	struct plan1 *todo = NULL;
-	size_t nt = 0;
-	todo = calloc(ps->n ? ps->n : 1, sizeof(*todo));
-	if (!todo) {
-		free(c.buf);
+	d.g = qc_entry_geom_of(img);
+	d.span = (uint64_t)1 << qc_l1_shift(img);
+	d.todo = calloc(d.ps->n ? d.ps->n : 1, sizeof(*d.todo));
+	if (!d.todo) {
+		free(d.c.buf);
 		return -ENOMEM;
 	}
-	/* pass 0: entries naming metadata (dropped); pass 1: the others, one
-	 * decision per entry */
-	for (int pass = 0; pass < 2 && r == 0; pass++)
-	for (size_t k = 0; k < ps->n && r == 0; k++) {
-		const struct qc_problem *rec = &ps->v[k];
-		if (rec->loc.offset >= l1off && rec->loc.offset - l1off < l1len) {
-			bool seen = false;
-			for (size_t q = 0; q < nt && !seen; q++)
-				seen = todo[q].i == (rec->loc.offset - l1off) / 8;
-			if (seen)
-				continue;
-		}
-		if (pass == 1 && rec->code == QC_P_OVERLAP_METADATA)
-			continue;
-		if (pass == 0 && on_metadata_record(img, rec, l1off, l1len)) {
-			uint64_t i = (rec->loc.offset - l1off) / 8;
-			uint64_t t = img->l1[i] & QC_L1E_OFFSET_MASK;
-			if (l1_contested && (t + img->cluster_size <= l1off || t >= l1off + l1len))
-				continue;
-			enum qc_owner oo = rec->other_owner;
-			if (l2_plausible(&c, t, oo == QC_OWN_HEADER || oo == QC_OWN_L1 ||
-						   oo == QC_OWN_REFTABLE || oo == QC_OWN_REFBLOCK)) {
-				if (c.eio) {
-					r = -EIO;
-					break;
-				}
-				continue; /* it may be the L2 table: left */
-			}
-			r = unwalk(&c, img->l1[i] & QC_L1E_OFFSET_MASK);
-			if (r < 0)
-				break;
-			if (img->h.version >= 3 && qc_fix_has_backing(img))
-				continue; /* 0 would show the backing file: left */
-			ps->v[k].fixed = true;
-			/* the entry is rewritten whole, OFLAG_COPIED and its
-			 * reserved bits included */
-			qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
-			qc_fix_mark(img, rec->loc.offset, QC_FIX_L1);
-			todo[nt++] = (struct plan1){ i, img->l1[i], 0,
-				img->h.version < 3 && qc_fix_has_backing(img)
-					? "dropped: it names metadata, not an L2 table; the range now shows the backing file"
-					: "dropped: it names metadata, not an L2 table; the range reads zeros",
-				rec->code };
-			continue;
-		}
-		if (pass == 0 || l1_contested || qc_policy(rec->code)->fixer != QC_FIX_L1 ||
-		    rec->loc.snapshot >= 0 ||
-		    rec->fixed || rec->loc.offset < l1off || rec->loc.offset - l1off >= l1len ||
-		    (rec->loc.offset - l1off) % 8)
-			continue;
-		uint64_t i = (rec->loc.offset - l1off) / 8;
-		uint64_t e = img->l1[i];
-		struct qc_entry ce = qc_l1e_classify(e, &g);
-		if (ce.kind != QC_ENTRY_NORMAL) {
-			/* no offset: the COPIED planner zeroes it (its reserved
-			 * bits with it); nothing to follow, so nothing hidden */
-			if (ce.reasons & QC_ER_NO_OFFSET)
-				for (size_t q = 0; q < ps->n; q++)
-					if (ps->v[q].code == QC_P_L1_ENTRY_RESERVED &&
-					    ps->v[q].loc.offset == rec->loc.offset)
-						ps->v[q].fixed = true;
-			continue;
-		}
-		uint64_t ne = e & ~QC_L1E_RESERVED_MASK, target = 0;
-		const char *what;
-		bool bad = (ce.reasons & QC_ER_UNALIGNED) ||
-			   qc_past_eof(img, ce.offset & ~(img->cluster_size - 1), img->cluster_size);
-		struct qc_loc loc = { rec->loc.offset, i * span, span, -1, NULL };
-		if (!bad) {
-			what = "reserved bits cleared";
-		} else if (qc_fix_recover(img, ce.offset, ok_l2, &c, &target)) {
-			r = claim_restored(&c, i, target, loc);
-			if (r < 0)
-				break;
-			ne = (ne & ~QC_L1E_OFFSET_MASK) | target;
-			what = "restored (the corrected offset names the L2 table that lost its reference)";
-		} else if (c.eio) {
-			r = -EIO;
-			break;
-		} else if (maybe_l2(img, ce.offset & ~(img->cluster_size - 1) & QC_L1E_OFFSET_MASK)) {
-			continue; /* the target may be this range's L2 table: left */
-		} else if (img->h.version >= 3 && qc_fix_has_backing(img)) {
-			continue; /* 0 would show the backing file: left */
-		} else {
-			ne = 0;
-			what = img->h.version < 3 && qc_fix_has_backing(img)
-				       ? "dropped: no candidate can be an L2 table; the range now shows the backing file"
-				       : "dropped: no candidate can be an L2 table; the range reads zeros";
-		}
-		qc_fix_mark(img, rec->loc.offset, QC_FIX_L1);
-		qc_fix_mark(img, rec->loc.offset, QC_FIX_COPIED);
-		todo[nt++] = (struct plan1){ i, e, ne, what, rec->code };
-	}
-	free(c.buf);
+	int r = decide_all(&d);
+	free(d.c.buf);
 	if (r == 0)
 		*out = malloc(sizeof(**out));
 	if (r < 0 || !*out) {
-		free(todo);
+		free(d.todo);
 		return r < 0 ? r : -ENOMEM;
 	}
-	(*out)->todo = todo;
-	(*out)->nt = nt;
+	(*out)->todo = d.todo;
+	(*out)->nt = d.nt;
 	return 0;
 }
 

@@ -280,116 +280,133 @@ static bool claim_restored(struct qc_image *img, const struct todo *t)
 	return true;
 }
 
-int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+/* The state of one qc_plan_fix_l2 run: the entries to write and those
+ * deferred until their table's overlaps are planned away. */
+struct l2work {
+	struct qc_image *img;
+	struct todo *todo, *def;
+	size_t nt, ndef;
+};
+
+/* The sorted addresses of the L2 fixer's records (duplicates kept), or NULL. */
+static uint64_t *l2_record_addrs(const struct qc_problems *ps, size_t *n)
 {
-	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok ||
-	    !qc_fix_records_complete(img, QC_FIX_L2))
-		return 0;
-	struct qc_problems *ps = &img->problems;
 	uint64_t *addr = malloc((ps->n ? ps->n : 1) * sizeof(*addr));
 	if (!addr)
-		return -ENOMEM;
-	size_t n = 0;
+		return NULL;
+	*n = 0;
 	for (size_t i = 0; i < ps->n; i++)
 		if (qc_policy(ps->v[i].code)->fixer == QC_FIX_L2 && ps->v[i].loc.offset != QC_NO_OFFSET)
-			addr[n++] = ps->v[i].loc.offset;
-	qsort(addr, n, sizeof(*addr), cmp_u64);
-	struct todo *todo = calloc(n ? n : 1, sizeof(*todo));
-	if (!todo) {
-		free(addr);
-		return -ENOMEM;
+			addr[(*n)++] = ps->v[i].loc.offset;
+	qsort(addr, *n, sizeof(*addr), cmp_u64);
+	return addr;
+}
+
+/* Does the pointer t takes out of the model touch cluster cl? */
+static bool unclaims_cluster(const struct qc_image *img, const struct todo *t, uint64_t cl)
+{
+	return t->unclaim_len && t->unclaim_off >> img->cluster_bits <= cl &&
+	       (t->unclaim_off + t->unclaim_len - 1) >> img->cluster_bits >= cl;
+}
+
+/* Take refs references off every cluster of t's unclaimed range. */
+static void unclaim(struct qc_image *img, const struct todo *t, uint64_t refs)
+{
+	uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
+	for (uint64_t c = t->unclaim_off >> img->cluster_bits; c <= last >> img->cluster_bits; c++) {
+		qc_cm_sub(&img->cmap, c, refs);
+		qc_fix_mark_refcount(img, c << img->cluster_bits);
 	}
-	size_t nt = 0, ndef = 0;
-	int r = 0;
+}
+
+/* Read and decide the entry at at into the next todo slot (or defer it). */
+static int plan_entry(struct l2work *w, uint64_t at)
+{
+	struct qc_image *img = w->img;
+	struct qc_problems *ps = &img->problems;
 	const unsigned es = img->l2_entry_size;
-	struct todo *def = calloc(n ? n : 1, sizeof(*def));
-	if (!def) {
-		free(todo);
-		free(addr);
+	uint64_t cl = at >> img->cluster_bits;
+	/* an entry of an active L2 table nobody else claims */
+	if (at % es || cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_L2 ||
+	    qc_past_eof(img, at, es))
+		return 0;
+	uint8_t raw[16] = { 0 };
+	if (qc_io_read_full(img->io, raw, es, at) < 0)
+		return -EIO;
+	struct todo *t = &w->todo[w->nt];
+	t->at = at;
+	t->e = qc_be64_at(raw);
+	t->bm = es == 16 ? qc_be64_at(raw + 8) : 0;
+	for (size_t k = 0; k < ps->n && !t->rec; k++)
+		if (ps->v[k].loc.offset == at && qc_policy(ps->v[k].code)->fixer == QC_FIX_L2)
+			t->rec = &ps->v[k];
+	decide(img, t);
+	if (t->act == A_NONE)
+		return 0;
+	/* a contested table is edited only by the entry that makes it so:
+	 * a data pointer into its own table */
+	if (qc_contested(img, at, es) && !unclaims_cluster(img, t, cl)) {
+		/* decided again once the overlaps are planned away */
+		w->def[w->ndef++] = *t;
+		memset(t, 0, sizeof(*t));
+		return 0;
+	}
+	if (t->act == A_RESTORE && !claim_restored(img, t))
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n && r == 0; i++) {
-		if (i && addr[i] == addr[i - 1])
-			continue;
-		uint64_t at = addr[i], cl = at >> img->cluster_bits;
-		/* an entry of an active L2 table nobody else claims */
-		if (at % es || cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_L2 ||
-		    qc_past_eof(img, at, es))
-			continue;
-		uint8_t raw[16] = { 0 };
-		if (qc_io_read_full(img->io, raw, es, at) < 0) {
-			r = -EIO;
-			break;
-		}
-		struct todo *t = &todo[nt];
-		t->at = at;
-		t->e = qc_be64_at(raw);
-		t->bm = es == 16 ? qc_be64_at(raw + 8) : 0;
-		for (size_t k = 0; k < ps->n && !t->rec; k++)
-			if (ps->v[k].loc.offset == at && qc_policy(ps->v[k].code)->fixer == QC_FIX_L2)
-				t->rec = &ps->v[k];
-		decide(img, t);
-		if (t->act == A_NONE)
-			continue;
-		/* a contested table is edited only by the entry that makes it so:
-		 * a data pointer into its own table */
-		if (qc_contested(img, at, es) &&
-		    !(t->unclaim_len && t->unclaim_off >> img->cluster_bits <= cl &&
-		      (t->unclaim_off + t->unclaim_len - 1) >> img->cluster_bits >= cl)) {
-			/* decided again once the overlaps are planned away */
-			def[ndef++] = *t;
-			memset(t, 0, sizeof(*t));
-			continue;
-		}
-		if (t->act == A_RESTORE && !claim_restored(img, t)) {
-			r = -ENOMEM;
-			break;
-		}
-		t->refs = table_refs(img, at);
-		nt++;
-	}
-	/*
-	 * Pointers the walk counted on metadata leave the model.  Each counted
-	 * once per reference to its table; a pointer into its own table was
-	 * counted on that table too: with m such entries, the table's count is
-	 * k (1 + m) for k references, and anything else is left alone.
-	 */
-	for (size_t i = 0; i < nt && r == 0; i++) {
-		struct todo *t = &todo[i];
+	t->refs = table_refs(img, at);
+	w->nt++;
+	return 0;
+}
+
+/*
+ * Pointers the walk counted on metadata leave the model.  Each counted
+ * once per reference to its table; a pointer into its own table was
+ * counted on that table too: with m such entries, the table's count is
+ * k (1 + m) for k references, and anything else is left alone.
+ */
+static void unclaim_planned(struct l2work *w)
+{
+	struct qc_image *img = w->img;
+	for (size_t i = 0; i < w->nt; i++) {
+		struct todo *t = &w->todo[i];
 		uint64_t tcl = t->at >> img->cluster_bits, refs = t->refs;
 		if (t->unclaim_len) {
 			uint64_t m = 0;
-			for (size_t k = 0; k < nt; k++)
-				m += todo[k].unclaim_len && todo[k].at >> img->cluster_bits == tcl &&
-				     todo[k].unclaim_off >> img->cluster_bits <= tcl &&
-				     (todo[k].unclaim_off + todo[k].unclaim_len - 1) >> img->cluster_bits >= tcl;
+			for (size_t k = 0; k < w->nt; k++)
+				m += unclaims_cluster(img, &w->todo[k], tcl) &&
+				     w->todo[k].at >> img->cluster_bits == tcl;
 			if (m && refs % (1 + m)) {
 				t->act = A_NONE;
 				continue;
 			}
 			refs /= 1 + m;
-			uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
-			for (uint64_t c = t->unclaim_off >> img->cluster_bits;
-			     c <= last >> img->cluster_bits; c++) {
-				qc_cm_sub(&img->cmap, c, refs);
-				qc_fix_mark_refcount(img, c << img->cluster_bits);
-			}
+			unclaim(img, t, refs);
 		}
 		mark_entry(img, t);
 	}
-	/* clusters whose every overlap was planned away are no longer contested */
+}
+
+/* Clusters whose every overlap was planned away are no longer contested. */
+static void settle_overlaps(struct qc_image *img)
+{
 	if (!img->contested_overflow && all_fixed(img, QC_P_OVERLAP_DATA_COMPRESSED) &&
 	    all_fixed(img, QC_P_OVERLAP_DATA_METADATA) && all_fixed(img, QC_P_OVERLAP_METADATA))
 		img->ncontested = 0;
 	else
 		qc_fix_settle_contested(img);
-	/* entries of tables that were contested only by the pointers dropped
-	 * above (a data pointer into its own table) */
+}
+
+/* Entries of tables that were contested only by the pointers dropped
+ * before (a data pointer into its own table), decided again. */
+static int plan_deferred(struct l2work *w)
+{
+	struct qc_image *img = w->img;
 	bool settle = false;
-	for (size_t i = 0; i < ndef && r == 0; i++) {
-		struct todo *t = &todo[nt];
-		*t = def[i];
-		if (qc_contested(img, t->at, es))
+	int r = 0;
+	for (size_t i = 0; i < w->ndef; i++) {
+		struct todo *t = &w->todo[w->nt];
+		*t = w->def[i];
+		if (qc_contested(img, t->at, img->l2_entry_size))
 			continue;
 		decide(img, t);
 		if (t->act == A_NONE)
@@ -398,14 +415,9 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			/* a pointer into other metadata (never its own table: that
 			 * entry was not deferred) leaves the model, counted once
 			 * per reference to its table */
-			uint64_t tcl = t->at >> img->cluster_bits, refs = table_refs(img, t->at);
-			uint64_t last = t->unclaim_off + t->unclaim_len - 1; /* bounded by on_metadata */
-			if (t->unclaim_off >> img->cluster_bits <= tcl && last >> img->cluster_bits >= tcl)
+			if (unclaims_cluster(img, t, t->at >> img->cluster_bits))
 				continue;
-			for (uint64_t c = t->unclaim_off >> img->cluster_bits; c <= last >> img->cluster_bits; c++) {
-				qc_cm_sub(&img->cmap, c, refs);
-				qc_fix_mark_refcount(img, c << img->cluster_bits);
-			}
+			unclaim(img, t, table_refs(img, t->at));
 			settle = true;
 		}
 		if (t->act == A_RESTORE && !claim_restored(img, t)) {
@@ -413,15 +425,48 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 			break;
 		}
 		mark_entry(img, t);
-		nt++;
+		w->nt++;
 	}
 	if (settle)
 		qc_fix_settle_contested(img);
+	return r;
+}
+
+int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (o->leaks_only || !img->is_qcow2 || !img->geometry_ok || !img->l1_ok ||
+	    !qc_fix_records_complete(img, QC_FIX_L2))
+		return 0;
+	size_t n = 0;
+	uint64_t *addr = l2_record_addrs(&img->problems, &n);
+	if (!addr)
+		return -ENOMEM;
+	struct l2work w = { .img = img };
+	w.todo = calloc(n ? n : 1, sizeof(*w.todo));
+	if (!w.todo) {
+		free(addr);
+		return -ENOMEM;
+	}
+	w.def = calloc(n ? n : 1, sizeof(*w.def));
+	if (!w.def) {
+		free(w.todo);
+		free(addr);
+		return -ENOMEM;
+	}
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (!i || addr[i] != addr[i - 1])
+			r = plan_entry(&w, addr[i]);
+	if (r == 0)
+		unclaim_planned(&w);
+	settle_overlaps(img);
+	if (r == 0)
+		r = plan_deferred(&w);
 	bool complete = qc_walk_complete(img, NULL);
-	for (size_t i = 0; i < nt && r == 0; i++)
-		r = emit(img, p, &todo[i], complete);
-	free(def);
-	free(todo);
+	for (size_t i = 0; i < w.nt && r == 0; i++)
+		r = emit(img, p, &w.todo[i], complete);
+	free(w.def);
+	free(w.todo);
 	free(addr);
 	return r;
 }
