@@ -334,6 +334,9 @@ static int plan_entry(struct l2work *w, uint64_t at)
 	if (qc_io_read_full(img->io, raw, es, at) < 0)
 		return -EIO;
 	struct todo *t = &w->todo[w->nt];
+	/* the slot may hold an entry decided to need nothing: start clean
+	 * (its record would otherwise stand for this entry) */
+	memset(t, 0, sizeof(*t));
 	t->at = at;
 	t->e = qc_be64_at(raw);
 	t->bm = es == 16 ? qc_be64_at(raw + 8) : 0;
