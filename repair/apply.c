@@ -9,7 +9,9 @@
 int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 		    enum qc_phase last, size_t *done)
 {
-	int cur = -1;
+	/* a sync between phases, and between rounds (repair.c: round k was
+	 * planned on the image as the rounds before leave it) */
+	long cur = -1;
 	/* compare first: refuse before the first write if any region changed */
 	for (size_t i = 0; i < p->n; i++) {
 		const struct qc_write *w = &p->w[i];
@@ -27,12 +29,13 @@ int qc_apply_phases(struct qc_io *io, struct qc_plan *p, enum qc_phase first,
 		int r = qc_cas_check(io, p, i, first, last);
 		if (r < 0)
 			return r;
-		if (cur >= 0 && (int)w->phase != cur) {
+		long key = (long)w->round * QC_PH_COUNT + (long)w->phase;
+		if (cur >= 0 && key != cur) {
 			r = qc_io_sync(io);
 			if (r < 0)
 				return r;
 		}
-		cur = (int)w->phase;
+		cur = key;
 		r = qc_io_write(io, w->data, w->len, w->offset);
 		if (r < 0)
 			return r;

@@ -7,6 +7,7 @@
 
 #include "../core/util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -126,6 +127,7 @@ static struct qc_write *vadd(struct qc_plan *p, enum qc_phase ph, uint64_t off, 
 	w->phase = ph;
 	w->code = code;
 	w->guest_offset = UINT64_MAX;
+	w->round = p->round;
 	vsnprintf(w->summary, sizeof(w->summary), fmt, ap);
 	if (off + len > p->end_after)
 		p->end_after = off + len;
@@ -216,15 +218,24 @@ void qc_plan_leave(struct qc_plan *p, enum qc_code code, uint64_t off, const cha
 	va_end(ap);
 }
 
+/* The order writes are applied in: round, then phase. */
+static size_t sort_key(const struct qc_write *w)
+{
+	unsigned r = w->round < QC_PLAN_MAX_ROUNDS ? w->round : QC_PLAN_MAX_ROUNDS - 1;
+	return (size_t)r * QC_PH_COUNT + w->phase;
+}
+
 void qc_plan_sort(struct qc_plan *p)
 {
-	/* stable counting sort by phase: O(n) whatever the order planners
-	 * added writes in (a rebuild adds NEW writes after many INPLACE ones) */
-	size_t count[QC_PH_COUNT + 1] = { 0 };
+	/* stable counting sort by (round, phase): O(n) whatever the order
+	 * planners added writes in (a rebuild adds NEW writes after many
+	 * INPLACE ones) */
+	enum { KEYS = QC_PLAN_MAX_ROUNDS * QC_PH_COUNT };
+	size_t count[KEYS + 1] = { 0 };
 	bool sorted = true;
 	for (size_t i = 0; i < p->n; i++) {
-		count[p->w[i].phase + 1]++;
-		sorted &= i == 0 || p->w[i - 1].phase <= p->w[i].phase;
+		count[sort_key(&p->w[i]) + 1]++;
+		sorted &= i == 0 || sort_key(&p->w[i - 1]) <= sort_key(&p->w[i]);
 	}
 	if (sorted)
 		return;
@@ -236,10 +247,10 @@ void qc_plan_sort(struct qc_plan *p)
 		p->oom = true;
 		return;
 	}
-	for (int ph = 1; ph <= QC_PH_COUNT; ph++)
-		count[ph] += count[ph - 1];
+	for (int k = 1; k <= KEYS; k++)
+		count[k] += count[k - 1];
 	for (size_t i = 0; i < p->n; i++)
-		v[count[p->w[i].phase]++] = p->w[i];
+		v[count[sort_key(&p->w[i])]++] = p->w[i];
 	memcpy(p->w, v, p->n * sizeof(*v));
 	free(v);
 	give(p, p->n * sizeof(struct qc_write));
@@ -264,7 +275,7 @@ static int cmp_span(const void *a, const void *b)
 /*
  * May two planned writes share bytes?  The header flag writes (dirty, then
  * the conditional corrupt bit) rewrite the same field on purpose, in two
- * phases.  Otherwise only when both write the same bytes where they meet:
+ * phases; two rounds may rewrite the same range.  Otherwise only when both write the same bytes where they meet:
  * a refcount edit spanning a refblock from its first to its last changed
  * entry may cover an entry another planner set already, to the same value
  * (the snapshot-table rewrite's new table, planned on the model of the
@@ -277,6 +288,13 @@ static bool may_overlap(const struct qc_plan *p, const struct span *a, const str
 	    (b->ph == QC_PH_HEADER || b->ph == QC_PH_FINAL))
 		return true;
 	const struct qc_write *x = &p->w[a->w], *y = &p->w[b->w];
+	/* a later round rewriting exactly the range an earlier round writes
+	 * (an L2 entry whose COPIED flag round 0 clears, given its own copy
+	 * in round 1): the journal recognises the range by either write's
+	 * bytes (journal.h rule 2), and the compare-and-swap expects the
+	 * earlier write's bytes there */
+	if (x->round != y->round && x->offset == y->offset && x->len == y->len)
+		return true;
 	uint64_t s = a->off > b->off ? a->off : b->off;
 	uint64_t e = a->end < b->end ? a->end : b->end;
 	return !memcmp(x->data + (s - x->offset), y->data + (s - y->offset), (size_t)(e - s));
@@ -321,6 +339,76 @@ int qc_plan_conflict(const struct qc_plan *p, uint64_t *at)
 	if (p->release)
 		p->release(p->budget_ctx, need);
 	return found;
+}
+
+/* Would q's writes, beside p's unconditional ones, conflict?  1, 0 or -1. */
+static int rounds_conflict(const struct qc_plan *p, const struct qc_plan *q)
+{
+	struct qc_plan t;
+	memset(&t, 0, sizeof(t));
+	t.w = malloc((p->n + q->n + 1) * sizeof(*t.w));
+	if (!t.w)
+		return -1;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].phase != QC_PH_FINAL)
+			t.w[t.n++] = p->w[i];
+	memcpy(t.w + t.n, q->w, q->n * sizeof(*t.w));
+	t.n += q->n;
+	uint64_t at;
+	int c = qc_plan_conflict(&t, &at);
+	free(t.w);
+	return c;
+}
+
+/* Drop p's conditional writes (a later round plans its own). */
+static void drop_final(struct qc_plan *p)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		struct qc_write *w = &p->w[i];
+		if (w->phase != QC_PH_FINAL) {
+			p->w[k++] = *w;
+			continue;
+		}
+		qc_plan_drop_data(p, w);
+		free(w->old);
+	}
+	p->n = k;
+}
+
+int qc_plan_merge_round(struct qc_plan *p, struct qc_plan *q)
+{
+	int c = rounds_conflict(p, q);
+	if (c)
+		return c < 0 ? -ENOMEM : 1;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < q->n; i++)
+		bytes += q->w[i].len;
+	struct qc_write *nw = grow_taken(p, p->w, &p->cap, p->n + q->n, sizeof(*nw), 16);
+	if (!nw || !take(p, bytes))
+		return -ENOMEM;
+	p->w = nw;
+	drop_final(p);
+	memcpy(p->w + p->n, q->w, q->n * sizeof(*nw));
+	p->n += q->n;
+	q->n = 0;
+	for (size_t i = 0; i < q->nfreed; i++)
+		qc_plan_freed(p, q->freed[i]);
+	for (size_t k = 0; k < q->ncovered; k++)
+		qc_plan_cover(p, q->covered[k]);
+	/* the later round's verdicts replace the earlier one's */
+	give(p, (uint64_t)p->leftcap * sizeof(*p->left));
+	free(p->left);
+	p->left = q->left;
+	p->nleft = q->nleft;
+	p->leftcap = q->leftcap;
+	take(p, (uint64_t)p->leftcap * sizeof(*p->left));
+	q->left = NULL;
+	q->nleft = q->leftcap = 0;
+	if (q->end_after > p->end_after)
+		p->end_after = q->end_after;
+	p->rounds++;
+	return p->oom ? -ENOMEM : 0;
 }
 
 size_t qc_plan_unconditional(const struct qc_plan *p)

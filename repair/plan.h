@@ -43,6 +43,8 @@ struct qc_write {
 	uint64_t guest_offset;  /* QC_NO_OFFSET when no guest range is at stake */
 	uint64_t guest_length;
 	char summary[160];      /* "refcount of cluster 0x50000: 2 -> 1", ... */
+	unsigned round;         /* the planning round (qc_repair_plan): round k was
+				 * planned on the image as rounds < k leave it */
 	bool applied;           /* set by qc_apply_phases once written */
 };
 
@@ -77,7 +79,12 @@ struct qc_plan {
 	void *budget_ctx;
 	uint64_t bytes;
 	bool over_cap;
+	unsigned round;         /* the round writes added now belong to */
+	unsigned rounds;        /* rounds merged into this plan (qc_plan_merge_round) */
 };
+
+/* Planning rounds at most (repair.c): each is a whole check of the image. */
+#define QC_PLAN_MAX_ROUNDS 5
 
 void qc_plan_init(struct qc_plan *p, uint64_t file_size);
 void qc_plan_free(struct qc_plan *p);
@@ -119,8 +126,19 @@ void qc_plan_freed(struct qc_plan *p, uint64_t cluster);
 void qc_plan_leave(struct qc_plan *p, enum qc_code code, uint64_t off, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Stable sort by phase (planners may add in any order). */
+/* Stable sort by round, then phase (planners may add in any order). */
 void qc_plan_sort(struct qc_plan *p);
+
+/*
+ * Append the writes of q (a later round, planned on the image as p's
+ * unconditional writes leave it) to p, and make q's verdicts p's: p's
+ * conditional (FINAL) writes and "left" entries are replaced by q's, its
+ * freed clusters and covered codes added.  q is emptied (free it still).
+ * Returns 0, -ENOMEM, or 1 when a write of q overlaps a write of p with
+ * other bytes (nothing merged: the journal keeps one old copy per byte and
+ * recognises a region by the bytes of its own write, journal.h).
+ */
+int qc_plan_merge_round(struct qc_plan *p, struct qc_plan *q);
 /*
  * 1 when two planned writes overlap (other than the header flag writes of
  * phases HEADER and FINAL, which rewrite the same field on purpose), with

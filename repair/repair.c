@@ -326,10 +326,13 @@ static int plan_snapshots_first(struct qc_image *img, const struct qc_repair_opt
 	return recheck_again(img, p, ov, after);
 }
 
-int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)
+/*
+ * One planning round on model img0: every planner, in order.  The writes
+ * are sorted; their old bytes are not recorded yet.  The plan draws on
+ * img0's budget while planning and is detached from it on return.
+ */
+static int plan_round(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)
 {
-	if (!img0->is_qcow2 || img0->problems.unsupported || img0->aborted)
-		return 0;
 	/* the plan shares --max-mem with the check's model (SECURITY.md) */
 	if (!qc_plan_set_budget(p, qc_budget_hook_plan, qc_budget_hook_release, img0))
 		return -ENOMEM;
@@ -361,16 +364,6 @@ int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct
 	qc_plan_sort(p);
 	if (r == 0 && p->oom)
 		r = -ENOMEM;
-	/* the bytes every write replaces, as the file holds them now (cas.h):
-	 * read from the image itself, never from the rewrite's overlay */
-	if (r == 0)
-		r = qc_plan_record_old(p, img0->io);
-	uint64_t at;
-	int c = r == 0 ? qc_plan_conflict(p, &at) : 0;
-	if (c < 0)
-		r = -ENOMEM;
-	else if (c > 0)
-		r = -ENOTRECOVERABLE;
 	/* The plan's bytes stay counted in the image's budget until the image
 	 * is freed; the plan no longer reports to it, as the image may go
 	 * first (the caller passes what the plan holds, p->bytes, on to the
@@ -379,5 +372,112 @@ int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct
 	qc_image_free(after);
 	if (ov)
 		qc_io_close(ov);
+	return r;
+}
+
+/*
+ * Round k > 0: check the image as the plan's unconditional writes leave
+ * it (a read-only overlay) and plan on that model into q.  1 when q was
+ * planned, 0 when the model could not be built (the rounds stop), -errno.
+ */
+static int next_round(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p,
+		      struct qc_plan *q)
+{
+	struct qc_io *ov = qc_io_overlay(img0->io, p, p->n);
+	if (!ov)
+		return -ENOMEM;
+	if (p->end_after > ov->size)
+		ov->size = p->end_after;
+	struct qc_options opt = img0->opt;
+	opt.drop_snapshot = NULL; /* the rounds judge the image as it will be */
+	/* the round's model lives beside the first one and the plan so far */
+	uint64_t used = img0->cmap.bytes + img0->mem_held + p->bytes;
+	if (opt.mem_cap)
+		opt.mem_cap = used < opt.mem_cap ? opt.mem_cap - (size_t)used : 1;
+	struct qc_image *m = NULL;
+	int r = qc_check_run(ov, &opt, &m) < 0 ? -ENOMEM : 0;
+	if (r == 0 && (m->aborted || m->problems.oom || m->problems.unsupported || !m->is_qcow2))
+		r = 0; /* no model to plan on: the transaction's re-check judges */
+	else if (r == 0) {
+		qc_plan_init(q, ov->size > p->end_after ? ov->size : p->end_after);
+		q->round = p->round + 1;
+		r = plan_round(m, o, q);
+		r = r < 0 ? r : 1;
+	}
+	qc_image_free(m);
+	qc_io_close(ov);
+	return r;
+}
+
+/* A round not merged (its writes overlap the plan's): what it would fix
+ * is left, one entry per code, for a second repair. */
+static void leave_overlapping_round(struct qc_plan *p, const struct qc_plan *q)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		const struct qc_write *w = &q->w[i];
+		bool seen = w->phase == QC_PH_FINAL;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = q->w[k].code == w->code;
+		if (!seen)
+			qc_plan_leave(p, w->code, w->offset,
+				      "fixed by a later round of planning, whose writes rewrite bytes this plan writes: run the repair again afterwards");
+	}
+}
+
+/*
+ * A fix planned late can make another planner's evidence complete only
+ * on the repaired image (a dropped pointer ends the contest that held an
+ * edit back, a restored l1_size brings entries into view; fuzz/
+ * open-findings kept those cases).  So planning repeats, each round on a
+ * check of the image as the rounds before leave it, until a round plans no
+ * new write (its "left" list is then the plan's), at most
+ * QC_PLAN_MAX_ROUNDS rounds.  A round whose writes would rewrite bytes an
+ * earlier round writes, with other bytes, is not merged: the journal
+ * keeps one old copy per byte, and a second repair finishes the work (the
+ * plan says so).  Round k's writes are applied after round k-1's, with a
+ * sync between (apply.c), so a crash leaves the image as some round left
+ * it, or within one round as one planner round always did.
+ */
+int qc_repair_plan(struct qc_image *img0, const struct qc_repair_opts *o, struct qc_plan *p)
+{
+	if (!img0->is_qcow2 || img0->problems.unsupported || img0->aborted)
+		return 0;
+	p->round = 0;
+	p->rounds = 1;
+	int r = plan_round(img0, o, p);
+	while (r == 0 && p->rounds < QC_PLAN_MAX_ROUNDS && qc_plan_unconditional(p) > 0) {
+		struct qc_plan q;
+		memset(&q, 0, sizeof(q));
+		int k = next_round(img0, o, p, &q);
+		if (k < 0) {
+			qc_plan_free(&q);
+			r = k;
+			break;
+		}
+		if (k == 0)
+			break;
+		bool more = qc_plan_unconditional(&q) > 0;
+		int m = qc_plan_merge_round(p, &q);
+		if (m > 0)
+			leave_overlapping_round(p, &q);
+		qc_plan_free(&q);
+		if (m < 0)
+			r = m;
+		if (m != 0 || !more)
+			break;
+		p->round++;
+	}
+	if (r == 0 && p->oom)
+		r = -ENOMEM;
+	/* the bytes every write replaces, as the file holds them now (cas.h):
+	 * read from the image itself, never from a round's overlay */
+	if (r == 0)
+		r = qc_plan_record_old(p, img0->io);
+	uint64_t at;
+	int c = r == 0 ? qc_plan_conflict(p, &at) : 0;
+	if (c < 0)
+		r = -ENOMEM;
+	else if (c > 0)
+		r = -ENOTRECOVERABLE;
 	return r;
 }
