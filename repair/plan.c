@@ -352,8 +352,8 @@ static int rounds_conflict(const struct qc_plan *p, const struct qc_plan *q)
 	for (size_t i = 0; i < p->n; i++)
 		if (p->w[i].phase != QC_PH_FINAL)
 			t.w[t.n++] = p->w[i];
-	memcpy(t.w + t.n, q->w, q->n * sizeof(*t.w));
-	t.n += q->n;
+	for (size_t i = 0; i < q->n; i++)
+		t.w[t.n++] = q->w[i];
 	uint64_t at;
 	int c = qc_plan_conflict(&t, &at);
 	free(t.w);
@@ -389,8 +389,8 @@ int qc_plan_merge_round(struct qc_plan *p, struct qc_plan *q)
 		return -ENOMEM;
 	p->w = nw;
 	drop_final(p);
-	memcpy(p->w + p->n, q->w, q->n * sizeof(*nw));
-	p->n += q->n;
+	for (size_t i = 0; i < q->n; i++)
+		p->w[p->n++] = q->w[i];
 	q->n = 0;
 	for (size_t i = 0; i < q->nfreed; i++)
 		qc_plan_freed(p, q->freed[i]);
@@ -434,7 +434,14 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 		fprintf(f, "Repair plan: nothing to write.\n");
 		return;
 	}
-	fprintf(f, "Repair plan: %zu write(s)%s\n", p->n, p->n ? ":" : ".");
+	unsigned last = 0;
+	for (size_t i = 0; i < p->n; i++)
+		last = p->w[i].round > last ? p->w[i].round : last;
+	if (last)
+		fprintf(f, "Repair plan: %zu write(s) in %u rounds (each planned on the image as the rounds before leave it):\n",
+			p->n, last + 1);
+	else
+		fprintf(f, "Repair plan: %zu write(s)%s\n", p->n, p->n ? ":" : ".");
 	/* writes per code, and those printed so far: one pass each */
 	size_t total[QC_P_COUNT] = { 0 }, seen[QC_P_COUNT] = { 0 };
 	for (size_t i = 0; i < p->n; i++)
@@ -452,6 +459,8 @@ void qc_plan_print_human(const struct qc_plan *p, FILE *f)
 		if (w->guest_offset != UINT64_MAX)
 			fprintf(f, " (guest 0x%" PRIx64 "+0x%" PRIx64 ")", w->guest_offset,
 				w->guest_length);
+		if (last)
+			fprintf(f, " (round %u)", w->round + 1);
 		if (w->phase == QC_PH_FINAL)
 			fprintf(f, " (only if the re-check is otherwise clean)");
 		fputc('\n', f);
@@ -481,6 +490,7 @@ void qc_plan_json(struct qc_json *j, const struct qc_plan *p)
 			qc_json_u64(j, "guest-length", w->guest_length);
 		}
 		qc_json_str(j, "summary", w->summary);
+		qc_json_u64(j, "round", w->round + 1);
 		qc_json_bool(j, "conditional", w->phase == QC_PH_FINAL);
 		qc_json_bool(j, "applied", w->applied);
 		qc_json_obj_end(j);
