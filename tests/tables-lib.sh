@@ -13,12 +13,21 @@ tables_case() {
 	I=$T/$_l.qcow2
 	cp "$P" "$I"
 	python3 "$HERE/../poke.py" "$I" "$_f" "$_v"
+	tables_cycle "$_l" "$_c" "$@"
+}
+
+# tables_cycle LABEL CODE DAMAGED-RANGE...: the cycle of tables_case on the
+# damaged image $I (poked by the caller: several damages at once, say);
+# the first repair's JSON is kept in $T/repair1.LABEL.json.
+tables_cycle() {
+	_l=$1 _c=$2; shift 2
 	qemu_repair_all "$I" "$_l"
 	run_check "$I"
 	t_name "$_l: check reports $_c"
 	json_codes | grep -qx "$_c" && t_ok || t_fail "codes: $(json_codes | tr '\n' ' ')"
 	_d=$(sha "$I")
 	run_repair "$I" --undo-file="$T/undo.$_l"
+	cp "$RJSON" "$T/repair1.$_l.json"
 	t_name "$_l: repair exits 0"
 	[ "$RRC" = 0 ] && t_ok || t_fail "exit $RRC: $(rjson 'r["left"]' 2>&1)"
 	echo "$_l: plan: $(rjson '[w["summary"] for w in r["plan"]]')"
