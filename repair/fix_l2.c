@@ -14,7 +14,11 @@
  *     its bitmap (each subcluster reads as before);
  *   - a compressed descriptor past the end of the file or with offset bits
  *     56+ is dropped; a compressed extended entry's subcluster bitmap is
- *     cleared (as QEMU writes it).
+ *     cleared (as QEMU writes it);
+ *   - bit 0 of a version 2 entry is cleared like a reserved bit (no zero
+ *     flag before version 3: QEMU never sets it there);
+ *   - an extended entry with no host offset but allocated subclusters has
+ *     those subclusters' zero bits set and allocation bits cleared.
  *
  * Dropped: version 3 entries read zeros (zero flag, or an all-zero
  * subcluster bitmap), version 2 entries become 0 (unallocated: zeros, or
@@ -37,7 +41,7 @@
 #include "../core/policy.h"
 #include "../core/reader.h"
 
-enum act { A_NONE, A_CLEAR, A_RESTORE, A_DROP, A_ZERO_PLAIN, A_BITMAP };
+enum act { A_NONE, A_CLEAR, A_RESTORE, A_DROP, A_ZERO_PLAIN, A_BITMAP, A_NOOFF };
 
 /* Owners a guest data pointer may never name: metadata. */
 static bool is_metadata(enum qc_owner o)
@@ -87,10 +91,28 @@ static bool ok_data(void *ctx, uint64_t off)
 }
 
 /* Decide what to do with one entry. */
+/* The bits of an entry that no writer sets in this image: the reserved
+ * bits, and bit 0 in version 2 (no zero flag there: QEMU never writes it,
+ * so it is damage, and the entry without it is the one QEMU wrote). */
+static uint64_t never_set(const struct qc_image *img)
+{
+	return QC_L2E_STD_RESERVED_MASK | (img->h.version < 3 ? QC_OFLAG_ZERO : 0);
+}
+
+/* An extended entry with no host offset whose bitmap marks subclusters
+ * allocated: there is no cluster to read them from, so they read zeros
+ * (their zero bits set, the allocation bits cleared). */
+static uint64_t alloc_to_zero(uint64_t bm)
+{
+	return (bm & QC_L2_BITMAP_ALL_ZERO) | ((bm & QC_L2_BITMAP_ALL_ALLOC) << 32);
+}
+
 static void decide(struct qc_image *img, struct todo *t)
 {
 	const struct qc_entry_geom g = qc_entry_geom_of(img);
-	struct qc_entry ce = qc_l2e_classify(t->e, t->bm, &g);
+	/* classified as it was written, without the bits nothing sets */
+	const bool v2_zero = g.v2 && (t->e & QC_OFLAG_ZERO) && !(t->e & QC_OFLAG_COMPRESSED);
+	struct qc_entry ce = qc_l2e_classify(v2_zero ? t->e & ~QC_OFLAG_ZERO : t->e, t->bm, &g);
 	const uint64_t cs = img->cluster_size;
 	t->act = A_NONE;
 	if (ce.kind == QC_ENTRY_COMPRESSED) {
@@ -109,8 +131,11 @@ static void decide(struct qc_image *img, struct todo *t)
 		return;
 	}
 	if (ce.kind != QC_ENTRY_NORMAL) {
-		/* no offset: only reserved bits can be wrong here */
-		if ((ce.reasons & QC_ER_RESERVED) && !g.extended_l2)
+		/* no offset: reserved bits (the guest reads the same without
+		 * them), and allocation bits with nothing allocated */
+		if (ce.reasons & QC_ER_SUB_ALLOC_UNALLOCATED)
+			t->act = A_NOOFF;
+		else if ((ce.reasons & QC_ER_RESERVED) || v2_zero)
 			t->act = A_CLEAR;
 		return;
 	}
@@ -136,7 +161,7 @@ static void decide(struct qc_image *img, struct todo *t)
 		t->unclaim_len = cs;
 		return;
 	}
-	if (ce.reasons & QC_ER_RESERVED) {
+	if ((ce.reasons & QC_ER_RESERVED) || v2_zero) {
 		uint64_t cl = ce.offset >> img->cluster_bits;
 		/* the walk followed it: the target is this entry's data cluster */
 		if (cl < img->cmap.nclusters && qc_cm_owner(&img->cmap, cl) == QC_OWN_DATA) {
@@ -169,7 +194,7 @@ static void mark_entry(struct qc_image *img, const struct todo *t)
 	switch (t->act) {
 	case A_CLEAR:
 	case A_RESTORE:
-		e &= ~QC_L2E_STD_RESERVED_MASK;
+		e &= ~never_set(img);
 		if (t->act == A_RESTORE)
 			e = (e & ~QC_L2E_OFFSET_MASK) | t->target;
 		if (!t->target && !img->data_file)
@@ -177,6 +202,10 @@ static void mark_entry(struct qc_image *img, const struct todo *t)
 		break;
 	case A_ZERO_PLAIN:
 		e = img->extended_l2 ? 0 : QC_OFLAG_ZERO;
+		break;
+	case A_NOOFF:
+		e &= ~(never_set(img) | QC_OFLAG_COPIED);
+		bm = alloc_to_zero(bm);
 		break;
 	case A_BITMAP:
 		bm = 0;
@@ -211,7 +240,7 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 		return 0;
 	case A_CLEAR:
 	case A_RESTORE: {
-		e &= ~QC_L2E_STD_RESERVED_MASK;
+		e &= ~never_set(img);
 		if (t->act == A_RESTORE)
 			e = (e & ~QC_L2E_OFFSET_MASK) | t->target;
 		if (t->target) {
@@ -225,9 +254,17 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 			e &= ~QC_OFLAG_COPIED;
 		}
 		what = t->act == A_RESTORE ? "restored (the corrected offset names a cluster that lost its reference)"
-					   : "reserved bits cleared";
+		       : img->h.version < 3 && (t->e & QC_OFLAG_ZERO)
+			       ? "bit 0 cleared (version 2 has no zero flag; QEMU never sets it there)"
+			       : "reserved bits cleared";
 		break;
 	}
+	case A_NOOFF:
+		e &= ~(never_set(img) | QC_OFLAG_COPIED);
+		len = 16;
+		qc_put_be64(b + 8, alloc_to_zero(t->bm));
+		what = "no host cluster: the subclusters marked allocated read zeros (zero bits set), the others as before";
+		break;
 	case A_ZERO_PLAIN:
 		/* extended: offset 0, the bitmap as it was (each subcluster reads
 		 * zeros or the backing file as before), as QEMU rewrites it */
