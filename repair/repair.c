@@ -201,7 +201,7 @@ static void drop_left(struct qc_plan *p, size_t from, size_t to)
 
 /* The first planners' state across rounds (plan_snapshots_first). */
 struct first {
-	bool snap, bitmaps, header;   /* planned a write already */
+	bool snap, bitmaps, header, flags; /* planned a write already */
 	size_t snap_left0, snap_left1; /* the snapshot planner's last "left" entries */
 };
 
@@ -239,6 +239,14 @@ static int first_round(struct first *f, struct qc_image *m, const struct qc_repa
 		if (b < 0)
 			return b;
 		f->bitmaps = b > 0;
+	}
+	/* after the bitmaps planner: a field it writes (autoclear) is left to
+	 * the next planning round */
+	if (!f->flags) {
+		int h = qc_plan_header_flags(m, o, p);
+		if (h < 0)
+			return h;
+		f->flags = h > 0;
 	}
 	return p->n > n0;
 }

@@ -40,6 +40,10 @@ int qc_plan_bitmaps(struct qc_image *img, const struct qc_repair_opts *o, struct
  * restored from evidence in one header write (1 when planned), 0, or
  * -errno; a field it cannot restore is left, named. */
 int qc_plan_header_fields(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
+/* Header fields the image's other fields or bytes settle (autoclear bits,
+ * crypt_method, the backing file name's offset and size, compression_type):
+ * repair/header_flags.c.  1 when a write was planned, 0, or -errno. */
+int qc_plan_header_flags(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 /* After a re-link planned on img0 (only its header switch in p): when the
  * model of the re-linked image (after) wants the found table's entries
  * fixed, the re-link becomes one rewrite of that table past EOF with the
