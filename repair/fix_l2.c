@@ -368,7 +368,7 @@ static int plan_entry(struct l2work *w, uint64_t at)
 	    qc_past_eof(img, at, es))
 		return 0;
 	uint8_t raw[16] = { 0 };
-	if (qc_io_read_full(img->io, raw, es, at) < 0)
+	if (qc_io_read(img->io, raw, es, at) < 0) /* zeros past the end of a last, partial cluster */
 		return -EIO;
 	struct todo *t = &w->todo[w->nt];
 	/* the slot may hold an entry decided to need nothing: start clean

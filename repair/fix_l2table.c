@@ -179,7 +179,7 @@ int qc_plan_fix_l2table(struct qc_image *img, const struct qc_repair_opts *o, st
 		if (!own_contest_only(img, tbl, &ndata) || qc_cm_count(&img->cmap, tcl) != 1 + ndata ||
 		    qc_fix_planned(p, tbl, cs))
 			continue;
-		if (qc_io_read_full(img->io, t, cs, tbl) < 0) {
+		if (qc_io_read(img->io, t, cs, tbl) < 0) { /* zeros past the end (a last, partial cluster) */
 			r = -EIO;
 			break;
 		}
