@@ -135,5 +135,17 @@ done <<'EOF'
 64	empty	qcow2fsck: scan: unknown option '--bogus' (try --help)	scan --bogus "$D"
 64	empty	qcow2fsck: scan: unknown option '--jobs' (try --help)	scan "$D" --jobs
 0	usage	-	scan --help
+0	text	-	check --allow=refcount-leak,refcount-leak-past-eof "$A"
+0	empty	-	check --max-mem 1T -q "$A"
+64	empty	qcow2fsck: check: unknown option '--fail-on' (try --help)	check "$A" --fail-on
+1	empty	qcow2fsck: cannot open '--help': No such file or directory	check -- --help
+64	empty	qcow2fsck: digest: unknown option '-U' (try --help)	digest -U "$A"
+1	empty	qcow2fsck: cannot open 'T/none': No such file or directory	digest --raw "$T/none"
+64	empty	qcow2fsck: scan: unknown option '-x' (try --help)	scan -x "$D"
+64	empty	qcow2fsck: --shard must be I/N with 1 <= I <= N, not '0/1' (try --help)	scan --shard=0/1 "$D"
+0	text	-	scan -- "$D"
+64	empty	qcow2fsck: --output must be human, jsonl or junit, not 'T/dir' (try --help)	scan --output "$D"
+1	empty	T/none.jsonl: No such file or directory	scan --summarize "$T/none.jsonl"
+1	empty	qcow2fsck: cannot open --files-from 'T/nolist': No such file or directory	scan --files-from="$T/nolist"
 EOF
 t_done
