@@ -53,13 +53,6 @@ bool qc_contested(const struct qc_image *img, uint64_t off, uint64_t len)
 	if (!qc_add(off, len - 1, &end))
 		return true;
 	uint64_t first = off >> img->cluster_bits, last = end >> img->cluster_bits;
-	size_t lo = 0, hi = img->ncontested;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (img->contested[mid] < first)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = qc_lower_bound_u64(img->contested, img->ncontested, first);
 	return lo < img->ncontested && img->contested[lo] <= last;
 }

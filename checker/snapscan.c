@@ -30,6 +30,7 @@
 #include "../core/layout.h"
 #include "../core/reader.h"
 #include "../core/refblock.h" /* qc_rc_get: one accessor for every width */
+#include "../core/util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -103,14 +104,7 @@ void qc_snapscan_free(struct qc_snapscan *sc)
 
 static bool in(const uint64_t *v, size_t n, uint64_t x)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (v[mid] < x)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = qc_lower_bound_u64(v, n, x);
 	return lo < n && v[lo] == x;
 }
 

@@ -1,9 +1,11 @@
 /*
  * args.c - command-line helpers the subcommands share (cli.h): usage
  * errors, --output and size values, positional arguments wherever they
- * stand among the options, and the default --max-mem.
+ * stand among the options, the default --max-mem, and the one loop that
+ * parses the options check, digest and scan share (qc_parse_args).
  */
 #include "cli.h"
+#include "digest_run.h"
 #include "../core/escape.h"
 
 #include <errno.h>
@@ -84,4 +86,55 @@ size_t qc_default_mem_cap(void)
 	if (pages <= 0 || psz <= 0)
 		return (size_t)1 << 31;
 	return (size_t)pages * (size_t)psz / 2;
+}
+
+int qc_parse_args(struct qc_args *a, int argc, char **argv)
+{
+	int c, r;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, a->shortopts, a->longopts, NULL)) != -1) {
+		switch (c) {
+		case QC_OPT_ARG:
+			qc_add_positional(&a->pos, optarg);
+			break;
+		case QC_OPT_QUIET:
+			a->quiet = true;
+			break;
+		case QC_OPT_PROGRESS:
+			a->progress = true;
+			break;
+		case QC_OPT_DEEP:
+			a->deep = true;
+			break;
+		case QC_OPT_OUTPUT:
+			if (!qc_parse_output(optarg, &a->out))
+				return qc_usage_error("--output must be human or json, not '%s'", optarg);
+			break;
+		case QC_OPT_MAX_MEM:
+			if (!qc_parse_size(optarg, &a->mem_cap) || a->mem_cap == 0)
+				return qc_usage_error("invalid --max-mem '%s'", optarg);
+			break;
+		case QC_OPT_JOBS:
+			if (!qc_parse_jobs(optarg, &a->jobs))
+				return qc_usage_error("--jobs must be a number from 1 to 64, not '%s'", optarg);
+			break;
+		case QC_OPT_FAIL_ON:
+		case QC_OPT_ALLOW:
+			if ((r = qc_cli_policy_opt(a->policy, c == QC_OPT_FAIL_ON ? 'F' : 'A', optarg)))
+				return r;
+			break;
+		default:
+			/* '?': an unknown option or a missing value */
+			r = c == '?' || !a->own ? QC_ARGS_UNKNOWN : a->own(a->ctx, c, optarg);
+			if (r == QC_ARGS_UNKNOWN)
+				return qc_usage_error("%s: unknown option '%s'", a->command, argv[optind - 1]);
+			if (r)
+				return r;
+		}
+	}
+	if (a->shortopts[0] == '-')
+		qc_rest_positional(&a->pos, argc, argv);
+	a->next = optind;
+	return 0;
 }

@@ -80,4 +80,48 @@ int qc_cli_policy_opt(struct qc_policy *p, char opt, const char *arg);
 /* Default memory cap: half of physical memory. */
 size_t qc_default_mem_cap(void);
 
+/*
+ * The options check, digest and scan share, parsed by one loop
+ * (qc_parse_args): a command lists the options it accepts in its own
+ * getopt_long table, naming a shared one by its QC_OPT_* value and its own
+ * by any other value, which goes to its `own` callback.
+ */
+enum {
+	QC_OPT_ARG = 1,       /* a positional argument (shortopts starting with '-') */
+	QC_OPT_QUIET = 'q',   /* -q, --quiet */
+	QC_OPT_OUTPUT = 0x100, /* --output=human|json */
+	QC_OPT_MAX_MEM,       /* --max-mem=SIZE, not 0 */
+	QC_OPT_JOBS,          /* --jobs=1..64 */
+	QC_OPT_PROGRESS,      /* --progress */
+	QC_OPT_DEEP,          /* --deep */
+	QC_OPT_FAIL_ON,       /* --fail-on (policy) */
+	QC_OPT_ALLOW,         /* --allow (policy) */
+};
+/* What `own` returns for an option it does not know. */
+#define QC_ARGS_UNKNOWN (-1)
+struct option;
+struct qc_args {
+	/* set by the command */
+	const char *command;    /* "check"... for "unknown option" */
+	const char *shortopts;  /* starting with '-': positionals in order into pos,
+				 * wherever they stand; else permuted to argv[next..] */
+	const struct option *longopts;
+	/* the command's own option c: 0, a usage error's exit code (printed),
+	 * or QC_ARGS_UNKNOWN */
+	int (*own)(void *ctx, int c, const char *arg);
+	void *ctx;
+	struct qc_policy *policy; /* for QC_OPT_FAIL_ON and QC_OPT_ALLOW */
+	/* results (zero unless given) */
+	enum qc_output out;
+	bool quiet, progress, deep;
+	size_t mem_cap;         /* 0: no --max-mem */
+	unsigned jobs;          /* 0: no --jobs */
+	struct qc_positional pos;
+	int next;               /* first argument getopt left (optind) */
+};
+/* Parse argv[1..argc) in order: 0, or at the first bad option the exit
+ * code of its usage error (printed, "COMMAND: unknown option" for an
+ * unknown option or a missing value). */
+int qc_parse_args(struct qc_args *a, int argc, char **argv);
+
 #endif

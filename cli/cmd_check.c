@@ -110,113 +110,98 @@ static const char *check_digest(struct qc_io *io, struct qc_image *img, struct q
 	return r->rc ? r->error : NULL;
 }
 
+/* check's own options */
+struct check_args {
+	struct qc_cli_open *co;
+	bool digest;
+};
+
+static int check_opt(void *ctx, int c, const char *arg)
+{
+	struct check_args *ca = ctx;
+	(void)arg;
+	switch (c) {
+	case 'U':
+		ca->co->lock = QC_LOCK_SHARE;
+		return 0;
+	case 'D':
+		ca->digest = true;
+		return 0;
+	default:
+		return QC_ARGS_UNKNOWN;
+	}
+}
+
+/* The report on stdout (human or JSON), with the digests when asked. */
+static void print_report(const struct qc_cli_open *co, const struct qc_image *img, const char *path,
+			 const struct qc_verdict *verdict, struct check_digest *cd)
+{
+	struct qc_report_extra x = { .verdict = verdict };
+	if (cd) {
+		x.json = digest_json_cb;
+		x.ctx = cd;
+	}
+	if (co->out == QC_OUT_JSON) {
+		qc_print_json(img, path, &x, stdout);
+		return;
+	}
+	qc_print_human(img, path, &x, stdout);
+	qc_print_policy_human(img, verdict, stdout);
+	if (cd && cd->refused)
+		qc_esc_line(stdout, "Digest: not computed: %s", cd->refused);
+	for (uint32_t k = 0; cd && !cd->refused && k < cd->r->n; k++)
+		print_digest_line(img, cd->r, &cd->r->layers[k]);
+}
+
 int qc_cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "deep", no_argument, NULL, 'd' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "max-mem", required_argument, NULL, 'm' },
+		{ "deep", no_argument, NULL, QC_OPT_DEEP },
+		{ "output", required_argument, NULL, QC_OPT_OUTPUT },
+		{ "quiet", no_argument, NULL, QC_OPT_QUIET },
+		{ "max-mem", required_argument, NULL, QC_OPT_MAX_MEM },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "fail-on", required_argument, NULL, 'F' },
-		{ "allow", required_argument, NULL, 'A' },
+		{ "fail-on", required_argument, NULL, QC_OPT_FAIL_ON },
+		{ "allow", required_argument, NULL, QC_OPT_ALLOW },
 		{ "digest", no_argument, NULL, 'D' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "progress", no_argument, NULL, 'p' },
+		{ "jobs", required_argument, NULL, QC_OPT_JOBS },
+		{ "progress", no_argument, NULL, QC_OPT_PROGRESS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qc_cli_open co = { .command = "check", .lock = QC_LOCK_READ, .out = QC_OUT_HUMAN };
-	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap(),
-				.jobs = qc_default_jobs() };
-	bool digest = false;
-	struct qc_positional pos = { .n = 0 };
+	struct check_args ca = { .co = &co };
 	struct qc_policy policy;
-	int perr;
-	int c;
 	qc_policy_init(&policy);
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "-qU", opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			qc_add_positional(&pos, optarg);
-			break;
-		case 'd':
-			o.deep = true;
-			break;
-		case 'o':
-			if (!qc_parse_output(optarg, &co.out))
-				return qc_usage_error("--output must be human or json, not '%s'", optarg);
-			break;
-		case 'q':
-			co.quiet = true;
-			break;
-		case 'U':
-			co.lock = QC_LOCK_SHARE;
-			break;
-		case 'm':
-			if (!qc_parse_size(optarg, &o.mem_cap) || o.mem_cap == 0)
-				return qc_usage_error("invalid --max-mem '%s'", optarg);
-			break;
-		case 'F':
-		case 'A':
-			if ((perr = qc_cli_policy_opt(&policy, (char)c, optarg)))
-				return perr;
-			break;
-		case 'D':
-			digest = true;
-			break;
-		case 'j':
-			if (!qc_parse_jobs(optarg, &o.jobs))
-				return qc_usage_error("--jobs must be a number from 1 to 64, not '%s'", optarg);
-			break;
-		case 'p':
-			o.progress = true;
-			break;
-		default:
-			return qc_usage_error("check: unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	qc_rest_positional(&pos, argc, argv);
-	if (pos.n != 1 || pos.extra)
+	struct qc_args a = { .command = "check", .shortopts = "-qU", .longopts = opts,
+			     .own = check_opt, .ctx = &ca, .policy = &policy };
+	int code = qc_parse_args(&a, argc, argv);
+	if (code)
+		return code;
+	if (a.pos.n != 1 || a.pos.extra)
 		return qc_usage_error("check: expected exactly one IMAGE");
+	co.out = a.out;
+	co.quiet = a.quiet;
 	/* the digest decompresses every compressed cluster anyway: --deep makes
 	 * the check verify them first, so a bad stream is a reported problem
 	 * (and refuses the digest) rather than a digest error */
-	if (digest) {
-		o.deep = true;
-		o.deep_later = true;
-	}
-	const char *path = pos.v[0];
+	struct qc_options o = { .deep = a.deep || ca.digest, .deep_later = ca.digest,
+				.mem_cap = a.mem_cap ? a.mem_cap : qc_default_mem_cap(),
+				.jobs = a.jobs ? a.jobs : qc_default_jobs(), .progress = a.progress };
+	const char *path = a.pos.v[0];
 	struct qc_io *io;
 	struct qc_image *img;
-	int code = qc_cli_open_checked(path, &co, &o, &io, &img);
+	code = qc_cli_open_checked(path, &co, &o, &io, &img);
 	if (code)
 		return code;
 	struct qc_dg_run r = { .jobs = o.jobs, .progress = o.progress };
 	struct check_digest cd = { path, img, &r, NULL };
-	if (digest)
+	if (ca.digest)
 		cd.refused = check_digest(io, img, &r);
 	struct qc_verdict verdict;
 	qc_policy_judge(&policy, img, path, &verdict);
 	code = verdict.exit_code;
-	struct qc_report_extra x = { .verdict = &verdict };
-	if (digest) {
-		x.json = digest_json_cb;
-		x.ctx = &cd;
-	}
-	if (!co.quiet) {
-		if (co.out == QC_OUT_JSON) {
-			qc_print_json(img, path, &x, stdout);
-		} else {
-			qc_print_human(img, path, &x, stdout);
-			qc_print_policy_human(img, &verdict, stdout);
-			if (digest && cd.refused)
-				qc_esc_line(stdout, "Digest: not computed: %s", cd.refused);
-			for (uint32_t k = 0; digest && !cd.refused && k < r.n; k++)
-				print_digest_line(img, &r, &r.layers[k]);
-		}
-	}
+	if (!co.quiet)
+		print_report(&co, img, path, &verdict, ca.digest ? &cd : NULL);
 	qc_digest_run_free(&r);
 	if (img->aborted)
 		qc_esc_line(stderr, "qcow2fsck: check failed: %s", img->abort_reason);

@@ -99,88 +99,37 @@ static int finish(const char *path, const struct qc_image *img, struct qc_dg_run
 	return code;
 }
 
-int qc_cmd_digest(int argc, char **argv)
+/* digest --raw FILE: the raw file's digest, nothing checked. */
+static int digest_raw(const char *path, struct qc_dg_run *r, enum qc_output out, bool quiet)
 {
-	static const struct option opts[] = {
-		{ "snapshot", required_argument, NULL, 's' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "flat", no_argument, NULL, 'f' },
-		{ "force", no_argument, NULL, 'F' },
-		{ "raw", no_argument, NULL, 'r' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "max-mem", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
-	enum qc_output out = QC_OUT_HUMAN;
-	bool quiet = false, raw = false;
-	struct qc_dg_run r = { .jobs = qc_default_jobs() };
-	struct qc_options o = { .deep = false, .mem_cap = qc_default_mem_cap() };
-	struct qc_positional pos = { .n = 0 };
-	int c;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "-q", opts, NULL)) != -1) {
-		switch (c) {
-		case 1: qc_add_positional(&pos, optarg); break;
-		case 's': r.snapshot = optarg; break;
-		case 'a': r.all = true; break;
-		case 'f': r.flat = true; break;
-		case 'F': r.force = true; break;
-		case 'r': raw = true; break;
-		case 'q': quiet = true; break;
-		case 'p': r.progress = true; break;
-		case 'o':
-			if (!qc_parse_output(optarg, &out))
-				return qc_usage_error("--output must be human or json, not '%s'", optarg);
-			break;
-		case 'j':
-			if (!qc_parse_jobs(optarg, &r.jobs))
-				return qc_usage_error("--jobs must be a number from 1 to 64, not '%s'", optarg);
-			break;
-		case 'm':
-			if (!qc_parse_size(optarg, &o.mem_cap) || o.mem_cap == 0)
-				return qc_usage_error("invalid --max-mem '%s'", optarg);
-			break;
-		default:
-			return qc_usage_error("digest: unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	qc_rest_positional(&pos, argc, argv);
-	if (pos.n != 1 || pos.extra)
-		return qc_usage_error("digest: expected exactly one %s", raw ? "FILE" : "IMAGE");
-	if (r.snapshot && r.all)
-		return qc_usage_error("digest: --snapshot and --all exclude each other");
-	if (raw && (r.snapshot || r.all || r.force))
-		return qc_usage_error("digest --raw takes only --flat, --output, --jobs, --progress");
-	const char *path = pos.v[0];
-	/* read-only, with the locks qemu-img check takes (doc/locking.md) */
-	struct qc_cli_open co = { .command = "digest", .lock = QC_LOCK_READ, .out = out,
-				  .quiet = quiet };
+	struct qc_open_opts oo = { .writable = false, .lock = QC_LOCK_READ };
+	struct qc_open_info info;
 	struct qc_io *io;
-	int code;
-	if (raw) {
-		struct qc_open_opts oo = { .writable = false, .lock = QC_LOCK_READ };
-		struct qc_open_info info;
-		int e = qc_io_open_image(path, &oo, &io, &info);
-		if (e < 0) {
-			qc_esc_line(stderr, "qcow2fsck: cannot open '%s': %s", path,
-				    e == -EBUSY ? "in use by another process" :
-				    e == -EINVAL && info.special ? info.special : strerror(-e));
-			return 1;
-		}
-		qc_digest_run(io, NULL, &r);
-		if (r.rc)
-			qc_esc_line(stderr, "qcow2fsck: digest of '%s' failed: %s", path, r.error);
-		code = finish(path, NULL, &r, out, quiet, r.rc ? 1 : 0, r.rc ? r.error : NULL);
-		qc_digest_run_free(&r);
-		qc_io_close(io);
-		return code;
+	int e = qc_io_open_image(path, &oo, &io, &info);
+	if (e < 0) {
+		qc_esc_line(stderr, "qcow2fsck: cannot open '%s': %s", path,
+			    e == -EBUSY ? "in use by another process" :
+			    e == -EINVAL && info.special ? info.special : strerror(-e));
+		return 1;
 	}
+	qc_digest_run(io, NULL, r);
+	if (r->rc)
+		qc_esc_line(stderr, "qcow2fsck: digest of '%s' failed: %s", path, r->error);
+	int code = finish(path, NULL, r, out, quiet, r->rc ? 1 : 0, r->rc ? r->error : NULL);
+	qc_digest_run_free(r);
+	qc_io_close(io);
+	return code;
+}
+
+/* digest IMAGE: check it (read-only, with the locks qemu-img check takes:
+ * doc/locking.md), refuse what the check says cannot be digested, else
+ * digest the selected layers. */
+static int digest_image(const char *path, struct qc_dg_run *r, const struct qc_cli_open *co,
+			const struct qc_options *o)
+{
+	struct qc_io *io;
 	struct qc_image *img;
-	code = qc_cli_open_checked(path, &co, &o, &io, &img);
+	int code = qc_cli_open_checked(path, co, o, &io, &img);
 	if (code)
 		return code;
 	code = qc_check_exit_code(img);
@@ -194,7 +143,7 @@ int qc_cmd_digest(int argc, char **argv)
 		refuse = why;
 	} else if ((refuse = unreadable_image(img))) {
 		code = 1;
-	} else if (code == 2 && !r.force) {
+	} else if (code == 2 && !r->force) {
 		snprintf(why, sizeof(why),
 			 "the check found %llu corruptions (see qcow2fsck check; --force digests anyway)",
 			 (unsigned long long)img->problems.corruptions);
@@ -202,16 +151,74 @@ int qc_cmd_digest(int argc, char **argv)
 	} else {
 		/* leaks and warnings leave guest data intact; --force goes on over corruption */
 		code = code == 2 ? 2 : 0;
-		qc_digest_run(io, img, &r);
-		if (r.rc) {
-			snprintf(why, sizeof(why), "%s", r.error);
+		qc_digest_run(io, img, r);
+		if (r->rc) {
+			snprintf(why, sizeof(why), "%s", r->error);
 			refuse = why;
-			code = r.rc;
+			code = r->rc;
 		}
 	}
-	code = finish(path, img, &r, out, quiet, code, refuse);
-	qc_digest_run_free(&r);
+	code = finish(path, img, r, co->out, co->quiet, code, refuse);
+	qc_digest_run_free(r);
 	qc_image_free(img);
 	qc_io_close(io);
 	return code;
+}
+
+/* digest's own options */
+struct digest_args {
+	struct qc_dg_run *r;
+	bool raw;
+};
+
+static int digest_opt(void *ctx, int c, const char *arg)
+{
+	struct digest_args *da = ctx;
+	switch (c) {
+	case 's': da->r->snapshot = arg; return 0;
+	case 'a': da->r->all = true; return 0;
+	case 'f': da->r->flat = true; return 0;
+	case 'F': da->r->force = true; return 0;
+	case 'r': da->raw = true; return 0;
+	default: return QC_ARGS_UNKNOWN;
+	}
+}
+
+int qc_cmd_digest(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "snapshot", required_argument, NULL, 's' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "flat", no_argument, NULL, 'f' },
+		{ "force", no_argument, NULL, 'F' },
+		{ "raw", no_argument, NULL, 'r' },
+		{ "output", required_argument, NULL, QC_OPT_OUTPUT },
+		{ "quiet", no_argument, NULL, QC_OPT_QUIET },
+		{ "jobs", required_argument, NULL, QC_OPT_JOBS },
+		{ "progress", no_argument, NULL, QC_OPT_PROGRESS },
+		{ "max-mem", required_argument, NULL, QC_OPT_MAX_MEM },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct qc_dg_run r = { .jobs = 0 };
+	struct digest_args da = { .r = &r };
+	struct qc_args a = { .command = "digest", .shortopts = "-q", .longopts = opts,
+			     .own = digest_opt, .ctx = &da };
+	int code = qc_parse_args(&a, argc, argv);
+	if (code)
+		return code;
+	if (a.pos.n != 1 || a.pos.extra)
+		return qc_usage_error("digest: expected exactly one %s", da.raw ? "FILE" : "IMAGE");
+	if (r.snapshot && r.all)
+		return qc_usage_error("digest: --snapshot and --all exclude each other");
+	if (da.raw && (r.snapshot || r.all || r.force))
+		return qc_usage_error("digest --raw takes only --flat, --output, --jobs, --progress");
+	r.jobs = a.jobs ? a.jobs : qc_default_jobs();
+	r.progress = a.progress;
+	if (da.raw)
+		return digest_raw(a.pos.v[0], &r, a.out, a.quiet);
+	struct qc_cli_open co = { .command = "digest", .lock = QC_LOCK_READ, .out = a.out,
+				  .quiet = a.quiet };
+	struct qc_options o = { .deep = false,
+				.mem_cap = a.mem_cap ? a.mem_cap : qc_default_mem_cap() };
+	return digest_image(a.pos.v[0], &r, &co, &o);
 }

@@ -187,190 +187,164 @@ static unsigned ncpus(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
-int qc_cmd_scan(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "report", required_argument, NULL, 'r' },
-		{ "fail-on", required_argument, NULL, 'F' },
-		{ "allow", required_argument, NULL, 'A' },
-		{ "baseline", required_argument, NULL, 'B' },
-		{ "shard", required_argument, NULL, 'S' },
-		{ "files-from", required_argument, NULL, 'f' },
-		{ "deep", no_argument, NULL, 'd' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "max-mem", required_argument, NULL, 'm' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "summarize", no_argument, NULL, 'z' },
-		{ NULL, 0, NULL, 0 },
-	};
-	unsigned jobs = 0, shard_i = 1, shard_n = 1;
-	enum scan_fmt fmt = FMT_HUMAN;
-	const char *report = NULL, *files_from = NULL, *baseline = NULL;
-	bool quiet = false, progress = false, summarize_mode = false, shard = false;
-	size_t mem_cap = 0;
-	struct qc_policy policy;
-	struct qc_options check = { .deep = false, .mem_cap = 0 };
-	char err[1300];
-	int perr;
-	int c;
-	qc_policy_init(&policy);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (end == optarg || *end || optarg[0] == '-' || v == 0 || v > 1024)
-				return qc_usage_error("--jobs must be 1..1024, not '%s'", optarg);
-			jobs = (unsigned)v;
-			break;
-		}
-		case 'o':
-			if (strcmp(optarg, "human") == 0)
-				fmt = FMT_HUMAN;
-			else if (strcmp(optarg, "jsonl") == 0)
-				fmt = FMT_JSONL;
-			else if (strcmp(optarg, "junit") == 0)
-				fmt = FMT_JUNIT;
-			else
-				return qc_usage_error("--output must be human, jsonl or junit, not '%s'", optarg);
-			break;
-		case 'r': report = optarg; break;
-		case 'F':
-		case 'A':
-			if ((perr = qc_cli_policy_opt(&policy, (char)c, optarg)))
-				return perr;
-			break;
-		case 'B': baseline = optarg; break;
-		case 'S':
-			if (!parse_shard(optarg, &shard_i, &shard_n))
-				return qc_usage_error("--shard must be I/N with 1 <= I <= N, not '%s'", optarg);
-			shard = true;
-			break;
-		case 'f': files_from = optarg; break;
-		case 'd': check.deep = true; break;
-		case 'p': progress = true; break;
-		case 'm':
-			if (!qc_parse_size(optarg, &mem_cap) || mem_cap == 0)
-				return qc_usage_error("invalid --max-mem '%s'", optarg);
-			break;
-		case 'q': quiet = true; break;
-		case 'z': summarize_mode = true; break;
-		default:
-			return qc_usage_error("scan: unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (summarize_mode) {
-		if (optind >= argc)
-			return qc_usage_error("scan --summarize: expected FILE.jsonl...");
-		return summarize(argc - optind, argv + optind, quiet);
-	}
-	if (optind >= argc && !files_from)
-		return qc_usage_error("scan: expected PATH... or --files-from");
-	if (jobs == 0)
-		jobs = ncpus();
-	/* Each image gets its share of the default cap, so jobs images at
-	 * once stay within it; --max-mem sets the per-image cap itself. */
-	check.mem_cap = mem_cap ? mem_cap : qc_default_mem_cap() / jobs;
-	if (baseline && qc_policy_load_baseline(&policy, baseline, err, sizeof(err)) < 0) {
-		fprintf(stderr, "qcow2fsck: %s\n", err);
-		qc_policy_free(&policy);
-		return QC_EXIT_USAGE;
-	}
+/* scan's own options */
+struct scan_args {
+	unsigned jobs, shard_i, shard_n;
+	enum scan_fmt fmt;
+	const char *report, *files_from, *baseline;
+	bool summarize, shard;
+};
 
-	struct qc_scan_list list = { 0 };
+static int scan_opt(void *ctx, int c, const char *arg)
+{
+	struct scan_args *sa = ctx;
+	switch (c) {
+	case 'j': {
+		char *end;
+		unsigned long v = strtoul(arg, &end, 10);
+		if (end == arg || *end || arg[0] == '-' || v == 0 || v > 1024)
+			return qc_usage_error("--jobs must be 1..1024, not '%s'", arg);
+		sa->jobs = (unsigned)v;
+		return 0;
+	}
+	case 'o':
+		if (strcmp(arg, "human") == 0)
+			sa->fmt = FMT_HUMAN;
+		else if (strcmp(arg, "jsonl") == 0)
+			sa->fmt = FMT_JSONL;
+		else if (strcmp(arg, "junit") == 0)
+			sa->fmt = FMT_JUNIT;
+		else
+			return qc_usage_error("--output must be human, jsonl or junit, not '%s'", arg);
+		return 0;
+	case 'S':
+		if (!parse_shard(arg, &sa->shard_i, &sa->shard_n))
+			return qc_usage_error("--shard must be I/N with 1 <= I <= N, not '%s'", arg);
+		sa->shard = true;
+		return 0;
+	case 'r': sa->report = arg; return 0;
+	case 'B': sa->baseline = arg; return 0;
+	case 'f': sa->files_from = arg; return 0;
+	case 'z': sa->summarize = true; return 0;
+	default: return QC_ARGS_UNKNOWN;
+	}
+}
+
+/* Keep in list only the files of shard sa->shard_i of sa->shard_n: false
+ * when memory runs out. */
+static bool keep_shard(struct qc_scan_list *list, const struct scan_args *sa)
+{
+	unsigned *which = malloc((list->n ? list->n : 1) * sizeof(*which));
+	if (!which || !qc_shard_assign(list->v, list->n, sa->shard_n, which)) {
+		free(which);
+		return false;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < list->n; i++) {
+		if (which[i] == sa->shard_i - 1)
+			list->v[k++] = list->v[i];
+		else
+			free(list->v[i].path);
+	}
+	list->n = k;
+	free(which);
+	return true;
+}
+
+/* The files to check: under the npaths PATHs, then those --files-from
+ * names, only this --shard's part.  0, or the exit code (1) with the reason
+ * printed and list freed. */
+static int scan_list(struct qc_scan_list *list, const struct scan_args *sa, int npaths,
+		     char **paths)
+{
+	char err[1300];
 	int rc = 0;
-	for (int k = optind; k < argc && rc == 0; k++)
-		if (qc_discover_add(&list, argv[k]) < 0)
+	for (int k = 0; k < npaths && rc == 0; k++)
+		if (qc_discover_add(list, paths[k]) < 0)
 			rc = -1;
-	if (rc == 0 && files_from && qc_discover_files_from(&list, files_from, err, sizeof(err)) < 0) {
+	if (rc == 0 && sa->files_from &&
+	    qc_discover_files_from(list, sa->files_from, err, sizeof(err)) < 0) {
 		fprintf(stderr, "qcow2fsck: %s\n", err);
-		qc_discover_free(&list);
-		qc_policy_free(&policy);
+		qc_discover_free(list);
 		return 1;
 	}
 	if (rc < 0) {
 		fprintf(stderr, "qcow2fsck: out of memory listing files\n");
-		qc_discover_free(&list);
-		qc_policy_free(&policy);
+		qc_discover_free(list);
 		return 1;
 	}
-	qc_discover_finish(&list);
-	if (shard) {
-		unsigned *which = malloc((list.n ? list.n : 1) * sizeof(*which));
-		if (!which || !qc_shard_assign(list.v, list.n, shard_n, which)) {
-			free(which);
-			fprintf(stderr, "qcow2fsck: out of memory assigning shards\n");
-			qc_discover_free(&list);
-			qc_policy_free(&policy);
-			return 1;
-		}
-		size_t k = 0;
-		for (size_t i = 0; i < list.n; i++) {
-			if (which[i] == shard_i - 1)
-				list.v[k++] = list.v[i];
-			else
-				free(list.v[i].path);
-		}
-		list.n = k;
-		free(which);
+	qc_discover_finish(list);
+	if (sa->shard && !keep_shard(list, sa)) {
+		fprintf(stderr, "qcow2fsck: out of memory assigning shards\n");
+		qc_discover_free(list);
+		return 1;
 	}
-	if (list.links_skipped || list.special_skipped || list.loops_skipped)
+	if (list->links_skipped || list->special_skipped || list->loops_skipped)
 		fprintf(stderr,
 			"qcow2fsck: scan: not followed: %llu symlinks, %llu special files, %llu directory loops\n",
-			(unsigned long long)list.links_skipped, (unsigned long long)list.special_skipped,
-			(unsigned long long)list.loops_skipped);
+			(unsigned long long)list->links_skipped, (unsigned long long)list->special_skipped,
+			(unsigned long long)list->loops_skipped);
+	return 0;
+}
 
-	struct scan_run *s = calloc(1, sizeof(*s));
-	FILE *rep = NULL;
-	if (!s) {
-		qc_discover_free(&list);
-		qc_policy_free(&policy);
-		return 1;
-	}
-	if (report) {
-		rep = fopen(report, "w");
-		if (!rep) {
-			fprintf(stderr, "qcow2fsck: cannot write --report '%s': %m\n", report);
-			free(s);
-			qc_discover_free(&list);
-			qc_policy_free(&policy);
+/* Where the results go (--output, --report): 0, or 1 with the reason
+ * printed and nothing left open. */
+static int scan_outputs(struct scan_run *s, const struct scan_args *sa, bool quiet, FILE **rep,
+			struct qc_junit *ju)
+{
+	*rep = NULL;
+	if (sa->report) {
+		*rep = fopen(sa->report, "w");
+		if (!*rep) {
+			fprintf(stderr, "qcow2fsck: cannot write --report '%s': %m\n", sa->report);
 			return 1;
 		}
 	}
-	FILE *mdest = rep ? rep : stdout;
-	struct qc_junit ju;
-	s->files = &list;
-	s->one.check = check;
-	s->one.policy = &policy;
-	s->one.json = fmt == FMT_JSONL || (rep && fmt == FMT_HUMAN);
-	s->one.junit = fmt == FMT_JUNIT;
+	FILE *mdest = *rep ? *rep : stdout;
+	s->one.json = sa->fmt == FMT_JSONL || (*rep && sa->fmt == FMT_HUMAN);
+	s->one.junit = sa->fmt == FMT_JUNIT;
 	s->machine = s->one.json ? mdest : NULL;
 	if (s->one.junit) {
-		if (qc_junit_begin(&ju, mdest) < 0) {
+		if (qc_junit_begin(ju, mdest) < 0) {
 			fprintf(stderr, "qcow2fsck: cannot create a temporary file for JUnit: %m\n");
-			if (rep)
-				fclose(rep);
-			free(s);
-			qc_discover_free(&list);
-			qc_policy_free(&policy);
+			if (*rep)
+				fclose(*rep);
 			return 1;
 		}
-		s->junit = &ju;
+		s->junit = ju;
 	}
-	s->human = !quiet && (rep || fmt == FMT_HUMAN) ? stdout : NULL;
+	s->human = !quiet && (*rep || sa->fmt == FMT_HUMAN) ? stdout : NULL;
+	return 0;
+}
+
+/* Check every file of list on sa->jobs threads, writing the outputs as
+ * they come in path order: the exit code. */
+static int scan_files(const struct qc_scan_list *list, const struct scan_args *sa,
+		      const struct qc_args *a, const struct qc_options *check,
+		      const struct qc_policy *policy)
+{
+	struct scan_run *s = calloc(1, sizeof(*s));
+	FILE *rep;
+	struct qc_junit ju;
+	if (!s)
+		return 1;
+	s->files = list;
+	s->one.check = *check;
+	s->one.policy = policy;
+	if (scan_outputs(s, sa, a->quiet, &rep, &ju)) {
+		free(s);
+		return 1;
+	}
 	uint64_t total_bytes = 0;
-	for (size_t i = 0; i < list.n; i++)
-		total_bytes += list.v[i].size;
+	for (size_t i = 0; i < list->n; i++)
+		total_bytes += list->v[i].size;
 	char ts[32];
 	qc_scan_timestamp(ts, sizeof(ts));
-	qc_progress_start(&s->progress, stderr, progress, "scan", total_bytes);
-	qc_progress_count_files(&s->progress, list.n);
+	qc_progress_start(&s->progress, stderr, a->progress, "scan", total_bytes);
+	qc_progress_count_files(&s->progress, list->n);
 	static const struct qc_pool_ops ops = { scan_work, scan_emit, scan_tick };
-	int pr = qc_pool_run(list.n, jobs, 4 * (size_t)jobs + 4, sizeof(struct qc_scan_result), &ops, s);
+	int pr = qc_pool_run(list->n, sa->jobs, 4 * (size_t)sa->jobs + 4, sizeof(struct qc_scan_result),
+			     &ops, s);
 	qc_progress_files(&s->progress, atomic_load(&s->files_done));
 	qc_progress_end(&s->progress);
 	int code = s->totals.exit_code;
@@ -392,7 +366,60 @@ int qc_cmd_scan(int argc, char **argv)
 			code = 1;
 	}
 	free(s);
-	qc_discover_free(&list);
+	return code;
+}
+
+int qc_cmd_scan(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "report", required_argument, NULL, 'r' },
+		{ "fail-on", required_argument, NULL, QC_OPT_FAIL_ON },
+		{ "allow", required_argument, NULL, QC_OPT_ALLOW },
+		{ "baseline", required_argument, NULL, 'B' },
+		{ "shard", required_argument, NULL, 'S' },
+		{ "files-from", required_argument, NULL, 'f' },
+		{ "deep", no_argument, NULL, QC_OPT_DEEP },
+		{ "progress", no_argument, NULL, QC_OPT_PROGRESS },
+		{ "max-mem", required_argument, NULL, QC_OPT_MAX_MEM },
+		{ "quiet", no_argument, NULL, QC_OPT_QUIET },
+		{ "summarize", no_argument, NULL, 'z' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct scan_args sa = { .shard_i = 1, .shard_n = 1, .fmt = FMT_HUMAN };
+	struct qc_policy policy;
+	qc_policy_init(&policy);
+	struct qc_args a = { .command = "scan", .shortopts = "q", .longopts = opts,
+			     .own = scan_opt, .ctx = &sa, .policy = &policy };
+	int code = qc_parse_args(&a, argc, argv);
+	if (code)
+		return code;
+	if (sa.summarize) {
+		if (a.next >= argc)
+			return qc_usage_error("scan --summarize: expected FILE.jsonl...");
+		return summarize(argc - a.next, argv + a.next, a.quiet);
+	}
+	if (a.next >= argc && !sa.files_from)
+		return qc_usage_error("scan: expected PATH... or --files-from");
+	if (sa.jobs == 0)
+		sa.jobs = ncpus();
+	/* Each image gets its share of the default cap, so jobs images at
+	 * once stay within it; --max-mem sets the per-image cap itself. */
+	struct qc_options check = { .deep = a.deep,
+				    .mem_cap = a.mem_cap ? a.mem_cap : qc_default_mem_cap() / sa.jobs };
+	char err[1300];
+	if (sa.baseline && qc_policy_load_baseline(&policy, sa.baseline, err, sizeof(err)) < 0) {
+		fprintf(stderr, "qcow2fsck: %s\n", err);
+		qc_policy_free(&policy);
+		return QC_EXIT_USAGE;
+	}
+	struct qc_scan_list list = { 0 };
+	code = scan_list(&list, &sa, argc - a.next, argv + a.next);
+	if (code == 0) {
+		code = scan_files(&list, &sa, &a, &check, &policy);
+		qc_discover_free(&list);
+	}
 	qc_policy_free(&policy);
 	return code;
 }

@@ -23,6 +23,19 @@ size_t qc_sort_unique_u64(uint64_t *v, size_t n)
 	return u;
 }
 
+size_t qc_lower_bound_u64(const uint64_t *v, size_t n, uint64_t x)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 bool qc_all_zero(const void *p, size_t n)
 {
 	const uint8_t *b = p;

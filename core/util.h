@@ -1,6 +1,6 @@
 /*
- * util.h - small generic helpers every layer shares: sorting and
- * de-duplicating u64 arrays, testing a buffer for zeros, and growing an
+ * util.h - small generic helpers every layer shares: sorting,
+ * de-duplicating and searching u64 arrays, testing a buffer for zeros, and growing an
  * array by doubling.  No qcow2 knowledge here.
  */
 #ifndef QC_UTIL_H
@@ -15,6 +15,10 @@ int qc_cmp_u64(const void *a, const void *b);
 
 /* Sort v[0..n) and drop repeats; returns the new length. */
 size_t qc_sort_unique_u64(uint64_t *v, size_t n);
+
+/* In v[0..n) sorted ascending: the first index whose value is at least x,
+ * or n when every value is below x.  O(log n). */
+size_t qc_lower_bound_u64(const uint64_t *v, size_t n, uint64_t x);
 
 /* True when all n bytes at p are zero (true for n == 0). */
 bool qc_all_zero(const void *p, size_t n);

@@ -49,6 +49,73 @@ struct l1ctx {
 	bool eio;
 };
 
+/* Does the target of L2 entry j (normal or compressed) fit what the caller
+ * asks of it?  arg is the caller's flag. */
+typedef bool l2_target_fn(struct l1ctx *c, const struct qc_entry *ce, uint64_t j, bool arg);
+
+/*
+ * Read the cluster at off into c->buf and decode it as L2 entries: false
+ * when an entry breaks a rule outside `allowed` (QC_ER_* bits) or when
+ * `fits` rejects the target of a normal or compressed entry (not asked
+ * with an external data file: the targets do not lie in this file).  A
+ * read error sets c->eio and returns eio_result.
+ */
+static bool l2_entries_pass(struct l1ctx *c, uint64_t off, unsigned allowed, bool eio_result,
+			    l2_target_fn *fits, bool arg)
+{
+	struct qc_image *img = c->img;
+	if (qc_io_read_full(img->io, c->buf, img->cluster_size, off) < 0) {
+		c->eio = true;
+		return eio_result;
+	}
+	const struct qc_entry_geom g = qc_entry_geom_of(img);
+	const unsigned es = img->l2_entry_size;
+	for (uint64_t j = 0; j < img->l2_entries; j++) {
+		uint64_t e = qc_be64_at(c->buf + j * es);
+		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
+		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
+		if (ce.reasons & ~allowed)
+			return false;
+		if ((ce.kind != QC_ENTRY_NORMAL && ce.kind != QC_ENTRY_COMPRESSED) || img->data_file)
+			continue;
+		if (!fits(c, &ce, j, arg))
+			return false;
+	}
+	return true;
+}
+
+/* A target as QEMU leaves it in an active table (l2_shaped). */
+static bool shaped_target(struct l1ctx *c, const struct qc_entry *ce, uint64_t j, bool arg)
+{
+	struct qc_image *img = c->img;
+	const unsigned es = img->l2_entry_size;
+	uint64_t rc;
+	(void)arg;
+	if (ce->kind == QC_ENTRY_COMPRESSED) {
+		/* inside the file, every cluster it touches an orphan or a
+		 * compressed cluster that lost a reference */
+		uint64_t last;
+		if (qc_past_eof(img, ce->offset, ce->length) || !qc_add(ce->offset, ce->length - 1, &last))
+			return false;
+		for (uint64_t a = ce->offset & ~(img->cluster_size - 1); a <= last; a += img->cluster_size)
+			if (!qc_fix_unclaimed(img, a) && !qc_fix_missing_ref(img, a, QC_OWN_COMPRESSED))
+				return false;
+		return true;
+	}
+	/* as QEMU leaves an active table: COPIED on an orphan with
+	 * refcount 1, or no COPIED on a cluster a snapshot shares
+	 * whose stored refcount counts this reference too */
+	if (ce->copied ? !qc_fix_unclaimed(img, ce->offset) ||
+				 !qc_fix_stored_refcount(img, ce->offset >> img->cluster_bits, &rc) ||
+				 rc != 1
+		       : !qc_fix_missing_ref(img, ce->offset, QC_OWN_DATA))
+		return false;
+	for (uint64_t k = 0; k < j; k++)
+		if ((qc_be64_at(c->buf + k * es) & (QC_OFLAG_COMPRESSED | QC_L2E_OFFSET_MASK)) == ce->offset)
+			return false;
+	return true;
+}
+
 /* Is the orphan cluster at off shaped like an active L2 table QEMU wrote? */
 static bool l2_shaped(struct l1ctx *c, uint64_t off)
 {
@@ -59,48 +126,7 @@ static bool l2_shaped(struct l1ctx *c, uint64_t off)
 	uint64_t rc;
 	if (!qc_fix_stored_refcount(img, off >> img->cluster_bits, &rc) || rc != 1)
 		return false;
-	if (qc_io_read_full(img->io, c->buf, img->cluster_size, off) < 0) {
-		c->eio = true;
-		return false;
-	}
-	const struct qc_entry_geom g = qc_entry_geom_of(img);
-	const unsigned es = img->l2_entry_size;
-	for (uint64_t j = 0; j < img->l2_entries; j++) {
-		uint64_t e = qc_be64_at(c->buf + j * es);
-		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
-		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
-		if (ce.reasons)
-			return false;
-		if ((ce.kind != QC_ENTRY_NORMAL && ce.kind != QC_ENTRY_COMPRESSED) || img->data_file)
-			continue;
-		if (ce.kind == QC_ENTRY_COMPRESSED) {
-			/* inside the file, every cluster it touches an orphan or a
-			 * compressed cluster that lost a reference */
-			uint64_t last;
-			if (qc_past_eof(img, ce.offset, ce.length) ||
-			    !qc_add(ce.offset, ce.length - 1, &last))
-				return false;
-			for (uint64_t a = ce.offset & ~(img->cluster_size - 1); a <= last;
-			     a += img->cluster_size)
-				if (!qc_fix_unclaimed(img, a) &&
-				    !qc_fix_missing_ref(img, a, QC_OWN_COMPRESSED))
-					return false;
-			continue;
-		}
-		/* as QEMU leaves an active table: COPIED on an orphan with
-		 * refcount 1, or no COPIED on a cluster a snapshot shares
-		 * whose stored refcount counts this reference too */
-		if (ce.copied ? !qc_fix_unclaimed(img, ce.offset) ||
-					!qc_fix_stored_refcount(img, ce.offset >> img->cluster_bits, &rc) ||
-					rc != 1
-			      : !qc_fix_missing_ref(img, ce.offset, QC_OWN_DATA))
-			return false;
-		for (uint64_t k = 0; k < j; k++)
-			if ((qc_be64_at(c->buf + k * es) & (QC_OFLAG_COMPRESSED | QC_L2E_OFFSET_MASK)) ==
-			    ce.offset)
-				return false;
-	}
-	return true;
+	return l2_entries_pass(c, off, 0, false, shaped_target, false);
 }
 
 static bool ok_l2(void *ctx, uint64_t off)
@@ -158,6 +184,24 @@ static bool on_metadata_record(struct qc_image *img, const struct qc_problem *re
 	return true;
 }
 
+/* A target inside the file, and with owners set on no metadata cluster
+ * (l2_plausible). */
+static bool plausible_target(struct l1ctx *c, const struct qc_entry *ce, uint64_t j, bool owners)
+{
+	struct qc_image *img = c->img;
+	uint64_t last;
+	(void)j;
+	if (qc_past_eof(img, ce->offset, ce->length) || !qc_add(ce->offset, ce->length - 1, &last))
+		return false;
+	for (uint64_t cl = ce->offset >> img->cluster_bits; owners && cl <= last >> img->cluster_bits;
+	     cl++) {
+		enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+		if (o != QC_OWN_FREE && o != QC_OWN_DATA && o != QC_OWN_COMPRESSED && o != QC_OWN_VMSTATE)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Could the metadata cluster at off be an L2 table after all (every entry
  * decodes, every target lies inside the file, and with owners set on no
@@ -169,33 +213,8 @@ static bool on_metadata_record(struct qc_image *img, const struct qc_problem *re
  */
 static bool l2_plausible(struct l1ctx *c, uint64_t off, bool owners)
 {
-	struct qc_image *img = c->img;
-	if (qc_io_read_full(img->io, c->buf, img->cluster_size, off) < 0) {
-		c->eio = true;
-		return true;
-	}
-	const struct qc_entry_geom g = qc_entry_geom_of(img);
-	const unsigned es = img->l2_entry_size;
-	for (uint64_t j = 0; j < img->l2_entries; j++) {
-		uint64_t e = qc_be64_at(c->buf + j * es);
-		uint64_t bm = es == 16 ? qc_be64_at(c->buf + j * es + 8) : 0;
-		struct qc_entry ce = qc_l2e_classify(e, bm, &g);
-		uint64_t last;
-		if (ce.reasons & ~(QC_ER_COPIED_NO_OFFSET | QC_ER_COMPRESSED_COPIED))
-			return false;
-		if ((ce.kind != QC_ENTRY_NORMAL && ce.kind != QC_ENTRY_COMPRESSED) || img->data_file)
-			continue;
-		if (qc_past_eof(img, ce.offset, ce.length) || !qc_add(ce.offset, ce.length - 1, &last))
-			return false;
-		for (uint64_t cl = ce.offset >> img->cluster_bits;
-		     owners && cl <= last >> img->cluster_bits; cl++) {
-			enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
-			if (o != QC_OWN_FREE && o != QC_OWN_DATA && o != QC_OWN_COMPRESSED &&
-			    o != QC_OWN_VMSTATE)
-				return false;
-		}
-	}
-	return true;
+	return l2_entries_pass(c, off, QC_ER_COPIED_NO_OFFSET | QC_ER_COMPRESSED_COPIED, true,
+			       plausible_target, owners);
 }
 
 /* Codes about one L2 entry that no table fixer repairs: inside a cluster

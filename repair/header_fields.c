@@ -8,11 +8,12 @@
  * extensions parse.  Anything else is refused, and the refusal names the
  * field.
  *
- * The changed fields go into the header cluster in one write (phase
- * `switch`), and the other planners then plan on a check of the image as
- * that write leaves it (repair/repair.c, repair/overlay.c): a raised or
- * restored L1 table is walked there, so the L2 tables and data it names
- * are referenced again, not leaks.
+ * The changed fields go into the header cluster in phase `switch`, one
+ * write per run of changed bytes (emit() below), and the other planners
+ * then plan on a check of the image as those writes leave it
+ * (repair/repair.c, repair/overlay.c): a raised or restored L1 table is
+ * walked there, so the L2 tables and data it names are referenced again,
+ * not leaks.
  *
  * Relies on the model (the cluster map, the stored refcounts through
  * repair/fix.h), the header bytes in img->header_cluster, and the bounded

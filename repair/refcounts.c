@@ -293,14 +293,7 @@ static void add_block(struct rb_ctx *r, uint64_t b)
 /* How many references the old reftable and refblocks hold on a cluster. */
 static uint64_t old_claims(const struct rb_ctx *r, uint64_t cl)
 {
-	size_t lo = 0, hi = r->nclaimed;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (r->claimed[mid] < cl)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = qc_lower_bound_u64(r->claimed, r->nclaimed, cl);
 	uint64_t n = 0;
 	while (lo < r->nclaimed && r->claimed[lo] == cl)
 		n++, lo++;

@@ -16,17 +16,10 @@
 # (exit 2, or 1 on the l1_size case it cannot open), while qcow2fsck ends
 # clean; before rounds, qcow2fsck ended the first two with exit 2 and a
 # second repair planning the L1 edit.
-. "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../factory.sh"
-. "$(dirname "$0")/../repair-lib.sh"
 . "$(dirname "$0")/../tables-lib.sh"
 
-CS=65536
-P=$T/pristine.qcow2
-pristine "$P"
-guest_save "$P" "$T/ref"
+tables_fixture
 poke() { python3 "$HERE/../poke.py" "$@"; }
-hexor() { python3 -c 'import sys; print(hex(int(sys.argv[1], 0) | int(sys.argv[2], 0)))' "$1" "$2"; }
 COPIED=0x8000000000000000
 L1=$(poke "$P" header.l1_table_offset)
 RB=$(poke "$P" 'reftable[0]')

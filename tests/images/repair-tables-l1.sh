@@ -11,15 +11,9 @@
 # `qemu-img check -r all` on the same damage is printed: on an unaligned L1
 # entry it parses the L2 at the unaligned offset and frees live clusters
 # (doc/repair.md, measured on 7.2).
-. "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../factory.sh"
-. "$(dirname "$0")/../repair-lib.sh"
 . "$(dirname "$0")/../tables-lib.sh"
 
-CS=65536
-P=$T/pristine.qcow2
-pristine "$P"
-guest_save "$P" "$T/ref"
+tables_fixture
 
 tables_case reserved l1-entry-reserved 'l1[0]' '|0x100'
 tables_case unaligned l1-entry-unaligned 'l1[0]' '|0x200'
@@ -37,9 +31,8 @@ tables_case onto-l1 l1-entry-unaligned 'l1[0]' "$(python3 -c 'import sys; print(
 # real L2 table is then an orphan whose refcount is lowered, content kept.
 # (An L1 entry onto a snapshot's L1 table is left: those entries decode as
 # valid data pointers, so the cluster could be an L2 table.)
-hexor() { python3 -c 'import sys; print(hex(int(sys.argv[1], 0) | int(sys.argv[2], 0)))' "$1" "$2"; }
 rt=$(python3 "$HERE/../poke.py" "$P" header.refcount_table_offset)
-rb=$(python3 -c 'import sys; print(hex(int(sys.argv[1], 16) & ~0x1ff))' "$(python3 "$HERE/../poke.py" "$P" 'reftable[0]')")
+rb=$(entry_off "$P" 'reftable[0]')
 st=$(python3 "$HERE/../poke.py" "$P" header.snapshots_offset)
 tables_case onto-reftable overlap-metadata 'l1[0]' "$(hexor "$rt" 0x8000000000000000)" 0:0x1000000
 tables_case onto-refblock overlap-metadata 'l1[0]' "$(hexor "$rb" 0x8000000000000000)" 0:0x1000000

@@ -11,16 +11,9 @@
 # same damage is printed for comparison (QEMU 7.2 measured: it leaves an
 # unaligned entry or an entry past EOF as an error, exit 2, or frees the
 # cluster the entry named).
-. "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../factory.sh"
-. "$(dirname "$0")/../repair-lib.sh"
 . "$(dirname "$0")/../tables-lib.sh"
 
-CS=65536
-P=$T/pristine.qcow2
-pristine "$P" -c 'write -P 0x77 6M 64k' -c 'write -z 6M 64k'
-guest_save "$P" "$T/ref"
-
+tables_fixture -c 'write -P 0x77 6M 64k' -c 'write -z 6M 64k'
 
 # guest 3M: active-only data (refcount 1), L2 entry 48 of L1 entry 0
 tables_case reserved l2-entry-reserved 'l2[0][48]' '|0x2'
@@ -47,10 +40,9 @@ fi
 # reftable -> refblock own their clusters, so the data entry is dropped and
 # the guest cluster reads zeros (qemu-img -r all keeps the pointer: the guest
 # then reads and writes the metadata)
-hexor() { python3 -c 'import sys; print(hex(int(sys.argv[1], 0) | int(sys.argv[2], 0)))' "$1" "$2"; }
 l1=$(python3 "$HERE/../poke.py" "$P" header.l1_table_offset)
-l2=$(python3 -c 'import sys; print(hex(int(sys.argv[1], 16) & 0x00fffffffffffe00))' "$(python3 "$HERE/../poke.py" "$P" 'l1[0]')")
-rb=$(python3 -c 'import sys; print(hex(int(sys.argv[1], 16) & ~0x1ff))' "$(python3 "$HERE/../poke.py" "$P" 'reftable[0]')")
+l2=$(entry_off "$P" 'l1[0]')
+rb=$(entry_off "$P" 'reftable[0]')
 tables_case data-on-l1 overlap-data-metadata 'l2[0][48]' "$(hexor "$l1" 0x8000000000000000)" 0x300000:0x10000
 tables_case data-on-own-l2 overlap-data-metadata 'l2[0][48]' "$(hexor "$l2" 0x8000000000000000)" 0x300000:0x10000
 tables_case data-on-refblock overlap-data-metadata 'l2[0][48]' "$(hexor "$rb" 0x8000000000000000)" 0x300000:0x10000
