@@ -320,11 +320,8 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 		return true;
 	if (!impossible && !contested)
 		return false;
-	if (qc_sf_has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE)) {
-		f->verdict = QC_SNAP_LEFT;
-		qc_sf_note(f, "l1_size %u is beyond the format's limit: neither it nor the table can be trusted", s->l1_size);
+	if (qc_sf_decide_l1_too_large(img, i, s))
 		return true;
-	}
 	if (!s->l1_size) {
 		/* no L1 at all: only QEMU's alignment rule is broken */
 		f->l1_table_offset = 0;
