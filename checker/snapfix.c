@@ -433,7 +433,9 @@ static void decide_entry(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 		qc_sf_set_verdict(f, QC_SNAP_FIXED);
 		qc_sf_note(f, "extra data rewritten with the 24 bytes QEMU knows");
 	}
-	if (qc_sf_has(img, i, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL) && !(f->relayout && f->extra_size >= 16)) {
+	/* (a length the parse found again already has its 16 bytes) */
+	if (qc_sf_has(img, i, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL) && !(f->relayout && f->extra_size >= 16) &&
+	    s->extra_data_size < 16) {
 		qc_sf_set_verdict(f, QC_SNAP_FIXED);
 		if (qc_sf_size_to_l1(img, f->disk_size) > s->l1_size && s->l1_size)
 			f->disk_size = (uint64_t)s->l1_size << qc_l1_shift(img);

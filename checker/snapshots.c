@@ -794,6 +794,10 @@ static bool last_entry(struct qc_image *img, struct tbuf *t, struct cursor *c, e
 		qc_report(&img->problems, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE, sloc(at + 36, idx), 1,
 			  "entry %u at 0x%llx: extra_data_size %u exceeds %u", c->i, at, f->extra,
 			  QC_MAX_SNAPSHOT_EXTRA);
+	if (img->h.version >= 3 && f->extra < 16)
+		qc_report(&img->problems, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, sloc(at + 36, idx), 1,
+			  "entry %u at 0x%llx: %u bytes of extra data (version 3 needs 16)", c->i, at,
+			  f->extra);
 	struct qc_snapshot *s = record(img, &c->cap, t, c->pos, (used + 7) & ~UINT64_C(7), f);
 	if (!s)
 		return false;

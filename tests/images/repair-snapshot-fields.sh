@@ -57,7 +57,7 @@ fi
 # what `qemu-img snapshot -l` then lists (printed, not asserted).
 qemu_side() {
 	qemu_repair_all "$1" "$2"
-	echo "qemu-img snapshot -l after qemu's -r all [$2]: $(ids_names "$QIMG" | sed 's/^/[/; s/$/]/' | tr '\n' ' ')"
+	echo "qemu-img snapshot -l after qemu's -r all [$2]: $(qemu-img snapshot -l "$QIMG" 2>&1 | tail -n +3 | tr -s ' ' | sed 's/^/[/; s/$/]/' | tr '\n' ' ')"
 	rm -f "$QIMG"
 }
 
