@@ -441,6 +441,7 @@ static void decide_entry(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 			f->disk_size = (uint64_t)s->l1_size << qc_l1_shift(img);
 		qc_sf_note(f, "extra data %u -> 24 bytes (disk_size %" PRIu64 ")", s->extra_data_size, f->disk_size);
 	}
+	qc_sf_decide_disk_size(img, i, s);
 	qc_sf_decide_l1_size(img, i, s);
 	qc_sf_decide_vmstate(img, i, s);
 }

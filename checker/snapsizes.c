@@ -325,3 +325,46 @@ bool qc_sf_decide_l1_too_large(struct qc_image *img, int32_t i, struct qc_snapsh
 		   ncl > 1 ? "" : "s");
 	return true;
 }
+
+/*
+ * disk_size that QEMU cannot have written, or that leaves the snapshot's
+ * data outside its disk (QEMU 7.2 then reads the snapshot as that many
+ * bytes, and `qemu-img snapshot -a` resizes the active disk to it, or
+ * fails on a size not a multiple of 512).  One damaged field: set to the
+ * image's size when
+ *  - disk_size is not a multiple of 512 and is the image's size but for
+ *    its low 9 bits, or
+ *  - the snapshot has no VM state, clusters are mapped past the end of
+ *    that (empty) state from a guest offset below the image's size, every
+ *    mapped cluster lies below the image's size, and its L1 reaches it.
+ * A disk_size within the same L1 reach as the truth, or a snapshot taken
+ * before a resize, leaves no such trace: nothing is changed then.
+ */
+void qc_sf_decide_disk_size(struct qc_image *img, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_snap_fix *f = &s->fix;
+	uint64_t hs = img->h.size, was = f->disk_size;
+	if (!s->has_disk_size || (hs & 511) || !hs || was == hs)
+		return;
+	if (qc_sf_has(img, i, QC_P_SNAPSHOT_DISK_SIZE_UNALIGNED)) {
+		if ((was & ~UINT64_C(511)) != hs)
+			return;
+		f->disk_size = hs;
+		qc_sf_set_verdict(f, QC_SNAP_FIXED);
+		qc_sf_note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (not a multiple of 512, which QEMU never writes; the image's size but for the low bits)",
+			   was, hs);
+		return;
+	}
+	if (!qc_sf_has(img, i, QC_P_VMSTATE_PAST_END) || f->vm_state_size || was > hs ||
+	    s->vm_first_past_end >= hs || qc_sf_size_to_l1(img, hs) > f->l1_size)
+		return;
+	uint64_t prefix = 0, last = 0;
+	unsigned shift = qc_l1_shift(img);
+	uint64_t first = qc_sf_size_to_l1(img, was);
+	if (!vm_extent(img, s, &prefix, &last) || first > (hs >> shift) || (first << shift) + last > hs)
+		return;
+	f->disk_size = hs;
+	qc_sf_set_verdict(f, QC_SNAP_FIXED);
+	qc_sf_note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (the image's size: the snapshot, which has no VM state, maps clusters past %" PRIu64 " up to 0x%" PRIx64 ", all below it)",
+		   was, hs, was, (first << shift) + last);
+}

@@ -138,6 +138,26 @@ if [ $HAVE_VM = 1 ]; then
 	rm -f "$T/vm-l1.qcow2"
 fi
 
+# --- disk_size QEMU cannot have written, or short of the snapshot's data ---------
+# QEMU 7.2 reads such a snapshot as disk_size bytes, and `qemu-img snapshot
+# -a` resizes the active disk to it (or fails: not a multiple of 512).
+# qemu_apply IMG LABEL: what applying snapshot 1 does to a copy (printed).
+qemu_apply() {
+	cp "$1" "$T/apply.qcow2"
+	qemu-img snapshot -a snap1 "$T/apply.qcow2" >"$T/apply.out" 2>&1
+	_e=$?
+	_o=$(head -1 "$T/apply.out")
+	echo "qemu-img snapshot -a snap1 on the damaged image [$2]: exit $_e ${_o:+($_o) }virtual size $(qemu-img info --output=json "$T/apply.qcow2" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])' 2>/dev/null)"
+	rm -f "$T/apply.qcow2"
+}
+cp "$O" "$T/d.qcow2"; $POKE "$T/d.qcow2" 'snapshot[0].disk_size' ^0x1; qemu_apply "$T/d.qcow2" disk-unaligned
+cp "$O" "$T/d.qcow2"; $POKE "$T/d.qcow2" 'snapshot[0].disk_size' 0; qemu_apply "$T/d.qcow2" disk-zero
+rm -f "$T/d.qcow2"
+field_case one-disk-unaligned "$O" "$T/ref-one" snapshot-disk-size-unaligned 'snapshot[0].disk_size' ^0x1
+field_case one-disk-low-bits "$O" "$T/ref-one" snapshot-disk-size-unaligned 'snapshot[0].disk_size' ^0x1ff
+field_case one-disk-zero "$O" "$T/ref-one" vmstate-past-end 'snapshot[0].disk_size' 0
+field_case three-disk-zero "$A" "$T/ref-three" vmstate-past-end 'snapshot[1].disk_size' ^0x1000000
+
 # --- no guess: stale bytes after the last entry --------------------------------
 # The table's cluster holds a non-zero byte after the entry (a reused
 # cluster): no end to measure against, so the entry stays unparsable, the
