@@ -158,6 +158,16 @@ field_case one-disk-low-bits "$O" "$T/ref-one" snapshot-disk-size-unaligned 'sna
 field_case one-disk-zero "$O" "$T/ref-one" vmstate-past-end 'snapshot[0].disk_size' 0
 field_case three-disk-zero "$A" "$T/ref-three" vmstate-past-end 'snapshot[1].disk_size' ^0x1000000
 
+# --- an L1 pointer moved onto another structure ----------------------------------
+# Aligned and inside the file, so nothing proves it wrong by itself; but it
+# names the snapshot table, or a data cluster whose "entries" are not L2
+# pointers, and the one leaked run shaped like the snapshot's L1 table
+# (its L2 tables' refcounts still count it) is the real table.
+field_case one-l1ptr-on-table "$O" "$T/ref-one" overlap-metadata 'snapshot[0].l1_table_offset' +0x10000
+field_case one-l1ptr-on-data "$O" "$T/ref-one" l1-entry-reserved 'snapshot[0].l1_table_offset' -0x10000
+field_case three-l1ptr-mid "$A" "$T/ref-three" l1-entry-reserved 'snapshot[1].l1_table_offset' +0x20000
+field_case three-l1ptr-last "$A" "$T/ref-three" l1-entry-reserved 'snapshot[2].l1_table_offset' -0x10000
+
 # --- no guess: stale bytes after the last entry --------------------------------
 # The table's cluster holds a non-zero byte after the entry (a reused
 # cluster): no end to measure against, so the entry stays unparsable, the
