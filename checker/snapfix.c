@@ -16,6 +16,8 @@
  *    one leaked run with an L1 table's shape (snapscan.c) -> recovered;
  *    several -> left, both named; none -> dropped (what it names is gone);
  *    two entries naming one L1 table -> both left (a guess either way);
+ *    a pointer that names another kind of structure or a table of
+ *    non-pointers -> recovered only with exactly one such leaked run;
  *    an L1 that lies only on the snapshot table itself, when the table is
  *    rewritten elsewhere anyway -> its pointer kept (the doubt goes with
  *    the table);

@@ -2,7 +2,8 @@
  * snapsizes.c - the size fields of a snapshot entry a repair rewrites
  * (part of pass 11, snapfix.c; doc/repair.md "Snapshot tables"):
  * vm_state_size from what the snapshot's L1 really maps, a VM state on
- * metadata dropped, and l1_size against disk_size and the VM state.
+ * metadata dropped, l1_size against disk_size and the VM state (also past
+ * the format's limit), and a disk_size QEMU cannot have written.
  *
  * Relies on: the walk (tables.c: l1_usable, the overlap records with
  * their guest offsets, contested clusters, the cluster map) and the
