@@ -15,7 +15,9 @@
  * plausible entry (8-byte steps within the largest possible entry; ranges
  * already scanned are not scanned again) and carries on from there.  The
  * damaged entry keeps its fixed part and gets its id and name back from
- * the space it really spans when one length can be changed to fit.
+ * the space it really spans when one length can be changed to fit.  The
+ * last entry has no next entry: its lengths are measured against the
+ * table's end instead (snaplast.c).
  * Padding bytes prove nothing: QEMU does not write them.
  *
  * Relies on: the header pass (geometry_ok, cluster size, l2_bits).
