@@ -16,6 +16,8 @@
  *    one leaked run with an L1 table's shape (snapscan.c) -> recovered;
  *    several -> left, both named; none -> dropped (what it names is gone);
  *    two entries naming one L1 table -> both left (a guess either way);
+ *    a pointer that names another kind of structure or a table of
+ *    non-pointers -> recovered only with exactly one such leaked run;
  *    an L1 that lies only on the snapshot table itself, when the table is
  *    rewritten elsewhere anyway -> its pointer kept (the doubt goes with
  *    the table);
@@ -237,6 +239,46 @@ static bool l1_contested(const struct qc_image *img, const struct qc_snapshot *s
 	       o == QC_OWN_BITMAP_TABLE || o == QC_OWN_LUKS;
 }
 
+/*
+ * Entry s's usable L1 pointer is suspect though nothing proves it wrong:
+ * the clusters it names are also claimed as another kind of structure (an
+ * L2 table, a data, compressed or VM state cluster, the snapshot table),
+ * or the table it names holds entries that are not L2 pointers (reserved
+ * bits, unaligned, flags without an offset, past the end of the file).
+ * Either claim may be the wrong one, so this is acted on only with the one
+ * leaked run shaped like this snapshot's L1 table (decide_l1): the real
+ * table, whose L2 tables' refcounts still count it.
+ */
+static bool l1_suspect(const struct qc_image *img, int32_t i, const struct qc_snapshot *s)
+{
+	static const enum qc_code entry_codes[] = {
+		QC_P_L1_ENTRY_RESERVED, QC_P_L1_ENTRY_UNALIGNED, QC_P_L1_ENTRY_NO_OFFSET,
+		QC_P_L1_L2_PAST_EOF,
+	};
+	if (!s->l1_size || !s->l1_usable)
+		return false;
+	for (size_t k = 0; k < sizeof(entry_codes) / sizeof(entry_codes[0]); k++)
+		if (qc_sf_has(img, i, entry_codes[k]))
+			return true;
+	uint64_t off = s->l1_table_offset, end = off + (uint64_t)s->l1_size * 8;
+	if (!qc_contested(img, off, end - off))
+		return false;
+	/* an overlap record on its L1's clusters between a snapshot L1 and
+	 * another kind of structure (two L1s: leave_shared_l1) */
+	const struct qc_problems *ps = &img->problems;
+	uint64_t c0 = off >> img->cluster_bits, c1 = (end - 1) >> img->cluster_bits;
+	for (size_t k = 0; k < ps->n; k++) {
+		const struct qc_problem *r = &ps->v[k];
+		uint64_t c = r->host_cluster != QC_NO_OFFSET ? r->host_cluster
+							      : r->loc.offset >> img->cluster_bits;
+		if (!qc_sf_is_overlap(r->code) || c < c0 || c > c1)
+			continue;
+		if ((r->owner == QC_OWN_SNAPSHOT_L1) != (r->other_owner == QC_OWN_SNAPSHOT_L1))
+			return true;
+	}
+	return false;
+}
+
 /* Entry i shares its L1 table with another entry and its pointer is not
  * itself impossible: left, as which pointer is wrong is a guess. */
 static bool leave_shared_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
@@ -318,13 +360,17 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 	bool contested = l1_contested(img, s);
 	if (leave_shared_l1(x, i, s))
 		return true;
-	if (!impossible && !contested)
-		return false;
-	if (qc_sf_has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE)) {
-		f->verdict = QC_SNAP_LEFT;
-		qc_sf_note(f, "l1_size %u is beyond the format's limit: neither it nor the table can be trusted", s->l1_size);
+	if (!impossible && !contested) {
+		/* only with the one leaked run shaped like its table */
+		struct qc_snapscan *sc;
+		uint64_t found[2] = { 0, 0 };
+		if (!l1_suspect(img, i, s) || find_l1_candidates(x, s, found, &sc) != 1)
+			return false;
+		note_l1_verdict(s, 1, found, false, sc);
 		return true;
 	}
+	if (qc_sf_decide_l1_too_large(img, i, s))
+		return true;
 	if (!s->l1_size) {
 		/* no L1 at all: only QEMU's alignment rule is broken */
 		f->l1_table_offset = 0;
@@ -436,12 +482,15 @@ static void decide_entry(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 		qc_sf_set_verdict(f, QC_SNAP_FIXED);
 		qc_sf_note(f, "extra data rewritten with the 24 bytes QEMU knows");
 	}
-	if (qc_sf_has(img, i, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL) && !(f->relayout && f->extra_size >= 16)) {
+	/* (a length the parse found again already has its 16 bytes) */
+	if (qc_sf_has(img, i, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL) && !(f->relayout && f->extra_size >= 16) &&
+	    s->extra_data_size < 16) {
 		qc_sf_set_verdict(f, QC_SNAP_FIXED);
 		if (qc_sf_size_to_l1(img, f->disk_size) > s->l1_size && s->l1_size)
 			f->disk_size = (uint64_t)s->l1_size << qc_l1_shift(img);
 		qc_sf_note(f, "extra data %u -> 24 bytes (disk_size %" PRIu64 ")", s->extra_data_size, f->disk_size);
 	}
+	qc_sf_decide_disk_size(img, i, s);
 	qc_sf_decide_l1_size(img, i, s);
 	qc_sf_decide_vmstate(img, i, s);
 }

@@ -28,6 +28,11 @@ uint64_t qc_sf_size_to_l1(const struct qc_image *img, uint64_t size);
 /* snapsizes.c */
 void qc_sf_decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *s);
 void qc_sf_decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *s);
+/* l1_size beyond the limit: fixed from disk_size and the L1's clusters,
+ * or left; false when the entry has no such finding. */
+bool qc_sf_decide_l1_too_large(struct qc_image *img, int32_t i, struct qc_snapshot *s);
+/* disk_size QEMU cannot have written, or short of the snapshot's data. */
+void qc_sf_decide_disk_size(struct qc_image *img, int32_t i, struct qc_snapshot *s);
 
 /* snapids.c */
 bool qc_sf_numeric(const char *s, uint64_t *v);

@@ -15,7 +15,9 @@
  * plausible entry (8-byte steps within the largest possible entry; ranges
  * already scanned are not scanned again) and carries on from there.  The
  * damaged entry keeps its fixed part and gets its id and name back from
- * the space it really spans when one length can be changed to fit.
+ * the space it really spans when one length can be changed to fit.  The
+ * last entry has no next entry: its lengths are measured against the
+ * table's end instead (snaplast.c).
  * Padding bytes prove nothing: QEMU does not write them.
  *
  * Relies on: the header pass (geometry_ok, cluster size, l2_bits).
@@ -23,6 +25,7 @@
  * to vmstate.c the vm_state verdicts.
  */
 #include "check.h"
+#include "snaplast.h"
 #include "../core/escape.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
@@ -49,6 +52,7 @@ struct tbuf {
 			     * past eof they read as zeros, as QEMU reads them */
 	bool limit_is_eof;  /* the limit comes from the end of the file (else 64 MiB) */
 	uint64_t dead_lo, dead_hi; /* a range known to hold no plausible entry */
+	char why_last[320];  /* why the last entry's lengths were not found (snaplast.c) */
 };
 
 /* Make [base, base+end) available; false if end is past the limit or on error. */
@@ -667,8 +671,10 @@ static void report_lost(struct qc_image *img, const struct tbuf *t, uint32_t i, 
 			  shape_reason(sh, f, why, sizeof(why)), i, want - 1);
 	else
 		qc_report(ps, QC_P_SNAPSHOT_ENTRY_UNPARSABLE, QC_LOC(at), 1,
-			  "entry %u at 0x%llx cannot be parsed (%s) and no plausible entry follows; entries %u..%u are lost",
-			  i, at, shape_reason(sh, f, why, sizeof(why)), i, want - 1);
+			  "entry %u at 0x%llx cannot be parsed (%s) and no plausible entry follows; entries %u..%u are lost%s%s",
+			  i, at, shape_reason(sh, f, why, sizeof(why)), i, want - 1,
+			  t->why_last[0] ? "; as the last entry, its lengths measured against the table's end: " : "",
+			  t->why_last);
 }
 
 /* The entry before (at prev, index i-1) really ends at q: redo it. */
@@ -742,6 +748,75 @@ static bool keep_damaged(struct qc_image *img, size_t *cap, struct tbuf *t, uint
 	return true;
 }
 
+/* Where the parse of the entries stands. */
+struct cursor {
+	uint32_t i, want;   /* entry i of the want the header promises (capped) */
+	uint64_t pos, prev; /* table offsets of entry i and of the one before it */
+	size_t cap;         /* img->snapshots' capacity */
+	bool table_ok;
+};
+
+/*
+ * The last entry c->i, whose lengths cannot be right (extra data too
+ * large, strings that run past what can be read, or strings that are not
+ * strings), has no next entry to be measured against: measure it against
+ * the table's end instead (snaplast.c: one length changed, a layout QEMU
+ * writes, zeros after it).  True when exactly one layout fits: the entry
+ * is recorded with it.  Else t->why_last says why not (none or several)
+ * and the caller goes on as for any damaged entry.
+ */
+static bool last_entry(struct qc_image *img, struct tbuf *t, struct cursor *c, enum shape sh,
+		       const struct fixed *f)
+{
+	t->why_last[0] = 0;
+	if (c->i + 1 != c->want ||
+	    !(sh == SHAPE_EXTRA_LARGE || sh == SHAPE_OVERRUN ||
+	      (sh == SHAPE_OK && !layout_looks_right(t, c->pos, f))))
+		return false;
+	/* the largest entry and the rest of the cluster it may end in */
+	uint64_t want = c->pos + MAX_ENTRY + img->cluster_size;
+	if (want > t->limit)
+		want = t->limit;
+	if (want > t->len && !tb_ensure(t, want))
+		return false;
+	struct qc_snap_lens d = { f->extra, f->id_size, f->name_size }, got, other;
+	char why[256];
+	enum qc_snaplast_result r =
+		qc_snaplast_fit(t->p + c->pos, (size_t)(t->len - c->pos), t->base + c->pos,
+				img->cluster_size, img->h.version, &d, &got, &other, why, sizeof(why));
+	if (r != QC_SNAPLAST_ONE) {
+		snprintf(t->why_last, sizeof(t->why_last), "%s", why);
+		return false;
+	}
+	int32_t idx = (int32_t)img->nsnapshots;
+	unsigned long long at = t->base + c->pos;
+	uint64_t used = (uint64_t)FIXED + got.extra + got.id + got.name;
+	char shw[160];
+	if (sh == SHAPE_EXTRA_LARGE)
+		qc_report(&img->problems, QC_P_SNAPSHOT_EXTRA_DATA_TOO_LARGE, sloc(at + 36, idx), 1,
+			  "entry %u at 0x%llx: extra_data_size %u exceeds %u", c->i, at, f->extra,
+			  QC_MAX_SNAPSHOT_EXTRA);
+	if (img->h.version >= 3 && f->extra < 16)
+		qc_report(&img->problems, QC_P_SNAPSHOT_EXTRA_DATA_TOO_SMALL, sloc(at + 36, idx), 1,
+			  "entry %u at 0x%llx: %u bytes of extra data (version 3 needs 16)", c->i, at,
+			  f->extra);
+	struct qc_snapshot *s = record(img, &c->cap, t, c->pos, (used + 7) & ~UINT64_C(7), f);
+	if (!s)
+		return false;
+	fill_entry(img, t, c->pos, got.extra, (uint16_t)got.id, (uint16_t)got.name, s);
+	s->extra_data_size = got.extra;
+	qc_report(&img->problems, QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID, sloc(at, idx), 1,
+		  "entry %u at 0x%llx, the last: %s; the one layout QEMU writes with one length changed that ends the table (zeros after it) is extra %u, id %u, name %u bytes (declared %u, %u, %u)",
+		  c->i, at,
+		  sh == SHAPE_OK ? "its ID and name are not strings where its lengths put them"
+				 : shape_reason(sh, f, shw, sizeof(shw)),
+		  got.extra, got.id, got.name, f->extra, f->id_size, f->name_size);
+	check_entry(img, s, idx);
+	c->prev = c->pos;
+	c->pos += s->entry_size;
+	return true;
+}
+
 /*
  * Does the entry at pos (shape `sh`) lose the thread?  An entry whose
  * shape is wrong does; one with odd strings does unless the next entry is
@@ -770,14 +845,6 @@ static bool lost_thread(struct tbuf *t, uint32_t i, uint32_t want, uint64_t pos,
 		return false;
 	return true;
 }
-
-/* Where the parse of the entries stands. */
-struct cursor {
-	uint32_t i, want;   /* entry i of the want the header promises (capped) */
-	uint64_t pos, prev; /* table offsets of entry i and of the one before it */
-	size_t cap;         /* img->snapshots' capacity */
-	bool table_ok;
-};
 
 /* Is there room for entry c->i at c->pos?  If not, reports why the table
  * ends there and returns false.  Else *sh, *f and *size describe it. */
@@ -872,6 +939,10 @@ static bool parse_entries(struct qc_image *img, struct tbuf *t)
 		uint64_t size = 0, q = 0;
 		bool found;
 		if (!entry_room(img, t, &c, &sh, &f, &size))
+			break;
+		if (last_entry(img, t, &c, sh, &f))
+			continue;
+		if (img->aborted)
 			break;
 		bool lost = lost_thread(t, c.i, c.want, c.pos, c.prev, sh, &f, size, &q, &found);
 		if (img->aborted)

@@ -2,7 +2,8 @@
  * snapsizes.c - the size fields of a snapshot entry a repair rewrites
  * (part of pass 11, snapfix.c; doc/repair.md "Snapshot tables"):
  * vm_state_size from what the snapshot's L1 really maps, a VM state on
- * metadata dropped, and l1_size against disk_size and the VM state.
+ * metadata dropped, l1_size against disk_size and the VM state (also past
+ * the format's limit), and a disk_size QEMU cannot have written.
  *
  * Relies on: the walk (tables.c: l1_usable, the overlap records with
  * their guest offsets, contested clusters, the cluster map) and the
@@ -264,4 +265,107 @@ void qc_sf_decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *s
 		     s->l1_size);
 		f->disk_size = d;
 	}
+}
+
+/*
+ * l1_size beyond the format's limit (4 Mi entries): one damaged field, so
+ * the pointer and disk_size (and the VM state size) still say what the L1
+ * table holds: the disk's entries, size_to_l1(disk_size), then the VM
+ * state's.  Taken when the table's pointer is sound (aligned, inside the
+ * file, its clusters owned by nothing else), every entry of those
+ * clusters up to that count is zero or a plausible L2 pointer, and every
+ * entry after it in the same clusters is zero (QEMU writes an L1 table in
+ * whole clusters of its own, so nothing else can be there).  Else left:
+ * neither the size nor the table can be trusted.  True when decided
+ * (fixed or left).
+ */
+bool qc_sf_decide_l1_too_large(struct qc_image *img, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_snap_fix *f = &s->fix;
+	if (!qc_sf_has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE))
+		return false;
+	uint64_t cs = img->cluster_size;
+	unsigned shift = qc_l1_shift(img);
+	uint64_t need = qc_sf_size_to_l1(img, f->disk_size);
+	if (f->vm_state_size && (f->vm_state_size >> shift) < QC_MAX_L1_SIZE / 8)
+		need += qc_sf_size_to_l1(img, f->vm_state_size);
+	uint64_t ncl = (need * 8 + cs - 1) / cs, off = s->l1_table_offset;
+	const char *why = NULL;
+	if (!need || need * 8 > QC_MAX_L1_SIZE)
+		why = "disk_size and the VM state size give no L1 size within the limit";
+	else if (qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) ||
+		 qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_INVALID) || !off || (off & (cs - 1)) ||
+		 qc_past_eof(img, off, ncl * cs) || qc_contested(img, off, ncl * cs))
+		why = "its L1 pointer is in doubt too";
+	for (uint64_t c = off >> img->cluster_bits; !why && c < (off >> img->cluster_bits) + ncl; c++)
+		if (c >= img->cmap.nclusters || qc_cm_owner(&img->cmap, c) != QC_OWN_FREE)
+			why = "its L1 table's clusters belong to another structure";
+	uint8_t *b = why ? NULL : malloc((size_t)(ncl * cs));
+	if (!why && (!b || qc_io_read(img->io, b, (size_t)(ncl * cs), off) < 0))
+		why = "its L1 table cannot be read";
+	for (uint64_t k = 0; !why && k < ncl * cs / 8; k++) {
+		uint64_t e = qc_be64_at(b + k * 8), l2 = e & QC_L1E_OFFSET_MASK;
+		if (!e)
+			continue;
+		if (k >= need)
+			why = "its L1 clusters hold entries past the disk's and the VM state's";
+		else if ((e & QC_L1E_RESERVED_MASK) || !l2 || (l2 & (cs - 1)) || qc_past_eof(img, l2, cs))
+			why = "an entry of its L1 table is not an L2 pointer";
+	}
+	free(b);
+	if (why) {
+		f->verdict = QC_SNAP_LEFT;
+		qc_sf_note(f, "l1_size %u is beyond the format's limit and %s: neither it nor the table can be trusted",
+			   s->l1_size, why);
+		return true;
+	}
+	f->l1_size = (uint32_t)need;
+	qc_sf_set_verdict(f, QC_SNAP_FIXED);
+	qc_sf_note(f, "l1_size %u -> %" PRIu64 " (what disk_size%s needs; its L1 cluster%s hold%s those entries and zeros after them)",
+		   s->l1_size, need, f->vm_state_size ? " and the VM state" : "", ncl > 1 ? "s" : "",
+		   ncl > 1 ? "" : "s");
+	return true;
+}
+
+/*
+ * disk_size that QEMU cannot have written, or that leaves the snapshot's
+ * data outside its disk (QEMU 7.2 then reads the snapshot as that many
+ * bytes, and `qemu-img snapshot -a` resizes the active disk to it, or
+ * fails on a size not a multiple of 512).  One damaged field: set to the
+ * image's size when
+ *  - disk_size is not a multiple of 512 and is the image's size but for
+ *    its low 9 bits, or
+ *  - the snapshot has no VM state, clusters are mapped past the end of
+ *    that (empty) state from a guest offset below the image's size, every
+ *    mapped cluster lies below the image's size, and its L1 reaches it.
+ * A disk_size within the same L1 reach as the truth, or a snapshot taken
+ * before a resize, leaves no such trace: nothing is changed then.
+ */
+void qc_sf_decide_disk_size(struct qc_image *img, int32_t i, struct qc_snapshot *s)
+{
+	struct qc_snap_fix *f = &s->fix;
+	uint64_t hs = img->h.size, was = f->disk_size;
+	if (!s->has_disk_size || (hs & 511) || !hs || was == hs)
+		return;
+	if (qc_sf_has(img, i, QC_P_SNAPSHOT_DISK_SIZE_UNALIGNED)) {
+		if ((was & ~UINT64_C(511)) != hs)
+			return;
+		f->disk_size = hs;
+		qc_sf_set_verdict(f, QC_SNAP_FIXED);
+		qc_sf_note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (not a multiple of 512, which QEMU never writes; the image's size but for the low bits)",
+			   was, hs);
+		return;
+	}
+	if (!qc_sf_has(img, i, QC_P_VMSTATE_PAST_END) || f->vm_state_size || was > hs ||
+	    s->vm_first_past_end >= hs || qc_sf_size_to_l1(img, hs) > f->l1_size)
+		return;
+	uint64_t prefix = 0, last = 0;
+	unsigned shift = qc_l1_shift(img);
+	uint64_t first = qc_sf_size_to_l1(img, was);
+	if (!vm_extent(img, s, &prefix, &last) || first > (hs >> shift) || (first << shift) + last > hs)
+		return;
+	f->disk_size = hs;
+	qc_sf_set_verdict(f, QC_SNAP_FIXED);
+	qc_sf_note(f, "disk_size %" PRIu64 " -> %" PRIu64 " (the image's size: the snapshot, which has no VM state, maps clusters past %" PRIu64 " up to 0x%" PRIx64 ", all below it)",
+		   was, hs, was, (first << shift) + last);
 }

@@ -132,6 +132,11 @@ static int serialize(struct qc_image *img, const struct qc_snapshot *s, struct b
 		if (f->new_id[0])
 			id_len = strlen(f->new_id);
 		const char *name = str ? (const char *)str + f->id_size : s->name;
+		/* QEMU reads the name up to its first NUL (and never writes one):
+		 * a name with NUL bytes is written as QEMU reads it, so the
+		 * entry's length agrees with its bytes */
+		if (name)
+			name_len = strnlen(name, name_len);
 		char lost[32];
 		if (f->new_name || !name) {
 			snprintf(lost, sizeof(lost), "lost-%s", id ? id : "");
