@@ -115,17 +115,25 @@ static const enum qc_code l1_codes[] = {
 	QC_P_OVERLAP_DATA_METADATA,
 };
 
-/* Does the image with the candidate header bytes check free of the L1
- * codes above, with fewer corruptions than now?  *eio on failure. */
+/* Is trial model m free of the L1 codes above, with fewer corruptions
+ * than the image now? */
+static bool trial_passes(const struct hf *h, const struct qc_image *m)
+{
+	const struct qc_problems *ps = &m->problems;
+	bool ok = ps->corruptions < h->img->problems.corruptions;
+	for (size_t i = 0; ok && i < sizeof(l1_codes) / sizeof(l1_codes[0]); i++)
+		ok = ps->per_code[l1_codes[i]] == 0;
+	return ok;
+}
+
+/* Does the image with the candidate header bytes pass (trial_passes)?
+ * *eio on failure. */
 static bool trial_ok(struct hf *h, const uint8_t *hdr)
 {
 	struct qc_hf_trial *t = qc_hf_trial_run(h->img, hdr, sizeof(h->hdr), &h->eio);
 	if (!t)
 		return false;
-	const struct qc_problems *ps = &qc_hf_trial_model(t)->problems;
-	bool ok = ps->corruptions < h->img->problems.corruptions;
-	for (size_t i = 0; ok && i < sizeof(l1_codes) / sizeof(l1_codes[0]); i++)
-		ok = ps->per_code[l1_codes[i]] == 0;
+	bool ok = trial_passes(h, qc_hf_trial_model(t));
 	qc_hf_trial_free(t);
 	return ok;
 }
@@ -170,13 +178,16 @@ static void raise_l1_size(struct hf *h)
 /*
  * l1_size above the need: where does the table stop being the L1's?  Walks
  * the entries from index need on, cluster by cluster, until l1_size, the
- * first cluster that is not the L1's own (l1_own_cluster) or the first
- * non-zero entry.  Returns 1 when a foreign cluster (or the end of the file)
- * comes first and every entry before it is 0 (l1_size is then proved too
- * large), 0 when the table holds up to l1_size or a non-zero entry comes
- * first (nothing proved), -1 on a read error.
+ * first cluster that is not the L1's own in model m (l1_own_cluster: m is
+ * the trial check with l1_size = need, where the L2 tables and data the
+ * table names are claimed) or the first non-zero entry.  Returns 1 when a
+ * foreign cluster (or the end of the file) comes first and every entry
+ * before it is 0 (l1_size is then proved too large), 0 when the table
+ * holds up to l1_size or a non-zero entry comes first (nothing proved), -1
+ * on a read error.
  */
-static int l1_overreaches(struct hf *h, uint64_t off, uint64_t need, uint64_t have)
+static int l1_overreaches(struct hf *h, struct qc_image *m, uint64_t off, uint64_t need,
+			  uint64_t have)
 {
 	struct qc_image *img = h->img;
 	const uint64_t cs = img->cluster_size;
@@ -187,7 +198,7 @@ static int l1_overreaches(struct hf *h, uint64_t off, uint64_t need, uint64_t ha
 	uint64_t i = need;
 	while (i < have) {
 		uint64_t at = off + i * 8, c = at >> img->cluster_bits;
-		if (!l1_own_cluster(img, c)) {
+		if (!l1_own_cluster(m, c)) {
 			r = 1;
 			break;
 		}
@@ -211,7 +222,8 @@ static int l1_overreaches(struct hf *h, uint64_t off, uint64_t need, uint64_t ha
 }
 
 /* l1_size above the need and reaching into clusters that are not the L1
- * table's: lowered to the need when every entry up to there is 0. */
+ * table's: lowered to the need when every entry up to there is 0 and the
+ * image checks better with the need. */
 static bool lower_l1_size(struct hf *h)
 {
 	struct qc_image *img = h->img;
@@ -227,15 +239,18 @@ static bool lower_l1_size(struct hf *h)
 		       ps->per_code[QC_P_OVERLAP_METADATA] || ps->per_code[QC_P_OVERLAP_DATA_METADATA];
 	if (!suspect)
 		return false;
-	int r = l1_overreaches(h, off, need, have);
-	if (r < 0)
-		h->eio = true;
-	if (r <= 0)
-		return false;
 	uint8_t cand[sizeof(h->hdr)];
 	memcpy(cand, h->hdr, sizeof(cand));
 	qc_put_be32(cand + QC_HDR_L1_SIZE, (uint32_t)need);
-	if (!trial_ok(h, cand))
+	struct qc_hf_trial *t = qc_hf_trial_run(img, cand, sizeof(cand), &h->eio);
+	if (!t)
+		return false;
+	struct qc_image *m = qc_hf_trial_model(t);
+	int r = trial_passes(h, m) ? l1_overreaches(h, m, off, need, have) : 0;
+	qc_hf_trial_free(t);
+	if (r < 0)
+		h->eio = true;
+	if (r <= 0)
 		return false;
 	memcpy(h->hdr, cand, sizeof(cand));
 	qc_hf_note(h, ps->per_code[QC_P_HEADER_L1_TOO_LARGE] ? QC_P_HEADER_L1_TOO_LARGE
