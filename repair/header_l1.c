@@ -400,6 +400,11 @@ void qc_hf_l1_offset(struct hf *h, enum qc_code code)
 		code = img->problems.per_code[QC_P_OVERLAP_METADATA] ? QC_P_OVERLAP_METADATA
 								     : QC_P_L1_ENTRY_RESERVED;
 		why = search_l1(h, &found);
+		/* bad entries alone do not prove the offset wrong: without a
+		 * found table they stay the L1 fixer's, and nothing is said
+		 * about the offset */
+		if (why && !h->eio && off >= img->cluster_size && !qc_contested(img, off, n * 8))
+			return;
 	} else if (!qc_fix_recover(img, off, l1_candidate, h, &found)) {
 		why = h->eio ? "reading a candidate failed" : search_l1(h, &found);
 	}

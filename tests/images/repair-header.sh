@@ -84,6 +84,25 @@ qemu_said order-zero
 case_poke length-large ext-too-large header.header_length '^0x100'
 qemu_said length-large
 
+# l1_size above the need after QEMU's own shrink (zero entries past the
+# need are valid): an unrelated bad L1 entry is fixed, l1_size stays
+S=$T/shrunk.qcow2
+mk "$S" 2G
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1500M 64k' "$S" >/dev/null
+fixture qemu-img resize -q --shrink "$S" 16M
+guest_save "$S" "$T/shref"
+t_name "shrunk: QEMU leaves l1_size (4) above the need (1) and the image checks clean"
+run_check "$S"
+[ "$(poke "$S" header.l1_size)" = 0x4 ] && [ "$RC" = 0 ] && t_ok || t_fail "l1_size $(poke "$S" header.l1_size), check exit $RC"
+I=$T/shrunk-l1.qcow2
+cp "$S" "$I"
+poke "$I" 'l1[0]' '^0x2'
+repair_case shrunk-l1 "$I" "$T/shref" l1-entry-reserved
+t_name "shrunk-l1: the plan writes no header byte (l1_size stays 4) and leaves nothing"
+run_repair "$I" --dry-run
+[ "$(rjson 'all(w["offset"] >= 112 for w in r["plan"]) and len(r["plan"]) > 0 and not r["left"]')" = True ] &&
+	t_ok || t_fail "plan $(rjson 'r["plan"]'), left $(rjson 'r["left"]')"
+
 # a larger disk whose L1 needs several entries: l1_size cut from 4 to 2
 B=$T/big.qcow2
 mk "$B" 2G
