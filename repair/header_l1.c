@@ -34,6 +34,14 @@
  * check; more than this is not "exactly one" anyway. */
 #define SEARCH_MAX_CAND 4
 
+/* Read len bytes at off; zeros past the end of the file (a table in the
+ * file's last, partial cluster).  false on a read error. */
+static bool read_zf(struct qc_image *img, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	memset(buf, 0, (size_t)len);
+	return qc_io_read(img->io, buf, (size_t)len, off) >= 0;
+}
+
 /* Can an active L1 entry name an L2 table that lost this reference: 0, or
  * an aligned in-file offset without reserved bits naming a leaked cluster,
  * an L2 table a snapshot shares whose stored refcount counts one more
@@ -64,12 +72,16 @@ static bool entries_lost(struct hf *h, uint64_t off, uint64_t n, unsigned min_no
 	if (!n)
 		return min_nonzero == 0;
 	uint64_t bytes = n * 8;
+	/* a candidate past the end of the file holds no entries (not an I/O
+	 * error: an L1 pointer moved into compressed data) */
+	if (qc_past_eof(img, off, bytes))
+		return false;
 	uint8_t *buf = qc_budget_alloc(img, bytes, "the header-field repair");
 	if (!buf) {
 		h->eio = true;
 		return false;
 	}
-	bool ok = qc_io_read_full(img->io, buf, (size_t)bytes, off) >= 0;
+	bool ok = read_zf(img, buf, bytes, off);
 	h->eio |= !ok;
 	unsigned nonzero = 0;
 	for (uint64_t i = 0; ok && i < n; i++)
@@ -206,7 +218,7 @@ static int l1_overreaches(struct hf *h, struct qc_image *m, uint64_t off, uint64
 		uint64_t n = (cend - at) / 8;
 		if (n > have - i)
 			n = have - i;
-		if (qc_io_read_full(img->io, buf, (size_t)(n * 8), at) < 0) {
+		if (!read_zf(img, buf, n * 8, at)) {
 			r = -1;
 			break;
 		}
@@ -309,7 +321,7 @@ static bool l1_impossible(struct hf *h, uint64_t off, uint64_t n)
 		h->eio = true;
 		return false;
 	}
-	bool ok = qc_io_read_full(img->io, buf, (size_t)(n * 8), off) >= 0;
+	bool ok = read_zf(img, buf, n * 8, off);
 	h->eio |= !ok;
 	uint64_t bad = 0, nonzero = 0;
 	for (uint64_t i = 0; ok && i < n; i++) {
