@@ -45,8 +45,10 @@ static bool read_zf(struct qc_image *img, uint8_t *buf, uint64_t len, uint64_t o
 /* Can an active L1 entry name an L2 table that lost this reference: 0, or
  * an aligned in-file offset without reserved bits naming a leaked cluster,
  * an L2 table a snapshot shares whose stored refcount counts one more
- * reference than the walk found, or a cluster inside [freed, +flen) (the
- * range the header's wrong L1 offset names: that claim goes away)?
+ * reference than the walk found, or, when flen is not 0, a cluster inside
+ * [freed, +flen) (the range the header's wrong L1 offset names) or an L2
+ * table only the active walk (through that wrong table) claims: those
+ * claims go away?
  * *nonzero counts the non-zero ones. */
 static bool l1_entry_lost(struct qc_image *img, uint64_t e, uint64_t freed, uint64_t flen,
 			  unsigned *nonzero)
@@ -57,8 +59,16 @@ static bool l1_entry_lost(struct qc_image *img, uint64_t e, uint64_t freed, uint
 	if ((e & QC_L1E_RESERVED_MASK) || !off)
 		return false;
 	++*nonzero;
-	if (flen && off >= freed && off - freed < flen && !qc_past_eof(img, off, img->cluster_size))
-		return true;
+	if (flen && !qc_past_eof(img, off, img->cluster_size) && !(off & (img->cluster_size - 1))) {
+		/* the wrong table's range, or an L2 table only the wrong
+		 * table's walk claims: those claims go away */
+		uint64_t cl = off >> img->cluster_bits;
+		if (off >= freed && off - freed < flen)
+			return true;
+		if (cl < img->cmap.nclusters && qc_cm_owner(&img->cmap, cl) == QC_OWN_L2 &&
+		    !qc_contested(img, off, img->cluster_size))
+			return true;
+	}
 	return qc_fix_unclaimed(img, off) || qc_fix_missing_ref(img, off, QC_OWN_L2) ||
 	       qc_fix_missing_ref(img, off, QC_OWN_L2_INACTIVE);
 }
@@ -337,7 +347,8 @@ static bool l1_impossible(struct hf *h, uint64_t off, uint64_t n)
 }
 
 /*
- * The search: every leaked run of clusters shaped like the L1 table
+ * The search: every leaked run of clusters (or clusters of the wrong
+ * table the header names now) shaped like the L1 table
  * (l1_size entries, each 0 or naming an L2 table that lost its reference,
  * or one inside the range the header names now, whose claim goes away; at
  * least one non-zero).  Exactly one such run that a trial check confirms
@@ -355,7 +366,10 @@ static const char *search_l1(struct hf *h, uint64_t *found)
 		uint64_t at = c << img->cluster_bits;
 		if (qc_past_eof(img, at, len))
 			break;
-		if (at == cur || !qc_fix_unclaimed(img, at) || !clusters_free_for_l1(img, at, len, false))
+		/* the wrong table's own clusters count as free: its claim goes
+		 * away (a table at offset 0 spanning the header and the real
+		 * L1's first clusters, small clusters) */
+		if (at == cur || !clusters_free_for_l1(img, at, len, true))
 			continue;
 		read += len;
 		if (read > SEARCH_READ_CAP)
