@@ -84,6 +84,28 @@ qemu_said order-zero
 case_poke length-large ext-too-large header.header_length '^0x100'
 qemu_said length-large
 
+# 512-byte clusters: the L1 table spans 8 clusters, and offset 0 makes the
+# wrong table cover the header, the refcount structures and the real
+# table's first clusters (whose entries it then walks)
+C=$T/c512.qcow2
+mk "$C" 16M cluster_size=512
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 5M 512k' -c 'write -P 0x33 15M 64k' "$C" >/dev/null
+snap "$C" s1
+fixture qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$C" >/dev/null
+guest_save "$C" "$T/c512ref"
+for v in 0 0xffffffffffffffff; do
+	I=$T/c512-l1-$v.qcow2
+	cp "$C" "$I"
+	poke "$I" header.l1_table_offset "$v"
+	qemu_repair_all "$I" "c512-l1-$v"
+	[ "$v" = 0 ] && code=overlap-metadata || code=header-l1-offset-unaligned
+	repair_case "c512-l1-$v" "$I" "$T/c512ref" "$code"
+done
+I=$T/c512-l1-size.qcow2
+cp "$C" "$I"
+poke "$I" header.l1_size '^0x8000'
+repair_case c512-l1-size "$I" "$T/c512ref" overlap-metadata
+
 # l1_size above the need after QEMU's own shrink (zero entries past the
 # need are valid): an unrelated bad L1 entry is fixed, l1_size stays
 S=$T/shrunk.qcow2
