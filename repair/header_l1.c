@@ -313,9 +313,32 @@ static bool l1_candidate(void *ctx, uint64_t cand)
 	       entries_lost(h, cand, img->h.l1_size, 1, 0, 0);
 }
 
+/* Does the walk from the active L1 table find damaged L1 or L2 entries?
+ * A contested L1 table whose tree walks clean is the other claimant's
+ * mistake (a snapshot's L1 pointer aimed at it, principle 3), not a wrong
+ * l1_table_offset. */
+static bool active_tree_damaged(const struct qc_image *img)
+{
+	static const enum qc_code codes[] = {
+		QC_P_L1_ENTRY_NO_OFFSET, QC_P_L1_ENTRY_RESERVED, QC_P_L1_ENTRY_UNALIGNED,
+		QC_P_L1_L2_PAST_EOF,     QC_P_L2_ENTRY_RESERVED, QC_P_L2_ENTRY_UNALIGNED,
+		QC_P_L2_DATA_PAST_EOF,   QC_P_OVERLAP_DATA_METADATA,
+	};
+	const struct qc_problems *ps = &img->problems;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].loc.snapshot >= 0)
+			continue;
+		for (size_t k = 0; k < sizeof(codes) / sizeof(codes[0]); k++)
+			if (ps->v[i].code == codes[k])
+				return true;
+	}
+	return false;
+}
+
 /*
  * Can the table the header names not be this image's L1 table?  It lies in
- * the header cluster, or another structure claims one of its clusters, or
+ * the header cluster, or another structure claims one of its clusters
+ * while the tree under it has damaged entries, or
  * more than half of its non-zero entries break the L1 rules (reserved bits,
  * unaligned, past the end of the file, flags without an offset).  One or a
  * few bad entries are the L1 fixer's (fix_l1.c), not evidence of a wrong
@@ -324,7 +347,7 @@ static bool l1_candidate(void *ctx, uint64_t cand)
 static bool l1_impossible(struct hf *h, uint64_t off, uint64_t n)
 {
 	struct qc_image *img = h->img;
-	if (off < img->cluster_size || qc_contested(img, off, n * 8))
+	if (off < img->cluster_size || (qc_contested(img, off, n * 8) && active_tree_damaged(img)))
 		return true;
 	uint8_t *buf = qc_budget_alloc(img, n * 8, "the header-field repair");
 	if (!buf) {
