@@ -48,8 +48,8 @@ enum qc_fixer {
 	QC_FIX_L2,          /* repair/fix_l2.c: damaged active L2 entries restored or dropped */
 	QC_FIX_BITMAPS,     /* repair/bitmaps.c: a damaged bitmap extension or directory:
 	                     * autoclear bit 0 cleared (bitmaps dropped, guest data kept) */
-	QC_FIX_HEADER_FIELDS, /* repair/header_fields.c: l1_size, l1_table_offset, header_length
-	                       * restored from evidence */
+	QC_FIX_HEADER_FIELDS, /* repair/header_fields.c: l1_size, l1_table_offset, header_length,
+	                       * refcount_order restored from evidence */
 	QC_FIX_COUNT
 };
 

@@ -8,12 +8,11 @@
  * extensions parse.  Anything else is refused, and the refusal names the
  * field.
  *
- * The changed fields go into the header cluster in phase `switch`, one
- * write per run of changed bytes (emit() below), and the other planners
- * then plan on a check of the image as those writes leave it
- * (repair/repair.c, repair/overlay.c): a raised or restored L1 table is
- * walked there, so the L2 tables and data it names are referenced again,
- * not leaks.
+ * The changed fields go into the header cluster in one write (phase
+ * `switch`), and the other planners then plan on a check of the image as
+ * that write leaves it (repair/repair.c, repair/overlay.c): a raised or
+ * restored L1 table is walked there, so the L2 tables and data it names
+ * are referenced again, not leaks.
  *
  * Relies on the model (the cluster map, the stored refcounts through
  * repair/fix.h), the header bytes in img->header_cluster, and the bounded
@@ -21,7 +20,7 @@
  * use: entries by the header rules (QC_MAX_L1_SIZE), extension lengths by
  * the header cluster.
  */
-#include "fix.h"
+#include "header_fields.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -35,20 +34,7 @@
 #include "../core/policy.h"
 #include "../core/reader.h"
 
-struct hf {
-	struct qc_image *img;
-	struct qc_plan *p;
-	uint8_t hdr[QC_HDR_HEADER_LENGTH + 4]; /* the header fields as they will be */
-	bool changed;
-	enum qc_code code;                     /* of the first change */
-	char what[3][48];                      /* summary of each change */
-	unsigned nwhat;
-	bool eio;
-};
-
-static void note(struct hf *h, enum qc_code code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void note(struct hf *h, enum qc_code code, const char *fmt, ...)
+void qc_hf_note(struct hf *h, enum qc_code code, const char *fmt, ...)
 {
 	if (!h->changed)
 		h->code = code;
@@ -59,126 +45,6 @@ static void note(struct hf *h, enum qc_code code, const char *fmt, ...)
 	vsnprintf(h->what[h->nwhat++], sizeof(h->what[0]), fmt, ap);
 	va_end(ap);
 	h->changed = true;
-}
-
-/* Can an active L1 entry name an L2 table that lost this reference: 0, or
- * an aligned in-file offset without reserved bits naming a leaked cluster
- * or an L2 table a snapshot shares whose stored refcount counts one more
- * reference than the walk found?  *nonzero counts the non-zero ones. */
-static bool l1_entry_lost(struct qc_image *img, uint64_t e, unsigned *nonzero)
-{
-	if (!e)
-		return true;
-	uint64_t off = e & QC_L1E_OFFSET_MASK;
-	if ((e & QC_L1E_RESERVED_MASK) || !off)
-		return false;
-	++*nonzero;
-	return qc_fix_unclaimed(img, off) || qc_fix_missing_ref(img, off, QC_OWN_L2) ||
-	       qc_fix_missing_ref(img, off, QC_OWN_L2_INACTIVE);
-}
-
-/* Are the n entries at off (read from the file) all entries that lost
- * their reference, with at least min_nonzero of them non-zero? */
-static bool entries_lost(struct hf *h, uint64_t off, uint64_t n, unsigned min_nonzero)
-{
-	struct qc_image *img = h->img;
-	if (!n)
-		return min_nonzero == 0;
-	uint64_t bytes = n * 8;
-	/* a candidate past the end of the file holds no entries (not an
-	 * I/O error: found by tests/gap-sweep.py, an L1 pointer moved into
-	 * compressed data) */
-	if (qc_past_eof(img, off, bytes))
-		return false;
-	uint8_t *buf = qc_budget_alloc(img, bytes, "the header-field repair");
-	if (!buf) {
-		h->eio = true;
-		return false;
-	}
-	bool ok = qc_io_read_full(img->io, buf, (size_t)bytes, off) >= 0;
-	h->eio |= !ok;
-	unsigned nonzero = 0;
-	for (uint64_t i = 0; ok && i < n; i++)
-		ok = l1_entry_lost(img, qc_be64_at(buf + 8 * i), &nonzero);
-	qc_budget_free(img, buf, bytes);
-	return ok && nonzero >= min_nonzero;
-}
-
-/* Is every cluster of [off, off+len) either claimed by the active L1
- * already or leaked (stored refcount >= 1, nothing claims it)? */
-static bool clusters_free_for_l1(struct qc_image *img, uint64_t off, uint64_t len, bool own_ok)
-{
-	uint64_t first = off >> img->cluster_bits;
-	uint64_t last = (off + len - 1) >> img->cluster_bits;
-	for (uint64_t c = first; c <= last; c++) {
-		uint64_t at = c << img->cluster_bits;
-		bool own = own_ok && c < img->cmap.nclusters && qc_cm_owner(&img->cmap, c) == QC_OWN_L1 &&
-			   !qc_contested(img, at, img->cluster_size);
-		if (!own && !qc_fix_unclaimed(img, at))
-			return false;
-	}
-	return true;
-}
-
-/* l1_size below what the virtual size needs: raised when the clusters the
- * raised table covers are the L1's own or leaked, and every missing entry
- * is 0 or names an L2 table that lost its reference. */
-static void fix_l1_size(struct hf *h)
-{
-	struct qc_image *img = h->img;
-	uint64_t need = img->l1_vm_state_index, have = img->h.l1_size;
-	uint64_t off = img->h.l1_table_offset;
-	if (!img->l1_ok || need <= have || need * 8 > QC_MAX_L1_SIZE ||
-	    qc_past_eof(img, off, need * 8)) {
-		qc_plan_leave(h->p, QC_P_HEADER_L1_TOO_SMALL, QC_HDR_L1_SIZE,
-			      "header field l1_size (%" PRIu64 ", %" PRIu64 " needed): not raised: the L1 table's offset is damaged or the raised table would not lie inside the file",
-			      have, need);
-		return;
-	}
-	if (!clusters_free_for_l1(img, off, need * 8, true) ||
-	    !entries_lost(h, off + have * 8, need - have, 0)) {
-		if (!h->eio)
-			qc_plan_leave(h->p, QC_P_HEADER_L1_TOO_SMALL, QC_HDR_L1_SIZE,
-				      "header field l1_size (%" PRIu64 ", %" PRIu64 " needed): not raised: the clusters after the table are not the L1's own or leaked, or the entries there are not L2 pointers that lost their reference",
-				      have, need);
-		return;
-	}
-	qc_put_be32(h->hdr + QC_HDR_L1_SIZE, (uint32_t)need);
-	note(h, QC_P_HEADER_L1_TOO_SMALL, "l1_size %" PRIu64 " -> %" PRIu64, have, need);
-}
-
-/* qc_fix_recover's test: a leaked run shaped like this image's L1 table. */
-static bool l1_candidate(void *ctx, uint64_t cand)
-{
-	struct hf *h = ctx;
-	struct qc_image *img = h->img;
-	uint64_t len = (uint64_t)img->h.l1_size * 8;
-	return !qc_past_eof(img, cand, len) && clusters_free_for_l1(img, cand, len, false) &&
-	       entries_lost(h, cand, img->h.l1_size, 1);
-}
-
-/* l1_table_offset unaligned or past the end of the file: restored when
- * exactly one candidate (repair/fix.h qc_fix_recover) is an L1 table
- * that lost its reference. */
-static void fix_l1_offset(struct hf *h, enum qc_code code)
-{
-	struct qc_image *img = h->img;
-	uint64_t off = img->h.l1_table_offset, found;
-	const char *why = NULL;
-	if (!img->h.l1_size || (uint64_t)img->h.l1_size * 8 > QC_MAX_L1_SIZE)
-		why = "l1_size is 0 or too large to judge a candidate";
-	else if (img->problems.per_code[QC_P_HEADER_L1_TOO_SMALL])
-		why = "l1_size is damaged too";
-	else if (!qc_fix_recover(img, off, l1_candidate, h, &found))
-		why = h->eio ? "reading a candidate failed"
-			     : "no single leaked run of clusters a flipped or alignment bit away is shaped like the L1 table";
-	if (why) {
-		qc_plan_leave(h->p, code, QC_HDR_L1_TABLE_OFFSET,
-			      "header field l1_table_offset (0x%" PRIx64 "): not restored: %s", off, why);
-		return;
-	}
-	qc_put_be64(h->hdr + QC_HDR_L1_TABLE_OFFSET, found);
-	note(h, code, "l1_table_offset 0x%" PRIx64 " -> 0x%" PRIx64, off, found);
 }
 
 /* Known extension types: a chain of them is evidence of where it starts. */
@@ -211,7 +77,7 @@ static int ext_chain(const struct qc_image *img, uint64_t start, uint64_t end)
  * which the extensions parse as a chain of known types to an end marker;
  * of two, the one with more extensions, else 112 when the compression type
  * byte must be inside the header, else 104. */
-static void fix_header_length(struct hf *h)
+static void fix_header_length(struct hf *h, enum qc_code code)
 {
 	struct qc_image *img = h->img;
 	uint64_t end = img->cluster_size;
@@ -226,14 +92,45 @@ static void fix_header_length(struct hf *h)
 		n104 = -1;
 	uint32_t len;
 	if (n104 < 0 && n112 < 0) {
-		qc_plan_leave(h->p, QC_P_HEADER_LENGTH_INVALID, QC_HDR_HEADER_LENGTH,
+		qc_plan_leave(h->p, code, QC_HDR_HEADER_LENGTH,
 			      "header field header_length (%" PRIu32 "): not restored: the header extensions parse neither at 104 nor at 112",
 			      img->h.header_length);
 		return;
 	}
 	len = n112 > n104 ? 112 : 104;
 	qc_put_be32(h->hdr + QC_HDR_HEADER_LENGTH, len);
-	note(h, QC_P_HEADER_LENGTH_INVALID, "header_length %" PRIu32 " -> %" PRIu32, img->h.header_length, len);
+	qc_hf_note(h, code, "header_length %" PRIu32 " -> %" PRIu32, img->h.header_length, len);
+}
+
+/* header_length above 112 while the extension area it leaves runs into
+ * garbage (ext-too-large, ext-header-truncated): restored as above when the
+ * extensions parse at 104 or 112 (QEMU writes no longer header).  A future
+ * header with more fields than 112 bytes would not parse there. */
+static void fix_header_length_large(struct hf *h)
+{
+	const struct qc_image *img = h->img;
+	const struct qc_problems *ps = &img->problems;
+	if (img->h.version < 3 || img->h.header_length <= 112 ||
+	    (!ps->per_code[QC_P_EXT_TOO_LARGE] && !ps->per_code[QC_P_EXT_HEADER_TRUNCATED]))
+		return;
+	uint64_t end = img->cluster_size;
+	if (img->h.backing_file_offset && img->h.backing_file_offset < end)
+		end = img->h.backing_file_offset;
+	if (end > img->header_cluster_len)
+		end = img->header_cluster_len;
+	if (end > img->h.header_length && ext_chain(img, img->h.header_length, end) >= 0)
+		return;
+	fix_header_length(h, ps->per_code[QC_P_EXT_TOO_LARGE] ? QC_P_EXT_TOO_LARGE : QC_P_EXT_HEADER_TRUNCATED);
+}
+
+/* size: nothing in the image bounds the virtual size from below but the
+ * highest mapped guest offset, and l1_size times the L2 coverage only from
+ * above, so a damaged size is never restored: the refusal names it. */
+static void leave_size(struct hf *h)
+{
+	qc_plan_leave(h->p, QC_P_HEADER_SIZE_TOO_LARGE, QC_HDR_SIZE,
+		      "header field size (%" PRIu64 "): not restored: the image holds no evidence of the virtual size (the L1 table bounds it only from above, the mapped data only from below)",
+		      h->img->h.size);
 }
 
 /*
@@ -285,13 +182,24 @@ int qc_plan_header_fields(struct qc_image *img, const struct qc_repair_opts *o, 
 	struct hf h = { .img = img, .p = p };
 	memcpy(h.hdr, img->header_cluster, sizeof(h.hdr));
 	if (ps->per_code[QC_P_HEADER_LENGTH_INVALID] && img->h.version >= 3)
-		fix_header_length(&h);
-	if (ps->per_code[QC_P_HEADER_L1_TOO_SMALL])
-		fix_l1_size(&h);
+		fix_header_length(&h, QC_P_HEADER_LENGTH_INVALID);
+	else
+		fix_header_length_large(&h);
+	if (ps->per_code[QC_P_HEADER_SIZE_TOO_LARGE]) {
+		leave_size(&h);
+		return 0;
+	}
+	qc_hf_l1_size(&h);
 	if (ps->per_code[QC_P_HEADER_L1_OFFSET_UNALIGNED])
-		fix_l1_offset(&h, QC_P_HEADER_L1_OFFSET_UNALIGNED);
+		qc_hf_l1_offset(&h, QC_P_HEADER_L1_OFFSET_UNALIGNED);
 	else if (ps->per_code[QC_P_HEADER_L1_PAST_EOF])
-		fix_l1_offset(&h, QC_P_HEADER_L1_PAST_EOF);
+		qc_hf_l1_offset(&h, QC_P_HEADER_L1_PAST_EOF);
+	else if (ps->per_code[QC_P_L1_ENTRY_RESERVED] || ps->per_code[QC_P_L1_ENTRY_UNALIGNED] ||
+		 ps->per_code[QC_P_L1_L2_PAST_EOF] || ps->per_code[QC_P_L1_ENTRY_NO_OFFSET] ||
+		 ps->per_code[QC_P_OVERLAP_METADATA] || ps->per_code[QC_P_OVERLAP_DATA_METADATA])
+		qc_hf_l1_offset(&h, QC_P_COUNT);
+	if (!h.eio)
+		qc_hf_refcount_order(&h);
 	if (h.eio)
 		return -EIO;
 	return h.changed ? emit(&h) : 0;

@@ -36,8 +36,8 @@ int qc_plan_snapshot_table(struct qc_image *img, const struct qc_repair_opts *o,
 /* Bitmaps (bitmaps.c): a damaged bitmap extension or directory: autoclear
  * bit 0 cleared (1 when planned), 0 when nothing, or -errno. */
 int qc_plan_bitmaps(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
-/* Header fields (header_fields.c): l1_size, l1_table_offset, header_length
- * restored from evidence in one header write (1 when planned), 0, or
+/* Header fields (header_fields.c): l1_size, l1_table_offset, refcount_order,
+ * header_length restored from evidence in one header write (1 when planned), 0, or
  * -errno; a field it cannot restore is left, named. */
 int qc_plan_header_fields(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p);
 /* Header fields the image's other fields or bytes settle (autoclear bits,

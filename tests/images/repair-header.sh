@@ -1,16 +1,21 @@
 #!/bin/sh
 # repair-header.sh - header fields restored from evidence (doc/repair.md
 # "Header fields"): l1_size too small (raised when the L1 table's clusters
-# hold the entries), l1_table_offset unaligned or past the end of the file
-# (restored when exactly one correction of bits that cannot be set names a
-# leaked run shaped like the L1 table), header_length invalid (restored to
-# the length at which the extensions parse, with and without a backing
-# file).  Each: check -> repair -> re-check clean for qcow2fsck and qemu-img
-# check, guest content of the active layer and snapshot s1 unchanged, a
-# second repair plans nothing, undo restores the damaged bytes; what
-# `qemu-img check -r all` does to a copy is printed beside it.  A header the
-# evidence does not settle is refused, nothing written, and the plan names
-# the field.
+# hold the entries) or too large (lowered to the need when the table runs
+# into clusters that are not its own), l1_table_offset unaligned, past the
+# end of the file, or naming another structure (the header, the refcount
+# table, a snapshot's L2 table: restored to the one leaked run shaped like
+# the L1 table, confirmed by a trial check), refcount_order invalid or valid
+# but wrong (the order under which the refblocks agree with the walk),
+# header_length invalid or too large (restored to the length at which the
+# extensions parse, with and without a backing file).  Each: check ->
+# repair -> re-check clean for qcow2fsck and qemu-img check, guest content
+# of the active layer and every snapshot unchanged, a second repair plans
+# nothing, undo restores the damaged bytes; what `qemu-img check -r all`
+# does to a copy is printed beside it (and whether the guest content
+# survived it).  A header the evidence does not settle (the virtual size,
+# an L1 table that lost its only entry) is refused, nothing written, and
+# the plan names the field.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../repair-lib.sh"
@@ -44,6 +49,81 @@ t_name "length-zero: qemu-img check -r all cannot open the image (exit 1)"
 [ "$QRRC" = 1 ] && t_ok || t_fail "qemu-img exit $QRRC: update this test"
 case_poke length-100 header-length-invalid header.header_length 100
 qemu_said length-100
+
+# l1_table_offset naming another structure: QEMU's -r all parses it as the
+# L1 table and "repairs" its entries
+SL1=$(poke "$P" 'snapshot[0].l1_table_offset')
+SL2=$(python3 -c 'import sys; print(hex(int(sys.argv[1], 16) & 0x00fffffffffffe00))' "$(poke "$P" "u64@$((SL1))")")
+case_poke l1-on-snap-l2 overlap-metadata header.l1_table_offset "$SL2"
+qemu_said l1-on-snap-l2
+case_poke l1-on-reftable overlap-metadata header.l1_table_offset "$(poke "$P" header.refcount_table_offset)"
+qemu_said l1-on-reftable
+case_poke l1-on-header overlap-metadata header.l1_table_offset 0
+qemu_said l1-on-header
+# every bit set: no single correction, the search of the leaked runs finds it
+case_poke l1-all-ones header-l1-offset-unaligned header.l1_table_offset 0xffffffffffffffff
+qemu_said l1-all-ones
+case_poke l1-nowhere header-l1-past-eof header.l1_table_offset 0x7ff0000
+qemu_said l1-nowhere
+
+# l1_size too large: the table runs into other structures' clusters
+case_poke l1-size-flip overlap-metadata header.l1_size '^0x8000'
+qemu_said l1-size-flip
+case_poke l1-size-huge header-l1-too-large header.l1_size 0xffffffff
+qemu_said l1-size-huge
+
+# refcount_order: invalid, and valid but wrong (16-bit counts read as 1-bit)
+case_poke order-invalid header-refcount-order-invalid header.refcount_order '^0x100'
+qemu_said order-invalid
+t_name "order-invalid: qemu-img check -r all cannot open the image (exit 1)"
+[ "$QRRC" = 1 ] && t_ok || t_fail "qemu-img exit $QRRC: update this test"
+case_poke order-zero refcount-overflow header.refcount_order 0
+qemu_said order-zero
+
+# header_length too large: the extensions are parsed from the wrong bytes
+case_poke length-large ext-too-large header.header_length '^0x100'
+qemu_said length-large
+
+# 512-byte clusters: the L1 table spans 8 clusters, and offset 0 makes the
+# wrong table cover the header, the refcount structures and the real
+# table's first clusters (whose entries it then walks)
+C=$T/c512.qcow2
+mk "$C" 16M cluster_size=512
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 5M 512k' -c 'write -P 0x33 15M 64k' "$C" >/dev/null
+snap "$C" s1
+fixture qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$C" >/dev/null
+guest_save "$C" "$T/c512ref"
+for v in 0 0xffffffffffffffff; do
+	I=$T/c512-l1-$v.qcow2
+	cp "$C" "$I"
+	poke "$I" header.l1_table_offset "$v"
+	qemu_repair_all "$I" "c512-l1-$v"
+	[ "$v" = 0 ] && code=overlap-metadata || code=header-l1-offset-unaligned
+	repair_case "c512-l1-$v" "$I" "$T/c512ref" "$code"
+done
+I=$T/c512-l1-size.qcow2
+cp "$C" "$I"
+poke "$I" header.l1_size '^0x8000'
+repair_case c512-l1-size "$I" "$T/c512ref" overlap-metadata
+
+# l1_size above the need after QEMU's own shrink (zero entries past the
+# need are valid): an unrelated bad L1 entry is fixed, l1_size stays
+S=$T/shrunk.qcow2
+mk "$S" 2G
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1500M 64k' "$S" >/dev/null
+fixture qemu-img resize -q --shrink "$S" 16M
+guest_save "$S" "$T/shref"
+t_name "shrunk: QEMU leaves l1_size (4) above the need (1) and the image checks clean"
+run_check "$S"
+[ "$(poke "$S" header.l1_size)" = 0x4 ] && [ "$RC" = 0 ] && t_ok || t_fail "l1_size $(poke "$S" header.l1_size), check exit $RC"
+I=$T/shrunk-l1.qcow2
+cp "$S" "$I"
+poke "$I" 'l1[0]' '^0x2'
+repair_case shrunk-l1 "$I" "$T/shref" l1-entry-reserved
+t_name "shrunk-l1: the plan writes no header byte (l1_size stays 4) and leaves nothing"
+run_repair "$I" --dry-run
+[ "$(rjson 'all(w["offset"] >= 112 for w in r["plan"]) and len(r["plan"]) > 0 and not r["left"]')" = True ] &&
+	t_ok || t_fail "plan $(rjson 'r["plan"]'), left $(rjson 'r["left"]')"
 
 # a larger disk whose L1 needs several entries: l1_size cut from 4 to 2
 B=$T/big.qcow2
@@ -85,10 +165,23 @@ refused() {
 		t_fail "exit $RRC: $(rjson 'r["left"]')"
 	fi
 }
-I=$T/l1-nowhere.qcow2
+# the L1 table's only entry lost too: no leaked run is shaped like it
+I=$T/l1-lost.qcow2
 cp "$P" "$I"
+poke "$I" 'l1[0]' 0
 poke "$I" header.l1_table_offset 0x7ff0000
-refused l1-nowhere header-l1-past-eof l1_table_offset
+refused l1-lost header-l1-past-eof l1_table_offset
+# the virtual size: nothing in the image settles it
+I=$T/size-huge.qcow2
+cp "$P" "$I"
+poke "$I" header.size '^0x4000000000000000'
+refused size-huge header-size-too-large size
+I=$T/size-flip.qcow2
+cp "$P" "$I"
+poke "$I" header.size '^0x10000000000'
+refused size-flip header-l1-too-small l1_size
+t_name "size-flip: the refusal names size too"
+[ "$(rjson "any('or size' in l['reason'] for l in r['left'])")" = True ] && t_ok || t_fail "$(rjson 'r["left"]')"
 I=$T/length-garbage.qcow2
 cp "$P" "$I"
 poke "$I" header.header_length 0

@@ -1,0 +1,55 @@
+/*
+ * header_fields.h - what the header-field planners share (doc/repair.md
+ * "Header fields"): the header bytes as they will be, the note of each
+ * change, the test of an L1 entry that lost its reference, and a trial
+ * check of the image with candidate header bytes laid over it.
+ *
+ * header_fields.c runs them and plans the one header write; header_l1.c
+ * restores l1_size and l1_table_offset; header_refcount.c restores
+ * refcount_order; header_trial.c checks a candidate.
+ */
+#ifndef QC_HEADER_FIELDS_H
+#define QC_HEADER_FIELDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fix.h"
+#include "../core/layout.h"
+
+struct hf {
+	struct qc_image *img;
+	struct qc_plan *p;
+	uint8_t hdr[QC_HDR_HEADER_LENGTH + 4]; /* the header fields as they will be */
+	bool changed;
+	enum qc_code code;                     /* of the first change */
+	char what[3][48];                      /* summary of each change */
+	unsigned nwhat;
+	bool eio;
+};
+
+void qc_hf_note(struct hf *h, enum qc_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* l1_size too small or too large, l1_table_offset damaged (header_l1.c). */
+void qc_hf_l1_size(struct hf *h);
+void qc_hf_l1_offset(struct hf *h, enum qc_code code);
+/* refcount_order invalid or valid but wrong (header_refcount.c). */
+void qc_hf_refcount_order(struct hf *h);
+/* Is refcount_order provably wrong although it is valid?  (the trigger of
+ * qc_hf_refcount_order when the checker found no invalid order) */
+bool qc_hf_refcount_order_suspect(const struct qc_image *img);
+
+/*
+ * A check of the image with the first `len` header bytes replaced by
+ * hdr (a read-only overlay: nothing is written).  Returns the model (the
+ * caller frees it with qc_hf_trial_free), or NULL when it could not be
+ * built (*eio set on a read error or when memory ran out).
+ */
+struct qc_hf_trial;
+struct qc_hf_trial *qc_hf_trial_run(struct qc_image *img, const uint8_t *hdr, size_t len,
+				    bool *eio);
+struct qc_image *qc_hf_trial_model(struct qc_hf_trial *t);
+void qc_hf_trial_free(struct qc_hf_trial *t);
+
+#endif
