@@ -100,6 +100,32 @@ static bool vm_on_metadata(const struct qc_image *img, int32_t i, const struct q
 	return qc_sf_any_record(img, i, overlap_at_or_past, &vm_start);
 }
 
+/* An unaligned or past-EOF L2 pointer at the snapshot L1 entry *ctx. */
+static bool l1_pointer_at(const struct qc_problem *p, const void *ctx)
+{
+	return (p->code == QC_P_L1_ENTRY_UNALIGNED || p->code == QC_P_L1_L2_PAST_EOF) &&
+	       p->loc.offset == *(const uint64_t *)ctx;
+}
+
+/*
+ * Is the VM state's first hole an L1 entry whose pointer is damaged?  The
+ * walk did not follow it, so the hole may be the damage, not a missing VM
+ * state: the table repair decides that pointer (doc/repair.md "Snapshot
+ * tables' entries": restored onto its table when the refcounts prove it),
+ * and the size is not judged from the hole.
+ */
+static bool hole_is_damaged_pointer(const struct qc_image *img, int32_t i,
+				    const struct qc_snapshot *s)
+{
+	unsigned shift = qc_l1_shift(img);
+	if (s->vm_first_hole == QC_NO_OFFSET || shift >= 64 ||
+	    s->vm_first_l1_index >= s->l1_size ||
+	    s->vm_first_hole >> shift >= s->l1_size - s->vm_first_l1_index)
+		return false;
+	uint64_t at = s->l1_table_offset + 8 * (s->vm_first_l1_index + (s->vm_first_hole >> shift));
+	return qc_sf_any_record(img, i, l1_pointer_at, &at);
+}
+
 void qc_sf_decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *s)
 {
 	struct qc_snap_fix *f = &s->fix;
@@ -109,6 +135,9 @@ void qc_sf_decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *s
 	bool bad = qc_sf_has(img, i, QC_P_VMSTATE_BEYOND_L1) || qc_sf_has(img, i, QC_P_VMSTATE_HOLE) ||
 		   l1_short(img, f, true);
 	if (!on_meta && !mismatch && !bad)
+		return;
+	if (!on_meta && !mismatch && !qc_sf_has(img, i, QC_P_VMSTATE_BEYOND_L1) &&
+	    !l1_short(img, f, true) && hole_is_damaged_pointer(img, i, s))
 		return;
 	if (on_meta) {
 		f->vm_state_size = 0;

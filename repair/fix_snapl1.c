@@ -187,6 +187,21 @@ static int claim_restored(struct sctx *c, int32_t s, uint64_t i, uint64_t l2, st
 	return 0;
 }
 
+/* The VM state hole the walk found at snapshot s's entry i (it did not
+ * follow the damaged pointer) is filled by the restored entry: its record
+ * is planned away (checker/snapsizes.c left the VM state size alone). */
+static void mark_vm_hole(struct qc_image *img, int32_t s, uint64_t i, unsigned shift)
+{
+	const struct qc_snapshot *sn = &img->snapshots[s];
+	if (sn->vm_first_hole == QC_NO_OFFSET || shift >= 64 || i < sn->vm_first_l1_index ||
+	    i - sn->vm_first_l1_index != sn->vm_first_hole >> shift)
+		return;
+	struct qc_problems *ps = &img->problems;
+	for (size_t k = 0; k < ps->n; k++)
+		if (ps->v[k].code == QC_P_VMSTATE_HOLE && ps->v[k].loc.snapshot == s)
+			ps->v[k].fixed = true;
+}
+
 /* The state of one decision run. */
 struct sdec {
 	struct qc_image *img;
@@ -242,6 +257,7 @@ static int decide_entry(struct sdec *d, const struct qc_problem *rec)
 			return r;
 		ne = (ne & ~QC_L1E_OFFSET_MASK) | target;
 		what = "restored (the corrected offset names the L2 table that lost its reference)";
+		mark_vm_hole(img, s, i, d->shift);
 	} else if (d->c.eio) {
 		return -EIO;
 	} else if (maybe_l2(img, base)) {

@@ -84,6 +84,13 @@ snap_cycle() {
 			cmp -s "$T/$_l.$s.raw" "$_ref/snap-$s.raw" && t_ok || t_fail "snapshot $s differs"
 		fi
 	done
+	t_name "$_l: every snapshot keeps its VM state size"
+	_k=0 _vm=ok
+	for s in $(snapshot_names "$_p"); do
+		[ "$($POKE "$I" "snapshot[$_k].vm_state_size")" = "$($POKE "$_p" "snapshot[$_k].vm_state_size")" ] || _vm="snapshot $s"
+		_k=$((_k + 1))
+	done
+	[ "$_vm" = ok ] && t_ok || t_fail "$_vm: vm_state_size changed"
 	if [ -n "$_want" ]; then
 		t_name "$_l: $_f holds its old value again"
 		[ "$($POKE "$I" "$_f")" = "$_want" ] && t_ok || t_fail "$($POKE "$I" "$_f") != $_want"
