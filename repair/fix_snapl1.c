@@ -202,6 +202,40 @@ static void mark_vm_hole(struct qc_image *img, int32_t s, uint64_t i, unsigned s
 			ps->v[k].fixed = true;
 }
 
+/*
+ * Is the cluster cl of a snapshot L1 table contested only by guest data
+ * pointers into it?  Those are the wrong claims (principle 3): the L2
+ * fixer drops them in this same repair, after which the cluster is no
+ * longer contested and the entry's edit is written (found by
+ * fuzz/fuzz_repair.c: deciding such entries only in a second repair).
+ * When the L2 fixer leaves one, the write is refused as contested.
+ */
+static bool data_claims_only(const struct qc_image *img, uint64_t cl)
+{
+	const struct qc_problems *ps = &img->problems;
+	if (img->contested_overflow ||
+	    ps->per_code[QC_P_OVERLAP_DATA_COMPRESSED] > QC_MAX_RECORDS_PER_CODE ||
+	    ps->per_code[QC_P_OVERLAP_DATA_METADATA] > QC_MAX_RECORDS_PER_CODE ||
+	    ps->per_code[QC_P_OVERLAP_METADATA] > QC_MAX_RECORDS_PER_CODE)
+		return false;
+	bool any = false;
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct qc_problem *r = &ps->v[i];
+		if (r->code != QC_P_OVERLAP_DATA_COMPRESSED && r->code != QC_P_OVERLAP_DATA_METADATA &&
+		    r->code != QC_P_OVERLAP_METADATA)
+			continue;
+		if (r->host_cluster == QC_NO_OFFSET)
+			return false; /* a range overlap: which clusters is not known */
+		if (r->host_cluster != cl)
+			continue;
+		if (r->code != QC_P_OVERLAP_DATA_METADATA || r->other_owner != QC_OWN_SNAPSHOT_L1 ||
+		    (r->owner != QC_OWN_DATA && r->owner != QC_OWN_VMSTATE && r->owner != QC_OWN_COMPRESSED))
+			return false;
+		any = true;
+	}
+	return any;
+}
+
 /* The state of one decision run. */
 struct sdec {
 	struct qc_image *img;
@@ -233,7 +267,8 @@ static int decide_entry(struct sdec *d, const struct qc_problem *rec)
 	const struct qc_snapshot *sn = &img->snapshots[s];
 	uint64_t at = rec->loc.offset, l1off = sn->l1_table_offset;
 	if (!sn->l1_usable || at < l1off || at - l1off >= (uint64_t)sn->l1_size * 8 ||
-	    (at - l1off) % 8 || decided(d, at) || qc_contested(img, at, 8) || d->n >= d->cap)
+	    (at - l1off) % 8 || decided(d, at) || d->n >= d->cap ||
+	    (qc_contested(img, at, 8) && !data_claims_only(img, at >> img->cluster_bits)))
 		return 0;
 	uint64_t i = (at - l1off) / 8;
 	uint8_t raw[8];
