@@ -101,6 +101,66 @@ static bool vm_on_metadata(const struct qc_image *img, int32_t i, const struct q
 	return qc_sf_any_record(img, i, overlap_at_or_past, &vm_start);
 }
 
+/* An unaligned or past-EOF L2 pointer at the snapshot L1 entry *ctx. */
+static bool l1_pointer_at(const struct qc_problem *p, const void *ctx)
+{
+	return (p->code == QC_P_L1_ENTRY_UNALIGNED || p->code == QC_P_L1_L2_PAST_EOF) &&
+	       p->loc.offset == *(const uint64_t *)ctx;
+}
+
+/* Is cluster-aligned off inside the file and free or an L2 table? */
+static bool may_be_l2(const struct qc_image *img, uint64_t off)
+{
+	if (!off || qc_past_eof(img, off, img->cluster_size))
+		return false;
+	uint64_t cl = off >> img->cluster_bits;
+	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+	return o == QC_OWN_FREE || o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE;
+}
+
+/*
+ * Could the table repair restore the damaged L1 entry e?  Only a
+ * correction the repair would try (doc/repair.md "Repairing damaged
+ * pointers": alignment bits cleared, then any one bit at or above the
+ * file's size, or all of them) that lands on a free cluster or an L2 table
+ * can; with none, the entry is dropped and the hole is real.
+ */
+static bool may_be_restored(const struct qc_image *img, uint64_t e)
+{
+	uint64_t base = e & QC_L1E_OFFSET_MASK & ~(img->cluster_size - 1);
+	unsigned top = 0;
+	while (top < 64 && (UINT64_C(1) << top) < img->file_size)
+		top++;
+	if (may_be_l2(img, base) || (top < 64 && may_be_l2(img, base & ((UINT64_C(1) << top) - 1))))
+		return true;
+	for (unsigned b = top; b < 56; b++)
+		if ((base & (UINT64_C(1) << b)) && may_be_l2(img, base & ~(UINT64_C(1) << b)))
+			return true;
+	return false;
+}
+
+/*
+ * Is the VM state's first hole an L1 entry whose pointer is damaged?  The
+ * walk did not follow it, so the hole may be the damage, not a missing VM
+ * state: when a correction of it may name an L2 table, the table repair
+ * decides that pointer (doc/repair.md "Snapshot tables' entries": restored
+ * onto its table when the refcounts prove it), and the size is not judged
+ * from the hole.
+ */
+static bool hole_is_damaged_pointer(const struct qc_image *img, int32_t i,
+				    const struct qc_snapshot *s)
+{
+	unsigned shift = qc_l1_shift(img);
+	if (s->vm_first_hole == QC_NO_OFFSET || shift >= 64 ||
+	    s->vm_first_l1_index >= s->l1_size ||
+	    s->vm_first_hole >> shift >= s->l1_size - s->vm_first_l1_index)
+		return false;
+	uint64_t at = s->l1_table_offset + 8 * (s->vm_first_l1_index + (s->vm_first_hole >> shift));
+	uint8_t raw[8];
+	return qc_sf_any_record(img, i, l1_pointer_at, &at) &&
+	       qc_io_read_full(img->io, raw, 8, at) >= 0 && may_be_restored(img, qc_be64_at(raw));
+}
+
 void qc_sf_decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *s)
 {
 	struct qc_snap_fix *f = &s->fix;
@@ -110,6 +170,9 @@ void qc_sf_decide_vmstate(struct qc_image *img, int32_t i, struct qc_snapshot *s
 	bool bad = qc_sf_has(img, i, QC_P_VMSTATE_BEYOND_L1) || qc_sf_has(img, i, QC_P_VMSTATE_HOLE) ||
 		   l1_short(img, f, true);
 	if (!on_meta && !mismatch && !bad)
+		return;
+	if (!on_meta && !mismatch && !qc_sf_has(img, i, QC_P_VMSTATE_BEYOND_L1) &&
+	    !l1_short(img, f, true) && hole_is_damaged_pointer(img, i, s))
 		return;
 	if (on_meta) {
 		f->vm_state_size = 0;

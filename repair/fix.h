@@ -87,6 +87,16 @@ int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struc
 int qc_fix_l1_emit(struct qc_image *img, struct qc_fix_l1 *f, struct qc_plan *p);
 void qc_fix_l1_free(struct qc_fix_l1 *f);
 /*
+ * The entries of snapshot L1 tables (fix_snapl1.c), decided by
+ * qc_fix_l1_decide after the active ones and written by qc_fix_l1_emit:
+ * decide marks the records and updates the model; *out is NULL when there
+ * is nothing to do.
+ */
+struct qc_fix_snapl1;
+int qc_fix_snapl1_decide(struct qc_image *img, struct qc_fix_snapl1 **out);
+int qc_fix_snapl1_emit(struct qc_image *img, const struct qc_fix_snapl1 *f, struct qc_plan *p);
+void qc_fix_snapl1_free(struct qc_fix_snapl1 *f);
+/*
  * Two active claims on one cluster (fix_clone.c): plans a copy for every
  * claimant but the first and the pointer edits.  Returns 1 when it planned
  * something (the caller re-checks the image as the writes leave it), 0

@@ -312,6 +312,7 @@ struct plan1 { uint64_t i, e, ne; const char *what; enum qc_code code; };
 struct qc_fix_l1 {
 	struct plan1 *todo;
 	size_t nt;
+	struct qc_fix_snapl1 *snap; /* snapshot L1 entries (fix_snapl1.c) */
 };
 
 /* The state of one qc_fix_l1_decide run. */
@@ -474,14 +475,21 @@ int qc_fix_l1_decide(struct qc_image *img, const struct qc_repair_opts *o, struc
 	}
 	int r = decide_all(&d);
 	free(d.c.buf);
+	/* the snapshots' L1 entries after the active ones (the authoritative
+	 * chain claims its tables first) */
+	struct qc_fix_snapl1 *snap = NULL;
+	if (r == 0)
+		r = qc_fix_snapl1_decide(img, &snap);
 	if (r == 0)
 		*out = malloc(sizeof(**out));
 	if (r < 0 || !*out) {
 		free(d.todo);
+		qc_fix_snapl1_free(snap);
 		return r < 0 ? r : -ENOMEM;
 	}
 	(*out)->todo = d.todo;
 	(*out)->nt = d.nt;
+	(*out)->snap = snap;
 	return 0;
 }
 
@@ -517,12 +525,16 @@ int qc_fix_l1_emit(struct qc_image *img, struct qc_fix_l1 *f, struct qc_plan *p)
 		w->guest_offset = todo[k].i * span;
 		w->guest_length = span;
 	}
+	if (r == 0)
+		r = qc_fix_snapl1_emit(img, f->snap, p);
 	return r;
 }
 
 void qc_fix_l1_free(struct qc_fix_l1 *f)
 {
-	if (f)
+	if (f) {
 		free(f->todo);
+		qc_fix_snapl1_free(f->snap);
+	}
 	free(f);
 }

@@ -26,8 +26,13 @@
  *
  * Relies on the problem records of the walk (checker/tables.c: each L2
  * record is located at its entry), the cluster map, the entry classifier
- * and fix_util.c.  Only tables owned by the active L1 are edited, never in
- * a contested cluster.
+ * and fix_util.c.  Tables the active L1 owns (shared with snapshots or
+ * not: one cluster, one decision per entry) and tables only snapshots
+ * reference are edited, never in a contested cluster.  In a snapshot-only
+ * table OFLAG_COPIED is never set (QEMU never reads it there: bit 63 stays
+ * as found), the plan names the snapshot, and a table with MIN_SUSPECT or
+ * more damaged entries is left whole (it may have been overwritten:
+ * fix_l2table.c judges only active tables).
  */
 #include "fix.h"
 
@@ -42,6 +47,8 @@
 #include "../core/reader.h"
 
 enum act { A_NONE, A_CLEAR, A_RESTORE, A_DROP, A_ZERO_PLAIN, A_BITMAP, A_NOOFF };
+
+#define MIN_SUSPECT 8
 
 /* Owners a guest data pointer may never name: metadata. */
 static bool is_metadata(enum qc_owner o)
@@ -70,6 +77,7 @@ struct todo {
 				* walk counted on metadata: taken out of the model */
 	const struct qc_problem *rec;
 	uint64_t refs;        /* references the walk gave its table, before any change */
+	bool snap;            /* in a table only snapshots reference */
 };
 
 /* No record of c, or every one planned. */
@@ -87,7 +95,8 @@ static int cmp_u64(const void *a, const void *b)
 static bool ok_data(void *ctx, uint64_t off)
 {
 	struct qc_image *img = ctx;
-	return qc_fix_unclaimed(img, off) || qc_fix_missing_ref(img, off, QC_OWN_DATA);
+	return qc_fix_unclaimed(img, off) || qc_fix_missing_ref(img, off, QC_OWN_DATA) ||
+	       qc_fix_missing_ref(img, off, QC_OWN_VMSTATE);
 }
 
 /* Decide what to do with one entry. */
@@ -163,8 +172,10 @@ static void decide(struct qc_image *img, struct todo *t)
 	}
 	if ((ce.reasons & QC_ER_RESERVED) || v2_zero) {
 		uint64_t cl = ce.offset >> img->cluster_bits;
-		/* the walk followed it: the target is this entry's data cluster */
-		if (cl < img->cmap.nclusters && qc_cm_owner(&img->cmap, cl) == QC_OWN_DATA) {
+		/* the walk followed it: the target is this entry's data cluster
+		 * (a snapshot's vm_state cluster in a snapshot table) */
+		if (cl < img->cmap.nclusters && (qc_cm_owner(&img->cmap, cl) == QC_OWN_DATA ||
+						 qc_cm_owner(&img->cmap, cl) == QC_OWN_VMSTATE)) {
 			t->act = A_CLEAR;
 			t->target = ce.offset;
 		}
@@ -243,7 +254,9 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 		e &= ~never_set(img);
 		if (t->act == A_RESTORE)
 			e = (e & ~QC_L2E_OFFSET_MASK) | t->target;
-		if (t->target) {
+		if (t->target && t->snap) {
+			/* a snapshot table's OFLAG_COPIED: as found, never set */
+		} else if (t->target) {
 			uint64_t n = qc_cm_count(&img->cmap, t->target >> img->cluster_bits);
 			if (n != 1)
 				e &= ~QC_OFLAG_COPIED;
@@ -295,14 +308,40 @@ static int emit(struct qc_image *img, struct qc_plan *p, const struct todo *t, b
 	}
 	if (t->act != A_BITMAP)
 		qc_put_be64(b, e);
-	struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, at, b, len, t->rec->code,
-					 "L2 entry at 0x%" PRIx64 " 0x%016" PRIx64 " -> 0x%016" PRIx64 ": %s",
-					 t->at, t->e, t->act == A_BITMAP ? t->e : e, what);
+	/* a table only snapshots reference: the summary names the (first)
+	 * snapshot, the write's guest range is that snapshot's */
+	int32_t s = t->rec->loc.snapshot;
+	struct qc_write *w =
+		t->snap && s >= 0 && (uint32_t)s < img->nsnapshots
+			? qc_plan_add(p, QC_PH_INPLACE, at, b, len, t->rec->code,
+				      "snapshot ID '%.8s' L2 entry 0x%016" PRIx64 " -> 0x%016" PRIx64 ": %s",
+				      img->snapshots[s].id ? img->snapshots[s].id : "?", t->e,
+				      t->act == A_BITMAP ? t->e : e, what)
+			: qc_plan_add(p, QC_PH_INPLACE, at, b, len, t->rec->code,
+				      "L2 entry at 0x%" PRIx64 " 0x%016" PRIx64 " -> 0x%016" PRIx64 ": %s",
+				      t->at, t->e, t->act == A_BITMAP ? t->e : e, what);
 	if (!w)
 		return -ENOMEM;
 	w->guest_offset = t->rec->loc.guest_offset;
 	w->guest_length = t->rec->loc.guest_length;
 	return 0;
+}
+
+/* The owner a restored target is claimed as: the one it has when another
+ * pointer shares it, else vm_state in a snapshot's vm_state range, else
+ * guest data. */
+static enum qc_owner restored_owner(const struct qc_image *img, const struct todo *t)
+{
+	uint64_t cl = t->target >> img->cluster_bits;
+	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+	if (o == QC_OWN_DATA || o == QC_OWN_VMSTATE)
+		return o;
+	int32_t s = t->rec->loc.snapshot;
+	unsigned shift = qc_l1_shift(img);
+	if (s >= 0 && (uint32_t)s < img->nsnapshots && t->rec->loc.guest_offset != QC_NO_OFFSET &&
+	    shift < 64 && t->rec->loc.guest_offset >> shift >= img->snapshots[s].vm_first_l1_index)
+		return QC_OWN_VMSTATE;
+	return QC_OWN_DATA;
 }
 
 /* The model as the repaired image will have it: a restored pointer claims
@@ -311,7 +350,8 @@ static bool claim_restored(struct qc_image *img, const struct todo *t)
 {
 	struct qc_loc loc = t->rec->loc;
 	loc.offset = t->at;
-	if (!qc_claim(img, t->target, img->cluster_size, QC_OWN_DATA, table_refs(img, t->at), loc))
+	if (!qc_claim(img, t->target, img->cluster_size, restored_owner(img, t), table_refs(img, t->at),
+		      loc))
 		return false;
 	qc_fix_mark_refcount(img, t->target);
 	return true;
@@ -356,6 +396,16 @@ static void unclaim(struct qc_image *img, const struct todo *t, uint64_t refs)
 	}
 }
 
+/* A table only snapshots reference with nent >= MIN_SUSPECT damaged
+ * entries: its content may be something else (fix_l2table.c judges
+ * overwritten tables of the active L1 only), so each "correction" could
+ * name another cluster's data; none is planned. */
+static bool suspect_snapshot_table(const struct qc_image *img, uint64_t cl, uint64_t nent)
+{
+	return nent >= MIN_SUSPECT && cl < img->cmap.nclusters &&
+	       qc_cm_owner(&img->cmap, cl) == QC_OWN_L2_INACTIVE;
+}
+
 /* Read and decide the entry at at into the next todo slot (or defer it). */
 static int plan_entry(struct l2work *w, uint64_t at)
 {
@@ -363,9 +413,10 @@ static int plan_entry(struct l2work *w, uint64_t at)
 	struct qc_problems *ps = &img->problems;
 	const unsigned es = img->l2_entry_size;
 	uint64_t cl = at >> img->cluster_bits;
-	/* an entry of an active L2 table nobody else claims */
-	if (at % es || cl >= img->cmap.nclusters || qc_cm_owner(&img->cmap, cl) != QC_OWN_L2 ||
-	    qc_past_eof(img, at, es))
+	/* an entry of an L2 table nobody else claims: the active L1's (shared
+	 * with snapshots or not) or one only snapshots reference */
+	enum qc_owner to = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+	if (at % es || (to != QC_OWN_L2 && to != QC_OWN_L2_INACTIVE) || qc_past_eof(img, at, es))
 		return 0;
 	uint8_t raw[16] = { 0 };
 	if (qc_io_read(img->io, raw, es, at) < 0) /* zeros past the end of a last, partial cluster */
@@ -380,6 +431,7 @@ static int plan_entry(struct l2work *w, uint64_t at)
 	for (size_t k = 0; k < ps->n && !t->rec; k++)
 		if (ps->v[k].loc.offset == at && qc_policy(ps->v[k].code)->fixer == QC_FIX_L2)
 			t->rec = &ps->v[k];
+	t->snap = to == QC_OWN_L2_INACTIVE;
 	decide(img, t);
 	if (t->act == A_NONE)
 		return 0;
@@ -494,9 +546,17 @@ int qc_plan_fix_l2(struct qc_image *img, const struct qc_repair_opts *o, struct 
 		return -ENOMEM;
 	}
 	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++)
-		if (!i || addr[i] != addr[i - 1])
-			r = plan_entry(&w, addr[i]);
+	for (size_t i = 0, j; i < n && r == 0; i = j) {
+		/* the records of one table: [i, j) */
+		uint64_t cl = addr[i] >> img->cluster_bits, nent = 0;
+		for (j = i; j < n && addr[j] >> img->cluster_bits == cl; j++)
+			nent += j == i || addr[j] != addr[j - 1];
+		if (suspect_snapshot_table(img, cl, nent))
+			continue; /* left: it may have been overwritten */
+		for (size_t k = i; k < j && r == 0; k++)
+			if (k == i || addr[k] != addr[k - 1])
+				r = plan_entry(&w, addr[k]);
+	}
 	if (r == 0)
 		unclaim_planned(&w);
 	settle_overlaps(img);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # repair-refuse.sh - repairs that would need a guess are not done: a
 # pointer whose target is doubtful (an unaligned L1 entry whose corrected
-# target may be its L2 table, a damaged entry in a snapshot-only L2 table)
+# target may be its L2 table, in the active L1 or a snapshot's)
 # makes the model incomplete, so nothing is freed, no refcount is
 # lowered or rebuilt, and the plan says what is left and why.  qemu-img
 # check -r all acts on the same images and destroys data (doc/format.md
@@ -42,9 +42,11 @@ hexor() { python3 -c 'import sys; print(hex(int(sys.argv[1], 0) | int(sys.argv[2
 # target is an orphan, so it may be this range's L2 table (it is not shaped
 # like one): neither restored nor dropped.
 refuse_case l1-doubtful 'l1[0]' "$(hexor "$host" 0x200)" l1-entry-unaligned
-# An unaligned entry in an L2 table only a snapshot uses: snapshot tables
-# are not edited by this version.
-refuse_case snap-l2-unaligned 'snapl2[0][0][16]' '+0x200' l2-entry-unaligned
+# The snapshot's L1 entry made unaligned onto the active layer's L2 table
+# (refcount 1, counted once): no missing reference proves the snapshot
+# shares that table, yet the cluster is an L2 table, so dropping the entry
+# would be a guess too (doc/repair.md "Snapshot tables' entries").
+refuse_case snap-l1-doubtful 'snapl1[0][0]' "$(hexor "$(entry_off "$P" 'l1[0]')" 0x8000000000000200)" l1-entry-unaligned
 
 # The orphan of the doubtful L1 entry keeps its content and refcount.
 t_name "l1-doubtful: the cluster the entry names still holds its data"
