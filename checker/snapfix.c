@@ -35,6 +35,7 @@
 #include "check.h"
 #include "snapfix.h"
 #include "snapscan.h"
+#include "trust.h"
 #include "../core/layout.h"
 #include "../core/policy.h"
 #include "../core/reader.h"
@@ -502,24 +503,25 @@ static void find_table(struct fixctx *x, enum qc_code c)
 }
 
 /*
- * The table's clusters are claimed besides only by structures that a
- * pointer inside a table names (an L2 table, a snapshot's L1, a data or
- * VM state cluster, a bitmap's data), never by one the header or the
- * refcount table places (header, active L1, refcount table, refblock,
- * bitmap directory or table, LUKS header).  Then, when no leaked table
- * was found, the header's pointer is taken as right and the other pointer
- * is left to the table fixers (repair/fix_l1.c drops an L1 entry that
- * names metadata); treating the table as lost instead would make a second
- * repair decide again once that pointer is gone.  False when the overlap
- * records are not all kept.
+ * Who else claims the table's clusters.  False when a structure the header
+ * or the refcount table places claims one (header, active L1, refcount
+ * table, bitmap directory or table, LUKS header, a refblock shaped like
+ * one), or when the overlap records are not all kept.  Else true, with
+ * *pointer set when a structure that a pointer inside a table names claims
+ * one (an L2 table, a snapshot's L1, a data or VM state cluster, a
+ * bitmap's data), and *disproved set when a disproved refblock does.  A "refblock" that a reftable entry names on the table
+ * but whose content disproves it (checker/trust.c qc_refblock_disproved:
+ * the table read as refcounts disagrees with the walk) is the refcount
+ * table's error, not a rival: the rebuild of the refcount structure drops
+ * it (doc/repair.md "The refcount table").
  */
-static bool claimed_by_pointer(const struct qc_image *img)
+static bool claimed_besides(const struct qc_image *img, bool *pointer, bool *disproved)
 {
 	const struct qc_problems *ps = &img->problems;
+	*pointer = *disproved = false;
 	if (ps->per_code[QC_P_OVERLAP_METADATA] > QC_MAX_RECORDS_PER_CODE ||
 	    ps->per_code[QC_P_OVERLAP_DATA_METADATA] > QC_MAX_RECORDS_PER_CODE)
 		return false;
-	bool seen = false;
 	for (size_t k = 0; k < ps->n; k++) {
 		const struct qc_problem *r = &ps->v[k];
 		if (r->code != QC_P_OVERLAP_METADATA && r->code != QC_P_OVERLAP_DATA_METADATA)
@@ -531,13 +533,44 @@ static bool claimed_by_pointer(const struct qc_image *img)
 			o = r->owner;
 		else
 			continue;
+		if (o == QC_OWN_REFBLOCK && r->host_cluster != QC_NO_OFFSET &&
+		    r->host_cluster < (UINT64_MAX >> img->cluster_bits) &&
+		    qc_refblock_disproved(img, r->host_cluster << img->cluster_bits)) {
+			*disproved = true;
+			continue;
+		}
 		if (o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE || o == QC_OWN_REFBLOCK ||
 		    o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR || o == QC_OWN_BITMAP_TABLE ||
 		    o == QC_OWN_LUKS || o == QC_OWN_FREE)
 			return false;
-		seen = true;
+		*pointer = true;
 	}
-	return seen;
+	return true;
+}
+
+/*
+ * The table's clusters are claimed besides only by structures that a
+ * pointer inside a table names (and, perhaps, by disproved refblocks).
+ * Then, when no leaked table was found, the header's pointer is taken as
+ * right and the other pointer is left to the table fixers
+ * (repair/fix_l1.c drops an L1 entry that names metadata); treating the
+ * table as lost instead would make a second repair decide again once
+ * that pointer is gone.
+ */
+static bool claimed_by_pointer(const struct qc_image *img)
+{
+	bool pointer, disproved;
+	return claimed_besides(img, &pointer, &disproved) && pointer;
+}
+
+/* The table's clusters are claimed besides only by refblocks their content
+ * disproves: the header -> snapshot table chain is the real one, the table
+ * is not lost (nothing is searched for among leaks whose refcounts the
+ * disproved refblock makes up). */
+static bool claimed_by_disproved_refblocks(const struct qc_image *img)
+{
+	bool pointer, disproved;
+	return claimed_besides(img, &pointer, &disproved) && !pointer && disproved;
 }
 
 /* Entries past the counted ones (nb_snapshots too small): plausible
@@ -634,7 +667,8 @@ static bool table_is_lost(const struct qc_image *img, enum qc_code *code)
 		}
 	/* a table on another structure, or one whose first entry is garbage */
 	if (!lost && img->snapshot_table_size &&
-	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
+	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size) &&
+	    !claimed_by_disproved_refblocks(img)) {
 		lost = true;
 		*code = QC_P_OVERLAP_METADATA;
 	}

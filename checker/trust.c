@@ -43,6 +43,23 @@ static bool reftable_disproved(const struct qc_image *img)
 	return true;
 }
 
+bool qc_refblock_disproved(const struct qc_image *img, uint64_t off)
+{
+	if (!img->reftable || !img->refblock_usable || !img->geometry_ok)
+		return false;
+	bool named = false;
+	off &= ~(img->cluster_size - 1);
+	for (uint64_t i = 0; i < img->reftable_entries; i++) {
+		if (!(img->refblock_usable[i] & QC_RB_USABLE) ||
+		    (img->reftable[i] & QC_REFT_OFFSET_MASK) != off)
+			continue;
+		if (img->refblock_usable[i] & QC_RB_PROVED)
+			return false;
+		named = true;
+	}
+	return named;
+}
+
 /* Is every usable refblock that lies in a contested cluster disproved by
  * its content (not QC_RB_PROVED)? */
 static bool contested_refblocks_disproved(const struct qc_image *img)

@@ -35,6 +35,15 @@ bool qc_code_all_fixed(const struct qc_image *img, enum qc_code c);
 bool qc_reserved_only_on_dropped(const struct qc_image *img);
 
 /*
+ * Is the cluster at host offset off named by at least one usable reftable
+ * entry as its refblock, and is every such refblock disproved by its
+ * content (QC_RB_PROVED not set: its stored counts disagree with most of
+ * what the walk references in its range)?  Then an overlap of that
+ * "refblock" with another structure is the refcount side's error.
+ */
+bool qc_refblock_disproved(const struct qc_image *img, uint64_t off);
+
+/*
  * Does the model's record of the refcount structure's own claims
  * (img->self_claims) account for every reference qc_claim() added for the
  * reftable and refblock owners (img->claimed_refs)?  The rebuild subtracts
