@@ -12,6 +12,7 @@
 #define QC_TRUST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "image.h"
 
@@ -35,13 +36,23 @@ bool qc_code_all_fixed(const struct qc_image *img, enum qc_code c);
 bool qc_reserved_only_on_dropped(const struct qc_image *img);
 
 /*
- * Is the cluster at host offset off named by at least one usable reftable
- * entry as its refblock, and is every such refblock disproved by its
- * content (QC_RB_PROVED not set: its stored counts disagree with most of
- * what the walk references in its range)?  Then an overlap of that
- * "refblock" with another structure is the refcount side's error.
+ * Refblocks in contested clusters, for qc_refblock_disproved(): per entry
+ * of img->contested, whether a usable reftable entry names it as its
+ * refblock and whether one of those refblocks is shaped like one
+ * (QC_RB_PROVED).  One pass over the reftable; at most QC_MAX_CONTESTED
+ * bytes, malloc'd (free()).  NULL when nothing is contested, the contested
+ * list overflowed, or memory ran out: then nothing counts as disproved.
  */
-bool qc_refblock_disproved(const struct qc_image *img, uint64_t off);
+uint8_t *qc_refblock_states(const struct qc_image *img);
+
+/*
+ * Is the contested cluster at host offset off named by at least one usable
+ * reftable entry as its refblock, and is every such refblock disproved by
+ * its content (its stored counts disagree with most of what the walk
+ * references in its range)?  Then an overlap of that "refblock" with
+ * another structure is the refcount table's error.  O(log n).
+ */
+bool qc_refblock_disproved(const struct qc_image *img, const uint8_t *states, uint64_t off);
 
 /*
  * Does the model's record of the refcount structure's own claims
