@@ -588,6 +588,8 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		    !qc_get_be32(v, at + 16, &r->len) || !qc_get_be32(v, at + 20, &r->old_len) ||
 		    r->old_len > r->len || r->len > QC_JOURNAL_MAX_REGION ||
 		    r->offset > (UINT64_MAX >> 1) || r->offset + r->len > (j->new_size > j->old_size ? j->new_size : j->old_size) ||
+		    /* the old bytes are those that lay inside the old file */
+		    (r->old_len && r->offset + r->old_len > j->old_size) ||
 		    !qc_add(REC_FIXED, r->old_len, &reclen) ||
 		    !qc_view_has(v, at, reclen + SHA_LEN)) {
 			free(chain);
