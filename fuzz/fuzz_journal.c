@@ -3,9 +3,14 @@
  * verifier (repair/journal.h, version 1 and 2 with the summary section),
  * as `qcow2fsck undo [--dry-run]` runs them, on an in-memory image.
  *
- * Input: u32 big-endian image length L, then L bytes of image (at most
- * 1 MiB; fewer when the input is shorter), then the journal's bytes
- * (written to a per-process file in /dev/shm, since undo reads a path).
+ * Input: one mode byte, a u32 big-endian image length L, then L bytes of
+ * image (at most 1 MiB; fewer when the input is shorter), then the
+ * journal's bytes (written to a per-process file in /dev/shm, since undo
+ * reads a path).  With bit 0 of the mode set, every checksum the journal's
+ * layout places (header, each region, the summary, the trailer's chain) is
+ * recomputed first, so that mutations reach the rules behind the
+ * checksums (lengths, bounds, the summary's lines, the image binding)
+ * instead of stopping at the first SHA-256.
  * Oracles (a violation calls abort()):
  *   1. a dry run writes nothing;
  *   2. the real undo accepts exactly what the dry run accepted (same
@@ -15,6 +20,7 @@
  *      is accepted and changes nothing.
  * A seed (an image with its repair's journal) is corpus/seeds/journal-*.
  */
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +40,59 @@ static void fail(const char *what)
 	abort();
 }
 
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void sha(const uint8_t *d, size_t n, uint8_t *out)
+{
+	unsigned int l = 0;
+	if (EVP_Digest(d, n, out, &l, EVP_sha256(), NULL) != 1)
+		fail("sha256");
+}
+
+/* Recompute the checksums where journal.h's layout puts them, as far as
+ * the lengths found allow (a layout that runs off the end stops there). */
+static void reseal(uint8_t *j, size_t len)
+{
+	enum { MAXREG = 4096 };
+	static uint8_t chain[(MAXREG + 2) * 32];
+	if (len < 40)
+		return;
+	uint32_t nwit = be32(j + 12);
+	if (nwit > QC_JOURNAL_MAX_WITNESSES)
+		return;
+	size_t at = 40 + (size_t)nwit * 48;
+	if (at + 32 > len)
+		return;
+	sha(j, at, j + at);
+	memcpy(chain, j + at, 32);
+	size_t nc = 1;
+	at += 32;
+	uint32_t n = be32(j + 32);
+	for (uint32_t i = 0; i < n && i < MAXREG; i++) {
+		if (at + 56 > len)
+			return;
+		size_t reclen = 56 + (size_t)be32(j + at + 20);
+		if (reclen > len || at + reclen + 32 > len)
+			return;
+		sha(j + at, reclen, j + at + reclen);
+		memcpy(chain + nc++ * 32, j + at + reclen, 32);
+		at += reclen + 32;
+	}
+	if (be32(j + 8) >= 2 && at + 16 <= len) {
+		size_t tl = be32(j + at + 8);
+		if (tl <= len && at + 16 + tl + 32 <= len) {
+			sha(j + at, 16 + tl, j + at + 16 + tl);
+			memcpy(chain + nc++ * 32, j + at + 16 + tl, 32);
+			at += 16 + tl + 32;
+		}
+	}
+	if (at + 48 <= len)
+		sha(chain, nc * 32, j + at + 16);
+}
+
 static bool same(struct qc_io *io, const uint8_t *data, size_t len)
 {
 	size_t n;
@@ -43,8 +102,11 @@ static bool same(struct qc_io *io, const uint8_t *data, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 4)
+	if (size < 5)
 		return 0;
+	bool do_reseal = data[0] & 1;
+	data++;
+	size--;
 	if (!path[0]) {
 		const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
 		snprintf(path, sizeof(path), "%s/qc-fuzz-journal-%ld.undo", dir ? dir : "/tmp",
@@ -57,10 +119,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ilen = size - 4;
 	const uint8_t *img = data + 4, *jr = img + ilen;
 	size_t jlen = size - 4 - ilen;
-	FILE *f = fopen(path, "wb");
-	if (!f)
+	uint8_t *jc = malloc(jlen ? jlen : 1);
+	if (!jc)
 		return 0;
-	bool ok = fwrite(jr, 1, jlen, f) == jlen;
+	memcpy(jc, jr, jlen);
+	if (do_reseal)
+		reseal(jc, jlen);
+	FILE *f = fopen(path, "wb");
+	if (!f) {
+		free(jc);
+		return 0;
+	}
+	bool ok = fwrite(jc, 1, jlen, f) == jlen;
+	free(jc);
 	if (fclose(f) != 0 || !ok) {
 		unlink(path);
 		return 0;
