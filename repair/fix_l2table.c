@@ -11,7 +11,12 @@
  * are valid, the content proves nothing about the broken ones: each is
  * dropped (the guest cluster reads zeros: the zero flag, every subcluster's
  * zero bit, or 0 in version 2), and the valid entries are kept as they are
- * (fix_l2.c and the COPIED planner judge them on the re-check).  A table of
+ * (fix_l2.c and the COPIED planner judge them on the re-check).  A broken
+ * entry whose guest cluster a snapshot's copy proves (same L1 and L2
+ * index, a data cluster whose stored refcount counts one reference more
+ * than the walk found) is restored to share that cluster instead
+ * (gather_copies, doc/repair.md: it holds this guest cluster's content as
+ * of the snapshot, never another's).  A table of
  * zeros needs nothing here: its range already reads zeros and its old data
  * clusters are leaks, lowered and kept.
  *
