@@ -37,6 +37,7 @@
 #include "check.h"
 #include "snapfix.h"
 #include "snapscan.h"
+#include "trust.h"
 #include "../core/layout.h"
 #include "../core/policy.h"
 #include "../core/reader.h"
@@ -57,6 +58,7 @@ struct fixctx {
 	bool table_moves; /* second pass: the table is rewritten elsewhere */
 	bool redo_any;    /* first pass: some entry's doubt was the table alone */
 	bool *redo;       /* per entry: its L1 was in doubt only for the table */
+	uint8_t *rbstates; /* refblocks in contested clusters (trust.h) */
 };
 
 static struct qc_snapscan *scan(struct fixctx *x)
@@ -227,13 +229,18 @@ static bool table_only(const struct qc_image *img, int32_t i)
 
 /* Entry s's usable L1 lies on a structure whose own chain owns the
  * cluster (header, active L1, refcounts, snapshot table, bitmaps, LUKS). */
-static bool l1_contested(const struct qc_image *img, const struct qc_snapshot *s)
+static bool l1_contested(const struct fixctx *x, const struct qc_snapshot *s)
 {
+	const struct qc_image *img = x->img;
 	if (!s->l1_size || !s->l1_usable ||
 	    !qc_contested(img, s->l1_table_offset, (uint64_t)s->l1_size * 8))
 		return false;
 	uint64_t cl = s->l1_table_offset >> img->cluster_bits;
 	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+	/* a "refblock" its content disproves is the refcount table's error
+	 * (the rebuild drops it), not the chain that owns the cluster */
+	if (o == QC_OWN_REFBLOCK && qc_refblock_disproved(img, x->rbstates, s->l1_table_offset))
+		return false;
 	return o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE ||
 	       o == QC_OWN_REFBLOCK || o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR ||
 	       o == QC_OWN_BITMAP_TABLE || o == QC_OWN_LUKS;
@@ -357,7 +364,7 @@ static bool decide_l1(struct fixctx *x, int32_t i, struct qc_snapshot *s)
 	struct qc_snap_fix *f = &s->fix;
 	bool impossible = l1_impossible(img, i);
 	/* usable but on a structure whose own chain owns the cluster */
-	bool contested = l1_contested(img, s);
+	bool contested = l1_contested(x, s);
 	if (leave_shared_l1(x, i, s))
 		return true;
 	if (!impossible && !contested) {
@@ -551,24 +558,26 @@ static void find_table(struct fixctx *x, enum qc_code c)
 }
 
 /*
- * The table's clusters are claimed besides only by structures that a
- * pointer inside a table names (an L2 table, a snapshot's L1, a data or
- * VM state cluster, a bitmap's data), never by one the header or the
- * refcount table places (header, active L1, refcount table, refblock,
- * bitmap directory or table, LUKS header).  Then, when no leaked table
- * was found, the header's pointer is taken as right and the other pointer
- * is left to the table fixers (repair/fix_l1.c drops an L1 entry that
- * names metadata); treating the table as lost instead would make a second
- * repair decide again once that pointer is gone.  False when the overlap
- * records are not all kept.
+ * Who else claims the table's clusters.  False when a structure the header
+ * or the refcount table places claims one (header, active L1, refcount
+ * table, bitmap directory or table, LUKS header, a refblock shaped like
+ * one), or when the overlap records are not all kept.  Else true, with
+ * *pointer set when a structure that a pointer inside a table names claims
+ * one (an L2 table, a snapshot's L1, a data or VM state cluster, a
+ * bitmap's data), and *disproved set when a disproved refblock does.  A "refblock" that a reftable entry names on the table
+ * but whose content disproves it (checker/trust.c qc_refblock_disproved:
+ * the table read as refcounts disagrees with the walk) is the refcount
+ * table's error, not a rival: the rebuild of the refcount structure drops
+ * it (doc/repair.md "The refcount table").
  */
-static bool claimed_by_pointer(const struct qc_image *img)
+static bool claimed_besides(const struct fixctx *x, bool *pointer, bool *disproved)
 {
+	const struct qc_image *img = x->img;
 	const struct qc_problems *ps = &img->problems;
+	*pointer = *disproved = false;
 	if (ps->per_code[QC_P_OVERLAP_METADATA] > QC_MAX_RECORDS_PER_CODE ||
 	    ps->per_code[QC_P_OVERLAP_DATA_METADATA] > QC_MAX_RECORDS_PER_CODE)
 		return false;
-	bool seen = false;
 	for (size_t k = 0; k < ps->n; k++) {
 		const struct qc_problem *r = &ps->v[k];
 		if (r->code != QC_P_OVERLAP_METADATA && r->code != QC_P_OVERLAP_DATA_METADATA)
@@ -580,13 +589,44 @@ static bool claimed_by_pointer(const struct qc_image *img)
 			o = r->owner;
 		else
 			continue;
+		if (o == QC_OWN_REFBLOCK && r->host_cluster != QC_NO_OFFSET &&
+		    r->host_cluster < (UINT64_MAX >> img->cluster_bits) &&
+		    qc_refblock_disproved(img, x->rbstates, r->host_cluster << img->cluster_bits)) {
+			*disproved = true;
+			continue;
+		}
 		if (o == QC_OWN_HEADER || o == QC_OWN_L1 || o == QC_OWN_REFTABLE || o == QC_OWN_REFBLOCK ||
 		    o == QC_OWN_SNAPSHOT_TABLE || o == QC_OWN_BITMAP_DIR || o == QC_OWN_BITMAP_TABLE ||
 		    o == QC_OWN_LUKS || o == QC_OWN_FREE)
 			return false;
-		seen = true;
+		*pointer = true;
 	}
-	return seen;
+	return true;
+}
+
+/*
+ * The table's clusters are claimed besides only by structures that a
+ * pointer inside a table names (and, perhaps, by disproved refblocks).
+ * Then, when no leaked table was found, the header's pointer is taken as
+ * right and the other pointer is left to the table fixers
+ * (repair/fix_l1.c drops an L1 entry that names metadata); treating the
+ * table as lost instead would make a second repair decide again once
+ * that pointer is gone.
+ */
+static bool claimed_by_pointer(const struct fixctx *x)
+{
+	bool pointer, disproved;
+	return claimed_besides(x, &pointer, &disproved) && pointer;
+}
+
+/* The table's clusters are claimed besides only by refblocks their content
+ * disproves: the header -> snapshot table chain is the real one, the table
+ * is not lost (nothing is searched for among leaks whose refcounts the
+ * disproved refblock makes up). */
+static bool claimed_by_disproved_refblocks(const struct fixctx *x)
+{
+	bool pointer, disproved;
+	return claimed_besides(x, &pointer, &disproved) && !pointer && disproved;
 }
 
 /* Entries past the counted ones (nb_snapshots too small): plausible
@@ -667,8 +707,9 @@ static void decide_zero_count(struct fixctx *x)
 
 /* The table is lost: its location impossible, on another structure, or
  * its first entry garbage.  *code gets the code that says so. */
-static bool table_is_lost(const struct qc_image *img, enum qc_code *code)
+static bool table_is_lost(const struct fixctx *x, enum qc_code *code)
 {
+	const struct qc_image *img = x->img;
 	static const enum qc_code table_lost[] = {
 		QC_P_SNAPSHOT_TABLE_OFFSET_INVALID, QC_P_SNAPSHOT_TABLE_OFFSET_UNALIGNED,
 		QC_P_SNAPSHOT_TABLE_PAST_EOF,
@@ -683,7 +724,8 @@ static bool table_is_lost(const struct qc_image *img, enum qc_code *code)
 		}
 	/* a table on another structure, or one whose first entry is garbage */
 	if (!lost && img->snapshot_table_size &&
-	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size)) {
+	    qc_contested(img, img->h.snapshots_offset, img->snapshot_table_size) &&
+	    !claimed_by_disproved_refblocks(x)) {
 		lost = true;
 		*code = QC_P_OVERLAP_METADATA;
 	}
@@ -707,10 +749,10 @@ static void decide_table(struct fixctx *x)
 	struct qc_snap_plan *sp = &img->snapfix;
 	const struct qc_problems *ps = &img->problems;
 	enum qc_code lost_code;
-	bool lost = table_is_lost(img, &lost_code);
+	bool lost = table_is_lost(x, &lost_code);
 	if (lost) {
 		find_table(x, lost_code);
-		if (sp->refused && lost_code == QC_P_OVERLAP_METADATA && claimed_by_pointer(img)) {
+		if (sp->refused && lost_code == QC_P_OVERLAP_METADATA && claimed_by_pointer(x)) {
 			/* nothing found elsewhere: take the table where the header says */
 			sp->refused = false;
 			sp->why[0] = 0;
@@ -799,8 +841,9 @@ void qc_pass_snapfix(struct qc_image *img)
 	if (!img->geometry_ok || img->aborted || !img->is_qcow2)
 		return;
 	sp->decided = true;
-	struct fixctx x = { .img = img };
+	struct fixctx x = { .img = img, .rbstates = qc_refblock_states(img) };
 	if (img->h.nb_snapshots == 0) {
+		free(x.rbstates);
 		decide_zero_count(&x);
 		qc_snapscan_free(&x.sc);
 		return;
@@ -820,6 +863,7 @@ void qc_pass_snapfix(struct qc_image *img)
 	unindex_problems(img);
 	free(x.shares);
 	free(x.redo);
+	free(x.rbstates);
 	qc_snapscan_free(&x.sc);
 }
 

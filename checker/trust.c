@@ -10,6 +10,8 @@
 #include "../core/policy.h"
 #include "check.h"
 
+#include <stdlib.h>
+
 bool qc_reserved_only_on_dropped(const struct qc_image *img)
 {
 	const struct qc_problems *ps = &img->problems;
@@ -41,6 +43,53 @@ static bool reftable_disproved(const struct qc_image *img)
 		if (img->refblock_usable[i] & QC_RB_PROVED)
 			return false;
 	return true;
+}
+
+/* Index of contested cluster c in img->contested, or ncontested. */
+static size_t contested_index(const struct qc_image *img, uint64_t c)
+{
+	size_t lo = 0, hi = img->ncontested;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (img->contested[mid] < c)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < img->ncontested && img->contested[lo] == c ? lo : img->ncontested;
+}
+
+#define RBS_NAMED 1
+#define RBS_PROVED 2
+
+uint8_t *qc_refblock_states(const struct qc_image *img)
+{
+	if (!img->geometry_ok || !img->reftable || !img->refblock_usable || img->contested_overflow ||
+	    !img->ncontested)
+		return NULL;
+	/* at most QC_MAX_CONTESTED bytes */
+	uint8_t *st = calloc(img->ncontested, 1);
+	if (!st)
+		return NULL;
+	for (uint64_t i = 0; i < img->reftable_entries; i++) {
+		if (!(img->refblock_usable[i] & QC_RB_USABLE))
+			continue;
+		size_t k = contested_index(img, (img->reftable[i] & QC_REFT_OFFSET_MASK) >> img->cluster_bits);
+		if (k == img->ncontested)
+			continue;
+		st[k] |= RBS_NAMED;
+		if (img->refblock_usable[i] & QC_RB_PROVED)
+			st[k] |= RBS_PROVED;
+	}
+	return st;
+}
+
+bool qc_refblock_disproved(const struct qc_image *img, const uint8_t *states, uint64_t off)
+{
+	if (!states || !img->geometry_ok)
+		return false;
+	size_t k = contested_index(img, off >> img->cluster_bits);
+	return k < img->ncontested && states[k] == RBS_NAMED;
 }
 
 /* Is every usable refblock that lies in a contested cluster disproved by

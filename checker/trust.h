@@ -12,6 +12,7 @@
 #define QC_TRUST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "image.h"
 
@@ -33,6 +34,25 @@ bool qc_code_all_fixed(const struct qc_image *img, enum qc_code c);
  * L2 offset (l1-entry-no-offset at the same offset)?  False when records
  * were dropped by the per-code cap. */
 bool qc_reserved_only_on_dropped(const struct qc_image *img);
+
+/*
+ * Refblocks in contested clusters, for qc_refblock_disproved(): per entry
+ * of img->contested, whether a usable reftable entry names it as its
+ * refblock and whether one of those refblocks is shaped like one
+ * (QC_RB_PROVED).  One pass over the reftable; at most QC_MAX_CONTESTED
+ * bytes, malloc'd (free()).  NULL when nothing is contested, the contested
+ * list overflowed, or memory ran out: then nothing counts as disproved.
+ */
+uint8_t *qc_refblock_states(const struct qc_image *img);
+
+/*
+ * Is the contested cluster at host offset off named by at least one usable
+ * reftable entry as its refblock, and is every such refblock disproved by
+ * its content (its stored counts disagree with most of what the walk
+ * references in its range)?  Then an overlap of that "refblock" with
+ * another structure is the refcount table's error.  O(log n).
+ */
+bool qc_refblock_disproved(const struct qc_image *img, const uint8_t *states, uint64_t off);
 
 /*
  * Does the model's record of the refcount structure's own claims

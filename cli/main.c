@@ -135,7 +135,8 @@ static const char undo_usage[] =
 	"image the journal was not written for, and an image in use (QEMU's locks).\n"
 	"\n"
 	"Options (they may also follow the file names):\n"
-	"  --dry-run            verify the journal and say what would be restored\n"
+	"  --dry-run            verify the journal, print its summary of the repair's\n"
+	"                       writes (guest ranges included) and what would be restored\n"
 	"  --force              also restore regions a crash left half-written\n"
 	"\n"
 	"Exit codes: 0 restored (or would be), 1 refused or failed, 64 usage error.\n";

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/escape.h"
+#include "../core/problems.h"
 #include "../core/reader.h"
 
 #define HDR_FIXED 40
@@ -24,6 +26,8 @@
 #define SHA_LEN 32
 #define TRAILER_LEN 48
 #define REC_MAGIC 0x51435552u
+#define SUM_MAGIC 0x51435553u
+#define SUM_FIXED 16
 #define END_MAGIC "QCUEND01"
 #define JOURNAL_MAX (UINT64_C(1) << 36)
 
@@ -189,7 +193,7 @@ static bool build_header(struct buf *b, struct qc_io *io, const struct qc_plan *
 		return false;
 	memset(hdr, 0, hlen + SHA_LEN);
 	memcpy(hdr, QC_JOURNAL_MAGIC, 8);
-	qc_put_be32(hdr + 8, 1);
+	qc_put_be32(hdr + 8, QC_JOURNAL_VERSION);
 	qc_put_be32(hdr + 12, (uint32_t)nwit);
 	qc_put_be64(hdr + 16, io->size);
 	qc_put_be64(hdr + 24, p->end_after > io->size ? p->end_after : io->size);
@@ -252,13 +256,100 @@ static bool build_region(struct buf *b, struct qc_io *io, const struct qc_write 
 	return true;
 }
 
+/* One summary line of write w into line (at most QC_JOURNAL_MAX_SUMMARY_LINE
+ * bytes with its '\n'): the plan's own line (qc_plan_print_human), with
+ * every control byte of the summary made '?' so a line is one line. */
+static size_t summary_line(const struct qc_write *w, char *line)
+{
+	char sum[sizeof(w->summary)];
+	size_t k = 0;
+	for (; k < sizeof(sum) - 1 && w->summary[k]; k++) {
+		unsigned char c = (unsigned char)w->summary[k];
+		sum[k] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	sum[k] = 0;
+	char guest[64] = "";
+	if (w->guest_offset != QC_NO_OFFSET)
+		snprintf(guest, sizeof(guest), " (guest 0x%" PRIx64 "+0x%" PRIx64 ")", w->guest_offset,
+			 w->guest_length);
+	int n = snprintf(line, QC_JOURNAL_MAX_SUMMARY_LINE, "[%s] write 0x%" PRIx64 " +%zu  %s: %s%s",
+			 qc_phase_name(w->phase), w->offset, w->len, qc_problem_table[w->code].code, sum,
+			 guest);
+	size_t len = n < 0 ? 0 : (size_t)n;
+	if (len > QC_JOURNAL_MAX_SUMMARY_LINE - 2)
+		len = QC_JOURNAL_MAX_SUMMARY_LINE - 2;
+	line[len++] = '\n';
+	return len;
+}
+
+/*
+ * The summary section (version 2): one line per plan write, in plan order,
+ * as long as the text stays within QC_JOURNAL_MAX_SUMMARY; a write with no
+ * guest range at stake only within half of it, so the lines that name
+ * guest ranges (a dropped pointer, both ranges of a clone) are the last to
+ * go.  Writes left out are counted on a last line.  Its checksum goes to
+ * sum.
+ */
+static bool build_summary(struct buf *b, const struct qc_plan *p, uint8_t sum[SHA_LEN])
+{
+	size_t at = b->n;
+	if (!buf_grow(b, SUM_FIXED))
+		return false;
+	uint32_t lines = 0;
+	size_t text = 0, left = 0, left_guest = 0;
+	char line[QC_JOURNAL_MAX_SUMMARY_LINE];
+	for (size_t i = 0; i < p->n; i++) {
+		const struct qc_write *w = &p->w[i];
+		bool guest = w->guest_offset != QC_NO_OFFSET;
+		size_t n = summary_line(w, line);
+		/* room kept for the closing line */
+		uint64_t cap = guest ? QC_JOURNAL_MAX_SUMMARY - QC_JOURNAL_MAX_SUMMARY_LINE
+				     : QC_JOURNAL_MAX_SUMMARY / 2;
+		if (text + n > cap) {
+			left++;
+			left_guest += guest;
+			continue;
+		}
+		uint8_t *d = buf_grow(b, n);
+		if (!d)
+			return false;
+		memcpy(d, line, n);
+		text += n;
+		lines++;
+	}
+	if (left) {
+		int n = snprintf(line, sizeof(line), "... %zu more write(s) not summarised (%zu with a guest range at stake): the summary is full\n",
+				 left, left_guest);
+		size_t len = n < 0 ? 0 : (size_t)n;
+		uint8_t *d = buf_grow(b, len);
+		if (!d)
+			return false;
+		memcpy(d, line, len);
+		text += len;
+		lines++;
+	}
+	uint8_t *h = b->p + at;
+	qc_put_be32(h, SUM_MAGIC);
+	qc_put_be32(h + 4, lines);
+	qc_put_be32(h + 8, (uint32_t)text);
+	qc_put_be32(h + 12, 0);
+	uint8_t *d = buf_grow(b, SHA_LEN);
+	if (!d)
+		return false;
+	h = b->p + at;
+	sha256(h, SUM_FIXED + text, b->p + b->n - SHA_LEN);
+	memcpy(sum, b->p + b->n - SHA_LEN, SHA_LEN);
+	return true;
+}
+
 static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
 		  const struct qc_witness *wit, size_t nwit, char *err, size_t errlen)
 {
 	if (!build_header(b, io, p, wit, nwit, err, errlen))
 		return false;
-	/* chain of checksums for the trailer: the header's, then each region's */
-	uint8_t *chain = malloc((p->n + 1) * SHA_LEN);
+	/* chain of checksums for the trailer: the header's, then each region's,
+	 * then the summary's */
+	uint8_t *chain = malloc((p->n + 2) * SHA_LEN);
 	if (!chain) {
 		b->oom = true;
 		return false;
@@ -270,7 +361,9 @@ static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
 			return false;
 		}
 	}
-	uint8_t *t = buf_grow(b, TRAILER_LEN);
+	uint8_t *t = NULL;
+	if (build_summary(b, p, chain + (p->n + 1) * SHA_LEN))
+		t = buf_grow(b, TRAILER_LEN);
 	if (!t) {
 		free(chain);
 		return false;
@@ -278,7 +371,7 @@ static bool build(struct buf *b, struct qc_io *io, const struct qc_plan *p,
 	memset(t, 0, TRAILER_LEN);
 	memcpy(t, END_MAGIC, 8);
 	qc_put_be32(t + 8, (uint32_t)p->n);
-	sha256(chain, (p->n + 1) * SHA_LEN, t + 16);
+	sha256(chain, (p->n + 2) * SHA_LEN, t + 16);
 	free(chain);
 	return true;
 }
@@ -329,7 +422,10 @@ int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p
 struct journal {
 	uint8_t *raw;
 	size_t rawlen;
+	uint32_t version;
 	uint32_t nwit, n;
+	const char *summary;    /* version 2: summary_len bytes of lines */
+	uint32_t summary_len, summary_lines;
 	uint64_t old_size, new_size;
 	const uint8_t *wit;     /* nwit records of WIT_LEN bytes */
 	struct region *r;
@@ -376,6 +472,73 @@ static int read_file(const char *path, uint8_t **out, size_t *outlen, char *err,
 	return 0;
 }
 
+/*
+ * The summary section at *at (version 2): bounded text of summary_lines
+ * lines, each ending in '\n', at most QC_JOURNAL_MAX_SUMMARY_LINE bytes,
+ * with no control byte but the line ends; its checksum into sum.  *at moves
+ * past it.  -EINVAL when malformed, -E2BIG past QC_JOURNAL_MAX_SUMMARY.
+ */
+static int parse_summary(struct journal *j, struct qc_view v, uint64_t *at, uint8_t sum[SHA_LEN])
+{
+	uint32_t magic, lines, len, pad;
+	if (!qc_get_be32(v, *at, &magic) || magic != SUM_MAGIC || !qc_get_be32(v, *at + 4, &lines) ||
+	    !qc_get_be32(v, *at + 8, &len) || !qc_get_be32(v, *at + 12, &pad) || pad != 0)
+		return -EINVAL;
+	if (len > QC_JOURNAL_MAX_SUMMARY)
+		return -E2BIG;
+	if (!qc_view_has(v, *at, (uint64_t)SUM_FIXED + len + SHA_LEN))
+		return -EINVAL;
+	const uint8_t *sec = j->raw + *at, *text = sec + SUM_FIXED;
+	uint8_t sha[SHA_LEN];
+	if (!sha256(sec, SUM_FIXED + (size_t)len, sha) || memcmp(sha, text + len, SHA_LEN) != 0)
+		return -EINVAL;
+	uint32_t seen = 0;
+	size_t start = 0;
+	for (size_t k = 0; k < len; k++) {
+		uint8_t c = text[k];
+		if (c == '\n') {
+			if (k + 1 - start > QC_JOURNAL_MAX_SUMMARY_LINE)
+				return -EINVAL;
+			seen++;
+			start = k + 1;
+		} else if (c < 0x20 || c == 0x7f) {
+			return -EINVAL;
+		}
+	}
+	if (start != len || seen != lines)
+		return -EINVAL;
+	j->summary = (const char *)text;
+	j->summary_len = len;
+	j->summary_lines = lines;
+	memcpy(sum, text + len, SHA_LEN);
+	*at += SUM_FIXED + (uint64_t)len + SHA_LEN;
+	return 0;
+}
+
+/* Print the summary, one line each, escaped (doc/repair.md "Undo"). */
+static void print_summary(const struct journal *j, FILE *log)
+{
+	if (j->version < 2) {
+		fprintf(log, "journal version 1: no summary of the repair's writes\n");
+		return;
+	}
+	fprintf(log, "the repair's writes (%" PRIu32 " line(s)):\n", j->summary_lines);
+	/* lines are at most QC_JOURNAL_MAX_SUMMARY_LINE bytes with their '\n'
+	 * and hold no NUL (parse_summary) */
+	char line[QC_JOURNAL_MAX_SUMMARY_LINE];
+	size_t start = 0;
+	for (size_t k = 0; k < j->summary_len; k++) {
+		if (j->summary[k] != '\n')
+			continue;
+		memcpy(line, j->summary + start, k - start);
+		line[k - start] = 0;
+		fputs("  ", log);
+		qc_esc_human(log, line);
+		fputc('\n', log);
+		start = k + 1;
+	}
+}
+
 static int parse(struct journal *j, char *err, size_t errlen)
 {
 	struct qc_view v = qc_view_make(j->raw, j->rawlen);
@@ -393,10 +556,11 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	qc_get_be32(v, 8, &ver);
-	if (ver != 1) {
+	if (ver != 1 && ver != 2) {
 		set_err(err, errlen, "undo journal version %" PRIu32 " is not supported", ver);
 		return -EINVAL;
 	}
+	j->version = ver;
 	qc_get_be64(v, 16, &j->old_size);
 	qc_get_be64(v, 24, &j->new_size);
 	qc_get_be32(v, 32, &j->n);
@@ -407,7 +571,7 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	j->r = calloc(j->n ? j->n : 1, sizeof(*j->r));
-	uint8_t *chain = malloc(((size_t)j->n + 1) * SHA_LEN);
+	uint8_t *chain = malloc(((size_t)j->n + 2) * SHA_LEN);
 	if (!j->r || !chain) {
 		free(chain);
 		set_err(err, errlen, "out of memory reading the journal");
@@ -424,6 +588,8 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		    !qc_get_be32(v, at + 16, &r->len) || !qc_get_be32(v, at + 20, &r->old_len) ||
 		    r->old_len > r->len || r->len > QC_JOURNAL_MAX_REGION ||
 		    r->offset > (UINT64_MAX >> 1) || r->offset + r->len > (j->new_size > j->old_size ? j->new_size : j->old_size) ||
+		    /* the old bytes are those that lay inside the old file */
+		    (r->old_len && r->offset + r->old_len > j->old_size) ||
 		    !qc_add(REC_FIXED, r->old_len, &reclen) ||
 		    !qc_view_has(v, at, reclen + SHA_LEN)) {
 			free(chain);
@@ -441,11 +607,21 @@ static int parse(struct journal *j, char *err, size_t errlen)
 		memcpy(chain + ((size_t)i + 1) * SHA_LEN, rec + reclen, SHA_LEN);
 		at += reclen + SHA_LEN;
 	}
+	size_t nchain = (size_t)j->n + 1;
+	if (j->version >= 2) {
+		int r = parse_summary(j, v, &at, chain + nchain * SHA_LEN);
+		if (r < 0) {
+			free(chain);
+			set_err(err, errlen, "damaged undo journal: %s", r == -E2BIG ? "summary too large" : "summary malformed or its checksum mismatch");
+			return -EINVAL;
+		}
+		nchain++;
+	}
 	uint32_t tn, pad;
 	bool ok = qc_view_has(v, at, TRAILER_LEN) && at + TRAILER_LEN == j->rawlen &&
 		  memcmp(j->raw + at, END_MAGIC, 8) == 0 && qc_get_be32(v, at + 8, &tn) && tn == j->n &&
 		  qc_get_be32(v, at + 12, &pad) && pad == 0 &&
-		  sha256(chain, ((size_t)j->n + 1) * SHA_LEN, sha) &&
+		  sha256(chain, nchain * SHA_LEN, sha) &&
 		  memcmp(sha, j->raw + at + 16, SHA_LEN) == 0;
 	free(chain);
 	if (!ok) {
@@ -645,6 +821,8 @@ int qc_journal_undo(const char *path, struct qc_io *io, unsigned flags, FILE *lo
 	r = parse(&j, err, errlen);
 	if (r == 0)
 		r = verify_image(&j, io, (flags & QC_UNDO_FORCE) != 0, log, err, errlen);
+	if (r == 0 && log && dry_run)
+		print_summary(&j, log);
 	if (r == 0 && log)
 		fprintf(log, "%s: %" PRIu32 " region(s), image length %" PRIu64 " -> %" PRIu64 "\n",
 			dry_run ? "would restore" : "restoring", j.n, io->size, j.old_size);

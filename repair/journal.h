@@ -5,7 +5,7 @@
  * `qcow2fsck undo` replays it to restore the image byte for byte.
  *
  * Format (all integers big-endian; SHA-256 through libcrypto EVP):
- *   header   "QCFSCKU1", u32 version=1, u32 nwitness, u64 old_size,
+ *   header   "QCFSCKU1", u32 version=2, u32 nwitness, u64 old_size,
  *            u64 new_size, u32 nregions, u32 0                 = 40 bytes
  *            nwitness x { u64 offset, u64 length, sha256(those image
  *            bytes before the repair) }   (the header cluster, the old
@@ -15,8 +15,22 @@
  *            u32 length, u32 old_length (bytes that lay inside the old
  *            file), sha256(new bytes), old bytes[old_length],
  *            sha256(the record so far)                 (one per plan write)
+ *   summary  u32 "QCUS", u32 nlines, u32 text_length, u32 0, text,
+ *            sha256(the section so far)             (version 2 only)
+ *            text: nlines lines, each ending in '\n', at most
+ *            QC_JOURNAL_MAX_SUMMARY_LINE bytes, no other control byte:
+ *            per plan write, in plan order, the plan's own line
+ *            "[phase] write 0xOFFSET +LENGTH  CODE: SUMMARY (guest 0xG+0xL)"
+ *            (the guest range only when one is at stake; a clone's kept
+ *            range is in its SUMMARY); at most QC_JOURNAL_MAX_SUMMARY bytes,
+ *            writes without a guest range only within half of that, and a
+ *            last line counting the writes left out
  *   trailer  "QCUEND01", u32 nregions, u32 0,
- *            sha256(header sha || every region sha)            = 48 bytes
+ *            sha256(header sha || every region sha || summary sha)
+ *                                  (version 1: no summary sha) = 48 bytes
+ *
+ * Version 1 journals (no summary section) are still read and undone.
+ * `undo --dry-run` prints the summary.
  *
  * Binding: undo accepts an image only when (1) its length lies between the
  * old length and the length after the repair, (2) every region holds
@@ -37,6 +51,10 @@
 #include "plan.h"
 
 #define QC_JOURNAL_MAGIC "QCFSCKU1"
+#define QC_JOURNAL_VERSION 2
+/* Bounds of the summary section (version 2). */
+#define QC_JOURNAL_MAX_SUMMARY (UINT32_C(8) << 20)
+#define QC_JOURNAL_MAX_SUMMARY_LINE 512
 #define QC_JOURNAL_MAX_WITNESSES 16
 /* Bounds undo trusts a journal with (a refcount table is at most 8 MiB,
  * an L1 table 32 MiB): larger regions or witnesses mean a damaged file. */
@@ -68,7 +86,8 @@ int qc_journal_write(const char *path, struct qc_io *io, const struct qc_plan *p
 /*
  * Verify the journal at path against the image behind io and, unless
  * QC_UNDO_DRY_RUN, restore every region's old bytes and the old file
- * length, then sync.  Progress lines go to log (may be NULL).  Returns 0
+ * length, then sync.  Progress lines go to log (may be NULL); with
+ * QC_UNDO_DRY_RUN the journal's summary of the repair's writes first.  Returns 0
  * on success, -EINVAL for a damaged journal, -ESTALE for an image the
  * journal was not written for (or a torn region without QC_UNDO_FORCE),
  * other -errno for I/O errors; err says which.

@@ -251,8 +251,13 @@ static int plan_block(struct ctx *c, uint64_t i, bool emit)
 	uint64_t off = img->reftable[i] & QC_REFT_OFFSET_MASK;
 	size_t cs = (size_t)img->cluster_size;
 	uint8_t *old = malloc(cs), *neu = malloc(cs);
-	int r = old && neu ? qc_io_read_full(img->io, old, cs, off) : -ENOMEM;
+	/* the file may end inside the refblock's cluster (QEMU does not pad
+	 * the last cluster, and a damaged entry can name it): the bytes past
+	 * the end read as zeros, as they do for the check */
+	size_t have = off < img->file_size ? (img->file_size - off < cs ? (size_t)(img->file_size - off) : cs) : 0;
+	int r = old && neu ? (have ? qc_io_read_full(img->io, old, have, off) : 0) : -ENOMEM;
 	if (r >= 0) {
+		memset(old + have, 0, cs - have);
 		memcpy(neu, old, cs);
 		set_block_counts(c, i, old, neu, emit);
 		r = emit ? emit_block_write(c, i, off, old, neu) : 0;

@@ -8,8 +8,9 @@
 # exactly what it read before the repair in every range (both claimants
 # included), every snapshot unchanged; the two claimants now name different
 # clusters; the cluster the moved claimant named before the damage (a leak)
-# keeps its content; the plan names both guest ranges; a second repair
-# plans nothing; undo restores the damaged bytes.
+# keeps its content; the plan names both guest ranges, and so does the undo
+# journal's summary (`undo --dry-run`); a second repair plans nothing; undo
+# restores the damaged bytes.
 #
 # qemu-img check -r all on the same damage (QEMU 7.2 measured): it raises
 # the refcount to 2 and clears OFLAG_COPIED, so the two guest ranges share
@@ -49,6 +50,15 @@ clone_case() {
 	[ "$_named" = 1 ] &&
 		[ "$(rjson "any(w.get('guest-offset') == $_mg for w in r['plan'])")" = True ] &&
 		t_ok || t_fail "plan: $(rjson 'r["plan"]')"
+	# the journal's summary (version 2) names both ranges too, for later
+	t_name "$_l: undo --dry-run prints the journal's summary naming both guest ranges"
+	_mgx=$(printf '0x%x' "$_mg")
+	"$QC" undo --dry-run "$T/undo.$_l" "$I" >"$T/dry-undo.$_l" 2>&1
+	if grep -q "guest $_kg" "$T/dry-undo.$_l" && grep -q "(guest $_mgx+" "$T/dry-undo.$_l"; then
+		t_ok
+	else
+		t_fail "undo --dry-run: $(cat "$T/dry-undo.$_l")"
+	fi
 	tables_settled "$_l"
 }
 

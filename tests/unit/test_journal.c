@@ -2,8 +2,9 @@
  * test_journal.c - the undo journal and the phased apply on memory images:
  * crash after every write k (fault injection) then undo restores the
  * original bytes and length; undo refuses foreign images and damaged
- * journals; journals are never overwritten; refcount entry access at every
- * width; plan diffs.
+ * journals; journals are never overwritten; the summary section (version
+ * 2: printed by a dry run, bounded, checked; version-1 journals without it
+ * still undone); refcount entry access at every width; plan diffs.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "../../core/io.h"
 #include "../../core/refblock.h"
@@ -298,6 +300,287 @@ static void never_overwrites_journal(void **state)
 	qc_plan_free(&p);
 }
 
+/* ---- the summary section (journal.h, version 2) ---- */
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	rewind(f);
+	uint8_t *b = malloc((size_t)n + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	b[n] = 0;
+	*len = (size_t)n;
+	return b;
+}
+
+static void spit(const char *path, const uint8_t *b, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, len, f), len);
+	fclose(f);
+}
+
+static void sha(const void *d, size_t n, uint8_t out[32])
+{
+	unsigned int l = 0;
+	assert_int_equal(EVP_Digest(d, n, out, &l, EVP_sha256(), NULL), 1);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* The layout of a journal read back by hand (journal.h): the end of the
+ * header's checksum, each region record's checksum, the summary section. */
+struct layout {
+	size_t hdr_end;    /* offset past the header sha */
+	size_t nreg;
+	size_t reg_sha[16];
+	size_t sum_at;     /* offset of the summary section (= trailer in v1) */
+};
+
+static void layout_of(const uint8_t *j, size_t len, struct layout *L)
+{
+	uint32_t nwit = be32(j + 12);
+	L->hdr_end = 40 + (size_t)nwit * 48 + 32;
+	L->nreg = be32(j + 32);
+	assert_true(L->nreg <= 16);
+	size_t at = L->hdr_end;
+	for (size_t i = 0; i < L->nreg; i++) {
+		size_t reclen = 56 + be32(j + at + 20);
+		L->reg_sha[i] = at + reclen;
+		at += reclen + 32;
+	}
+	L->sum_at = at;
+	assert_true(at <= len);
+}
+
+/* Rewrite the trailer's chain checksum (with or without a summary sha). */
+static void reseal(uint8_t *j, size_t len, const struct layout *L, const uint8_t *sum_sha)
+{
+	uint8_t chain[32 * 18];
+	size_t n = 0;
+	memcpy(chain, j + L->hdr_end - 32, 32);
+	n++;
+	for (size_t i = 0; i < L->nreg; i++, n++)
+		memcpy(chain + n * 32, j + L->reg_sha[i], 32);
+	if (sum_sha) {
+		memcpy(chain + n * 32, sum_sha, 32);
+		n++;
+	}
+	sha(chain, n * 32, j + len - 48 + 16);
+}
+
+/* A plan with a guest range at stake and a summary holding a control byte. */
+static void make_guest_plan(struct qc_plan *p)
+{
+	make_plan(p);
+	uint8_t e[8] = { 0 };
+	struct qc_write *w = qc_plan_add(p, QC_PH_INPLACE, 30000, e, 8, QC_P_L2_DATA_PAST_EOF,
+					 "entry dropped; guest 0x300000 keeps it\ttab");
+	assert_non_null(w);
+	w->guest_offset = 0x400000;
+	w->guest_length = 0x10000;
+	qc_plan_sort(p);
+	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, false);
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->w[i].old);
+		p->w[i].old = NULL;
+	}
+	assert_int_equal(qc_plan_record_old(p, io), 0);
+	qc_io_close(io);
+}
+
+/* undo --dry-run of the journal at jpath into a string (malloc'd) */
+static char *dry_run_text(struct qc_io *io, int *rc)
+{
+	char err[256], out[128];
+	snprintf(out, sizeof(out), "%s/out", dir);
+	FILE *f = fopen(out, "w");
+	assert_non_null(f);
+	*rc = qc_journal_undo(jpath, io, QC_UNDO_DRY_RUN, f, err, sizeof(err));
+	fclose(f);
+	size_t len;
+	char *t = (char *)slurp(out, &len);
+	unlink(out);
+	return t;
+}
+
+static void summary_printed(void **state)
+{
+	(void)state;
+	struct qc_plan p;
+	make_guest_plan(&p);
+	char err[256];
+	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
+	unlink(jpath);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
+	size_t done = 0;
+	assert_int_equal(qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_FINAL, &done), 0);
+	int rc;
+	char *t = dry_run_text(io, &rc);
+	assert_int_equal(rc, 0);
+	/* one line per write, the plan's own words, the guest range */
+	char want[200];
+	snprintf(want, sizeof(want), "the repair's writes (%zu line(s)):\n", p.n);
+	assert_non_null(strstr(t, want));
+	assert_non_null(strstr(t, "  [switch] write 0x30 +12  reftable-entry-reserved: switch\n"));
+	assert_non_null(strstr(t, "  [in-place] write 0x7530 +8  l2-data-past-eof: entry dropped; guest 0x300000 keeps it?tab (guest 0x400000+0x10000)\n"));
+	free(t);
+	/* the image is untouched by the dry run and undone by the real one */
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), 0);
+	assert_original(io);
+	qc_io_close(io);
+	qc_plan_free(&p);
+}
+
+/* A version-1 journal (no summary section) is still read and undone. */
+static void version1_still_undone(void **state)
+{
+	(void)state;
+	struct qc_plan p;
+	make_plan(&p);
+	char err[256];
+	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
+	unlink(jpath);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
+	size_t len;
+	uint8_t *j = slurp(jpath, &len);
+	assert_int_equal(be32(j + 8), 2);
+	struct layout L;
+	layout_of(j, len, &L);
+	/* a version-1 header over a journal that has a summary section: the
+	 * summary is not where a version-1 trailer must be: damaged */
+	put32(j + 8, 1);
+	sha(j, L.hdr_end - 32, j + L.hdr_end - 32);
+	spit(jpath, j, len);
+	assert_int_equal(qc_journal_undo(jpath, io, QC_UNDO_DRY_RUN, NULL, err, sizeof(err)), -EINVAL);
+	/* cut the summary out: header version 1, trailer chain without it */
+	size_t sum_len = len - 48 - L.sum_at;
+	memmove(j + L.sum_at, j + len - 48, 48);
+	len -= sum_len;
+	put32(j + 8, 1);
+	sha(j, L.hdr_end - 32, j + L.hdr_end - 32);
+	reseal(j, len, &L, NULL);
+	spit(jpath, j, len);
+	size_t done = 0;
+	assert_int_equal(qc_apply_phases(io, &p, QC_PH_NEW, QC_PH_FINAL, &done), 0);
+	int rc;
+	char *t = dry_run_text(io, &rc);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(t, "journal version 1: no summary"));
+	free(t);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), 0);
+	assert_original(io);
+	free(j);
+	qc_io_close(io);
+	qc_plan_free(&p);
+}
+
+/* A summary whose checksums are right but whose content breaks a rule
+ * (a control byte, a line count that disagrees, a missing line end, a
+ * length past the bound) is refused as damaged; so is an unknown version. */
+static void damaged_summary_refused(void **state)
+{
+	(void)state;
+	struct qc_plan p;
+	make_guest_plan(&p);
+	char err[256];
+	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
+	unlink(jpath);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
+	size_t len;
+	uint8_t *j0 = slurp(jpath, &len);
+	struct layout L;
+	layout_of(j0, len, &L);
+	uint8_t *j = malloc(len);
+	uint32_t tlen = be32(j0 + L.sum_at + 8);
+	for (int k = 0; k < 5; k++) {
+		memcpy(j, j0, len);
+		uint8_t *sec = j + L.sum_at, *text = sec + 16;
+		switch (k) {
+		case 0: text[5] = 0x01; break;                       /* control byte */
+		case 1: put32(sec + 4, be32(sec + 4) + 1); break;    /* line count */
+		case 2: text[tlen - 1] = 'x'; break;                 /* last '\n' */
+		case 3: put32(sec + 12, 1); break;                   /* reserved word */
+		case 4: text[0] = '\n'; text[1] = 'x'; break;        /* empty line: count off */
+		}
+		uint8_t ssha[32];
+		sha(sec, 16 + tlen, ssha);
+		memcpy(text + tlen, ssha, 32);
+		reseal(j, len, &L, ssha);
+		spit(jpath, j, len);
+		assert_int_equal(qc_journal_undo(jpath, io, QC_UNDO_DRY_RUN, NULL, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "summary"));
+	}
+	/* a text length past the bound, checksums aside */
+	memcpy(j, j0, len);
+	put32(j + L.sum_at + 8, QC_JOURNAL_MAX_SUMMARY + 1);
+	spit(jpath, j, len);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -EINVAL);
+	/* version 3 is unknown */
+	memcpy(j, j0, len);
+	put32(j + 8, 3);
+	sha(j, L.hdr_end - 32, j + L.hdr_end - 32);
+	spit(jpath, j, len);
+	assert_int_equal(qc_journal_undo(jpath, io, 0, NULL, err, sizeof(err)), -EINVAL);
+	/* the untouched journal is accepted */
+	spit(jpath, j0, len);
+	assert_int_equal(qc_journal_undo(jpath, io, QC_UNDO_DRY_RUN, NULL, err, sizeof(err)), 0);
+	assert_original(io);
+	free(j);
+	free(j0);
+	qc_io_close(io);
+	qc_plan_free(&p);
+}
+
+/* The summary is bounded: past QC_JOURNAL_MAX_SUMMARY / 2 the writes with
+ * no guest range are left out (counted on a last line), while a write with
+ * a guest range at stake that comes after them is still summarised. */
+static void summary_bounded(void **state)
+{
+	(void)state;
+	struct qc_plan p;
+	qc_plan_init(&p, IMG_LEN);
+	uint8_t b = 0x5a;
+	size_t nw = 0;
+	/* each line is 70..80 bytes: enough writes to pass half the bound */
+	for (; nw * 60 < QC_JOURNAL_MAX_SUMMARY / 2 + 100000; nw++)
+		assert_non_null(qc_plan_add(&p, QC_PH_INPLACE, 8192 + nw % 40000, &b, 1, QC_P_REFCOUNT_LEAK,
+					    "refcount of cluster %zu: 1 -> 0", nw));
+	struct qc_write *w = qc_plan_add(&p, QC_PH_INPLACE, 100, &b, 1, QC_P_L2_DATA_PAST_EOF, "the last one");
+	w->guest_offset = 0x1230000;
+	w->guest_length = 0x10000;
+	struct qc_io *io = qc_io_open_memory(orig, IMG_LEN, true);
+	assert_int_equal(qc_plan_record_old(&p, io), 0);
+	char err[256];
+	unlink(jpath);
+	assert_int_equal(qc_journal_write(jpath, io, &p, wit, 2, err, sizeof(err)), 0);
+	int rc;
+	char *t = dry_run_text(io, &rc);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(t, "more write(s) not summarised (0 with a guest range at stake)"));
+	assert_non_null(strstr(t, "l2-data-past-eof: the last one (guest 0x1230000+0x10000)\n"));
+	free(t);
+	qc_io_close(io);
+	qc_plan_free(&p);
+}
+
 static void refblock_entries_every_width(void **state)
 {
 	(void)state;
@@ -351,6 +634,10 @@ int main(void)
 		cmocka_unit_test(refuses_foreign_image),
 		cmocka_unit_test(refuses_damaged_journal),
 		cmocka_unit_test(never_overwrites_journal),
+		cmocka_unit_test(summary_printed),
+		cmocka_unit_test(version1_still_undone),
+		cmocka_unit_test(damaged_summary_refused),
+		cmocka_unit_test(summary_bounded),
 		cmocka_unit_test(refblock_entries_every_width),
 		cmocka_unit_test(plan_diff_runs),
 	};

@@ -214,6 +214,50 @@ static void overlap_refcount_side_disproved(void **state)
 	drop(img);
 }
 
+/* qc_refblock_states / qc_refblock_disproved (checker/trust.h): a
+ * contested cluster is a disproved refblock when a usable reftable entry
+ * names it and none of the entries naming it is shaped like a refblock;
+ * a cluster no entry names, or one entry proves, is not. */
+static void refblock_disproved_by_cluster(void **state)
+{
+	(void)state;
+	struct qc_image *img = model();
+	/* entries 0 and 1 name cluster 5, entry 2 names cluster 9, entry 3
+	 * names cluster 12 but is not usable; clusters 5, 9, 12, 20 contested */
+	uint64_t reftable[4] = { 0x50000, 0x50000, 0x90000, 0xc0000 };
+	uint8_t usable[4] = { QC_RB_USABLE, QC_RB_USABLE, QC_RB_USABLE | QC_RB_PROVED, 0 };
+	uint64_t contested[4] = { 5, 9, 12, 20 };
+	img->cluster_bits = 16;
+	img->cluster_size = 65536;
+	img->reftable = reftable;
+	img->reftable_entries = 4;
+	img->refblock_usable = usable;
+	img->contested = contested;
+	img->ncontested = 4;
+	uint8_t *st = qc_refblock_states(img);
+	assert_non_null(st);
+	assert_true(qc_refblock_disproved(img, st, 0x50000));
+	assert_true(qc_refblock_disproved(img, st, 0x50000 + 4096)); /* any offset in it */
+	assert_false(qc_refblock_disproved(img, st, 0x90000));       /* proved */
+	assert_false(qc_refblock_disproved(img, st, 0xc0000));       /* not usable */
+	assert_false(qc_refblock_disproved(img, st, 0x140000));      /* no entry */
+	assert_false(qc_refblock_disproved(img, st, 0x60000));       /* not contested */
+	assert_false(qc_refblock_disproved(img, NULL, 0x50000));     /* no states */
+	free(st);
+	/* one of the two entries naming cluster 5 proved: not disproved */
+	usable[1] |= QC_RB_PROVED;
+	st = qc_refblock_states(img);
+	assert_false(qc_refblock_disproved(img, st, 0x50000));
+	free(st);
+	/* an overflowed contested list: nothing counts as disproved */
+	img->contested_overflow = true;
+	assert_null(qc_refblock_states(img));
+	img->reftable = NULL;
+	img->refblock_usable = NULL;
+	img->contested = NULL;
+	drop(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +268,7 @@ int main(void)
 		cmocka_unit_test(overlap_condition_uses_owners),
 		cmocka_unit_test(reserved_condition_uses_offsets),
 		cmocka_unit_test(overlap_refcount_side_disproved),
+		cmocka_unit_test(refblock_disproved_by_cluster),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
