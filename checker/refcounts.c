@@ -206,6 +206,85 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	}
 }
 
+/*
+ * The highest cluster below c->limit in use in a chunk whose stored
+ * refcounts equal the map's counts (raw: its entries), for
+ * image_end_offset: the last one with a non-zero count.
+ */
+static void highest_in(struct cmp *c, uint64_t i, uint64_t j0, size_t cn, const uint16_t *raw)
+{
+	const uint64_t base = i << c->img->refblock_bits;
+	size_t lim = base + j0 >= c->limit ? 0
+		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
+	for (size_t k = lim; k-- > 0;) {
+		if (QC_CM_E_COUNT(raw[k])) {
+			if (base + j0 + k > c->highest)
+				c->highest = base + j0 + k;
+			return;
+		}
+	}
+}
+
+/*
+ * compare_chunk's common case, reading the map's entries in place (raw,
+ * from qc_cm_entries) instead of a copy: the stored refcounts all equal
+ * the counts, none of which is in the overflow table.  Returns false,
+ * with nothing accounted, when that does not hold: the caller then runs
+ * compare_chunk, which reports.
+ */
+static inline __attribute__((always_inline)) bool
+agree_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t cn,
+	    const uint16_t *raw, unsigned order)
+{
+	const uint64_t max = c->img->refcount_max;
+	uint64_t diff = 0, susp = 0, ref = 0;
+	for (size_t k = 0; k < cn; k++) {
+		uint64_t st = qc_rc_get(rb, order, j0 + k);
+		unsigned e = raw[k];
+		uint64_t cp = QC_CM_E_COUNT(e);
+		uint64_t one = cp == 1, notover = st <= 1;
+		/* a count in the overflow table (QC_CM_E_COUNT_BIG) is
+		 * above any refcount_max below 1023 and never agrees here */
+		diff |= (st ^ cp) | (uint64_t)(cp > max) | (uint64_t)(cp == QC_CM_E_COUNT_BIG);
+		ref += cp != 0;
+		susp += (((e >> 4) & 1) & (one ^ 1)) | (((e >> 5) & 1) & one & notover);
+	}
+	if (diff)
+		return false;
+	c->suspects += susp;
+	c->referenced += ref;
+	c->agree += ref; /* every referenced cluster agrees */
+	highest_in(c, i, j0, cn, raw);
+	return true;
+}
+
+/*
+ * agree_chunk for 16-bit refcounts (the default width) over a whole CHUNK,
+ * written with 16-bit lanes and a constant trip count so that the compiler
+ * vectorises it at -O2: true when every stored refcount equals the map's
+ * count and none is in the overflow table; *ref gets the referenced
+ * clusters, *susp the COPIED suspects (with the counts equal, a stored
+ * refcount is above 1 exactly when the count is).
+ */
+static bool agree16(const uint8_t *rb, const uint16_t *raw, uint64_t *ref, uint64_t *susp)
+{
+	uint16_t diff = 0, nref = 0, nsusp = 0;
+	for (unsigned k = 0; k < CHUNK; k++) {
+		uint16_t be;
+		memcpy(&be, rb + 2 * k, 2);
+		uint16_t st = (uint16_t)(qc_be16_at((const uint8_t *)&be));
+		uint16_t e = raw[k];
+		uint16_t cp = (uint16_t)QC_CM_E_COUNT(e);
+		uint16_t one = cp == 1;
+		diff |= (uint16_t)((st ^ cp) | (cp == QC_CM_E_COUNT_BIG));
+		nref += cp != 0;
+		nsusp += (uint16_t)((((e >> 4) & 1) & (one ^ 1)) | (((e >> 5) & 1) & one));
+	}
+	*ref = nref;
+	*susp = nsusp;
+	return diff == 0;
+}
+
 /* Compare one refblock (entry i) against the map. */
 static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t *cnt,
 			  uint8_t *fl)
@@ -216,6 +295,30 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 	c->referenced = c->agree = 0;
 	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
 		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
+		const uint16_t *raw = qc_cm_entries(&img->cmap, base + j0, cn);
+		if (raw && img->h.refcount_order == 4 && cn == CHUNK) {
+			uint64_t ref, susp;
+			if (agree16(rb + 2 * j0, raw, &ref, &susp)) {
+				c->suspects += susp;
+				c->referenced += ref;
+				c->agree += ref;
+				highest_in(c, i, j0, cn, raw);
+				continue;
+			}
+		} else if (raw) {
+			bool same;
+			switch (img->h.refcount_order) {
+			case 0: same = agree_chunk(c, i, rb, j0, cn, raw, 0); break;
+			case 1: same = agree_chunk(c, i, rb, j0, cn, raw, 1); break;
+			case 2: same = agree_chunk(c, i, rb, j0, cn, raw, 2); break;
+			case 3: same = agree_chunk(c, i, rb, j0, cn, raw, 3); break;
+			case 4: same = agree_chunk(c, i, rb, j0, cn, raw, 4); break;
+			case 5: same = agree_chunk(c, i, rb, j0, cn, raw, 5); break;
+			default: same = agree_chunk(c, i, rb, j0, cn, raw, 6); break;
+			}
+			if (same)
+				continue;
+		}
 		qc_cm_get_run(&img->cmap, base + j0, cn, cnt, fl);
 		switch (img->h.refcount_order) {
 		case 0: compare_chunk(c, i, rb, j0, cn, cnt, fl, 0); break;
