@@ -22,6 +22,7 @@
  * rule), 5 bytes per entry of bookkeeping, and one read buffer of RUN_MAX.
  */
 #include "check.h"
+#include "prefetch.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 #include "../core/refblock.h"
@@ -29,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN_MAX (4u << 20) /* bytes per refblock read */
+#define RUN_MAX (1u << 20) /* bytes per refblock read (prefetch.h: one per slot) */
 
 void qc_pass_reftable(struct qc_image *img)
 {
@@ -438,47 +439,72 @@ static uint32_t *sorted_refblocks(struct qc_image *img, size_t *k)
 	return idx;
 }
 
-/* Read the refblocks idx[0..k) in runs of contiguous clusters and compare
- * each with the walk's counts (beyond_end past the last cluster).  False
- * when its buffers could not be had (aborted). */
+/* The runs of refblocks for the prefetcher (prefetch.h): contiguous
+ * clusters (a block several entries share counted once), at most bufmax
+ * bytes; next() moves the cursor under the prefetcher's lock. */
+struct feed {
+	const uint64_t *reftable;
+	const uint32_t *idx;
+	size_t k, cursor;
+	uint64_t cs;
+	size_t bufmax;
+};
+
+static bool feed_next(void *ctx, struct qc_pf_run *run)
+{
+	struct feed *f = ctx;
+	size_t a = f->cursor;
+	if (a >= f->k)
+		return false;
+	uint64_t start = f->reftable[f->idx[a]] & QC_REFT_OFFSET_MASK;
+	uint64_t last = start;
+	size_t b = a + 1;
+	while (b < f->k) {
+		uint64_t o = f->reftable[f->idx[b]] & QC_REFT_OFFSET_MASK;
+		if (o != last && (o != last + f->cs || o + f->cs - start > f->bufmax))
+			break;
+		last = o;
+		b++;
+	}
+	*run = (struct qc_pf_run){ start, (size_t)(last + f->cs - start), a, b };
+	f->cursor = b;
+	return true;
+}
+
+/* Read the refblocks idx[0..k) in runs of contiguous clusters (ahead, on
+ * --jobs threads: prefetch.h) and compare each, in sorted order here, with
+ * the walk's counts (beyond_end past the last cluster).  False when its
+ * buffers could not be had (aborted). */
 static bool compare_refblocks(struct cmp *c, const uint32_t *idx, size_t k)
 {
 	struct qc_image *img = c->img;
 	uint64_t cs = img->cluster_size;
-	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
-	uint8_t *buf = malloc(bufmax);
+	struct feed f = { img->reftable, idx, k, 0, cs, RUN_MAX > cs ? RUN_MAX : (size_t)cs };
+	struct qc_prefetch *pf = qc_pf_start(img->io, img->opt.jobs, f.bufmax, 0, feed_next, NULL, &f);
 	uint64_t *cnt = malloc(CHUNK * sizeof(*cnt));
 	uint8_t *fl = malloc(CHUNK);
 	struct memo memo = { QC_NO_OFFSET, 0, 0 };
-	bool ok = buf && cnt && fl;
+	bool ok = pf && cnt && fl;
 	if (!ok)
 		qc_abort(img, "out of memory comparing refcounts");
-	for (size_t a = 0; ok && a < k && !img->aborted;) {
-		uint64_t start = img->reftable[idx[a]] & QC_REFT_OFFSET_MASK;
-		uint64_t last = start;
-		size_t b = a + 1;
-		while (b < k) {
-			uint64_t o = img->reftable[idx[b]] & QC_REFT_OFFSET_MASK;
-			if (o != last && (o != last + cs || o + cs - start > bufmax))
-				break;
-			last = o;
-			b++;
-		}
-		if (qc_io_read(img->io, buf, (size_t)(last + cs - start), start) < 0) {
+	struct qc_pf_slot *sl;
+	while (ok && !img->aborted && (sl = qc_pf_get(pf)) != NULL) {
+		uint64_t start = sl->run.off;
+		if (sl->err < 0) {
 			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
 				 (unsigned long long)start);
 			break;
 		}
-		for (size_t t = a; t < b; t++) {
+		for (size_t t = sl->run.a; t < sl->run.b; t++) {
 			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
 			if (((uint64_t)idx[t] << img->refblock_bits) >= c->limit)
-				beyond_end(c, idx[t], buf + (o - start), o, &memo);
+				beyond_end(c, idx[t], sl->buf + (o - start), o, &memo);
 			else
-				compare_block(c, idx[t], buf + (o - start), cnt, fl);
+				compare_block(c, idx[t], sl->buf + (o - start), cnt, fl);
 		}
-		a = b;
+		qc_pf_release(pf);
 	}
-	free(buf);
+	qc_pf_stop(pf);
 	free(cnt);
 	free(fl);
 	return ok;
