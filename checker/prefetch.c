@@ -87,7 +87,9 @@ struct qc_prefetch *qc_pf_start(struct qc_io *io, unsigned jobs, size_t bufmax, 
 	p->prep = prep;
 	p->ctx = ctx;
 	p->total = NO_SEQ;
-	p->nslots = jobs < 1 ? 1 : jobs > QC_PF_SLOTS_MAX ? QC_PF_SLOTS_MAX : jobs;
+	/* one slot more than threads, so that a helper rarely waits for the
+	 * consumer to free one */
+	p->nslots = jobs <= 1 ? 1 : jobs + 1 > QC_PF_SLOTS_MAX ? QC_PF_SLOTS_MAX : jobs + 1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->ready_cv, NULL);
 	pthread_cond_init(&p->space_cv, NULL);

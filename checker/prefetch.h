@@ -11,8 +11,9 @@
  * bytes in the same order, so what the pass reports cannot depend on the
  * threads' timing.
  *
- * Memory: min(jobs, QC_PF_SLOTS_MAX) slots, each a read buffer of bufmax
- * bytes plus auxsize bytes for prep; fixed whatever the image.
+ * Memory: one slot with jobs = 1, else min(jobs + 1, QC_PF_SLOTS_MAX)
+ * slots, each a read buffer of bufmax bytes plus auxsize bytes for prep;
+ * fixed whatever the image.
  */
 #ifndef QC_PREFETCH_H
 #define QC_PREFETCH_H

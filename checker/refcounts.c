@@ -15,11 +15,17 @@
  * reference and a stored refcount above 1 is marked QC_CM_OVERCOUNTED for
  * copied.c (its COPIED flag is then part of the leak).  Unlike qemu-img it
  * also compares the refcounts stored for clusters past the end of the file.
- * Refblocks are read sorted by offset in large runs, each once.  It also
+ * Refblocks are read sorted by offset in large runs, each once, ahead of
+ * the compare on --jobs threads (prefetch.h); the compare itself runs in
+ * sorted order in the calling thread, so its report does not depend on
+ * them.  Where a chunk's stored refcounts all equal the map's counts (the
+ * common case) it is settled reading the map in place (agree16 for the
+ * default 16-bit width, agree_chunk otherwise).  It also
  * computes image_end_offset the way qemu-img does.
  *
  * Memory: the reftable copy (8 bytes/entry, at most 8 MiB by the header
- * rule), 5 bytes per entry of bookkeeping, and one read buffer of RUN_MAX.
+ * rule), 5 bytes per entry of bookkeeping, and the prefetcher's read
+ * slots of RUN_MAX (one with --jobs=1, else min(jobs + 1, 4): prefetch.h).
  */
 #include "check.h"
 #include "prefetch.h"
@@ -296,7 +302,9 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 	c->referenced = c->agree = 0;
 	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
 		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
-		const uint16_t *raw = qc_cm_entries(&img->cmap, base + j0, cn);
+		/* off with the walk's fast paths (tests/unit/test_walk_diff.c) */
+		const uint16_t *raw = qc_walk_fast_paths ? qc_cm_entries(&img->cmap, base + j0, cn)
+							 : NULL;
 		if (raw && img->h.refcount_order == 4 && cn == CHUNK) {
 			uint64_t ref, susp;
 			if (agree16(rb + 2 * j0, raw, &ref, &susp)) {

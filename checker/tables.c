@@ -15,9 +15,13 @@
  * 3. Every L2 entry is validated (standard and extended entries), its
  *    clusters are claimed as guest data, vm_state or compressed data, the
  *    active entries' OFLAG_COPIED is recorded in the cluster map for
- *    copied.c, qemu-img's statistics are accumulated (active L1 only), the
- *    vm_state coverage of each snapshot is measured for vmstate.c, and with
- *    --deep each compressed descriptor is listed for deep.c.
+ *    copied.c, qemu-img's statistics are accumulated (active L1 only), and
+ *    the vm_state coverage of each snapshot is measured for vmstate.c.
+ *    (--deep finds the compressed descriptors itself: deepwalk.c.)
+ * With --jobs above 1, helper threads read the runs of L2 tables ahead and
+ * decode their entries into segments (fast_decode, a function of the bytes
+ * alone); every claim and report is still made here, table by table in
+ * sorted order, so the result does not depend on the threads.
  *
  * Relies on: header.c (geometry, l1_ok), snapshots.c (l1_usable, validated
  * l1_size/offset, vm_first_l1_index, vm_state_size).
@@ -27,18 +31,21 @@
  *                    cluster (2 per cluster) + 8 per 64 Ki clusters of file
  *                    + 32 per cluster referenced more than 1022 times
  *   tables.c         8 x active l1_size + 16..32 x non-empty L1 entries of
- *                    all L1 tables + RUN_MAX (4 MiB) read buffer + a
- *                    512 KiB L1 chunk (snapshot L1 tables are read by
- *                    extent in chunks, holes skipped: walk_l1())
- *                    (+ 32 per compressed cluster with --deep)
- *   refcounts.c      13 x reftable entries (<= 13 MiB) + RUN_MAX + 36 KiB
- * i.e. about 2 bytes per referenced host cluster + 24 per L2 reference +
- * 8 MiB, whatever the virtual size or the file's apparent size.  Every
- * size comes from a field validated before (header.c, snapshots.c).  The
- * map and every allocation sized by the image (tables, lists, indexes)
- * draw on one budget, opt.mem_cap (budget.c qc_budget_alloc()); only the
- * fixed buffers (two RUN_MAX, 36 KiB, the L1 chunk, one cluster) are
- * outside it.
+ *                    all L1 tables + S read slots (prefetch.h) of RUN_MAX
+ *                    (1 MiB, or one cluster if larger) + 64 KiB of decoded
+ *                    segments + 16 per table a run holds, and a 512 KiB
+ *                    L1 chunk (snapshot L1 tables are read by extent in
+ *                    chunks, holes skipped: walk_l1())
+ *   refcounts.c      13 x reftable entries (<= 13 MiB) + S x RUN_MAX
+ *                    + 36 KiB
+ * where S = 1 with --jobs=1, else min(jobs + 1, 4).  I.e. about 2 bytes
+ * per referenced host cluster + 24 per L2 reference + up to 5 MiB (jobs
+ * 1) or 9 MiB, whatever the virtual size or the file's apparent size.
+ * Every size comes from a field validated before (header.c,
+ * snapshots.c).  The map and every allocation sized by the image (tables,
+ * lists, indexes) draw on one budget, opt.mem_cap (budget.c
+ * qc_budget_alloc()); only the fixed buffers (the read slots, 36 KiB, the
+ * L1 chunk, one cluster) are outside it.
  */
 #include "check.h"
 #include "l1read.h"
@@ -227,18 +234,6 @@ static bool ref_is_vm(const struct qc_image *img, const struct l2ref *r)
 	return r->l1_index >= img->snapshots[r->table].vm_first_l1_index;
 }
 
-static void add_compressed(struct walk *w, uint64_t off, uint64_t len, uint64_t guest)
-{
-	struct qc_image *img = w->img;
-	struct qc_compressed_ref *r = qc_budget_grow(img, img->compressed, &img->compressed_cap,
-						     img->ncompressed, sizeof(*r), 256,
-						     "the list of compressed clusters");
-	if (!r)
-		return;
-	img->compressed = r;
-	img->compressed[img->ncompressed++] = (struct qc_compressed_ref){ off, len, guest, w->snap };
-}
-
 /*
  * Data claims are batched: contiguous clusters with the same COPIED flag
  * form a run claimed with qc_cm_add_run; a cluster the fast path refuses
@@ -343,8 +338,6 @@ static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, const stru
 		return;
 	}
 	qc_claim(img, coff, len, QC_OWN_COMPRESSED, w->n_data + w->n_vm, loc);
-	if (img->opt.deep)
-		add_compressed(w, coff, len, loc.guest_offset);
 }
 
 /*
