@@ -8,10 +8,8 @@
 #include "clustermap.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define PAGE_BITS 16 /* QC_CM_PAGE_CLUSTERS in clustermap.h */
 #define PAGE_SIZE_E (1u << PAGE_BITS)
@@ -87,36 +85,10 @@ int qc_cm_init(struct qc_clustermap *m, uint64_t nclusters, size_t cap_bytes)
 	return 0;
 }
 
-_Static_assert(QC_CM_E_COUNT_BIG == CNT_OVERFLOW, "clustermap.h's entry decoding");
-_Static_assert(QC_CM_SINGLE_PAGES <= sizeof(((struct qc_clustermap *)0)->single) /
-					     sizeof(((struct qc_clustermap *)0)->single[0]),
-	       "room for the single pages");
-
-#define ARENA_BYTES ((size_t)2 << 20)
-#define ARENA_PAGES ((unsigned)(ARENA_BYTES / sizeof(struct qc_cm_page)))
-
-static bool is_single(const struct qc_clustermap *m, const struct qc_cm_page *p)
-{
-	for (unsigned i = 0; i < m->nsingle; i++)
-		if (m->single[i] == p)
-			return true;
-	return false;
-}
-
 void qc_cm_free(struct qc_clustermap *m)
 {
-	/* An arena's first page is handed out when the arena is made, so
-	 * every arena has its base (2 MiB aligned) in the directory; its other
-	 * pages go with it. */
-	for (uint64_t i = 0; i < m->npages; i++) {
-		struct qc_cm_page *p = m->pages[i];
-		if (!p)
-			continue;
-		if (is_single(m, p))
-			free(p);
-		else if (((uintptr_t)p & (ARENA_BYTES - 1)) == 0)
-			munmap(p, ARENA_BYTES);
-	}
+	for (uint64_t i = 0; i < m->npages; i++)
+		free(m->pages[i]);
 	free(m->pages);
 	free(m->ov_keys);
 	free(m->ov_vals);
@@ -142,51 +114,6 @@ static bool charge(struct qc_clustermap *m, size_t n)
 	return true;
 }
 
-/* A 2 MiB aligned, zeroed arena the kernel may back with one huge page
- * (MADV_HUGEPAGE is advice: without it the arena works the same), or NULL. */
-static struct qc_cm_page *arena_new(void)
-{
-	size_t span = 2 * ARENA_BYTES;
-	uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (raw == MAP_FAILED)
-		return NULL;
-	uintptr_t at = ((uintptr_t)raw + ARENA_BYTES - 1) & ~(uintptr_t)(ARENA_BYTES - 1);
-	uint8_t *a = (uint8_t *)at;
-	if (a > raw)
-		munmap(raw, (size_t)(a - raw));
-	if (a + ARENA_BYTES < raw + span)
-		munmap(a + ARENA_BYTES, (size_t)(raw + span - (a + ARENA_BYTES)));
-#ifdef MADV_HUGEPAGE
-	madvise(a, ARENA_BYTES, MADV_HUGEPAGE);
-#endif
-	return (struct qc_cm_page *)a;
-}
-
-/* A zeroed page: the first QC_CM_SINGLE_PAGES from malloc (a small image
- * pays for its pages only), the rest cut from arenas. */
-static struct qc_cm_page *new_page(struct qc_clustermap *m)
-{
-	if (m->nsingle < QC_CM_SINGLE_PAGES) {
-		/* malloc + memset, not calloc: a fresh mmap'd page read first
-		 * maps the shared zero page and faults again on the first
-		 * write; writing first faults once per 4 KiB. */
-		struct qc_cm_page *p = malloc(sizeof(*p));
-		if (!p)
-			return NULL;
-		memset(p, 0, sizeof(*p));
-		m->single[m->nsingle++] = p;
-		return p;
-	}
-	if (!m->arena_left) {
-		m->arena_next = arena_new();
-		if (!m->arena_next)
-			return NULL;
-		m->arena_left = ARENA_PAGES;
-	}
-	m->arena_left--;
-	return m->arena_next++;
-}
-
 static uint16_t *slot_alloc(struct qc_clustermap *m, uint64_t c)
 {
 	if (c >= m->nclusters)
@@ -195,7 +122,12 @@ static uint16_t *slot_alloc(struct qc_clustermap *m, uint64_t c)
 	if (!*pp) {
 		if (!charge(m, sizeof(struct qc_cm_page)))
 			return NULL;
-		*pp = new_page(m);
+		/* malloc + memset, not calloc: a fresh mmap'd page read
+		 * first maps the shared zero page and faults again on the
+		 * first write; writing first faults once per page. */
+		*pp = malloc(sizeof(struct qc_cm_page));
+		if (*pp)
+			memset(*pp, 0, sizeof(struct qc_cm_page));
 		if (!*pp) {
 			m->over_cap = true;
 			return NULL;

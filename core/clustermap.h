@@ -5,10 +5,7 @@
  *
  * Memory: 2 bytes per cluster, allocated in pages of 64 Ki clusters only
  * where a cluster is claimed, plus 16 bytes per cluster referenced more than
- * 1022 times.  Past the first 16 pages (2 MiB), pages are cut from 2 MiB
- * arenas the kernel may back with huge pages (one page fault per arena, not
- * 32 per page); the last arena's unused pages (< 2 MiB) are the only
- * memory not charged.  So the cost is proportional to the host clusters actually
+ * 1022 times.  So the cost is proportional to the host clusters actually
  * referenced, whatever the file's apparent size.  A byte cap turns further
  * growth into a failure the caller reports (exit 1).
  */
@@ -68,14 +65,7 @@ struct qc_clustermap {
 	size_t cap_bytes;          /* 0 = no cap */
 	const uint64_t *outside;   /* bytes held elsewhere under the same cap (or NULL) */
 	bool over_cap;             /* set once an allocation was refused */
-	/* Where pages come from (clustermap.c new_page): the first
-	 * QC_CM_SINGLE_PAGES one by one, the rest from 2 MiB arenas. */
-	struct qc_cm_page *single[16];
-	unsigned nsingle;
-	struct qc_cm_page *arena_next; /* next free page of the last arena */
-	unsigned arena_left;           /* pages left in it */
 };
-#define QC_CM_SINGLE_PAGES 16u
 
 /* 0 or -ENOMEM / -EFBIG (the page directory itself is over the cap). */
 int qc_cm_init(struct qc_clustermap *m, uint64_t nclusters, size_t cap_bytes);
