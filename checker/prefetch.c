@@ -103,7 +103,8 @@ struct qc_prefetch *qc_pf_start(struct qc_io *io, unsigned jobs, size_t bufmax, 
 			return NULL;
 		}
 	}
-	for (unsigned i = 0; i + 1 < p->nslots; i++) {
+	unsigned want = jobs > QC_PF_SLOTS_MAX ? QC_PF_SLOTS_MAX - 1 : jobs - 1;
+	for (unsigned i = 0; jobs > 1 && i < want; i++) {
 		if (pthread_create(&p->threads[i], NULL, helper, p) != 0)
 			break;
 		p->nthreads++;
