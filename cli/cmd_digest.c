@@ -180,6 +180,7 @@ int qc_cmd_digest(int argc, char **argv)
 		return code;
 	}
 	struct qc_image *img;
+	o.jobs = r.jobs; /* the check's walk reads ahead on them too */
 	code = qc_cli_open_checked(path, &co, &o, &io, &img);
 	if (code)
 		return code;

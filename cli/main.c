@@ -170,7 +170,8 @@ static const char digest_usage[] =
 	"                       | sha256sum); one thread, cost = virtual size\n"
 	"  --force              digest an image with corruption (marked, exit 2)\n"
 	"  --raw                FILE is a raw disk image\n"
-	"  --jobs=N             hashing threads (default: CPUs)\n"
+	"  --jobs=N             hashing threads; the check before reads its tables ahead\n"
+	"                       on them (default: CPUs)\n"
 	"  --progress           progress on stderr even without a terminal\n"
 	OPT_OUTPUT
 	"\n"
