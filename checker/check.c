@@ -28,26 +28,12 @@ void qc_abort(struct qc_image *img, const char *fmt, ...)
 	img->aborted = true;
 }
 
-/*
- * The walk without --deep's list: deep.c finds the compressed descriptors
- * itself in bounded batches (deepwalk.c), so tables.c's list of every
- * descriptor of the image (32 bytes each, kept to the end of the check)
- * is not built.
- */
-static void pass_tables(struct qc_image *img)
-{
-	bool deep = img->opt.deep;
-	img->opt.deep = false;
-	qc_pass_tables(img);
-	img->opt.deep = deep;
-}
-
 static void run_passes(struct qc_image *img)
 {
 	static void (*const passes[])(struct qc_image *) = {
 		qc_pass_header,   qc_pass_extensions, qc_pass_snapshot_table,
 		qc_pass_reftable, qc_pass_luks,       qc_pass_bitmaps,
-		pass_tables,      qc_pass_vmstate,    qc_pass_refcounts,
+		qc_pass_tables,   qc_pass_vmstate,    qc_pass_refcounts,
 		qc_pass_copied,   qc_pass_snapfix,    qc_pass_deep,       qc_pass_stats,
 	};
 	for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]); i++) {
@@ -92,6 +78,5 @@ void qc_image_free(struct qc_image *img)
 		free(img->snapshots[i].name);
 	}
 	free(img->snapshots);
-	free(img->compressed);
 	free(img);
 }

@@ -112,8 +112,10 @@ void qc_pass_luks(struct qc_image *img);        /* luks.c */
 void qc_pass_bitmaps(struct qc_image *img);     /* bitmaps.c */
 void qc_pass_tables(struct qc_image *img);      /* tables.c: active + snapshot L1/L2 walk */
 /* Test hook: false makes tables.c take every L2 entry through the entry
- * classifier and claim data clusters one at a time (no fast paths); the
- * model and report must not change (tests/unit/test_walk_diff.c). */
+ * classifier and claim data clusters one at a time (no fast paths), and
+ * refcounts.c compare every cluster from a copy of the map (not its
+ * entries in place); the model and report must not change
+ * (tests/unit/test_walk_diff.c). */
 extern bool qc_walk_fast_paths;
 void qc_pass_vmstate(struct qc_image *img);     /* vmstate.c */
 void qc_pass_refcounts(struct qc_image *img);   /* refcounts.c: stored vs computed */

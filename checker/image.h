@@ -157,9 +157,7 @@ struct qc_snap_plan {
 };
 
 /* One compressed cluster descriptor, for --deep: deepwalk.c hands them to
- * deep.c in bounded batches.  Duplicates (shared L2 tables) appear once.
- * (tables.c can still list them all in img->compressed when opt.deep is
- * set during its pass; check.c clears it there, so the list stays empty.) */
+ * deep.c in bounded batches.  Duplicates (shared L2 tables) appear once. */
 struct qc_compressed_ref {
 	uint64_t host_offset; /* first byte of the compressed stream */
 	uint64_t length;      /* bytes the descriptor covers (nb_csectors*512 - offset%512) */
@@ -255,8 +253,6 @@ struct qc_image {
 	uint64_t snapshot_table_size; /* bytes spanned by the parsed entries */
 	struct qc_snap_plan snapfix;  /* checker/snapfix.c */
 
-	struct qc_compressed_ref *compressed; /* only with opt.deep */
-	size_t ncompressed, compressed_cap;
 	/* deep.c: compressed clusters decompressed, per compression type
 	 * (0 zlib, 1 zstd); a stream shared by several clusters counts for each */
 	uint64_t deep_verified[2];

@@ -15,13 +15,20 @@
  * reference and a stored refcount above 1 is marked QC_CM_OVERCOUNTED for
  * copied.c (its COPIED flag is then part of the leak).  Unlike qemu-img it
  * also compares the refcounts stored for clusters past the end of the file.
- * Refblocks are read sorted by offset in large runs, each once.  It also
+ * Refblocks are read sorted by offset in large runs, each once, ahead of
+ * the compare on --jobs threads (prefetch.h); the compare itself runs in
+ * sorted order in the calling thread, so its report does not depend on
+ * them.  Where a chunk's stored refcounts all equal the map's counts (the
+ * common case) it is settled reading the map in place (agree16 for the
+ * default 16-bit width, agree_chunk otherwise).  It also
  * computes image_end_offset the way qemu-img does.
  *
  * Memory: the reftable copy (8 bytes/entry, at most 8 MiB by the header
- * rule), 5 bytes per entry of bookkeeping, and one read buffer of RUN_MAX.
+ * rule), 5 bytes per entry of bookkeeping, and the prefetcher's read
+ * slots of RUN_MAX (one with --jobs=1, else min(jobs + 1, 4): prefetch.h).
  */
 #include "check.h"
+#include "prefetch.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 #include "../core/refblock.h"
@@ -29,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN_MAX (4u << 20) /* bytes per refblock read */
+#define RUN_MAX (1u << 20) /* bytes per refblock read (prefetch.h: one per slot) */
 
 void qc_pass_reftable(struct qc_image *img)
 {
@@ -206,6 +213,85 @@ compare_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t 
 	}
 }
 
+/*
+ * The highest cluster below c->limit in use in a chunk whose stored
+ * refcounts equal the map's counts (raw: its entries), for
+ * image_end_offset: the last one with a non-zero count.
+ */
+static void highest_in(struct cmp *c, uint64_t i, uint64_t j0, size_t cn, const uint16_t *raw)
+{
+	const uint64_t base = i << c->img->refblock_bits;
+	size_t lim = base + j0 >= c->limit ? 0
+		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
+	for (size_t k = lim; k-- > 0;) {
+		if (QC_CM_E_COUNT(raw[k])) {
+			if (base + j0 + k > c->highest)
+				c->highest = base + j0 + k;
+			return;
+		}
+	}
+}
+
+/*
+ * compare_chunk's common case, reading the map's entries in place (raw,
+ * from qc_cm_entries) instead of a copy: the stored refcounts all equal
+ * the counts, none of which is in the overflow table.  Returns false,
+ * with nothing accounted, when that does not hold: the caller then runs
+ * compare_chunk, which reports.
+ */
+static inline __attribute__((always_inline)) bool
+agree_chunk(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t j0, size_t cn,
+	    const uint16_t *raw, unsigned order)
+{
+	const uint64_t max = c->img->refcount_max;
+	uint64_t diff = 0, susp = 0, ref = 0;
+	for (size_t k = 0; k < cn; k++) {
+		uint64_t st = qc_rc_get(rb, order, j0 + k);
+		unsigned e = raw[k];
+		uint64_t cp = QC_CM_E_COUNT(e);
+		uint64_t one = cp == 1, notover = st <= 1;
+		/* a count in the overflow table (QC_CM_E_COUNT_BIG) is
+		 * above any refcount_max below 1023 and never agrees here */
+		diff |= (st ^ cp) | (uint64_t)(cp > max) | (uint64_t)(cp == QC_CM_E_COUNT_BIG);
+		ref += cp != 0;
+		susp += (((e >> 4) & 1) & (one ^ 1)) | (((e >> 5) & 1) & one & notover);
+	}
+	if (diff)
+		return false;
+	c->suspects += susp;
+	c->referenced += ref;
+	c->agree += ref; /* every referenced cluster agrees */
+	highest_in(c, i, j0, cn, raw);
+	return true;
+}
+
+/*
+ * agree_chunk for 16-bit refcounts (the default width) over a whole CHUNK,
+ * written with 16-bit lanes and a constant trip count so that the compiler
+ * vectorises it at -O2: true when every stored refcount equals the map's
+ * count and none is in the overflow table; *ref gets the referenced
+ * clusters, *susp the COPIED suspects (with the counts equal, a stored
+ * refcount is above 1 exactly when the count is).
+ */
+static bool agree16(const uint8_t *rb, const uint16_t *raw, uint64_t *ref, uint64_t *susp)
+{
+	uint16_t diff = 0, nref = 0, nsusp = 0;
+	for (unsigned k = 0; k < CHUNK; k++) {
+		uint16_t be;
+		memcpy(&be, rb + 2 * k, 2);
+		uint16_t st = (uint16_t)(qc_be16_at((const uint8_t *)&be));
+		uint16_t e = raw[k];
+		uint16_t cp = (uint16_t)QC_CM_E_COUNT(e);
+		uint16_t one = cp == 1;
+		diff |= (uint16_t)((st ^ cp) | (cp == QC_CM_E_COUNT_BIG));
+		nref += cp != 0;
+		nsusp += (uint16_t)((((e >> 4) & 1) & (one ^ 1)) | (((e >> 5) & 1) & one));
+	}
+	*ref = nref;
+	*susp = nsusp;
+	return diff == 0;
+}
+
 /* Compare one refblock (entry i) against the map. */
 static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t *cnt,
 			  uint8_t *fl)
@@ -216,6 +302,32 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 	c->referenced = c->agree = 0;
 	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
 		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
+		/* off with the walk's fast paths (tests/unit/test_walk_diff.c) */
+		const uint16_t *raw = qc_walk_fast_paths ? qc_cm_entries(&img->cmap, base + j0, cn)
+							 : NULL;
+		if (raw && img->h.refcount_order == 4 && cn == CHUNK) {
+			uint64_t ref, susp;
+			if (agree16(rb + 2 * j0, raw, &ref, &susp)) {
+				c->suspects += susp;
+				c->referenced += ref;
+				c->agree += ref;
+				highest_in(c, i, j0, cn, raw);
+				continue;
+			}
+		} else if (raw) {
+			bool same;
+			switch (img->h.refcount_order) {
+			case 0: same = agree_chunk(c, i, rb, j0, cn, raw, 0); break;
+			case 1: same = agree_chunk(c, i, rb, j0, cn, raw, 1); break;
+			case 2: same = agree_chunk(c, i, rb, j0, cn, raw, 2); break;
+			case 3: same = agree_chunk(c, i, rb, j0, cn, raw, 3); break;
+			case 4: same = agree_chunk(c, i, rb, j0, cn, raw, 4); break;
+			case 5: same = agree_chunk(c, i, rb, j0, cn, raw, 5); break;
+			default: same = agree_chunk(c, i, rb, j0, cn, raw, 6); break;
+			}
+			if (same)
+				continue;
+		}
 		qc_cm_get_run(&img->cmap, base + j0, cn, cnt, fl);
 		switch (img->h.refcount_order) {
 		case 0: compare_chunk(c, i, rb, j0, cn, cnt, fl, 0); break;
@@ -335,47 +447,72 @@ static uint32_t *sorted_refblocks(struct qc_image *img, size_t *k)
 	return idx;
 }
 
-/* Read the refblocks idx[0..k) in runs of contiguous clusters and compare
- * each with the walk's counts (beyond_end past the last cluster).  False
- * when its buffers could not be had (aborted). */
+/* The runs of refblocks for the prefetcher (prefetch.h): contiguous
+ * clusters (a block several entries share counted once), at most bufmax
+ * bytes; next() moves the cursor under the prefetcher's lock. */
+struct feed {
+	const uint64_t *reftable;
+	const uint32_t *idx;
+	size_t k, cursor;
+	uint64_t cs;
+	size_t bufmax;
+};
+
+static bool feed_next(void *ctx, struct qc_pf_run *run)
+{
+	struct feed *f = ctx;
+	size_t a = f->cursor;
+	if (a >= f->k)
+		return false;
+	uint64_t start = f->reftable[f->idx[a]] & QC_REFT_OFFSET_MASK;
+	uint64_t last = start;
+	size_t b = a + 1;
+	while (b < f->k) {
+		uint64_t o = f->reftable[f->idx[b]] & QC_REFT_OFFSET_MASK;
+		if (o != last && (o != last + f->cs || o + f->cs - start > f->bufmax))
+			break;
+		last = o;
+		b++;
+	}
+	*run = (struct qc_pf_run){ start, (size_t)(last + f->cs - start), a, b };
+	f->cursor = b;
+	return true;
+}
+
+/* Read the refblocks idx[0..k) in runs of contiguous clusters (ahead, on
+ * --jobs threads: prefetch.h) and compare each, in sorted order here, with
+ * the walk's counts (beyond_end past the last cluster).  False when its
+ * buffers could not be had (aborted). */
 static bool compare_refblocks(struct cmp *c, const uint32_t *idx, size_t k)
 {
 	struct qc_image *img = c->img;
 	uint64_t cs = img->cluster_size;
-	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
-	uint8_t *buf = malloc(bufmax);
+	struct feed f = { img->reftable, idx, k, 0, cs, RUN_MAX > cs ? RUN_MAX : (size_t)cs };
+	struct qc_prefetch *pf = qc_pf_start(img->io, img->opt.jobs, f.bufmax, 0, feed_next, NULL, &f);
 	uint64_t *cnt = malloc(CHUNK * sizeof(*cnt));
 	uint8_t *fl = malloc(CHUNK);
 	struct memo memo = { QC_NO_OFFSET, 0, 0 };
-	bool ok = buf && cnt && fl;
+	bool ok = pf && cnt && fl;
 	if (!ok)
 		qc_abort(img, "out of memory comparing refcounts");
-	for (size_t a = 0; ok && a < k && !img->aborted;) {
-		uint64_t start = img->reftable[idx[a]] & QC_REFT_OFFSET_MASK;
-		uint64_t last = start;
-		size_t b = a + 1;
-		while (b < k) {
-			uint64_t o = img->reftable[idx[b]] & QC_REFT_OFFSET_MASK;
-			if (o != last && (o != last + cs || o + cs - start > bufmax))
-				break;
-			last = o;
-			b++;
-		}
-		if (qc_io_read(img->io, buf, (size_t)(last + cs - start), start) < 0) {
+	struct qc_pf_slot *sl;
+	while (ok && !img->aborted && (sl = qc_pf_get(pf)) != NULL) {
+		uint64_t start = sl->run.off;
+		if (sl->err < 0) {
 			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
 				 (unsigned long long)start);
 			break;
 		}
-		for (size_t t = a; t < b; t++) {
+		for (size_t t = sl->run.a; t < sl->run.b; t++) {
 			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
 			if (((uint64_t)idx[t] << img->refblock_bits) >= c->limit)
-				beyond_end(c, idx[t], buf + (o - start), o, &memo);
+				beyond_end(c, idx[t], sl->buf + (o - start), o, &memo);
 			else
-				compare_block(c, idx[t], buf + (o - start), cnt, fl);
+				compare_block(c, idx[t], sl->buf + (o - start), cnt, fl);
 		}
-		a = b;
+		qc_pf_release(pf);
 	}
-	free(buf);
+	qc_pf_stop(pf);
 	free(cnt);
 	free(fl);
 	return ok;

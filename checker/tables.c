@@ -15,9 +15,13 @@
  * 3. Every L2 entry is validated (standard and extended entries), its
  *    clusters are claimed as guest data, vm_state or compressed data, the
  *    active entries' OFLAG_COPIED is recorded in the cluster map for
- *    copied.c, qemu-img's statistics are accumulated (active L1 only), the
- *    vm_state coverage of each snapshot is measured for vmstate.c, and with
- *    --deep each compressed descriptor is listed for deep.c.
+ *    copied.c, qemu-img's statistics are accumulated (active L1 only), and
+ *    the vm_state coverage of each snapshot is measured for vmstate.c.
+ *    (--deep finds the compressed descriptors itself: deepwalk.c.)
+ * With --jobs above 1, helper threads read the runs of L2 tables ahead and
+ * decode their entries into segments (fast_decode, a function of the bytes
+ * alone); every claim and report is still made here, table by table in
+ * sorted order, so the result does not depend on the threads.
  *
  * Relies on: header.c (geometry, l1_ok), snapshots.c (l1_usable, validated
  * l1_size/offset, vm_first_l1_index, vm_state_size).
@@ -27,28 +31,32 @@
  *                    cluster (2 per cluster) + 8 per 64 Ki clusters of file
  *                    + 32 per cluster referenced more than 1022 times
  *   tables.c         8 x active l1_size + 16..32 x non-empty L1 entries of
- *                    all L1 tables + RUN_MAX (4 MiB) read buffer + a
- *                    512 KiB L1 chunk (snapshot L1 tables are read by
- *                    extent in chunks, holes skipped: walk_l1())
- *                    (+ 32 per compressed cluster with --deep)
- *   refcounts.c      13 x reftable entries (<= 13 MiB) + RUN_MAX + 36 KiB
- * i.e. about 2 bytes per referenced host cluster + 24 per L2 reference +
- * 8 MiB, whatever the virtual size or the file's apparent size.  Every
- * size comes from a field validated before (header.c, snapshots.c).  The
- * map and every allocation sized by the image (tables, lists, indexes)
- * draw on one budget, opt.mem_cap (budget.c qc_budget_alloc()); only the
- * fixed buffers (two RUN_MAX, 36 KiB, the L1 chunk, one cluster) are
- * outside it.
+ *                    all L1 tables + S read slots (prefetch.h) of RUN_MAX
+ *                    (1 MiB, or one cluster if larger) + 64 KiB of decoded
+ *                    segments + 16 per table a run holds, and a 512 KiB
+ *                    L1 chunk (snapshot L1 tables are read by extent in
+ *                    chunks, holes skipped: walk_l1())
+ *   refcounts.c      13 x reftable entries (<= 13 MiB) + S x RUN_MAX
+ *                    + 36 KiB
+ * where S = 1 with --jobs=1, else min(jobs + 1, 4).  I.e. about 2 bytes
+ * per referenced host cluster + 24 per L2 reference + up to 5 MiB (jobs
+ * 1) or 9 MiB, whatever the virtual size or the file's apparent size.
+ * Every size comes from a field validated before (header.c,
+ * snapshots.c).  The map and every allocation sized by the image (tables,
+ * lists, indexes) draw on one budget, opt.mem_cap (budget.c
+ * qc_budget_alloc()); only the fixed buffers (the read slots, 36 KiB, the
+ * L1 chunk, one cluster) are outside it.
  */
 #include "check.h"
 #include "l1read.h"
+#include "prefetch.h"
 #include "../core/layout.h"
 #include "../core/reader.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN_MAX (4u << 20) /* bytes per L2 read */
+#define RUN_MAX (1u << 20) /* bytes per L2 read (prefetch.h: one per slot) */
 
 /* Test hook (check.h): false walks every L2 entry through the classifier
  * and claims data clusters one by one (tests/unit/test_walk_diff.c). */
@@ -226,18 +234,6 @@ static bool ref_is_vm(const struct qc_image *img, const struct l2ref *r)
 	return r->l1_index >= img->snapshots[r->table].vm_first_l1_index;
 }
 
-static void add_compressed(struct walk *w, uint64_t off, uint64_t len, uint64_t guest)
-{
-	struct qc_image *img = w->img;
-	struct qc_compressed_ref *r = qc_budget_grow(img, img->compressed, &img->compressed_cap,
-						     img->ncompressed, sizeof(*r), 256,
-						     "the list of compressed clusters");
-	if (!r)
-		return;
-	img->compressed = r;
-	img->compressed[img->ncompressed++] = (struct qc_compressed_ref){ off, len, guest, w->snap };
-}
-
 /*
  * Data claims are batched: contiguous clusters with the same COPIED flag
  * form a run claimed with qc_cm_add_run; a cluster the fast path refuses
@@ -342,8 +338,6 @@ static void compressed_entry(struct walk *w, uint64_t e, uint64_t bm, const stru
 		return;
 	}
 	qc_claim(img, coff, len, QC_OWN_COMPRESSED, w->n_data + w->n_vm, loc);
-	if (img->opt.deep)
-		add_compressed(w, coff, len, loc.guest_offset);
 }
 
 /*
@@ -421,38 +415,73 @@ static uint64_t match_run(const uint8_t *p, unsigned es, uint64_t max, uint64_t 
 }
 
 /*
- * The fast path (qc_walk_fast_paths): an empty entry, or an aligned data
- * cluster inside the file with no flag that needs the classifier, and the
- * entries continuing its run, without classifying each.  Returns the
- * entries it took (0: the entry needs the classifier).  Every entry it
- * takes is one the classifier finds NORMAL with no reason to report, and
- * it is counted and claimed as classified_entry() would.
+ * The fast path (qc_walk_fast_paths), in two halves so that the first can
+ * run ahead on a helper thread (walk_all): fast_decode looks at the
+ * entries at p (left of them) and says how many the fast path takes:
+ * SEG_EMPTY, k empty entries; SEG_FAST, an aligned data cluster inside the
+ * file with no flag that needs the classifier and the k - 1 entries
+ * continuing its run; SEG_SLOW (k = 1), the entry needs the classifier.
+ * It reads only the geometry (struct geo), so its answer depends on the
+ * bytes alone.  fast_apply then counts and claims a SEG_FAST segment as
+ * classified_entry() would each entry: every entry it takes is one the
+ * classifier finds NORMAL with no reason to report.
  */
-static uint64_t fast_entries(struct walk *w, const uint8_t *p, uint64_t left, uint64_t j,
-			     struct l2count *c)
+enum { SEG_EMPTY = 0, SEG_FAST = 1, SEG_SLOW = 2 };
+
+struct geo {
+	uint64_t cs;       /* cluster size */
+	unsigned es;       /* L2 entry size */
+	bool ext;          /* extended L2 */
+	uint64_t fsize;    /* file size, 0 with an external data file (no data
+			    * clusters in this file) */
+	uint64_t entries;  /* entries per L2 table */
+};
+
+static struct geo geo_of(const struct qc_image *img)
 {
-	const struct qc_image *img = w->img;
-	const uint64_t cs = img->cluster_size;
-	const unsigned es = img->l2_entry_size;
+	return (struct geo){ img->cluster_size, img->l2_entry_size, img->extended_l2,
+			     img->data_file ? 0 : img->file_size, img->l2_entries };
+}
+
+static uint64_t fast_decode(const struct geo *g, const uint8_t *p, uint64_t left, unsigned *type)
+{
+	const uint64_t cs = g->cs;
+	const unsigned es = g->es;
 	/* entries the fast path must not take: compressed, reserved, zero flag */
 	const uint64_t slow_bits = QC_OFLAG_COMPRESSED | QC_L2E_STD_RESERVED_MASK | QC_OFLAG_ZERO;
-	/* no data clusters in this file with an external data file */
-	const uint64_t fsize = img->data_file ? 0 : img->file_size;
 	uint64_t e = qc_be64_at(p);
-	uint64_t bm = img->extended_l2 ? qc_be64_at(p + 8) : 0;
-	if (!e && !bm)
-		return 1;
+	uint64_t bm = g->ext ? qc_be64_at(p + 8) : 0;
+	if (!e && !bm) {
+		uint64_t k = 1;
+		while (k < left && !qc_be64_at(p + (size_t)es * k) &&
+		       (!g->ext || !qc_be64_at(p + (size_t)es * k + 8)))
+			k++;
+		*type = SEG_EMPTY;
+		return k;
+	}
 	uint64_t off = e & QC_L2E_OFFSET_MASK;
-	if ((e & slow_bits) || !off || (off & (cs - 1)) || off >= fsize || ((bm >> 32) & bm))
-		return 0;
+	if ((e & slow_bits) || !off || (off & (cs - 1)) || off >= g->fsize || ((bm >> 32) & bm)) {
+		*type = SEG_SLOW;
+		return 1;
+	}
+	*type = SEG_FAST;
+	return 1 + match_run(p + es, es, left - 1, e + cs, bm, cs, off + cs, g->fsize);
+}
+
+/* Count and claim the SEG_FAST segment of k entries that starts with
+ * entry j (at p). */
+static void fast_apply(struct walk *w, const uint8_t *p, uint64_t j, uint64_t k,
+		       struct l2count *c)
+{
+	const uint64_t cs = w->img->cluster_size;
+	uint64_t e = qc_be64_at(p);
+	uint64_t off = e & QC_L2E_OFFSET_MASK;
 	count_alloc(c, off, cs);
 	claim_data(w, off, e, j);
 	/* claim_data left the pending run ending with this entry: extend it */
-	uint64_t k = match_run(p + es, es, left - 1, e + cs, bm, cs, off + cs, fsize);
-	c->alloc += k;
-	c->next_contig += k * cs;
-	w->run_n += k;
-	return 1 + k;
+	c->alloc += k - 1;
+	c->next_contig += (k - 1) * cs;
+	w->run_n += k - 1;
 }
 
 /* A data cluster of a classified normal entry: checked against the data
@@ -518,21 +547,50 @@ static void classified_entry(struct walk *w, const uint8_t *p, uint64_t j, struc
 		data_entry(w, e, ce.offset, j, loc);
 }
 
-/* Validate and account the entries of one L2 table (t: its bytes). */
-static void walk_l2(struct walk *w, const uint8_t *t)
+/*
+ * Segments of one L2 table decoded ahead by fast_decode (walk_all's
+ * helpers): segs[0..nseg) (SEG(k, type)) cover its entries [0, upto);
+ * the rest, if the segment space ran out, is decoded in walk_l2.
+ */
+#define SEG(k, t) ((uint32_t)(k) << 2 | (uint32_t)(t))
+struct l2dec {
+	const uint32_t *segs;
+	uint32_t nseg, upto;
+};
+
+/* One entry or segment of entries at j, k of them of this type. */
+static void walk_seg(struct walk *w, const uint8_t *t, uint64_t j, uint64_t k, unsigned type,
+		     struct l2count *c)
+{
+	const unsigned es = w->img->l2_entry_size;
+	if (type == SEG_FAST)
+		fast_apply(w, t + j * es, j, k, c);
+	else if (type == SEG_SLOW)
+		classified_entry(w, t + j * es, j, c);
+}
+
+/* Validate and account the entries of one L2 table (t: its bytes; dec,
+ * when not NULL, the segments already decoded). */
+static void walk_l2(struct walk *w, const uint8_t *t, const struct l2dec *dec)
 {
 	struct qc_image *img = w->img;
-	const unsigned es = img->l2_entry_size;
+	const struct geo g = geo_of(img);
 	const uint64_t n = img->l2_entries;
 	struct l2count c = { 0 };
+	uint64_t j = 0;
 	w->run_n = 0;
 	w->run_start = 0;
-	for (uint64_t j = 0; j < n && !img->aborted;) {
-		uint64_t k = qc_walk_fast_paths ? fast_entries(w, t + j * es, n - j, j, &c) : 0;
-		if (!k) {
-			classified_entry(w, t + j * es, j, &c);
-			k = 1;
+	if (dec) {
+		for (uint32_t i = 0; i < dec->nseg && !img->aborted; i++) {
+			uint64_t k = dec->segs[i] >> 2;
+			walk_seg(w, t, j, k, dec->segs[i] & 3, &c);
+			j += k;
 		}
+	}
+	while (j < n && !img->aborted) {
+		unsigned type = SEG_SLOW;
+		uint64_t k = qc_walk_fast_paths ? fast_decode(&g, t + j * g.es, n - j, &type) : 1;
+		walk_seg(w, t, j, k, type, &c);
 		j += k;
 	}
 	if (img->aborted)
@@ -578,7 +636,8 @@ static void vm_account(struct walk *w, const uint8_t *t, const struct l2ref *r)
 }
 
 /* Process the references r[0..k) to one L2 table whose bytes are t. */
-static void process_group(struct walk *w, const uint8_t *t, const struct l2ref *r, size_t k)
+static void process_group(struct walk *w, const uint8_t *t, const struct l2ref *r, size_t k,
+			  const struct l2dec *dec)
 {
 	struct qc_image *img = w->img;
 	w->l2_off = r[0].l2;
@@ -593,7 +652,7 @@ static void process_group(struct walk *w, const uint8_t *t, const struct l2ref *
 	}
 	w->snap = r[0].table; /* sorted: the active table comes first */
 	w->guest0 = shl_sat(r[0].l1_index, w->shift);
-	walk_l2(w, t);
+	walk_l2(w, t, dec);
 	for (size_t i = 0; i < k; i++)
 		if (r[i].table >= 0 && ref_is_vm(img, &r[i]))
 			vm_account(w, t, &r[i]);
@@ -622,7 +681,79 @@ static bool l1_range_taken(const struct qc_image *img, uint64_t off, uint64_t le
 	return false;
 }
 
-/* Claim every L2 cluster once, then read and walk them in sorted runs. */
+/*
+ * The runs of L2 tables for the prefetcher (prefetch.h): groups of equal
+ * offsets, clusters contiguous, at most bufmax bytes.  next() moves the
+ * cursor (under the prefetcher's lock); prep() reads only the rest.
+ */
+#define SEG_MAX 16384u /* decoded segments per run (64 KiB) */
+
+struct feed {
+	const struct l2ref *r;
+	size_t n, cursor;
+	size_t bufmax;
+	struct geo g;
+	bool fast;         /* qc_walk_fast_paths when the walk started */
+	size_t groups_max; /* distinct tables in one run */
+};
+
+/* What prep leaves in a slot's aux: one l2dec per table of the run, in
+ * order, then the segments they point into. */
+static size_t aux_size(const struct feed *f)
+{
+	return f->groups_max * sizeof(struct l2dec) + SEG_MAX * sizeof(uint32_t);
+}
+
+static bool feed_next(void *ctx, struct qc_pf_run *run)
+{
+	struct feed *f = ctx;
+	const struct l2ref *r = f->r;
+	const uint64_t cs = f->g.cs;
+	size_t a = f->cursor;
+	if (a >= f->n)
+		return false;
+	uint64_t start = r[a].l2, last = start;
+	size_t b = a;
+	while (b < f->n &&
+	       (r[b].l2 == last || (r[b].l2 == last + cs && r[b].l2 + cs - start <= f->bufmax))) {
+		last = r[b].l2;
+		b++;
+	}
+	*run = (struct qc_pf_run){ start, (size_t)(last + cs - start), a, b };
+	f->cursor = b;
+	return true;
+}
+
+static void feed_prep(const void *ctx, const struct qc_pf_run *run, const uint8_t *buf, void *aux)
+{
+	const struct feed *f = ctx;
+	struct l2dec *dec = aux;
+	uint32_t *segs = (uint32_t *)(dec + f->groups_max);
+	uint32_t used = 0;
+	size_t gi = 0;
+	for (size_t a = run->a; a < run->b; gi++) {
+		const uint8_t *t = buf + (f->r[a].l2 - run->off);
+		struct l2dec *d = &dec[gi];
+		d->segs = segs + used;
+		d->nseg = 0;
+		uint64_t j = 0;
+		while (f->fast && j < f->g.entries && used < SEG_MAX) {
+			unsigned type;
+			uint64_t k = fast_decode(&f->g, t + j * f->g.es, f->g.entries - j, &type);
+			segs[used++] = SEG(k, type);
+			d->nseg++;
+			j += k;
+		}
+		d->upto = (uint32_t)j;
+		uint64_t l2 = f->r[a].l2;
+		while (a < run->b && f->r[a].l2 == l2)
+			a++;
+	}
+}
+
+/* Claim every L2 cluster once, then read and walk them in sorted runs,
+ * read and decoded ahead on --jobs threads (prefetch.h); the tables are
+ * processed here, one at a time in sorted order, whatever the threads do. */
 static void walk_all(struct walk *w)
 {
 	struct qc_image *img = w->img;
@@ -632,45 +763,43 @@ static void walk_all(struct walk *w)
 	if (!n)
 		return;
 	qsort(r, n, sizeof(*r), ref_cmp);
-	size_t bufmax = RUN_MAX > cs ? RUN_MAX : (size_t)cs;
-	uint8_t *buf = malloc(bufmax);
-	if (!buf) {
+	struct feed f = { r, n, 0, RUN_MAX > cs ? RUN_MAX : (size_t)cs, geo_of(img),
+			  qc_walk_fast_paths, 0 };
+	f.groups_max = f.bufmax / cs;
+	struct qc_prefetch *pf = qc_pf_start(img->io, img->opt.jobs, f.bufmax, aux_size(&f),
+					     feed_next, feed_prep, &f);
+	if (!pf) {
 		qc_abort(img, "out of memory reading L2 tables");
 		return;
 	}
-	for (size_t a = 0; a < n && !img->aborted;) {
-		/* one run: groups of equal offsets, clusters contiguous */
-		uint64_t start = r[a].l2;
-		size_t b = a;
-		uint64_t last = start;
-		while (b < n && (r[b].l2 == last || (r[b].l2 == last + cs && r[b].l2 + cs - start <= bufmax))) {
-			last = r[b].l2;
-			b++;
-		}
-		if (qc_io_read(img->io, buf, (size_t)(last + cs - start), start) < 0) {
+	struct qc_pf_slot *sl;
+	while (!img->aborted && (sl = qc_pf_get(pf)) != NULL) {
+		uint64_t start = sl->run.off;
+		if (sl->err < 0) {
 			qc_abort(img, "I/O error reading L2 tables at 0x%llx", (unsigned long long)start);
 			break;
 		}
-		for (size_t g = a; g < b && !img->aborted;) {
+		const struct l2dec *dec = sl->aux;
+		for (size_t g = sl->run.a; g < sl->run.b && !img->aborted; dec++) {
 			size_t h = g + 1;
-			while (h < b && r[h].l2 == r[g].l2)
+			while (h < sl->run.b && r[h].l2 == r[g].l2)
 				h++;
 			bool active = r[g].table < 0;
-			const struct l2ref *f = &r[g];
-			uint64_t l1_off = f->table < 0 ? img->h.l1_table_offset
-						       : img->snapshots[f->table].l1_table_offset;
-			struct qc_loc loc = { l1_off + 8 * (uint64_t)f->l1_index,
-					      shl_sat(f->l1_index, w->shift), shl_sat(1, w->shift),
-					      f->table, NULL };
-			if (!qc_claim(img, f->l2, cs, active ? QC_OWN_L2 : QC_OWN_L2_INACTIVE,
+			const struct l2ref *fr = &r[g];
+			uint64_t l1_off = fr->table < 0 ? img->h.l1_table_offset
+							: img->snapshots[fr->table].l1_table_offset;
+			struct qc_loc loc = { l1_off + 8 * (uint64_t)fr->l1_index,
+					      shl_sat(fr->l1_index, w->shift), shl_sat(1, w->shift),
+					      fr->table, NULL };
+			if (!qc_claim(img, fr->l2, cs, active ? QC_OWN_L2 : QC_OWN_L2_INACTIVE,
 				      h - g, loc))
 				break;
-			process_group(w, buf + (f->l2 - start), &r[g], h - g);
+			process_group(w, sl->buf + (fr->l2 - start), &r[g], h - g, dec);
 			g = h;
 		}
-		a = b;
+		qc_pf_release(pf);
 	}
-	free(buf);
+	qc_pf_stop(pf);
 }
 
 void qc_pass_tables(struct qc_image *img)

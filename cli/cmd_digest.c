@@ -219,6 +219,7 @@ int qc_cmd_digest(int argc, char **argv)
 	struct qc_cli_open co = { .command = "digest", .lock = QC_LOCK_READ, .out = a.out,
 				  .quiet = a.quiet };
 	struct qc_options o = { .deep = false,
-				.mem_cap = a.mem_cap ? a.mem_cap : qc_default_mem_cap() };
+				.mem_cap = a.mem_cap ? a.mem_cap : qc_default_mem_cap(),
+				.jobs = r.jobs }; /* the check's walk reads ahead on them too */
 	return digest_image(a.pos.v[0], &r, &co, &o);
 }

@@ -81,7 +81,8 @@ static const char usage_text[] =
 	"  --fail-on=CLASS      lowest class that fails: corruption (default; leaks exit 3),\n"
 	"                       leak (leaks exit 2) or warning (leaks and warnings exit 2)\n"
 	"  --allow=CODE,...     accept these problem codes (reported, not counted)\n"
-	"  --jobs=N             threads: scan: images checked at once; --deep and digest:\n"
+	"  --jobs=N             threads: scan: images checked at once; check: L2 tables and\n"
+	"                       refcount blocks read ahead; --deep and digest:\n"
 	"                       decompressing and hashing threads (default: CPUs)\n"
 	"  --report=FILE        scan: machine format to FILE, human summary on stdout\n"
 	"  --baseline=FILE      scan: accept \"PATH CODE\" / \"* CODE\" lines or an old jsonl\n"
@@ -107,7 +108,9 @@ static const char check_usage[] =
 	"Options (they may also follow IMAGE):\n"
 	"  --deep               also decompress every compressed cluster\n"
 	"  --digest             also print the digest of every layer (implies --deep)\n"
-	"  --jobs=N             threads for --deep and --digest (default: CPUs)\n"
+	"  --jobs=N             threads: L2 tables and refcount blocks are read (and L2\n"
+	"                       entries decoded) ahead on them; --deep and --digest\n"
+	"                       decompress and hash on them (default: CPUs)\n"
 	"  --progress           progress on stderr even without a terminal\n"
 	OPT_SHARE OPT_POLICY OPT_OUTPUT OPT_QUIET OPT_MAXMEM
 	"\n" EXIT_CODES;
@@ -168,7 +171,8 @@ static const char digest_usage[] =
 	"                       | sha256sum); one thread, cost = virtual size\n"
 	"  --force              digest an image with corruption (marked, exit 2)\n"
 	"  --raw                FILE is a raw disk image\n"
-	"  --jobs=N             hashing threads (default: CPUs)\n"
+	"  --jobs=N             hashing threads; the check before reads its tables ahead\n"
+	"                       on them (default: CPUs)\n"
 	"  --progress           progress on stderr even without a terminal\n"
 	OPT_OUTPUT
 	"\n"

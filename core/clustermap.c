@@ -122,7 +122,12 @@ static uint16_t *slot_alloc(struct qc_clustermap *m, uint64_t c)
 	if (!*pp) {
 		if (!charge(m, sizeof(struct qc_cm_page)))
 			return NULL;
-		*pp = calloc(1, sizeof(struct qc_cm_page));
+		/* malloc + memset, not calloc: a fresh mmap'd page read
+		 * first maps the shared zero page and faults again on the
+		 * first write; writing first faults once per page. */
+		*pp = malloc(sizeof(struct qc_cm_page));
+		if (*pp)
+			memset(*pp, 0, sizeof(struct qc_cm_page));
 		if (!*pp) {
 			m->over_cap = true;
 			return NULL;
@@ -322,10 +327,17 @@ uint64_t qc_cm_end(const struct qc_clustermap *m)
 	return 0;
 }
 
+/* Entries checked at once by qc_cm_add_run's branch-free test. */
+#define RUN_BLOCK 64u
+
 uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum qc_owner o,
 		       uint64_t nref, unsigned flags)
 {
 	flags &= QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED;
+	if (nref > CNT_INLINE_MAX)
+		return 0; /* every cluster would take the slow path */
+	const unsigned add = (unsigned)nref, lim = CNT_INLINE_MAX - add;
+	const unsigned set = flags | (unsigned)o;
 	uint64_t done = 0;
 	while (done < n) {
 		uint64_t c = first + done;
@@ -336,15 +348,40 @@ uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum
 		uint64_t room = PAGE_SIZE_E - (c & (PAGE_SIZE_E - 1));
 		if (room > n - done)
 			room = n - done;
-		for (uint64_t i = 0; i < room; i++, s++) {
-			unsigned e = *s, own = e & 0xf, cnt = e >> CNT_SHIFT;
-			if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt + nref > CNT_INLINE_MAX)
+		uint64_t i = 0;
+		/* blocks that all take the fast path, tested without a branch
+		 * per entry (so the compiler can vectorise both loops) */
+		for (; i + RUN_BLOCK <= room; i += RUN_BLOCK) {
+			uint16_t *b = s + i;
+			unsigned bad = 0;
+			for (unsigned k = 0; k < RUN_BLOCK; k++) {
+				unsigned e = b[k], own = e & 0xf;
+				bad |= ((own != QC_OWN_FREE) & (own != (unsigned)o)) |
+				       ((e >> CNT_SHIFT) > lim);
+			}
+			if (bad)
+				break;
+			for (unsigned k = 0; k < RUN_BLOCK; k++)
+				b[k] = (uint16_t)((b[k] + (add << CNT_SHIFT)) | set);
+		}
+		for (; i < room; i++) {
+			unsigned e = s[i], own = e & 0xf, cnt = e >> CNT_SHIFT;
+			if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt > lim)
 				return done + i; /* another owner or a big count: slow path */
-			*s = (uint16_t)(((cnt + nref) << CNT_SHIFT) | (e & 0x30u) | flags | (unsigned)o);
+			s[i] = (uint16_t)(((cnt + add) << CNT_SHIFT) | (e & 0x30u) | set);
 		}
 		done += room;
 	}
 	return done;
+}
+
+const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n)
+{
+	if (!n || first >= m->nclusters || n > PAGE_SIZE_E ||
+	    (first & (PAGE_SIZE_E - 1)) + n > PAGE_SIZE_E)
+		return NULL;
+	const struct qc_cm_page *p = m->pages[first >> PAGE_BITS];
+	return p ? &p->e[first & (PAGE_SIZE_E - 1)] : NULL;
 }
 
 void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint64_t *counts,

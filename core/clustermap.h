@@ -110,6 +110,20 @@ uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum
 void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint64_t *counts,
 		   uint8_t *flags);
 
+/*
+ * The raw 16-bit entries of clusters [first, first+n) when they lie in one
+ * allocated page of the map, else NULL (a page never allocated holds only
+ * free clusters with count 0; a range across pages or past the map: use
+ * qc_cm_get_run).  For the refcount compare, which reads them in place:
+ * QC_CM_E_COUNT is the count unless it equals QC_CM_E_COUNT_BIG (the exact
+ * count is then in the overflow table: ask qc_cm_count or qc_cm_get_run),
+ * QC_CM_E_FLAGS the QC_CM_ACTIVE_* flags.
+ */
+const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n);
+#define QC_CM_E_COUNT(e) ((unsigned)(e) >> 6)
+#define QC_CM_E_COUNT_BIG 1023u
+#define QC_CM_E_FLAGS(e) ((unsigned)(e) & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED))
+
 /* Iterate allocated pages: calls fn for every cluster with count > 0 or an owner. */
 typedef void (*qc_cm_visit_fn)(void *ctx, uint64_t cluster, enum qc_owner o, uint64_t count,
 			       unsigned flags);

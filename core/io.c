@@ -352,7 +352,8 @@ long long qc_io_read(struct qc_io *io, void *buf, size_t len, uint64_t off)
 	long long n = io->ops->pread(io, buf, len, off);
 	if (n < 0)
 		return n;
-	io->bytes_read += (uint64_t)n;
+	/* atomic: the --jobs helpers (checker/prefetch.c, deep.c) read at once */
+	__atomic_fetch_add(&io->bytes_read, (uint64_t)n, __ATOMIC_RELAXED);
 	if ((size_t)n < len)
 		memset((char *)buf + n, 0, len - (size_t)n);
 	return n;

@@ -4,9 +4,15 @@
 # clusters, zero clusters in v2 and v3, extended L2, 512-byte clusters,
 # snapshots with shared and copied clusters, an external data file, damaged
 # entries) are checked by tests/unit/test_walk_diff.c with the fast paths on
-# and off; it compares the whole model (cluster map, statistics, problems,
-# compressed list, vm_state coverage) and the JSON report.  The fuzz corpus
-# is compared by the same unit test in `make unit`.
+# (on 1 and 3 threads) and off; it compares the whole model (cluster map,
+# statistics, problems, vm_state coverage) and the JSON report.  The fuzz
+# corpus is compared by the same unit test in `make unit`.
+# Then the command line: `check --output=json` with --jobs=1, 2 and 4 (the
+# L2 tables and refcount blocks read ahead on helper threads,
+# checker/prefetch.c) prints the same bytes and exit code on each image
+# and on the corpus (corpus/, corpus/seeds/, tests/crashers/), each run
+# twice with 2 threads so that a timing-dependent result has two chances
+# to show.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 . "$(dirname "$0")/../walk-lib.sh"
@@ -51,4 +57,36 @@ if QC_WALK_DIFF_FILES=$list "$DIFF" >"$T/diff.out" 2>&1; then t_ok; else
 	t_fail "see below"; grep -E 'ERROR|LINE|FAILED' "$T/diff.out" | head -20 >&2; fi
 t_name "  ... and the named images were compared (not skipped)"
 grep -q 'OK \] named_files_agree' "$T/diff.out" && t_ok || t_fail "skipped"
+
+# jobs_same FILE: the JSON and exit code of --jobs=1 again with 2, 2, 4.
+jobs_same() {
+	"$QC" check --output=json --jobs=1 "$1" >"$T/j1.json" 2>/dev/null
+	r1=$?
+	for j in 2 2 4; do
+		"$QC" check --output=json --jobs=$j "$1" >"$T/jn.json" 2>"$T/jn.err"
+		rn=$?
+		if [ "$rn" != "$r1" ] || ! cmp -s "$T/j1.json" "$T/jn.json"; then
+			echo "$1: --jobs=$j gives exit $rn and other JSON than --jobs=1 (exit $r1)" >&2
+			return 1
+		fi
+		if grep -q 'runtime error\|AddressSanitizer\|LeakSanitizer' "$T/jn.err"; then
+			cat "$T/jn.err" >&2
+			return 1
+		fi
+	done
+	return 0
+}
+t_name "check --jobs=1, 2 and 4 print the same JSON on the $n images"
+bad=0
+for f in $list; do jobs_same "$f" || bad=$((bad + 1)); done
+[ $bad = 0 ] && t_ok || t_fail "$bad images differ"
+t_name "  ... and on the corpus"
+bad=0; m=0
+for f in "$top"/corpus/*.qcow2 "$top"/corpus/seeds/* "$top"/tests/crashers/*; do
+	[ -f "$f" ] || continue
+	case "$f" in *.sh|*.md|*.txt) continue ;; esac
+	m=$((m + 1))
+	jobs_same "$f" || bad=$((bad + 1))
+done
+[ $bad = 0 ] && [ $m -ge 40 ] && t_ok || t_fail "$bad of $m corpus files differ"
 t_done

@@ -193,6 +193,65 @@ static void owner_rules(void **state)
 	qc_cm_free(&m);
 }
 
+/* qc_cm_add_run tests whole blocks of clusters at once: a cluster that
+ * stops it in the middle of a block (another owner, or a count that would
+ * pass the inline limit) still stops it exactly there, with every cluster
+ * before it added and none after; a long run over fresh and half-used
+ * clusters keeps each cluster's flags and owner. */
+static void run_blocks_stop_exactly(void **state)
+{
+	(void)state;
+	struct qc_clustermap m;
+	assert_int_equal(qc_cm_init(&m, 2 * PAGE, 0), 0);
+	add(&m, 200, QC_OWN_L2, 1);
+	assert_int_equal(qc_cm_add_run(&m, 3, 1000, QC_OWN_DATA, 1, QC_CM_ACTIVE_COPIED), 197);
+	for (uint64_t c = 0; c < 260; c++) {
+		uint64_t want = c >= 3 && c < 200 ? 1 : c == 200 ? 1 : 0;
+		assert_int_equal(qc_cm_count(&m, c), want);
+		assert_int_equal(qc_cm_owner(&m, c), c >= 3 && c < 200 ? QC_OWN_DATA
+						     : c == 200	   ? QC_OWN_L2
+								   : QC_OWN_FREE);
+		assert_int_equal(qc_cm_flags(&m, c), c >= 3 && c < 200 ? QC_CM_ACTIVE_COPIED : 0);
+	}
+	/* a second run over the same clusters: counts add up, flags merge */
+	assert_int_equal(qc_cm_add_run(&m, 3, 197, QC_OWN_DATA, 2, QC_CM_ACTIVE_NOCOPIED), 197);
+	assert_int_equal(qc_cm_count(&m, 100), 3);
+	assert_int_equal(qc_cm_flags(&m, 100), QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED);
+	/* a count near the inline limit in the middle of a block */
+	add(&m, 1000 + 70, QC_OWN_DATA, 1020);
+	assert_int_equal(qc_cm_add_run(&m, 1000, 500, QC_OWN_DATA, 3, 0), 70);
+	assert_int_equal(qc_cm_count(&m, 1069), 3);
+	assert_int_equal(qc_cm_count(&m, 1070), 1020);
+	assert_int_equal(qc_cm_count(&m, 1071), 0);
+	/* more references than the inline limit: nothing is added */
+	assert_int_equal(qc_cm_add_run(&m, 5000, 10, QC_OWN_DATA, 1023, 0), 0);
+	assert_int_equal(qc_cm_count(&m, 5000), 0);
+	qc_cm_free(&m);
+}
+
+/* qc_cm_entries: the raw entries of a range inside one allocated page, or
+ * NULL (unallocated page, across pages, past the map). */
+static void entries_in_place(void **state)
+{
+	(void)state;
+	struct qc_clustermap m;
+	assert_int_equal(qc_cm_init(&m, 2 * PAGE + 10, 0), 0);
+	add(&m, PAGE + 5, QC_OWN_DATA, 2);
+	assert_true(qc_cm_set_flags(&m, PAGE + 5, QC_CM_ACTIVE_NOCOPIED));
+	assert_null(qc_cm_entries(&m, 0, 16)); /* page 0 never allocated */
+	const uint16_t *e = qc_cm_entries(&m, PAGE, 16);
+	assert_non_null(e);
+	assert_int_equal(QC_CM_E_COUNT(e[5]), 2);
+	assert_int_equal(QC_CM_E_FLAGS(e[5]), QC_CM_ACTIVE_NOCOPIED);
+	assert_int_equal(QC_CM_E_COUNT(e[4]), 0);
+	assert_null(qc_cm_entries(&m, PAGE - 1, 2));     /* across pages */
+	assert_null(qc_cm_entries(&m, 3 * PAGE, 1));     /* past the map */
+	assert_null(qc_cm_entries(&m, PAGE, PAGE + 1));  /* longer than a page */
+	add(&m, PAGE + 6, QC_OWN_DATA, 5000);            /* overflow table */
+	assert_int_equal(QC_CM_E_COUNT(e[6]), QC_CM_E_COUNT_BIG);
+	qc_cm_free(&m);
+}
+
 /* The cap: the directory alone over it fails init; then one page fits,
  * the second does not (single adds and runs), and memory held outside the
  * map counts against the same cap. */
@@ -289,6 +348,8 @@ int main(void)
 		cmocka_unit_test(run_stops_at_other_owner),
 		cmocka_unit_test(last_cluster_and_range),
 		cmocka_unit_test(owner_rules),
+		cmocka_unit_test(run_blocks_stop_exactly),
+		cmocka_unit_test(entries_in_place),
 		cmocka_unit_test(cap_pages),
 		cmocka_unit_test(cap_overflow_hash),
 		cmocka_unit_test(foreach_visits_claimed),
