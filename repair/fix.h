@@ -25,6 +25,9 @@ bool qc_fix_stored_refcount(struct qc_image *img, uint64_t cl, uint64_t *rc);
 /* A cluster nothing claims (the walk counted no reference) whose stored
  * refcount is at least 1: an orphan that a damaged pointer may have named. */
 bool qc_fix_unclaimed(struct qc_image *img, uint64_t off);
+/* Could the cluster at off be an L2 table (free, or an L2 table already),
+ * so that dropping an L1 entry naming it would be a guess? */
+bool qc_fix_maybe_l2(const struct qc_image *img, uint64_t off);
 
 /* A cluster owned by `want` whose stored refcount is above the count the
  * walk found: a reference to it is missing (a snapshot shares it and the

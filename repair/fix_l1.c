@@ -136,16 +136,6 @@ static bool ok_l2(void *ctx, uint64_t off)
 	       qc_fix_missing_ref(c->img, off, QC_OWN_L2_INACTIVE) || l2_shaped(c, off);
 }
 
-/* Could the cluster at off be an L2 table (so dropping the entry would be a guess)? */
-static bool maybe_l2(struct qc_image *img, uint64_t off)
-{
-	if (!off || qc_past_eof(img, off, img->cluster_size))
-		return false;
-	uint64_t cl = off >> img->cluster_bits;
-	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
-	return o == QC_OWN_FREE || o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE;
-}
-
 /*
  * An overlap record of the active L1 entry's L2 claim on a metadata cluster
  * (the header, an L1 table, the refcount table or a refblock, the snapshot
@@ -412,7 +402,7 @@ static int decide_entry(struct l1dec *d, const struct qc_problem *rec)
 		what = "restored (the corrected offset names the L2 table that lost its reference)";
 	} else if (d->c.eio) {
 		return -EIO;
-	} else if (maybe_l2(img, ce.offset & ~(img->cluster_size - 1) & QC_L1E_OFFSET_MASK)) {
+	} else if (qc_fix_maybe_l2(img, ce.offset & ~(img->cluster_size - 1) & QC_L1E_OFFSET_MASK)) {
 		return 0; /* the target may be this range's L2 table: left */
 	} else if (img->h.version >= 3 && qc_fix_has_backing(img)) {
 		return 0; /* 0 would show the backing file: left */

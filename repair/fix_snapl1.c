@@ -138,16 +138,6 @@ static bool ok_l2(void *ctx, uint64_t off)
 	       qc_fix_missing_ref(c->img, off, QC_OWN_L2_INACTIVE) || snap_l2_shaped(c, off);
 }
 
-/* Could the cluster at off be an L2 table (so dropping the entry would be a guess)? */
-static bool maybe_l2(struct qc_image *img, uint64_t off)
-{
-	if (!off || qc_past_eof(img, off, img->cluster_size))
-		return false;
-	uint64_t cl = off >> img->cluster_bits;
-	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
-	return o == QC_OWN_FREE || o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE;
-}
-
 /* Claim what the walk would claim through snapshot s's restored entry i
  * naming the table at l2. */
 static int claim_restored(struct sctx *c, int32_t s, uint64_t i, uint64_t l2, struct qc_loc loc)
@@ -295,7 +285,7 @@ static int decide_entry(struct sdec *d, const struct qc_problem *rec)
 		mark_vm_hole(img, s, i, d->shift);
 	} else if (d->c.eio) {
 		return -EIO;
-	} else if (maybe_l2(img, base)) {
+	} else if (qc_fix_maybe_l2(img, base)) {
 		return 0; /* the target may be this range's L2 table: left */
 	} else if (img->h.version >= 3 && qc_fix_has_backing(img)) {
 		return 0; /* 0 would show the backing file: left */

@@ -200,3 +200,12 @@ void qc_fix_settle_contested(struct qc_image *img)
 	}
 	img->ncontested = k;
 }
+
+bool qc_fix_maybe_l2(const struct qc_image *img, uint64_t off)
+{
+	if (!off || qc_past_eof(img, off, img->cluster_size))
+		return false;
+	uint64_t cl = off >> img->cluster_bits;
+	enum qc_owner o = cl < img->cmap.nclusters ? qc_cm_owner(&img->cmap, cl) : QC_OWN_FREE;
+	return o == QC_OWN_FREE || o == QC_OWN_L2 || o == QC_OWN_L2_INACTIVE;
+}
