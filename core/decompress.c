@@ -8,13 +8,17 @@
  * that is QC_DC_INEXACT here, found with a one-byte probe.  libdeflate
  * decides first the streams that are one final dynamic block with a
  * strict header (core/deflate_hdr.c), and only when it fills the cluster:
- * there its answer is zlib's (doc/inflate.md); zlib decides the rest.
+ * there its answer is zlib's (doc/inflate.md); the own decoder
+ * (core/inflate.c), written to give zlib's answer on every stream, decides
+ * the rest.  zlib itself decides every stream of a qc_dc_new_zlib_only()
+ * context: the reference the differential tests compare with.
  * zstd: QEMU loops ZSTD_decompressStream until the output is full, fails on
  * an error or on a call that makes no progress, and fails when the last
  * call did not return 0 (frame not complete and flushed).
  */
 #include "decompress.h"
 #include "deflate_hdr.h"
+#include "inflate.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -29,14 +33,25 @@ struct qc_dc {
 	int type;
 	z_stream z;
 	struct libdeflate_decompressor *ld; /* zlib type, unless zlib only */
+	struct qc_inflate *inf;             /* zlib type, unless zlib only */
 	ZSTD_DCtx *zs;
 	uint64_t fast;  /* streams libdeflate decided */
+	uint64_t own;   /* streams the own decoder (core/inflate.c) decided */
+	bool zlib;      /* z holds an inflate stream (zlib only) */
 };
 
 struct qc_dc *qc_dc_new(int type)
 {
-	struct qc_dc *d = qc_dc_new_zlib_only(type);
-	if (d && type == 0 && !(d->ld = libdeflate_alloc_decompressor())) {
+	if (type == 1)
+		return qc_dc_new_zlib_only(type);
+	if (type != 0)
+		return NULL;
+	/* no zlib stream: libdeflate and the own decoder decide every stream */
+	struct qc_dc *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->type = 0;
+	if (!(d->ld = libdeflate_alloc_decompressor()) || !(d->inf = qc_inflate_new())) {
 		qc_dc_free(d);
 		return NULL;
 	}
@@ -46,6 +61,11 @@ struct qc_dc *qc_dc_new(int type)
 uint64_t qc_dc_fast_count(const struct qc_dc *d)
 {
 	return d->fast;
+}
+
+uint64_t qc_dc_own_count(const struct qc_dc *d)
+{
+	return d->own;
 }
 
 struct qc_dc *qc_dc_new_zlib_only(int type)
@@ -61,6 +81,7 @@ struct qc_dc *qc_dc_new_zlib_only(int type)
 			free(d);
 			return NULL;
 		}
+		d->zlib = true;
 	} else {
 		d->zs = ZSTD_createDCtx();
 		if (!d->zs || ZSTD_isError(ZSTD_DCtx_setParameter(d->zs, ZSTD_d_windowLogMax,
@@ -75,10 +96,11 @@ struct qc_dc *qc_dc_new_zlib_only(int type)
 
 size_t qc_dc_mem_bound(int type)
 {
-	/* zlib's inflate: the window (1 << 12 here) plus about 7 KiB of state
-	 * (zconf.h, "memory requirements") */
+	/* a qc_dc_new() context: libdeflate and the own decoder; a zlib-only
+	 * one (tests) holds zlib's window (1 << 12 here) and about 7 KiB of
+	 * state (zconf.h, "memory requirements") instead: less */
 	if (type == 0)
-		return sizeof(struct qc_dc) + (1u << 12) + 8192 + QC_DC_LIBDEFLATE_MEM;
+		return sizeof(struct qc_dc) + QC_DC_LIBDEFLATE_MEM + qc_inflate_mem();
 	return sizeof(struct qc_dc) + ZSTD_estimateDStreamSize((size_t)1 << QC_DC_ZSTD_WINDOW_LOG_MAX);
 }
 
@@ -87,8 +109,10 @@ void qc_dc_free(struct qc_dc *d)
 	if (!d)
 		return;
 	if (d->type == 0) {
-		inflateEnd(&d->z);
+		if (d->zlib)
+			inflateEnd(&d->z);
 		libdeflate_free_decompressor(d->ld);
+		qc_inflate_free(d->inf);
 	}
 	else
 		ZSTD_freeDCtx(d->zs);
@@ -111,6 +135,12 @@ static enum qc_dc_result run_zlib(struct qc_dc *d, const uint8_t *in, size_t inl
 			d->fast++;
 			return QC_DC_OK;
 		}
+	}
+	/* every other stream: the own decoder, which gives zlib's answer
+	 * (doc/inflate.md "The exact decoder"), unless zlib is asked for */
+	if (d->inf) {
+		d->own++;
+		return qc_inflate_run(d->inf, in, inlen, out, outlen, produced, why);
 	}
 	if (inflateReset2(z, -12) != Z_OK)
 		return QC_DC_NOMEM;

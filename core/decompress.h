@@ -48,14 +48,17 @@ struct qc_dc;
 
 /* A context for compression type 0 (zlib) or 1 (zstd); NULL if out of memory
  * or the type is unknown.  For zlib it decodes with libdeflate the streams
- * whose verdict and bytes are provably zlib's (doc/inflate.md), and with
- * zlib all others. */
+ * whose verdict and bytes are provably zlib's (doc/inflate.md), and all
+ * others with core/inflate.c, which follows zlib's rules for every stream
+ * (doc/inflate.md "The exact decoder"). */
 struct qc_dc *qc_dc_new(int type);
 /* The same with zlib deciding every deflate stream (the reference the
  * differential tests compare qc_dc_new() against). */
 struct qc_dc *qc_dc_new_zlib_only(int type);
 /* Streams this context decoded with libdeflate (0 for zstd, zlib only). */
 uint64_t qc_dc_fast_count(const struct qc_dc *d);
+/* Streams this context decoded with core/inflate.c (0 for zstd, zlib only). */
+uint64_t qc_dc_own_count(const struct qc_dc *d);
 void qc_dc_free(struct qc_dc *d);
 
 /*

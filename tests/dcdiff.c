@@ -1,10 +1,11 @@
 /*
  * dcdiff.c - differential test of core/decompress.c's deflate path: the
  * combined decoder (libdeflate for the streams doc/inflate.md proves safe,
- * zlib for the rest) against zlib alone, QEMU's decoder, on every
- * compressed stream of the given images and on variants of each stream:
- * padded, truncated and bit-flipped.  Verdict, the byte count, the reason
- * and the bytes must be the same on every one.
+ * the own decoder core/inflate.c for the rest) and the own decoder alone,
+ * each against zlib alone, QEMU's decoder, on every compressed stream of
+ * the given images and on variants of each stream: padded, truncated and
+ * bit-flipped.  Verdict, the byte count, the reason and the bytes must be
+ * the same on every one.
  *
  * Usage: dcdiff [-f FLIPS] [-s SEED] [-b BATCH] [-t] FILE...
  *   A FILE that checks as a zlib qcow2 image gives its compressed streams
@@ -12,7 +13,9 @@
  *   one stream per host offset in a batch); any other file (fuzz corpus
  *   inputs, raw streams) is one stream of its first 4 MiB, into 64 KiB.
  *   -f: bit-flipped variants per stream (default 8); -t: also time zlib
- *   alone against the combined decoder on the unmodified streams.
+ *   alone against the combined decoder, the own decoder and libdeflate
+ *   alone (whose answer is not zlib's: timing only) on the unmodified
+ *   streams.
  * Prints a line of counts and one of batches; exits 1 on any difference.
  * Also counts how often libdeflate alone would have disagreed with zlib
  * (the cases the guard exists for).
@@ -25,13 +28,15 @@
 
 #include "../checker/check.h"
 #include "../core/decompress.h"
+#include "../core/inflate.h"
 #include "../core/io.h"
 
 static struct qc_dc *ref, *comb;
+static struct qc_inflate *own;
 static struct libdeflate_decompressor *ld;
 static uint8_t *out_ref, *out_comb, *var;
-static unsigned long long n_streams, n_variants, n_fast, n_diff, n_raw_diff, n_ok;
-static double t_ref, t_comb;
+static unsigned long long n_streams, n_variants, n_fast, n_own, n_diff, n_raw_diff, n_ok;
+static double t_ref, t_comb, t_own, t_ld;
 static uint64_t rng = 88172645463325252ull;
 
 static uint64_t next_rand(void)
@@ -54,15 +59,22 @@ static void compare(const char *file, uint64_t off, const char *what, const uint
 {
 	size_t pr = 0, pc = 0;
 	const char *wr = "", *wc = "";
-	uint64_t f0 = qc_dc_fast_count(comb);
+	uint64_t f0 = qc_dc_fast_count(comb), o0 = qc_dc_own_count(comb);
 	enum qc_dc_result rr = qc_dc_run(ref, in, n, out_ref, cl, &pr, &wr);
 	enum qc_dc_result rc = qc_dc_run(comb, in, n, out_comb, cl, &pc, &wc);
 	n_variants++;
 	n_fast += qc_dc_fast_count(comb) - f0;
+	n_own += qc_dc_own_count(comb) - o0;
 	n_ok += rr == QC_DC_OK;
 	if (rr != rc || pr != pc || strcmp(wr, wc) != 0 || memcmp(out_ref, out_comb, pr) != 0) {
 		if (n_diff++ < 10)
 			fprintf(stderr, "DIFF %s @0x%llx %s: zlib %d %zu '%s', combined %d %zu '%s'\n",
+				file, (unsigned long long)off, what, rr, pr, wr, rc, pc, wc);
+	}
+	rc = qc_inflate_run(own, in, n, out_comb, cl, &pc, &wc);
+	if (rr != rc || pr != pc || strcmp(wr, wc) != 0 || memcmp(out_ref, out_comb, pr) != 0) {
+		if (n_diff++ < 10)
+			fprintf(stderr, "DIFF %s @0x%llx %s: zlib %d %zu '%s', own decoder %d %zu '%s'\n",
 				file, (unsigned long long)off, what, rr, pr, wr, rc, pc, wc);
 	}
 	/* libdeflate alone: a full cluster where zlib does not give QC_DC_OK
@@ -108,8 +120,14 @@ static void timing(const uint8_t *s, size_t n, size_t cl)
 	qc_dc_run(ref, s, n, out_ref, cl, &p, &w);
 	double b = now();
 	qc_dc_run(comb, s, n, out_comb, cl, &p, &w);
+	double c = now();
+	qc_inflate_run(own, s, n, out_comb, cl, &p, &w);
+	double e = now();
+	libdeflate_deflate_decompress(ld, s, n, out_comb, cl, &p);
 	t_ref += b - a;
-	t_comb += now() - b;
+	t_comb += c - b;
+	t_own += e - c;
+	t_ld += now() - e;
 }
 
 struct file_ctx {
@@ -198,11 +216,12 @@ int main(int argc, char **argv)
 	}
 	ref = qc_dc_new_zlib_only(0);
 	comb = qc_dc_new(0);
+	own = qc_inflate_new();
 	ld = libdeflate_alloc_decompressor();
 	out_ref = malloc(2u << 20);
 	out_comb = malloc(2u << 20);
 	var = malloc((4u << 20) + 512);
-	if (!ref || !comb || !ld || !out_ref || !out_comb || !var) {
+	if (!ref || !comb || !own || !ld || !out_ref || !out_comb || !var) {
 		fprintf(stderr, "dcdiff: out of memory\n");
 		return 2;
 	}
@@ -210,15 +229,18 @@ int main(int argc, char **argv)
 	for (; i < argc; i++)
 		bad |= one_file(argv[i], flips, timed, batch_max);
 	printf("dcdiff: %llu streams, %llu variants, %llu zlib-readable, %llu decided by libdeflate, "
-	       "%llu differences, %llu where libdeflate alone would differ\n",
-	       n_streams, n_variants, n_ok, n_fast, n_diff, n_raw_diff);
+	       "%llu by the own decoder, %llu differences, %llu where libdeflate alone would differ\n",
+	       n_streams, n_variants, n_ok, n_fast, n_own, n_diff, n_raw_diff);
 	printf("dcdiff: %llu descriptors in %llu batches of at most %zu, largest %llu\n", n_desc,
 	       n_batches, batch_max, batch_peak);
 	if (timed)
-		printf("dcdiff: unmodified streams: zlib alone %.3f s, combined %.3f s (%.2fx)\n", t_ref,
-		       t_comb, t_comb > 0 ? t_ref / t_comb : 0.0);
+		printf("dcdiff: unmodified streams: zlib alone %.3f s, combined %.3f s (%.2fx), own decoder "
+		       "alone %.3f s (%.2fx), libdeflate alone %.3f s (%.2fx)\n",
+		       t_ref, t_comb, t_comb > 0 ? t_ref / t_comb : 0.0, t_own,
+		       t_own > 0 ? t_ref / t_own : 0.0, t_ld, t_ld > 0 ? t_ref / t_ld : 0.0);
 	qc_dc_free(ref);
 	qc_dc_free(comb);
+	qc_inflate_free(own);
 	libdeflate_free_decompressor(ld);
 	free(out_ref);
 	free(out_comb);

@@ -1,0 +1,691 @@
+/*
+ * inflate.c - raw deflate (RFC 1951) decoded with the answer of QEMU's
+ * zlib call: inflateInit2(-12), one inflate(Z_FINISH) into one cluster,
+ * readable when the cluster is full (core/decompress.h).  What zlib 1.2.13
+ * accepts and rejects, and at which bit it stops when the input or the
+ * output runs out, is written down in doc/inflate.md "The exact decoder";
+ * this file follows it rule for rule, and tests/dcdiff.c and the inflate
+ * fuzz target compare it with zlib on every stream they have.
+ *
+ * Two decoders share the state: a careful one that reads the stream bit
+ * position by bit position and decides every stop and every error, and a
+ * fast loop that runs only while the input holds 8 more bytes and the
+ * output room for the longest match, and that hands back, before reading
+ * it, any symbol it does not decode whole (an end of block, a code longer
+ * than its table, an invalid code, a distance before the start of the
+ * output).  The fast loop's literal/length table gives two literals in one
+ * look-up when both codes fit its 12 index bits.
+ *
+ * Relies on: nothing but the caller's buffers; all reads are bounded by
+ * inlen, all writes by outlen.  The fixed codes' tables are built once,
+ * under pthread_once, and shared read-only by all contexts.
+ */
+#include "inflate.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXBITS 15
+#define LBITS 12 /* literal/length table index bits */
+#define LSIZE (1u << LBITS)
+#define DBITS 10 /* distance table index bits */
+#define DSIZE (1u << DBITS)
+/* Output room the fast loop needs: the longest match (258) plus the
+ * 16-byte chunks it copies in. */
+#define FAST_OUT_ROOM 280
+/* QEMU's window: windowBits 12 (decompress.h). */
+#define WINDOW 4096
+
+/*
+ * A table entry: bits 0-7 the bits it consumes, 8-11 its kind, 12-15 the
+ * extra bits (length, distance) or the first code's length (a literal
+ * pair), 16-31 the literal(s), the length base or the distance base.
+ */
+enum kind { K_LIT, K_LIT2, K_LEN, /* K_LIT, K_LIT2 first: fast_loop */ K_EOB, K_DIST, K_LONG, K_BAD };
+
+static inline uint32_t mk(unsigned nbits, unsigned kind, unsigned aux, unsigned val)
+{
+	return (uint32_t)nbits | (uint32_t)kind << 8 | (uint32_t)aux << 12 | (uint32_t)val << 16;
+}
+
+#define E_NBITS(e) ((unsigned)(e) & 0xffu)
+#define E_KIND(e) (((unsigned)(e) >> 8) & 0xfu)
+#define E_AUX(e) (((unsigned)(e) >> 12) & 0xfu)
+#define E_VAL(e) ((unsigned)((e) >> 16))
+
+/* RFC 1951 3.2.5 and 3.2.7 */
+static const uint16_t len_base[29] = { 3,  4,  5,  6,  7,  8,  9,  10, 11,  13,
+				       15, 17, 19, 23, 27, 31, 35, 43, 51,  59,
+				       67, 83, 99, 115, 131, 163, 195, 227, 258 };
+static const uint8_t len_extra[29] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+				       2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0 };
+static const uint16_t dist_base[30] = { 1,    2,    3,    4,    5,    7,     9,     13,
+					17,   25,   33,   49,   65,   97,    129,   193,
+					257,  385,  513,  769,  1025, 1537,  2049,  3073,
+					4097, 6145, 8193, 12289, 16385, 24577 };
+static const uint8_t dist_extra[30] = { 0, 0, 0, 0, 1, 1, 2,  2,  3,  3,  4,  4,  5,  5,  6,
+					6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13 };
+static const uint8_t cl_order[19] = { 16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 };
+
+/* A canonical code as its code lengths define it (RFC 1951 3.2.2). */
+enum shape { CODE_FULL, CODE_EMPTY, CODE_ONE };
+struct code {
+	uint16_t count[MAXBITS + 1];
+	uint16_t sym[288]; /* symbols by code length, then by value */
+	uint8_t shape;     /* CODE_EMPTY: no symbol; CODE_ONE: one code of one bit */
+};
+
+struct qc_inflate {
+	uint32_t lit[LSIZE], dist[DSIZE]; /* the current dynamic block's */
+	uint32_t clt[1u << 7];            /* the code length code's */
+	struct code lc, dc, cl;
+	uint8_t lens[320];
+};
+
+/* The fixed codes (RFC 1951 3.2.6), built once for every context. */
+static struct {
+	uint32_t lit[LSIZE], dist[DSIZE];
+	struct code lc, dc;
+} fixed;
+static pthread_once_t fixed_once = PTHREAD_ONCE_INIT;
+
+/* The careful decoder's view: the whole input, a bit position in it. */
+struct rd {
+	const uint8_t *in;
+	size_t inlen;
+	uint64_t pos, end; /* in bits */
+};
+
+static inline bool avail(const struct rd *r, unsigned k)
+{
+	return r->end - r->pos >= k;
+}
+
+/* k <= 24 bits at the position, zeros past the end of the input */
+static uint32_t peek(const struct rd *r, unsigned k)
+{
+	size_t b = (size_t)(r->pos >> 3);
+	uint32_t v = 0;
+	for (unsigned i = 0; i < 4 && b + i < r->inlen; i++)
+		v |= (uint32_t)r->in[b + i] << (8 * i);
+	return (v >> (r->pos & 7)) & ((1u << k) - 1);
+}
+
+static uint32_t take(struct rd *r, unsigned k)
+{
+	uint32_t v = peek(r, k);
+	r->pos += k;
+	return v;
+}
+
+/*
+ * The code of lens[0..n).  zlib's rules (inftrees.c): an over-subscribed
+ * set is refused; an incomplete one too, except a set with no code at all
+ * and, for literal/length and distance codes, one code of one bit.
+ */
+static bool build_code(struct code *c, const uint8_t *lens, unsigned n, bool code_lengths)
+{
+	uint16_t offs[MAXBITS + 1];
+	memset(c->count, 0, sizeof(c->count));
+	for (unsigned s = 0; s < n; s++)
+		c->count[lens[s]]++;
+	unsigned max = MAXBITS;
+	while (max > 0 && c->count[max] == 0)
+		max--;
+	if (max == 0) {
+		c->shape = CODE_EMPTY;
+		return true;
+	}
+	int left = 1;
+	for (unsigned len = 1; len <= MAXBITS; len++) {
+		left = 2 * left - c->count[len];
+		if (left < 0)
+			return false;
+	}
+	if (left > 0 && (code_lengths || max != 1))
+		return false;
+	c->shape = left > 0 ? CODE_ONE : CODE_FULL;
+	offs[1] = 0;
+	for (unsigned len = 1; len < MAXBITS; len++)
+		offs[len + 1] = (uint16_t)(offs[len] + c->count[len]);
+	for (unsigned s = 0; s < n; s++)
+		if (lens[s])
+			c->sym[offs[lens[s]]++] = (uint16_t)s;
+	return true;
+}
+
+static uint32_t sym_entry(unsigned sym, unsigned len, bool dist)
+{
+	if (dist)
+		return sym < 30 ? mk(len, K_DIST, dist_extra[sym], dist_base[sym]) : mk(len, K_BAD, 0, 0);
+	if (sym < 256)
+		return mk(len, K_LIT, 0, sym);
+	if (sym == 256)
+		return mk(len, K_EOB, 0, 0);
+	if (sym < 286)
+		return mk(len, K_LEN, len_extra[sym - 257], len_base[sym - 257]);
+	return mk(len, K_BAD, 0, 0); /* fixed code's 286, 287 */
+}
+
+/* the len low bits of code, reversed (deflate sends codes high bit first) */
+static unsigned reverse(unsigned code, unsigned len)
+{
+	unsigned x = code;
+	x = ((x & 0x5555u) << 1) | ((x >> 1) & 0x5555u);
+	x = ((x & 0x3333u) << 2) | ((x >> 2) & 0x3333u);
+	x = ((x & 0x0f0fu) << 4) | ((x >> 4) & 0x0f0fu);
+	x = ((x & 0x00ffu) << 8) | ((x >> 8) & 0x00ffu);
+	return x >> (16 - len);
+}
+
+/*
+ * The look-up table of code c over tbits bits of input: codes up to tbits
+ * long are replicated; a longer code's first tbits bits give K_LONG.  The
+ * bit patterns of an incomplete code give K_BAD of one bit, as zlib's
+ * table does (its invalid entries of an empty or one-code set are 1 bit).
+ */
+static void fill_table(uint32_t *t, unsigned tbits, const struct code *c, bool dist)
+{
+	unsigned size = 1u << tbits;
+	if (c->shape != CODE_FULL)
+		for (unsigned i = 0; i < size; i++)
+			t[i] = mk(1, K_BAD, 0, 0);
+	unsigned code = 0, k = 0;
+	for (unsigned len = 1; len <= MAXBITS; len++) {
+		for (unsigned j = 0; j < c->count[len]; j++, k++, code++) {
+			unsigned rev = reverse(code, len);
+			if (len <= tbits) {
+				uint32_t e = sym_entry(c->sym[k], len, dist);
+				for (unsigned i = rev; i < size; i += 1u << len)
+					t[i] = e;
+			} else {
+				t[rev & (size - 1)] = mk(tbits, K_LONG, 0, 0);
+			}
+		}
+		code <<= 1;
+	}
+}
+
+/*
+ * Literal pairs: where a literal's code leaves room in the index bits for
+ * a whole second literal code, the entry gives both.  Written code pair by
+ * code pair over the single entries fill_table wrote: the indices whose
+ * low l1 bits are the first code and next l2 bits the second.
+ */
+static void pair_literals(uint32_t *t, const struct code *c)
+{
+	uint16_t rev[256];
+	uint8_t len[256], lit[256];
+	unsigned n = 0, code = 0, k = 0;
+	for (unsigned l = 1; l < LBITS; l++) {
+		for (unsigned j = 0; j < c->count[l]; j++, k++, code++) {
+			if (c->sym[k] < 256) {
+				rev[n] = (uint16_t)reverse(code, l);
+				len[n] = (uint8_t)l;
+				lit[n++] = (uint8_t)c->sym[k];
+			}
+		}
+		code <<= 1;
+	}
+	/* rev/len are in code length order: the second loop stops at the
+	 * first code too long to fit */
+	for (unsigned a = 0; a < n; a++) {
+		for (unsigned b = 0; b < n && len[a] + len[b] <= LBITS; b++) {
+			unsigned l12 = len[a] + len[b];
+			uint32_t e = mk(l12, K_LIT2, len[a], lit[a] | (unsigned)lit[b] << 8);
+			for (unsigned i = rev[a] | (unsigned)rev[b] << len[a]; i < LSIZE; i += 1u << l12)
+				t[i] = e;
+		}
+	}
+}
+
+/*
+ * A code longer than the table, read bit by bit against the canonical
+ * counts: -1 when the input ends inside it.  c is complete (only complete
+ * codes have codes longer than one bit), so every bit pattern ends in a
+ * symbol; -2 would mean a broken table.
+ */
+static int long_sym(const struct rd *r, const struct code *c, unsigned *len)
+{
+	int code = 0, first = 0, index = 0;
+	for (unsigned l = 1; l <= MAXBITS; l++) {
+		if (!avail(r, l))
+			return -1;
+		uint64_t p = r->pos + l - 1;
+		code |= (r->in[p >> 3] >> (p & 7)) & 1;
+		int count = c->count[l];
+		if (code - first < count) {
+			*len = l;
+			return c->sym[index + code - first];
+		}
+		index += count;
+		first = (first + count) << 1;
+		code <<= 1;
+	}
+	return -2;
+}
+
+/*
+ * The next symbol of code c (table t of tbits bits) as zlib's careful loop
+ * reads it: taken only when its whole code lies within the input (false
+ * otherwise, nothing consumed).  *ent gets a one-symbol entry.
+ */
+static bool next_entry(struct rd *r, const struct code *c, const uint32_t *t, unsigned tbits,
+		       bool dist, uint32_t *ent)
+{
+	uint32_t e = t[peek(r, tbits)];
+	if (E_KIND(e) == K_LONG) {
+		unsigned len = 0;
+		int sym = long_sym(r, c, &len);
+		if (sym == -1)
+			return false;
+		e = sym < 0 ? mk(0, K_BAD, 0, 0) : sym_entry((unsigned)sym, len, dist);
+	} else if (E_KIND(e) == K_LIT2) {
+		e = mk(E_AUX(e), K_LIT, 0, E_VAL(e) & 0xffu);
+	}
+	if (!avail(r, E_NBITS(e)))
+		return false;
+	r->pos += E_NBITS(e);
+	*ent = e;
+	return true;
+}
+
+/* Where a decode stopped. */
+enum stop {
+	ST_EOB,         /* (a block) its end-of-block code */
+	ST_END,         /* the final block ended */
+	ST_NEED_IN,     /* the input ended inside something */
+	ST_FULL_LIT,    /* output full with a literal to write */
+	ST_FULL_MATCH,  /* output full with a match (pend_dist) to copy */
+	ST_FULL_STORED, /* output full inside a stored block */
+	ST_ERROR,       /* zlib's Z_DATA_ERROR, msg */
+};
+
+struct dec {
+	struct rd r;
+	uint8_t *out;
+	size_t cap, n;
+	const char *msg;
+	unsigned pend_dist;
+};
+
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+/* A match of len bytes from dist back; may write up to 15 bytes past it. */
+static inline uint8_t *copy_match(uint8_t *out, unsigned dist, unsigned len)
+{
+	const uint8_t *src = out - dist;
+	uint8_t *end = out + len;
+	if (dist >= 16) {
+		do {
+			memcpy(out, src, 16);
+			out += 16;
+			src += 16;
+		} while (out < end);
+	} else if (dist >= 8) {
+		do {
+			memcpy(out, src, 8);
+			out += 8;
+			src += 8;
+		} while (out < end);
+	} else if (dist == 1) {
+		memset(out, *src, len);
+	} else {
+		while (out < end)
+			*out++ = *src++;
+	}
+	return end;
+}
+
+/*
+ * The fast loop: from d's position while 8 input bytes and FAST_OUT_ROOM
+ * output bytes remain, symbols whose every part its tables give (see the
+ * top of the file).  The bit buffer holds `left` bits of input; the bits
+ * above them are the input's next bits or zeros, so a refill may OR the
+ * same bytes in again.
+ */
+static void fast_loop(const struct qc_inflate *f, struct dec *d, const uint32_t *lt,
+		      const uint32_t *dt)
+{
+	struct rd *r = &d->r;
+	size_t at = (size_t)(r->pos >> 3);
+	if (r->inlen < 16 || at > r->inlen - 16 || d->cap - d->n < FAST_OUT_ROOM)
+		return;
+	(void)f;
+	const uint8_t *in = r->in + at;
+	const uint8_t *in_stop = r->in + r->inlen - 8;
+	uint8_t *const out0 = d->out;
+	uint8_t *out = out0 + d->n;
+	uint8_t *const out_stop = out0 + d->cap - FAST_OUT_ROOM;
+	unsigned sh = (unsigned)(r->pos & 7);
+	uint64_t bb = load64(in) >> sh;
+	unsigned left = 56 - sh;
+	in += 7;
+	while (in <= in_stop && out <= out_stop) {
+		bb |= load64(in) << left;
+		in += (63 - left) >> 3;
+		left |= 56;
+		uint32_t e = lt[bb & (LSIZE - 1)];
+		unsigned k = E_KIND(e);
+		if (k <= K_LIT2) {
+			/* up to four entries (eight literals) per refill: 48 bits.
+			 * Both kinds store two bytes (a single literal's second
+			 * is overwritten next) and advance by kind + 1. */
+			for (int i = 0; i < 4; i++) {
+				uint16_t v = (uint16_t)E_VAL(e);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+				v = (uint16_t)(v >> 8 | v << 8);
+#endif
+				memcpy(out, &v, 2);
+				out += k + 1;
+				bb >>= E_NBITS(e);
+				left -= E_NBITS(e);
+				e = lt[bb & (LSIZE - 1)];
+				k = E_KIND(e);
+				if (k > K_LIT2)
+					break;
+			}
+			continue;
+		}
+		if (k != K_LEN)
+			break;
+		unsigned used = E_NBITS(e), x = E_AUX(e);
+		unsigned len = E_VAL(e) + (unsigned)((bb >> used) & ((1u << x) - 1));
+		used += x;
+		uint32_t de = dt[(bb >> used) & (DSIZE - 1)];
+		if (E_KIND(de) != K_DIST)
+			break;
+		used += E_NBITS(de);
+		x = E_AUX(de);
+		unsigned dist = E_VAL(de) + (unsigned)((bb >> used) & ((1u << x) - 1));
+		if (dist > (size_t)(out - out0))
+			break;
+		used += x;
+		bb >>= used;
+		left -= used;
+		out = copy_match(out, dist, len);
+	}
+	r->pos = (uint64_t)(in - r->in) * 8 - left;
+	d->n = (size_t)(out - out0);
+}
+
+/* The symbols of one Huffman block, up to its end-of-block code or a stop. */
+static enum stop run_block(const struct qc_inflate *f, struct dec *d, const struct code *lc,
+			   const uint32_t *lt, const struct code *dc, const uint32_t *dt)
+{
+	struct rd *r = &d->r;
+	for (;;) {
+		fast_loop(f, d, lt, dt);
+		uint32_t e;
+		if (!next_entry(r, lc, lt, LBITS, false, &e))
+			return ST_NEED_IN;
+		unsigned k = E_KIND(e);
+		if (k == K_LIT) {
+			if (d->n == d->cap)
+				return ST_FULL_LIT;
+			d->out[d->n++] = (uint8_t)E_VAL(e);
+			continue;
+		}
+		if (k == K_EOB)
+			return ST_EOB;
+		if (k != K_LEN) {
+			d->msg = "invalid literal/length code";
+			return ST_ERROR;
+		}
+		if (!avail(r, E_AUX(e)))
+			return ST_NEED_IN;
+		unsigned len = E_VAL(e) + take(r, E_AUX(e));
+		uint32_t de;
+		if (!next_entry(r, dc, dt, DBITS, true, &de))
+			return ST_NEED_IN;
+		if (E_KIND(de) != K_DIST) {
+			d->msg = "invalid distance code";
+			return ST_ERROR;
+		}
+		if (!avail(r, E_AUX(de)))
+			return ST_NEED_IN;
+		unsigned dist = E_VAL(de) + take(r, E_AUX(de));
+		d->pend_dist = dist;
+		if (d->n == d->cap)
+			return ST_FULL_MATCH;
+		if (dist > d->n) {
+			d->msg = "invalid distance too far back";
+			return ST_ERROR;
+		}
+		size_t c = d->cap - d->n < len ? d->cap - d->n : len;
+		for (size_t i = 0; i < c; i++, d->n++)
+			d->out[d->n] = d->out[d->n - dist];
+		if (c < len)
+			return ST_FULL_MATCH;
+	}
+}
+
+static enum stop run_stored(struct dec *d)
+{
+	struct rd *r = &d->r;
+	r->pos = (r->pos + 7) & ~(uint64_t)7;
+	if (!avail(r, 32))
+		return ST_NEED_IN;
+	uint32_t len = take(r, 16), nlen = take(r, 16);
+	if (len != (~nlen & 0xffffu)) {
+		d->msg = "invalid stored block lengths";
+		return ST_ERROR;
+	}
+	while (len > 0) {
+		if (d->n == d->cap)
+			return ST_FULL_STORED;
+		size_t at = (size_t)(r->pos >> 3), have = r->inlen - at;
+		if (have == 0)
+			return ST_NEED_IN;
+		size_t c = len;
+		if (c > have)
+			c = have;
+		if (c > d->cap - d->n)
+			c = d->cap - d->n;
+		memcpy(d->out + d->n, r->in + at, c);
+		d->n += c;
+		r->pos += (uint64_t)c * 8;
+		len -= (uint32_t)c;
+	}
+	return ST_EOB;
+}
+
+/* A dynamic block's header: its three codes, then the block's tables. */
+static enum stop read_dynamic(struct qc_inflate *f, struct dec *d)
+{
+	struct rd *r = &d->r;
+	if (!avail(r, 14))
+		return ST_NEED_IN;
+	unsigned nlen = take(r, 5) + 257, ndist = take(r, 5) + 1, ncode = take(r, 4) + 4;
+	if (nlen > 286 || ndist > 30) {
+		d->msg = "too many length or distance symbols";
+		return ST_ERROR;
+	}
+	uint8_t cl[19] = { 0 };
+	for (unsigned i = 0; i < ncode; i++) {
+		if (!avail(r, 3))
+			return ST_NEED_IN;
+		cl[cl_order[i]] = (uint8_t)take(r, 3);
+	}
+	if (!build_code(&f->cl, cl, 19, true)) {
+		d->msg = "invalid code lengths set";
+		return ST_ERROR;
+	}
+	if (f->cl.shape == CODE_FULL)
+		fill_table(f->clt, 7, &f->cl, false);
+	unsigned have = 0, total = nlen + ndist;
+	while (have < total) {
+		if (f->cl.shape == CODE_EMPTY) {
+			/* zlib's table of an empty set has 1-bit entries whose
+			 * value reads as length 0 */
+			if (!avail(r, 1))
+				return ST_NEED_IN;
+			r->pos += 1;
+			f->lens[have++] = 0;
+			continue;
+		}
+		uint32_t e;
+		if (!next_entry(r, &f->cl, f->clt, 7, false, &e))
+			return ST_NEED_IN;
+		unsigned sym = E_VAL(e);
+		if (sym < 16) {
+			f->lens[have++] = (uint8_t)sym;
+			continue;
+		}
+		/* zlib needs the code and its extra bits before it looks at
+		 * the repeat; a stop ends the decode, so taking the code
+		 * first changes nothing */
+		if (!avail(r, sym == 16 ? 2 : sym == 17 ? 3 : 7))
+			return ST_NEED_IN;
+		uint8_t v = 0;
+		unsigned rep;
+		if (sym == 16) {
+			if (have == 0) {
+				d->msg = "invalid bit length repeat";
+				return ST_ERROR;
+			}
+			v = f->lens[have - 1];
+			rep = 3 + take(r, 2);
+		} else if (sym == 17) {
+			rep = 3 + take(r, 3);
+		} else {
+			rep = 11 + take(r, 7);
+		}
+		if (have + rep > total) {
+			d->msg = "invalid bit length repeat";
+			return ST_ERROR;
+		}
+		while (rep--)
+			f->lens[have++] = v;
+	}
+	if (f->lens[256] == 0) {
+		d->msg = "invalid code -- missing end-of-block";
+		return ST_ERROR;
+	}
+	if (!build_code(&f->lc, f->lens, nlen, false)) {
+		d->msg = "invalid literal/lengths set";
+		return ST_ERROR;
+	}
+	if (!build_code(&f->dc, f->lens + nlen, ndist, false)) {
+		d->msg = "invalid distances set";
+		return ST_ERROR;
+	}
+	fill_table(f->lit, LBITS, &f->lc, false);
+	pair_literals(f->lit, &f->lc);
+	fill_table(f->dist, DBITS, &f->dc, true);
+	return ST_EOB;
+}
+
+static enum stop decode(struct qc_inflate *f, struct dec *d)
+{
+	struct rd *r = &d->r;
+	for (;;) {
+		if (!avail(r, 3))
+			return ST_NEED_IN;
+		unsigned last = take(r, 1), type = take(r, 2);
+		enum stop st;
+		if (type == 0) {
+			st = run_stored(d);
+		} else if (type == 1) {
+			st = run_block(f, d, &fixed.lc, fixed.lit, &fixed.dc, fixed.dist);
+		} else if (type == 2) {
+			st = read_dynamic(f, d);
+			if (st == ST_EOB)
+				st = run_block(f, d, &f->lc, f->lit, &f->dc, f->dist);
+		} else {
+			d->msg = "invalid block type";
+			return ST_ERROR;
+		}
+		if (st != ST_EOB)
+			return st;
+		if (last)
+			return ST_END;
+	}
+}
+
+static void build_fixed(void)
+{
+	uint8_t lens[288];
+	for (unsigned s = 0; s < 288; s++)
+		lens[s] = s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8;
+	build_code(&fixed.lc, lens, 288, false);
+	memset(lens, 5, 32);
+	build_code(&fixed.dc, lens, 32, false);
+	fill_table(fixed.lit, LBITS, &fixed.lc, false);
+	pair_literals(fixed.lit, &fixed.lc);
+	fill_table(fixed.dist, DBITS, &fixed.dc, true);
+}
+
+struct qc_inflate *qc_inflate_new(void)
+{
+	if (pthread_once(&fixed_once, build_fixed) != 0)
+		return NULL;
+	return malloc(sizeof(struct qc_inflate));
+}
+
+void qc_inflate_free(struct qc_inflate *f)
+{
+	free(f);
+}
+
+size_t qc_inflate_mem(void)
+{
+	return sizeof(struct qc_inflate);
+}
+
+enum qc_dc_result qc_inflate_run(struct qc_inflate *f, const uint8_t *in, size_t inlen,
+				 uint8_t *out, size_t outlen, size_t *produced, const char **why)
+{
+	*why = "";
+	*produced = 0;
+	if (inlen > UINT32_MAX || outlen > UINT32_MAX) {
+		*why = "sizes beyond zlib's range";
+		return QC_DC_INVALID;
+	}
+	struct dec d = { .r = { in, inlen, 0, (uint64_t)inlen * 8 }, .out = out, .cap = outlen };
+	enum stop st = decode(f, &d);
+	*produced = d.n;
+	size_t window = outlen < WINDOW ? outlen : WINDOW;
+	switch (st) {
+	case ST_END:
+		if (d.n == outlen)
+			return QC_DC_OK;
+		*why = "the deflate stream ends early";
+		return QC_DC_SHORT;
+	case ST_ERROR:
+		*why = d.msg;
+		return QC_DC_INVALID;
+	case ST_NEED_IN:
+		if (d.n < outlen) {
+			*why = "the deflate stream needs more input";
+			return QC_DC_TRUNCATED;
+		}
+		*why = "the deflate stream has no end marker within the descriptor";
+		return QC_DC_INEXACT;
+	case ST_FULL_MATCH:
+		/* zlib's second call checks the distance against its 4 KiB
+		 * window, which now holds the cluster's last bytes */
+		*why = d.pend_dist > window ? "invalid distance too far back"
+					    : "the deflate stream continues past the cluster";
+		return QC_DC_INEXACT;
+	case ST_FULL_STORED:
+		*why = d.r.pos < d.r.end ? "the deflate stream continues past the cluster"
+					 : "the deflate stream has no end marker within the descriptor";
+		return QC_DC_INEXACT;
+	case ST_FULL_LIT:
+	case ST_EOB:
+		break;
+	}
+	*why = "the deflate stream continues past the cluster";
+	return QC_DC_INEXACT;
+}
