@@ -17,10 +17,12 @@
  * decoder context; failures are collected with the index of their
  * descriptor and reported when the batch is done, sorted by that index, so
  * the report is the same whatever the number of threads (batches come in
- * a fixed order: deepwalk.c).
+ * a fixed order: deepwalk.c).  A thread decompresses the streams of its
+ * window two at a time (qc_dc_run2: the zlib decoder interleaves two
+ * decodes, which overlaps their table look-ups).
  * Memory, whatever the number of compressed clusters: the batch (DEEP_BATCH
- * descriptors of 32 bytes, 8 MiB) and per thread one window and one
- * cluster; the window shrinks so that all windows together stay within
+ * descriptors of 32 bytes, 8 MiB) and per thread one window and two
+ * clusters; the window shrinks so that all windows together stay within
  * 32 MiB; plus what deepwalk.c holds (16 bytes per followable L1 entry).
  */
 #include "check.h"
@@ -173,7 +175,7 @@ static enum qc_dc_result known_verdict(const struct deep *d, const struct qc_com
 
 struct worker {
 	struct deep *d;
-	uint8_t *buf, *out;
+	uint8_t *buf, *out, *out2;
 	struct qc_dc *dc;
 	pthread_t t;
 	bool started;
@@ -254,6 +256,48 @@ static bool take_window(struct deep *d, size_t *i, size_t *j, uint64_t *base, ui
 	return true;
 }
 
+/* run_window() decompresses refs[k] of window [i, j) when this is true */
+static bool needs_decode(const struct deep *d, size_t i, size_t k)
+{
+	const struct qc_compressed_ref *refs = d->refs;
+	return clamped_len(d->img, &refs[k]) > 0 && (k == i || !same_stream(&refs[k - 1], &refs[k])) &&
+	       !covered(d, &refs[k]);
+}
+
+/*
+ * Stream k of window [i, j): with the next stream of the window that needs
+ * decompressing, two at once (qc_dc_run2: the zlib decoder interleaves
+ * them); that one's answer goes to *ak and the ahead_* outputs.
+ */
+static enum qc_dc_result decode(struct worker *w, size_t i, size_t k, size_t j, uint64_t base,
+				size_t *ak, enum qc_dc_result *ares, const char **awhy,
+				size_t *aproduced, const char **why, size_t *produced)
+{
+	struct deep *d = w->d;
+	const struct qc_compressed_ref *refs = d->refs;
+	size_t cs = (size_t)d->img->cluster_size, k2 = k + 1;
+	while (k2 < j && !needs_decode(d, i, k2))
+		k2++;
+	const uint8_t *in0 = w->buf + (refs[k].host_offset - base);
+	size_t len0 = (size_t)clamped_len(d->img, &refs[k]);
+	if (k2 >= j)
+		return qc_dc_run(w->dc, in0, len0, w->out, cs, produced, why);
+	const uint8_t *in[2] = { in0, w->buf + (refs[k2].host_offset - base) };
+	const size_t inlen[2] = { len0, (size_t)clamped_len(d->img, &refs[k2]) };
+	uint8_t *out[2] = { w->out, w->out2 };
+	enum qc_dc_result res[2];
+	size_t pr[2];
+	const char *wh[2];
+	qc_dc_run2(w->dc, in, inlen, out, cs, res, pr, wh);
+	*ak = k2;
+	*ares = res[1];
+	*awhy = wh[1];
+	*aproduced = pr[1];
+	*why = wh[0];
+	*produced = pr[0];
+	return res[0];
+}
+
 static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint64_t end)
 {
 	struct deep *d = w->d;
@@ -282,6 +326,10 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 	size_t produced = 0;
 	uint64_t verified = 0;
 	bool nomem = false;
+	/* the stream decode() decoded next to the one it was asked for */
+	size_t ahead_k = SIZE_MAX, ahead_produced = 0;
+	enum qc_dc_result ahead_res = QC_DC_OK;
+	const char *ahead_why = "";
 	for (size_t k = i; k < j && !nomem; k++) {
 		const struct qc_compressed_ref *r = &refs[k];
 		uint64_t len = clamped_len(img, r);
@@ -291,9 +339,11 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 		if (k == i || !same_stream(&refs[k - 1], &refs[k])) {
 			if (covered(d, r))
 				res = known_verdict(d, r, &why, &produced);
+			else if (k == ahead_k)
+				res = ahead_res, why = ahead_why, produced = ahead_produced;
 			else
-				res = qc_dc_run(w->dc, w->buf + (r->host_offset - base), (size_t)len,
-						w->out, (size_t)img->cluster_size, &produced, &why);
+				res = decode(w, i, k, j, base, &ahead_k, &ahead_res, &ahead_why,
+					     &ahead_produced, &why, &produced);
 			if (res == QC_DC_NOMEM) {
 				nomem = true;
 				break;
@@ -431,10 +481,10 @@ void qc_deep_run(struct qc_image *img, struct qc_deep_known *known)
 		d->win = (size_t)(2 * img->cluster_size); /* one descriptor always fits */
 	if (img->file_size < d->win)
 		d->win = (size_t)img->file_size;
-	/* per thread the read window, one cluster of output and the decoder
+	/* per thread the read window, two clusters of output and the decoder
 	 * (its zstd window is capped: core/decompress.h); the batch is
 	 * reserved by deepwalk.c */
-	uint64_t budget = jobs * ((uint64_t)d->win + img->cluster_size +
+	uint64_t budget = jobs * ((uint64_t)d->win + 2 * img->cluster_size +
 				  qc_dc_mem_bound(img->h.compression_type));
 	if (!qc_mem_reserve(img, budget)) {
 		qc_abort(img, "memory cap reached: --deep needs %llu bytes more than --max-mem leaves",
@@ -447,8 +497,9 @@ void qc_deep_run(struct qc_image *img, struct qc_deep_known *known)
 		R->w[t].d = d;
 		R->w[t].buf = malloc(d->win ? d->win : 1);
 		R->w[t].out = malloc((size_t)img->cluster_size);
+		R->w[t].out2 = malloc((size_t)img->cluster_size);
 		R->w[t].dc = qc_dc_new(img->h.compression_type);
-		ok = R->w[t].buf && R->w[t].out && R->w[t].dc;
+		ok = R->w[t].buf && R->w[t].out && R->w[t].out2 && R->w[t].dc;
 	}
 	if (!ok) {
 		qc_abort(img, "out of memory for --deep");
@@ -473,6 +524,7 @@ out:
 	for (unsigned t = 0; t < jobs; t++) {
 		qc_dc_free(R->w[t].dc);
 		free(R->w[t].out);
+		free(R->w[t].out2);
 		free(R->w[t].buf);
 	}
 	free(d->fail);

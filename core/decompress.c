@@ -33,7 +33,7 @@ struct qc_dc {
 	int type;
 	z_stream z;
 	struct libdeflate_decompressor *ld; /* zlib type, unless zlib only */
-	struct qc_inflate *inf;             /* zlib type, unless zlib only */
+	struct qc_inflate *inf, *inf2;      /* zlib type, unless zlib only */
 	ZSTD_DCtx *zs;
 	uint64_t fast;  /* streams libdeflate decided */
 	uint64_t own;   /* streams the own decoder (core/inflate.c) decided */
@@ -51,7 +51,8 @@ struct qc_dc *qc_dc_new(int type)
 	if (!d)
 		return NULL;
 	d->type = 0;
-	if (!(d->ld = libdeflate_alloc_decompressor()) || !(d->inf = qc_inflate_new())) {
+	if (!(d->ld = libdeflate_alloc_decompressor()) || !(d->inf = qc_inflate_new()) ||
+	    !(d->inf2 = qc_inflate_new())) {
 		qc_dc_free(d);
 		return NULL;
 	}
@@ -100,7 +101,7 @@ size_t qc_dc_mem_bound(int type)
 	 * one (tests) holds zlib's window (1 << 12 here) and about 7 KiB of
 	 * state (zconf.h, "memory requirements") instead: less */
 	if (type == 0)
-		return sizeof(struct qc_dc) + QC_DC_LIBDEFLATE_MEM + qc_inflate_mem();
+		return sizeof(struct qc_dc) + QC_DC_LIBDEFLATE_MEM + 2 * qc_inflate_mem();
 	return sizeof(struct qc_dc) + ZSTD_estimateDStreamSize((size_t)1 << QC_DC_ZSTD_WINDOW_LOG_MAX);
 }
 
@@ -113,29 +114,36 @@ void qc_dc_free(struct qc_dc *d)
 			inflateEnd(&d->z);
 		libdeflate_free_decompressor(d->ld);
 		qc_inflate_free(d->inf);
+		qc_inflate_free(d->inf2);
 	}
 	else
 		ZSTD_freeDCtx(d->zs);
 	free(d);
 }
 
+/* libdeflate decides only one final dynamic block with a strict header
+ * that it decodes to exactly one cluster: zlib's verdict and bytes there
+ * are provably the same (doc/inflate.md).  True when it decided. */
+static bool by_libdeflate(struct qc_dc *d, const uint8_t *in, size_t inlen, uint8_t *out,
+			  size_t outlen, size_t *produced)
+{
+	size_t got = 0;
+	if (d->ld && qc_deflate_one_strict_block(in, inlen) &&
+	    libdeflate_deflate_decompress(d->ld, in, inlen, out, outlen, &got) == LIBDEFLATE_SUCCESS &&
+	    got == outlen) {
+		*produced = outlen;
+		d->fast++;
+		return true;
+	}
+	return false;
+}
+
 static enum qc_dc_result run_zlib(struct qc_dc *d, const uint8_t *in, size_t inlen, uint8_t *out,
 				  size_t outlen, size_t *produced, const char **why)
 {
 	z_stream *z = &d->z;
-	/* libdeflate decides only one final dynamic block with a strict header
-	 * that it decodes to exactly one cluster: zlib's verdict and bytes
-	 * there are provably the same (doc/inflate.md); zlib decides the rest */
-	if (d->ld && qc_deflate_one_strict_block(in, inlen)) {
-		size_t got = 0;
-		if (libdeflate_deflate_decompress(d->ld, in, inlen, out, outlen, &got) ==
-			    LIBDEFLATE_SUCCESS &&
-		    got == outlen) {
-			*produced = outlen;
-			d->fast++;
-			return QC_DC_OK;
-		}
-	}
+	if (by_libdeflate(d, in, inlen, out, outlen, produced))
+		return QC_DC_OK;
 	/* every other stream: the own decoder, which gives zlib's answer
 	 * (doc/inflate.md "The exact decoder"), unless zlib is asked for */
 	if (d->inf) {
@@ -250,4 +258,35 @@ enum qc_dc_result qc_dc_run(struct qc_dc *d, const uint8_t *in, size_t inlen, ui
 	if (d->type == 0)
 		return run_zlib(d, in, inlen, out, outlen, produced, why);
 	return run_zstd(d, in, inlen, out, outlen, produced, why);
+}
+
+void qc_dc_run2(struct qc_dc *d, const uint8_t *in[2], const size_t inlen[2], uint8_t *out[2],
+		size_t outlen, enum qc_dc_result res[2], size_t produced[2], const char *why[2])
+{
+	if (!d->inf) {
+		for (int i = 0; i < 2; i++)
+			res[i] = qc_dc_run(d, in[i], inlen[i], out[i], outlen, &produced[i], &why[i]);
+		return;
+	}
+	bool left[2];
+	for (int i = 0; i < 2; i++) {
+		why[i] = "";
+		produced[i] = 0;
+		left[i] = !by_libdeflate(d, in[i], inlen[i], out[i], outlen, &produced[i]);
+		res[i] = QC_DC_OK;
+	}
+	if (left[0] && left[1]) {
+		struct qc_inflate *f[2] = { d->inf, d->inf2 };
+		const size_t ol[2] = { outlen, outlen };
+		d->own += 2;
+		qc_inflate_run2(f, in, inlen, out, ol, res, produced, why);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (left[i]) {
+			d->own++;
+			res[i] = qc_inflate_run(d->inf, in[i], inlen[i], out[i], outlen, &produced[i],
+						&why[i]);
+		}
+	}
 }

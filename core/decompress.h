@@ -68,4 +68,12 @@ void qc_dc_free(struct qc_dc *d);
 enum qc_dc_result qc_dc_run(struct qc_dc *d, const uint8_t *in, size_t inlen, uint8_t *out,
 			    size_t outlen, size_t *produced, const char **why);
 
+/*
+ * Two streams with the answers qc_dc_run() gives for each, into out[0] and
+ * out[1], both outlen bytes; a zlib context decodes the two interleaved
+ * where both need the own decoder (core/inflate.h, qc_inflate_run2).
+ */
+void qc_dc_run2(struct qc_dc *d, const uint8_t *in[2], const size_t inlen[2], uint8_t *out[2],
+		size_t outlen, enum qc_dc_result res[2], size_t produced[2], const char *why[2]);
+
 #endif

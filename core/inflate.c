@@ -292,8 +292,9 @@ static bool next_entry(struct rd *r, const struct code *c, const uint32_t *t, un
 	return true;
 }
 
-/* Where a decode stopped. */
+/* Where a decode stopped, or how a step went. */
 enum stop {
+	ST_OK,          /* (a step) go on */
 	ST_EOB,         /* (a block) its end-of-block code */
 	ST_END,         /* the final block ended */
 	ST_NEED_IN,     /* the input ended inside something */
@@ -303,12 +304,19 @@ enum stop {
 	ST_ERROR,       /* zlib's Z_DATA_ERROR, msg */
 };
 
+/* One stream's decode, resumable between symbols. */
 struct dec {
+	struct qc_inflate *f; /* its dynamic tables */
 	struct rd r;
 	uint8_t *out;
 	size_t cap, n;
 	const char *msg;
 	unsigned pend_dist;
+	/* inside a Huffman block: its codes and tables; NULL between blocks */
+	const struct code *lc, *dc;
+	const uint32_t *lt, *dt;
+	bool last;     /* the block is the final one */
+	enum stop end; /* ST_OK while the decode goes on */
 };
 
 static inline uint64_t load64(const uint8_t *p)
@@ -348,126 +356,202 @@ static inline uint8_t *copy_match(uint8_t *out, unsigned dist, unsigned len)
 }
 
 /*
- * The fast loop: from d's position while 8 input bytes and FAST_OUT_ROOM
- * output bytes remain, symbols whose every part its tables give (see the
- * top of the file).  The bit buffer holds `left` bits of input; the bits
- * above them are the input's next bits or zeros, so a refill may OR the
- * same bytes in again.
+ * The fast loop's state: a bit buffer of `left` bits of input read up to
+ * `in`; the bits above them are the input's next bits or zeros, so a
+ * refill may OR the same bytes in again.  It runs while 8 input bytes and
+ * FAST_OUT_ROOM output bytes remain.
  */
-static void fast_loop(const struct qc_inflate *f, struct dec *d, const uint32_t *lt,
-		      const uint32_t *dt)
+struct fast {
+	uint64_t bb;
+	unsigned left;
+	const uint8_t *in, *in_stop;
+	uint8_t *out, *out0, *out_stop;
+	const uint32_t *lt, *dt;
+};
+
+static bool fast_ready(const struct dec *d)
 {
-	struct rd *r = &d->r;
-	size_t at = (size_t)(r->pos >> 3);
-	if (r->inlen < 16 || at > r->inlen - 16 || d->cap - d->n < FAST_OUT_ROOM)
-		return;
-	(void)f;
-	const uint8_t *in = r->in + at;
-	const uint8_t *in_stop = r->in + r->inlen - 8;
-	uint8_t *const out0 = d->out;
-	uint8_t *out = out0 + d->n;
-	uint8_t *const out_stop = out0 + d->cap - FAST_OUT_ROOM;
-	unsigned sh = (unsigned)(r->pos & 7);
-	uint64_t bb = load64(in) >> sh;
-	unsigned left = 56 - sh;
-	in += 7;
-	while (in <= in_stop && out <= out_stop) {
-		bb |= load64(in) << left;
-		in += (63 - left) >> 3;
-		left |= 56;
-		uint32_t e = lt[bb & (LSIZE - 1)];
-		unsigned k = E_KIND(e);
-		if (k <= K_LIT2) {
-			/* up to four entries (eight literals) per refill: 48 bits.
-			 * Both kinds store two bytes (a single literal's second
-			 * is overwritten next) and advance by kind + 1. */
-			for (int i = 0; i < 4; i++) {
-				uint16_t v = (uint16_t)E_VAL(e);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-				v = (uint16_t)(v >> 8 | v << 8);
-#endif
-				memcpy(out, &v, 2);
-				out += k + 1;
-				bb >>= E_NBITS(e);
-				left -= E_NBITS(e);
-				e = lt[bb & (LSIZE - 1)];
-				k = E_KIND(e);
-				if (k > K_LIT2)
-					break;
-			}
-			continue;
-		}
-		if (k != K_LEN)
-			break;
-		unsigned used = E_NBITS(e), x = E_AUX(e);
-		unsigned len = E_VAL(e) + (unsigned)((bb >> used) & ((1u << x) - 1));
-		used += x;
-		uint32_t de = dt[(bb >> used) & (DSIZE - 1)];
-		if (E_KIND(de) != K_DIST)
-			break;
-		used += E_NBITS(de);
-		x = E_AUX(de);
-		unsigned dist = E_VAL(de) + (unsigned)((bb >> used) & ((1u << x) - 1));
-		if (dist > (size_t)(out - out0))
-			break;
-		used += x;
-		bb >>= used;
-		left -= used;
-		out = copy_match(out, dist, len);
-	}
-	r->pos = (uint64_t)(in - r->in) * 8 - left;
-	d->n = (size_t)(out - out0);
+	size_t at = (size_t)(d->r.pos >> 3);
+	return d->lt && d->r.inlen >= 16 && at <= d->r.inlen - 16 && d->cap - d->n >= FAST_OUT_ROOM;
 }
 
-/* The symbols of one Huffman block, up to its end-of-block code or a stop. */
-static enum stop run_block(const struct qc_inflate *f, struct dec *d, const struct code *lc,
-			   const uint32_t *lt, const struct code *dc, const uint32_t *dt)
+static inline void fast_enter(struct fast *s, const struct dec *d)
+{
+	const uint8_t *in = d->r.in + (size_t)(d->r.pos >> 3);
+	unsigned sh = (unsigned)(d->r.pos & 7);
+	s->bb = load64(in) >> sh;
+	s->left = 56 - sh;
+	s->in = in + 7;
+	s->in_stop = d->r.in + d->r.inlen - 8;
+	s->out0 = d->out;
+	s->out = d->out + d->n;
+	s->out_stop = d->out + d->cap - FAST_OUT_ROOM;
+	s->lt = d->lt;
+	s->dt = d->dt;
+}
+
+static inline void fast_leave(const struct fast *s, struct dec *d)
+{
+	d->r.pos = (uint64_t)(s->in - d->r.in) * 8 - s->left;
+	d->n = (size_t)(s->out - s->out0);
+}
+
+/*
+ * One round: a refill, then up to four literal entries (48 bits) or one
+ * match.  False, with nothing of it consumed, when the next symbol is one
+ * the fast loop leaves to the careful decoder (see the top of the file),
+ * or when the buffers no longer have the room.
+ */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+static ALWAYS_INLINE bool fast_room(const struct fast *s)
+{
+	return s->in <= s->in_stop && s->out <= s->out_stop;
+}
+
+/* at least 56 bits in the buffer */
+static ALWAYS_INLINE void fast_refill(struct fast *s)
+{
+	s->bb |= load64(s->in) << s->left;
+	s->in += (63 - s->left) >> 3;
+	s->left |= 56;
+}
+
+/* A K_LIT or K_LIT2 entry: both kinds store two bytes (a single literal's
+ * second is overwritten next) and advance by kind + 1. */
+static ALWAYS_INLINE void fast_emit(struct fast *s, uint32_t e)
+{
+	uint16_t v = (uint16_t)E_VAL(e);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = (uint16_t)(v >> 8 | v << 8);
+#endif
+	memcpy(s->out, &v, 2);
+	s->out += E_KIND(e) + 1;
+	s->bb >>= E_NBITS(e);
+	s->left -= E_NBITS(e);
+}
+
+static ALWAYS_INLINE bool fast_round(struct fast *s)
+{
+	if (!fast_room(s))
+		return false;
+	fast_refill(s);
+	uint32_t e = s->lt[s->bb & (LSIZE - 1)];
+	unsigned k = E_KIND(e);
+	if (k <= K_LIT2) {
+		for (int i = 0; i < 4; i++) {
+			fast_emit(s, e);
+			e = s->lt[s->bb & (LSIZE - 1)];
+			if (E_KIND(e) > K_LIT2)
+				break;
+		}
+		return true;
+	}
+	if (k != K_LEN)
+		return false;
+	unsigned used = E_NBITS(e), x = E_AUX(e);
+	unsigned len = E_VAL(e) + (unsigned)((s->bb >> used) & ((1u << x) - 1));
+	used += x;
+	uint32_t de = s->dt[(s->bb >> used) & (DSIZE - 1)];
+	if (E_KIND(de) != K_DIST)
+		return false;
+	used += E_NBITS(de);
+	x = E_AUX(de);
+	unsigned dist = E_VAL(de) + (unsigned)((s->bb >> used) & ((1u << x) - 1));
+	if (dist > (size_t)(s->out - s->out0))
+		return false;
+	used += x;
+	s->bb >>= used;
+	s->left -= used;
+	s->out = copy_match(s->out, dist, len);
+	return true;
+}
+
+static void fast_one(struct dec *d)
+{
+	struct fast s;
+	fast_enter(&s, d);
+	while (fast_round(&s))
+		;
+	fast_leave(&s, d);
+}
+
+/*
+ * Two independent streams: literal entries in lockstep, one of each per
+ * step (the branch that ends the lockstep is rarely taken, so the two
+ * chains of table look-ups overlap in the processor), then a round of
+ * each for whatever else comes.
+ */
+static void fast_two(struct dec *a, struct dec *b)
+{
+	struct fast s, t;
+	fast_enter(&s, a);
+	fast_enter(&t, b);
+	while (fast_room(&s) && fast_room(&t)) {
+		fast_refill(&s);
+		fast_refill(&t);
+		uint32_t es = s.lt[s.bb & (LSIZE - 1)], et = t.lt[t.bb & (LSIZE - 1)];
+		for (int i = 0; i < 4 && E_KIND(es) <= K_LIT2 && E_KIND(et) <= K_LIT2; i++) {
+			fast_emit(&s, es);
+			fast_emit(&t, et);
+			es = s.lt[s.bb & (LSIZE - 1)];
+			et = t.lt[t.bb & (LSIZE - 1)];
+		}
+		if (!fast_round(&s) || !fast_round(&t))
+			break;
+	}
+	fast_leave(&s, a);
+	fast_leave(&t, b);
+}
+
+/* One symbol of the current block, the careful way. */
+static enum stop slow_symbol(struct dec *d)
 {
 	struct rd *r = &d->r;
-	for (;;) {
-		fast_loop(f, d, lt, dt);
-		uint32_t e;
-		if (!next_entry(r, lc, lt, LBITS, false, &e))
-			return ST_NEED_IN;
-		unsigned k = E_KIND(e);
-		if (k == K_LIT) {
-			if (d->n == d->cap)
-				return ST_FULL_LIT;
-			d->out[d->n++] = (uint8_t)E_VAL(e);
-			continue;
-		}
-		if (k == K_EOB)
-			return ST_EOB;
-		if (k != K_LEN) {
-			d->msg = "invalid literal/length code";
-			return ST_ERROR;
-		}
-		if (!avail(r, E_AUX(e)))
-			return ST_NEED_IN;
-		unsigned len = E_VAL(e) + take(r, E_AUX(e));
-		uint32_t de;
-		if (!next_entry(r, dc, dt, DBITS, true, &de))
-			return ST_NEED_IN;
-		if (E_KIND(de) != K_DIST) {
-			d->msg = "invalid distance code";
-			return ST_ERROR;
-		}
-		if (!avail(r, E_AUX(de)))
-			return ST_NEED_IN;
-		unsigned dist = E_VAL(de) + take(r, E_AUX(de));
-		d->pend_dist = dist;
+	uint32_t e;
+	if (!next_entry(r, d->lc, d->lt, LBITS, false, &e))
+		return ST_NEED_IN;
+	unsigned k = E_KIND(e);
+	if (k == K_LIT) {
 		if (d->n == d->cap)
-			return ST_FULL_MATCH;
-		if (dist > d->n) {
-			d->msg = "invalid distance too far back";
-			return ST_ERROR;
-		}
-		size_t c = d->cap - d->n < len ? d->cap - d->n : len;
-		for (size_t i = 0; i < c; i++, d->n++)
-			d->out[d->n] = d->out[d->n - dist];
-		if (c < len)
-			return ST_FULL_MATCH;
+			return ST_FULL_LIT;
+		d->out[d->n++] = (uint8_t)E_VAL(e);
+		return ST_OK;
 	}
+	if (k == K_EOB)
+		return ST_EOB;
+	if (k != K_LEN) {
+		d->msg = "invalid literal/length code";
+		return ST_ERROR;
+	}
+	if (!avail(r, E_AUX(e)))
+		return ST_NEED_IN;
+	unsigned len = E_VAL(e) + take(r, E_AUX(e));
+	uint32_t de;
+	if (!next_entry(r, d->dc, d->dt, DBITS, true, &de))
+		return ST_NEED_IN;
+	if (E_KIND(de) != K_DIST) {
+		d->msg = "invalid distance code";
+		return ST_ERROR;
+	}
+	if (!avail(r, E_AUX(de)))
+		return ST_NEED_IN;
+	unsigned dist = E_VAL(de) + take(r, E_AUX(de));
+	d->pend_dist = dist;
+	if (d->n == d->cap)
+		return ST_FULL_MATCH;
+	if (dist > d->n) {
+		d->msg = "invalid distance too far back";
+		return ST_ERROR;
+	}
+	size_t c = d->cap - d->n < len ? d->cap - d->n : len;
+	for (size_t i = 0; i < c; i++, d->n++)
+		d->out[d->n] = d->out[d->n - dist];
+	return c < len ? ST_FULL_MATCH : ST_OK;
 }
 
 static enum stop run_stored(struct dec *d)
@@ -500,7 +584,6 @@ static enum stop run_stored(struct dec *d)
 	return ST_EOB;
 }
 
-/* A dynamic block's header: its three codes, then the block's tables. */
 static enum stop read_dynamic(struct qc_inflate *f, struct dec *d)
 {
 	struct rd *r = &d->r;
@@ -583,34 +666,128 @@ static enum stop read_dynamic(struct qc_inflate *f, struct dec *d)
 	fill_table(f->lit, LBITS, &f->lc, false);
 	pair_literals(f->lit, &f->lc);
 	fill_table(f->dist, DBITS, &f->dc, true);
-	return ST_EOB;
+	return ST_OK;
 }
 
-static enum stop decode(struct qc_inflate *f, struct dec *d)
+/* A block's header (and all of a stored block). */
+static enum stop block_header(struct dec *d)
 {
 	struct rd *r = &d->r;
-	for (;;) {
-		if (!avail(r, 3))
-			return ST_NEED_IN;
-		unsigned last = take(r, 1), type = take(r, 2);
-		enum stop st;
-		if (type == 0) {
-			st = run_stored(d);
-		} else if (type == 1) {
-			st = run_block(f, d, &fixed.lc, fixed.lit, &fixed.dc, fixed.dist);
-		} else if (type == 2) {
-			st = read_dynamic(f, d);
-			if (st == ST_EOB)
-				st = run_block(f, d, &f->lc, f->lit, &f->dc, f->dist);
-		} else {
-			d->msg = "invalid block type";
-			return ST_ERROR;
-		}
-		if (st != ST_EOB)
-			return st;
-		if (last)
-			return ST_END;
+	if (!avail(r, 3))
+		return ST_NEED_IN;
+	d->last = take(r, 1);
+	unsigned type = take(r, 2);
+	if (type == 0) {
+		enum stop st = run_stored(d);
+		return st == ST_EOB && d->last ? ST_END : st == ST_EOB ? ST_OK : st;
 	}
+	if (type == 1) {
+		d->lc = &fixed.lc;
+		d->dc = &fixed.dc;
+		d->lt = fixed.lit;
+		d->dt = fixed.dist;
+		return ST_OK;
+	}
+	if (type == 2) {
+		enum stop st = read_dynamic(d->f, d);
+		if (st != ST_OK)
+			return st;
+		d->lc = &d->f->lc;
+		d->dc = &d->f->dc;
+		d->lt = d->f->lit;
+		d->dt = d->f->dist;
+		return ST_OK;
+	}
+	d->msg = "invalid block type";
+	return ST_ERROR;
+}
+
+/* One careful step: a block header or one symbol.  Sets d->end when the
+ * decode is over. */
+static void slow_step(struct dec *d)
+{
+	enum stop st;
+	if (!d->lt) {
+		st = block_header(d);
+	} else {
+		st = slow_symbol(d);
+		if (st == ST_EOB) {
+			d->lt = NULL;
+			st = d->last ? ST_END : ST_OK;
+		}
+	}
+	if (st != ST_OK)
+		d->end = st;
+}
+
+static void decode_one(struct dec *d)
+{
+	while (d->end == ST_OK) {
+		if (fast_ready(d))
+			fast_one(d);
+		slow_step(d);
+	}
+}
+
+/*
+ * Two streams: the fast loop runs both while both can; a stream that
+ * cannot (a header, a symbol left to the careful decoder, its tail) takes
+ * careful steps until it can again.  Each pass steps every unfinished
+ * stream at least once, so both decodes always go forward.
+ */
+static void decode_two(struct dec *a, struct dec *b)
+{
+	while (a->end == ST_OK && b->end == ST_OK) {
+		bool ra = fast_ready(a), rb = fast_ready(b);
+		if (ra && rb)
+			fast_two(a, b);
+		if (!ra || rb)
+			slow_step(a);
+		if (!rb || ra)
+			slow_step(b);
+	}
+	decode_one(a);
+	decode_one(b);
+}
+
+/* decompress.h's classification of where the decode ended */
+static enum qc_dc_result verdict(const struct dec *d, size_t *produced, const char **why)
+{
+	*produced = d->n;
+	size_t window = d->cap < WINDOW ? d->cap : WINDOW;
+	switch (d->end) {
+	case ST_END:
+		if (d->n == d->cap)
+			return QC_DC_OK;
+		*why = "the deflate stream ends early";
+		return QC_DC_SHORT;
+	case ST_ERROR:
+		*why = d->msg;
+		return QC_DC_INVALID;
+	case ST_NEED_IN:
+		if (d->n < d->cap) {
+			*why = "the deflate stream needs more input";
+			return QC_DC_TRUNCATED;
+		}
+		*why = "the deflate stream has no end marker within the descriptor";
+		return QC_DC_INEXACT;
+	case ST_FULL_MATCH:
+		/* zlib's second call checks the distance against its 4 KiB
+		 * window, which now holds the cluster's last bytes */
+		*why = d->pend_dist > window ? "invalid distance too far back"
+					     : "the deflate stream continues past the cluster";
+		return QC_DC_INEXACT;
+	case ST_FULL_STORED:
+		*why = d->r.pos < d->r.end ? "the deflate stream continues past the cluster"
+					   : "the deflate stream has no end marker within the descriptor";
+		return QC_DC_INEXACT;
+	case ST_FULL_LIT:
+	case ST_OK:
+	case ST_EOB:
+		break;
+	}
+	*why = "the deflate stream continues past the cluster";
+	return QC_DC_INEXACT;
 }
 
 static void build_fixed(void)
@@ -643,6 +820,17 @@ size_t qc_inflate_mem(void)
 	return sizeof(struct qc_inflate);
 }
 
+static void dec_init(struct dec *d, struct qc_inflate *f, const uint8_t *in, size_t inlen,
+		     uint8_t *out, size_t outlen)
+{
+	memset(d, 0, sizeof(*d));
+	d->f = f;
+	d->r = (struct rd){ in, inlen, 0, (uint64_t)inlen * 8 };
+	d->out = out;
+	d->cap = outlen;
+	d->end = ST_OK;
+}
+
 enum qc_dc_result qc_inflate_run(struct qc_inflate *f, const uint8_t *in, size_t inlen,
 				 uint8_t *out, size_t outlen, size_t *produced, const char **why)
 {
@@ -652,40 +840,29 @@ enum qc_dc_result qc_inflate_run(struct qc_inflate *f, const uint8_t *in, size_t
 		*why = "sizes beyond zlib's range";
 		return QC_DC_INVALID;
 	}
-	struct dec d = { .r = { in, inlen, 0, (uint64_t)inlen * 8 }, .out = out, .cap = outlen };
-	enum stop st = decode(f, &d);
-	*produced = d.n;
-	size_t window = outlen < WINDOW ? outlen : WINDOW;
-	switch (st) {
-	case ST_END:
-		if (d.n == outlen)
-			return QC_DC_OK;
-		*why = "the deflate stream ends early";
-		return QC_DC_SHORT;
-	case ST_ERROR:
-		*why = d.msg;
-		return QC_DC_INVALID;
-	case ST_NEED_IN:
-		if (d.n < outlen) {
-			*why = "the deflate stream needs more input";
-			return QC_DC_TRUNCATED;
-		}
-		*why = "the deflate stream has no end marker within the descriptor";
-		return QC_DC_INEXACT;
-	case ST_FULL_MATCH:
-		/* zlib's second call checks the distance against its 4 KiB
-		 * window, which now holds the cluster's last bytes */
-		*why = d.pend_dist > window ? "invalid distance too far back"
-					    : "the deflate stream continues past the cluster";
-		return QC_DC_INEXACT;
-	case ST_FULL_STORED:
-		*why = d.r.pos < d.r.end ? "the deflate stream continues past the cluster"
-					 : "the deflate stream has no end marker within the descriptor";
-		return QC_DC_INEXACT;
-	case ST_FULL_LIT:
-	case ST_EOB:
-		break;
+	struct dec d;
+	dec_init(&d, f, in, inlen, out, outlen);
+	decode_one(&d);
+	return verdict(&d, produced, why);
+}
+
+void qc_inflate_run2(struct qc_inflate *f[2], const uint8_t *in[2], const size_t inlen[2],
+		     uint8_t *out[2], const size_t outlen[2], enum qc_dc_result res[2],
+		     size_t produced[2], const char *why[2])
+{
+	if (inlen[0] > UINT32_MAX || outlen[0] > UINT32_MAX || inlen[1] > UINT32_MAX ||
+	    outlen[1] > UINT32_MAX) {
+		for (int i = 0; i < 2; i++)
+			res[i] = qc_inflate_run(f[i], in[i], inlen[i], out[i], outlen[i], &produced[i],
+						&why[i]);
+		return;
 	}
-	*why = "the deflate stream continues past the cluster";
-	return QC_DC_INEXACT;
+	struct dec d[2];
+	for (int i = 0; i < 2; i++) {
+		why[i] = "";
+		dec_init(&d[i], f[i], in[i], inlen[i], out[i], outlen[i]);
+	}
+	decode_two(&d[0], &d[1]);
+	for (int i = 0; i < 2; i++)
+		res[i] = verdict(&d[i], &produced[i], &why[i]);
 }

@@ -40,4 +40,13 @@ size_t qc_inflate_mem(void);
 enum qc_dc_result qc_inflate_run(struct qc_inflate *f, const uint8_t *in, size_t inlen,
 				 uint8_t *out, size_t outlen, size_t *produced, const char **why);
 
+/*
+ * Two streams at once, each with its own context, with the answers
+ * qc_inflate_run() gives for each: the fast loops of the two run
+ * interleaved, so that the processor overlaps their table look-ups.
+ */
+void qc_inflate_run2(struct qc_inflate *f[2], const uint8_t *in[2], const size_t inlen[2],
+		     uint8_t *out[2], const size_t outlen[2], enum qc_dc_result res[2],
+		     size_t produced[2], const char *why[2]);
+
 #endif

@@ -8,7 +8,9 @@
  * 1 to 65536 bytes, which covers QEMU's 512-byte to 64 KiB clusters and
  * the windows around 4 KiB), then the raw deflate stream (at most 1 MiB).
  * Oracle (a violation calls abort()): for every input both decoders return
- * zlib's verdict, the same reason, the same byte count and the same bytes.
+ * zlib's verdict, the same reason, the same byte count and the same bytes;
+ * and so does qc_inflate_run2(), which interleaves two decodes, on the
+ * stream next to its last two thirds (a second, different stream).
  * Seeds: corpus/seeds/inflate-*.bin (streams of QEMU's zlib settings over
  * text, random bytes, zero runs and code, in fixed, dynamic and stored
  * blocks).
@@ -25,13 +27,14 @@
 #define MAX_OUT 65536u
 
 static struct qc_dc *ref, *comb;
-static struct qc_inflate *own;
-static uint8_t *out_ref, *out_x;
+static struct qc_inflate *own, *own2;
+static uint8_t *out_ref, *out_x, *out_ref2, *out_x2;
 
 static void same(const char *who, enum qc_dc_result rr, size_t pr, const char *wr,
-		 enum qc_dc_result rx, size_t px, const char *wx)
+		 enum qc_dc_result rx, size_t px, const char *wx, const uint8_t *bytes_ref,
+		 const uint8_t *bytes_x)
 {
-	if (rr == rx && pr == px && strcmp(wr, wx) == 0 && memcmp(out_ref, out_x, pr) == 0)
+	if (rr == rx && pr == px && strcmp(wr, wx) == 0 && memcmp(bytes_ref, bytes_x, pr) == 0)
 		return;
 	fprintf(stderr, "fuzz_inflate: zlib %d %zu '%s', %s %d %zu '%s'\n", rr, pr, wr, who, rx, px,
 		wx);
@@ -46,9 +49,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ref = qc_dc_new_zlib_only(0);
 		comb = qc_dc_new(0);
 		own = qc_inflate_new();
+		own2 = qc_inflate_new();
 		out_ref = malloc(MAX_OUT);
 		out_x = malloc(MAX_OUT);
-		if (!ref || !comb || !own || !out_ref || !out_x)
+		out_ref2 = malloc(MAX_OUT);
+		out_x2 = malloc(MAX_OUT);
+		if (!ref || !comb || !own || !own2 || !out_ref || !out_x || !out_ref2 || !out_x2)
 			abort();
 	}
 	size_t outlen = 1 + (((size_t)data[0] << 8 | data[1]) % MAX_OUT);
@@ -58,8 +64,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *wr = "", *wx = "";
 	enum qc_dc_result rr = qc_dc_run(ref, in, inlen, out_ref, outlen, &pr, &wr);
 	enum qc_dc_result rx = qc_inflate_run(own, in, inlen, out_x, outlen, &px, &wx);
-	same("own decoder", rr, pr, wr, rx, px, wx);
+	same("own decoder", rr, pr, wr, rx, px, wx, out_ref, out_x);
 	rx = qc_dc_run(comb, in, inlen, out_x, outlen, &px, &wx);
-	same("combined", rr, pr, wr, rx, px, wx);
+	same("combined", rr, pr, wr, rx, px, wx, out_ref, out_x);
+	/* the pair: this stream and its last two thirds */
+	const uint8_t *in2 = in + inlen / 3;
+	size_t inlen2 = inlen - inlen / 3, pr2 = 0;
+	const char *wr2 = "";
+	enum qc_dc_result rr2 = qc_dc_run(ref, in2, inlen2, out_ref2, outlen, &pr2, &wr2);
+	struct qc_inflate *ff[2] = { own, own2 };
+	const uint8_t *ii[2] = { in, in2 };
+	const size_t il[2] = { inlen, inlen2 }, ol[2] = { outlen, outlen };
+	uint8_t *oo[2] = { out_x, out_x2 };
+	enum qc_dc_result res[2];
+	size_t p[2];
+	const char *w[2];
+	qc_inflate_run2(ff, ii, il, oo, ol, res, p, w);
+	same("own decoder, paired", rr, pr, wr, res[0], p[0], w[0], out_ref, out_x);
+	same("own decoder, paired (second)", rr2, pr2, wr2, res[1], p[1], w[1], out_ref2, out_x2);
 	return 0;
 }

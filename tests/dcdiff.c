@@ -5,7 +5,8 @@
  * each against zlib alone, QEMU's decoder, on every compressed stream of
  * the given images and on variants of each stream: padded, truncated and
  * bit-flipped.  Verdict, the byte count, the reason and the bytes must be
- * the same on every one.
+ * the same on every one.  Each variant is also decoded next to the
+ * unmodified stream by qc_inflate_run2(), which interleaves two decodes.
  *
  * Usage: dcdiff [-f FLIPS] [-s SEED] [-b BATCH] [-t] FILE...
  *   A FILE that checks as a zlib qcow2 image gives its compressed streams
@@ -32,10 +33,48 @@
 #include "../core/io.h"
 
 static struct qc_dc *ref, *comb;
-static struct qc_inflate *own;
+static struct qc_inflate *own, *own2;
+/* the unmodified stream of the variants being compared, and zlib's answer
+ * on it: qc_inflate_run2() decodes each variant next to it */
+static const uint8_t *asis_in;
+static size_t asis_n, asis_p;
+static enum qc_dc_result asis_r;
+static const char *asis_w;
+static uint8_t *out_asis, *out_x1;
+static unsigned long long n_pairs;
 static struct libdeflate_decompressor *ld;
 static uint8_t *out_ref, *out_comb, *var;
 static unsigned long long n_streams, n_variants, n_fast, n_own, n_diff, n_raw_diff, n_ok;
+
+static void diff_note(const char *file, uint64_t off, const char *what, const char *who,
+		      enum qc_dc_result rr, size_t pr, const char *wr, enum qc_dc_result rc,
+		      size_t pc, const char *wc)
+{
+	if (n_diff++ < 10)
+		fprintf(stderr, "DIFF %s @0x%llx %s: zlib %d %zu '%s', %s %d %zu '%s'\n", file,
+			(unsigned long long)off, what, rr, pr, wr, who, rc, pc, wc);
+}
+
+/* the variant and the unmodified stream through qc_inflate_run2() */
+static void compare_pair(const char *file, uint64_t off, const char *what, const uint8_t *in,
+			 size_t n, size_t cl, enum qc_dc_result rr, size_t pr, const char *wr)
+{
+	struct qc_inflate *ff[2] = { own, own2 };
+	const uint8_t *ii[2] = { in, asis_in };
+	const size_t il[2] = { n, asis_n }, ol[2] = { cl, cl };
+	uint8_t *oo[2] = { out_comb, out_x1 };
+	enum qc_dc_result res[2];
+	size_t p[2];
+	const char *w[2];
+	qc_inflate_run2(ff, ii, il, oo, ol, res, p, w);
+	n_pairs++;
+	if (res[0] != rr || p[0] != pr || strcmp(w[0], wr) != 0 || memcmp(out_ref, out_comb, pr) != 0)
+		diff_note(file, off, what, "own decoder, paired", rr, pr, wr, res[0], p[0], w[0]);
+	if (res[1] != asis_r || p[1] != asis_p || strcmp(w[1], asis_w) != 0 ||
+	    memcmp(out_asis, out_x1, asis_p) != 0)
+		diff_note(file, off, "as is, paired", "own decoder, paired", asis_r, asis_p, asis_w,
+			  res[1], p[1], w[1]);
+}
 static double t_ref, t_comb, t_own, t_ld;
 static uint64_t rng = 88172645463325252ull;
 
@@ -66,16 +105,18 @@ static void compare(const char *file, uint64_t off, const char *what, const uint
 	n_fast += qc_dc_fast_count(comb) - f0;
 	n_own += qc_dc_own_count(comb) - o0;
 	n_ok += rr == QC_DC_OK;
-	if (rr != rc || pr != pc || strcmp(wr, wc) != 0 || memcmp(out_ref, out_comb, pr) != 0) {
-		if (n_diff++ < 10)
-			fprintf(stderr, "DIFF %s @0x%llx %s: zlib %d %zu '%s', combined %d %zu '%s'\n",
-				file, (unsigned long long)off, what, rr, pr, wr, rc, pc, wc);
-	}
+	if (rr != rc || pr != pc || strcmp(wr, wc) != 0 || memcmp(out_ref, out_comb, pr) != 0)
+		diff_note(file, off, what, "combined", rr, pr, wr, rc, pc, wc);
 	rc = qc_inflate_run(own, in, n, out_comb, cl, &pc, &wc);
-	if (rr != rc || pr != pc || strcmp(wr, wc) != 0 || memcmp(out_ref, out_comb, pr) != 0) {
-		if (n_diff++ < 10)
-			fprintf(stderr, "DIFF %s @0x%llx %s: zlib %d %zu '%s', own decoder %d %zu '%s'\n",
-				file, (unsigned long long)off, what, rr, pr, wr, rc, pc, wc);
+	if (rr != rc || pr != pc || strcmp(wr, wc) != 0 || memcmp(out_ref, out_comb, pr) != 0)
+		diff_note(file, off, what, "own decoder", rr, pr, wr, rc, pc, wc);
+	if (in == asis_in && n == asis_n) {
+		asis_r = rr;
+		asis_p = pr;
+		asis_w = wr;
+		memcpy(out_asis, out_ref, pr);
+	} else {
+		compare_pair(file, off, what, in, n, cl, rr, pr, wr);
 	}
 	/* libdeflate alone: a full cluster where zlib does not give QC_DC_OK
 	 * with the same bytes */
@@ -89,6 +130,8 @@ static void one_stream(const char *file, uint64_t off, const uint8_t *s, size_t 
 		       unsigned flips)
 {
 	n_streams++;
+	asis_in = s;
+	asis_n = n;
 	compare(file, off, "as is", s, n, cl);
 	/* padded: what follows in the descriptor's last sector */
 	for (int k = 0; k < 2; k++) {
@@ -217,11 +260,14 @@ int main(int argc, char **argv)
 	ref = qc_dc_new_zlib_only(0);
 	comb = qc_dc_new(0);
 	own = qc_inflate_new();
+	own2 = qc_inflate_new();
+	out_asis = malloc(2u << 20);
+	out_x1 = malloc(2u << 20);
 	ld = libdeflate_alloc_decompressor();
 	out_ref = malloc(2u << 20);
 	out_comb = malloc(2u << 20);
 	var = malloc((4u << 20) + 512);
-	if (!ref || !comb || !own || !ld || !out_ref || !out_comb || !var) {
+	if (!ref || !comb || !own || !own2 || !out_asis || !out_x1 || !ld || !out_ref || !out_comb || !var) {
 		fprintf(stderr, "dcdiff: out of memory\n");
 		return 2;
 	}
@@ -229,8 +275,9 @@ int main(int argc, char **argv)
 	for (; i < argc; i++)
 		bad |= one_file(argv[i], flips, timed, batch_max);
 	printf("dcdiff: %llu streams, %llu variants, %llu zlib-readable, %llu decided by libdeflate, "
-	       "%llu by the own decoder, %llu differences, %llu where libdeflate alone would differ\n",
-	       n_streams, n_variants, n_ok, n_fast, n_own, n_diff, n_raw_diff);
+	       "%llu by the own decoder, %llu pairs, %llu differences, %llu where libdeflate alone would "
+	       "differ\n",
+	       n_streams, n_variants, n_ok, n_fast, n_own, n_pairs, n_diff, n_raw_diff);
 	printf("dcdiff: %llu descriptors in %llu batches of at most %zu, largest %llu\n", n_desc,
 	       n_batches, batch_max, batch_peak);
 	if (timed)
@@ -241,6 +288,9 @@ int main(int argc, char **argv)
 	qc_dc_free(ref);
 	qc_dc_free(comb);
 	qc_inflate_free(own);
+	qc_inflate_free(own2);
+	free(out_asis);
+	free(out_x1);
 	libdeflate_free_decompressor(ld);
 	free(out_ref);
 	free(out_comb);

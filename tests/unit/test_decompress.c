@@ -187,7 +187,8 @@ static void zstd_window_cap(void **state)
 		assert_false(ZSTD_isError(r));
 	assert_int_equal(qc_dc_run(d, dst, ob.pos, res, CL, &produced, &why), QC_DC_WINDOW);
 	assert_true(qc_dc_mem_bound(1) < (4u << 20));
-	assert_true(qc_dc_mem_bound(0) < (64u << 10));
+	/* zlib: libdeflate's state and the own decoder's two contexts */
+	assert_true(qc_dc_mem_bound(0) < (128u << 10));
 	qc_dc_free(d);
 	ZSTD_freeCCtx(c);
 	free(big);
