@@ -210,34 +210,33 @@ static void fill_table(uint32_t *t, unsigned tbits, const struct code *c, bool d
 
 /*
  * Literal pairs: where a literal's code leaves room in the index bits for
- * a whole second literal code, the entry gives both.  Written code pair by
- * code pair over the single entries fill_table wrote: the indices whose
- * low l1 bits are the first code and next l2 bits the second.
+ * a whole second literal code, the entry gives both.  For a first literal
+ * a of l1 bits, index rev(a) | j << l1 holds the pair when entry j (whose
+ * bits past the known 12 - l1 are zeros) is a literal of at most 12 - l1
+ * bits.  Entry j < 2^(12 - l1) may already be a pair: its first literal is
+ * what counts, and pairing keeps it.  Branch-free: this runs for every
+ * dynamic block.
  */
 static void pair_literals(uint32_t *t, const struct code *c)
 {
-	uint16_t rev[256];
-	uint8_t len[256], lit[256];
-	unsigned n = 0, code = 0, k = 0;
-	for (unsigned l = 1; l < LBITS; l++) {
-		for (unsigned j = 0; j < c->count[l]; j++, k++, code++) {
-			if (c->sym[k] < 256) {
-				rev[n] = (uint16_t)reverse(code, l);
-				len[n] = (uint8_t)l;
-				lit[n++] = (uint8_t)c->sym[k];
+	unsigned code = 0, k = 0;
+	for (unsigned l1 = 1; l1 < LBITS; l1++) {
+		for (unsigned n = 0; n < c->count[l1]; n++, k++, code++) {
+			unsigned sym = c->sym[k];
+			if (sym >= 256)
+				continue;
+			unsigned lim = LBITS - l1, rev = reverse(code, l1);
+			uint32_t single = mk(l1, K_LIT, 0, sym);
+			uint32_t base = mk(l1, K_LIT2, l1, sym);
+			for (unsigned j = 0; j < 1u << lim; j++) {
+				uint32_t e2 = t[j];
+				unsigned k2 = E_KIND(e2);
+				unsigned l2 = k2 == K_LIT ? E_NBITS(e2) : k2 == K_LIT2 ? E_AUX(e2) : 255;
+				uint32_t pair = base + l2 + ((E_VAL(e2) & 0xffu) << 24);
+				t[rev | j << l1] = l2 <= lim ? pair : single;
 			}
 		}
 		code <<= 1;
-	}
-	/* rev/len are in code length order: the second loop stops at the
-	 * first code too long to fit */
-	for (unsigned a = 0; a < n; a++) {
-		for (unsigned b = 0; b < n && len[a] + len[b] <= LBITS; b++) {
-			unsigned l12 = len[a] + len[b];
-			uint32_t e = mk(l12, K_LIT2, len[a], lit[a] | (unsigned)lit[b] << 8);
-			for (unsigned i = rev[a] | (unsigned)rev[b] << len[a]; i < LSIZE; i += 1u << l12)
-				t[i] = e;
-		}
 	}
 }
 
@@ -435,24 +434,17 @@ static ALWAYS_INLINE void fast_emit(struct fast *s, uint32_t e)
 	s->left -= E_NBITS(e);
 }
 
-static ALWAYS_INLINE bool fast_round(struct fast *s)
+/*
+ * A K_LEN entry e, looked up at the buffer's low bits: the match, when its
+ * distance code is in the table and the distance within the output.  The
+ * refill first (it only adds bits above the ones e was read from): a
+ * match takes up to 40 bits.  False, with nothing consumed, otherwise.
+ */
+static ALWAYS_INLINE bool fast_match(struct fast *s, uint32_t e)
 {
-	if (!fast_room(s))
+	if (E_KIND(e) != K_LEN || !fast_room(s))
 		return false;
 	fast_refill(s);
-	uint32_t e = s->lt[s->bb & (LSIZE - 1)];
-	unsigned k = E_KIND(e);
-	if (k <= K_LIT2) {
-		for (int i = 0; i < 4; i++) {
-			fast_emit(s, e);
-			e = s->lt[s->bb & (LSIZE - 1)];
-			if (E_KIND(e) > K_LIT2)
-				break;
-		}
-		return true;
-	}
-	if (k != K_LEN)
-		return false;
 	unsigned used = E_NBITS(e), x = E_AUX(e);
 	unsigned len = E_VAL(e) + (unsigned)((s->bb >> used) & ((1u << x) - 1));
 	used += x;
@@ -468,6 +460,27 @@ static ALWAYS_INLINE bool fast_round(struct fast *s)
 	s->bb >>= used;
 	s->left -= used;
 	s->out = copy_match(s->out, dist, len);
+	return true;
+}
+
+/* One round: a refill, then up to four literal entries (48 bits) or one
+ * match.  False, with nothing of it consumed, when the next symbol is one
+ * the fast loop leaves to the careful decoder (see the top of the file),
+ * or when the buffers no longer have the room. */
+static ALWAYS_INLINE bool fast_round(struct fast *s)
+{
+	if (!fast_room(s))
+		return false;
+	fast_refill(s);
+	uint32_t e = s->lt[s->bb & (LSIZE - 1)];
+	if (E_KIND(e) > K_LIT2)
+		return fast_match(s, e);
+	for (int i = 0; i < 4; i++) {
+		fast_emit(s, e);
+		e = s->lt[s->bb & (LSIZE - 1)];
+		if (E_KIND(e) > K_LIT2)
+			break;
+	}
 	return true;
 }
 
@@ -501,7 +514,11 @@ static void fast_two(struct dec *a, struct dec *b)
 			es = s.lt[s.bb & (LSIZE - 1)];
 			et = t.lt[t.bb & (LSIZE - 1)];
 		}
-		if (!fast_round(&s) || !fast_round(&t))
+		/* what stopped the lockstep: a stream's next symbol is not a
+		 * literal (the other one's literal waits for the next round) */
+		if (E_KIND(es) > K_LIT2 && !fast_match(&s, es))
+			break;
+		if (E_KIND(et) > K_LIT2 && !fast_match(&t, et))
 			break;
 	}
 	fast_leave(&s, a);
