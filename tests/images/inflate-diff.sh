@@ -1,14 +1,18 @@
 #!/bin/sh
-# inflate-diff.sh - the deflate fast path (doc/inflate.md) gives zlib's
-# verdict, reason and bytes on every stream: tests/dcdiff.c compares the
-# combined decoder with zlib alone on every compressed stream of images
-# qemu-img convert -c makes here (compressible binaries, text, a mix of
-# zeros and noise; 4 KiB, 64 KiB and 2 MiB clusters) and on the fuzz
-# corpus and the crashers, each stream also padded, cut at 8 places and
-# with 16 single-bit flips; and on streams zlib makes of zero runs, where
-# 400 flips each include forbidden symbols libdeflate accepts.  The fast path must also be taken (libdeflate
-# decides most streams of compressible data), and check --deep must report
-# the same counts as before.
+# inflate-diff.sh - the deflate decoders of doc/inflate.md (libdeflate
+# where it is provably zlib, the own decoder core/inflate.c elsewhere) give
+# zlib's verdict, reason and bytes on every stream: tests/dcdiff.c compares
+# the combined decoder, and the own decoder alone and paired with another
+# stream, with zlib alone on every compressed stream of images qemu-img
+# convert -c makes here (compressible binaries, text, a mix of zeros and
+# noise, base64 of random bytes, which zlib codes in several blocks per
+# cluster; 4 KiB, 64 KiB and 2 MiB clusters) and on the fuzz corpus and
+# the crashers, each stream also padded, cut at 8 places and with 16
+# single-bit flips; and on streams zlib makes of zero runs, where 400 flips
+# each include forbidden symbols libdeflate accepts.  Both decoders must be
+# taken (libdeflate decides most streams of compressible data, the own
+# decoder the multi-block ones), and check --deep must report the same
+# counts as before.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../factory.sh"
 DCDIFF=${DCDIFF:-$HERE/../../build/tests/dcdiff}
@@ -18,7 +22,8 @@ if [ ! -x "$DCDIFF" ]; then
 	t_name "dcdiff built"; t_fail "$DCDIFF missing (make build/tests/dcdiff)"; t_done; exit $?
 fi
 
-# guest data: 3 MiB of executables, 2 MiB of text, 1 MiB of zeros with noise
+# guest data: 3 MiB of executables, 2 MiB of text, 1 MiB of zeros with
+# noise, 1 MiB of base64
 head -c 3M "$(command -v qemu-img)" >"$T/bin.raw" 2>/dev/null
 cat /usr/bin/* 2>/dev/null | head -c $((3 * 1048576 - $(stat -c %s "$T/bin.raw"))) >>"$T/bin.raw"
 python3 - "$T/mix.raw" <<'PY'
@@ -30,7 +35,8 @@ mix = bytearray(1 << 20)
 for i in range(0, len(mix), 4096):
     if r.random() < 0.3:
         mix[i:i + 512] = bytes(r.getrandbits(8) for _ in range(512))
-open(sys.argv[1], "wb").write(text + bytes(mix))
+b64 = __import__("base64").encodebytes(bytes(r.getrandbits(8) for _ in range(786432)))[:1 << 20]
+open(sys.argv[1], "wb").write(text + bytes(mix) + b64)
 PY
 cat "$T/bin.raw" "$T/mix.raw" >"$T/guest.raw"
 imgs=""
@@ -45,12 +51,14 @@ if [ -n "$imgs" ]; then
 	"$DCDIFF" -f 16 $imgs >"$T/img.out" 2>"$T/img.err"; rc=$?
 	cat "$T/img.out"
 	if [ $rc = 0 ] && grep -q ' 0 differences' "$T/img.out"; then t_ok; else t_fail "exit $rc: $(cat "$T/img.out" "$T/img.err")"; fi
-	t_name "dcdiff: libdeflate decides most streams of these images"
+	t_name "dcdiff: libdeflate decides most streams of these images, the own decoder the rest"
 	python3 - "$T/img.out" <<'PY' && t_ok || t_fail "$(cat "$T/img.out")"
 import re, sys
-m = re.search(r"(\d+) streams, (\d+) variants, (\d+) zlib-readable, (\d+) decided by libdeflate", open(sys.argv[1]).read())
-streams, fast = int(m.group(1)), int(m.group(4))
+m = re.search(r"(\d+) streams, (\d+) variants, (\d+) zlib-readable, (\d+) decided by libdeflate, "
+              r"(\d+) by the own decoder, (\d+) pairs", open(sys.argv[1]).read())
+streams, variants, fast, own, pairs = (int(m.group(i)) for i in (1, 2, 4, 5, 6))
 assert streams > 100 and fast > streams // 2, (streams, fast)
+assert own > variants // 4 and pairs == variants - streams, (variants, own, pairs)
 PY
 fi
 
