@@ -395,12 +395,6 @@ static inline void fast_leave(const struct fast *s, struct dec *d)
 	d->n = (size_t)(s->out - s->out0);
 }
 
-/*
- * One round: a refill, then up to four literal entries (48 bits) or one
- * match.  False, with nothing of it consumed, when the next symbol is one
- * the fast loop leaves to the careful decoder (see the top of the file),
- * or when the buffers no longer have the room.
- */
 #if defined(__GNUC__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #else
