@@ -175,10 +175,10 @@ int qc_cmd_check(int argc, char **argv)
 	struct qc_args a = { .command = "check", .shortopts = "-qU", .longopts = opts,
 			     .own = check_opt, .ctx = &ca, .policy = &policy };
 	int code = qc_parse_args(&a, argc, argv);
+	if (!code && (a.pos.n != 1 || a.pos.extra))
+		code = qc_usage_error("check: expected exactly one IMAGE");
 	if (code)
-		return code;
-	if (a.pos.n != 1 || a.pos.extra)
-		return qc_usage_error("check: expected exactly one IMAGE");
+		goto out;
 	co.out = a.out;
 	co.quiet = a.quiet;
 	/* the digest decompresses every compressed cluster anyway: --deep makes
@@ -192,7 +192,7 @@ int qc_cmd_check(int argc, char **argv)
 	struct qc_image *img;
 	code = qc_cli_open_checked(path, &co, &o, &io, &img);
 	if (code)
-		return code;
+		goto out;
 	struct qc_dg_run r = { .jobs = o.jobs, .progress = o.progress };
 	struct check_digest cd = { path, img, &r, NULL };
 	if (ca.digest)
@@ -207,5 +207,7 @@ int qc_cmd_check(int argc, char **argv)
 		qc_esc_line(stderr, "qcow2fsck: check failed: %s", img->abort_reason);
 	qc_image_free(img);
 	qc_io_close(io);
+out:
+	qc_policy_free(&policy);
 	return code;
 }
