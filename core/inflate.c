@@ -32,9 +32,10 @@
 #define LSIZE (1u << LBITS)
 #define DBITS 10 /* distance table index bits */
 #define DSIZE (1u << DBITS)
-/* Output room the fast loop needs: the longest match (258) plus the
- * 16-byte chunks it copies in. */
+/* Output room the fast loop needs for a match: the longest (258) plus the
+ * 16-byte chunks it copies in; for a round of literals: four pairs. */
 #define FAST_OUT_ROOM 280
+#define FAST_LIT_ROOM 8
 /* QEMU's window: windowBits 12 (decompress.h). */
 #define WINDOW 4096
 
@@ -358,20 +359,20 @@ static inline uint8_t *copy_match(uint8_t *out, unsigned dist, unsigned len)
  * The fast loop's state: a bit buffer of `left` bits of input read up to
  * `in`; the bits above them are the input's next bits or zeros, so a
  * refill may OR the same bytes in again.  It runs while 8 input bytes and
- * FAST_OUT_ROOM output bytes remain.
+ * FAST_LIT_ROOM output bytes remain (FAST_OUT_ROOM for a match).
  */
 struct fast {
 	uint64_t bb;
 	unsigned left;
 	const uint8_t *in, *in_stop;
-	uint8_t *out, *out0, *out_stop;
+	uint8_t *out, *out0, *out_end;
 	const uint32_t *lt, *dt;
 };
 
 static bool fast_ready(const struct dec *d)
 {
 	size_t at = (size_t)(d->r.pos >> 3);
-	return d->lt && d->r.inlen >= 16 && at <= d->r.inlen - 16 && d->cap - d->n >= FAST_OUT_ROOM;
+	return d->lt && d->r.inlen >= 16 && at <= d->r.inlen - 16 && d->cap - d->n >= FAST_LIT_ROOM;
 }
 
 static inline void fast_enter(struct fast *s, const struct dec *d)
@@ -384,7 +385,7 @@ static inline void fast_enter(struct fast *s, const struct dec *d)
 	s->in_stop = d->r.in + d->r.inlen - 8;
 	s->out0 = d->out;
 	s->out = d->out + d->n;
-	s->out_stop = d->out + d->cap - FAST_OUT_ROOM;
+	s->out_end = d->out + d->cap;
 	s->lt = d->lt;
 	s->dt = d->dt;
 }
@@ -401,9 +402,10 @@ static inline void fast_leave(const struct fast *s, struct dec *d)
 #define ALWAYS_INLINE inline
 #endif
 
+/* room for a round of literals (room for a match: fast_match) */
 static ALWAYS_INLINE bool fast_room(const struct fast *s)
 {
-	return s->in <= s->in_stop && s->out <= s->out_stop;
+	return s->in <= s->in_stop && (size_t)(s->out_end - s->out) >= FAST_LIT_ROOM;
 }
 
 /* at least 56 bits in the buffer */
@@ -436,7 +438,8 @@ static ALWAYS_INLINE void fast_emit(struct fast *s, uint32_t e)
  */
 static ALWAYS_INLINE bool fast_match(struct fast *s, uint32_t e)
 {
-	if (E_KIND(e) != K_LEN || !fast_room(s))
+	if (E_KIND(e) != K_LEN || s->in > s->in_stop ||
+	    (size_t)(s->out_end - s->out) < FAST_OUT_ROOM)
 		return false;
 	fast_refill(s);
 	unsigned used = E_NBITS(e), x = E_AUX(e);
