@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN_MAX (1u << 20) /* bytes per refblock read (prefetch.h: one per slot) */
+#define RUN_MAX (1u << 18) /* bytes per run of refblocks (prefetch.h: one per slot) */
 
 void qc_pass_reftable(struct qc_image *img)
 {
@@ -447,9 +447,10 @@ static uint32_t *sorted_refblocks(struct qc_image *img, size_t *k)
 	return idx;
 }
 
-/* The runs of refblocks for the prefetcher (prefetch.h): contiguous
- * clusters (a block several entries share counted once), at most bufmax
- * bytes; next() moves the cursor under the prefetcher's lock. */
+/* The runs of refblocks for the prefetcher (prefetch.h): up to
+ * QC_PF_EXTENTS_MAX extents of contiguous clusters (a block several
+ * entries share counted once), at most bufmax bytes; next() moves the
+ * cursor under the prefetcher's lock. */
 struct feed {
 	const uint64_t *reftable;
 	const uint32_t *idx;
@@ -461,20 +462,14 @@ struct feed {
 static bool feed_next(void *ctx, struct qc_pf_run *run)
 {
 	struct feed *f = ctx;
-	size_t a = f->cursor;
+	size_t a = f->cursor, b = a;
 	if (a >= f->k)
 		return false;
-	uint64_t start = f->reftable[f->idx[a]] & QC_REFT_OFFSET_MASK;
-	uint64_t last = start;
-	size_t b = a + 1;
-	while (b < f->k) {
-		uint64_t o = f->reftable[f->idx[b]] & QC_REFT_OFFSET_MASK;
-		if (o != last && (o != last + f->cs || o + f->cs - start > f->bufmax))
-			break;
-		last = o;
+	while (b < f->k &&
+	       qc_pf_add(run, f->reftable[f->idx[b]] & QC_REFT_OFFSET_MASK, (size_t)f->cs, f->bufmax))
 		b++;
-	}
-	*run = (struct qc_pf_run){ start, (size_t)(last + f->cs - start), a, b };
+	run->a = a;
+	run->b = b;
 	f->cursor = b;
 	return true;
 }
@@ -497,18 +492,22 @@ static bool compare_refblocks(struct cmp *c, const uint32_t *idx, size_t k)
 		qc_abort(img, "out of memory comparing refcounts");
 	struct qc_pf_slot *sl;
 	while (ok && !img->aborted && (sl = qc_pf_get(pf)) != NULL) {
-		uint64_t start = sl->run.off;
-		if (sl->err < 0) {
-			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
-				 (unsigned long long)start);
-			break;
-		}
 		for (size_t t = sl->run.a; t < sl->run.b; t++) {
 			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
+			/* a failed read: the blocks before its extent were read */
+			if (sl->err < 0 && o >= sl->err_off)
+				break;
+			const uint8_t *rb = sl->buf + qc_pf_at(&sl->run, o);
 			if (((uint64_t)idx[t] << img->refblock_bits) >= c->limit)
-				beyond_end(c, idx[t], sl->buf + (o - start), o, &memo);
+				beyond_end(c, idx[t], rb, o, &memo);
 			else
-				compare_block(c, idx[t], sl->buf + (o - start), cnt, fl);
+				compare_block(c, idx[t], rb, cnt, fl);
+		}
+		if (sl->err < 0) {
+			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
+				 (unsigned long long)sl->err_off);
+			qc_pf_release(pf);
+			break;
 		}
 		qc_pf_release(pf);
 	}
