@@ -2,7 +2,9 @@
  * prefetch.c - read a pass's sorted metadata runs ahead on helper threads
  * (prefetch.h).  Run number s always goes to slot s % nslots; a helper
  * takes run s only once the consumer has released run s - nslots, and the
- * consumer waits for slot s % nslots to hold run s, ready.  The runs are
+ * consumer waits for slot s % nslots to hold run s, ready; while it waits
+ * it takes and fills the next untaken run itself when a slot is free (so
+ * with --jobs=2 both cores read and decode).  The runs are
  * described by the pass's `next` under the lock, so they come in order;
  * only the reads and `prep` run concurrently, on different slots.
  */
@@ -174,8 +176,20 @@ struct qc_pf_slot *qc_pf_get(struct qc_prefetch *p)
 		t->ready = true;
 		return t;
 	}
-	while (!(s->seq == want && s->ready) && !(p->total != NO_SEQ && want >= p->total))
+	while (!(s->seq == want && s->ready) && !(p->total != NO_SEQ && want >= p->total)) {
+		/* rather than wait, read (and prepare) the next run nobody
+		 * has taken, if a slot is free: the helpers alone are the
+		 * bottleneck when the consumer's work is the lighter part */
+		struct qc_pf_slot *t = NULL;
+		if (!p->stop && p->taken - p->consumed < p->nslots && take(p, &t)) {
+			pthread_mutex_unlock(&p->mu);
+			fill(p, t);
+			pthread_mutex_lock(&p->mu);
+			t->ready = true;
+			continue;
+		}
 		pthread_cond_wait(&p->ready_cv, &p->mu);
+	}
 	bool have = s->seq == want && s->ready;
 	pthread_mutex_unlock(&p->mu);
 	return have ? s : NULL;
