@@ -157,7 +157,9 @@ static void mismatch(struct cmp *c, uint64_t cl, uint64_t stored, uint64_t comp,
 	}
 }
 
-#define CHUNK 4096u /* clusters compared per bulk read of the map (fits L1) */
+/* clusters compared per read of the map: one block of it, whose entries
+ * qc_cm_entries gives in place (or, for a block of equal entries, copied) */
+#define CHUNK QC_CM_BLOCK_CLUSTERS
 
 /*
  * Compare stored refcounts [j0, j0+cn) of refblock rb (entry i) with the
@@ -299,12 +301,13 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 	struct qc_image *img = c->img;
 	uint64_t per = UINT64_C(1) << img->refblock_bits;
 	uint64_t base = i << img->refblock_bits;
+	uint16_t scratch[CHUNK];
 	c->referenced = c->agree = 0;
 	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
 		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
 		/* off with the walk's fast paths (tests/unit/test_walk_diff.c) */
-		const uint16_t *raw = qc_walk_fast_paths ? qc_cm_entries(&img->cmap, base + j0, cn)
-							 : NULL;
+		const uint16_t *raw =
+			qc_walk_fast_paths ? qc_cm_entries(&img->cmap, base + j0, cn, scratch) : NULL;
 		if (raw && img->h.refcount_order == 4 && cn == CHUNK) {
 			uint64_t ref, susp;
 			if (agree16(rb + 2 * j0, raw, &ref, &susp)) {
