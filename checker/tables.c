@@ -27,8 +27,10 @@
  * l1_size/offset, vm_first_l1_index, vm_state_size).
  *
  * Memory of the whole walk (tables.c + refcounts.c + copied.c), in bytes:
- *   cluster map      131072 per 64 Ki-cluster page holding a referenced
- *                    cluster (2 per cluster) + 8 per 64 Ki clusters of file
+ *   cluster map      131072 charged per 64 Ki-cluster page holding a
+ *                    referenced cluster (2 per cluster; held: 1.3 KiB per
+ *                    page + 1 KiB per 512-cluster block whose entries
+ *                    differ, clustermap.c) + 8 per 64 Ki clusters of file
  *                    + 32 per cluster referenced more than 1022 times
  *   tables.c         8 x active l1_size + 16..32 x non-empty L1 entries of
  *                    all L1 tables + S read slots (prefetch.h) of RUN_MAX
@@ -37,14 +39,14 @@
  *                    L1 chunk (snapshot L1 tables are read by extent in
  *                    chunks, holes skipped: walk_l1())
  *   refcounts.c      13 x reftable entries (<= 13 MiB) + S x RUN_MAX
- *                    + 36 KiB
+ *                    + 6 KiB
  * where S = 1 with --jobs=1, else min(jobs + 1, 4).  I.e. about 2 bytes
  * per referenced host cluster + 24 per L2 reference + up to 5 MiB (jobs
  * 1) or 9 MiB, whatever the virtual size or the file's apparent size.
  * Every size comes from a field validated before (header.c,
  * snapshots.c).  The map and every allocation sized by the image (tables,
  * lists, indexes) draw on one budget, opt.mem_cap (budget.c
- * qc_budget_alloc()); only the fixed buffers (the read slots, 36 KiB, the
+ * qc_budget_alloc()); only the fixed buffers (the read slots, 6 KiB, the
  * L1 chunk, one cluster) are outside it.
  */
 #include "check.h"
