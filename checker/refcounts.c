@@ -294,6 +294,35 @@ static bool agree16(const uint8_t *rb, const uint16_t *raw, uint64_t *ref, uint6
 	return diff == 0;
 }
 
+/*
+ * agree16 for a chunk whose map entries are all the one value e
+ * (qc_cm_uniform): every stored refcount must equal its count.
+ */
+static bool agree16_uniform(const uint8_t *rb, uint16_t e, uint64_t *ref, uint64_t *susp)
+{
+	const uint16_t cp = (uint16_t)QC_CM_E_COUNT(e);
+	uint16_t diff = cp == QC_CM_E_COUNT_BIG;
+	for (unsigned k = 0; k < CHUNK; k++) {
+		uint16_t be;
+		memcpy(&be, rb + 2 * k, 2);
+		diff |= (uint16_t)(qc_be16_at((const uint8_t *)&be) ^ cp);
+	}
+	unsigned one = cp == 1;
+	*ref = cp ? CHUNK : 0;
+	*susp = ((((e >> 4) & 1u) & (one ^ 1u)) | (((e >> 5) & 1u) & one)) ? CHUNK : 0;
+	return diff == 0;
+}
+
+/* highest_in for a chunk whose entries are all e. */
+static void highest_uniform(struct cmp *c, uint64_t i, uint64_t j0, size_t cn, uint16_t e)
+{
+	const uint64_t base = i << c->img->refblock_bits;
+	size_t lim = base + j0 >= c->limit ? 0
+		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
+	if (lim && QC_CM_E_COUNT(e) && base + j0 + lim - 1 > c->highest)
+		c->highest = base + j0 + lim - 1;
+}
+
 /* Compare one refblock (entry i) against the map. */
 static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t *cnt,
 			  uint8_t *fl)
@@ -305,6 +334,20 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 	c->referenced = c->agree = 0;
 	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
 		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
+		/* a chunk of equal entries (a run of data clusters) against
+		 * their one value, without a copy */
+		uint16_t u;
+		if (qc_walk_fast_paths && img->h.refcount_order == 4 && cn == CHUNK &&
+		    qc_cm_uniform(&img->cmap, base + j0, cn, &u)) {
+			uint64_t ref, susp;
+			if (agree16_uniform(rb + 2 * j0, u, &ref, &susp)) {
+				c->suspects += susp;
+				c->referenced += ref;
+				c->agree += ref;
+				highest_uniform(c, i, j0, cn, u);
+				continue;
+			}
+		}
 		/* off with the walk's fast paths (tests/unit/test_walk_diff.c) */
 		const uint16_t *raw =
 			qc_walk_fast_paths ? qc_cm_entries(&img->cmap, base + j0, cn, scratch) : NULL;

@@ -468,6 +468,18 @@ uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum
 	return done;
 }
 
+bool qc_cm_uniform(const struct qc_clustermap *m, uint64_t first, size_t n, uint16_t *value)
+{
+	if (!n || first >= m->nclusters || n > BLK_E || (first & (BLK_E - 1)) + n > BLK_E)
+		return false;
+	const struct qc_cm_page *p = m->pages[first >> PAGE_BITS];
+	unsigned b = (unsigned)(first & (PAGE_SIZE_E - 1)) >> BLK_BITS;
+	if (!p || p->blk[b])
+		return false;
+	*value = p->uni[b];
+	return true;
+}
+
 const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n,
 			      uint16_t *scratch)
 {

@@ -127,6 +127,10 @@ void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint
  */
 const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n,
 			      uint16_t *scratch);
+/* True when [first, first+n) lies in one block of an allocated page whose
+ * entries are all one value, *value (never the overflow count): what
+ * qc_cm_entries would copy, without the copy. */
+bool qc_cm_uniform(const struct qc_clustermap *m, uint64_t first, size_t n, uint16_t *value);
 /* Clusters per block of the map (clustermap.c). */
 #define QC_CM_BLOCK_CLUSTERS 512u
 #define QC_CM_E_COUNT(e) ((unsigned)(e) >> 6)

@@ -294,6 +294,14 @@ static void uniform_blocks(void **state)
 		assert_int_equal(qc_cm_flags(&m, c), in ? QC_CM_ACTIVE_NOCOPIED : 0);
 	}
 	assert_int_equal(qc_cm_end(&m), first + n);
+	uint16_t u;
+	assert_true(qc_cm_uniform(&m, first + BLK, BLK, &u)); /* block 2, whole */
+	assert_int_equal(QC_CM_E_COUNT(u), 5);
+	assert_int_equal(QC_CM_E_FLAGS(u), QC_CM_ACTIVE_NOCOPIED);
+	assert_true(qc_cm_uniform(&m, first + 3, 7, &u));     /* part of block 1 */
+	assert_false(qc_cm_uniform(&m, first + 2 * BLK, 4, &u)); /* block 3: its own entries */
+	assert_false(qc_cm_uniform(&m, first + BLK - 1, 2, &u)); /* across blocks */
+	assert_false(qc_cm_uniform(&m, PAGE, 4, &u));            /* page never allocated */
 	uint64_t v[3] = { 0, 0, 0 };
 	qc_cm_foreach(&m, count_visit, v);
 	assert_int_equal(v[0], n);
