@@ -107,8 +107,13 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh build/qcow2fsck
 
+# the bench's timer (bench/measure.c; bench/measure.sh finds it here)
+build/measure: bench/measure.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/measure
 	@sh bench/bench.sh build/qcow2fsck
 
 # ---- Fuzzing (fuzz/README.md).  One target source per fuzz/fuzz_<t>.c, built

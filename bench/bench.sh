@@ -6,7 +6,8 @@
 # `qemu-img create -o preallocation=metadata` (16 M clusters, 128 MiB of L2
 # tables) and (b) a copy with 4 internal snapshots.  Runs each checker
 # $BENCH_RUNS times (default 5) per image, warm page cache, and prints the
-# medians of wall time and peak RSS (/usr/bin/time) with the ratios.
+# medians of wall time, cpu time and peak RSS (bench/measure.c: monotonic
+# clock and wait4 rusage, to the microsecond) with the ratios.
 # Then bench/scan.sh: scan of 500 small images against shell loops.
 # Part 2, reading guest data (skipped with BENCH_DATA=0): 1 GiB images made
 # once with qemu-img convert: zlib and zstd compressed (base64 text, about
@@ -19,8 +20,7 @@ QC=$(cd "$(dirname "$QC")" && pwd)/$(basename "$QC")
 DIR=${BENCH_DIR:-/tmp/qc-bench}
 RUNS=${BENCH_RUNS:-5}
 SIZE=${BENCH_SIZE:-1T}
-TIME=/usr/bin/time
-[ -x "$TIME" ] || { echo "bench: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
+MEASURE=$(sh "$(dirname "$0")/measure.sh" "$QC")
 mkdir -p "$DIR"
 if [ "${BENCH_ONLY:-}" = scan ]; then
 	exec sh "$(dirname "$0")/scan.sh" "$QC"
@@ -40,11 +40,8 @@ if [ ! -f "$B" ]; then
 	mv "$B.tmp" "$B"
 fi
 
-# measure CMD...: prints "wall_s maxrss_kb cpu_s" of one run (cpu = user + sys)
-measure() {
-	$TIME -f '%e %M %U %S' -o "$DIR/time.out" "$@" >/dev/null 2>&1 || true
-	tail -n 1 "$DIR/time.out" | awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}'
-}
+# measure CMD...: prints "wall_s maxrss_kb cpu_s exit" of one run (cpu = user + sys)
+measure() { $MEASURE "$@"; }
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
@@ -65,9 +62,9 @@ bench_one() { # label image
 	qc=$(cut -d' ' -f3 "$DIR/qc.t" | median); ic=$(cut -d' ' -f3 "$DIR/qi.t" | median)
 	awk -v l="$1" -v qt="$qt" -v qm="$qm" -v it="$it" -v im="$im" -v qc="$qc" -v ic="$ic" \
 	    -v r1="$r1" -v r2="$r2" 'BEGIN {
-		sp = (qt > 0) ? sprintf("%.1fx", it / qt) : ">" sprintf("%.0fx", it / 0.01);
-		cp = (qc > 0) ? sprintf("%.1fx", ic / qc) : ">" sprintf("%.0fx", ic / 0.01);
-		printf "%-26s %7.2f %7.2f %7s %7.2f %7.2f %7s %7.1f %7.1f %5.2f  %d/%d\n", l, qt, it, sp,
+		sp = (qt > 0) ? sprintf("%.1fx", it / qt) : "-";
+		cp = (qc > 0) ? sprintf("%.1fx", ic / qc) : "-";
+		printf "%-26s %7.3f %7.3f %7s %7.3f %7.3f %7s %7.1f %7.1f %5.2f  %d/%d\n", l, qt, it, sp,
 		       qc, ic, cp, qm/1024, im/1024, qm/im, r1, r2 }'
 }
 
@@ -76,8 +73,9 @@ printf '%-26s %7s %7s %7s %7s %7s %7s %7s %7s %5s  %s\n' image "wall qc" "qemu" 
 	"cpu qc" "qemu" ratio "MiB qc" "qemu" "RSS" "exit qc/qemu"
 bench_one "$SIZE prealloc=metadata" "$A"
 bench_one "$SIZE + 4 snapshots" "$B"
-echo "(wall = elapsed, cpu = user + sys, medians; /usr/bin/time resolution 10 ms; RSS = peak resident"
-echo " set, ratio qc/qemu; the machine's load shows in wall time, cpu time is the steadier measure)"
+echo "(wall = elapsed, cpu = user + sys, medians, in seconds (bench/measure.c: monotonic clock and"
+echo " wait4 rusage); RSS = peak resident set, ratio qc/qemu; the machine's load shows in wall time,"
+echo " cpu time is the steadier measure)"
 sh "$(dirname "$0")/scan.sh" "$QC"
 
 [ "${BENCH_DATA:-1}" = 0 ] && exit 0
@@ -115,8 +113,8 @@ pair() {
 	ac=$(cut -d' ' -f3 "$DIR/a.t" | median); bc=$(cut -d' ' -f3 "$DIR/b.t" | median)
 	awk -v l="$label" -v g="$goal" -v at="$at" -v bt="$bt" -v am="$am" -v bm="$bm" \
 	    -v ac="$ac" -v bc="$bc" 'BEGIN {
-		r = (at > 0) ? sprintf("%.1fx", bt / at) : ">" sprintf("%.0fx", bt / 0.01);
-		printf "%-42s %6.2f %6.2f %6s %5s %6.2f %6.2f %7.1f %7.1f\n", l, at, bt, r, g, ac, bc,
+		r = (at > 0) ? sprintf("%.1fx", bt / at) : "-";
+		printf "%-42s %6.3f %6.3f %6s %5s %6.3f %6.3f %7.1f %7.1f\n", l, at, bt, r, g, ac, bc,
 		       am/1024, bm/1024 }'
 }
 

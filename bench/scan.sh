@@ -7,16 +7,16 @@
 # $BENCH_DIR (default /tmp/qc-bench) holds the images; $BENCH_SCAN_IMAGES
 # (default 500) small images: a 64 MiB qcow2 with a few MiB written, copied.
 # Each contender runs $BENCH_SCAN_RUNS times (default 5), warm cache; the
-# medians of wall time and the peak RSS (/usr/bin/time; for a loop, the
-# largest of its processes) are printed with the ratios.
+# medians of wall time, cpu time (all processes) and the peak RSS (for a
+# loop, the largest of its processes) are printed with the ratios
+# (bench/measure.c: monotonic clock and wait4 rusage, to the microsecond).
 set -eu
 QC=${1:?usage: scan.sh QCOW2FSCK}
 QC=$(cd "$(dirname "$QC")" && pwd)/$(basename "$QC")
 DIR=${BENCH_DIR:-/tmp/qc-bench}
 N=${BENCH_SCAN_IMAGES:-500}
 RUNS=${BENCH_SCAN_RUNS:-5}
-TIME=/usr/bin/time
-[ -x "$TIME" ] || { echo "bench: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
+MEASURE=$(sh "$(dirname "$0")/measure.sh" "$QC")
 S=$DIR/scan-$N
 if [ ! -f "$S.done" ]; then
 	echo "creating $N small images in $S..." >&2
@@ -30,14 +30,13 @@ if [ ! -f "$S.done" ]; then
 fi
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-# run LABEL CMD...: RUNS timed runs, "wall_s maxrss_kb cpu_s" per line into $DIR/LABEL.t
+# run LABEL CMD...: RUNS timed runs, "wall_s maxrss_kb cpu_s exit" per line into $DIR/LABEL.t
 run() {
 	l=$1; shift
 	: >"$DIR/$l.t"
 	k=0
 	while [ $k -lt "$RUNS" ]; do
-		$TIME -f '%e %M %U %S' -o "$DIR/time.out" "$@" >/dev/null 2>&1 || true
-		tail -n 1 "$DIR/time.out" | awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' >>"$DIR/$l.t"
+		$MEASURE "$@" >>"$DIR/$l.t"
 		k=$((k + 1))
 	done
 }
@@ -57,9 +56,9 @@ printf '%-26s %8s %8s %8s %8s %9s\n' contender "wall s" "x scan" "cpu s" "x scan
 awk -v st="$st" -v ct="$ct" -v qt="$qt" -v sm="$sm" -v cm="$cm" -v qm="$qm" \
     -v sc="$sc" -v cc="$cc" -v qc="$qc" 'BEGIN {
 	s = (st > 0) ? st : 0.01; c = (sc > 0) ? sc : 0.01
-	printf "%-26s %8.2f %8s %8.2f %8s %9.1f\n", "qcow2fsck scan --jobs=2", st, "1.0x", sc, "1.0x", sm / 1024
-	printf "%-26s %8.2f %7.1fx %8.2f %7.1fx %9.1f\n", "loop of qcow2fsck check", ct, ct / s, cc, cc / c, cm / 1024
-	printf "%-26s %8.2f %7.1fx %8.2f %7.1fx %9.1f\n", "loop of qemu-img check", qt, qt / s, qc, qc / c, qm / 1024
+	printf "%-26s %8.3f %8s %8.3f %8s %9.1f\n", "qcow2fsck scan --jobs=2", st, "1.0x", sc, "1.0x", sm / 1024
+	printf "%-26s %8.3f %7.1fx %8.3f %7.1fx %9.1f\n", "loop of qcow2fsck check", ct, ct / s, cc, cc / c, cm / 1024
+	printf "%-26s %8.3f %7.1fx %8.3f %7.1fx %9.1f\n", "loop of qemu-img check", qt, qt / s, qc, qc / c, qm / 1024
 }'
 echo "(goals: 10x faster than the qemu-img loop, 1.8x than the qcow2fsck loop on 2 CPUs; wall time"
-echo " depends on the machine's load; cpu = user + sys, all processes; /usr/bin/time resolution 10 ms)"
+echo " depends on the machine's load; cpu = user + sys, all processes; seconds, bench/measure.c)"

@@ -2,7 +2,9 @@
  * prefetch.c - read a pass's sorted metadata runs ahead on helper threads
  * (prefetch.h).  Run number s always goes to slot s % nslots; a helper
  * takes run s only once the consumer has released run s - nslots, and the
- * consumer waits for slot s % nslots to hold run s, ready.  The runs are
+ * consumer waits for slot s % nslots to hold run s, ready; while it waits
+ * it takes and fills the next untaken run itself when a slot is free (so
+ * with --jobs=2 both cores read and decode).  The runs are
  * described by the pass's `next` under the lock, so they come in order;
  * only the reads and `prep` run concurrently, on different slots.
  */
@@ -29,12 +31,56 @@ struct qc_prefetch {
 	bool stop;
 };
 
-/* Read run into slot and prepare it (no lock held). */
+bool qc_pf_add(struct qc_pf_run *run, uint64_t off, size_t len, size_t bufmax)
+{
+	if (run->next) {
+		struct qc_pf_extent *e = &run->ext[run->next - 1];
+		if (off >= e->off && off - e->off <= e->len && len <= e->len - (off - e->off))
+			return true; /* inside the last extent */
+		if (len > bufmax - run->len)
+			return false;
+		if (off == e->off + e->len) {
+			e->len += len;
+			run->len += len;
+			return true;
+		}
+		if (run->next == QC_PF_EXTENTS_MAX)
+			return false;
+	} else if (len > bufmax) {
+		return false;
+	}
+	run->ext[run->next++] = (struct qc_pf_extent){ off, len };
+	run->len += len;
+	return true;
+}
+
+size_t qc_pf_at(const struct qc_pf_run *run, uint64_t off)
+{
+	size_t pos = 0;
+	for (unsigned i = 0; i < run->next; i++) {
+		if (off >= run->ext[i].off && off - run->ext[i].off < run->ext[i].len)
+			return pos + (size_t)(off - run->ext[i].off);
+		pos += run->ext[i].len;
+	}
+	return pos; /* not in the run: the caller's bug */
+}
+
+/* Read run into slot, extent by extent, and prepare it (no lock held). */
 static void fill(struct qc_prefetch *p, struct qc_pf_slot *s)
 {
-	long long n = qc_io_read(p->io, s->buf, s->run.len, s->run.off);
-	s->err = n < 0 ? (int)n : 0;
-	if (!s->err && p->prep)
+	size_t pos = 0;
+	s->err = 0;
+	for (unsigned i = 0; i < s->run.next; i++) {
+		const struct qc_pf_extent *e = &s->run.ext[i];
+		long long n = qc_io_read(p->io, s->buf + pos, e->len, e->off);
+		if (n < 0) {
+			s->err = (int)n;
+			s->err_off = e->off;
+			return;
+		}
+		pos += e->len;
+	}
+	if (p->prep)
 		p->prep(p->ctx, &s->run, s->buf, s->aux);
 }
 
@@ -42,6 +88,8 @@ static void fill(struct qc_prefetch *p, struct qc_pf_slot *s)
 static bool take(struct qc_prefetch *p, struct qc_pf_slot **out)
 {
 	struct qc_pf_run run;
+	run.next = 0;
+	run.len = 0;
 	if (p->total != NO_SEQ || !p->next(p->ctx, &run)) {
 		p->total = p->taken;
 		return false;
@@ -128,8 +176,20 @@ struct qc_pf_slot *qc_pf_get(struct qc_prefetch *p)
 		t->ready = true;
 		return t;
 	}
-	while (!(s->seq == want && s->ready) && !(p->total != NO_SEQ && want >= p->total))
+	while (!(s->seq == want && s->ready) && !(p->total != NO_SEQ && want >= p->total)) {
+		/* rather than wait, read (and prepare) the next run nobody
+		 * has taken, if a slot is free: the helpers alone are the
+		 * bottleneck when the consumer's work is the lighter part */
+		struct qc_pf_slot *t = NULL;
+		if (!p->stop && p->taken - p->consumed < p->nslots && take(p, &t)) {
+			pthread_mutex_unlock(&p->mu);
+			fill(p, t);
+			pthread_mutex_lock(&p->mu);
+			t->ready = true;
+			continue;
+		}
 		pthread_cond_wait(&p->ready_cv, &p->mu);
+	}
 	bool have = s->seq == want && s->ready;
 	pthread_mutex_unlock(&p->mu);
 	return have ? s : NULL;

@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN_MAX (1u << 20) /* bytes per refblock read (prefetch.h: one per slot) */
+#define RUN_MAX (1u << 18) /* bytes per run of refblocks (prefetch.h: one per slot) */
 
 void qc_pass_reftable(struct qc_image *img)
 {
@@ -157,7 +157,9 @@ static void mismatch(struct cmp *c, uint64_t cl, uint64_t stored, uint64_t comp,
 	}
 }
 
-#define CHUNK 4096u /* clusters compared per bulk read of the map (fits L1) */
+/* clusters compared per read of the map: one block of it, whose entries
+ * qc_cm_entries gives in place (or, for a block of equal entries, copied) */
+#define CHUNK QC_CM_BLOCK_CLUSTERS
 
 /*
  * Compare stored refcounts [j0, j0+cn) of refblock rb (entry i) with the
@@ -292,6 +294,35 @@ static bool agree16(const uint8_t *rb, const uint16_t *raw, uint64_t *ref, uint6
 	return diff == 0;
 }
 
+/*
+ * agree16 for a chunk whose map entries are all the one value e
+ * (qc_cm_uniform): every stored refcount must equal its count.
+ */
+static bool agree16_uniform(const uint8_t *rb, uint16_t e, uint64_t *ref, uint64_t *susp)
+{
+	const uint16_t cp = (uint16_t)QC_CM_E_COUNT(e);
+	uint16_t diff = cp == QC_CM_E_COUNT_BIG;
+	for (unsigned k = 0; k < CHUNK; k++) {
+		uint16_t be;
+		memcpy(&be, rb + 2 * k, 2);
+		diff |= (uint16_t)(qc_be16_at((const uint8_t *)&be) ^ cp);
+	}
+	unsigned one = cp == 1;
+	*ref = cp ? CHUNK : 0;
+	*susp = ((((e >> 4) & 1u) & (one ^ 1u)) | (((e >> 5) & 1u) & one)) ? CHUNK : 0;
+	return diff == 0;
+}
+
+/* highest_in for a chunk whose entries are all e. */
+static void highest_uniform(struct cmp *c, uint64_t i, uint64_t j0, size_t cn, uint16_t e)
+{
+	const uint64_t base = i << c->img->refblock_bits;
+	size_t lim = base + j0 >= c->limit ? 0
+		     : c->limit - (base + j0) < cn ? (size_t)(c->limit - (base + j0)) : cn;
+	if (lim && QC_CM_E_COUNT(e) && base + j0 + lim - 1 > c->highest)
+		c->highest = base + j0 + lim - 1;
+}
+
 /* Compare one refblock (entry i) against the map. */
 static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t *cnt,
 			  uint8_t *fl)
@@ -299,12 +330,27 @@ static void compare_block(struct cmp *c, uint64_t i, const uint8_t *rb, uint64_t
 	struct qc_image *img = c->img;
 	uint64_t per = UINT64_C(1) << img->refblock_bits;
 	uint64_t base = i << img->refblock_bits;
+	uint16_t scratch[CHUNK];
 	c->referenced = c->agree = 0;
 	for (uint64_t j0 = 0; j0 < per; j0 += CHUNK) {
 		size_t cn = per - j0 < CHUNK ? (size_t)(per - j0) : CHUNK;
+		/* a chunk of equal entries (a run of data clusters) against
+		 * their one value, without a copy */
+		uint16_t u;
+		if (qc_walk_fast_paths && img->h.refcount_order == 4 && cn == CHUNK &&
+		    qc_cm_uniform(&img->cmap, base + j0, cn, &u)) {
+			uint64_t ref, susp;
+			if (agree16_uniform(rb + 2 * j0, u, &ref, &susp)) {
+				c->suspects += susp;
+				c->referenced += ref;
+				c->agree += ref;
+				highest_uniform(c, i, j0, cn, u);
+				continue;
+			}
+		}
 		/* off with the walk's fast paths (tests/unit/test_walk_diff.c) */
-		const uint16_t *raw = qc_walk_fast_paths ? qc_cm_entries(&img->cmap, base + j0, cn)
-							 : NULL;
+		const uint16_t *raw =
+			qc_walk_fast_paths ? qc_cm_entries(&img->cmap, base + j0, cn, scratch) : NULL;
 		if (raw && img->h.refcount_order == 4 && cn == CHUNK) {
 			uint64_t ref, susp;
 			if (agree16(rb + 2 * j0, raw, &ref, &susp)) {
@@ -447,9 +493,10 @@ static uint32_t *sorted_refblocks(struct qc_image *img, size_t *k)
 	return idx;
 }
 
-/* The runs of refblocks for the prefetcher (prefetch.h): contiguous
- * clusters (a block several entries share counted once), at most bufmax
- * bytes; next() moves the cursor under the prefetcher's lock. */
+/* The runs of refblocks for the prefetcher (prefetch.h): up to
+ * QC_PF_EXTENTS_MAX extents of contiguous clusters (a block several
+ * entries share counted once), at most bufmax bytes; next() moves the
+ * cursor under the prefetcher's lock. */
 struct feed {
 	const uint64_t *reftable;
 	const uint32_t *idx;
@@ -461,20 +508,14 @@ struct feed {
 static bool feed_next(void *ctx, struct qc_pf_run *run)
 {
 	struct feed *f = ctx;
-	size_t a = f->cursor;
+	size_t a = f->cursor, b = a;
 	if (a >= f->k)
 		return false;
-	uint64_t start = f->reftable[f->idx[a]] & QC_REFT_OFFSET_MASK;
-	uint64_t last = start;
-	size_t b = a + 1;
-	while (b < f->k) {
-		uint64_t o = f->reftable[f->idx[b]] & QC_REFT_OFFSET_MASK;
-		if (o != last && (o != last + f->cs || o + f->cs - start > f->bufmax))
-			break;
-		last = o;
+	while (b < f->k &&
+	       qc_pf_add(run, f->reftable[f->idx[b]] & QC_REFT_OFFSET_MASK, (size_t)f->cs, f->bufmax))
 		b++;
-	}
-	*run = (struct qc_pf_run){ start, (size_t)(last + f->cs - start), a, b };
+	run->a = a;
+	run->b = b;
 	f->cursor = b;
 	return true;
 }
@@ -497,18 +538,22 @@ static bool compare_refblocks(struct cmp *c, const uint32_t *idx, size_t k)
 		qc_abort(img, "out of memory comparing refcounts");
 	struct qc_pf_slot *sl;
 	while (ok && !img->aborted && (sl = qc_pf_get(pf)) != NULL) {
-		uint64_t start = sl->run.off;
-		if (sl->err < 0) {
-			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
-				 (unsigned long long)start);
-			break;
-		}
 		for (size_t t = sl->run.a; t < sl->run.b; t++) {
 			uint64_t o = img->reftable[idx[t]] & QC_REFT_OFFSET_MASK;
+			/* a failed read: the blocks before its extent were read */
+			if (sl->err < 0 && o >= sl->err_off)
+				break;
+			const uint8_t *rb = sl->buf + qc_pf_at(&sl->run, o);
 			if (((uint64_t)idx[t] << img->refblock_bits) >= c->limit)
-				beyond_end(c, idx[t], sl->buf + (o - start), o, &memo);
+				beyond_end(c, idx[t], rb, o, &memo);
 			else
-				compare_block(c, idx[t], sl->buf + (o - start), cnt, fl);
+				compare_block(c, idx[t], rb, cnt, fl);
+		}
+		if (sl->err < 0) {
+			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
+				 (unsigned long long)sl->err_off);
+			qc_pf_release(pf);
+			break;
 		}
 		qc_pf_release(pf);
 	}

@@ -27,24 +27,26 @@
  * l1_size/offset, vm_first_l1_index, vm_state_size).
  *
  * Memory of the whole walk (tables.c + refcounts.c + copied.c), in bytes:
- *   cluster map      131072 per 64 Ki-cluster page holding a referenced
- *                    cluster (2 per cluster) + 8 per 64 Ki clusters of file
+ *   cluster map      131072 charged per 64 Ki-cluster page holding a
+ *                    referenced cluster (2 per cluster; held: 1.3 KiB per
+ *                    page + 1 KiB per 512-cluster block whose entries
+ *                    differ, clustermap.c) + 8 per 64 Ki clusters of file
  *                    + 32 per cluster referenced more than 1022 times
  *   tables.c         8 x active l1_size + 16..32 x non-empty L1 entries of
  *                    all L1 tables + S read slots (prefetch.h) of RUN_MAX
- *                    (1 MiB, or one cluster if larger) + 64 KiB of decoded
+ *                    (256 KiB, or one cluster if larger) + 64 KiB of decoded
  *                    segments + 16 per table a run holds, and a 512 KiB
  *                    L1 chunk (snapshot L1 tables are read by extent in
  *                    chunks, holes skipped: walk_l1())
  *   refcounts.c      13 x reftable entries (<= 13 MiB) + S x RUN_MAX
- *                    + 36 KiB
+ *                    + 6 KiB
  * where S = 1 with --jobs=1, else min(jobs + 1, 4).  I.e. about 2 bytes
  * per referenced host cluster + 24 per L2 reference + up to 5 MiB (jobs
  * 1) or 9 MiB, whatever the virtual size or the file's apparent size.
  * Every size comes from a field validated before (header.c,
  * snapshots.c).  The map and every allocation sized by the image (tables,
  * lists, indexes) draw on one budget, opt.mem_cap (budget.c
- * qc_budget_alloc()); only the fixed buffers (the read slots, 36 KiB, the
+ * qc_budget_alloc()); only the fixed buffers (the read slots, 6 KiB, the
  * L1 chunk, one cluster) are outside it.
  */
 #include "check.h"
@@ -56,7 +58,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN_MAX (1u << 20) /* bytes per L2 read (prefetch.h: one per slot) */
+/* bytes per run of L2 tables (prefetch.h: one per slot); scattered tables
+ * come 16 to a run at most (QC_PF_EXTENTS_MAX), so 4 tables of 64 KiB fill
+ * it and 1 MiB bought nothing but resident memory on the bench image */
+#define RUN_MAX (1u << 18)
 
 /* Test hook (check.h): false walks every L2 entry through the classifier
  * and claims data clusters one by one (tests/unit/test_walk_diff.c). */
@@ -683,7 +688,7 @@ static bool l1_range_taken(const struct qc_image *img, uint64_t off, uint64_t le
 
 /*
  * The runs of L2 tables for the prefetcher (prefetch.h): groups of equal
- * offsets, clusters contiguous, at most bufmax bytes.  next() moves the
+ * offsets, contiguous clusters merged into extents, at most bufmax bytes.  next() moves the
  * cursor (under the prefetcher's lock); prep() reads only the rest.
  */
 #define SEG_MAX 16384u /* decoded segments per run (64 KiB) */
@@ -707,19 +712,13 @@ static size_t aux_size(const struct feed *f)
 static bool feed_next(void *ctx, struct qc_pf_run *run)
 {
 	struct feed *f = ctx;
-	const struct l2ref *r = f->r;
-	const uint64_t cs = f->g.cs;
-	size_t a = f->cursor;
+	size_t a = f->cursor, b = a;
 	if (a >= f->n)
 		return false;
-	uint64_t start = r[a].l2, last = start;
-	size_t b = a;
-	while (b < f->n &&
-	       (r[b].l2 == last || (r[b].l2 == last + cs && r[b].l2 + cs - start <= f->bufmax))) {
-		last = r[b].l2;
+	while (b < f->n && qc_pf_add(run, f->r[b].l2, (size_t)f->g.cs, f->bufmax))
 		b++;
-	}
-	*run = (struct qc_pf_run){ start, (size_t)(last + cs - start), a, b };
+	run->a = a;
+	run->b = b;
 	f->cursor = b;
 	return true;
 }
@@ -732,7 +731,7 @@ static void feed_prep(const void *ctx, const struct qc_pf_run *run, const uint8_
 	uint32_t used = 0;
 	size_t gi = 0;
 	for (size_t a = run->a; a < run->b; gi++) {
-		const uint8_t *t = buf + (f->r[a].l2 - run->off);
+		const uint8_t *t = buf + qc_pf_at(run, f->r[a].l2);
 		struct l2dec *d = &dec[gi];
 		d->segs = segs + used;
 		d->nseg = 0;
@@ -774,13 +773,12 @@ static void walk_all(struct walk *w)
 	}
 	struct qc_pf_slot *sl;
 	while (!img->aborted && (sl = qc_pf_get(pf)) != NULL) {
-		uint64_t start = sl->run.off;
-		if (sl->err < 0) {
-			qc_abort(img, "I/O error reading L2 tables at 0x%llx", (unsigned long long)start);
-			break;
-		}
-		const struct l2dec *dec = sl->aux;
-		for (size_t g = sl->run.a; g < sl->run.b && !img->aborted; dec++) {
+		/* a failed read: the tables before its extent were read (and
+		 * not decoded ahead), the others are not walked */
+		const struct l2dec *dec = sl->err < 0 ? NULL : sl->aux;
+		for (size_t g = sl->run.a; g < sl->run.b && !img->aborted; dec = dec ? dec + 1 : NULL) {
+			if (sl->err < 0 && r[g].l2 >= sl->err_off)
+				break;
 			size_t h = g + 1;
 			while (h < sl->run.b && r[h].l2 == r[g].l2)
 				h++;
@@ -794,9 +792,12 @@ static void walk_all(struct walk *w)
 			if (!qc_claim(img, fr->l2, cs, active ? QC_OWN_L2 : QC_OWN_L2_INACTIVE,
 				      h - g, loc))
 				break;
-			process_group(w, sl->buf + (fr->l2 - start), &r[g], h - g, dec);
+			process_group(w, sl->buf + qc_pf_at(&sl->run, fr->l2), &r[g], h - g, dec);
 			g = h;
 		}
+		if (sl->err < 0 && !img->aborted)
+			qc_abort(img, "I/O error reading L2 tables at 0x%llx",
+				 (unsigned long long)sl->err_off);
 		qc_pf_release(pf);
 	}
 	qc_pf_stop(pf);

@@ -4,6 +4,19 @@
  * Entry layout: bits 0-3 owner, bit 4 active-COPIED, bit 5 active-not-COPIED,
  * bits 6-15 reference count (0..1022 inline; 1023 means "see the overflow
  * hash", which holds the exact count).
+ *
+ * A page (64 Ki clusters) is 128 blocks of 512 clusters.  A block whose
+ * entries are all equal is stored as that one value (uni[b], blk[b] NULL);
+ * the first write that would make them differ gives it its 512 entries
+ * (materialize).  A run of data clusters claimed whole (qc_cm_add_run)
+ * leaves its blocks uniform, so a preallocated 1 TiB image, whose 16 M
+ * data clusters lie in runs of 8192 between its L2 tables, keeps about
+ * 2.6 MiB of entries where a flat map would zero and write 32 MiB.  A
+ * uniform value never has the overflow count: those clusters are in
+ * materialized blocks.  Pages are charged to the cap as if flat (128 KiB),
+ * so the cap stops a check exactly where it did; what is held is 1.3 KiB
+ * per page plus 1 KiB (and malloc's few bytes) per materialized block, at
+ * most about 4% above the charge when every block differs.
  */
 #include "clustermap.h"
 
@@ -13,12 +26,17 @@
 
 #define PAGE_BITS 16 /* QC_CM_PAGE_CLUSTERS in clustermap.h */
 #define PAGE_SIZE_E (1u << PAGE_BITS)
+#define BLK_BITS 9 /* QC_CM_BLOCK_CLUSTERS in clustermap.h */
+#define BLK_E (1u << BLK_BITS)
+#define NBLK (PAGE_SIZE_E >> BLK_BITS)
+#define PAGE_CHARGE ((size_t)PAGE_SIZE_E * sizeof(uint16_t)) /* as a flat page */
 #define CNT_SHIFT 6
 #define CNT_INLINE_MAX 1022u
 #define CNT_OVERFLOW 1023u
 
 struct qc_cm_page {
-	uint16_t e[PAGE_SIZE_E];
+	uint16_t *blk[NBLK]; /* BLK_E entries, or NULL: every entry is uni[b] */
+	uint16_t uni[NBLK];
 };
 
 static const char *const owner_names[QC_OWN_COUNT] = {
@@ -60,6 +78,15 @@ bool qc_owner_shareable(enum qc_owner o)
 	}
 }
 
+static void page_free(struct qc_cm_page *p)
+{
+	if (!p)
+		return;
+	for (unsigned b = 0; b < NBLK; b++)
+		free(p->blk[b]);
+	free(p);
+}
+
 int qc_cm_init(struct qc_clustermap *m, uint64_t nclusters, size_t cap_bytes)
 {
 	memset(m, 0, sizeof(*m));
@@ -88,19 +115,26 @@ int qc_cm_init(struct qc_clustermap *m, uint64_t nclusters, size_t cap_bytes)
 void qc_cm_free(struct qc_clustermap *m)
 {
 	for (uint64_t i = 0; i < m->npages; i++)
-		free(m->pages[i]);
+		page_free(m->pages[i]);
 	free(m->pages);
 	free(m->ov_keys);
 	free(m->ov_vals);
 	memset(m, 0, sizeof(*m));
 }
 
-static uint16_t *slot(const struct qc_clustermap *m, uint64_t c)
+static struct qc_cm_page *page_of(const struct qc_clustermap *m, uint64_t c)
 {
-	if (c >= m->nclusters)
-		return NULL;
-	struct qc_cm_page *p = m->pages[c >> PAGE_BITS];
-	return p ? &p->e[c & (PAGE_SIZE_E - 1)] : NULL;
+	return c < m->nclusters ? m->pages[c >> PAGE_BITS] : NULL;
+}
+
+/* The entry of cluster c (0 when out of range or never claimed). */
+static uint16_t get_e(const struct qc_clustermap *m, uint64_t c)
+{
+	const struct qc_cm_page *p = page_of(m, c);
+	if (!p)
+		return 0;
+	unsigned i = (unsigned)(c & (PAGE_SIZE_E - 1)), b = i >> BLK_BITS;
+	return p->blk[b] ? p->blk[b][i & (BLK_E - 1)] : p->uni[b];
 }
 
 static bool charge(struct qc_clustermap *m, size_t n)
@@ -114,26 +148,54 @@ static bool charge(struct qc_clustermap *m, size_t n)
 	return true;
 }
 
-static uint16_t *slot_alloc(struct qc_clustermap *m, uint64_t c)
+/* Give block b of page p its own entries (all the uniform value). */
+static bool materialize(struct qc_clustermap *m, struct qc_cm_page *p, unsigned b)
+{
+	uint16_t *e = malloc(BLK_E * sizeof(*e));
+	if (!e) {
+		m->over_cap = true;
+		return false;
+	}
+	for (unsigned k = 0; k < BLK_E; k++)
+		e[k] = p->uni[b];
+	p->blk[b] = e;
+	return true;
+}
+
+/* The page of c, allocated (and charged) if needed; NULL out of range or
+ * when memory cannot be had (over_cap set). */
+static struct qc_cm_page *page_alloc(struct qc_clustermap *m, uint64_t c)
 {
 	if (c >= m->nclusters)
 		return NULL;
 	struct qc_cm_page **pp = &m->pages[c >> PAGE_BITS];
 	if (!*pp) {
-		if (!charge(m, sizeof(struct qc_cm_page)))
+		if (!charge(m, PAGE_CHARGE))
 			return NULL;
-		/* malloc + memset, not calloc: a fresh mmap'd page read
-		 * first maps the shared zero page and faults again on the
-		 * first write; writing first faults once per page. */
-		*pp = malloc(sizeof(struct qc_cm_page));
-		if (*pp)
-			memset(*pp, 0, sizeof(struct qc_cm_page));
+		*pp = calloc(1, sizeof(struct qc_cm_page));
 		if (!*pp) {
 			m->over_cap = true;
 			return NULL;
 		}
 	}
-	return &(*pp)->e[c & (PAGE_SIZE_E - 1)];
+	return *pp;
+}
+
+/* The writable entry of c in an allocated page (its block materialized),
+ * or NULL (out of range, page never allocated, or no memory). */
+static uint16_t *slot_w(struct qc_clustermap *m, struct qc_cm_page *p, uint64_t c)
+{
+	if (!p)
+		return NULL;
+	unsigned i = (unsigned)(c & (PAGE_SIZE_E - 1)), b = i >> BLK_BITS;
+	if (!p->blk[b] && !materialize(m, p, b))
+		return NULL;
+	return &p->blk[b][i & (BLK_E - 1)];
+}
+
+static uint16_t *slot_alloc(struct qc_clustermap *m, uint64_t c)
+{
+	return slot_w(m, page_alloc(m, c), c);
 }
 
 static size_t ov_find(const struct qc_clustermap *m, uint64_t c)
@@ -200,23 +262,18 @@ static bool ov_set(struct qc_clustermap *m, uint64_t c, uint64_t v)
 
 enum qc_owner qc_cm_owner(const struct qc_clustermap *m, uint64_t c)
 {
-	uint16_t *s = slot(m, c);
-	return s ? (enum qc_owner)(*s & 0xf) : QC_OWN_FREE;
+	return (enum qc_owner)(get_e(m, c) & 0xf);
 }
 
 uint64_t qc_cm_count(const struct qc_clustermap *m, uint64_t c)
 {
-	uint16_t *s = slot(m, c);
-	if (!s)
-		return 0;
-	unsigned n = *s >> CNT_SHIFT;
+	unsigned n = get_e(m, c) >> CNT_SHIFT;
 	return n == CNT_OVERFLOW ? ov_get(m, c) : n;
 }
 
 unsigned qc_cm_flags(const struct qc_clustermap *m, uint64_t c)
 {
-	uint16_t *s = slot(m, c);
-	return s ? (*s & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED)) : 0;
+	return get_e(m, c) & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED);
 }
 
 bool qc_cm_overcounted(const struct qc_clustermap *m, uint64_t c)
@@ -255,7 +312,9 @@ bool qc_cm_add(struct qc_clustermap *m, uint64_t c, enum qc_owner o, uint64_t nr
 
 void qc_cm_sub(struct qc_clustermap *m, uint64_t c, uint64_t nref)
 {
-	uint16_t *s = slot(m, c);
+	if (!nref || !(get_e(m, c) >> CNT_SHIFT))
+		return; /* nothing changes: the block may stay uniform */
+	uint16_t *s = slot_w(m, page_of(m, c), c);
 	if (!s)
 		return;
 	unsigned n = *s >> CNT_SHIFT;
@@ -271,16 +330,21 @@ void qc_cm_sub(struct qc_clustermap *m, uint64_t c, uint64_t nref)
 
 bool qc_cm_set_flags(struct qc_clustermap *m, uint64_t c, unsigned flags)
 {
+	flags &= QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED;
+	if (c < m->nclusters && m->pages[c >> PAGE_BITS] && (get_e(m, c) | flags) == get_e(m, c))
+		return true; /* already set: the block may stay uniform */
 	uint16_t *s = slot_alloc(m, c);
 	if (!s)
 		return false;
-	*s |= (uint16_t)(flags & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED));
+	*s |= (uint16_t)flags;
 	return true;
 }
 
 void qc_cm_retype(struct qc_clustermap *m, uint64_t c, enum qc_owner o)
 {
-	uint16_t *s = slot(m, c);
+	if (!page_of(m, c) || (get_e(m, c) & 0xfu) == (unsigned)o)
+		return;
+	uint16_t *s = slot_w(m, page_of(m, c), c);
 	if (s)
 		*s = (uint16_t)((*s & ~0xfu) | (unsigned)o);
 }
@@ -292,7 +356,12 @@ void qc_cm_foreach(const struct qc_clustermap *m, qc_cm_visit_fn fn, void *ctx)
 		if (!p)
 			continue;
 		for (unsigned i = 0; i < PAGE_SIZE_E; i++) {
-			uint16_t e = p->e[i];
+			unsigned b = i >> BLK_BITS;
+			if (!p->blk[b] && !p->uni[b]) {
+				i |= BLK_E - 1; /* a free block: the next one */
+				continue;
+			}
+			uint16_t e = p->blk[b] ? p->blk[b][i & (BLK_E - 1)] : p->uni[b];
 			if (!e)
 				continue;
 			uint64_t c = (pi << PAGE_BITS) | i;
@@ -320,9 +389,17 @@ uint64_t qc_cm_end(const struct qc_clustermap *m)
 		const struct qc_cm_page *p = m->pages[pi];
 		if (!p)
 			continue;
-		for (unsigned i = PAGE_SIZE_E; i-- > 0;)
-			if (p->e[i])
-				return ((pi << PAGE_BITS) | i) + 1;
+		for (unsigned b = NBLK; b-- > 0;) {
+			uint64_t base = (pi << PAGE_BITS) | ((uint64_t)b << BLK_BITS);
+			if (!p->blk[b]) {
+				if (p->uni[b])
+					return base + BLK_E;
+				continue;
+			}
+			for (unsigned k = BLK_E; k-- > 0;)
+				if (p->blk[b][k])
+					return base + k + 1;
+		}
 	}
 	return 0;
 }
@@ -341,15 +418,31 @@ uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum
 	uint64_t done = 0;
 	while (done < n) {
 		uint64_t c = first + done;
-		uint16_t *s = slot_alloc(m, c);
-		if (!s)
+		struct qc_cm_page *p = page_alloc(m, c);
+		if (!p)
 			return done;
-		/* the rest of this page */
-		uint64_t room = PAGE_SIZE_E - (c & (PAGE_SIZE_E - 1));
+		/* the rest of this block */
+		unsigned at = (unsigned)(c & (PAGE_SIZE_E - 1)), bi = at >> BLK_BITS;
+		unsigned bo = at & (BLK_E - 1);
+		uint64_t room = BLK_E - bo;
 		if (room > n - done)
 			room = n - done;
+		if (!p->blk[bi]) {
+			unsigned e = p->uni[bi], own = e & 0xf, cnt = e >> CNT_SHIFT;
+			if ((own != QC_OWN_FREE && own != (unsigned)o) || cnt > lim)
+				return done; /* every entry of the block: slow path */
+			if (room == BLK_E) {
+				/* the whole block: it stays uniform */
+				p->uni[bi] = (uint16_t)(((cnt + add) << CNT_SHIFT) | (e & 0x30u) | set);
+				done += room;
+				continue;
+			}
+			if (!materialize(m, p, bi))
+				return done;
+		}
+		uint16_t *s = p->blk[bi] + bo;
 		uint64_t i = 0;
-		/* blocks that all take the fast path, tested without a branch
+		/* groups that all take the fast path, tested without a branch
 		 * per entry (so the compiler can vectorise both loops) */
 		for (; i + RUN_BLOCK <= room; i += RUN_BLOCK) {
 			uint16_t *b = s + i;
@@ -375,13 +468,32 @@ uint64_t qc_cm_add_run(struct qc_clustermap *m, uint64_t first, uint64_t n, enum
 	return done;
 }
 
-const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n)
+bool qc_cm_uniform(const struct qc_clustermap *m, uint64_t first, size_t n, uint16_t *value)
 {
-	if (!n || first >= m->nclusters || n > PAGE_SIZE_E ||
-	    (first & (PAGE_SIZE_E - 1)) + n > PAGE_SIZE_E)
+	if (!n || first >= m->nclusters || n > BLK_E || (first & (BLK_E - 1)) + n > BLK_E)
+		return false;
+	const struct qc_cm_page *p = m->pages[first >> PAGE_BITS];
+	unsigned b = (unsigned)(first & (PAGE_SIZE_E - 1)) >> BLK_BITS;
+	if (!p || p->blk[b])
+		return false;
+	*value = p->uni[b];
+	return true;
+}
+
+const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n,
+			      uint16_t *scratch)
+{
+	if (!n || first >= m->nclusters || n > BLK_E || (first & (BLK_E - 1)) + n > BLK_E)
 		return NULL;
 	const struct qc_cm_page *p = m->pages[first >> PAGE_BITS];
-	return p ? &p->e[first & (PAGE_SIZE_E - 1)] : NULL;
+	if (!p)
+		return NULL;
+	unsigned at = (unsigned)(first & (PAGE_SIZE_E - 1)), b = at >> BLK_BITS;
+	if (p->blk[b])
+		return p->blk[b] + (at & (BLK_E - 1));
+	for (size_t k = 0; k < n; k++)
+		scratch[k] = p->uni[b];
+	return scratch;
 }
 
 void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint64_t *counts,
@@ -390,18 +502,22 @@ void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint
 	size_t i = 0;
 	while (i < n) {
 		uint64_t c = first + i;
-		uint64_t room = PAGE_SIZE_E - (c & (PAGE_SIZE_E - 1));
+		uint64_t room = BLK_E - (c & (BLK_E - 1));
 		if (room > n - i)
 			room = n - i;
-		const struct qc_cm_page *p = c < m->nclusters ? m->pages[c >> PAGE_BITS] : NULL;
+		const struct qc_cm_page *p = page_of(m, c);
 		if (c + room > m->nclusters && c < m->nclusters)
 			room = m->nclusters - c;
-		if (!p) {
-			memset(counts + i, 0, (size_t)room * sizeof(*counts));
+		unsigned at = (unsigned)(c & (PAGE_SIZE_E - 1)), b = at >> BLK_BITS;
+		if (!p || !p->blk[b]) {
+			uint16_t u = p ? p->uni[b] : 0; /* never the overflow count */
+			for (size_t k = 0; k < room; k++)
+				counts[i + k] = (unsigned)u >> CNT_SHIFT;
 			if (flags)
-				memset(flags + i, 0, (size_t)room);
+				memset(flags + i, u & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED),
+				       (size_t)room);
 		} else {
-			const uint16_t *e = &p->e[c & (PAGE_SIZE_E - 1)];
+			const uint16_t *e = p->blk[b] + (at & (BLK_E - 1));
 			unsigned ov = 0;
 			for (size_t k = 0; k < room; k++) {
 				unsigned cnt = e[k] >> CNT_SHIFT;

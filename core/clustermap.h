@@ -3,11 +3,14 @@
  * it (enum qc_owner), how many references the walk counted, and whether an
  * active L2 entry referenced it with or without OFLAG_COPIED.
  *
- * Memory: 2 bytes per cluster, allocated in pages of 64 Ki clusters only
- * where a cluster is claimed, plus 16 bytes per cluster referenced more than
- * 1022 times.  So the cost is proportional to the host clusters actually
- * referenced, whatever the file's apparent size.  A byte cap turns further
- * growth into a failure the caller reports (exit 1).
+ * Memory: charged 2 bytes per cluster, in pages of 64 Ki clusters
+ * allocated only where a cluster is claimed, plus 16 bytes per cluster
+ * referenced more than 1022 times.  So the cost is proportional to the
+ * host clusters actually referenced, whatever the file's apparent size.  A
+ * byte cap turns further growth into a failure the caller reports (exit
+ * 1).  Held: a block of 512 clusters whose entries are all equal (a run of
+ * data clusters claimed whole) is one value, so a page holds 1.3 KiB plus
+ * 1 KiB per block that is not (clustermap.c).
  */
 #ifndef QC_CLUSTERMAP_H
 #define QC_CLUSTERMAP_H
@@ -112,14 +115,24 @@ void qc_cm_get_run(const struct qc_clustermap *m, uint64_t first, size_t n, uint
 
 /*
  * The raw 16-bit entries of clusters [first, first+n) when they lie in one
- * allocated page of the map, else NULL (a page never allocated holds only
- * free clusters with count 0; a range across pages or past the map: use
- * qc_cm_get_run).  For the refcount compare, which reads them in place:
+ * block (QC_CM_BLOCK_CLUSTERS, aligned) of an allocated page of the map,
+ * else NULL (a page never allocated holds only free clusters with count 0;
+ * a range across blocks or past the map: use qc_cm_get_run).  A block
+ * whose entries are all equal is one value in the map: the n entries are
+ * then written to scratch (n entries), which is returned.  For the
+ * refcount compare, which reads them in place:
  * QC_CM_E_COUNT is the count unless it equals QC_CM_E_COUNT_BIG (the exact
  * count is then in the overflow table: ask qc_cm_count or qc_cm_get_run),
  * QC_CM_E_FLAGS the QC_CM_ACTIVE_* flags.
  */
-const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n);
+const uint16_t *qc_cm_entries(const struct qc_clustermap *m, uint64_t first, size_t n,
+			      uint16_t *scratch);
+/* True when [first, first+n) lies in one block of an allocated page whose
+ * entries are all one value, *value (never the overflow count): what
+ * qc_cm_entries would copy, without the copy. */
+bool qc_cm_uniform(const struct qc_clustermap *m, uint64_t first, size_t n, uint16_t *value);
+/* Clusters per block of the map (clustermap.c). */
+#define QC_CM_BLOCK_CLUSTERS 512u
 #define QC_CM_E_COUNT(e) ((unsigned)(e) >> 6)
 #define QC_CM_E_COUNT_BIG 1023u
 #define QC_CM_E_FLAGS(e) ((unsigned)(e) & (QC_CM_ACTIVE_COPIED | QC_CM_ACTIVE_NOCOPIED))

@@ -6,7 +6,8 @@
  * skipping helpers next_mapped and end), and the byte cap (the page
  * directory, a page, the overflow hash, memory held outside; a map whose
  * directory is over the cap is empty and safe to free: it was a NULL
- * dereference in `check --max-mem=1K` of a 1 TiB sparse image).
+ * dereference in `check --max-mem=1K` of a 1 TiB sparse image), and the
+ * blocks of equal entries (uniform_blocks, entries_in_place).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -19,7 +20,8 @@
 #include "../../core/clustermap.h"
 
 #define PAGE QC_CM_PAGE_CLUSTERS
-#define PAGE_BYTES ((size_t)PAGE * 2) /* 16 bits per cluster */
+#define PAGE_BYTES ((size_t)PAGE * 2) /* charged: 16 bits per cluster */
+#define BLK QC_CM_BLOCK_CLUSTERS
 
 static void add(struct qc_clustermap *m, uint64_t c, enum qc_owner o, uint64_t n)
 {
@@ -229,26 +231,115 @@ static void run_blocks_stop_exactly(void **state)
 	qc_cm_free(&m);
 }
 
-/* qc_cm_entries: the raw entries of a range inside one allocated page, or
- * NULL (unallocated page, across pages, past the map). */
+/* qc_cm_entries: the raw entries of a range inside one block of an
+ * allocated page, or NULL (unallocated page, across blocks, past the map);
+ * a block of equal entries comes as copies in the scratch buffer. */
 static void entries_in_place(void **state)
 {
 	(void)state;
 	struct qc_clustermap m;
+	uint16_t scratch[BLK];
 	assert_int_equal(qc_cm_init(&m, 2 * PAGE + 10, 0), 0);
 	add(&m, PAGE + 5, QC_OWN_DATA, 2);
 	assert_true(qc_cm_set_flags(&m, PAGE + 5, QC_CM_ACTIVE_NOCOPIED));
-	assert_null(qc_cm_entries(&m, 0, 16)); /* page 0 never allocated */
-	const uint16_t *e = qc_cm_entries(&m, PAGE, 16);
+	assert_null(qc_cm_entries(&m, 0, 16, scratch)); /* page 0 never allocated */
+	const uint16_t *e = qc_cm_entries(&m, PAGE, 16, scratch);
 	assert_non_null(e);
+	assert_ptr_not_equal(e, scratch);
 	assert_int_equal(QC_CM_E_COUNT(e[5]), 2);
 	assert_int_equal(QC_CM_E_FLAGS(e[5]), QC_CM_ACTIVE_NOCOPIED);
 	assert_int_equal(QC_CM_E_COUNT(e[4]), 0);
-	assert_null(qc_cm_entries(&m, PAGE - 1, 2));     /* across pages */
-	assert_null(qc_cm_entries(&m, 3 * PAGE, 1));     /* past the map */
-	assert_null(qc_cm_entries(&m, PAGE, PAGE + 1));  /* longer than a page */
-	add(&m, PAGE + 6, QC_OWN_DATA, 5000);            /* overflow table */
+	assert_null(qc_cm_entries(&m, PAGE - 1, 2, scratch));   /* across pages */
+	assert_null(qc_cm_entries(&m, PAGE + BLK - 1, 2, scratch)); /* across blocks */
+	assert_null(qc_cm_entries(&m, 3 * PAGE, 1, scratch));   /* past the map */
+	assert_null(qc_cm_entries(&m, PAGE, BLK + 1, scratch)); /* longer than a block */
+	add(&m, PAGE + 6, QC_OWN_DATA, 5000);                   /* overflow table */
 	assert_int_equal(QC_CM_E_COUNT(e[6]), QC_CM_E_COUNT_BIG);
+	/* a block of equal entries (here all free) comes as copies */
+	e = qc_cm_entries(&m, PAGE + 3 * BLK, BLK, scratch);
+	assert_ptr_equal(e, scratch);
+	assert_int_equal(e[0], 0);
+	assert_int_equal(e[BLK - 1], 0);
+	qc_cm_free(&m);
+}
+
+static void count_visit(void *ctx, uint64_t c, enum qc_owner o, uint64_t count, unsigned flags)
+{
+	uint64_t *v = ctx;
+	(void)o;
+	(void)flags;
+	v[0]++;
+	v[1] += count;
+	v[2] = c;
+}
+
+/* Blocks of equal entries: a run claimed over whole blocks leaves them one
+ * value each, and every reader sees the same map as a flat one would;
+ * writes of one cluster, flags, a retype, a subtraction and a run that
+ * covers part of a block give it its own entries, and a write that
+ * changes nothing does not. */
+static void uniform_blocks(void **state)
+{
+	(void)state;
+	struct qc_clustermap m;
+	assert_int_equal(qc_cm_init(&m, 2 * PAGE, 0), 0);
+	/* blocks 1 and 2 of page 0 whole, and 10 clusters of block 3 */
+	uint64_t first = BLK, n = 2 * BLK + 10;
+	assert_int_equal(qc_cm_add_run(&m, first, n, QC_OWN_DATA, 3, QC_CM_ACTIVE_NOCOPIED), n);
+	assert_int_equal(qc_cm_add_run(&m, first, n, QC_OWN_DATA, 2, 0), n);
+	for (uint64_t c = first - 1; c <= first + n; c++) {
+		bool in = c >= first && c < first + n;
+		assert_int_equal(qc_cm_count(&m, c), in ? 5 : 0);
+		assert_int_equal(qc_cm_owner(&m, c), in ? QC_OWN_DATA : QC_OWN_FREE);
+		assert_int_equal(qc_cm_flags(&m, c), in ? QC_CM_ACTIVE_NOCOPIED : 0);
+	}
+	assert_int_equal(qc_cm_end(&m), first + n);
+	uint16_t u;
+	assert_true(qc_cm_uniform(&m, first + BLK, BLK, &u)); /* block 2, whole */
+	assert_int_equal(QC_CM_E_COUNT(u), 5);
+	assert_int_equal(QC_CM_E_FLAGS(u), QC_CM_ACTIVE_NOCOPIED);
+	assert_true(qc_cm_uniform(&m, first + 3, 7, &u));     /* part of block 1 */
+	assert_false(qc_cm_uniform(&m, first + 2 * BLK, 4, &u)); /* block 3: its own entries */
+	assert_false(qc_cm_uniform(&m, first + BLK - 1, 2, &u)); /* across blocks */
+	assert_false(qc_cm_uniform(&m, PAGE, 4, &u));            /* page never allocated */
+	uint64_t v[3] = { 0, 0, 0 };
+	qc_cm_foreach(&m, count_visit, v);
+	assert_int_equal(v[0], n);
+	assert_int_equal(v[1], 5 * n);
+	assert_int_equal(v[2], first + n - 1);
+	uint64_t counts[BLK + 4];
+	uint8_t flags[BLK + 4];
+	qc_cm_get_run(&m, 2 * BLK - 2, BLK + 4, counts, flags);
+	for (unsigned k = 0; k < BLK + 4; k++) {
+		assert_int_equal(counts[k], 5);
+		assert_int_equal(flags[k], QC_CM_ACTIVE_NOCOPIED);
+	}
+	/* another owner in the middle of a uniform block: the run stops there */
+	assert_int_equal(qc_cm_add_run(&m, first, n, QC_OWN_VMSTATE, 1, 0), 0);
+	/* writes that change nothing, then writes that do */
+	assert_true(qc_cm_set_flags(&m, first + 7, QC_CM_ACTIVE_NOCOPIED));
+	qc_cm_retype(&m, first + 8, QC_OWN_DATA);
+	qc_cm_sub(&m, 5, 1); /* a free cluster */
+	assert_true(qc_cm_set_flags(&m, first + 1, QC_CM_ACTIVE_COPIED));
+	qc_cm_retype(&m, first + BLK + 2, QC_OWN_COMPRESSED);
+	qc_cm_sub(&m, first + BLK + 3, 4);
+	add(&m, first + 4, QC_OWN_DATA, 1);
+	assert_int_equal(qc_cm_flags(&m, first + 1), QC_CM_OVERCOUNTED);
+	assert_int_equal(qc_cm_flags(&m, first + 2), QC_CM_ACTIVE_NOCOPIED);
+	assert_int_equal(qc_cm_owner(&m, first + BLK + 2), QC_OWN_COMPRESSED);
+	assert_int_equal(qc_cm_owner(&m, first + BLK + 1), QC_OWN_DATA);
+	assert_int_equal(qc_cm_count(&m, first + BLK + 3), 1);
+	assert_int_equal(qc_cm_count(&m, first + 4), 6);
+	assert_int_equal(qc_cm_count(&m, first + 5), 5);
+	v[0] = v[1] = v[2] = 0;
+	qc_cm_foreach(&m, count_visit, v);
+	assert_int_equal(v[0], n);
+	assert_int_equal(v[1], 5 * n - 4 + 1);
+	/* the last block: a run to the very end of the map stays uniform */
+	assert_int_equal(qc_cm_add_run(&m, 2 * PAGE - BLK, BLK, QC_OWN_DATA, 1, 0), BLK);
+	assert_int_equal(qc_cm_end(&m), 2 * PAGE);
+	assert_int_equal(qc_cm_count(&m, 2 * PAGE - 1), 1);
+	assert_int_equal(qc_cm_count(&m, 2 * PAGE), 0); /* out of range */
 	qc_cm_free(&m);
 }
 
@@ -350,6 +441,7 @@ int main(void)
 		cmocka_unit_test(owner_rules),
 		cmocka_unit_test(run_blocks_stop_exactly),
 		cmocka_unit_test(entries_in_place),
+		cmocka_unit_test(uniform_blocks),
 		cmocka_unit_test(cap_pages),
 		cmocka_unit_test(cap_overflow_hash),
 		cmocka_unit_test(foreach_visits_claimed),
