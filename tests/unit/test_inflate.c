@@ -42,6 +42,17 @@ static size_t nbytes(const struct bw *w)
 	return (w->bits + 7) / 8;
 }
 
+/* a final dynamic block's header start: HLIT, HDIST, HCLEN as given */
+static void dyn_start(struct bw *w, unsigned hlit, unsigned hdist, unsigned hclen)
+{
+	memset(w, 0, sizeof(*w));
+	put(w, 1, 1);
+	put(w, 2, 2);
+	put(w, hlit, 5);
+	put(w, hdist, 5);
+	put(w, hclen, 4);
+}
+
 /* canonical codes of lens[0..n) (RFC 1951 3.2.2) */
 static void canon(const uint8_t *lens, unsigned n, uint32_t *codes)
 {
@@ -388,24 +399,14 @@ static void dynamic_header_rules(void **state)
 	const char *why;
 	/* HLIT 30 (287 symbols), HDIST 30 (31 symbols): too many */
 	for (int k = 0; k < 2; k++) {
-		memset(&w, 0, sizeof(w));
-		put(&w, 1, 1);
-		put(&w, 2, 2);
-		put(&w, k ? 0 : 30, 5);
-		put(&w, k ? 30 : 0, 5);
-		put(&w, 0, 4);
+		dyn_start(&w, k ? 0 : 30, k ? 30 : 0, 0);
 		put(&w, 0, 32);
 		assert_int_equal(check_stream(w.b, nbytes(&w), 4, &why), QC_DC_INVALID);
 		assert_string_equal(why, "too many length or distance symbols");
 	}
 	/* an empty code-length code: zlib reads every length as 0, one bit
 	 * each, then finds no end-of-block code; cut before, it needs input */
-	memset(&w, 0, sizeof(w));
-	put(&w, 1, 1);
-	put(&w, 2, 2);
-	put(&w, 0, 5);
-	put(&w, 0, 5);
-	put(&w, 0, 4);
+	dyn_start(&w, 0, 0, 0);
 	put(&w, 0, 12);
 	for (int i = 0; i < 258; i++)
 		put(&w, 1, 1);
@@ -413,24 +414,14 @@ static void dynamic_header_rules(void **state)
 	assert_string_equal(why, "invalid code -- missing end-of-block");
 	assert_int_equal(check_stream(w.b, 20, 4, &why), QC_DC_TRUNCATED);
 	/* an incomplete code-length code (one code of one bit) */
-	memset(&w, 0, sizeof(w));
-	put(&w, 1, 1);
-	put(&w, 2, 2);
-	put(&w, 0, 5);
-	put(&w, 0, 5);
-	put(&w, 0, 4);
+	dyn_start(&w, 0, 0, 0);
 	put(&w, 1, 3);
 	put(&w, 0, 9);
 	put(&w, 0, 32);
 	assert_int_equal(check_stream(w.b, nbytes(&w), 4, &why), QC_DC_INVALID);
 	assert_string_equal(why, "invalid code lengths set");
 	/* a repeat of the previous length as the first length */
-	memset(&w, 0, sizeof(w));
-	put(&w, 1, 1);
-	put(&w, 2, 2);
-	put(&w, 0, 5);
-	put(&w, 0, 5);
-	put(&w, 0, 4); /* 4 lengths: 16, 17, 18, 0 */
+	dyn_start(&w, 0, 0, 0); /* 4 lengths: 16, 17, 18, 0 */
 	put(&w, 1, 3);
 	put(&w, 0, 3);
 	put(&w, 0, 3);
