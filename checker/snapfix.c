@@ -535,9 +535,14 @@ static void find_table(struct fixctx *x, enum qc_code c)
 {
 	struct qc_image *img = x->img;
 	struct qc_snap_plan *sp = &img->snapfix;
-	struct qc_snapscan *sc = scan(x);
+	/* a scan of its own: the header's table's claims taken back (its
+	 * clusters may be a lost snapshot's L1 or L2 table) */
+	struct qc_snapscan own;
+	qc_snapscan_init_void(&own, img, img->h.snapshots_offset, img->snapshot_table_size);
+	struct qc_snapscan *sc = own.ok ? &own : NULL;
 	struct qc_snapscan_table t[2];
 	unsigned n = sc ? qc_snapscan_find_table(sc, 0, t) : 0;
+	qc_snapscan_free(&own);
 	if (n == 1) {
 		sp->relink = true;
 		sp->relink_offset = t[0].offset;

@@ -18,6 +18,9 @@ struct qc_snapscan {
 	uint64_t *leaked;       /* of those, the ones nothing claims, sorted */
 	size_t nleaked;
 	uint8_t *l2buf;         /* one cluster, for L2 shape tests */
+	/* clusters [void0, void1): a lost snapshot table's, whose one claim
+	 * each the scan takes back (qc_snapscan_init_void) */
+	uint64_t void0, void1;
 	/* work done, for the complexity test */
 	uint64_t refblocks_read, clusters_read, entries_examined;
 };
@@ -25,6 +28,11 @@ struct qc_snapscan {
 /* Read the stored refcounts once.  0, or -1 (no usable refcount
  * structure, I/O error or out of memory: sc->ok false, nothing is found). */
 int qc_snapscan_init(struct qc_snapscan *sc, struct qc_image *img);
+/* The same for a search whose header table is lost: the one reference the
+ * walk counted for each cluster of [off, off + len) (the table the header
+ * names, snapshots.c's claim) is taken back, so a cluster only that claim
+ * held is leaked again, and no table found may meet that range. */
+int qc_snapscan_init_void(struct qc_snapscan *sc, struct qc_image *img, uint64_t off, uint64_t len);
 void qc_snapscan_free(struct qc_snapscan *sc);
 
 /* Is every cluster of [off, off+len) leaked? */
