@@ -56,12 +56,91 @@ static bool push(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
 	return true;
 }
 
-/* The walk's count for cluster cl, less the voided table's one claim. */
+/* The walk's count for cluster cl, less the claims taken back. */
 static uint64_t counted(const struct qc_snapscan *sc, uint64_t cl)
 {
 	const struct qc_image *img = sc->img;
 	uint64_t cm = cl < img->cmap.nclusters ? qc_cm_count(&img->cmap, cl) : 0;
-	return cm && cl >= sc->void0 && cl < sc->void1 ? cm - 1 : cm;
+	if (!cm || !sc->nvclaims)
+		return cm;
+	size_t k = qc_lower_bound_u64(sc->vclaims, sc->nvclaims, cl);
+	uint64_t back = 0;
+	while (k < sc->nvclaims && sc->vclaims[k] == cl) {
+		back++;
+		k++;
+	}
+	return back < cm ? cm - back : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+#define VCLAIMS_MAX (1u << 22) /* 32 MiB of claims taken back, at most */
+
+/* One claim taken back on each cluster of [off, off + len). */
+static bool void_range(struct qc_snapscan *sc, size_t *cap, uint64_t off, uint64_t len)
+{
+	const struct qc_image *img = sc->img;
+	uint64_t last;
+	if (!len || !qc_add(off, len - 1, &last))
+		return true;
+	for (uint64_t c = off >> img->cluster_bits; c <= last >> img->cluster_bits; c++)
+		if (sc->nvclaims >= VCLAIMS_MAX || !push(&sc->vclaims, &sc->nvclaims, cap, c))
+			return false;
+	return true;
+}
+
+/* The claims the walk made for the header's table and its entries' L1
+ * tables (qc_snapscan_init_void); false when they cannot all be listed. */
+static bool void_claims(struct qc_snapscan *sc, uint64_t off, uint64_t len)
+{
+	struct qc_image *img = sc->img;
+	uint64_t cs = img->cluster_size;
+	size_t cap = 0;
+	if (!void_range(sc, &cap, off, len))
+		return false;
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (!s->l1_usable || !s->l1_size)
+			continue;
+		uint64_t n = s->l1_size;
+		if (n * 8 > QC_MAX_L1_SIZE || !void_range(sc, &cap, s->l1_table_offset, n * 8))
+			return false;
+		uint8_t *b = malloc((size_t)n * 8);
+		if (!b || qc_io_read(img->io, b, (size_t)n * 8, s->l1_table_offset) < 0) {
+			free(b);
+			return false;
+		}
+		bool ok = true;
+		for (uint64_t k = 0; k < n && ok; k++) {
+			uint64_t l2 = qc_be64_at(b + k * 8) & QC_L1E_OFFSET_MASK;
+			if (l2 && !(l2 & (cs - 1)) && !qc_past_eof(img, l2, cs))
+				ok = void_range(sc, &cap, l2, 1);
+		}
+		free(b);
+		if (!ok)
+			return false;
+	}
+	qsort(sc->vclaims, sc->nvclaims, sizeof(uint64_t), cmp_u64);
+	return true;
+}
+
+/* Where a table found may start inside the header's: the first entry
+ * after the first that starts a cluster, all entries before it without
+ * an ID (QEMU gives every snapshot one).  QC_NO_OFFSET when none. */
+static uint64_t allowed_start(const struct qc_image *img)
+{
+	for (uint32_t i = 0; i < img->nsnapshots; i++) {
+		const struct qc_snapshot *s = &img->snapshots[i];
+		if (i && s->parsed && !(s->entry_offset & (img->cluster_size - 1)))
+			return s->entry_offset;
+		if (s->id && s->id[0])
+			break;
+	}
+	return QC_NO_OFFSET;
 }
 
 /* Who claims cluster cl: FREE when only the voided table did. */
@@ -82,10 +161,14 @@ int qc_snapscan_init_void(struct qc_snapscan *sc, struct qc_image *img, uint64_t
 {
 	memset(sc, 0, sizeof(*sc));
 	sc->img = img;
+	sc->allow = QC_NO_OFFSET;
 	uint64_t last;
 	if (vlen && qc_add(voff, vlen - 1, &last)) {
 		sc->void0 = voff >> img->cluster_bits;
 		sc->void1 = (last >> img->cluster_bits) + 1;
+		sc->allow = allowed_start(img);
+		if (!void_claims(sc, voff, vlen))
+			return -1;
 	}
 	if (!img->reftable_ok || !img->reftable || !img->refblock_usable)
 		return -1;
@@ -131,6 +214,7 @@ void qc_snapscan_free(struct qc_snapscan *sc)
 	free(sc->l2buf);
 	free(sc->excess);
 	free(sc->leaked);
+	free(sc->vclaims);
 	memset(sc, 0, sizeof(*sc));
 }
 
@@ -380,8 +464,9 @@ static bool visit_table(struct qc_snapscan *sc, uint64_t off, const uint8_t *p, 
 			n = qc_snapscan_entries(sc, big, run, t->want, &bytes, &l1c);
 	}
 	free(big);
-	/* the voided table is the one the header names: not a table found */
-	if (!n || (sc->void1 && off >> img->cluster_bits < sc->void1 &&
+	/* the voided table is the one the header names: not a table found,
+	 * unless it starts where the header's parse ran into a real table */
+	if (!n || (sc->void1 && off != sc->allow && off >> img->cluster_bits < sc->void1 &&
 		   (off + bytes - 1) >> img->cluster_bits >= sc->void0))
 		return true;
 	/* leaked clusters explained: the table's and its entries' L1 tables */

@@ -18,9 +18,11 @@ struct qc_snapscan {
 	uint64_t *leaked;       /* of those, the ones nothing claims, sorted */
 	size_t nleaked;
 	uint8_t *l2buf;         /* one cluster, for L2 shape tests */
-	/* clusters [void0, void1): a lost snapshot table's, whose one claim
-	 * each the scan takes back (qc_snapscan_init_void) */
-	uint64_t void0, void1;
+	/* clusters [void0, void1): the lost table the header names; a table
+	 * found may meet them only by starting at allow (qc_snapscan_init_void) */
+	uint64_t void0, void1, allow;
+	uint64_t *vclaims;      /* claims taken back, one element each, sorted */
+	size_t nvclaims;
 	/* work done, for the complexity test */
 	uint64_t refblocks_read, clusters_read, entries_examined;
 };
@@ -28,10 +30,17 @@ struct qc_snapscan {
 /* Read the stored refcounts once.  0, or -1 (no usable refcount
  * structure, I/O error or out of memory: sc->ok false, nothing is found). */
 int qc_snapscan_init(struct qc_snapscan *sc, struct qc_image *img);
-/* The same for a search whose header table is lost: the one reference the
- * walk counted for each cluster of [off, off + len) (the table the header
- * names, snapshots.c's claim) is taken back, so a cluster only that claim
- * held is leaked again, and no table found may meet that range. */
+/*
+ * The same for a search whose header table is lost: what the walk counted
+ * because of the table the header names, [off, off + len), is taken back:
+ * one reference for each of its clusters (snapshots.c's claim) and, for
+ * each of its entries whose L1 table was walked, one for each of that
+ * L1's clusters and one for each L2 table an entry of it names
+ * (tables.c).  A cluster only those claims held is leaked again.  No table
+ * found may meet [off, off + len) unless it starts where an entry of the
+ * header's table starts a cluster with only ID-less entries before it (the
+ * header's parse ran from garbage into the real table).
+ */
 int qc_snapscan_init_void(struct qc_snapscan *sc, struct qc_image *img, uint64_t off, uint64_t len);
 void qc_snapscan_free(struct qc_snapscan *sc);
 

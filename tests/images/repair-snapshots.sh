@@ -291,6 +291,74 @@ if [ $HAVE_VM = 1 ]; then
 	LOADVM=
 fi
 
+# The header's table pointer on a cluster that holds no table QEMU wrote
+# while the real table is intact (found by tests/gap-sweep.py on
+# header.snapshots_offset).  One snapshot (repair-lib.sh pristine): the
+# table's cluster is the last but two; below it lies s1's L1 table, above
+# it the active L2 table.  The real table is re-linked (one header switch):
+#  - moved one cluster down, onto s1's L1 table (one entry with an empty
+#    L1, no ID, no name), and onto s1's L2 table: the walk counted the
+#    header's "table" as the one reference of that cluster, so s1's L1 (or
+#    L2) looked neither leaked nor over-counted and the real table was no
+#    candidate (exit 2, nothing written); the search now takes that claim
+#    back (checker/snapscan.c qc_snapscan_init_void).  qemu-img check -r
+#    all on the -1 copy ends clean (exit 0) with s1 lost: one entry with no
+#    ID and no name, s1 unreadable ("Can't find snapshot"), its clusters
+#    freed;
+#  - onto the refblock: the refblock read as refcounts disagrees with a
+#    walk that missed s1, so it was taken as disproved and the "table" as
+#    real, and the repair dropped s1 and exited 0; a table none of whose
+#    entries has an ID (QEMU gives every snapshot one) is now lost there.
+#    qemu-img check -r all exits 2 and leaves it corrupt, s1 gone;
+#  - one cluster up (the active L2 table), two down (guest data), onto the
+#    refcount table: re-linked before this change too (kept as cases).
+# qemu-img check -r all on each (2026-12, the run's printout): s1 is gone
+# in every case; "clean" after it (exit 0) on -1, on s1's L2 and on the
+# refcount table, still corrupt (exit 2) on +1, -2 and the refblock.
+O=$T/one.qcow2
+pristine "$O"
+guest_save "$O" "$T/ref-one"
+ol2=$(entry_off "$O" 'snapl1[0][0]')
+snap_case table-below "$O" "$T/ref-one" snapshot-id-empty header.snapshots_offset -0x10000
+t_name "table-below: one header switch, to the real table"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); p=r["plan"]; assert len(p)==1 and p[0]["phase"]=="switch" and "re-link" in p[0]["summary"] and sys.argv[2] in p[0]["summary"], p' "$T/dry.json" "$($POKE "$O" header.snapshots_offset)" && t_ok || t_fail "$(head -c 600 "$T/dry.json")"
+snap_case table-on-snap-l2 "$O" "$T/ref-one" snapshot-id-empty header.snapshots_offset "$ol2"
+snap_case table-on-refblock "$O" "$T/ref-one" overlap-metadata header.snapshots_offset "$($POKE "$O" 'reftable[0]')"
+snap_case table-above "$O" "$T/ref-one" overlap-metadata header.snapshots_offset +0x10000
+snap_case table-below2 "$O" "$T/ref-one" overlap-data-metadata header.snapshots_offset -0x20000
+snap_case table-on-reftable "$O" "$T/ref-one" overlap-metadata header.snapshots_offset "$($POKE "$O" header.refcount_table_offset)"
+
+# refuse_moved LABEL POKE...: the header's pointer moved one cluster down
+# (onto s1's L1) after the POKEs: repair exits 2, writes nothing, no undo.
+refuse_moved() {
+	_l=$1; shift
+	I=$T/$_l.qcow2
+	cp "$O" "$I"
+	while [ $# -ge 2 ]; do $POKE "$I" "$1" "$2"; shift 2; done
+	$POKE "$I" header.snapshots_offset -0x10000
+	_d=$(sha "$I")
+	run_repair "$I" --undo-file="$T/undo.$_l"
+	t_name "$_l: repair exits 2 and writes nothing; the plan says why"
+	if [ "$RRC" = 2 ] && [ "$(sha "$I")" = "$_d" ] && [ "$(rjson 'len(r["plan"])')" = 0 ] &&
+	   [ ! -e "$T/undo.$_l" ] && [ "$(rjson 'any("snapshot table is lost" in l["reason"] for l in r["left"])')" = True ]; then
+		t_ok; else t_fail "exit $RRC plan $(rjson '[w["summary"][:80] for w in r["plan"][:4]]')"; fi
+}
+# The real table not QEMU's either (its ID a letter): nothing to re-link.
+so1=$($POKE "$O" header.snapshots_offset)
+refuse_moved below-not-found 'snapshot[0].id' str:x
+# Two equally good tables: a copy of the real one in a leaked cluster
+# past the end of the file.
+cs1=$((1 << $($POKE "$O" header.cluster_bits)))
+end1=$(( ($(stat -c %s "$O") + cs1 - 1) / cs1 * cs1 ))
+cp "$O" "$T/one-copy.qcow2"
+dd if="$O" of="$T/one-copy.qcow2" bs=$cs1 skip=$((so1 / cs1)) seek=$((end1 / cs1)) count=1 conv=notrunc 2>/dev/null
+$POKE "$T/one-copy.qcow2" "refcount[$((end1 / cs1))]" 1
+O0=$O; O=$T/one-copy.qcow2
+refuse_moved below-tie
+O=$O0
+t_name "below-tie: the refusal names both tables"
+rjson '[l["reason"] for l in r["left"]]' | grep -q "$(printf '0x%x' "$so1").*$(printf '0x%x' "$end1")" && t_ok || t_fail "$(rjson 'r["left"]')"
+
 # Two equally good tables (a copy of the table in a leaked cluster past
 # the old end): the repair refuses and names both.
 TT=$T/tie.qcow2
