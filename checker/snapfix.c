@@ -22,8 +22,9 @@
  *    rewritten elsewhere anyway -> its pointer kept (the doubt goes with
  *    the table);
  *  - a table that is lost (offset 0, unaligned, past EOF, on another
- *    structure) -> the leaked table explaining the most leaked clusters is
- *    re-linked; a tie is refused; none, with the table's clusters claimed
+ *    structure, no entry QEMU wrote: table_is_lost) -> with what the walk
+ *    counted for it taken back, the leaked table explaining the most
+ *    leaked clusters is re-linked; a tie is refused; none, with the table's clusters claimed
  *    besides only by what a pointer in a table names (an L2 table, a
  *    snapshot's L1, data) -> the table is taken where the header says;
  *  - nb_snapshots too large -> the entries that parse; too small -> the
@@ -764,6 +765,14 @@ static bool table_is_lost(const struct fixctx *x, enum qc_code *code)
 			    (!s->name || !s->name[0]);
 	}
 	if (!lost && all_empty) {
+		lost = true;
+		*code = QC_P_SNAPSHOT_ID_EMPTY;
+	}
+	/* entries without an ID, then one that starts a cluster: the header
+	 * names something below the real table and the parse ran into it
+	 * (snapshots_offset one cluster below the table of three snapshots:
+	 * rewriting dropped the first entries and lost s2 and s3, exit 0) */
+	if (!lost && qc_snapscan_resync_start(img) != QC_NO_OFFSET) {
 		lost = true;
 		*code = QC_P_SNAPSHOT_ID_EMPTY;
 	}

@@ -128,10 +128,7 @@ static bool void_claims(struct qc_snapscan *sc, uint64_t off, uint64_t len)
 	return true;
 }
 
-/* Where a table found may start inside the header's: the first entry
- * after the first that starts a cluster, all entries before it without
- * an ID (QEMU gives every snapshot one).  QC_NO_OFFSET when none. */
-static uint64_t allowed_start(const struct qc_image *img)
+uint64_t qc_snapscan_resync_start(const struct qc_image *img)
 {
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
@@ -166,7 +163,7 @@ int qc_snapscan_init_void(struct qc_snapscan *sc, struct qc_image *img, uint64_t
 	if (vlen && qc_add(voff, vlen - 1, &last)) {
 		sc->void0 = voff >> img->cluster_bits;
 		sc->void1 = (last >> img->cluster_bits) + 1;
-		sc->allow = allowed_start(img);
+		sc->allow = qc_snapscan_resync_start(img);
 		if (!void_claims(sc, voff, vlen))
 			return -1;
 	}

@@ -44,6 +44,11 @@ int qc_snapscan_init(struct qc_snapscan *sc, struct qc_image *img);
 int qc_snapscan_init_void(struct qc_snapscan *sc, struct qc_image *img, uint64_t off, uint64_t len);
 void qc_snapscan_free(struct qc_snapscan *sc);
 
+/* Where the header's table runs into another: the first entry after the
+ * first that starts a cluster, every entry before it without an ID (QEMU
+ * gives every snapshot one).  QC_NO_OFFSET when there is none. */
+uint64_t qc_snapscan_resync_start(const struct qc_image *img);
+
 /* Is every cluster of [off, off+len) leaked? */
 bool qc_snapscan_leaked(const struct qc_snapscan *sc, uint64_t off, uint64_t len);
 /* Does [off, off + n*8) hold a lost snapshot L1 table (snapscan.c)? */

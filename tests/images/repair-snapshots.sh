@@ -327,6 +327,16 @@ snap_case table-on-refblock "$O" "$T/ref-one" overlap-metadata header.snapshots_
 snap_case table-above "$O" "$T/ref-one" overlap-metadata header.snapshots_offset +0x10000
 snap_case table-below2 "$O" "$T/ref-one" overlap-data-metadata header.snapshots_offset -0x20000
 snap_case table-on-reftable "$O" "$T/ref-one" overlap-metadata header.snapshots_offset "$($POKE "$O" header.refcount_table_offset)"
+# Three snapshots: one cluster below the table is s3's L1 table, two below
+# guest data.  The header's parse runs from entries without an ID into the
+# real table (resynchronised at its first entry), so s1 (and s2) were walked
+# through the header's table: the table was kept where the header says, its
+# first entries fixed or dropped and s3 (and s2) lost, exit 0.  Now the
+# real table is found at the cluster the parse ran into.  qemu-img check -r
+# all: clean after it on -1 with every snapshot unnamed and unreadable;
+# exit 2 on -2.
+snap_case table-below-three "$A" "$T/ref-three" snapshot-id-empty header.snapshots_offset -0x10000
+snap_case table-below2-three "$A" "$T/ref-three" overlap-data-metadata header.snapshots_offset -0x20000
 
 # refuse_moved LABEL POKE...: the header's pointer moved one cluster down
 # (onto s1's L1) after the POKEs: repair exits 2, writes nothing, no undo.
