@@ -14,6 +14,10 @@ and `qcow2fsck repair` on another, and print one line:
   bad  ours does not end clean (and neither does qemu-img's repair)
   GAP  qemu-img's repair ends clean where ours does not (look at what it
        did: it may "end clean" by losing data; compare with qemu-img compare)
+  LOST ours ends clean but lists fewer snapshots than BASE (`qemu-img
+       snapshot -l` names): a repair that dropped snapshots the damage
+       did not destroy (found when snapshots_offset one cluster below the
+       table of three snapshots was "ok" with s2 and s3 gone)
 
 with the exit codes and the codes our repair left.  Used to find the classes
 of damage tests/images/repair-*.sh must cover (doc/repair.md).
@@ -35,12 +39,18 @@ def run(*a):
     return subprocess.run(a, capture_output=True, text=True)
 
 
+def snapshot_names(img):
+    out = run("qemu-img", "snapshot", "-l", img).stdout.splitlines()[2:]
+    return sorted(line.split()[1] for line in out if len(line.split()) >= 2 and line.split()[0].isdigit())
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     base, fields = sys.argv[1], sys.argv[2:]
     tmp = tempfile.mkdtemp(prefix="gap-sweep.")
     img, qimg, undo = (os.path.join(tmp, n) for n in ("ours.qcow2", "qemu.qcow2", "undo"))
+    want = snapshot_names(base)
     try:
         for f in fields:
             if run("python3", POKE, base, f).returncode:
@@ -64,6 +74,8 @@ def main():
                 except ValueError:
                     left = []
                 tag = "ok" if after == 0 else ("GAP" if qemu_after == 0 else "bad")
+                if after == 0 and not set(want) <= set(snapshot_names(img)):
+                    tag = "LOST"
                 print(f"{tag} {f} {d}: check={found} repair={r.returncode} after={after} "
                       f"qemu-r-all-after={qemu_after} left={left}", flush=True)
     finally:
