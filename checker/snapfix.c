@@ -768,8 +768,9 @@ static bool table_is_lost(const struct fixctx *x, enum qc_code *code)
 		lost = true;
 		*code = QC_P_SNAPSHOT_ID_EMPTY;
 	}
-	/* entries without an ID, then one that starts a cluster: the header
-	 * names something below the real table and the parse ran into it
+	/* entries without an ID or name, then one that starts a cluster:
+	 * the header names something below the real table, and the parse
+	 * ran into it
 	 * (snapshots_offset one cluster below the table of three snapshots:
 	 * rewriting dropped the first entries and lost s2 and s3, exit 0) */
 	if (!lost && qc_snapscan_resync_start(img) != QC_NO_OFFSET) {

@@ -134,7 +134,7 @@ uint64_t qc_snapscan_resync_start(const struct qc_image *img)
 		const struct qc_snapshot *s = &img->snapshots[i];
 		if (i && s->parsed && !(s->entry_offset & (img->cluster_size - 1)))
 			return s->entry_offset;
-		if (s->id && s->id[0])
+		if ((s->id && s->id[0]) || (s->name && s->name[0]))
 			break;
 	}
 	return QC_NO_OFFSET;

@@ -46,7 +46,8 @@ void qc_snapscan_free(struct qc_snapscan *sc);
 
 /* Where the header's table runs into another: the first entry after the
  * first that starts a cluster, every entry before it without an ID (QEMU
- * gives every snapshot one).  QC_NO_OFFSET when there is none. */
+ * gives every snapshot one) and without a name.  QC_NO_OFFSET when there
+ * is none. */
 uint64_t qc_snapscan_resync_start(const struct qc_image *img);
 
 /* Is every cluster of [off, off+len) leaked? */
