@@ -22,9 +22,10 @@
  *    rewritten elsewhere anyway -> its pointer kept (the doubt goes with
  *    the table);
  *  - a table that is lost (offset 0, unaligned, past EOF, on another
- *    structure, no entry QEMU wrote: table_is_lost) -> with what the walk
- *    counted for it taken back, the leaked table explaining the most
- *    leaked clusters is re-linked; a tie is refused; none, with the table's clusters claimed
+ *    structure, no entry, no entry QEMU wrote: table_is_lost) -> with
+ *    what the walk counted for it taken back, the leaked table
+ *    explaining the most leaked clusters is re-linked; a tie is refused;
+ *    none, with the table's clusters claimed
  *    besides only by what a pointer in a table names (an L2 table, a
  *    snapshot's L1, data) -> the table is taken where the header says;
  *  - nb_snapshots too large -> the entries that parse; too small -> the
@@ -544,7 +545,14 @@ static void find_table(struct fixctx *x, enum qc_code c)
 	struct qc_snapscan_table t[2];
 	unsigned n = sc ? qc_snapscan_find_table(sc, 0, t) : 0;
 	qc_snapscan_free(&own);
-	if (n == 1) {
+	if (n == 1 && t[0].count < img->h.nb_snapshots) {
+		/* re-linking it would drop the entries nb_snapshots promises
+		 * past the ones found (found with 512-byte clusters: a table
+		 * of ten re-linked as its first five, exit 0) */
+		refuse(sp, c,
+		       "the snapshot table is lost and the one leaked table found, at 0x%" PRIx64 ", holds %u entries where nb_snapshots says %u; not re-linked",
+		       t[0].offset, t[0].count, img->h.nb_snapshots);
+	} else if (n == 1) {
 		sp->relink = true;
 		sp->relink_offset = t[0].offset;
 		sp->relink_count = t[0].count;
@@ -752,6 +760,14 @@ static bool table_is_lost(const struct fixctx *x, enum qc_code *code)
 	if (!lost && !img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_ENTRY_UNPARSABLE]) {
 		lost = true;
 		*code = QC_P_SNAPSHOT_ENTRY_UNPARSABLE;
+	}
+	/* no entry at all where the header says (a blank cluster): rewriting
+	 * would drop every snapshot (snapshots_offset onto a zeroed cluster
+	 * of a 4 KiB-cluster image with 12 snapshots: nb_snapshots 12 -> 0,
+	 * exit 0) */
+	if (!lost && !img->nsnapshots && ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE]) {
+		lost = true;
+		*code = QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE;
 	}
 	/* every entry empty (an empty L1 table, no ID, no name): QEMU never writes
 	 * such an entry, so the header names a cluster that is no snapshot
