@@ -337,9 +337,9 @@ snap_case table-on-reftable "$O" "$T/ref-one" overlap-metadata header.snapshots_
 # exit 2 on -2.
 snap_case table-below-three "$A" "$T/ref-three" snapshot-id-empty header.snapshots_offset -0x10000
 snap_case table-below2-three "$A" "$T/ref-three" overlap-data-metadata header.snapshots_offset -0x20000
-# 4 KiB clusters, twelve snapshots: the header's pointer onto a blank
-# cluster (the first one of the file that is all zeros) read as a table
-# of no entries, so the repair rewrote it: nb_snapshots 12 -> 0, every
+# 4 KiB clusters, twelve snapshots: the header's pointer onto a cluster
+# that starts blank (the first one of the file whose first 128 bytes are
+# zeros: an L2 table) read as a table of no entries, so the repair rewrote it: nb_snapshots 12 -> 0, every
 # snapshot dropped, exit 0.  A table with no entry at all is now lost and
 # the real one re-linked.  qemu-img check -r all: exit 2 after it, every
 # snapshot unnamed.
@@ -351,7 +351,7 @@ for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
 done
 fixture qemu-io -f qcow2 -c 'write -P 0x77 0 4k' "$Z" >/dev/null
 guest_save "$Z" "$T/ref-twelve"
-zc=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(next(o for o in range(4096, len(d), 4096) if not any(d[o:o+4096])))' "$Z")
+zc=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(next(o for o in range(4096, len(d), 4096) if not any(d[o:o+128])))' "$Z")
 snap_case table-on-blank "$Z" "$T/ref-twelve" snapshot-count-exceeds-table header.snapshots_offset "$zc"
 
 # refuse_moved LABEL POKE...: the header's pointer moved one cluster down
