@@ -30,6 +30,7 @@
  * refblock_usable (checker/refcounts.c), the bounded reader.
  */
 #include "snapscan.h"
+#include "l1read.h"
 
 #include "check.h"
 #include "../core/layout.h"
@@ -93,37 +94,83 @@ static bool void_range(struct qc_snapscan *sc, size_t *cap, uint64_t off, uint64
 	return true;
 }
 
-/* The claims the walk made for the header's table and its entries' L1
- * tables (qc_snapscan_init_void); false when they cannot all be listed. */
+struct l1range {
+	uint64_t off;
+	uint32_t n;
+};
+
+static int cmp_l1range(const void *a, const void *b)
+{
+	const struct l1range *x = a, *y = b;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->n < y->n ? -1 : x->n > y->n;
+}
+
+struct void_l2 {
+	struct qc_snapscan *sc;
+	size_t *cap;
+	bool ok;
+};
+
+/* one claim taken back on each L2 table an L1 run names */
+static bool void_l2_run(void *ctx, const uint64_t *ent, uint32_t first, uint32_t n)
+{
+	(void)first;
+	struct void_l2 *v = ctx;
+	struct qc_image *img = v->sc->img;
+	uint64_t cs = img->cluster_size;
+	for (uint32_t k = 0; k < n && v->ok; k++) {
+		uint64_t l2 = ent[k] & QC_L1E_OFFSET_MASK;
+		if (l2 && !(l2 & (cs - 1)) && !qc_past_eof(img, l2, cs))
+			v->ok = void_range(v->sc, v->cap, l2, 1);
+	}
+	return v->ok;
+}
+
+/*
+ * The claims the walk made for the header's table and its entries' L1
+ * tables (qc_snapscan_init_void); false when they cannot all be listed.
+ * Each distinct L1 table is read once, by data extent (l1read.h), as the
+ * walk reads it: entries sharing one table cost one read, and a table in a
+ * hole costs nothing (limits-resources.sh: 65536 entries on one 32 MiB L1).
+ */
 static bool void_claims(struct qc_snapscan *sc, uint64_t off, uint64_t len)
 {
 	struct qc_image *img = sc->img;
-	uint64_t cs = img->cluster_size;
 	size_t cap = 0;
 	if (!void_range(sc, &cap, off, len))
+		return false;
+	struct l1range *r = img->nsnapshots ? malloc(img->nsnapshots * sizeof(*r)) : NULL;
+	size_t nr = 0;
+	if (img->nsnapshots && !r)
 		return false;
 	for (uint32_t i = 0; i < img->nsnapshots; i++) {
 		const struct qc_snapshot *s = &img->snapshots[i];
 		if (!s->l1_usable || !s->l1_size)
 			continue;
-		uint64_t n = s->l1_size;
-		if (n * 8 > QC_MAX_L1_SIZE || !void_range(sc, &cap, s->l1_table_offset, n * 8))
-			return false;
-		uint8_t *b = malloc((size_t)n * 8);
-		if (!b || qc_io_read(img->io, b, (size_t)n * 8, s->l1_table_offset) < 0) {
-			free(b);
+		if ((uint64_t)s->l1_size * 8 > QC_MAX_L1_SIZE) {
+			free(r);
 			return false;
 		}
-		bool ok = true;
-		for (uint64_t k = 0; k < n && ok; k++) {
-			uint64_t l2 = qc_be64_at(b + k * 8) & QC_L1E_OFFSET_MASK;
-			if (l2 && !(l2 & (cs - 1)) && !qc_past_eof(img, l2, cs))
-				ok = void_range(sc, &cap, l2, 1);
-		}
-		free(b);
-		if (!ok)
-			return false;
+		r[nr++] = (struct l1range){ s->l1_table_offset, s->l1_size };
 	}
+	qsort(r, nr, sizeof(*r), cmp_l1range);
+	enum { CHUNK = 4096 };
+	uint8_t *chunk = nr ? malloc(CHUNK * 8) : NULL;
+	bool ok = !nr || chunk;
+	for (size_t i = 0; i < nr && ok; i++) {
+		if (i && !cmp_l1range(&r[i], &r[i - 1]))
+			continue;
+		struct void_l2 v = { sc, &cap, true };
+		ok = void_range(sc, &cap, r[i].off, (uint64_t)r[i].n * 8) &&
+		     qc_l1_read_extents(img, r[i].off, r[i].n, chunk, CHUNK, void_l2_run, NULL, &v) &&
+		     v.ok;
+	}
+	free(chunk);
+	free(r);
+	if (!ok)
+		return false;
 	qsort(sc->vclaims, sc->nvclaims, sizeof(uint64_t), cmp_u64);
 	return true;
 }
