@@ -73,12 +73,6 @@ static uint64_t counted(const struct qc_snapscan *sc, uint64_t cl)
 	return back < cm ? cm - back : 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 #define VCLAIMS_MAX (1u << 22) /* 32 MiB of claims taken back, at most */
 
 /* One claim taken back on each cluster of [off, off + len). */
@@ -171,7 +165,7 @@ static bool void_claims(struct qc_snapscan *sc, uint64_t off, uint64_t len)
 	free(r);
 	if (!ok)
 		return false;
-	qsort(sc->vclaims, sc->nvclaims, sizeof(uint64_t), cmp_u64);
+	qsort(sc->vclaims, sc->nvclaims, sizeof(uint64_t), qc_cmp_u64);
 	return true;
 }
 
