@@ -24,12 +24,18 @@
  * descriptors of 32 bytes, 8 MiB) and per thread one window and two
  * clusters; the window shrinks so that all windows together stay within
  * 32 MiB; plus what deepwalk.c holds (16 bytes per followable L1 entry).
+ * A window is mapped rather than read when the file allows it (core/io.h
+ * qc_io_map: no copy of the payload), and decompressed under a SIGBUS
+ * guard (core/mapguard.h): a fault there is an I/O error, as a failed
+ * read is.
  */
 #include "check.h"
 #include "../core/decompress.h"
+#include "../core/mapguard.h"
 #include "../core/progress.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,7 +150,7 @@ struct deep {
 	struct failure *fail;
 	size_t nfail, fail_cap;
 	uint64_t verified, bytes_done, bytes_total;
-	bool nomem, ioerr;
+	bool nomem, ioerr, ioerr_mapped;
 	uint64_t ioerr_off;
 	const struct qc_deep_known *known; /* or NULL */
 };
@@ -176,6 +182,9 @@ static enum qc_dc_result known_verdict(const struct deep *d, const struct qc_com
 struct worker {
 	struct deep *d;
 	uint8_t *buf, *out, *out2;
+	/* the window's bytes: host offset src_off is at src (buf or a view) */
+	const uint8_t *src;
+	uint64_t src_off;
 	struct qc_dc *dc;
 	pthread_t t;
 	bool started;
@@ -269,8 +278,7 @@ static bool needs_decode(const struct deep *d, size_t i, size_t k)
  * decompressing, two at once (qc_dc_run2: the zlib decoder interleaves
  * them); that one's answer goes to *ak and the ahead_* outputs.
  */
-static enum qc_dc_result decode(struct worker *w, size_t i, size_t k, size_t j, uint64_t base,
-				size_t *ak, enum qc_dc_result *ares, const char **awhy,
+static enum qc_dc_result decode(struct worker *w, size_t i, size_t k, size_t j, size_t *ak, enum qc_dc_result *ares, const char **awhy,
 				size_t *aproduced, const char **why, size_t *produced)
 {
 	struct deep *d = w->d;
@@ -278,11 +286,11 @@ static enum qc_dc_result decode(struct worker *w, size_t i, size_t k, size_t j, 
 	size_t cs = (size_t)d->img->cluster_size, k2 = k + 1;
 	while (k2 < j && !needs_decode(d, i, k2))
 		k2++;
-	const uint8_t *in0 = w->buf + (refs[k].host_offset - base);
+	const uint8_t *in0 = w->src + (refs[k].host_offset - w->src_off);
 	size_t len0 = (size_t)clamped_len(d->img, &refs[k]);
 	if (k2 >= j)
 		return qc_dc_run(w->dc, in0, len0, w->out, cs, produced, why);
-	const uint8_t *in[2] = { in0, w->buf + (refs[k2].host_offset - base) };
+	const uint8_t *in[2] = { in0, w->src + (refs[k2].host_offset - w->src_off) };
 	const size_t inlen[2] = { len0, (size_t)clamped_len(d->img, &refs[k2]) };
 	uint8_t *out[2] = { w->out, w->out2 };
 	enum qc_dc_result res[2];
@@ -298,29 +306,22 @@ static enum qc_dc_result decode(struct worker *w, size_t i, size_t k, size_t j, 
 	return res[0];
 }
 
-static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint64_t end)
+static void io_error(struct deep *d, uint64_t off, bool mapped)
+{
+	pthread_mutex_lock(&d->mu);
+	if (!d->ioerr || off < d->ioerr_off) {
+		d->ioerr_off = off;
+		d->ioerr_mapped = mapped;
+	}
+	d->ioerr = true;
+	pthread_mutex_unlock(&d->mu);
+}
+
+static void decode_window(struct worker *w, size_t i, size_t j, uint64_t base, uint64_t end)
 {
 	struct deep *d = w->d;
 	struct qc_image *img = d->img;
 	struct qc_compressed_ref *refs = d->refs;
-	/* read only the span of the streams the digests did not decompress
-	 * (all of the window without them) */
-	uint64_t lo = UINT64_MAX, hi = 0;
-	for (size_t k = i; k < j; k++) {
-		if (covered(d, &refs[k]))
-			continue;
-		uint64_t s = refs[k].host_offset, e = s + clamped_len(img, &refs[k]);
-		lo = s < lo ? s : lo;
-		hi = e > hi ? e : hi;
-	}
-	if (lo < hi && qc_io_read(img->io, w->buf + (lo - base), (size_t)(hi - lo), lo) < 0) {
-		pthread_mutex_lock(&d->mu);
-		if (!d->ioerr || lo < d->ioerr_off)
-			d->ioerr_off = lo;
-		d->ioerr = true;
-		pthread_mutex_unlock(&d->mu);
-		return;
-	}
 	enum qc_dc_result res = QC_DC_OK;
 	const char *why = "";
 	size_t produced = 0;
@@ -342,7 +343,7 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 			else if (k == ahead_k)
 				res = ahead_res, why = ahead_why, produced = ahead_produced;
 			else
-				res = decode(w, i, k, j, base, &ahead_k, &ahead_res, &ahead_why,
+				res = decode(w, i, k, j, &ahead_k, &ahead_res, &ahead_why,
 					     &ahead_produced, &why, &produced);
 			if (res == QC_DC_NOMEM) {
 				nomem = true;
@@ -363,6 +364,58 @@ static void run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* decode_window() on a mapped window: false when reading it faulted */
+static bool decode_mapped(struct worker *w, size_t i, size_t j, uint64_t base, uint64_t end)
+{
+	struct qc_mapguard g;
+	if (sigsetjmp(g.jb, 0))
+		return false;
+	if (!qc_mapguard_arm(&g))
+		return false;
+	decode_window(w, i, j, base, end);
+	qc_mapguard_disarm(&g);
+	return true;
+}
+
+/*
+ * Window [i, j): only the span of the streams the digests did not
+ * decompress is read (all of the window without them), mapped when it
+ * can be, else into buf.  False when it could not be read: the check
+ * then stops (a fault leaves this worker's decoder context mid-stream).
+ */
+static bool run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint64_t end)
+{
+	struct deep *d = w->d;
+	struct qc_image *img = d->img;
+	struct qc_compressed_ref *refs = d->refs;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (size_t k = i; k < j; k++) {
+		if (covered(d, &refs[k]))
+			continue;
+		uint64_t s = refs[k].host_offset, e = s + clamped_len(img, &refs[k]);
+		lo = s < lo ? s : lo;
+		hi = e > hi ? e : hi;
+	}
+	struct qc_io_view v;
+	if (lo < hi && qc_mapguard_available() && qc_io_map(img->io, lo, (size_t)(hi - lo), &v) == 0) {
+		w->src = v.p;
+		w->src_off = lo;
+		bool ok = decode_mapped(w, i, j, base, end);
+		qc_io_unmap(&v);
+		if (!ok)
+			io_error(d, lo, true);
+		return ok;
+	}
+	if (lo < hi && qc_io_read(img->io, w->buf + (lo - base), (size_t)(hi - lo), lo) < 0) {
+		io_error(d, lo, false);
+		return false;
+	}
+	w->src = w->buf;
+	w->src_off = base;
+	decode_window(w, i, j, base, end);
+	return true;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -376,9 +429,8 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&d->mu);
 		if (w->pg)
 			qc_progress_set(w->pg, done);
-		if (!got)
+		if (!got || !run_window(w, i, j, base, end))
 			break;
-		run_window(w, i, j, base, end);
 	}
 	return NULL;
 }
@@ -421,7 +473,8 @@ static bool run_batch(void *ctx, struct qc_compressed_ref *refs, size_t n)
 		return false;
 	}
 	if (d->ioerr) {
-		qc_abort(img, "cannot read compressed data at 0x%llx", (unsigned long long)d->ioerr_off);
+		qc_abort(img, "cannot read compressed data at 0x%llx%s", (unsigned long long)d->ioerr_off,
+			 d->ioerr_mapped ? ": the image file shrank, or its device failed a read, while it was being read" : "");
 		R->failed = true;
 		return false;
 	}

@@ -23,11 +23,13 @@
  * 64 KiB blocks hold stored bytes).
  */
 #include "digest.h"
+#include "../core/mapguard.h"
 #include "layer_read.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,55 @@ static struct wctx *wctx_new(const struct shared *sh)
 	return w;
 }
 
+/*
+ * The blocks of the window just filled, [0, wlen): their leaf hashes into
+ * out (tree, root NULL) or the bytes into root (flat, zero the zero
+ * block).  Mapped blocks are read here, so under the guard: a SIGBUS is
+ * the file shrinking or failing under the mapping, an I/O error.
+ */
+static int hash_window(struct wctx *w, uint64_t wlen, uint8_t *out, EVP_MD_CTX *root,
+		       const uint8_t *zero)
+{
+	const struct shared *sh = w->sh;
+	const struct qc_lr *lr = w->lr;
+	for (uint64_t b = 0; b * BLOCK < wlen; b++) {
+		uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
+		bool ok = true;
+		if (root)
+			ok = EVP_DigestUpdate(root, lr->touched[b] ? qc_lr_block(lr, b) : zero,
+					      (size_t)blen);
+		else if (lr->touched[b])
+			ok = sha256(w->md, sh->sha, qc_lr_block(lr, b), (size_t)blen, out + b * 32);
+		else
+			memcpy(out + b * 32, blen == BLOCK ? sh->zh : sh->zh_short, 32);
+		if (!ok) {
+			snprintf(w->lr->msg, sizeof(w->lr->msg), "SHA-256 failed");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int hash_window_guarded(struct wctx *w, uint64_t g, uint64_t wlen, uint8_t *out,
+			       EVP_MD_CTX *root, const uint8_t *zero)
+{
+	struct qc_mapguard guard;
+	if (sigsetjmp(guard.jb, 0)) {
+		qc_lr_unmap(w->lr);
+		snprintf(w->lr->msg, sizeof(w->lr->msg),
+			 "I/O error reading the data of guest offset 0x%llx: the image file shrank, or its device failed a read, while it was being read",
+			 (unsigned long long)g);
+		return 1;
+	}
+	if (!qc_mapguard_arm(&guard)) {
+		snprintf(w->lr->msg, sizeof(w->lr->msg), "cannot guard the mapped reads");
+		return 1;
+	}
+	int r = hash_window(w, wlen, out, root, zero);
+	qc_mapguard_disarm(&guard);
+	return r;
+}
+
 /* Leaf hashes of [g0, g1) into out (32 bytes per block).  *zero is set
  * when no block holds a stored byte: out is then left unwritten. */
 static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out, bool *zero)
@@ -114,16 +165,9 @@ static int hash_range(struct wctx *w, uint64_t g0, uint64_t g1, uint8_t *out, bo
 		for (uint64_t z = g0; !data && z < g; z += BLOCK) /* catch up on the skipped windows */
 			memcpy(out + (z - g0) / BLOCK * 32, sh->zh, 32);
 		data = true;
-		for (uint64_t b = 0; b * BLOCK < wlen; b++) {
-			uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
-			uint8_t *o = out + ((g - g0) / BLOCK + b) * 32;
-			if (!w->lr->touched[b])
-				memcpy(o, blen == BLOCK ? sh->zh : sh->zh_short, 32);
-			else if (!sha256(w->md, sh->sha, w->lr->buf + b * BLOCK, (size_t)blen, o)) {
-				snprintf(w->lr->msg, sizeof(w->lr->msg), "SHA-256 failed");
-				return 1;
-			}
-		}
+		r = hash_window_guarded(w, g, wlen, out + (g - g0) / BLOCK * 32, NULL, NULL);
+		if (r)
+			return r;
 	}
 	*zero = !data;
 	return 0;
@@ -391,12 +435,8 @@ static int flat(const struct qc_layer *L, const struct qc_digest_opts *o, struct
 		for (; g < cend && !rc; g += WIN) {
 			uint64_t wlen = min64(WIN, cend - g);
 			rc = qc_lr_fill(w->lr, g, wlen, cend);
-			for (uint64_t b = 0; !rc && b * BLOCK < wlen; b++) {
-				uint64_t blen = min64(BLOCK, wlen - b * BLOCK);
-				const uint8_t *src = w->lr->touched[b] ? w->lr->buf + b * BLOCK : zero;
-				if (!EVP_DigestUpdate(root, src, (size_t)blen))
-					rc = 1;
-			}
+			if (!rc)
+				rc = hash_window_guarded(w, g, wlen, NULL, root, zero);
 		}
 		g = cend;
 		qc_progress_set(o->progress, o->progress_base + g);

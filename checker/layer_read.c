@@ -8,6 +8,7 @@
  */
 #include "layer_read.h"
 #include "../core/decompress.h"
+#include "../core/mapguard.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,10 +30,19 @@ static int fail(struct qc_lr *w, int code, const char *fmt, ...)
 	return code;
 }
 
+void qc_lr_unmap(struct qc_lr *w)
+{
+	for (unsigned k = 0; k < w->nviews; k++)
+		qc_io_unmap(&w->views[k]);
+	w->nviews = 0;
+	memset(w->direct, 0, sizeof(w->direct));
+}
+
 void qc_lr_free(struct qc_lr *w)
 {
 	if (!w)
 		return;
+	qc_lr_unmap(w);
 	free(w->buf);
 	free(w->cin);
 	free(w->cout);
@@ -50,6 +60,7 @@ struct qc_lr *qc_lr_new(const struct qc_layer *L, bool force, uint64_t ra_max)
 	w->L = L;
 	w->force = force;
 	w->hole_kind = -1;
+	w->no_map = !qc_mapguard_available();
 	w->maxext = qc_gm_max_extents(L, QC_LR_WIN);
 	w->buf = malloc(QC_LR_WIN);
 	w->l2.buf = malloc(qc_gm_l2_scratch(L, ra_max));
@@ -106,6 +117,32 @@ static void zero_fill(struct qc_lr *w, uint64_t rel, uint64_t len)
 	}
 }
 
+/*
+ * Stored bytes [h, h+len) for window bytes [rel, rel+len): the blocks
+ * they cover whole are mapped when they can be (direct[]), the rest read
+ * into buf.
+ */
+static int read_run(struct qc_lr *w, uint64_t rel, uint64_t len, uint64_t h)
+{
+	uint64_t b0 = (rel + QC_LR_BLOCK - 1) / QC_LR_BLOCK, b1 = (rel + len) / QC_LR_BLOCK;
+	if (b1 > b0 && !w->no_map && w->nviews < QC_LR_VIEWS) {
+		uint64_t a = b0 * QC_LR_BLOCK, e = b1 * QC_LR_BLOCK;
+		struct qc_io_view *v = &w->views[w->nviews];
+		if (qc_io_map(w->L->io, h + (a - rel), (size_t)(e - a), v) == 0) {
+			w->nviews++;
+			for (uint64_t b = b0; b < b1; b++)
+				w->direct[b] = v->p + (b - b0) * QC_LR_BLOCK;
+			int r = a > rel ? read_run(w, rel, a - rel, h) : 0;
+			return r || e == rel + len ? r : read_run(w, e, rel + len - e, h + (e - rel));
+		}
+	}
+	long long got = qc_io_read(w->L->io, w->buf + rel, (size_t)len, h);
+	if (got < 0)
+		return fail(w, 1, "I/O error reading host offset 0x%llx: %s", (unsigned long long)h,
+			    strerror((int)-got));
+	return 0;
+}
+
 static int data_extent(struct qc_lr *w, int pass, uint64_t rel, const struct qc_gm_extent *x)
 {
 	for (uint64_t pos = 0; pos < x->len;) {
@@ -118,10 +155,9 @@ static int data_extent(struct qc_lr *w, int pass, uint64_t rel, const struct qc_
 		} else if (!pass) {
 			touch(w, rel + pos, seg);
 		} else {
-			long long got = qc_io_read(w->L->io, w->buf + rel + pos, (size_t)seg, h);
-			if (got < 0)
-				return fail(w, 1, "I/O error reading host offset 0x%llx: %s",
-					    (unsigned long long)h, strerror((int)-got));
+			int r = read_run(w, rel + pos, seg, h);
+			if (r)
+				return r;
 		}
 		pos += seg;
 	}
@@ -171,6 +207,7 @@ int qc_lr_fill(struct qc_lr *w, uint64_t g, uint64_t wlen, uint64_t ra_end)
 		return fail(w, 1, "cannot map guest offset 0x%llx: %s", (unsigned long long)g,
 			    strerror(-r));
 	memset(w->touched, 0, sizeof(w->touched));
+	qc_lr_unmap(w);
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t k = 0; k < n; k++) {
 			const struct qc_gm_extent *x = &w->ext[k];

@@ -4,6 +4,10 @@
  * its stored bytes read or decompressed into buf, and `touched` says which
  * 64 KiB blocks hold stored bytes; untouched blocks are zeros and are not
  * written (the caller hashes them as zeros without reading buf).
+ * A block that one run of stored bytes covers whole is not copied: it is
+ * read where the file is mapped (core/io.h qc_io_map), and qc_lr_block()
+ * gives where each block's bytes are.  Those bytes must be read under a
+ * qc_mapguard (core/mapguard.h); the views last until the next fill.
  * One reader per thread: it keeps its decoder context, its L2 slice and
  * the last decompressed cluster.
  */
@@ -13,10 +17,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/io.h"
 #include "guestmap.h"
 
 #define QC_LR_BLOCK 65536u
 #define QC_LR_WIN (UINT64_C(4) << 20)
+#define QC_LR_VIEWS 64u /* mapped runs per window, at most */
 
 struct qc_dc;
 
@@ -26,6 +32,7 @@ typedef void (*qc_lr_observer)(void *ctx, uint64_t host, uint64_t len, int res, 
 struct qc_lr {
 	const struct qc_layer *L;
 	bool force;              /* unreadable bytes read as zeros instead of failing */
+	bool no_map;             /* read everything into buf (no SIGBUS guard) */
 	/* Told every compressed stream that does not decompress to exactly
 	 * one cluster (res: enum qc_dc_result), when set; may be called from
 	 * several readers at once. */
@@ -33,6 +40,8 @@ struct qc_lr {
 	void *observe_ctx;
 	uint8_t *buf;            /* QC_LR_WIN bytes */
 	uint8_t touched[QC_LR_WIN / QC_LR_BLOCK];
+	/* where a block's bytes are mapped, when not in buf (qc_lr_block) */
+	const uint8_t *direct[QC_LR_WIN / QC_LR_BLOCK];
 	uint64_t unreadable;     /* bytes read as zeros under force */
 	char msg[256];           /* why qc_lr_fill() failed */
 	/* private */
@@ -46,6 +55,8 @@ struct qc_lr {
 	bool no_holes;
 	int hole_kind; /* -1 none cached, 0 data, 1 hole */
 	uint64_t hole_a, hole_b;
+	struct qc_io_view views[QC_LR_VIEWS];
+	unsigned nviews;
 };
 
 /* A reader whose L2 read-ahead covers up to ra_max bytes; NULL if out of memory. */
@@ -57,5 +68,13 @@ void qc_lr_free(struct qc_lr *w);
  * memory) or 2 (guest data QEMU cannot read, without force); w->msg says why.
  */
 int qc_lr_fill(struct qc_lr *w, uint64_t g, uint64_t wlen, uint64_t ra_end);
+/* The bytes of block b of the window: mapped (read them under a
+ * qc_mapguard) or in buf. */
+static inline const uint8_t *qc_lr_block(const struct qc_lr *w, uint64_t b)
+{
+	return w->direct[b] ? w->direct[b] : w->buf + b * QC_LR_BLOCK;
+}
+/* Release the window's views (the next fill and qc_lr_free do it too). */
+void qc_lr_unmap(struct qc_lr *w);
 
 #endif

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,8 +111,29 @@ static uint64_t file_next_hole(struct qc_io *io, uint64_t off)
 	return (uint64_t)r > io->size ? io->size : (uint64_t)r;
 }
 
+/* from the page below off, populated: MAP_PRIVATE of a read-only view
+ * shares the page cache, nothing is copied */
+static int file_map(struct qc_io *io, uint64_t off, size_t len, struct qc_io_view *v)
+{
+	struct file_io *f = (struct file_io *)io;
+	long ps = sysconf(_SC_PAGESIZE);
+	uint64_t pg = ps > 0 ? (uint64_t)ps : 4096;
+	uint64_t a = off - off % pg;
+	size_t ml = len + (size_t)(off - a);
+	if (off > (uint64_t)INT64_MAX)
+		return -ERANGE;
+	void *m = mmap(NULL, ml, PROT_READ, MAP_PRIVATE | MAP_POPULATE, f->fd, (off_t)a);
+	if (m == MAP_FAILED)
+		return -errno;
+	v->base = m;
+	v->maplen = ml;
+	v->p = (const uint8_t *)m + (off - a);
+	return 0;
+}
+
 static const struct qc_io_ops file_ops = {
-	file_pread, file_pwrite, file_truncate, file_sync, file_close, file_next_data, file_next_hole,
+	file_pread,	file_pwrite,	file_truncate, file_sync,
+	file_close,	file_next_data, file_next_hole, file_map,
 };
 
 /* The kind of a file that must not be opened as an image, or NULL. */
@@ -183,6 +205,8 @@ int qc_io_open_image(const char *path, const struct qc_open_opts *opt, struct qc
 	}
 	f->fd = fd;
 	f->io.ops = &file_ops;
+	const char *nm = getenv("QCOW2FSCK_NO_MMAP");
+	f->io.no_map = nm && *nm && strcmp(nm, "0") != 0;
 	f->io.writable = opt->writable;
 	if (S_ISBLK(st2.st_mode)) {
 		off_t end = lseek(fd, 0, SEEK_END);
@@ -318,8 +342,15 @@ static uint64_t mem_next_hole(struct qc_io *io, uint64_t off)
 	return b <= off ? (b < io->size ? off : io->size) : b > io->size ? io->size : b;
 }
 
+static int mem_map(struct qc_io *io, uint64_t off, size_t len, struct qc_io_view *v)
+{
+	(void)len; /* qc_io_map checked [off, off+len) against the size */
+	v->p = ((struct mem_io *)io)->buf + off;
+	return 0;
+}
+
 static const struct qc_io_ops mem_ops = {
-	mem_pread, mem_pwrite, mem_truncate, mem_sync, mem_close, mem_next_data, mem_next_hole,
+	mem_pread, mem_pwrite, mem_truncate, mem_sync, mem_close, mem_next_data, mem_next_hole, mem_map,
 };
 
 struct qc_io *qc_io_open_memory(const void *data, size_t len, bool writable)
@@ -357,6 +388,30 @@ long long qc_io_read(struct qc_io *io, void *buf, size_t len, uint64_t off)
 	if ((size_t)n < len)
 		memset((char *)buf + n, 0, len - (size_t)n);
 	return n;
+}
+
+int qc_io_map(struct qc_io *io, uint64_t off, size_t len, struct qc_io_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (io->no_map || !io->ops->map) /* an overlay (repair/overlay.c) cannot */
+		return -ENOTSUP;
+	if (len == 0 || off > io->size || len > io->size - off)
+		return -ERANGE;
+	int r = io->ops->map(io, off, len, v);
+	if (r == 0)
+		__atomic_fetch_add(&io->bytes_read, (uint64_t)len, __ATOMIC_RELAXED);
+#ifdef QC_FAULT_INJECTION
+	if (r == 0)
+		qc_fault_after_map(io, off, len);
+#endif
+	return r;
+}
+
+void qc_io_unmap(struct qc_io_view *v)
+{
+	if (v->base)
+		munmap(v->base, v->maplen);
+	memset(v, 0, sizeof(*v));
 }
 
 int qc_io_read_full(struct qc_io *io, void *buf, size_t len, uint64_t off)

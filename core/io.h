@@ -21,6 +21,7 @@
 #include "lock.h"
 
 struct qc_io;
+struct qc_io_view;
 
 struct qc_io_ops {
 	/* Read up to len bytes at off; returns bytes read (may be short at EOF) or -errno. */
@@ -34,6 +35,8 @@ struct qc_io_ops {
 	uint64_t (*next_data)(struct qc_io *io, uint64_t off);
 	/* The first offset >= off where a hole starts (size at the latest). */
 	uint64_t (*next_hole)(struct qc_io *io, uint64_t off);
+	/* A view of [off, off+len), inside the size (see qc_io_map). */
+	int (*map)(struct qc_io *io, uint64_t off, size_t len, struct qc_io_view *v);
 };
 
 struct qc_io {
@@ -44,8 +47,11 @@ struct qc_io {
 	 * every further write fails with -EIO (0 = never). */
 	unsigned long fail_after_writes;
 	unsigned long writes_done;
-	/* Bytes read through qc_io_read*() (complexity tests count them). */
+	/* Bytes read through qc_io_read*() and qc_io_map() (complexity
+	 * tests count them). */
 	uint64_t bytes_read;
+	/* qc_io_map() answers -ENOTSUP: set from QCOW2FSCK_NO_MMAP at open */
+	bool no_map;
 };
 
 /* Open a file; returns 0 or -errno.  Read-only unless writable is set.
@@ -96,6 +102,27 @@ int qc_io_write(struct qc_io *io, const void *buf, size_t len, uint64_t off);
 int qc_io_truncate(struct qc_io *io, uint64_t len);
 int qc_io_sync(struct qc_io *io);
 void qc_io_close(struct qc_io *io);
+/*
+ * Mapped reads: a read-only view of stored bytes without a copy into a
+ * buffer (the digest and check --deep read gigabytes, and on a machine
+ * with little memory bandwidth the kernel's copy costs as much as the
+ * hashing).  qc_io_map() gives the bytes of [off, off+len), which must lie
+ * inside the file, or -errno and the caller reads with qc_io_read()
+ * instead: -ENOTSUP when the backend cannot or mapping is switched off
+ * (QCOW2FSCK_NO_MMAP set in the environment, io->no_map), -ERANGE past
+ * the end, or mmap's error.  The pages are populated at once
+ * (MAP_POPULATE).  A memory backend gives a pointer into its bytes.
+ * Every access to v->p must be under a qc_mapguard (core/mapguard.h): a
+ * file that shrinks after the mapping, or a device that fails a read,
+ * faults (SIGBUS).  Counted in bytes_read.  qc_io_unmap() releases it.
+ */
+struct qc_io_view {
+	const uint8_t *p; /* the bytes of [off, off+len) */
+	void *base;       /* what qc_io_unmap() unmaps (NULL: nothing) */
+	size_t maplen;
+};
+int qc_io_map(struct qc_io *io, uint64_t off, size_t len, struct qc_io_view *v);
+void qc_io_unmap(struct qc_io_view *v);
 /*
  * Holes of a sparse file (lseek SEEK_DATA/SEEK_HOLE): returns 1 when off
  * lies in a hole, 0 when it lies in data, and sets *end to where that hole

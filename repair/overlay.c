@@ -80,8 +80,9 @@ static uint64_t ov_next_hole(struct qc_io *io, uint64_t off)
 	return io->size;
 }
 
+/* no map: a view of the base would miss the overlay's bytes */
 static const struct qc_io_ops ov_ops = { ov_pread,     ov_pwrite,    ov_truncate, ov_sync,
-					 ov_close,     ov_next_data, ov_next_hole };
+					 ov_close,     ov_next_data, ov_next_hole, NULL };
 
 struct qc_io *qc_io_overlay(struct qc_io *base, const struct qc_plan *p, size_t n)
 {

@@ -8,11 +8,17 @@
  *   QCOW2FSCK_FAULT_FAIL_AFTER=k   the I/O layer's own fault injection
  *       (core/io.h fail_after_writes): every write after the k-th fails
  *       with EIO, so the repair's rollback runs.
+ *   QCOW2FSCK_FAULT_SHRINK_ON_MAP=PATH  after the first mapped read of
+ *       an image of at least 1 MiB (qc_io_map), truncate PATH (the image)
+ *       to the mapped range's first byte, as another process shrinking
+ *       the file would: reading the mapping then faults (SIGBUS), which
+ *       core/mapguard.c must turn into an I/O error.
  *
  * Relies on core/io.c counting successful writes in io->writes_done.
  */
 #include "faults.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -42,4 +48,16 @@ void qc_fault_after_write(struct qc_io *io)
 {
 	if (crash_after && io->writes_done >= crash_after)
 		_exit(QC_FAULT_CRASH_EXIT);
+}
+
+void qc_fault_after_map(struct qc_io *io, uint64_t off, uint64_t len)
+{
+	static bool done;
+	const char *path = getenv("QCOW2FSCK_FAULT_SHRINK_ON_MAP");
+	(void)len;
+	if (done || !path || !*path || io->size < (1u << 20))
+		return;
+	done = true;
+	if (truncate(path, (off_t)off) != 0)
+		_exit(98);
 }

@@ -8,6 +8,8 @@
 #ifndef QC_FAULTS_H
 #define QC_FAULTS_H
 
+#include <stdint.h>
+
 struct qc_io;
 
 /* Exit status of a simulated crash. */
@@ -17,5 +19,7 @@ struct qc_io;
 void qc_fault_attach(struct qc_io *io);
 /* A write to io succeeded (io->writes_done counts it). */
 void qc_fault_after_write(struct qc_io *io);
+/* [off, off+len) of io was mapped (qc_io_map). */
+void qc_fault_after_map(struct qc_io *io, uint64_t off, uint64_t len);
 
 #endif

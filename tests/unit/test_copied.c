@@ -162,7 +162,7 @@ static uint64_t c_next_hole(struct qc_io *io, uint64_t off)
 	return io->size;
 }
 static const struct qc_io_ops counting_ops = { c_pread, c_pwrite, c_truncate, c_sync, c_close,
-					       c_next_data, c_next_hole };
+					       c_next_data, c_next_hole, NULL };
 
 static char path[64];
 
