@@ -549,9 +549,12 @@ void qc_deep_run(struct qc_image *img, struct qc_deep_known *known)
 	for (unsigned t = 0; t < jobs && ok; t++) {
 		R->w[t].d = d;
 		R->w[t].buf = malloc(d->win ? d->win : 1);
-		R->w[t].out = malloc((size_t)img->cluster_size);
-		R->w[t].out2 = malloc((size_t)img->cluster_size);
+		/* zeroed: the decoders below only count, yet copy matches */
+		R->w[t].out = calloc(1, (size_t)img->cluster_size);
+		R->w[t].out2 = calloc(1, (size_t)img->cluster_size);
 		R->w[t].dc = qc_dc_new(img->h.compression_type);
+		if (R->w[t].dc)
+			qc_dc_discard(R->w[t].dc, true);
 		ok = R->w[t].buf && R->w[t].out && R->w[t].out2 && R->w[t].dc;
 	}
 	if (!ok) {

@@ -105,6 +105,14 @@ size_t qc_dc_mem_bound(int type)
 	return sizeof(struct qc_dc) + ZSTD_estimateDStreamSize((size_t)1 << QC_DC_ZSTD_WINDOW_LOG_MAX);
 }
 
+void qc_dc_discard(struct qc_dc *d, bool on)
+{
+	if (d->inf) {
+		qc_inflate_discard(d->inf, on);
+		qc_inflate_discard(d->inf2, on);
+	}
+}
+
 void qc_dc_free(struct qc_dc *d)
 {
 	if (!d)

@@ -12,6 +12,7 @@
 #ifndef QC_DECOMPRESS_H
 #define QC_DECOMPRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,11 @@ uint64_t qc_dc_fast_count(const struct qc_dc *d);
 /* Streams this context decoded with core/inflate.c (0 for zstd, zlib only). */
 uint64_t qc_dc_own_count(const struct qc_dc *d);
 void qc_dc_free(struct qc_dc *d);
+/* The caller never reads the output, only the verdicts and counts
+ * (check --deep): the own deflate decoder then skips writing what it
+ * can (core/inflate.h qc_inflate_discard); the output buffers' contents
+ * are unspecified, the answers the same.  No effect on other decoders. */
+void qc_dc_discard(struct qc_dc *d, bool on);
 
 /*
  * Decompress in[0..inlen) into out[0..outlen).  *produced gets the bytes

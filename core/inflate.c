@@ -41,8 +41,9 @@
 
 /*
  * A table entry: bits 0-7 the bits it consumes, 8-11 its kind, 12-15 the
- * extra bits (length, distance) or the first code's length (a literal
- * pair), 16-31 the literal(s), the length base or the distance base.
+ * extra bits (length, distance) or the first code's length (a literal,
+ * single or pair), 16-31 the literal(s), the length base or the distance
+ * base.
  */
 enum kind { K_LIT, K_LIT2, K_LEN, /* K_LIT, K_LIT2 first: fast_loop */ K_EOB, K_DIST, K_LONG, K_BAD };
 
@@ -79,7 +80,9 @@ struct code {
 };
 
 struct qc_inflate {
+	bool discard; /* the fast loop writes no output (qc_inflate_discard) */
 	uint32_t lit[LSIZE], dist[DSIZE]; /* the current dynamic block's */
+	uint8_t cnt[LSIZE];               /* its count table, when discard */
 	uint32_t clt[1u << 7];            /* the code length code's */
 	struct code lc, dc, cl;
 	uint8_t lens[320];
@@ -88,6 +91,7 @@ struct qc_inflate {
 /* The fixed codes (RFC 1951 3.2.6), built once for every context. */
 static struct {
 	uint32_t lit[LSIZE], dist[DSIZE];
+	uint8_t cnt[LSIZE];
 	struct code lc, dc;
 } fixed;
 static pthread_once_t fixed_once = PTHREAD_ONCE_INIT;
@@ -162,7 +166,7 @@ static uint32_t sym_entry(unsigned sym, unsigned len, bool dist)
 	if (dist)
 		return sym < 30 ? mk(len, K_DIST, dist_extra[sym], dist_base[sym]) : mk(len, K_BAD, 0, 0);
 	if (sym < 256)
-		return mk(len, K_LIT, 0, sym);
+		return mk(len, K_LIT, len, sym); /* aux: pair_literals */
 	if (sym == 256)
 		return mk(len, K_EOB, 0, 0);
 	if (sym < 286)
@@ -215,29 +219,57 @@ static void fill_table(uint32_t *t, unsigned tbits, const struct code *c, bool d
  * a of l1 bits, index rev(a) | j << l1 holds the pair when entry j (whose
  * bits past the known 12 - l1 are zeros) is a literal of at most 12 - l1
  * bits.  Entry j < 2^(12 - l1) may already be a pair: its first literal is
- * what counts, and pairing keeps it.  Branch-free: this runs for every
- * dynamic block.
+ * what counts, and pairing keeps it (a literal entry, single or pair,
+ * carries its first code's length in aux).  What entry j adds to a single
+ * to make the pair depends only on j and l1, so it is worked out once per
+ * code length (row), and each first literal's entries are a single plus
+ * row[j]: this runs for every dynamic block.
  */
 static void pair_literals(uint32_t *t, const struct code *c)
 {
+	uint32_t row[1u << (LBITS - 1)];
 	unsigned code = 0, k = 0;
 	for (unsigned l1 = 1; l1 < LBITS; l1++) {
+		unsigned lim = LBITS - l1;
+		bool have_row = false;
 		for (unsigned n = 0; n < c->count[l1]; n++, k++, code++) {
 			unsigned sym = c->sym[k];
 			if (sym >= 256)
 				continue;
-			unsigned lim = LBITS - l1, rev = reverse(code, l1);
-			uint32_t single = mk(l1, K_LIT, 0, sym);
-			uint32_t base = mk(l1, K_LIT2, l1, sym);
-			for (unsigned j = 0; j < 1u << lim; j++) {
-				uint32_t e2 = t[j];
-				unsigned k2 = E_KIND(e2);
-				unsigned l2 = k2 == K_LIT ? E_NBITS(e2) : k2 == K_LIT2 ? E_AUX(e2) : 255;
-				uint32_t pair = base + l2 + ((E_VAL(e2) & 0xffu) << 24);
-				t[rev | j << l1] = l2 <= lim ? pair : single;
+			if (!have_row) {
+				for (unsigned j = 0; j < 1u << lim; j++) {
+					uint32_t e2 = t[j];
+					unsigned l2 = E_AUX(e2);
+					/* K_LIT -> K_LIT2, nbits + l2, the second byte */
+					row[j] = E_KIND(e2) <= K_LIT2 && l2 <= lim
+							 ? (uint32_t)(K_LIT2 - K_LIT) << 8 | l2 |
+								   (E_VAL(e2) & 0xffu) << 24
+							 : 0;
+				}
+				have_row = true;
 			}
+			unsigned rev = reverse(code, l1);
+			uint32_t single = mk(l1, K_LIT, l1, sym);
+			for (unsigned j = 0; j < 1u << lim; j++)
+				t[rev | j << l1] = single + row[j];
 		}
 		code <<= 1;
+	}
+}
+
+/*
+ * The count table of a literal/length table, for a decode that only
+ * counts (qc_inflate_discard): a byte per index, bits 0-5 the bits the
+ * entry consumes, bits 6-7 what it is: 0 one literal, 1 two literals, 2
+ * anything else (look at the full entry).  4 KiB instead of 16: the two
+ * streams' tables of the lockstep loop stay in the first-level cache.
+ */
+#define CNT_OTHER 128u
+static void fill_count(uint8_t *c, const uint32_t *t)
+{
+	for (unsigned i = 0; i < LSIZE; i++) {
+		unsigned k = E_KIND(t[i]);
+		c[i] = (uint8_t)(E_NBITS(t[i]) | (k <= K_LIT2 ? k : 2u) << 6);
 	}
 }
 
@@ -283,7 +315,7 @@ static bool next_entry(struct rd *r, const struct code *c, const uint32_t *t, un
 			return false;
 		e = sym < 0 ? mk(0, K_BAD, 0, 0) : sym_entry((unsigned)sym, len, dist);
 	} else if (E_KIND(e) == K_LIT2) {
-		e = mk(E_AUX(e), K_LIT, 0, E_VAL(e) & 0xffu);
+		e = mk(E_AUX(e), K_LIT, E_AUX(e), E_VAL(e) & 0xffu);
 	}
 	if (!avail(r, E_NBITS(e)))
 		return false;
@@ -315,6 +347,7 @@ struct dec {
 	/* inside a Huffman block: its codes and tables; NULL between blocks */
 	const struct code *lc, *dc;
 	const uint32_t *lt, *dt;
+	const uint8_t *ct; /* its count table (fill_count), with discard */
 	bool last;     /* the block is the final one */
 	enum stop end; /* ST_OK while the decode goes on */
 };
@@ -367,6 +400,7 @@ struct fast {
 	const uint8_t *in, *in_stop;
 	uint8_t *out, *out0, *out_end;
 	const uint32_t *lt, *dt;
+	const uint8_t *ct;
 };
 
 static bool fast_ready(const struct dec *d)
@@ -388,6 +422,7 @@ static inline void fast_enter(struct fast *s, const struct dec *d)
 	s->out_end = d->out + d->cap;
 	s->lt = d->lt;
 	s->dt = d->dt;
+	s->ct = d->ct;
 }
 
 static inline void fast_leave(const struct fast *s, struct dec *d)
@@ -418,13 +453,15 @@ static ALWAYS_INLINE void fast_refill(struct fast *s)
 
 /* A K_LIT or K_LIT2 entry: both kinds store two bytes (a single literal's
  * second is overwritten next) and advance by kind + 1. */
-static ALWAYS_INLINE void fast_emit(struct fast *s, uint32_t e)
+static ALWAYS_INLINE void fast_emit(struct fast *s, uint32_t e, bool keep)
 {
-	uint16_t v = (uint16_t)E_VAL(e);
+	if (keep) {
+		uint16_t v = (uint16_t)E_VAL(e);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	v = (uint16_t)(v >> 8 | v << 8);
+		v = (uint16_t)(v >> 8 | v << 8);
 #endif
-	memcpy(s->out, &v, 2);
+		memcpy(s->out, &v, 2);
+	}
 	s->out += E_KIND(e) + 1;
 	s->bb >>= E_NBITS(e);
 	s->left -= E_NBITS(e);
@@ -436,7 +473,7 @@ static ALWAYS_INLINE void fast_emit(struct fast *s, uint32_t e)
  * refill first (it only adds bits above the ones e was read from): a
  * match takes up to 40 bits.  False, with nothing consumed, otherwise.
  */
-static ALWAYS_INLINE bool fast_match(struct fast *s, uint32_t e)
+static ALWAYS_INLINE bool fast_match(struct fast *s, uint32_t e, bool keep)
 {
 	if (E_KIND(e) != K_LEN || s->in > s->in_stop ||
 	    (size_t)(s->out_end - s->out) < FAST_OUT_ROOM)
@@ -456,7 +493,7 @@ static ALWAYS_INLINE bool fast_match(struct fast *s, uint32_t e)
 	used += x;
 	s->bb >>= used;
 	s->left -= used;
-	s->out = copy_match(s->out, dist, len);
+	s->out = keep ? copy_match(s->out, dist, len) : s->out + len;
 	return true;
 }
 
@@ -464,16 +501,16 @@ static ALWAYS_INLINE bool fast_match(struct fast *s, uint32_t e)
  * match.  False, with nothing of it consumed, when the next symbol is one
  * the fast loop leaves to the careful decoder (see the top of the file),
  * or when the buffers no longer have the room. */
-static ALWAYS_INLINE bool fast_round(struct fast *s)
+static ALWAYS_INLINE bool fast_round(struct fast *s, bool keep)
 {
 	if (!fast_room(s))
 		return false;
 	fast_refill(s);
 	uint32_t e = s->lt[s->bb & (LSIZE - 1)];
 	if (E_KIND(e) > K_LIT2)
-		return fast_match(s, e);
+		return fast_match(s, e, keep);
 	for (int i = 0; i < 4; i++) {
-		fast_emit(s, e);
+		fast_emit(s, e, keep);
 		e = s->lt[s->bb & (LSIZE - 1)];
 		if (E_KIND(e) > K_LIT2)
 			break;
@@ -481,13 +518,22 @@ static ALWAYS_INLINE bool fast_round(struct fast *s)
 	return true;
 }
 
-static void fast_one(struct dec *d)
+static ALWAYS_INLINE void fast_one_as(struct dec *d, bool keep)
 {
 	struct fast s;
 	fast_enter(&s, d);
-	while (fast_round(&s))
+	while (fast_round(&s, keep))
 		;
 	fast_leave(&s, d);
+}
+
+/* keep is a constant in each call: two loops, no test per symbol */
+static void fast_one(struct dec *d)
+{
+	if (d->f->discard)
+		fast_one_as(d, false);
+	else
+		fast_one_as(d, true);
 }
 
 /*
@@ -496,7 +542,7 @@ static void fast_one(struct dec *d)
  * chains of table look-ups overlap in the processor), then a round of
  * each for whatever else comes.
  */
-static void fast_two(struct dec *a, struct dec *b)
+static ALWAYS_INLINE void fast_two_as(struct dec *a, struct dec *b, bool keep)
 {
 	struct fast s, t;
 	fast_enter(&s, a);
@@ -506,20 +552,63 @@ static void fast_two(struct dec *a, struct dec *b)
 		fast_refill(&t);
 		uint32_t es = s.lt[s.bb & (LSIZE - 1)], et = t.lt[t.bb & (LSIZE - 1)];
 		for (int i = 0; i < 4 && E_KIND(es) <= K_LIT2 && E_KIND(et) <= K_LIT2; i++) {
-			fast_emit(&s, es);
-			fast_emit(&t, et);
+			fast_emit(&s, es, keep);
+			fast_emit(&t, et, keep);
 			es = s.lt[s.bb & (LSIZE - 1)];
 			et = t.lt[t.bb & (LSIZE - 1)];
 		}
 		/* what stopped the lockstep: a stream's next symbol is not a
 		 * literal (the other one's literal waits for the next round) */
-		if (E_KIND(es) > K_LIT2 && !fast_match(&s, es))
+		if (E_KIND(es) > K_LIT2 && !fast_match(&s, es, keep))
 			break;
-		if (E_KIND(et) > K_LIT2 && !fast_match(&t, et))
+		if (E_KIND(et) > K_LIT2 && !fast_match(&t, et, keep))
 			break;
 	}
 	fast_leave(&s, a);
 	fast_leave(&t, b);
+}
+
+/*
+ * fast_two_as for two decodes that only count: the lockstep looks up the
+ * count tables (a byte an entry, fill_count), and only an entry that is
+ * not a literal is looked up in the full table.
+ */
+static void fast_two_count(struct dec *a, struct dec *b)
+{
+	struct fast s, t;
+	fast_enter(&s, a);
+	fast_enter(&t, b);
+	while (fast_room(&s) && fast_room(&t)) {
+		fast_refill(&s);
+		fast_refill(&t);
+		unsigned es = s.ct[s.bb & (LSIZE - 1)], et = t.ct[t.bb & (LSIZE - 1)];
+		for (int i = 0; i < 4 && (es | et) < CNT_OTHER; i++) {
+			s.out += (es >> 6) + 1;
+			s.bb >>= es & 63;
+			s.left -= es & 63;
+			t.out += (et >> 6) + 1;
+			t.bb >>= et & 63;
+			t.left -= et & 63;
+			es = s.ct[s.bb & (LSIZE - 1)];
+			et = t.ct[t.bb & (LSIZE - 1)];
+		}
+		if (es >= CNT_OTHER && !fast_match(&s, s.lt[s.bb & (LSIZE - 1)], false))
+			break;
+		if (et >= CNT_OTHER && !fast_match(&t, t.lt[t.bb & (LSIZE - 1)], false))
+			break;
+	}
+	fast_leave(&s, a);
+	fast_leave(&t, b);
+}
+
+static void fast_two(struct dec *a, struct dec *b)
+{
+	if (a->ct && b->ct)
+		fast_two_count(a, b);
+	else if (a->f->discard && b->f->discard)
+		fast_two_as(a, b, false);
+	else
+		fast_two_as(a, b, true);
 }
 
 /* One symbol of the current block, the careful way. */
@@ -679,6 +768,8 @@ static enum stop read_dynamic(struct qc_inflate *f, struct dec *d)
 	}
 	fill_table(f->lit, LBITS, &f->lc, false);
 	pair_literals(f->lit, &f->lc);
+	if (f->discard)
+		fill_count(f->cnt, f->lit);
 	fill_table(f->dist, DBITS, &f->dc, true);
 	return ST_OK;
 }
@@ -700,6 +791,7 @@ static enum stop block_header(struct dec *d)
 		d->dc = &fixed.dc;
 		d->lt = fixed.lit;
 		d->dt = fixed.dist;
+		d->ct = d->f->discard ? fixed.cnt : NULL;
 		return ST_OK;
 	}
 	if (type == 2) {
@@ -710,6 +802,7 @@ static enum stop block_header(struct dec *d)
 		d->dc = &d->f->dc;
 		d->lt = d->f->lit;
 		d->dt = d->f->dist;
+		d->ct = d->f->discard ? d->f->cnt : NULL;
 		return ST_OK;
 	}
 	d->msg = "invalid block type";
@@ -814,6 +907,7 @@ static void build_fixed(void)
 	build_code(&fixed.dc, lens, 32, false);
 	fill_table(fixed.lit, LBITS, &fixed.lc, false);
 	pair_literals(fixed.lit, &fixed.lc);
+	fill_count(fixed.cnt, fixed.lit);
 	fill_table(fixed.dist, DBITS, &fixed.dc, true);
 }
 
@@ -821,7 +915,15 @@ struct qc_inflate *qc_inflate_new(void)
 {
 	if (pthread_once(&fixed_once, build_fixed) != 0)
 		return NULL;
-	return malloc(sizeof(struct qc_inflate));
+	struct qc_inflate *f = malloc(sizeof(*f));
+	if (f)
+		f->discard = false;
+	return f;
+}
+
+void qc_inflate_discard(struct qc_inflate *f, bool on)
+{
+	f->discard = on;
 }
 
 void qc_inflate_free(struct qc_inflate *f)

@@ -10,7 +10,9 @@
  * Oracle (a violation calls abort()): for every input both decoders return
  * zlib's verdict, the same reason, the same byte count and the same bytes;
  * and so does qc_inflate_run2(), which interleaves two decodes, on the
- * stream next to its last two thirds (a second, different stream).
+ * stream next to its last two thirds (a second, different stream), and
+ * two contexts that only count (check --deep's decode) on that pair, but
+ * for the bytes.
  * Seeds: corpus/seeds/inflate-*.bin (streams of QEMU's zlib settings over
  * text, random bytes, zero runs and code, in fixed, dynamic and stored
  * blocks).
@@ -28,6 +30,7 @@
 
 static struct qc_dc *ref, *comb;
 static struct qc_inflate *own, *own2;
+static struct qc_inflate *cnt, *cnt2; /* counting only: qc_inflate_discard */
 static uint8_t *out_ref, *out_x, *out_ref2, *out_x2;
 
 static void same(const char *who, enum qc_dc_result rr, size_t pr, const char *wr,
@@ -50,12 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		comb = qc_dc_new(0);
 		own = qc_inflate_new();
 		own2 = qc_inflate_new();
+		cnt = qc_inflate_new();
+		cnt2 = qc_inflate_new();
 		out_ref = malloc(MAX_OUT);
 		out_x = malloc(MAX_OUT);
 		out_ref2 = malloc(MAX_OUT);
 		out_x2 = malloc(MAX_OUT);
-		if (!ref || !comb || !own || !own2 || !out_ref || !out_x || !out_ref2 || !out_x2)
+		if (!ref || !comb || !own || !own2 || !cnt || !cnt2 || !out_ref || !out_x || !out_ref2 || !out_x2)
 			abort();
+		qc_inflate_discard(cnt, true);
+		qc_inflate_discard(cnt2, true);
 	}
 	size_t outlen = 1 + (((size_t)data[0] << 8 | data[1]) % MAX_OUT);
 	const uint8_t *in = data + 2;
@@ -82,5 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	qc_inflate_run2(ff, ii, il, oo, ol, res, p, w);
 	same("own decoder, paired", rr, pr, wr, res[0], p[0], w[0], out_ref, out_x);
 	same("own decoder, paired (second)", rr2, pr2, wr2, res[1], p[1], w[1], out_ref2, out_x2);
+	/* counting only (check --deep): the same answers, bytes not compared */
+	struct qc_inflate *cc[2] = { cnt, cnt2 };
+	qc_inflate_run2(cc, ii, il, oo, ol, res, p, w);
+	same("counting decoder, paired", rr, pr, wr, res[0], p[0], w[0], out_ref, out_ref);
+	same("counting decoder, paired (second)", rr2, pr2, wr2, res[1], p[1], w[1], out_ref2,
+	     out_ref2);
 	return 0;
 }

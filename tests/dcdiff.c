@@ -6,7 +6,9 @@
  * the given images and on variants of each stream: padded, truncated and
  * bit-flipped.  Verdict, the byte count, the reason and the bytes must be
  * the same on every one.  Each variant is also decoded next to the
- * unmodified stream by qc_inflate_run2(), which interleaves two decodes.
+ * unmodified stream by qc_inflate_run2(), which interleaves two decodes,
+ * and so again by two contexts that only count (qc_inflate_discard, as
+ * check --deep decodes): the same verdict, count and reason.
  *
  * Usage: dcdiff [-f FLIPS] [-s SEED] [-b BATCH] [-t] FILE...
  *   A FILE that checks as a zlib qcow2 image gives its compressed streams
@@ -34,6 +36,7 @@
 
 static struct qc_dc *ref, *comb;
 static struct qc_inflate *own, *own2;
+static struct qc_inflate *cnt, *cnt2; /* counting only: qc_inflate_discard */
 /* the unmodified stream of the variants being compared, and zlib's answer
  * on it: qc_inflate_run2() decodes each variant next to it */
 static const uint8_t *asis_in;
@@ -74,6 +77,14 @@ static void compare_pair(const char *file, uint64_t off, const char *what, const
 	    memcmp(out_asis, out_x1, asis_p) != 0)
 		diff_note(file, off, "as is, paired", "own decoder, paired", asis_r, asis_p, asis_w,
 			  res[1], p[1], w[1]);
+	/* check --deep's decode, which only counts: the same answers but the bytes */
+	struct qc_inflate *cc[2] = { cnt, cnt2 };
+	qc_inflate_run2(cc, ii, il, oo, ol, res, p, w);
+	if (res[0] != rr || p[0] != pr || strcmp(w[0], wr) != 0)
+		diff_note(file, off, what, "counting decoder, paired", rr, pr, wr, res[0], p[0], w[0]);
+	if (res[1] != asis_r || p[1] != asis_p || strcmp(w[1], asis_w) != 0)
+		diff_note(file, off, "as is, paired", "counting decoder, paired", asis_r, asis_p,
+			  asis_w, res[1], p[1], w[1]);
 }
 static double t_ref, t_comb, t_own, t_ld;
 static uint64_t rng = 88172645463325252ull;
@@ -261,13 +272,19 @@ int main(int argc, char **argv)
 	comb = qc_dc_new(0);
 	own = qc_inflate_new();
 	own2 = qc_inflate_new();
+	cnt = qc_inflate_new();
+	cnt2 = qc_inflate_new();
+	if (cnt && cnt2) {
+		qc_inflate_discard(cnt, true);
+		qc_inflate_discard(cnt2, true);
+	}
 	out_asis = malloc(2u << 20);
 	out_x1 = malloc(2u << 20);
 	ld = libdeflate_alloc_decompressor();
 	out_ref = malloc(2u << 20);
 	out_comb = malloc(2u << 20);
 	var = malloc((4u << 20) + 512);
-	if (!ref || !comb || !own || !own2 || !out_asis || !out_x1 || !ld || !out_ref || !out_comb || !var) {
+	if (!ref || !comb || !own || !own2 || !cnt || !cnt2 || !out_asis || !out_x1 || !ld || !out_ref || !out_comb || !var) {
 		fprintf(stderr, "dcdiff: out of memory\n");
 		return 2;
 	}
@@ -289,6 +306,8 @@ int main(int argc, char **argv)
 	qc_dc_free(comb);
 	qc_inflate_free(own);
 	qc_inflate_free(own2);
+	qc_inflate_free(cnt);
+	qc_inflate_free(cnt2);
 	free(out_asis);
 	free(out_x1);
 	libdeflate_free_decompressor(ld);

@@ -4,7 +4,9 @@
  * every case asserts the verdict and reason zlib gives (so the case is the
  * one it names) and that the own decoder, alone and paired with another
  * stream (qc_inflate_run2), gives the same verdict, reason, byte count and
- * bytes as zlib (a qc_dc_new_zlib_only() context).
+ * bytes as zlib (a qc_dc_new_zlib_only() context), and so do contexts that
+ * only count (qc_inflate_discard, check --deep's), alone and paired, but
+ * for the bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,6 +88,7 @@ static void fixed_lit(struct bw *w, unsigned sym)
 /* ---- the comparison */
 static struct qc_dc *zref;
 static struct qc_inflate *own, *own2;
+static struct qc_inflate *cnt, *cnt2; /* counting only (qc_inflate_discard) */
 static uint8_t out_ref[65536], out_own[65536], out_b[65536];
 
 /* a second stream for the pairs: 3000 literals in a fixed block */
@@ -122,7 +125,19 @@ static enum qc_dc_result check_stream(const uint8_t *in, size_t n, size_t cap, c
 		assert_string_equal(w[slot], wr);
 		assert_memory_equal(out_own, out_ref, pr);
 		assert_int_equal(res[1 - slot], QC_DC_OK);
+		/* counting only (check --deep): the same verdicts and counts */
+		struct qc_inflate *c[2] = { cnt, cnt2 };
+		qc_inflate_run2(c, ii, il, oo, ol, res, p, w);
+		assert_int_equal(res[slot], rr);
+		assert_int_equal(p[slot], pr);
+		assert_string_equal(w[slot], wr);
+		assert_int_equal(res[1 - slot], QC_DC_OK);
 	}
+	size_t pc;
+	const char *wc;
+	assert_int_equal(qc_inflate_run(cnt, in, n, out_own, cap, &pc, &wc), rr);
+	assert_int_equal(pc, pr);
+	assert_string_equal(wc, wr);
 	*why = wr;
 	return rr;
 }
@@ -133,13 +148,19 @@ static int setup(void **state)
 	zref = qc_dc_new_zlib_only(0);
 	own = qc_inflate_new();
 	own2 = qc_inflate_new();
+	cnt = qc_inflate_new();
+	cnt2 = qc_inflate_new();
+	if (cnt && cnt2) {
+		qc_inflate_discard(cnt, true);
+		qc_inflate_discard(cnt2, true);
+	}
 	memset(&other, 0, sizeof(other));
 	put(&other, 1, 1);
 	put(&other, 1, 2);
 	for (int i = 0; i < 3000; i++)
 		fixed_lit(&other, 'a' + i % 26);
 	fixed_lit(&other, 256);
-	return zref && own && own2 ? 0 : -1;
+	return zref && own && own2 && cnt && cnt2 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -148,6 +169,8 @@ static int teardown(void **state)
 	qc_dc_free(zref);
 	qc_inflate_free(own);
 	qc_inflate_free(own2);
+	qc_inflate_free(cnt);
+	qc_inflate_free(cnt2);
 	return 0;
 }
 
