@@ -45,6 +45,7 @@
 #include "../core/layout.h"
 #include "../core/policy.h"
 #include "../core/reader.h"
+#include "../core/util.h"
 
 enum act { A_NONE, A_CLEAR, A_RESTORE, A_DROP, A_ZERO_PLAIN, A_BITMAP, A_NOOFF };
 
@@ -84,12 +85,6 @@ struct todo {
 static bool all_fixed(const struct qc_image *img, enum qc_code c)
 {
 	return !img->problems.per_code[c] || qc_code_all_fixed(img, c);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 static bool ok_data(void *ctx, uint64_t off)
@@ -375,7 +370,7 @@ static uint64_t *l2_record_addrs(const struct qc_problems *ps, size_t *n)
 	for (size_t i = 0; i < ps->n; i++)
 		if (qc_policy(ps->v[i].code)->fixer == QC_FIX_L2 && ps->v[i].loc.offset != QC_NO_OFFSET)
 			addr[(*n)++] = ps->v[i].loc.offset;
-	qsort(addr, *n, sizeof(*addr), cmp_u64);
+	qsort(addr, *n, sizeof(*addr), qc_cmp_u64);
 	return addr;
 }
 

@@ -42,6 +42,7 @@
 #include "../core/layout.h"
 #include "../core/policy.h"
 #include "../core/reader.h"
+#include "../core/util.h"
 
 #define SHAPE_MAX 64
 
@@ -64,12 +65,6 @@ struct sctx {
 	unsigned shapes;  /* candidate clusters read */
 	bool eio;
 };
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 /* Does the walk's model miss a reference to the guest data cluster at off
  * (an orphan, or a shared cluster counted once too few)? */
@@ -124,7 +119,7 @@ static bool snap_l2_shaped(struct sctx *c, uint64_t off)
 	}
 	/* one cluster per guest cluster: two entries naming one are not a
 	 * table QEMU wrote */
-	qsort(c->offs, n, sizeof(*c->offs), cmp_u64);
+	qsort(c->offs, n, sizeof(*c->offs), qc_cmp_u64);
 	for (size_t k = 1; k < n; k++)
 		if (c->offs[k] == c->offs[k - 1])
 			return false;
