@@ -536,13 +536,23 @@ static void fast_one(struct dec *d)
 		fast_one_as(d, true);
 }
 
+/* a step of the counting lockstep: count-table entry e (fill_count) */
+static ALWAYS_INLINE void count_step(struct fast *s, unsigned e)
+{
+	s->out += (e >> 6) + 1;
+	s->bb >>= e & 63;
+	s->left -= e & 63;
+}
+
 /*
  * Two independent streams: literal entries in lockstep, one of each per
  * step (the branch that ends the lockstep is rarely taken, so the two
  * chains of table look-ups overlap in the processor), then a round of
- * each for whatever else comes.
+ * each for whatever else comes.  count: both decodes only count, and the
+ * lockstep looks up their count tables (a byte an entry, fill_count):
+ * only an entry that is not a literal is looked up in the full table.
  */
-static ALWAYS_INLINE void fast_two_as(struct dec *a, struct dec *b, bool keep)
+static ALWAYS_INLINE void fast_two_as(struct dec *a, struct dec *b, bool count)
 {
 	struct fast s, t;
 	fast_enter(&s, a);
@@ -550,65 +560,44 @@ static ALWAYS_INLINE void fast_two_as(struct dec *a, struct dec *b, bool keep)
 	while (fast_room(&s) && fast_room(&t)) {
 		fast_refill(&s);
 		fast_refill(&t);
-		uint32_t es = s.lt[s.bb & (LSIZE - 1)], et = t.lt[t.bb & (LSIZE - 1)];
-		for (int i = 0; i < 4 && E_KIND(es) <= K_LIT2 && E_KIND(et) <= K_LIT2; i++) {
-			fast_emit(&s, es, keep);
-			fast_emit(&t, et, keep);
-			es = s.lt[s.bb & (LSIZE - 1)];
-			et = t.lt[t.bb & (LSIZE - 1)];
+		uint32_t es, et;
+#define LOOK(x) (count ? (x).ct[(x).bb & (LSIZE - 1)] : (x).lt[(x).bb & (LSIZE - 1)])
+#define LITERALS(e, f) (count ? ((e) | (f)) < CNT_OTHER : E_KIND(e) <= K_LIT2 && E_KIND(f) <= K_LIT2)
+#define OTHER(e) (count ? (e) >= CNT_OTHER : E_KIND(e) > K_LIT2)
+		es = LOOK(s);
+		et = LOOK(t);
+		for (int i = 0; i < 4 && LITERALS(es, et); i++) {
+			if (count) {
+				count_step(&s, es);
+				count_step(&t, et);
+			} else {
+				fast_emit(&s, es, true);
+				fast_emit(&t, et, true);
+			}
+			es = LOOK(s);
+			et = LOOK(t);
 		}
 		/* what stopped the lockstep: a stream's next symbol is not a
 		 * literal (the other one's literal waits for the next round) */
-		if (E_KIND(es) > K_LIT2 && !fast_match(&s, es, keep))
+		if (OTHER(es) && !fast_match(&s, count ? s.lt[s.bb & (LSIZE - 1)] : es, !count))
 			break;
-		if (E_KIND(et) > K_LIT2 && !fast_match(&t, et, keep))
+		if (OTHER(et) && !fast_match(&t, count ? t.lt[t.bb & (LSIZE - 1)] : et, !count))
 			break;
+#undef LOOK
+#undef LITERALS
+#undef OTHER
 	}
 	fast_leave(&s, a);
 	fast_leave(&t, b);
 }
 
-/*
- * fast_two_as for two decodes that only count: the lockstep looks up the
- * count tables (a byte an entry, fill_count), and only an entry that is
- * not a literal is looked up in the full table.
- */
-static void fast_two_count(struct dec *a, struct dec *b)
-{
-	struct fast s, t;
-	fast_enter(&s, a);
-	fast_enter(&t, b);
-	while (fast_room(&s) && fast_room(&t)) {
-		fast_refill(&s);
-		fast_refill(&t);
-		unsigned es = s.ct[s.bb & (LSIZE - 1)], et = t.ct[t.bb & (LSIZE - 1)];
-		for (int i = 0; i < 4 && (es | et) < CNT_OTHER; i++) {
-			s.out += (es >> 6) + 1;
-			s.bb >>= es & 63;
-			s.left -= es & 63;
-			t.out += (et >> 6) + 1;
-			t.bb >>= et & 63;
-			t.left -= et & 63;
-			es = s.ct[s.bb & (LSIZE - 1)];
-			et = t.ct[t.bb & (LSIZE - 1)];
-		}
-		if (es >= CNT_OTHER && !fast_match(&s, s.lt[s.bb & (LSIZE - 1)], false))
-			break;
-		if (et >= CNT_OTHER && !fast_match(&t, t.lt[t.bb & (LSIZE - 1)], false))
-			break;
-	}
-	fast_leave(&s, a);
-	fast_leave(&t, b);
-}
-
+/* count is a constant in each call: two loops, no test per symbol */
 static void fast_two(struct dec *a, struct dec *b)
 {
 	if (a->ct && b->ct)
-		fast_two_count(a, b);
-	else if (a->f->discard && b->f->discard)
-		fast_two_as(a, b, false);
-	else
 		fast_two_as(a, b, true);
+	else
+		fast_two_as(a, b, false);
 }
 
 /* One symbol of the current block, the careful way. */
