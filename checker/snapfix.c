@@ -793,6 +793,19 @@ static bool table_is_lost(const struct fixctx *x, enum qc_code *code)
 		lost = true;
 		*code = QC_P_SNAPSHOT_ID_EMPTY;
 	}
+	/* a first entry that is garbage (its lengths invalid, no ID, no name:
+	 * not QEMU's) and the end of the file before nb_snapshots entries:
+	 * the header points into a table (512-byte clusters, snapshots_offset
+	 * on the second cluster of a table of ten: the parse took the garbage
+	 * and the last two entries, and the repair cut nb_snapshots 10 -> 3,
+	 * dropping eight snapshots from the table, exit 2) */
+	const struct qc_snapshot *s0 = img->nsnapshots ? &img->snapshots[0] : NULL;
+	if (!lost && s0 && ps->per_code[QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE] &&
+	    ps->per_code[QC_P_SNAPSHOT_ENTRY_LENGTHS_INVALID] && (!s0->id || !s0->id[0]) &&
+	    (!s0->name || !s0->name[0])) {
+		lost = true;
+		*code = QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE;
+	}
 	return lost;
 }
 

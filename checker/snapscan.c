@@ -522,10 +522,14 @@ static bool visit_table(struct qc_snapscan *sc, uint64_t off, const uint8_t *p, 
 			n = qc_snapscan_entries(sc, big, run, t->want, &bytes, &l1c);
 	}
 	free(big);
-	/* the voided table is the one the header names: not a table found,
-	 * unless it starts where the header's parse ran into a real table */
-	if (!n || (sc->void1 && off != sc->allow && off >> img->cluster_bits < sc->void1 &&
-		   (off + bytes - 1) >> img->cluster_bits >= sc->void0))
+	/* the voided table is the one the header names: not a table found
+	 * when it starts among its clusters, unless it starts where the
+	 * header's parse ran into a real table.  One that starts below them
+	 * and runs into them is the real table the header points into (found
+	 * with 512-byte clusters: snapshots_offset on the second cluster of a
+	 * table of ten) */
+	if (!n || (sc->void1 && off != sc->allow && off >> img->cluster_bits >= sc->void0 &&
+		   off >> img->cluster_bits < sc->void1))
 		return true;
 	/* leaked clusters explained: the table's and its entries' L1 tables */
 	uint64_t score = (bytes + cs - 1) / cs + l1c;

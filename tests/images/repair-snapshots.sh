@@ -377,6 +377,14 @@ done
 guest_save "$F" "$T/ref-ten512"
 snap_case table-on-data-512 "$F" "$T/ref-ten512" snapshot-extra-data-too-large header.snapshots_offset "$(entry_off "$F" 'l2[0][8]')"
 snap_case table-on-snapl1-512 "$F" "$T/ref-ten512" snapshot-entry-lengths-invalid header.snapshots_offset "$($POKE "$F" 'snapshot[0].l1_table_offset')"
+# The pointer onto the table's own second cluster: the parse read a
+# garbage entry, resynchronised at snap9 and ran into the end of the file
+# after snap10, and the repair cut nb_snapshots 10 -> 3 (snap1-8 out of
+# the table, exit 2).  A garbage first entry with the end of the file
+# before nb_snapshots entries now makes the table lost, and a candidate
+# that starts below the header's table and runs into it is no longer
+# taken for that table: the real one is re-linked.
+snap_case table-on-second-cluster-512 "$F" "$T/ref-ten512" snapshot-count-exceeds-table header.snapshots_offset +0x200
 
 # refuse_moved LABEL POKE...: the header's pointer moved one cluster down
 # (onto s1's L1) after the POKEs: repair exits 2, writes nothing, no undo.
