@@ -181,13 +181,25 @@ uint64_t qc_snapscan_resync_start(const struct qc_image *img)
 	return QC_NO_OFFSET;
 }
 
-/* Who claims cluster cl: FREE when only the voided table did. */
+/*
+ * Who claims cluster cl: FREE (judge it by its content) when only the
+ * voided table did, or when the map records the voided table as its owner.
+ * The map keeps one owner per cluster: where the header's bogus table was
+ * claimed first, the structure that really holds the cluster is not known
+ * (found with 512-byte clusters: snapshots_offset on guest data parsed
+ * from there into the real table of ten, whose L2 tables then read as the
+ * bogus table's; the table was not found, the garbage entry dropped and
+ * snapshot 10 lost, exit 0).
+ */
 static enum qc_owner owner(const struct qc_snapscan *sc, uint64_t cl)
 {
 	const struct qc_image *img = sc->img;
 	if (cl >= img->cmap.nclusters || !counted(sc, cl))
 		return QC_OWN_FREE;
-	return qc_cm_owner(&img->cmap, cl);
+	enum qc_owner o = qc_cm_owner(&img->cmap, cl);
+	if (o == QC_OWN_SNAPSHOT_TABLE && sc->void1 && cl >= sc->void0 && cl < sc->void1)
+		return QC_OWN_FREE;
+	return o;
 }
 
 int qc_snapscan_init(struct qc_snapscan *sc, struct qc_image *img)
@@ -309,22 +321,6 @@ static bool l2_shaped(struct qc_snapscan *sc, uint64_t off)
  * Do the n entries at e look like a lost snapshot's L1 table?  Cheap
  * tests first (every entry), then the targets nothing claims are read.
  */
-/*
- * Is o, the owner the map records for the cluster at off, only the voided
- * table (qc_snapscan_init_void)?  The map keeps one owner per cluster: where
- * the header's bogus table was claimed first, the structure that really
- * holds the cluster is not known, and the cluster is judged by its content
- * as a free one is (found with 512-byte clusters: snapshots_offset on guest
- * data parsed from there into the real table of ten, whose L2 tables then
- * read as the bogus table's; the table was not found, the garbage entry
- * dropped and snapshot 10 lost, exit 0).
- */
-static bool voided_owner(const struct qc_snapscan *sc, uint64_t off, enum qc_owner o)
-{
-	uint64_t cl = off >> sc->img->cluster_bits;
-	return o == QC_OWN_SNAPSHOT_TABLE && sc->void1 && cl >= sc->void0 && cl < sc->void1;
-}
-
 static bool l1_entries_shaped(struct qc_snapscan *sc, const uint8_t *e, uint64_t n)
 {
 	const struct qc_image *img = sc->img;
@@ -341,8 +337,7 @@ static bool l1_entries_shaped(struct qc_snapscan *sc, const uint8_t *e, uint64_t
 		/* a target some structure claims must be an L2 table (an L2
 		 * table posing as an L1 points at data clusters) */
 		enum qc_owner o = owner(sc, off >> img->cluster_bits);
-		if (o != QC_OWN_FREE && o != QC_OWN_L2 && o != QC_OWN_L2_INACTIVE &&
-		    !voided_owner(sc, off, o))
+		if (o != QC_OWN_FREE && o != QC_OWN_L2 && o != QC_OWN_L2_INACTIVE)
 			return false;
 		any = true;
 	}
@@ -350,10 +345,7 @@ static bool l1_entries_shaped(struct qc_snapscan *sc, const uint8_t *e, uint64_t
 		return false;
 	for (uint64_t k = 0; k < n; k++) {
 		uint64_t off = qc_be64_at(e + k * 8) & QC_L1E_OFFSET_MASK;
-		if (!off)
-			continue;
-		enum qc_owner o = owner(sc, off >> img->cluster_bits);
-		if ((o == QC_OWN_FREE || voided_owner(sc, off, o)) && !l2_shaped(sc, off))
+		if (off && owner(sc, off >> img->cluster_bits) == QC_OWN_FREE && !l2_shaped(sc, off))
 			return false;
 	}
 	return true;
