@@ -77,7 +77,9 @@ static const char *digest_refusal(const struct qc_image *img)
  * verdict; --deep then takes the verdict of every stream they decompressed
  * from those notes and decompresses only the rest (past the virtual size,
  * vm_state), reporting exactly what it reports alone.  A stream QEMU cannot
- * read is then corruption, and the digests are withheld.
+ * read is then corruption, and the digests are withheld.  A digest that
+ * cannot complete (an I/O error, a resource cap) ends the check with exit
+ * 1, as a failed read of metadata does.
  */
 static const char *check_digest(struct qc_io *io, struct qc_image *img, struct qc_dg_run *r)
 {
@@ -105,6 +107,12 @@ static const char *check_digest(struct qc_io *io, struct qc_image *img, struct q
 	qc_deep_known_free(known);
 	if (why)
 		return why;
+	if (r->rc == 1) {
+		/* an I/O error or a resource cap: the check asked for could not
+		 * complete, exit 1 as for a failed read of metadata */
+		qc_abort(img, "the digest could not be completed: %s", r->error);
+		return r->error;
+	}
 	if ((why = digest_refusal(img)) != NULL)
 		return why;
 	return r->rc ? r->error : NULL;

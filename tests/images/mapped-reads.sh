@@ -81,8 +81,8 @@ fi
 
 # shrink LABEL IMG EXIT CMD...: the file shrinks right after the first
 # mapping; CMD exits with EXIT (1: the I/O error ends it; check --digest
-# has finished its check when the digest starts, exit 0, and says why the
-# digest is missing)
+# has finished its check when the digest starts, and the digest that cannot
+# complete makes the check's exit 1 too, with the reason)
 shrink() {
 	t_name "$1"; src=$2; want=$3; shift 3
 	cp "$src" "$T/sh.qcow2"
@@ -103,7 +103,8 @@ if [ -f "$T/plain-65536.qcow2" ]; then
 	shrink "shrunk under digest" "$T/plain-65536.qcow2" 1 digest
 	shrink "shrunk under digest --flat" "$T/plain-65536.qcow2" 1 digest --flat
 	shrink "shrunk under digest --jobs=3, JSON" "$T/plain-65536.qcow2" 1 digest --jobs=3 --output=json
-	shrink "shrunk under check --digest" "$T/plain-65536.qcow2" 0 check --digest
+	shrink "shrunk under check --digest" "$T/plain-65536.qcow2" 1 check --digest
+	shrink "shrunk under check --digest, JSON" "$T/plain-65536.qcow2" 1 check --digest --output=json
 fi
 for n in c-compression_type-zlib c-compression_type-zstd; do
 	[ -f "$T/$n.qcow2" ] || continue
