@@ -188,8 +188,10 @@ static void check_table(struct qc_image *img, const struct bm_entry *e)
 	uint8_t *t = qc_budget_alloc(img, len, "a bitmap table");
 	if (!t)
 		return;
-	if (qc_io_read(img->io, t, (size_t)len, e->table_offset) < 0) {
-		qc_abort(img, "cannot read a bitmap table");
+	long long r = qc_io_read(img->io, t, (size_t)len, e->table_offset);
+	if (r < 0) {
+		qc_abort(img, "I/O error reading a bitmap table at 0x%llx: %s",
+			 (unsigned long long)e->table_offset, strerror((int)-r));
 		qc_budget_free(img, t, len);
 		return;
 	}
@@ -345,8 +347,10 @@ void qc_pass_bitmaps(struct qc_image *img)
 	if (!dir)
 		return;
 	/* A directory that ends inside the last cluster past EOF reads as zeros. */
-	if (qc_io_read(img->io, dir, (size_t)size, off) < 0) {
-		qc_abort(img, "cannot read the bitmap directory");
+	long long r = qc_io_read(img->io, dir, (size_t)size, off);
+	if (r < 0) {
+		qc_abort(img, "I/O error reading the bitmap directory at 0x%llx: %s",
+			 (unsigned long long)off, strerror((int)-r));
 		qc_budget_free(img, dir, size);
 		return;
 	}

@@ -150,7 +150,8 @@ struct deep {
 	struct failure *fail;
 	size_t nfail, fail_cap;
 	uint64_t verified, bytes_done, bytes_total;
-	bool nomem, ioerr, ioerr_mapped;
+	bool nomem, ioerr;
+	int ioerr_errno; /* 0: a fault under the mapping */
 	uint64_t ioerr_off;
 	const struct qc_deep_known *known; /* or NULL */
 };
@@ -306,12 +307,14 @@ static enum qc_dc_result decode(struct worker *w, size_t i, size_t k, size_t j, 
 	return res[0];
 }
 
-static void io_error(struct deep *d, uint64_t off, bool mapped)
+/* A window's read failed at off: errno err, or 0 for a fault under the
+ * mapping (core/mapguard.h).  The lowest offset is the one reported. */
+static void io_error(struct deep *d, uint64_t off, int err)
 {
 	pthread_mutex_lock(&d->mu);
 	if (!d->ioerr || off < d->ioerr_off) {
 		d->ioerr_off = off;
-		d->ioerr_mapped = mapped;
+		d->ioerr_errno = err;
 	}
 	d->ioerr = true;
 	pthread_mutex_unlock(&d->mu);
@@ -403,11 +406,12 @@ static bool run_window(struct worker *w, size_t i, size_t j, uint64_t base, uint
 		bool ok = decode_mapped(w, i, j, base, end);
 		qc_io_unmap(&v);
 		if (!ok)
-			io_error(d, lo, true);
+			io_error(d, lo, 0);
 		return ok;
 	}
-	if (lo < hi && qc_io_read(img->io, w->buf + (lo - base), (size_t)(hi - lo), lo) < 0) {
-		io_error(d, lo, false);
+	long long r = lo < hi ? qc_io_read(img->io, w->buf + (lo - base), (size_t)(hi - lo), lo) : 0;
+	if (r < 0) {
+		io_error(d, lo, (int)-r);
 		return false;
 	}
 	w->src = w->buf;
@@ -473,8 +477,9 @@ static bool run_batch(void *ctx, struct qc_compressed_ref *refs, size_t n)
 		return false;
 	}
 	if (d->ioerr) {
-		qc_abort(img, "cannot read compressed data at 0x%llx%s", (unsigned long long)d->ioerr_off,
-			 d->ioerr_mapped ? ": the image file shrank, or its device failed a read, while it was being read" : "");
+		qc_abort(img, "I/O error reading compressed data at 0x%llx: %s", (unsigned long long)d->ioerr_off,
+			 d->ioerr_errno ? strerror(d->ioerr_errno)
+					: "the image file shrank, or its device failed a read, while it was being read");
 		R->failed = true;
 		return false;
 	}

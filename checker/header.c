@@ -29,7 +29,7 @@ static void read_first_cluster(struct qc_image *img, size_t want)
 	}
 	long long r = qc_io_read(img->io, img->header_cluster, (size_t)n, 0);
 	if (r < 0) {
-		qc_abort(img, "cannot read the header");
+		qc_abort(img, "I/O error reading the header: %s", strerror((int)-r));
 		return;
 	}
 	img->header_cluster_len = (size_t)r;
@@ -336,7 +336,7 @@ void qc_pass_header(struct qc_image *img)
 	uint8_t first[QC_HEADER_STRUCT_LEN] = { 0 };
 	long long n = qc_io_read(img->io, first, sizeof(first), 0);
 	if (n < 0) {
-		qc_abort(img, "cannot read the header");
+		qc_abort(img, "I/O error reading the header: %s", strerror((int)-n));
 		return;
 	}
 	struct qc_view v = qc_view_make(first, (size_t)n);

@@ -139,7 +139,8 @@ void qc_pass_luks(struct qc_image *img)
 	uint8_t hdr[LUKS_HDR_LEN];
 	long long n = qc_io_read(img->io, hdr, sizeof(hdr), base);
 	if (n < 0) {
-		qc_abort(img, "cannot read the LUKS header at 0x%llx", (unsigned long long)base);
+		qc_abort(img, "I/O error reading the LUKS header at 0x%llx: %s", (unsigned long long)base,
+			 strerror((int)-n));
 		return;
 	}
 	struct qc_view v = qc_view_make(hdr, sizeof(hdr)); /* zero filled past EOF */

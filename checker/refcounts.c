@@ -550,8 +550,8 @@ static bool compare_refblocks(struct cmp *c, const uint32_t *idx, size_t k)
 				compare_block(c, idx[t], rb, cnt, fl);
 		}
 		if (sl->err < 0) {
-			qc_abort(img, "I/O error reading refcount blocks at 0x%llx",
-				 (unsigned long long)sl->err_off);
+			qc_abort(img, "I/O error reading refcount blocks at 0x%llx: %s",
+				 (unsigned long long)sl->err_off, strerror(-sl->err));
 			qc_pf_release(pf);
 			break;
 		}

@@ -75,8 +75,8 @@ static bool tb_ensure(struct tbuf *t, uint64_t end)
 	t->alloc = want;
 	long long r = qc_io_read(img->io, np + t->len, (size_t)(want - t->len), t->base + t->len);
 	if (r < 0) {
-		qc_abort(img, "cannot read the snapshot table at 0x%llx",
-			 (unsigned long long)(t->base + t->len));
+		qc_abort(img, "I/O error reading the snapshot table at 0x%llx: %s",
+			 (unsigned long long)(t->base + t->len), strerror((int)-r));
 		return false;
 	}
 	t->len = want;
@@ -657,6 +657,8 @@ static void report_lost(struct qc_image *img, const struct tbuf *t, uint32_t i, 
 	struct qc_problems *ps = &img->problems;
 	unsigned long long at = t->base + pos;
 	char why[160];
+	if (img->aborted) /* a read failed: what is missing is not known lost */
+		return;
 	if (sh == SHAPE_BLANK)
 		qc_report(ps, QC_P_SNAPSHOT_COUNT_EXCEEDS_TABLE, QC_LOC(60), 1,
 			  "nb_snapshots is %u but entry %u at 0x%llx is blank and no entry follows: the table holds %u entries",
@@ -864,6 +866,8 @@ static bool entry_room(struct qc_image *img, struct tbuf *t, struct cursor *c, e
 	if (*sh != SHAPE_NO_ROOM)
 		return true;
 	c->table_ok = false;
+	if (img->aborted) /* the table could not be read: no verdict on it */
+		return false;
 	if (!t->limit_is_eof)
 		qc_report(ps, QC_P_SNAPSHOT_TABLE_TOO_LARGE, QC_LOC(at), 1,
 			  "entry %u would start %llu bytes into the table, past the 64 MiB limit; entries %u..%u are lost",

@@ -796,8 +796,8 @@ static void walk_all(struct walk *w)
 			g = h;
 		}
 		if (sl->err < 0 && !img->aborted)
-			qc_abort(img, "I/O error reading L2 tables at 0x%llx",
-				 (unsigned long long)sl->err_off);
+			qc_abort(img, "I/O error reading L2 tables at 0x%llx: %s",
+				 (unsigned long long)sl->err_off, strerror(-sl->err));
 		qc_pf_release(pf);
 	}
 	qc_pf_stop(pf);

@@ -282,7 +282,12 @@ int qc_cmd_info(int argc, char **argv)
 	int code = qc_cli_open_checked(path, &co, &o, &io, &img);
 	if (code)
 		return code;
-	if (!img->is_qcow2) {
+	if (img->aborted && !img->is_qcow2) {
+		/* the header could not be read (an I/O error): not "not qcow2" */
+		char msg[512];
+		snprintf(msg, sizeof(msg), "'%s': %s", path, img->abort_reason);
+		code = qc_cli_fail(&co, path, 1, "read-failed", msg);
+	} else if (!img->is_qcow2) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "'%s' is not a qcow2 image qcow2fsck supports%s%s%s", path,
 			 img->not_qcow2 ? " (found: " : "", img->not_qcow2 ? img->not_qcow2 : "",
@@ -292,6 +297,9 @@ int qc_cmd_info(int argc, char **argv)
 		/* An unknown incompatible feature: shown, but not supported. */
 		if (img->problems.unsupported)
 			code = 63;
+		/* a read failed past the header: what was read is shown, exit 1 */
+		else if (img->aborted)
+			code = 1;
 		if (co.out == QC_OUT_JSON)
 			info_json(img, path, code);
 		else
@@ -299,6 +307,8 @@ int qc_cmd_info(int argc, char **argv)
 		if (img->problems.per_code[QC_P_IMAGE_IN_USE])
 			qc_esc_line(stderr, "qcow2fsck: warning: %s is in use by another process: what it "
 				    "shows may be changing", path);
+		if (img->aborted && !img->problems.unsupported)
+			qc_esc_line(stderr, "qcow2fsck: %s: incomplete: %s", path, img->abort_reason);
 	}
 	qc_image_free(img);
 	qc_io_close(io);

@@ -33,6 +33,10 @@ static long long file_pread(struct qc_io *io, void *buf, size_t len, uint64_t of
 	size_t done = 0;
 	if (off > (uint64_t)INT64_MAX)
 		return 0;
+#ifdef QC_FAULT_INJECTION
+	if (qc_fault_read_fails(io, off, len))
+		return -EIO;
+#endif
 	while (done < len) {
 		ssize_t n = pread(f->fd, (char *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0) {
@@ -216,6 +220,7 @@ int qc_io_open_image(const char *path, const struct qc_open_opts *opt, struct qc
 	}
 	*out = &f->io;
 #ifdef QC_FAULT_INJECTION
+	qc_fault_open(&f->io, path);
 	if (opt->writable)
 		qc_fault_attach(&f->io);
 #endif

@@ -8,6 +8,7 @@
 #ifndef QC_FAULTS_H
 #define QC_FAULTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct qc_io;
@@ -19,6 +20,10 @@ struct qc_io;
 void qc_fault_attach(struct qc_io *io);
 /* A write to io succeeded (io->writes_done counts it). */
 void qc_fault_after_write(struct qc_io *io);
+/* io was opened from path (any image, read-only or not). */
+void qc_fault_open(const struct qc_io *io, const char *path);
+/* Whether reading [off, off+len) of io must fail with EIO. */
+bool qc_fault_read_fails(const struct qc_io *io, uint64_t off, uint64_t len);
 /* [off, off+len) of io was mapped (qc_io_map). */
 void qc_fault_after_map(struct qc_io *io, uint64_t off, uint64_t len);
 
