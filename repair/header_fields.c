@@ -5,7 +5,9 @@
  * past the end of the file, restored when exactly one correction of bits
  * that cannot be set names leaked clusters shaped like this image's L1
  * table; header_length invalid, restored to the length at which the header
- * extensions parse.  Anything else is refused, and the refusal names the
+ * extensions parse; cluster_bits (header_cluster_bits.c) and refcount_order
+ * (header_refcount.c) restored when exactly one value makes the image's
+ * structures agree.  Anything else is refused, and the refusal names the
  * field.
  *
  * The changed fields go into the header cluster in one write (phase
@@ -176,11 +178,21 @@ static int emit(struct hf *h)
 int qc_plan_header_fields(struct qc_image *img, const struct qc_repair_opts *o, struct qc_plan *p)
 {
 	const struct qc_problems *ps = &img->problems;
-	if (!img->is_qcow2 || !img->geometry_ok || !img->header_cluster || o->leaks_only ||
+	if (!img->is_qcow2 || !img->header_cluster || o->leaks_only ||
 	    img->header_cluster_len < sizeof(((struct hf *)0)->hdr))
 		return 0;
 	struct hf h = { .img = img, .p = p };
 	memcpy(h.hdr, img->header_cluster, sizeof(h.hdr));
+	if (img->h.version >= 2 && qc_hf_cluster_bits_suspect(img)) {
+		/* nothing else is judged under a wrong cluster size: the other
+		 * fields are planned on the image as this write leaves it */
+		qc_hf_cluster_bits(&h);
+		if (h.eio)
+			return -EIO;
+		return h.changed ? emit(&h) : 0;
+	}
+	if (!img->geometry_ok)
+		return 0;
 	if (ps->per_code[QC_P_HEADER_LENGTH_INVALID] && img->h.version >= 3)
 		fix_header_length(&h, QC_P_HEADER_LENGTH_INVALID);
 	else

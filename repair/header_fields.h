@@ -6,7 +6,8 @@
  *
  * header_fields.c runs them and plans the one header write; header_l1.c
  * restores l1_size and l1_table_offset; header_refcount.c restores
- * refcount_order; header_trial.c checks a candidate.
+ * refcount_order; header_cluster_bits.c restores cluster_bits;
+ * header_trial.c checks a candidate.
  */
 #ifndef QC_HEADER_FIELDS_H
 #define QC_HEADER_FIELDS_H
@@ -39,6 +40,11 @@ void qc_hf_refcount_order(struct hf *h);
 /* Is refcount_order provably wrong although it is valid?  (the trigger of
  * qc_hf_refcount_order when the checker found no invalid order) */
 bool qc_hf_refcount_order_suspect(const struct qc_image *img);
+
+/* cluster_bits invalid, or valid but misplacing the header's tables
+ * (header_cluster_bits.c). */
+bool qc_hf_cluster_bits_suspect(const struct qc_image *img);
+void qc_hf_cluster_bits(struct hf *h);
 
 /*
  * A check of the image with the first `len` header bytes replaced by

@@ -7,6 +7,8 @@
 # table, a snapshot's L2 table: restored to the one leaked run shaped like
 # the L1 table, confirmed by a trial check), refcount_order invalid or valid
 # but wrong (the order under which the refblocks agree with the walk),
+# cluster_bits invalid or valid but wrong (the one cluster size under which
+# they do, on 64 KiB and 512-byte clusters),
 # header_length invalid or too large (restored to the length at which the
 # extensions parse, with and without a backing file).  Each: check ->
 # repair -> re-check clean for qcow2fsck and qemu-img check, guest content
@@ -80,6 +82,19 @@ t_name "order-invalid: qemu-img check -r all cannot open the image (exit 1)"
 case_poke order-zero refcount-overflow header.refcount_order 0
 qemu_said order-zero
 
+# cluster_bits: invalid (outside 9..21), and valid but wrong (17, 18, 20:
+# the L1, refcount and snapshot tables' offsets are then unaligned): the
+# one value under which the refblocks agree with the walk.  QEMU cannot
+# open any of these images, so its -r all repairs none.
+case_poke bits-invalid header-cluster-bits-invalid header.cluster_bits '^0x100'
+qemu_said bits-invalid
+case_poke bits-zero header-cluster-bits-invalid header.cluster_bits 0
+case_poke bits-high header-cluster-bits-invalid header.cluster_bits '+0x10000'
+case_poke bits-17 header-l1-offset-unaligned header.cluster_bits '^0x1'
+qemu_said bits-17
+case_poke bits-18 header-l1-offset-unaligned header.cluster_bits '^0x2'
+case_poke bits-20 header-l1-offset-unaligned header.cluster_bits '^0x4'
+
 # header_length too large: the extensions are parsed from the wrong bytes
 case_poke length-large ext-too-large header.header_length '^0x100'
 qemu_said length-large
@@ -93,6 +108,15 @@ fixture qemu-io -f qcow2 -c 'write -P 0x11 0 1M' -c 'write -P 0x22 5M 512k' -c '
 snap "$C" s1
 fixture qemu-io -f qcow2 -c 'write -P 0x66 3M 64k' "$C" >/dev/null
 guest_save "$C" "$T/c512ref"
+# cluster_bits 9 damaged to 8 (invalid) and to 11 (valid, wrong)
+for v in '^0x1' '^0x2'; do
+	I=$T/c512-bits.qcow2
+	cp "$C" "$I"
+	poke "$I" header.cluster_bits "$v"
+	code=header-cluster-bits-invalid
+	[ "$v" = '^0x2' ] && code=header-l1-offset-unaligned
+	repair_case "c512-bits$v" "$I" "$T/c512ref" "$code"
+done
 for v in 0 0xffffffffffffffff; do
 	I=$T/c512-l1-$v.qcow2
 	cp "$C" "$I"
