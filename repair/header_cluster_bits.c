@@ -16,13 +16,16 @@
  * three tables' offsets are unaligned (one alone is a damaged offset,
  * which header_l1.c and the snapshot-table planner judge).
  *
- * Relies on qc_check_run through the trial: up to 13 checks of the image's
- * metadata, each bounded as any check is.
+ * A candidate whose trial check cannot complete (a wrong size can name
+ * tables past the memory cap) is one that does not agree.
+ *
+ * Relies on qc_check_run through the trial (header_trial.c
+ * qc_hf_try_be32): up to 13 checks of the image's metadata, each bounded
+ * as any check is.
  */
 #include "header_fields.h"
 
 #include <inttypes.h>
-#include <string.h>
 
 #include "../checker/check.h"
 #include "../core/reader.h"
@@ -46,39 +49,10 @@ bool qc_hf_cluster_bits_suspect(const struct qc_image *img)
 	return unaligned >= 2;
 }
 
-/* Every usable refblock of model m shaped like one and agreeing with the
- * walk, at least one usable. */
-static bool refblocks_agree(const struct qc_image *m)
+static bool bits_agree(const struct qc_image *m)
 {
-	if (!m->reftable || !m->refblock_usable)
-		return false;
-	uint64_t usable = 0;
-	for (uint64_t i = 0; i < m->reftable_entries; i++) {
-		if (!(m->refblock_usable[i] & QC_RB_USABLE))
-			continue;
-		usable++;
-		if (!(m->refblock_usable[i] & QC_RB_PROVED))
-			return false;
-	}
-	return usable > 0;
-}
-
-static bool bits_agree(struct hf *h, unsigned bits)
-{
-	uint8_t hdr[sizeof(h->hdr)];
-	memcpy(hdr, h->hdr, sizeof(hdr));
-	qc_put_be32(hdr + QC_HDR_CLUSTER_BITS, bits);
-	struct qc_hf_trial *t = qc_hf_trial_run(h->img, hdr, sizeof(hdr), &h->eio);
-	if (!t)
-		return false;
-	const struct qc_image *m = qc_hf_trial_model(t);
-	const struct qc_problems *ps = &m->problems;
-	bool ok = m->is_qcow2 && m->geometry_ok && m->l1_ok && !m->aborted && placed_right(ps) &&
-		  refblocks_agree(m) && !ps->per_code[QC_P_REFCOUNT_TOO_LOW] &&
-		  !ps->per_code[QC_P_REFCOUNT_ZERO] && !ps->per_code[QC_P_REFCOUNT_OVERFLOW] &&
-		  !ps->per_code[QC_P_REFCOUNT_NO_REFBLOCK];
-	qc_hf_trial_free(t);
-	return ok;
+	return m->is_qcow2 && m->geometry_ok && m->l1_ok && placed_right(&m->problems) &&
+	       qc_hf_refblocks_proved(m) && !qc_hf_counts_below(&m->problems);
 }
 
 void qc_hf_cluster_bits(struct hf *h)
@@ -90,20 +64,22 @@ void qc_hf_cluster_bits(struct hf *h)
 									   : QC_P_HEADER_REFTABLE_OFFSET_UNALIGNED;
 	uint32_t cur = qc_be32_at(h->hdr + QC_HDR_CLUSTER_BITS);
 	unsigned found = 0, nfound = 0;
-	for (unsigned bits = QC_MIN_CLUSTER_BITS; bits <= QC_MAX_CLUSTER_BITS && !h->eio; bits++) {
+	for (unsigned bits = QC_MIN_CLUSTER_BITS; bits <= QC_MAX_CLUSTER_BITS; bits++) {
 		if (bits == cur)
 			continue;
-		if (bits_agree(h, bits)) {
+		/* a check the candidate makes fail (a cap, a read past what
+		 * the wrong size names) is a candidate that does not agree */
+		bool failed = false;
+		if (qc_hf_try_be32(h, QC_HDR_CLUSTER_BITS, bits, bits_agree, &failed)) {
 			found = bits;
 			nfound++;
 		}
 	}
-	if (h->eio || nfound != 1) {
+	if (nfound != 1) {
 		qc_plan_leave(h->p, code, QC_HDR_CLUSTER_BITS,
 			      "header field cluster_bits (%" PRIu32 "): not restored: %s", cur,
-			      h->eio ? "checking a candidate failed"
-			      : nfound ? "the image's structures agree with several cluster sizes"
-				       : "the image's structures agree with no other cluster size");
+			      nfound ? "the image's structures agree with several cluster sizes"
+				     : "the image's structures agree with no other cluster size");
 		return;
 	}
 	qc_put_be32(h->hdr + QC_HDR_CLUSTER_BITS, found);

@@ -41,6 +41,12 @@ void qc_hf_refcount_order(struct hf *h);
  * qc_hf_refcount_order when the checker found no invalid order) */
 bool qc_hf_refcount_order_suspect(const struct qc_image *img);
 
+/* Every usable refblock of model m shaped like one (QC_RB_PROVED: it
+ * agrees with the walk), at least one usable (header_refcount.c). */
+bool qc_hf_refblocks_proved(const struct qc_image *m);
+/* Codes that say a stored refcount is below what the walk counts. */
+bool qc_hf_counts_below(const struct qc_problems *ps);
+
 /* cluster_bits invalid, or valid but misplacing the header's tables
  * (header_cluster_bits.c). */
 bool qc_hf_cluster_bits_suspect(const struct qc_image *img);
@@ -57,5 +63,9 @@ struct qc_hf_trial *qc_hf_trial_run(struct qc_image *img, const uint8_t *hdr, si
 				    bool *eio);
 struct qc_image *qc_hf_trial_model(struct qc_hf_trial *t);
 void qc_hf_trial_free(struct qc_hf_trial *t);
+/* A trial with the 32-bit header field at byte `at` set to v: whether
+ * agrees() accepts its model (false, *eio set, when there is none). */
+bool qc_hf_try_be32(struct hf *h, size_t at, uint32_t v, bool (*agrees)(const struct qc_image *m),
+		    bool *eio);
 
 #endif

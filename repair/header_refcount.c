@@ -27,8 +27,7 @@
 
 #define MAX_ORDER 6
 
-/* Every usable refblock of model m shaped like one, at least one usable. */
-static bool refblocks_proved(const struct qc_image *m)
+bool qc_hf_refblocks_proved(const struct qc_image *m)
 {
 	if (!m->reftable || !m->refblock_usable)
 		return false;
@@ -43,8 +42,7 @@ static bool refblocks_proved(const struct qc_image *m)
 	return usable > 0;
 }
 
-/* Codes that say a stored refcount is below what the walk counts. */
-static bool counts_below(const struct qc_problems *ps)
+bool qc_hf_counts_below(const struct qc_problems *ps)
 {
 	return ps->per_code[QC_P_REFCOUNT_TOO_LOW] || ps->per_code[QC_P_REFCOUNT_ZERO] ||
 	       ps->per_code[QC_P_REFCOUNT_OVERFLOW] || ps->per_code[QC_P_REFCOUNT_NO_REFBLOCK];
@@ -53,25 +51,16 @@ static bool counts_below(const struct qc_problems *ps)
 bool qc_hf_refcount_order_suspect(const struct qc_image *img)
 {
 	if (img->h.version < 3 || !img->refcount_bits || !img->reftable || !img->refblock_usable ||
-	    !counts_below(&img->problems))
+	    !qc_hf_counts_below(&img->problems))
 		return false;
-	return !refblocks_proved(img);
+	return !qc_hf_refblocks_proved(img);
 }
 
 /* Does the image check, with refcount_order = order, with every refblock
  * proved and no count below its references? */
-static bool order_agrees(struct hf *h, unsigned order)
+static bool order_agrees(const struct qc_image *m)
 {
-	uint8_t hdr[sizeof(h->hdr)];
-	memcpy(hdr, h->hdr, sizeof(hdr));
-	qc_put_be32(hdr + QC_HDR_REFCOUNT_ORDER, order);
-	struct qc_hf_trial *t = qc_hf_trial_run(h->img, hdr, sizeof(hdr), &h->eio);
-	if (!t)
-		return false;
-	const struct qc_image *m = qc_hf_trial_model(t);
-	bool ok = m->refcount_bits && refblocks_proved(m) && !counts_below(&m->problems);
-	qc_hf_trial_free(t);
-	return ok;
+	return m->refcount_bits && qc_hf_refblocks_proved(m) && !qc_hf_counts_below(&m->problems);
 }
 
 void qc_hf_refcount_order(struct hf *h)
@@ -85,7 +74,7 @@ void qc_hf_refcount_order(struct hf *h)
 	for (unsigned order = 0; order <= MAX_ORDER && !h->eio; order++) {
 		if (order == cur)
 			continue;
-		if (order_agrees(h, order)) {
+		if (qc_hf_try_be32(h, QC_HDR_REFCOUNT_ORDER, order, order_agrees, &h->eio)) {
 			found = order;
 			nfound++;
 		}

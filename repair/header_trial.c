@@ -11,9 +11,11 @@
 #include "header_fields.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "overlay.h"
 #include "../checker/check.h"
+#include "../core/reader.h"
 
 struct qc_hf_trial {
 	struct qc_plan plan;
@@ -64,4 +66,18 @@ void qc_hf_trial_free(struct qc_hf_trial *t)
 		qc_io_close(t->io);
 	qc_plan_free(&t->plan);
 	free(t);
+}
+
+bool qc_hf_try_be32(struct hf *h, size_t at, uint32_t v, bool (*agrees)(const struct qc_image *m),
+		    bool *eio)
+{
+	uint8_t hdr[sizeof(h->hdr)];
+	memcpy(hdr, h->hdr, sizeof(hdr));
+	qc_put_be32(hdr + at, v);
+	struct qc_hf_trial *t = qc_hf_trial_run(h->img, hdr, sizeof(hdr), eio);
+	if (!t)
+		return false;
+	bool ok = agrees(qc_hf_trial_model(t));
+	qc_hf_trial_free(t);
+	return ok;
 }
