@@ -331,7 +331,9 @@ void qc_sf_decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *s
 }
 
 /*
- * l1_size beyond the format's limit (4 Mi entries): one damaged field, so
+ * l1_size beyond the format's limit (4 Mi entries), or running the table
+ * past the end of the file while the table of the needed entries lies
+ * inside it: one damaged field, so
  * the pointer and disk_size (and the VM state size) still say what the L1
  * table holds: the disk's entries, size_to_l1(disk_size), then the VM
  * state's.  Taken when the table's pointer is sound (aligned, inside the
@@ -345,7 +347,8 @@ void qc_sf_decide_l1_size(struct qc_image *img, int32_t i, struct qc_snapshot *s
 bool qc_sf_decide_l1_too_large(struct qc_image *img, int32_t i, struct qc_snapshot *s)
 {
 	struct qc_snap_fix *f = &s->fix;
-	if (!qc_sf_has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE))
+	bool limit = qc_sf_has(img, i, QC_P_SNAPSHOT_L1_TOO_LARGE);
+	if (!limit && !qc_sf_has(img, i, QC_P_SNAPSHOT_L1_PAST_EOF))
 		return false;
 	uint64_t cs = img->cluster_size;
 	unsigned shift = qc_l1_shift(img);
@@ -353,6 +356,15 @@ bool qc_sf_decide_l1_too_large(struct qc_image *img, int32_t i, struct qc_snapsh
 	if (f->vm_state_size && (f->vm_state_size >> shift) < QC_MAX_L1_SIZE / 8)
 		need += qc_sf_size_to_l1(img, f->vm_state_size);
 	uint64_t ncl = (need * 8 + cs - 1) / cs, off = s->l1_table_offset;
+	/* past the end of the file: the size is the damaged field only when
+	 * the table of the needed entries lies inside the file (else the
+	 * pointer is in doubt: decide_l1 looks for the table elsewhere) */
+	if (!limit && (!need || need >= s->l1_size || need * 8 > QC_MAX_L1_SIZE || !off ||
+		       (off & (cs - 1)) || qc_past_eof(img, off, ncl * cs) ||
+		       qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_UNALIGNED) ||
+		       qc_sf_has(img, i, QC_P_SNAPSHOT_L1_OFFSET_INVALID)))
+		return false;
+	const char *what = limit ? "is beyond the format's limit" : "runs the table past the end of the file";
 	const char *why = NULL;
 	if (!need || need * 8 > QC_MAX_L1_SIZE)
 		why = "disk_size and the VM state size give no L1 size within the limit";
@@ -378,15 +390,15 @@ bool qc_sf_decide_l1_too_large(struct qc_image *img, int32_t i, struct qc_snapsh
 	free(b);
 	if (why) {
 		f->verdict = QC_SNAP_LEFT;
-		qc_sf_note(f, "l1_size %u is beyond the format's limit and %s: neither it nor the table can be trusted",
-			   s->l1_size, why);
+		qc_sf_note(f, "l1_size %u %s and %s: neither it nor the table can be trusted",
+			   s->l1_size, what, why);
 		return true;
 	}
 	f->l1_size = (uint32_t)need;
 	qc_sf_set_verdict(f, QC_SNAP_FIXED);
-	qc_sf_note(f, "l1_size %u -> %" PRIu64 " (what disk_size%s needs; its L1 cluster%s hold%s those entries and zeros after them)",
-		   s->l1_size, need, f->vm_state_size ? " and the VM state" : "", ncl > 1 ? "s" : "",
-		   ncl > 1 ? "" : "s");
+	qc_sf_note(f, "l1_size %u -> %" PRIu64 " (it %s; %" PRIu64 " is what disk_size%s needs; its L1 cluster%s hold%s those entries and zeros after them)",
+		   s->l1_size, need, what, need, f->vm_state_size ? " and the VM state" : "",
+		   ncl > 1 ? "s" : "", ncl > 1 ? "" : "s");
 	return true;
 }
 

@@ -3,7 +3,9 @@
 # (doc/repair.md "Snapshot tables"), above all on the LAST entry, which has
 # no next entry to resynchronise on: its lengths are measured against the
 # table's end (checker/snaplast.c).  Real images with one, two and three
-# snapshots made with qemu-img and qemu-io, and one with VM state (savevm);
+# snapshots made with qemu-img and qemu-io, one with VM state (savevm), and
+# one of 4 KiB clusters (an l1_size that runs the table past the end of the
+# file);
 # each damage made by tests/poke.py on a copy.  Each case:
 #   check reports it -> repair exits 0 -> both checkers clean ->
 #   `qemu-img snapshot -l` shows the same IDs and names as before the
@@ -123,6 +125,25 @@ for m in 0xffffffff -0x10000 ^0x80000000; do
 	field_case "one-l1size$m" "$O" "$T/ref-one" snapshot-l1-too-large 'snapshot[0].l1_size' "$m"
 done
 field_case three-l1size "$A" "$T/ref-three" snapshot-l1-too-large 'snapshot[1].l1_size' 0xffffffff
+
+# --- l1_size within the limit but running the table past the end of the
+# file (4 KiB clusters: 32 entries needed, 32800 or 65568 claimed): the
+# table of the needed entries is inside the file and holds them, so the
+# size is the damaged field.  The repair dropped the snapshot as "gone"
+# (found by tests/gap-sweep.py: LOST).
+F4=$T/four-k.qcow2
+mk "$F4" 64M cluster_size=4096
+fixture qemu-io -f qcow2 -c 'write -P 0x11 0 256k' -c 'write -P 0x22 8M 64k' -c 'write -c -P 0x33 20M 16k' "$F4" >/dev/null
+snap "$F4" s1
+fixture qemu-io -f qcow2 -c 'write -P 0x44 0 8k' -c 'write -P 0x55 30M 32k' "$F4" >/dev/null
+snap "$F4" s2
+fixture qemu-io -f qcow2 -c 'write -P 0x66 40M 4k' "$F4" >/dev/null
+guest_save "$F4" "$T/ref-4k"
+expect_clean "$F4" "fixture 4k"
+for m in ^0x8000 +0x10000; do
+	field_case "4k-l1size-eof$m" "$F4" "$T/ref-4k" snapshot-l1-past-eof 'snapshot[0].l1_size' "$m"
+	field_case "4k-last-l1size-eof$m" "$F4" "$T/ref-4k" snapshot-l1-past-eof 'snapshot[1].l1_size' "$m"
+done
 
 if [ $HAVE_VM = 1 ]; then
 	field_case vm-extra "$V" "$T/ref-vm" snapshot-entry-lengths-invalid 'snapshot[0].extra_data_size' 0xffffffff
