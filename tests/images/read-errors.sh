@@ -10,7 +10,8 @@
 # (checker/prefetch.c), the digest's and --deep's workers read guest data
 # (with QCOW2FSCK_NO_MMAP=1: a mapped read that fails is a SIGBUS, which
 # mapped-reads.sh covers).  Each case runs with --jobs=1 and --jobs=3; JSON
-# output carries exit-code 1 too.  A snapshot table that cannot be read is
+# output carries exit-code 1 too; scan marks that image an error and checks
+# the next.  A snapshot table that cannot be read is
 # not reported as lost entries (it was reported as corruption before);
 # `info` says a header it cannot read is unreadable (it said "not a qcow2
 # image", exit 63) and marks what it shows incomplete when a later read
@@ -98,6 +99,22 @@ for at in "$st" "$l2mid" "$rb"; do
 	n=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["problems"]))' "$T/p.json" 2>&1)
 	if [ "$n" = 0 ]; then t_ok; else t_fail "problems: $n"; fi
 done
+
+# scan (CI gating of many images): the image whose read fails is an
+# "error" (exit 1 for the run), the others are still checked
+cp "$I" "$T/other.qcow2"
+t_name "scan: a failed read is that image's error, the next image is checked"
+QCOW2FSCK_FAULT_EIO="$I:$l2mid" "$QC_FAULTS" scan --jobs=2 --output=jsonl "$I" "$T/other.qcow2" >"$T/s.jsonl" 2>"$T/s.err"
+rc=$?
+got=$(python3 -c '
+import json, sys
+v = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    v[r["filename"].rsplit("/", 1)[-1]] = (r["verdict"], r["exit-code"])
+print(v.get("a.qcow2"), v.get("other.qcow2"))' "$T/s.jsonl" 2>&1)
+if [ "$rc" = 1 ] && [ "$got" = "('error', 1) ('clean', 0)" ] && ! grep -q 'runtime error\|Sanitizer' "$T/s.err"; then
+	t_ok; else t_fail "exit $rc, verdicts $got"; fi
 
 # guest data read by the digest (copying reads: QCOW2FSCK_NO_MMAP)
 for j in 1 3; do
