@@ -199,17 +199,18 @@ static void raise_l1_size(struct hf *h)
 
 /*
  * l1_size above the need: where does the table stop being the L1's?  Walks
- * the entries from index need on, cluster by cluster, until l1_size, the
+ * the entries from index need on, cluster by cluster, until l1_size or the
  * first cluster that is not the L1's own in model m (l1_own_cluster: m is
  * the trial check with l1_size = need, where the L2 tables and data the
- * table names are claimed) or the first non-zero entry.  Returns 1 when a
- * foreign cluster (or the end of the file) comes first and every entry
- * before it is 0 (l1_size is then proved too large), 0 when the table
- * holds up to l1_size or a non-zero entry comes first (nothing proved), -1
- * on a read error.
+ * table names are claimed).  Returns 1 when a foreign cluster (or the end
+ * of the file) comes first (l1_size is then proved too large), with *keep
+ * one past the last non-zero entry before it, at least need (QEMU grows an
+ * L1 table past the disk's need for the VM state that savevm writes, and
+ * zero-fills the rest of its clusters); 0 when the table holds up to
+ * l1_size (nothing proved); -1 on a read error.
  */
 static int l1_overreaches(struct hf *h, struct qc_image *m, uint64_t off, uint64_t need,
-			  uint64_t have)
+			  uint64_t have, uint64_t *keep)
 {
 	struct qc_image *img = h->img;
 	const uint64_t cs = img->cluster_size;
@@ -218,6 +219,7 @@ static int l1_overreaches(struct hf *h, struct qc_image *m, uint64_t off, uint64
 		return -1;
 	int r = 0;
 	uint64_t i = need;
+	*keep = need;
 	while (i < have) {
 		uint64_t at = off + i * 8, c = at >> img->cluster_bits;
 		if (!l1_own_cluster(m, c)) {
@@ -232,11 +234,9 @@ static int l1_overreaches(struct hf *h, struct qc_image *m, uint64_t off, uint64
 			r = -1;
 			break;
 		}
-		uint64_t k = 0;
-		while (k < n && !qc_be64_at(buf + 8 * k))
-			k++;
-		if (k < n)
-			break; /* a non-zero entry in the L1's own cluster: r = 0 */
+		for (uint64_t k = 0; k < n; k++)
+			if (qc_be64_at(buf + 8 * k))
+				*keep = i + k + 1;
 		i += n;
 	}
 	qc_budget_free(img, buf, cs);
@@ -244,8 +244,9 @@ static int l1_overreaches(struct hf *h, struct qc_image *m, uint64_t off, uint64
 }
 
 /* l1_size above the need and reaching into clusters that are not the L1
- * table's: lowered to the need when every entry up to there is 0 and the
- * image checks better with the need. */
+ * table's: lowered to the need, or to one past the last non-zero entry of
+ * the L1's own clusters when that is more, when the image checks better
+ * with that size. */
 static bool lower_l1_size(struct hf *h)
 {
 	struct qc_image *img = h->img;
@@ -268,17 +269,27 @@ static bool lower_l1_size(struct hf *h)
 	if (!t)
 		return false;
 	struct qc_image *m = qc_hf_trial_model(t);
-	int r = trial_passes(h, m) ? l1_overreaches(h, m, off, need, have) : 0;
+	uint64_t keep = need;
+	int r = l1_overreaches(h, m, off, need, have, &keep);
+	bool ok = r > 0 && keep == need && trial_passes(h, m);
 	qc_hf_trial_free(t);
 	if (r < 0)
 		h->eio = true;
-	if (r <= 0)
+	if (r <= 0 || keep >= have)
+		return false;
+	if (keep > need) {
+		/* the entries past the need, kept: the image must check
+		 * better with them */
+		qc_put_be32(cand + QC_HDR_L1_SIZE, (uint32_t)keep);
+		ok = trial_ok(h, cand);
+	}
+	if (!ok)
 		return false;
 	memcpy(h->hdr, cand, sizeof(cand));
 	qc_hf_note(h, ps->per_code[QC_P_HEADER_L1_TOO_LARGE] ? QC_P_HEADER_L1_TOO_LARGE
 			: ps->per_code[QC_P_HEADER_L1_PAST_EOF] ? QC_P_HEADER_L1_PAST_EOF
 								 : QC_P_L1_ENTRY_RESERVED,
-		   "l1_size %" PRIu64 " -> %" PRIu64, have, need);
+		   "l1_size %" PRIu64 " -> %" PRIu64, have, keep);
 	return true;
 }
 
@@ -293,7 +304,7 @@ void qc_hf_l1_size(struct hf *h)
 		return;
 	if (img->problems.per_code[QC_P_HEADER_L1_TOO_LARGE])
 		qc_plan_leave(h->p, QC_P_HEADER_L1_TOO_LARGE, QC_HDR_L1_SIZE,
-			      "header field l1_size (%" PRIu32 ", %" PRIu64 " needed): not lowered: the entries past the need are not all 0 up to a cluster the L1 table cannot own, or the image does not check better with the need",
+			      "header field l1_size (%" PRIu32 ", %" PRIu64 " needed): not lowered: the table holds its entries up to l1_size, or the image does not check better with the need or with the entries of the L1's own clusters",
 			      img->h.l1_size, img->l1_vm_state_index);
 }
 
