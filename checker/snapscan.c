@@ -24,7 +24,9 @@
  * Cost: one pass over the refblocks (the stored refcounts, read once),
  * then only the leaked clusters are read, in sorted runs of up to 4 MiB,
  * each candidate examining at most its own L1's bytes.  Memory: the
- * clusters whose stored refcount exceeds the computed one.
+ * clusters whose stored refcount exceeds the computed one, and the claims
+ * taken back (at most 4 Mi), held on --max-mem with the check's model: a
+ * search the cap refuses finds nothing (the table or entry is left).
  *
  * Relies on: the walk's computed counts (img->cmap), the reftable and
  * refblock_usable (checker/refcounts.c), the bounded reader.
@@ -43,13 +45,21 @@
 
 #define RUN_MAX (4u << 20)
 
-static bool push(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
+/* Append x to a list of sc, its growth held on --max-mem (sc->mem): false
+ * when the cap or memory refuses it (the search then finds nothing). */
+static bool push(struct qc_snapscan *sc, uint64_t **v, size_t *n, size_t *cap, uint64_t x)
 {
 	if (*n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 256;
-		uint64_t *nv = realloc(*v, nc * sizeof(**v));
-		if (!nv)
+		uint64_t more = (uint64_t)(nc - *cap) * sizeof(**v);
+		if (!qc_mem_reserve(sc->img, more))
 			return false;
+		uint64_t *nv = realloc(*v, nc * sizeof(**v));
+		if (!nv) {
+			qc_mem_release(sc->img, more);
+			return false;
+		}
+		sc->mem += more;
 		*v = nv;
 		*cap = nc;
 	}
@@ -83,7 +93,7 @@ static bool void_range(struct qc_snapscan *sc, size_t *cap, uint64_t off, uint64
 	if (!len || !qc_add(off, len - 1, &last))
 		return true;
 	for (uint64_t c = off >> img->cluster_bits; c <= last >> img->cluster_bits; c++)
-		if (sc->nvclaims >= VCLAIMS_MAX || !push(&sc->vclaims, &sc->nvclaims, cap, c))
+		if (sc->nvclaims >= VCLAIMS_MAX || !push(sc, &sc->vclaims, &sc->nvclaims, cap, c))
 			return false;
 	return true;
 }
@@ -249,8 +259,8 @@ int qc_snapscan_init_void(struct qc_snapscan *sc, struct qc_image *img, uint64_t
 			uint64_t cm = counted(sc, cl);
 			if (st <= cm)
 				continue;
-			if (!push(&sc->excess, &sc->nexcess, &ecap, cl) ||
-			    (!cm && !push(&sc->leaked, &sc->nleaked, &lcap, cl)))
+			if (!push(sc, &sc->excess, &sc->nexcess, &ecap, cl) ||
+			    (!cm && !push(sc, &sc->leaked, &sc->nleaked, &lcap, cl)))
 				r = -1;
 		}
 	}
@@ -261,6 +271,8 @@ int qc_snapscan_init_void(struct qc_snapscan *sc, struct qc_image *img, uint64_t
 
 void qc_snapscan_free(struct qc_snapscan *sc)
 {
+	if (sc->img)
+		qc_mem_release(sc->img, sc->mem);
 	free(sc->l2buf);
 	free(sc->excess);
 	free(sc->leaked);

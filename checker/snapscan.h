@@ -23,6 +23,7 @@ struct qc_snapscan {
 	uint64_t void0, void1, allow;
 	uint64_t *vclaims;      /* claims taken back, one element each, sorted */
 	size_t nvclaims;
+	uint64_t mem;           /* bytes of the three lists held on --max-mem */
 	/* work done, for the complexity test */
 	uint64_t refblocks_read, clusters_read, entries_examined;
 };

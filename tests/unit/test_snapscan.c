@@ -6,7 +6,9 @@
  * re-checks clean and a second plan is empty); a lost table pointer is
  * re-linked; and the scan's work grows linearly with the leaked clusters
  * (counted, not timed: a scan re-reading every leaked cluster per
- * candidate would do quadratic work and fail the bound).
+ * candidate would do quadratic work and fail the bound); and its lists
+ * are held on --max-mem and given back, a cap they exceed making the
+ * scan find nothing.
  * Run from the repository root (make unit).
  */
 #include <setjmp.h>
@@ -117,13 +119,14 @@ static void lost_table_is_relinked(void **state)
 }
 
 /*
- * Add n leaked clusters (refcount 1, nothing references them) after the
- * end of the file, each an almost-L1 table: 7 entries point at the
- * snapshot's L2 table (its refcount raised by one, so it passes as a table
- * that counts a lost snapshot), the 8th at the reftable (which fails), so
- * every candidate is examined to its last entry.  Then scan.
+ * The seed with n leaked clusters (refcount 1, nothing references them)
+ * after the end of the file, each an almost-L1 table: 7 entries point at
+ * the snapshot's L2 table (its refcount raised by one, so it passes as a
+ * table that counts a lost snapshot), the 8th at the reftable (which
+ * fails), so every candidate is examined to its last entry.  *total: the
+ * image's length in the returned buffer.
  */
-static struct qc_snapscan scan_with_leaks(uint64_t n)
+static uint8_t *leaky_image(uint64_t n, size_t *total)
 {
 	size_t len;
 	uint8_t *b = load(SEED, &len, (size_t)(n + 2) * 1024);
@@ -142,7 +145,15 @@ static struct qc_snapscan scan_with_leaks(uint64_t n)
 		qc_rc_set(b + rb, 4, first + k, 1);
 	}
 	qc_rc_set(b + rb, 4, l2 / cs, qc_rc_get(b + rb, 4, l2 / cs) + 1);
-	size_t total = (size_t)((first + n) * cs);
+	*total = (size_t)((first + n) * cs);
+	return b;
+}
+
+/* Scan the seed with n leaked clusters (leaky_image); the work counters. */
+static struct qc_snapscan scan_with_leaks(uint64_t n)
+{
+	size_t total;
+	uint8_t *b = leaky_image(n, &total);
 	struct qc_io *io = qc_io_open_memory(b, total, false);
 	struct qc_image *img = check(io);
 	struct qc_snapscan sc;
@@ -160,6 +171,34 @@ static struct qc_snapscan scan_with_leaks(uint64_t n)
 	qc_io_close(io);
 	free(b);
 	return out;
+}
+
+/* The scan's lists are held on --max-mem while it lives and given back by
+ * qc_snapscan_free; a cap they do not fit under makes the scan find
+ * nothing (init fails, sc.ok false) instead of growing past it. */
+static void scan_lists_are_held_on_the_cap(void **state)
+{
+	(void)state;
+	size_t total;
+	uint8_t *b = leaky_image(400, &total);
+	struct qc_io *io = qc_io_open_memory(b, total, false);
+	struct qc_image *img = check(io);
+	uint64_t held = img->mem_held;
+	struct qc_snapscan sc;
+	assert_int_equal(qc_snapscan_init(&sc, img), 0);
+	assert_true(sc.mem >= 400 * sizeof(uint64_t));
+	assert_int_equal(img->mem_held, held + sc.mem);
+	qc_snapscan_free(&sc);
+	assert_int_equal(img->mem_held, held);
+	/* 1 KiB left under the cap: 400 leaked clusters need 3.2 KiB */
+	img->opt.mem_cap = (size_t)(img->cmap.bytes + img->mem_held + 1024);
+	assert_int_equal(qc_snapscan_init(&sc, img), -1);
+	assert_false(sc.ok);
+	qc_snapscan_free(&sc);
+	assert_int_equal(img->mem_held, held);
+	qc_image_free(img);
+	qc_io_close(io);
+	free(b);
 }
 
 static void scan_work_is_linear_in_the_leaks(void **state)
@@ -186,6 +225,7 @@ int main(void)
 		cmocka_unit_test(l1_pointer_one_bit_off_is_recovered),
 		cmocka_unit_test(lost_table_is_relinked),
 		cmocka_unit_test(scan_work_is_linear_in_the_leaks),
+		cmocka_unit_test(scan_lists_are_held_on_the_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
